@@ -1,0 +1,210 @@
+//! The one error type every handler returns, rendered as the JSON error body
+//! `{"error":{"code","message","request_id"}}` (DESIGN §11).
+//!
+//! The cause chain of an internal error is logged, never shown to the client.
+//! `request_id` is filled in by the request-id middleware in [`crate::server`],
+//! which also turns actix's own plain-text errors (bad JSON, payload too large)
+//! into this body.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use confab_protocol::error::ErrorBody;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after_secs: Option<u64>,
+    source: Option<anyhow::Error>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+            source: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// Also what another user's object answers, so existence does not leak.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn payload_too_large(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    pub fn too_many_requests(retry_after_secs: u64) -> Self {
+        let mut err = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; retry later",
+        );
+        err.retry_after_secs = Some(retry_after_secs.max(1));
+        err
+    }
+
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "upstream_unavailable", message)
+    }
+
+    pub fn gateway_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", message)
+    }
+
+    /// A failure that is ours, not the client's: logged with its cause, shown
+    /// to the client as a bare 500.
+    pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        let mut err = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal server error",
+        );
+        err.source = Some(source.into());
+        err
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The JSON body for this error, carrying `request_id` when known.
+    pub fn body(&self, request_id: Option<&str>) -> ErrorBody {
+        let mut body = ErrorBody::new(self.code, self.message.clone());
+        body.error.request_id = request_id.map(str::to_owned);
+        body
+    }
+
+    pub(crate) fn response_with(&self, request_id: Option<&str>) -> HttpResponse {
+        if let Some(source) = &self.source {
+            tracing::error!(error = format!("{source:#}"), request_id, "internal error");
+        }
+        let mut response = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after_secs {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
+        }
+        response.json(self.body(request_id))
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e.as_ref() as _)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.response_with(None)
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(err: crate::db::DbError) -> Self {
+        ApiError::internal(err)
+    }
+}
+
+/// Maps an error actix produced before a handler ran (a body that is not
+/// JSON, too large, a bad path) to an [`ApiError`] with the right status.
+pub fn from_actix(err: &actix_web::Error) -> ApiError {
+    use actix_web::error::{JsonPayloadError, PayloadError, QueryPayloadError, UrlencodedError};
+    if let Some(api) = err.as_error::<ApiError>() {
+        return ApiError {
+            status: api.status,
+            code: api.code,
+            message: api.message.clone(),
+            retry_after_secs: api.retry_after_secs,
+            source: None,
+        };
+    }
+    if let Some(json) = err.as_error::<JsonPayloadError>() {
+        return match json {
+            JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+                ApiError::payload_too_large("body_too_large", format!("body exceeds {limit} bytes"))
+            }
+            JsonPayloadError::ContentType => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected Content-Type: application/json",
+            ),
+            JsonPayloadError::Deserialize(e) if e.is_data() => {
+                ApiError::unprocessable("invalid_body", format!("invalid body: {e}"))
+            }
+            JsonPayloadError::Deserialize(e) => {
+                ApiError::bad_request("malformed_json", format!("malformed JSON: {e}"))
+            }
+            _ => ApiError::bad_request("bad_body", "could not read the request body"),
+        };
+    }
+    if let Some(PayloadError::Overflow) = err.as_error::<PayloadError>() {
+        return ApiError::payload_too_large("body_too_large", "body too large");
+    }
+    if let Some(form) = err.as_error::<UrlencodedError>() {
+        return match form {
+            UrlencodedError::Overflow { .. } => {
+                ApiError::payload_too_large("body_too_large", "body too large")
+            }
+            other => ApiError::bad_request("bad_form", other.to_string()),
+        };
+    }
+    if let Some(query) = err.as_error::<QueryPayloadError>() {
+        return ApiError::bad_request("bad_query", query.to_string());
+    }
+    let status = err.as_response_error().status_code();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal",
+    };
+    let message = if status.is_server_error() {
+        "internal server error".to_owned()
+    } else {
+        err.to_string()
+    };
+    ApiError::new(status, code, message)
+}

@@ -1,0 +1,18 @@
+//! The shared runtime of every Confab service.
+//!
+//! A service's `main` reads its settings with [`settings::load`], starts
+//! telemetry with [`telemetry::init`], opens its database with [`db::Db::connect`]
+//! and serves its routes with [`server::serve`], which adds `/health`, `/ready`,
+//! `/metrics`, `X-Request-Id` and the JSON error body to every app.
+
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod ids;
+pub mod server;
+pub mod settings;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::ApiError;

@@ -1,0 +1,231 @@
+//! Serving a Confab service: the common routes (`/health`, `/ready`,
+//! `/metrics`), `X-Request-Id`, request metrics, the JSON error body, and a
+//! handle that tests start on port 0.
+
+use std::net::TcpListener;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::db::Db;
+use crate::error::{ApiError, from_actix};
+use crate::settings::ServerSettings;
+
+/// Name and version a service reports on `/health`.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceInfo {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+/// What `/ready` checks.
+#[derive(Clone)]
+pub enum Readiness {
+    /// The service has no dependency that can be down (dashboard-proxy, agents).
+    Always,
+    /// Ready while the database answers.
+    Database(Db),
+}
+
+/// The request id of the request being served, as given by the caller in
+/// `X-Request-Id` or made up here.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// A bound, not yet running service.
+pub struct Running {
+    port: u16,
+    server: Server,
+}
+
+impl Running {
+    /// The port the service listens on (the real one when bound to port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`].
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Binds the listener of `settings` (port 0 picks a free port).
+pub fn bind(settings: &ServerSettings) -> std::io::Result<TcpListener> {
+    TcpListener::bind((settings.host.as_str(), settings.port))
+}
+
+/// Builds the HTTP server: the common routes and middleware around the
+/// service's own routes from `configure`.
+pub fn serve<F>(
+    listener: TcpListener,
+    settings: &ServerSettings,
+    info: ServiceInfo,
+    readiness: Readiness,
+    configure: F,
+) -> std::io::Result<Running>
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    let port = listener.local_addr()?.port();
+    let metrics = metrics_handle();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(info))
+            .app_data(web::Data::new(readiness.clone()))
+            .app_data(web::Data::new(metrics.clone()))
+            .wrap(from_fn(request_context))
+            .route("/health", web::get().to(health))
+            .route("/ready", web::get().to(ready))
+            .route("/metrics", web::get().to(render_metrics))
+            .configure(configure.clone())
+            .default_service(web::to(no_route))
+    })
+    .shutdown_timeout(settings.shutdown_timeout_secs)
+    .listen(listener)?;
+    if settings.workers > 0 {
+        server = server.workers(settings.workers);
+    }
+    Ok(Running {
+        port,
+        server: server.run(),
+    })
+}
+
+async fn health(info: web::Data<ServiceInfo>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "status": "ok",
+        "service": info.name,
+        "version": info.version,
+    }))
+}
+
+async fn ready(readiness: web::Data<Readiness>) -> Result<HttpResponse, ApiError> {
+    match readiness.get_ref() {
+        Readiness::Always => {}
+        Readiness::Database(db) => db.ping().await.map_err(|e| {
+            tracing::warn!(error = %e, "readiness check failed");
+            ApiError::new(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "database unreachable",
+            )
+        })?,
+    }
+    Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
+}
+
+async fn render_metrics(handle: web::Data<PrometheusHandle>) -> HttpResponse {
+    handle.run_upkeep();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(handle.render())
+}
+
+async fn no_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("route"))
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".into()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                        2.5, 5.0, 10.0, 30.0,
+                    ],
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(handle) => handle,
+                // Another recorder is already installed (only in odd test
+                // setups): keep a private one so /metrics still answers.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Longest caller-supplied request id we propagate; longer ones are replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Takes or makes the request id, runs the request in a span, records its
+/// duration, and renders any error as the JSON error body with the request id.
+async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN)
+        .filter(|v| v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let method = req.method().to_string();
+    let span = tracing::info_span!(
+        "request",
+        http.method = %method,
+        http.path = %req.path(),
+        request_id = %request_id,
+        http.status = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let result = next.call(req).instrument(span.clone()).await;
+    let mut res = match result {
+        Ok(res) => match res.response().error().map(from_actix) {
+            Some(api) => {
+                let (req, _) = res.into_parts();
+                ServiceResponse::new(req, api.response_with(Some(&request_id)))
+            }
+            None => res.map_into_boxed_body(),
+        },
+        Err(err) => return Err(err),
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    let status = res.status().as_u16();
+    span.record("http.status", status);
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let elapsed = started.elapsed();
+    record_request(&method, route, status, elapsed);
+    Ok(res)
+}
+
+fn record_request(method: &str, route: String, status: u16, elapsed: Duration) {
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+}
+
+/// The request id of `req`, for handlers that pass it on to an upstream.
+pub fn request_id(req: &HttpRequest) -> Option<String> {
+    req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}

@@ -1,0 +1,143 @@
+//! Helpers for integration tests (feature `testing`): a fresh database per
+//! test and logs only when `TEST_LOG` is set.
+//!
+//! By default each test gets a new SQLite file in a temporary folder. When
+//! `CONFAB_TEST_DATABASE_URL` names a PostgreSQL server (an admin URL such as
+//! `postgres://postgres@127.0.0.1:5432/postgres`), each test gets a new
+//! database on it instead, dropped when the test ends.
+
+use std::sync::Once;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+
+use crate::settings::DatabaseSettings;
+
+/// Environment variable naming the PostgreSQL server tests run against.
+pub const TEST_DATABASE_ENV: &str = "CONFAB_TEST_DATABASE_URL";
+
+/// A database that exists for the life of one test.
+pub struct TestDatabase {
+    pub settings: DatabaseSettings,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// A fresh, empty database for the service `name` (used in the file or
+    /// database name, to tell them apart when debugging).
+    pub async fn new(name: &str) -> anyhow::Result<Self> {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        match std::env::var(TEST_DATABASE_ENV).ok().filter(|v| !v.is_empty()) {
+            Some(admin_url) => {
+                let db_name = format!("confab_test_{}_{}", name.replace('-', "_"), &suffix[..12]);
+                let mut admin = AsyncPgConnection::establish(&admin_url).await?;
+                admin.batch_execute(&format!("CREATE DATABASE \"{db_name}\"")).await?;
+                let url = replace_database(&admin_url, &db_name);
+                Ok(Self {
+                    settings: DatabaseSettings {
+                        url,
+                        max_connections: 8,
+                    },
+                    cleanup: Cleanup::Postgres {
+                        admin_url,
+                        name: db_name,
+                    },
+                })
+            }
+            None => {
+                let dir = tempfile::Builder::new().prefix("confab-test-").tempdir()?;
+                let path = dir.path().join(format!("{name}.db"));
+                Ok(Self {
+                    settings: DatabaseSettings {
+                        url: path.to_string_lossy().into_owned(),
+                        max_connections: 8,
+                    },
+                    cleanup: Cleanup::Sqlite(dir),
+                })
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.settings.url
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+            // Drop runs outside any async context guarantee, so use a thread
+            // with its own small runtime. Best effort: a leftover test
+            // database is harmless.
+            let admin_url = admin_url.clone();
+            let name = name.clone();
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    return;
+                };
+                rt.block_on(async {
+                    if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
+                        let _ = admin
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// `postgres://user@host:port/old?x` → `postgres://user@host:port/new?x`.
+fn replace_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// Installs a test subscriber printing logs, only when `TEST_LOG` is set.
+pub fn init_test_tracing() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug")),
+                )
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_is_replaced_and_query_kept() {
+        assert_eq!(
+            replace_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            replace_database("postgres://u:p@h/db?sslmode=disable", "t2"),
+            "postgres://u:p@h/t2?sslmode=disable"
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! Identity as it travels between services (DESIGN §5).
+
+use serde::{Deserialize, Serialize};
+
+/// Header carrying the shared service token; identity from a caller is
+/// trusted only when it comes with a valid one.
+pub const SERVICE_TOKEN_HEADER: &str = "x-service-token";
+pub const USER_ID_HEADER: &str = "x-user-id";
+pub const USER_ROLE_HEADER: &str = "x-user-role";
+pub const USER_NAME_HEADER: &str = "x-user-name";
+pub const CONVERSATION_ID_HEADER: &str = "x-conversation-id";
+pub const AGENT_ID_HEADER: &str = "x-agent-id";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Name of the JSON body field the gateway injects into proxied bodies.
+pub const AUTH_FIELD: &str = "_auth";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a role header value; anything unknown is treated as a plain user,
+    /// never as an admin.
+    pub fn parse_lenient(value: &str) -> Self {
+        if value.eq_ignore_ascii_case("admin") {
+            Role::Admin
+        } else {
+            Role::User
+        }
+    }
+}
+
+/// The `_auth` object the gateway injects into JSON bodies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthContext {
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// Claims of a Confab access token (EdDSA JWT).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub sub: String,
+    pub name: String,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+}
+
+/// `POST /api/v1/auth/register` and `/login` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// Answer of login and refresh.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+    pub refresh_token: String,
+}
+
+/// Answer of `GET /api/v1/auth/me` and of register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+}

@@ -1,0 +1,31 @@
+//! The one JSON error body every Confab service answers with (DESIGN §11).
+
+use serde::{Deserialize, Serialize};
+
+/// `{"error":{"code","message","request_id"}}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code such as `not_found` or `message_too_long`.
+    pub code: String,
+    /// Human-readable explanation; never contains internal causes or secrets.
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+                request_id: None,
+            },
+        }
+    }
+}
