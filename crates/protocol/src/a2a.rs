@@ -46,9 +46,9 @@ impl<P> JsonRpcRequest<P> {
 pub struct JsonRpcResponse<R> {
     pub jsonrpc: String,
     pub id: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<R>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<JsonRpcError>,
 }
 

@@ -1,0 +1,133 @@
+//! chat-service: conversations, messages and chat turns that talk to agents
+//! over A2A (DESIGN §7, §8).
+
+pub mod a2a;
+pub mod domain;
+pub mod routes;
+pub mod store;
+pub mod turns;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix_web::web;
+use confab_kit::auth::ServiceAuth;
+use confab_kit::db::{self, Db};
+use confab_kit::server::{self, Readiness, Running, ServiceInfo};
+use confab_kit::settings::{DatabaseSettings, ServerSettings, TelemetrySettings};
+use serde::Deserialize;
+
+use crate::a2a::client::A2aClient;
+use crate::a2a::registry::{AgentEntry, Registry};
+use crate::routes::conversations;
+
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+pub const SERVICE: ServiceInfo = ServiceInfo {
+    name: "chat-service",
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
+    pub auth: AuthSettings,
+    pub chat: ChatSettings,
+    pub a2a: A2aSettings,
+    pub agents: BTreeMap<String, AgentEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub service_token: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatSettings {
+    pub max_message_chars: usize,
+    pub default_agent: String,
+    pub history_messages: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct A2aSettings {
+    pub connect_timeout_secs: u64,
+}
+
+impl Settings {
+    pub fn load() -> anyhow::Result<Self> {
+        confab_kit::settings::load(DEFAULTS)
+    }
+
+    pub fn defaults() -> anyhow::Result<Self> {
+        confab_kit::settings::load_from(DEFAULTS, None, std::iter::empty())
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub db: Db,
+    pub chat: ChatSettings,
+    pub agents: Registry,
+    pub a2a: A2aClient,
+}
+
+pub struct Application {
+    running: Running,
+    db: Db,
+}
+
+impl Application {
+    pub fn port(&self) -> u16 {
+        self.running.port()
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.running.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.running.run_until_stopped().await
+    }
+}
+
+pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
+    let state = web::Data::new(AppState {
+        db: db.clone(),
+        chat: settings.chat.clone(),
+        agents: Registry::new(settings.agents.clone()),
+        a2a: A2aClient::new(Duration::from_secs(settings.a2a.connect_timeout_secs))?,
+    });
+    let service_auth = web::Data::new(ServiceAuth::new(settings.auth.service_token.clone()));
+    let listener = server::bind(&settings.server)?;
+    let running = server::serve(
+        listener,
+        &settings.server,
+        SERVICE,
+        Readiness::Database(db.clone()),
+        move |cfg| {
+            cfg.app_data(state.clone())
+                .app_data(service_auth.clone())
+                .service(
+                    web::scope("/chat/conversations")
+                        .route("", web::post().to(conversations::create::create))
+                        .route("/{id}/messages", web::get().to(conversations::messages::list))
+                        .route("/{id}/messages/stream", web::post().to(conversations::stream::stream)),
+                );
+        },
+    )?;
+    tracing::info!(
+        service = SERVICE.name,
+        url = %format!("http://{}:{}", settings.server.host, running.port()),
+        database = %db::describe(&settings.database.url),
+        "listening"
+    );
+    Ok(Application { running, db })
+}

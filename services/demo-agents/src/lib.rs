@@ -1,0 +1,119 @@
+//! demo-agents: real A2A agents that think through llm-proxy-service
+//! (DESIGN §8). Each agent is its own HTTP server on its own port.
+
+pub mod agent;
+pub mod card;
+pub mod llm;
+pub mod rpc;
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use anyhow::Context;
+use confab_kit::server::{self, Readiness, Running, ServiceInfo};
+use confab_kit::settings::{ServerSettings, TelemetrySettings};
+use confab_protocol::a2a::AGENT_CARD_PATH;
+use serde::Deserialize;
+
+use crate::agent::AgentKind;
+use crate::llm::{LlmClient, LlmSettings};
+
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+pub const SERVICE: ServiceInfo = ServiceInfo {
+    name: "demo-agents",
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub host: String,
+    #[serde(default)]
+    pub workers: usize,
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
+    pub llm: LlmSettings,
+    pub agents: BTreeMap<String, AgentSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AgentSettings {
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// The agent key llm-proxy-service knows this agent by.
+    pub key: String,
+}
+
+impl Settings {
+    pub fn load() -> anyhow::Result<Self> {
+        confab_kit::settings::load(DEFAULTS)
+    }
+
+    pub fn defaults() -> anyhow::Result<Self> {
+        confab_kit::settings::load_from(DEFAULTS, None, std::iter::empty())
+    }
+}
+
+/// What one agent's handlers share.
+pub struct AgentState {
+    pub kind: AgentKind,
+    pub llm: LlmClient,
+}
+
+/// The running agents, by name.
+pub struct Application {
+    agents: Vec<(String, Running)>,
+}
+
+impl Application {
+    /// The port of agent `name`, if it runs.
+    pub fn port(&self, name: &str) -> Option<u16> {
+        self.agents.iter().find(|(n, _)| n == name).map(|(_, r)| r.port())
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let servers = self.agents.into_iter().map(|(_, r)| r.run_until_stopped());
+        for result in futures_util::future::join_all(servers).await {
+            result?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .context("building the HTTP client")?;
+    let mut agents = Vec::new();
+    for (name, agent) in &settings.agents {
+        let kind = AgentKind::parse(name).with_context(|| format!("unknown agent '{name}' in settings"))?;
+        let server_settings = ServerSettings {
+            host: settings.host.clone(),
+            port: agent.port,
+            workers: settings.workers,
+            shutdown_timeout_secs: 30,
+        };
+        let listener = server::bind(&server_settings).with_context(|| format!("binding agent {name}"))?;
+        let port = listener.local_addr()?.port();
+        let base_url = format!("http://{}:{port}", settings.host);
+        let card = web::Data::new(card::card(kind, &base_url));
+        let state = web::Data::new(AgentState {
+            kind,
+            llm: LlmClient::new(http.clone(), settings.llm.clone(), agent.key.clone()),
+        });
+        let running = server::serve(listener, &server_settings, SERVICE, Readiness::Always, move |cfg| {
+            cfg.app_data(state.clone())
+                .app_data(card.clone())
+                .route(AGENT_CARD_PATH, web::get().to(serve_card))
+                .route("/.well-known/agent.json", web::get().to(serve_card))
+                .route("/", web::post().to(rpc::handle));
+        })?;
+        tracing::info!(agent = %name, url = %base_url, llm = %settings.llm.base_url, "agent listening");
+        agents.push((name.clone(), running));
+    }
+    Ok(Application { agents })
+}
+
+async fn serve_card(card: web::Data<confab_protocol::a2a::AgentCard>) -> HttpResponse {
+    HttpResponse::Ok().json(card.get_ref())
+}

@@ -1,0 +1,49 @@
+//! `GET /chat/conversations/{id}/messages?limit=&before_seq=`
+
+use actix_web::{HttpResponse, web};
+use confab_kit::ApiError;
+use confab_kit::auth::Caller;
+use confab_protocol::chat::Page;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::store::{conversations, messages};
+
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 500;
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<i64>,
+    pub before_seq: Option<i64>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::unprocessable(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let conversation_id = path.into_inner();
+    conversations::get(&state.db, &caller.user_id, &conversation_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let rows = messages::page(&state.db, &caller.user_id, &conversation_id, query.before_seq, limit).await?;
+    // A full page may have older messages before it; the cursor is the
+    // `before_seq` that fetches them.
+    let next_cursor = match rows.first() {
+        Some(first) if rows.len() as i64 == limit && first.seq > 1 => Some(first.seq.to_string()),
+        _ => None,
+    };
+    Ok(HttpResponse::Ok().json(Page {
+        items: rows.iter().map(|r| r.to_api()).collect(),
+        next_cursor,
+    }))
+}

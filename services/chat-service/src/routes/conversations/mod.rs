@@ -1,0 +1,5 @@
+//! `/chat/conversations…`
+
+pub mod create;
+pub mod messages;
+pub mod stream;

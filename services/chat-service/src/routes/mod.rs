@@ -1,0 +1,3 @@
+//! HTTP routes of chat-service.
+
+pub mod conversations;

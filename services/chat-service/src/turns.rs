@@ -1,0 +1,227 @@
+//! A chat turn: the agent call and its persistence, owned by the server.
+//!
+//! The turn runs in its own task. Its events go to the client through a
+//! bounded channel; if the client goes away the turn still runs to its end
+//! and persists exactly one assistant message.
+
+use confab_kit::db::Db;
+use confab_kit::ids::new_id;
+use confab_protocol::a2a::{Message as A2aMessage, Part, Role, SendMessageRequest, TaskState};
+use confab_protocol::chat::{ChatEvent, EventError, MessageRole, MessageStatus, TokenUsage};
+use futures_util::StreamExt;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::a2a::client::{A2aClient, AgentEvent};
+use crate::domain::MessageText;
+use crate::store::messages;
+use crate::store::models::{MessageRow, NewMessage};
+
+/// Events buffered towards one client. When full, the turn waits for the
+/// client; a client that has gone away no longer receives and never blocks.
+const CLIENT_BUFFER: usize = 64;
+
+/// Everything a turn needs, gathered by the handler after validation.
+pub struct Turn {
+    pub db: Db,
+    pub client: A2aClient,
+    pub user_id: String,
+    pub conversation_id: String,
+    pub agent_id: String,
+    pub agent_url: String,
+    pub user_message: MessageRow,
+    pub text: MessageText,
+    /// Earlier messages, oldest first, sent to the agent as context.
+    pub history: Vec<MessageRow>,
+    pub request_id: Option<String>,
+}
+
+/// Starts the turn and returns its numbered events.
+pub fn start(turn: Turn) -> mpsc::Receiver<(u64, ChatEvent)> {
+    let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
+    tokio::spawn(turn.run(tx));
+    rx
+}
+
+/// Sends numbered events to the client while it listens.
+struct Emitter {
+    tx: mpsc::Sender<(u64, ChatEvent)>,
+    seq: u64,
+    listening: bool,
+}
+
+impl Emitter {
+    async fn emit(&mut self, event: ChatEvent) {
+        self.seq += 1;
+        if self.listening && self.tx.send((self.seq, event)).await.is_err() {
+            self.listening = false;
+        }
+    }
+}
+
+impl Turn {
+    async fn run(self, tx: mpsc::Sender<(u64, ChatEvent)>) {
+        let mut out = Emitter {
+            tx,
+            seq: 0,
+            listening: true,
+        };
+        let assistant_id = new_id("msg");
+        out.emit(ChatEvent::MessageStart {
+            conversation_id: self.conversation_id.clone(),
+            user_message_id: self.user_message.id.clone(),
+            message_id: assistant_id.clone(),
+            agent_id: self.agent_id.clone(),
+        })
+        .await;
+
+        let mut content = String::new();
+        let mut data_blocks = Vec::new();
+        let mut task_id = None;
+        let mut usage: Option<TokenUsage> = None;
+        let mut failure: Option<String> = None;
+        let mut final_state = None;
+
+        match self
+            .client
+            .send_streaming(&self.agent_url, self.a2a_request(), self.request_id.as_deref())
+            .await
+        {
+            Err(err) => failure = Some(err.to_string()),
+            Ok(stream) => {
+                let mut stream = Box::pin(stream);
+                while let Some(event) = stream.next().await {
+                    let event = match event {
+                        Ok(event) => event,
+                        Err(err) => {
+                            failure = Some(err.to_string());
+                            break;
+                        }
+                    };
+                    match event {
+                        AgentEvent::Task { task_id: id } => {
+                            task_id.get_or_insert(id);
+                        }
+                        AgentEvent::Text(text) => {
+                            content.push_str(&text);
+                            out.emit(ChatEvent::Text { text }).await;
+                        }
+                        AgentEvent::Data(data) => {
+                            data_blocks.push(json!({"type": "data", "data": data.clone()}));
+                            out.emit(ChatEvent::Data { data }).await;
+                        }
+                        AgentEvent::Status { state, text, usage: u } => {
+                            if u.is_some() {
+                                usage = u;
+                            }
+                            if state.is_terminal() {
+                                if state != TaskState::Completed {
+                                    failure = Some(text.unwrap_or_else(|| format!("agent task ended {state:?}")));
+                                }
+                                final_state = Some(state);
+                                break;
+                            }
+                            if let Some(text) = text {
+                                out.emit(ChatEvent::Reasoning { text }).await;
+                            }
+                        }
+                    }
+                }
+                if final_state.is_none() && failure.is_none() {
+                    failure = Some("the agent's stream ended before the task finished".into());
+                }
+            }
+        }
+
+        let status = match (&failure, final_state) {
+            (None, _) => MessageStatus::Complete,
+            (Some(_), Some(TaskState::Canceled)) => MessageStatus::Canceled,
+            (Some(_), _) if content.is_empty() && data_blocks.is_empty() => MessageStatus::Failed,
+            (Some(_), _) => MessageStatus::Incomplete,
+        };
+        if let Some(reason) = &failure {
+            tracing::warn!(conversation_id = %self.conversation_id, agent = %self.agent_id, reason, "turn did not complete");
+            out.emit(ChatEvent::Error {
+                error: EventError {
+                    code: if status == MessageStatus::Failed { "agent_failed" } else { "agent_incomplete" }.into(),
+                    message: reason.clone(),
+                },
+            })
+            .await;
+        }
+
+        let mut blocks = Vec::new();
+        if !content.is_empty() {
+            blocks.push(json!({"type": "text", "text": content}));
+        }
+        blocks.extend(data_blocks);
+        let assistant = NewMessage {
+            id: assistant_id.clone(),
+            role: MessageRole::Assistant,
+            content,
+            content_blocks: Value::Array(blocks),
+            status,
+            token_usage: usage,
+            agent_task_id: task_id,
+        };
+        let persisted = messages::append(&self.db, &self.user_id, &self.conversation_id, assistant).await;
+        let status = match persisted {
+            Ok(Some(_)) => status,
+            Ok(None) => {
+                // The conversation was deleted while the turn ran.
+                tracing::info!(conversation_id = %self.conversation_id, "conversation gone before the reply was saved");
+                status
+            }
+            Err(err) => {
+                tracing::error!(conversation_id = %self.conversation_id, error = %err, "saving the assistant message failed");
+                out.emit(ChatEvent::Error {
+                    error: EventError {
+                        code: "persist_failed".into(),
+                        message: "the reply could not be saved".into(),
+                    },
+                })
+                .await;
+                MessageStatus::Failed
+            }
+        };
+        out.emit(ChatEvent::Done {
+            message_id: assistant_id,
+            conversation_id: self.conversation_id.clone(),
+            status,
+            token_usage: usage,
+        })
+        .await;
+    }
+
+    /// The A2A request: the user's text, the conversation as `contextId`, and
+    /// the `confab` metadata of DESIGN §8.
+    fn a2a_request(&self) -> SendMessageRequest {
+        let history: Vec<Value> = self
+            .history
+            .iter()
+            .filter(|m| !m.content.is_empty())
+            .map(|m| json!({"role": m.role, "content": m.content}))
+            .collect();
+        let mut metadata = Map::new();
+        metadata.insert(
+            "confab".into(),
+            json!({
+                "user_id": self.user_id,
+                "conversation_id": self.conversation_id,
+                "history": history,
+            }),
+        );
+        SendMessageRequest {
+            message: A2aMessage {
+                message_id: self.user_message.id.clone(),
+                context_id: Some(self.conversation_id.clone()),
+                task_id: None,
+                role: Role::User,
+                parts: vec![Part::text(self.text.as_str())],
+                metadata: None,
+            },
+            configuration: None,
+            metadata: Some(metadata),
+        }
+    }
+}

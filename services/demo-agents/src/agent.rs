@@ -1,0 +1,198 @@
+//! What an agent does with a message: one LLM conversation through
+//! llm-proxy-service, reported as A2A stream results.
+
+use confab_protocol::a2a::{
+    Artifact, Message, Part, Role, StreamResponse, Task, TaskArtifactUpdateEvent, TaskState,
+    TaskStatus, TaskStatusUpdateEvent,
+};
+use confab_protocol::openai::ChatMessage;
+use futures_util::StreamExt;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::llm::{Attribution, LlmClient, LlmEvent};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentKind {
+    Math,
+}
+
+impl AgentKind {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "math" => Some(AgentKind::Math),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentKind::Math => "math",
+        }
+    }
+
+    fn system_prompt(self) -> &'static str {
+        match self {
+            AgentKind::Math => {
+                "You are Confab's math agent. Answer arithmetic questions exactly and briefly."
+            }
+        }
+    }
+}
+
+/// The `confab` object chat-service puts in the request metadata (DESIGN §8).
+#[derive(Debug, Clone, Default)]
+pub struct ConfabContext {
+    pub user_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub history: Vec<ChatMessage>,
+}
+
+impl ConfabContext {
+    pub fn from_metadata(metadata: Option<&Map<String, Value>>) -> Self {
+        let Some(confab) = metadata.and_then(|m| m.get("confab")) else {
+            return Self::default();
+        };
+        let text = |key: &str| confab.get(key).and_then(Value::as_str).map(str::to_owned);
+        let history = confab
+            .get("history")
+            .and_then(Value::as_array)
+            .map(|turns| {
+                turns
+                    .iter()
+                    .filter_map(|t| {
+                        let role = t.get("role").and_then(Value::as_str)?;
+                        let content = t.get("content").and_then(Value::as_str)?;
+                        matches!(role, "user" | "assistant").then(|| ChatMessage::new(role, content))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            user_id: text("user_id"),
+            conversation_id: text("conversation_id"),
+            history,
+        }
+    }
+}
+
+/// One task being worked on.
+pub struct TaskRun {
+    pub kind: AgentKind,
+    pub task_id: String,
+    pub context_id: String,
+    pub message: Message,
+    pub context: ConfabContext,
+    pub traceparent: Option<String>,
+}
+
+impl TaskRun {
+    /// Runs the task to its end, sending every stream result to `out`. Stops
+    /// early, without error, when nobody listens any more.
+    pub async fn run(self, llm: LlmClient, out: mpsc::Sender<StreamResponse>) {
+        let working = self.status(TaskState::Working, None);
+        if out
+            .send(StreamResponse::Task(Task {
+                id: self.task_id.clone(),
+                context_id: self.context_id.clone(),
+                status: working,
+                artifacts: Vec::new(),
+                history: vec![self.message.clone()],
+                metadata: None,
+            }))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut messages = vec![ChatMessage::new("system", self.kind.system_prompt())];
+        messages.extend(self.context.history.iter().cloned());
+        messages.push(ChatMessage::new("user", self.message.text()));
+        let who = Attribution {
+            agent_id: self.kind.name().to_owned(),
+            user_id: self.context.user_id.clone(),
+            conversation_id: self.context.conversation_id.clone(),
+            traceparent: self.traceparent.clone(),
+        };
+        let artifact_id = format!("{}-answer", self.task_id);
+        let mut usage = None;
+        let mut first = true;
+        let outcome: anyhow::Result<()> = async {
+            let mut stream = Box::pin(llm.stream(messages, &who).await?);
+            while let Some(event) = stream.next().await {
+                match event? {
+                    LlmEvent::Text(text) => {
+                        let update = StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
+                            task_id: self.task_id.clone(),
+                            context_id: self.context_id.clone(),
+                            artifact: Artifact {
+                                artifact_id: artifact_id.clone(),
+                                name: Some("answer".into()),
+                                description: None,
+                                parts: vec![Part::text(text)],
+                                metadata: None,
+                            },
+                            append: !first,
+                            last_chunk: false,
+                            metadata: None,
+                        });
+                        first = false;
+                        if out.send(update).await.is_err() {
+                            anyhow::bail!("the client went away");
+                        }
+                    }
+                    LlmEvent::Usage(u) => usage = Some(u),
+                }
+            }
+            Ok(())
+        }
+        .await;
+        let final_status = match outcome {
+            Ok(()) => {
+                let metadata = usage.map(|u| {
+                    let mut m = Map::new();
+                    m.insert(
+                        "usage".into(),
+                        json!({"input_tokens": u.prompt_tokens, "output_tokens": u.completion_tokens}),
+                    );
+                    m
+                });
+                self.status_update(TaskState::Completed, None, metadata)
+            }
+            Err(err) => {
+                tracing::warn!(task_id = %self.task_id, error = %format!("{err:#}"), "task failed");
+                self.status_update(TaskState::Failed, Some(format!("{err:#}")), None)
+            }
+        };
+        let _ = out.send(final_status).await;
+    }
+
+    fn status(&self, state: TaskState, text: Option<String>) -> TaskStatus {
+        TaskStatus {
+            state,
+            message: text.map(|t| Message {
+                message_id: confab_kit::ids::new_id("msg"),
+                context_id: Some(self.context_id.clone()),
+                task_id: Some(self.task_id.clone()),
+                role: Role::Agent,
+                parts: vec![Part::text(t)],
+                metadata: None,
+            }),
+            timestamp: Some(chrono::Utc::now().to_rfc3339()),
+        }
+    }
+
+    fn status_update(
+        &self,
+        state: TaskState,
+        text: Option<String>,
+        metadata: Option<Map<String, Value>>,
+    ) -> StreamResponse {
+        StreamResponse::StatusUpdate(TaskStatusUpdateEvent {
+            task_id: self.task_id.clone(),
+            context_id: self.context_id.clone(),
+            status: self.status(state, text),
+            metadata,
+        })
+    }
+}

@@ -1,0 +1,38 @@
+//! Agent cards served at `/.well-known/agent-card.json`.
+
+use confab_protocol::a2a::{AgentCapabilities, AgentCard, AgentInterface, AgentSkill, PROTOCOL_VERSION};
+
+use crate::agent::AgentKind;
+
+pub fn card(kind: AgentKind, base_url: &str) -> AgentCard {
+    let (name, description, skills) = match kind {
+        AgentKind::Math => (
+            "math",
+            "Answers arithmetic questions with a calculator tool.",
+            vec![AgentSkill {
+                id: "calculate".into(),
+                name: "Calculator".into(),
+                description: "Evaluates arithmetic expressions.".into(),
+                tags: vec!["math".into(), "arithmetic".into(), "calculator".into()],
+                examples: vec!["What is 12 * (3 + 4)?".into()],
+            }],
+        ),
+    };
+    AgentCard {
+        name: name.into(),
+        description: description.into(),
+        supported_interfaces: vec![AgentInterface {
+            url: format!("{}/", base_url.trim_end_matches('/')),
+            protocol_binding: "JSONRPC".into(),
+            protocol_version: PROTOCOL_VERSION.into(),
+        }],
+        version: env!("CARGO_PKG_VERSION").into(),
+        capabilities: AgentCapabilities {
+            streaming: Some(true),
+            push_notifications: Some(false),
+        },
+        default_input_modes: vec!["text/plain".into()],
+        default_output_modes: vec!["text/plain".into(), "application/json".into()],
+        skills,
+    }
+}

@@ -1,0 +1,104 @@
+//! The agents' LLM client: streaming chat completions from llm-proxy-service.
+
+use std::time::Duration;
+
+use confab_protocol::auth::{AGENT_ID_HEADER, CONVERSATION_ID_HEADER, USER_ID_HEADER};
+use confab_protocol::openai::{ChatCompletionChunk, ChatCompletionRequest, ChatMessage, StreamOptions, Usage};
+use eventsource_stream::Eventsource;
+use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LlmSettings {
+    pub base_url: String,
+    pub model: String,
+    pub timeout_secs: u64,
+}
+
+/// Who a call is made for; sent to the proxy so it can attribute the call.
+#[derive(Debug, Clone, Default)]
+pub struct Attribution {
+    pub agent_id: String,
+    pub user_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub traceparent: Option<String>,
+}
+
+/// One piece of a streamed completion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmEvent {
+    Text(String),
+    Usage(Usage),
+}
+
+#[derive(Clone)]
+pub struct LlmClient {
+    http: reqwest::Client,
+    settings: LlmSettings,
+    key: String,
+}
+
+impl LlmClient {
+    pub fn new(http: reqwest::Client, settings: LlmSettings, key: String) -> Self {
+        Self { http, settings, key }
+    }
+
+    /// Streams a completion of `messages`. Fails before the first event if the
+    /// proxy refuses the call; an error mid-stream ends the stream with `Err`.
+    pub async fn stream(
+        &self,
+        messages: Vec<ChatMessage>,
+        who: &Attribution,
+    ) -> anyhow::Result<impl Stream<Item = anyhow::Result<LlmEvent>> + use<>> {
+        let request = ChatCompletionRequest {
+            model: self.settings.model.clone(),
+            messages,
+            stream: Some(true),
+            stream_options: Some(StreamOptions { include_usage: true }),
+            extra: Default::default(),
+        };
+        let url = format!("{}/v1/chat/completions", self.settings.base_url.trim_end_matches('/'));
+        let mut call = self
+            .http
+            .post(url)
+            .bearer_auth(&self.key)
+            .timeout(Duration::from_secs(self.settings.timeout_secs))
+            .header(AGENT_ID_HEADER, &who.agent_id)
+            .json(&request);
+        if let Some(user) = &who.user_id {
+            call = call.header(USER_ID_HEADER, user);
+        }
+        if let Some(conversation) = &who.conversation_id {
+            call = call.header(CONVERSATION_ID_HEADER, conversation);
+        }
+        if let Some(traceparent) = &who.traceparent {
+            call = call.header("traceparent", traceparent);
+        }
+        let response = call.send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            anyhow::bail!("llm-proxy answered {status}: {body}");
+        }
+        Ok(response.bytes_stream().eventsource().filter_map(|event| async move {
+            match event {
+                Err(err) => Some(Err(anyhow::anyhow!("LLM stream broke: {err}"))),
+                Ok(event) if event.data == "[DONE]" => None,
+                Ok(event) => match serde_json::from_str::<ChatCompletionChunk>(&event.data) {
+                    Err(err) => Some(Err(anyhow::anyhow!("unreadable LLM chunk: {err}"))),
+                    Ok(chunk) => {
+                        if let Some(usage) = chunk.usage {
+                            return Some(Ok(LlmEvent::Usage(usage)));
+                        }
+                        chunk
+                            .choices
+                            .into_iter()
+                            .find_map(|c| c.delta.content)
+                            .filter(|t| !t.is_empty())
+                            .map(|t| Ok(LlmEvent::Text(t)))
+                    }
+                },
+            }
+        }))
+    }
+}

@@ -1,0 +1,83 @@
+//! The A2A JSON-RPC endpoint of an agent (`POST /`).
+
+use std::convert::Infallible;
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use confab_kit::ids::new_id;
+use confab_protocol::a2a::{
+    JsonRpcError, JsonRpcRequest, JsonRpcResponse, METHOD_SEND_STREAMING_MESSAGE,
+    SendMessageRequest, StreamResponse, error_code,
+};
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::AgentState;
+use crate::agent::{ConfabContext, TaskRun};
+
+/// Stream results buffered towards a slow client; when full the task waits.
+const STREAM_BUFFER: usize = 32;
+
+pub async fn handle(req: HttpRequest, agent: web::Data<AgentState>, body: Bytes) -> HttpResponse {
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(err) => return rpc_error(Value::Null, error_code::PARSE_ERROR, format!("invalid JSON: {err}")),
+    };
+    let id = value.get("id").cloned().unwrap_or(Value::Null);
+    let request: JsonRpcRequest<Value> = match serde_json::from_value(value) {
+        Ok(request) => request,
+        Err(err) => return rpc_error(id, error_code::INVALID_REQUEST, format!("not a JSON-RPC 2.0 request: {err}")),
+    };
+    match request.method.as_str() {
+        METHOD_SEND_STREAMING_MESSAGE => match serde_json::from_value::<SendMessageRequest>(request.params) {
+            Ok(params) => send_streaming_message(&req, agent, request.id, params),
+            Err(err) => rpc_error(request.id, error_code::INVALID_PARAMS, format!("invalid params: {err}")),
+        },
+        other => rpc_error(request.id, error_code::METHOD_NOT_FOUND, format!("method '{other}' not found")),
+    }
+}
+
+fn send_streaming_message(req: &HttpRequest, agent: web::Data<AgentState>, id: Value, params: SendMessageRequest) -> HttpResponse {
+    let context = ConfabContext::from_metadata(params.metadata.as_ref());
+    let run = TaskRun {
+        kind: agent.kind,
+        task_id: new_id("task"),
+        context_id: params
+            .message
+            .context_id
+            .clone()
+            .unwrap_or_else(|| new_id("ctx")),
+        message: params.message,
+        context,
+        traceparent: req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    let (tx, rx) = mpsc::channel::<StreamResponse>(STREAM_BUFFER);
+    tokio::spawn(run.run(agent.llm.clone(), tx));
+    let frames = ReceiverStream::new(rx).map(move |result| {
+        let envelope = JsonRpcResponse::success(id.clone(), result);
+        let json = serde_json::to_string(&envelope).unwrap_or_default();
+        Ok::<_, Infallible>(Bytes::from(format!("data: {json}\n\n")))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .streaming(frames)
+}
+
+/// JSON-RPC errors travel in a 200 response, as the binding specifies.
+fn rpc_error(id: Value, code: i64, message: String) -> HttpResponse {
+    HttpResponse::Ok().json(JsonRpcResponse::<Value>::failure(
+        id,
+        JsonRpcError {
+            code,
+            message,
+            data: None,
+        },
+    ))
+}

@@ -1,0 +1,76 @@
+//! Who is calling the proxy, and on whose behalf.
+//!
+//! An agent presents its agent key as `Authorization: Bearer`; the services
+//! present the service token. Either may attribute the call with
+//! `X-User-Id`, `X-Conversation-Id` and `X-Agent-Id`; from anyone else those
+//! headers are not trusted.
+
+use std::collections::HashMap;
+
+use actix_web::HttpRequest;
+use actix_web::http::header::AUTHORIZATION;
+use confab_kit::ApiError;
+use confab_kit::auth::ServiceAuth;
+use confab_protocol::auth::{AGENT_ID_HEADER, CONVERSATION_ID_HEADER, SERVICE_TOKEN_HEADER, USER_ID_HEADER};
+use subtle::ConstantTimeEq;
+
+/// Attribution of one LLM call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallIdentity {
+    pub agent_id: Option<String>,
+    pub user_id: Option<String>,
+    pub conversation_id: Option<String>,
+}
+
+/// Agent keys from configuration: agent id → key.
+#[derive(Debug, Clone, Default)]
+pub struct AgentKeys(HashMap<String, String>);
+
+impl AgentKeys {
+    pub fn new(keys: HashMap<String, String>) -> Self {
+        Self(keys.into_iter().filter(|(_, key)| !key.is_empty()).collect())
+    }
+
+    /// The agent a key belongs to. Every key is compared, in constant time,
+    /// so timing tells nothing about which keys exist.
+    pub fn agent_for(&self, candidate: &str) -> Option<&str> {
+        let mut found = None;
+        for (agent, key) in &self.0 {
+            if bool::from(candidate.as_bytes().ct_eq(key.as_bytes())) {
+                found = Some(agent.as_str());
+            }
+        }
+        found
+    }
+}
+
+fn header(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+pub fn identify(req: &HttpRequest, service: &ServiceAuth, keys: &AgentKeys) -> Result<CallIdentity, ApiError> {
+    let attributed = |agent_id: Option<String>| CallIdentity {
+        agent_id,
+        user_id: header(req, USER_ID_HEADER),
+        conversation_id: header(req, CONVERSATION_ID_HEADER),
+    };
+    if let Some(token) = header(req, SERVICE_TOKEN_HEADER) {
+        if service.is_service_token(&token) {
+            return Ok(attributed(header(req, AGENT_ID_HEADER)));
+        }
+        return Err(ApiError::unauthorized("invalid service token"));
+    }
+    let bearer = header(req, AUTHORIZATION.as_str())
+        .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_owned()))
+        .ok_or_else(|| ApiError::unauthorized("an agent key is required as Authorization: Bearer"))?;
+    match keys.agent_for(&bearer) {
+        // The key names the agent; a different X-Agent-Id cannot override it.
+        Some(agent) => Ok(attributed(Some(agent.to_owned()))),
+        None => Err(ApiError::unauthorized("unknown agent key")),
+    }
+}

@@ -1,0 +1,3 @@
+//! LLM providers behind the proxy.
+
+pub mod builtin;

@@ -1,0 +1,4 @@
+//! HTTP routes of llm-proxy-service.
+
+pub mod completions;
+pub mod models;
