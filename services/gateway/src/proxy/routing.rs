@@ -1,0 +1,131 @@
+//! The routing table (DESIGN §6): public prefix → upstream + rewritten prefix.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// One route as configured.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RouteConfig {
+    pub prefix: String,
+    pub upstream: String,
+    pub rewrite: String,
+    #[serde(default)]
+    pub inject_auth: bool,
+}
+
+/// A route resolved against its upstream's base URL.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub prefix: String,
+    pub base_url: String,
+    pub rewrite: String,
+    pub inject_auth: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoutingTable {
+    /// Longest prefix first, so the first match is the most specific.
+    routes: Vec<Route>,
+}
+
+impl RoutingTable {
+    pub fn new(configs: &[RouteConfig], upstreams: &HashMap<String, String>) -> anyhow::Result<Self> {
+        let mut routes = configs
+            .iter()
+            .map(|c| {
+                let base = upstreams
+                    .get(&c.upstream)
+                    .with_context(|| format!("route {} names unknown upstream '{}'", c.prefix, c.upstream))?;
+                anyhow::ensure!(c.prefix.starts_with('/'), "route prefix '{}' must start with /", c.prefix);
+                Ok(Route {
+                    prefix: c.prefix.trim_end_matches('/').to_owned(),
+                    base_url: base.trim_end_matches('/').to_owned(),
+                    rewrite: c.rewrite.trim_end_matches('/').to_owned(),
+                    inject_auth: c.inject_auth,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        Ok(Self { routes })
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The route for `path` and the upstream URL (with `query`) it maps to. A
+    /// prefix matches whole path segments only: `/api/v1/chat` matches
+    /// `/api/v1/chat` and `/api/v1/chat/x`, not `/api/v1/chatter`.
+    pub fn resolve(&self, path: &str, query: &str) -> Option<(&Route, String)> {
+        self.routes.iter().find_map(|route| {
+            let rest = path.strip_prefix(&route.prefix)?;
+            if !(rest.is_empty() || rest.starts_with('/')) {
+                return None;
+            }
+            let mut url = format!("{}{}{}", route.base_url, route.rewrite, rest);
+            if !query.is_empty() {
+                url.push('?');
+                url.push_str(query);
+            }
+            Some((route, url))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> RoutingTable {
+        let upstreams = HashMap::from([("chat".to_owned(), "http://chat:8003/".to_owned())]);
+        let route = |prefix: &str, rewrite: &str| RouteConfig {
+            prefix: prefix.into(),
+            upstream: "chat".into(),
+            rewrite: rewrite.into(),
+            inject_auth: true,
+        };
+        RoutingTable::new(
+            &[
+                route("/api/v1/chat", "/chat/unified"),
+                route("/api/v1/chat/completions", "/chat/completions"),
+                route("/api/v1/conversations", "/chat/conversations"),
+            ],
+            &upstreams,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn longest_prefix_wins_and_the_rest_of_the_path_is_kept() {
+        let table = table();
+        let url = |path: &str, query: &str| table.resolve(path, query).map(|(_, u)| u);
+        assert_eq!(url("/api/v1/chat", "").as_deref(), Some("http://chat:8003/chat/unified"));
+        assert_eq!(
+            url("/api/v1/chat/completions", "").as_deref(),
+            Some("http://chat:8003/chat/completions")
+        );
+        assert_eq!(
+            url("/api/v1/conversations/conv-1/messages", "limit=5").as_deref(),
+            Some("http://chat:8003/chat/conversations/conv-1/messages?limit=5")
+        );
+        assert_eq!(url("/api/v1/chatter", ""), None);
+        assert_eq!(url("/elsewhere", ""), None);
+    }
+
+    #[test]
+    fn a_route_to_an_unknown_upstream_is_a_configuration_error() {
+        let err = RoutingTable::new(
+            &[RouteConfig {
+                prefix: "/x".into(),
+                upstream: "nowhere".into(),
+                rewrite: "/y".into(),
+                inject_auth: false,
+            }],
+            &HashMap::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("nowhere"));
+    }
+}

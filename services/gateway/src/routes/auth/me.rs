@@ -1,0 +1,21 @@
+//! `GET /api/v1/auth/me`
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use confab_kit::ApiError;
+use confab_protocol::auth::{Role, UserInfo};
+
+use crate::GatewayState;
+use crate::auth::authenticate;
+use crate::store::users;
+
+pub async fn me(req: HttpRequest, state: web::Data<GatewayState>) -> Result<HttpResponse, ApiError> {
+    let claims = authenticate(&req, &state.keys)?;
+    let user = users::by_id(&state.db, &claims.sub)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
+    Ok(HttpResponse::Ok().json(UserInfo {
+        id: user.id,
+        username: user.username,
+        role: Role::parse_lenient(&user.role),
+    }))
+}

@@ -1,0 +1,5 @@
+//! `/api/v1/auth/…`
+
+pub mod login;
+pub mod me;
+pub mod register;

@@ -1,0 +1,39 @@
+//! `POST /api/v1/auth/register` `{"username","password"}`
+
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use confab_kit::ApiError;
+use confab_protocol::auth::{Credentials, Role, UserInfo};
+
+use crate::GatewayState;
+use crate::domain::{Password, Username};
+use crate::passwords;
+use crate::store::users::{self, UserRow};
+
+pub async fn register(
+    state: web::Data<GatewayState>,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    let Credentials { username, password } = body.into_inner();
+    let username = Username::parse(&username)?;
+    let password = Password::parse(password)?;
+    let row = UserRow {
+        id: confab_kit::ids::new_id("usr"),
+        username: username.as_str().to_owned(),
+        password_hash: passwords::hash(password.into_string()).await.map_err(ApiError::internal)?,
+        role: Role::User.as_str().to_owned(),
+        created_at: Utc::now().naive_utc(),
+    };
+    match users::insert(&state.db, &row).await {
+        Ok(()) => Ok(HttpResponse::Created().json(UserInfo {
+            id: row.id,
+            username: row.username,
+            role: Role::User,
+        })),
+        Err(err) if err.is_unique_violation() => Err(ApiError::conflict(
+            "username_taken",
+            "that username is taken",
+        )),
+        Err(err) => Err(err.into()),
+    }
+}

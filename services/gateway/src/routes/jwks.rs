@@ -1,0 +1,11 @@
+//! `GET /.well-known/jwks.json`
+
+use actix_web::{HttpResponse, web};
+
+use crate::GatewayState;
+
+pub async fn jwks(state: web::Data<GatewayState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("cache-control", "public, max-age=300"))
+        .json(state.keys.jwks())
+}
