@@ -1,0 +1,180 @@
+//! The whole stack for integration tests: llm-proxy-service, the math agent,
+//! chat-service and the gateway, each the real service started with its
+//! `build()` on port 0 against a fresh database (SQLite, or PostgreSQL when
+//! `CONFAB_TEST_DATABASE_URL` is set).
+
+#![allow(dead_code)] // each test file uses a different part of this helper
+
+use confab_kit::db::Db;
+use confab_kit::testing::{TestDatabase, init_test_tracing};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+pub struct Stack {
+    pub gateway: String,
+    pub chat: String,
+    pub llm_db: Db,
+    pub chat_db: Db,
+    pub http: reqwest::Client,
+    _databases: Vec<TestDatabase>,
+}
+
+/// A registered, logged-in user.
+pub struct User {
+    pub id: String,
+    pub token: String,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        init_test_tracing();
+        let llm_database = TestDatabase::new("llm-proxy").await.unwrap();
+        let chat_database = TestDatabase::new("chat").await.unwrap();
+        let gateway_database = TestDatabase::new("gateway").await.unwrap();
+
+        let mut llm = llm_proxy_service::Settings::defaults().unwrap();
+        llm.server.port = 0;
+        llm.database = llm_database.settings.clone();
+        let llm = llm_proxy_service::build(llm).await.unwrap();
+        let llm_url = format!("http://127.0.0.1:{}", llm.port());
+        let llm_db = llm.db().clone();
+        tokio::spawn(llm.run_until_stopped());
+
+        let mut agents = demo_agents::Settings::defaults().unwrap();
+        agents.llm.base_url = llm_url.clone();
+        for agent in agents.agents.values_mut() {
+            agent.port = 0;
+        }
+        let agents = demo_agents::build(agents).await.unwrap();
+        let math_url = format!("http://127.0.0.1:{}/", agents.port("math").unwrap());
+        tokio::spawn(agents.run_until_stopped());
+
+        let mut chat = chat_service::Settings::defaults().unwrap();
+        chat.server.port = 0;
+        chat.database = chat_database.settings.clone();
+        chat.agents.get_mut("math").unwrap().url = math_url;
+        let chat = chat_service::build(chat).await.unwrap();
+        let chat_url = format!("http://127.0.0.1:{}", chat.port());
+        let chat_db = chat.db().clone();
+        tokio::spawn(chat.run_until_stopped());
+
+        let mut gateway = gateway::Settings::defaults().unwrap();
+        gateway.server.port = 0;
+        gateway.database = gateway_database.settings.clone();
+        gateway.upstreams.insert("chat".into(), chat_url.clone());
+        gateway.upstreams.insert("llm_proxy".into(), llm_url);
+        let gateway = gateway::build(gateway).await.unwrap();
+        let gateway_url = format!("http://127.0.0.1:{}", gateway.port());
+        tokio::spawn(gateway.run_until_stopped());
+
+        Stack {
+            gateway: gateway_url,
+            chat: chat_url,
+            llm_db,
+            chat_db,
+            http: reqwest::Client::new(),
+            _databases: vec![llm_database, chat_database, gateway_database],
+        }
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/auth/register", self.gateway))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/auth/login", self.gateway))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers and logs in a user.
+    pub async fn user(&self, username: &str) -> User {
+        let registered: Value = self.register(username, "correct horse battery").await.json().await.unwrap();
+        let tokens: Value = self.login(username, "correct horse battery").await.json().await.unwrap();
+        User {
+            id: registered["id"].as_str().unwrap().to_owned(),
+            token: tokens["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn create_conversation(&self, user: &User, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/conversations", self.gateway))
+            .bearer_auth(&user.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a conversation and returns its id.
+    pub async fn conversation(&self, user: &User) -> String {
+        let created: Value = self.create_conversation(user, json!({})).await.json().await.unwrap();
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Posts raw bytes as a turn through the gateway.
+    pub async fn post_stream_raw(&self, user: &User, conversation: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/conversations/{conversation}/messages/stream", self.gateway))
+            .bearer_auth(&user.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_stream(&self, user: &User, conversation: &str, message: &str) -> reqwest::Response {
+        self.post_stream_raw(user, conversation, json!({"message": message}).to_string())
+            .await
+    }
+
+    pub async fn messages(&self, user: &User, conversation: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/api/v1/conversations/{conversation}/messages", self.gateway))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The messages of a conversation, as its owner sees them.
+    pub async fn message_items(&self, user: &User, conversation: &str) -> Vec<Value> {
+        let page: Value = self.messages(user, conversation).await.json().await.unwrap();
+        page["items"].as_array().unwrap().clone()
+    }
+}
+
+/// Reads an SSE response to its end: each event's `id` and JSON `data`.
+pub async fn sse_events(response: reqwest::Response) -> Vec<(String, Value)> {
+    let mut events = Vec::new();
+    let mut stream = response.bytes_stream().eventsource();
+    while let Some(event) = stream.next().await {
+        let event = event.unwrap();
+        events.push((event.id, serde_json::from_str(&event.data).unwrap()));
+    }
+    events
+}
+
+/// Asserts the JSON error body and returns its code.
+pub async fn error_code(response: reqwest::Response) -> String {
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = response.json().await.unwrap();
+    let error = &body["error"];
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert_eq!(error["request_id"].as_str().map(str::to_owned), request_id, "{body}");
+    error["code"].as_str().unwrap().to_owned()
+}

@@ -1,0 +1,223 @@
+//! One chat turn end to end: gateway → chat-service → math agent →
+//! llm-proxy-service, and the ways a client can get it wrong.
+
+mod common;
+
+use common::{Stack, error_code, sse_events};
+use confab_kit::db::Db;
+use serde_json::{Value, json};
+
+async fn llm_calls_of(db: &Db, user_id: &str) -> Vec<llm_proxy_service::store::llm_calls::LlmCall> {
+    llm_proxy_service::store::llm_calls::list_for_user(db, user_id, 10)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_turn_streams_through_every_service_and_is_persisted() {
+    let stack = Stack::start().await;
+    let ada = stack.user("ada").await;
+    let conversation = stack.conversation(&ada).await;
+
+    let response = stack.post_stream(&ada, &conversation, "what is 2 + 2").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream")
+    );
+    let events = sse_events(response).await;
+
+    let types: Vec<&str> = events.iter().map(|(_, e)| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"message_start"), "{types:?}");
+    assert_eq!(types.last(), Some(&"done"), "{types:?}");
+    assert!(types[1..types.len() - 1].iter().all(|t| *t == "text"), "{types:?}");
+    assert!(types.len() >= 3, "{types:?}");
+    let ids: Vec<String> = events.iter().map(|(id, _)| id.clone()).collect();
+    let expected: Vec<String> = (1..=events.len()).map(|n| n.to_string()).collect();
+    assert_eq!(ids, expected, "SSE ids are the turn's sequence numbers");
+
+    let start = &events[0].1;
+    assert_eq!(start["conversation_id"], conversation.as_str());
+    assert_eq!(start["agent_id"], "math");
+    let streamed: String = events
+        .iter()
+        .filter(|(_, e)| e["type"] == "text")
+        .map(|(_, e)| e["text"].as_str().unwrap())
+        .collect();
+    // The builtin model's echo fallback answers with the question.
+    assert_eq!(streamed, "what is 2 + 2");
+    let done = &events.last().unwrap().1;
+    assert_eq!(done["status"], "complete");
+    assert_eq!(done["message_id"], start["message_id"]);
+    assert!(done["token_usage"]["output_tokens"].as_u64().unwrap() > 0);
+
+    let messages = stack.message_items(&ada, &conversation).await;
+    assert_eq!(messages.len(), 2);
+    assert_eq!((messages[0]["seq"].as_i64(), messages[0]["role"].as_str()), (Some(1), Some("user")));
+    assert_eq!(messages[0]["content"], "what is 2 + 2");
+    assert_eq!(messages[0]["id"], start["user_message_id"]);
+    assert_eq!((messages[1]["seq"].as_i64(), messages[1]["role"].as_str()), (Some(2), Some("assistant")));
+    assert_eq!(messages[1]["id"], start["message_id"]);
+    assert_eq!(messages[1]["content"], streamed.as_str());
+    assert_eq!(messages[1]["status"], "complete");
+    assert_eq!(messages[1]["token_usage"], done["token_usage"]);
+    assert!(messages[1]["agent_task_id"].as_str().is_some());
+
+    let calls = llm_calls_of(&stack.llm_db, &ada.id).await;
+    assert_eq!(calls.len(), 1, "one llm_calls row for the one LLM call");
+    let call = &calls[0];
+    assert_eq!(call.agent_id.as_deref(), Some("math"));
+    assert_eq!(call.conversation_id.as_deref(), Some(conversation.as_str()));
+    assert_eq!(call.status, "ok");
+    assert!(call.stream);
+    assert_eq!(
+        (call.input_tokens as u64, call.output_tokens as u64),
+        (
+            done["token_usage"]["input_tokens"].as_u64().unwrap(),
+            done["token_usage"]["output_tokens"].as_u64().unwrap()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_second_turn_gets_the_next_sequence_numbers() {
+    let stack = Stack::start().await;
+    let ada = stack.user("ada").await;
+    let conversation = stack.conversation(&ada).await;
+    for text in ["one", "two"] {
+        let events = sse_events(stack.post_stream(&ada, &conversation, text).await).await;
+        assert_eq!(events.last().unwrap().1["status"], "complete");
+    }
+    let seqs: Vec<i64> = stack
+        .message_items(&ada, &conversation)
+        .await
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn a_forged_auth_from_a_client_never_reaches_chat_service() {
+    let stack = Stack::start().await;
+    let ada = stack.user("ada").await;
+    let mallory = stack.user("mallory").await;
+
+    // Mallory claims to be Ada in the body; the gateway replaces the claim.
+    let forged = json!({"title": "mine", "_auth": {"user_id": ada.id, "role": "admin"}});
+    let response = stack.create_conversation(&mallory, forged).await;
+    assert_eq!(response.status(), 201);
+    let conversation: Value = response.json().await.unwrap();
+    let id = conversation["id"].as_str().unwrap();
+    assert_eq!(stack.messages(&mallory, id).await.status(), 200);
+    assert_eq!(stack.messages(&ada, id).await.status(), 404);
+
+    // Identity headers and a service token from a client are dropped too.
+    let response = stack
+        .http
+        .get(format!("{}/api/v1/conversations/{id}/messages", stack.gateway))
+        .bearer_auth(&ada.token)
+        .header("x-user-id", &mallory.id)
+        .header("x-service-token", "confab-dev-service-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn identity_sent_straight_to_chat_service_needs_the_service_token() {
+    let stack = Stack::start().await;
+    let url = format!("{}/chat/conversations", stack.chat);
+    let body = json!({"title": "x", "_auth": {"user_id": "usr-someone"}});
+
+    let response = stack.http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(error_code(response).await, "unauthorized");
+
+    let response = stack
+        .http
+        .post(&url)
+        .header("x-service-token", "wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let response = stack
+        .http
+        .post(&url)
+        .header("x-user-id", "usr-someone")
+        .json(&json!({"title": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    // With the service token the same request is accepted.
+    let response = stack
+        .http
+        .post(&url)
+        .header("x-service-token", "confab-dev-service-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn another_users_conversation_is_not_found() {
+    let stack = Stack::start().await;
+    let ada = stack.user("ada").await;
+    let mallory = stack.user("mallory").await;
+    let conversation = stack.conversation(&ada).await;
+
+    let response = stack.post_stream(&mallory, &conversation, "hello").await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(error_code(response).await, "not_found");
+    assert_eq!(stack.messages(&mallory, &conversation).await.status(), 404);
+    assert!(stack.message_items(&ada, &conversation).await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_turn_input_gets_a_json_error_and_writes_nothing() {
+    let stack = Stack::start().await;
+    let ada = stack.user("ada").await;
+    let conversation = stack.conversation(&ada).await;
+
+    let cases: Vec<(String, u16, &str)> = vec![
+        ("{\"message\": \"unterminated".into(), 400, "malformed_json"),
+        ("not json at all".into(), 400, "malformed_json"),
+        (json!({"message": ""}).to_string(), 422, "empty_message"),
+        (json!({"message": "   "}).to_string(), 422, "empty_message"),
+        (json!({"text": "wrong field"}).to_string(), 422, "invalid_body"),
+        (json!({"message": 42}).to_string(), 422, "invalid_body"),
+        (json!({"message": "x".repeat(10_001)}).to_string(), 413, "message_too_long"),
+    ];
+    for (body, status, code) in cases {
+        let response = stack.post_stream_raw(&ada, &conversation, body.clone()).await;
+        assert_eq!(response.status().as_u16(), status, "{}", &body[..body.len().min(60)]);
+        assert_eq!(error_code(response).await, code);
+    }
+    let exactly_at_limit = stack.post_stream(&ada, &conversation, &"y".repeat(10_000)).await;
+    assert_eq!(exactly_at_limit.status(), 200);
+    sse_events(exactly_at_limit).await;
+
+    let messages = stack.message_items(&ada, &conversation).await;
+    assert_eq!(messages.len(), 2, "only the valid turn left messages");
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_refused_at_the_gateway() {
+    let stack = Stack::start().await;
+    for token in [None, Some("not-a-jwt"), Some("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")] {
+        let mut request = stack.http.post(format!("{}/api/v1/conversations", stack.gateway)).json(&json!({}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{token:?}");
+        assert_eq!(error_code(response).await, "unauthorized");
+    }
+}
