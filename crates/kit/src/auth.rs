@@ -76,7 +76,10 @@ fn service_token_state(req: &HttpRequest, auth: &ServiceAuth) -> Result<bool, Ap
     match req.headers().get(SERVICE_TOKEN_HEADER) {
         None => Ok(false),
         Some(value) => {
-            let valid = value.to_str().map(|v| auth.is_service_token(v)).unwrap_or(false);
+            let valid = value
+                .to_str()
+                .map(|v| auth.is_service_token(v))
+                .unwrap_or(false);
             if valid {
                 Ok(true)
             } else {
@@ -157,7 +160,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for AuthedJson<T> {
     }
 }
 
-fn parse_authed<T: DeserializeOwned>(req: &HttpRequest, bytes: &[u8]) -> Result<AuthedJson<T>, ApiError> {
+fn parse_authed<T: DeserializeOwned>(
+    req: &HttpRequest,
+    bytes: &[u8],
+) -> Result<AuthedJson<T>, ApiError> {
     let mut value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")))?;
     let object = value

@@ -13,12 +13,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use diesel::Connection;
+use diesel::migration::MigrationSource;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use diesel::migration::MigrationSource;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
 
@@ -85,6 +85,10 @@ pub enum Db {
 }
 
 /// One pooled connection; use it through [`db_run!`](crate::db_run).
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives on the stack for one query; boxing would allocate on every query"
+)]
 pub enum Conn {
     Postgres(Object<PgConn>),
     Sqlite(Object<SqliteConn>),
@@ -94,7 +98,7 @@ pub enum Conn {
 /// `$db` uses. The body is compiled once per backend. Evaluates to the body's
 /// value; getting the connection fails with [`DbError`] through `?`.
 ///
-/// ```ignore
+/// ```text
 /// let n: i64 = db_run!(db, |conn| users::table.count().get_result(conn).await)?;
 /// ```
 #[macro_export]
@@ -134,7 +138,10 @@ impl Db {
             Db::Postgres(pool)
         } else {
             let path = sqlite_path(url).to_owned();
-            if let Some(parent) = Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            if let Some(parent) = Path::new(&path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(parent).map_err(|e| DbError::Connect {
                     url: path.clone(),
                     reason: e.to_string(),
@@ -234,7 +241,9 @@ fn deadpool_runtime() -> deadpool::Runtime {
 struct Source(&'static EmbeddedMigrations);
 
 impl<DB: diesel::backend::Backend> MigrationSource<DB> for Source {
-    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn diesel::migration::Migration<DB>>>> {
+    fn migrations(
+        &self,
+    ) -> diesel::migration::Result<Vec<Box<dyn diesel::migration::Migration<DB>>>> {
         MigrationSource::<DB>::migrations(self.0)
     }
 }
@@ -245,10 +254,11 @@ async fn run_sqlite_migrations(
 ) -> Result<(), DbError> {
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
-        let mut conn = diesel::SqliteConnection::establish(&path).map_err(|e| DbError::Connect {
-            url: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let mut conn =
+            diesel::SqliteConnection::establish(&path).map_err(|e| DbError::Connect {
+                url: path.clone(),
+                reason: e.to_string(),
+            })?;
         diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_PRAGMAS)?;
         conn.run_pending_migrations(Source(migrations))
             .map(|_| ())
@@ -265,9 +275,11 @@ async fn run_postgres_migrations(
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut conn =
-            <AsyncConnectionWrapper<PgConn> as Connection>::establish(&url).map_err(|e| DbError::Connect {
-                url: describe(&url),
-                reason: e.to_string(),
+            <AsyncConnectionWrapper<PgConn> as Connection>::establish(&url).map_err(|e| {
+                DbError::Connect {
+                    url: describe(&url),
+                    reason: e.to_string(),
+                }
             })?;
         conn.run_pending_migrations(Source(migrations))
             .map(|_| ())

@@ -47,7 +47,11 @@ impl ApiError {
 
     /// Also what another user's object answers, so existence does not leak.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
@@ -162,7 +166,8 @@ pub fn from_actix(err: &actix_web::Error) -> ApiError {
     }
     if let Some(json) = err.as_error::<JsonPayloadError>() {
         return match json {
-            JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            JsonPayloadError::Overflow { limit }
+            | JsonPayloadError::OverflowKnownLength { limit, .. } => {
                 ApiError::payload_too_large("body_too_large", format!("body exceeds {limit} bytes"))
             }
             JsonPayloadError::ContentType => ApiError::new(

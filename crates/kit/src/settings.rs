@@ -73,11 +73,14 @@ pub fn load_from<T: DeserializeOwned>(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> anyhow::Result<T> {
     let env: std::collections::HashMap<String, String> = env.into_iter().collect();
-    let mut builder =
-        Config::builder().add_source(File::from_str(defaults_toml, FileFormat::Toml));
+    let mut builder = Config::builder().add_source(File::from_str(defaults_toml, FileFormat::Toml));
     let file = file.or_else(|| env.get("CONFAB_CONFIG").map(PathBuf::from));
     if let Some(path) = file {
-        builder = builder.add_source(File::from(path.clone()).format(FileFormat::Toml).required(true));
+        builder = builder.add_source(
+            File::from(path.clone())
+                .format(FileFormat::Toml)
+                .required(true),
+        );
     }
     builder = builder.add_source(
         Environment::with_prefix("CONFAB")
@@ -92,7 +95,10 @@ pub fn load_from<T: DeserializeOwned>(
         let port: u16 = port.parse().context("PORT must be a port number")?;
         builder = builder.set_override("server.port", port)?;
     }
-    if let Some(endpoint) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|v| !v.is_empty()) {
+    if let Some(endpoint) = env
+        .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .filter(|v| !v.is_empty())
+    {
         builder = builder.set_override("telemetry.otlp_endpoint", endpoint.as_str())?;
     }
     builder
@@ -161,7 +167,11 @@ mod tests {
     fn environment_overrides_file_and_conventional_names_win() {
         let dir = tempfile_dir();
         let path = dir.join("conf.toml");
-        std::fs::write(&path, "[auth]\nservice_token = \"from-file\"\n[server]\nport = 1\n").unwrap();
+        std::fs::write(
+            &path,
+            "[auth]\nservice_token = \"from-file\"\n[server]\nport = 1\n",
+        )
+        .unwrap();
         let s: Sample = load_from(
             DEFAULTS,
             Some(path),

@@ -31,11 +31,16 @@ impl TestDatabase {
     /// database name, to tell them apart when debugging).
     pub async fn new(name: &str) -> anyhow::Result<Self> {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
-        match std::env::var(TEST_DATABASE_ENV).ok().filter(|v| !v.is_empty()) {
+        match std::env::var(TEST_DATABASE_ENV)
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
             Some(admin_url) => {
                 let db_name = format!("confab_test_{}_{}", name.replace('-', "_"), &suffix[..12]);
                 let mut admin = AsyncPgConnection::establish(&admin_url).await?;
-                admin.batch_execute(&format!("CREATE DATABASE \"{db_name}\"")).await?;
+                admin
+                    .batch_execute(&format!("CREATE DATABASE \"{db_name}\""))
+                    .await?;
                 let url = replace_database(&admin_url, &db_name);
                 Ok(Self {
                     settings: DatabaseSettings {
@@ -76,13 +81,18 @@ impl Drop for TestDatabase {
             let admin_url = admin_url.clone();
             let name = name.clone();
             let _ = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
                     return;
                 };
                 rt.block_on(async {
                     if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
                         let _ = admin
-                            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .batch_execute(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
                             .await;
                     }
                 });

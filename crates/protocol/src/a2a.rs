@@ -158,7 +158,10 @@ pub struct Message {
 impl Message {
     /// The concatenated text of every text part.
     pub fn text(&self) -> String {
-        self.parts.iter().filter_map(|p| p.text.as_deref()).collect()
+        self.parts
+            .iter()
+            .filter_map(|p| p.text.as_deref())
+            .collect()
     }
 }
 
@@ -268,9 +271,10 @@ pub struct TaskArtifactUpdateEvent {
     pub task_id: String,
     pub context_id: String,
     pub artifact: Artifact,
-    #[serde(default)]
+    /// Proto-JSON leaves out fields at their default, so `false` is omitted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub append: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub last_chunk: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,

@@ -10,7 +10,10 @@ pub struct MessageText(String);
 impl MessageText {
     pub fn parse(text: String, max_chars: usize) -> Result<Self, ApiError> {
         if text.trim().is_empty() {
-            return Err(ApiError::unprocessable("empty_message", "the message is empty"));
+            return Err(ApiError::unprocessable(
+                "empty_message",
+                "the message is empty",
+            ));
         }
         let chars = text.chars().count();
         if chars > max_chars {

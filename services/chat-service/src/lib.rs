@@ -118,8 +118,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
                 .service(
                     web::scope("/chat/conversations")
                         .route("", web::post().to(conversations::create::create))
-                        .route("/{id}/messages", web::get().to(conversations::messages::list))
-                        .route("/{id}/messages/stream", web::post().to(conversations::stream::stream)),
+                        .route(
+                            "/{id}/messages",
+                            web::get().to(conversations::messages::list),
+                        )
+                        .route(
+                            "/{id}/messages/stream",
+                            web::post().to(conversations::stream::stream),
+                        ),
                 );
         },
     )?;

@@ -84,7 +84,11 @@ impl Turn {
 
         match self
             .client
-            .send_streaming(&self.agent_url, self.a2a_request(), self.request_id.as_deref())
+            .send_streaming(
+                &self.agent_url,
+                self.a2a_request(),
+                self.request_id.as_deref(),
+            )
             .await
         {
             Err(err) => failure = Some(err.to_string()),
@@ -110,13 +114,20 @@ impl Turn {
                             data_blocks.push(json!({"type": "data", "data": data.clone()}));
                             out.emit(ChatEvent::Data { data }).await;
                         }
-                        AgentEvent::Status { state, text, usage: u } => {
+                        AgentEvent::Status {
+                            state,
+                            text,
+                            usage: u,
+                        } => {
                             if u.is_some() {
                                 usage = u;
                             }
                             if state.is_terminal() {
                                 if state != TaskState::Completed {
-                                    failure = Some(text.unwrap_or_else(|| format!("agent task ended {state:?}")));
+                                    failure =
+                                        Some(text.unwrap_or_else(|| {
+                                            format!("agent task ended {state:?}")
+                                        }));
                                 }
                                 final_state = Some(state);
                                 break;
@@ -143,7 +154,12 @@ impl Turn {
             tracing::warn!(conversation_id = %self.conversation_id, agent = %self.agent_id, reason, "turn did not complete");
             out.emit(ChatEvent::Error {
                 error: EventError {
-                    code: if status == MessageStatus::Failed { "agent_failed" } else { "agent_incomplete" }.into(),
+                    code: if status == MessageStatus::Failed {
+                        "agent_failed"
+                    } else {
+                        "agent_incomplete"
+                    }
+                    .into(),
                     message: reason.clone(),
                 },
             })
@@ -164,7 +180,8 @@ impl Turn {
             token_usage: usage,
             agent_task_id: task_id,
         };
-        let persisted = messages::append(&self.db, &self.user_id, &self.conversation_id, assistant).await;
+        let persisted =
+            messages::append(&self.db, &self.user_id, &self.conversation_id, assistant).await;
         let status = match persisted {
             Ok(Some(_)) => status,
             Ok(None) => {

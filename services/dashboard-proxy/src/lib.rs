@@ -75,12 +75,18 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     });
     let paths = settings.relay.paths.clone();
     let listener = server::bind(&settings.server)?;
-    let running = server::serve(listener, &settings.server, SERVICE, Readiness::Always, move |cfg| {
-        cfg.app_data(state.clone());
-        for path in &paths {
-            cfg.route(path, web::get().to(relay::relay));
-        }
-    })?;
+    let running = server::serve(
+        listener,
+        &settings.server,
+        SERVICE,
+        Readiness::Always,
+        move |cfg| {
+            cfg.app_data(state.clone());
+            for path in &paths {
+                cfg.route(path, web::get().to(relay::relay));
+            }
+        },
+    )?;
     tracing::info!(
         service = SERVICE.name,
         url = %format!("http://{}:{}", settings.server.host, running.port()),

@@ -23,7 +23,11 @@ use crate::RelayState;
 /// Close code for a missing or refused token (DESIGN §9).
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 
-pub async fn relay(req: HttpRequest, body: web::Payload, state: web::Data<RelayState>) -> actix_web::Result<HttpResponse> {
+pub async fn relay(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<RelayState>,
+) -> actix_web::Result<HttpResponse> {
     let (token, query) = split_token(req.query_string());
     let mut url = format!("{}{}", state.upstream_url.trim_end_matches('/'), req.path());
     if !query.is_empty() {
@@ -61,18 +65,22 @@ enum Refusal {
     Unreachable(String),
 }
 
-type Upstream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Upstream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(url: &str, token: &str, timeout: Duration) -> Result<Upstream, Refusal> {
     let mut request = url
         .into_client_request()
         .map_err(|e| Refusal::Unreachable(e.to_string()))?;
-    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Refusal::Unauthorized)?;
+    let bearer =
+        HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Refusal::Unauthorized)?;
     request.headers_mut().insert("authorization", bearer);
     match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
         Err(_) => Err(Refusal::Unreachable("handshake timed out".into())),
         Ok(Ok((stream, _))) => Ok(stream),
-        Ok(Err(tungstenite::Error::Http(response))) if matches!(response.status().as_u16(), 401 | 403) => {
+        Ok(Err(tungstenite::Error::Http(response)))
+            if matches!(response.status().as_u16(), 401 | 403) =>
+        {
             Err(Refusal::Unauthorized)
         }
         Ok(Err(err)) => Err(Refusal::Unreachable(err.to_string())),
@@ -81,7 +89,11 @@ async fn connect(url: &str, token: &str, timeout: Duration) -> Result<Upstream, 
 
 /// Relays frames both ways until either side closes; the close code and
 /// reason of one side are passed to the other.
-async fn pump(mut client: Session, mut from_client: actix_ws::AggregatedMessageStream, upstream: Upstream) {
+async fn pump(
+    mut client: Session,
+    mut from_client: actix_ws::AggregatedMessageStream,
+    upstream: Upstream,
+) {
     let (mut to_upstream, mut from_upstream) = upstream.split();
     loop {
         tokio::select! {

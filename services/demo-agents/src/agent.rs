@@ -63,7 +63,8 @@ impl ConfabContext {
                     .filter_map(|t| {
                         let role = t.get("role").and_then(Value::as_str)?;
                         let content = t.get("content").and_then(Value::as_str)?;
-                        matches!(role, "user" | "assistant").then(|| ChatMessage::new(role, content))
+                        matches!(role, "user" | "assistant")
+                            .then(|| ChatMessage::new(role, content))
                     })
                     .collect()
             })

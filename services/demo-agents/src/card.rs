@@ -1,6 +1,8 @@
 //! Agent cards served at `/.well-known/agent-card.json`.
 
-use confab_protocol::a2a::{AgentCapabilities, AgentCard, AgentInterface, AgentSkill, PROTOCOL_VERSION};
+use confab_protocol::a2a::{
+    AgentCapabilities, AgentCard, AgentInterface, AgentSkill, PROTOCOL_VERSION,
+};
 
 use crate::agent::AgentKind;
 

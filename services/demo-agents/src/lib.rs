@@ -41,6 +41,10 @@ pub struct AgentSettings {
     pub port: u16,
     /// The agent key llm-proxy-service knows this agent by.
     pub key: String,
+    /// The URL the agent card advertises, when clients reach the agent by
+    /// another name than `host:port` (a container name, a load balancer).
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -67,7 +71,10 @@ pub struct Application {
 impl Application {
     /// The port of agent `name`, if it runs.
     pub fn port(&self, name: &str) -> Option<u16> {
-        self.agents.iter().find(|(n, _)| n == name).map(|(_, r)| r.port())
+        self.agents
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| r.port())
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -86,28 +93,39 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         .context("building the HTTP client")?;
     let mut agents = Vec::new();
     for (name, agent) in &settings.agents {
-        let kind = AgentKind::parse(name).with_context(|| format!("unknown agent '{name}' in settings"))?;
+        let kind = AgentKind::parse(name)
+            .with_context(|| format!("unknown agent '{name}' in settings"))?;
         let server_settings = ServerSettings {
             host: settings.host.clone(),
             port: agent.port,
             workers: settings.workers,
             shutdown_timeout_secs: 30,
         };
-        let listener = server::bind(&server_settings).with_context(|| format!("binding agent {name}"))?;
+        let listener =
+            server::bind(&server_settings).with_context(|| format!("binding agent {name}"))?;
         let port = listener.local_addr()?.port();
-        let base_url = format!("http://{}:{port}", settings.host);
+        let base_url = agent
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:{port}", settings.host));
         let card = web::Data::new(card::card(kind, &base_url));
         let state = web::Data::new(AgentState {
             kind,
             llm: LlmClient::new(http.clone(), settings.llm.clone(), agent.key.clone()),
         });
-        let running = server::serve(listener, &server_settings, SERVICE, Readiness::Always, move |cfg| {
-            cfg.app_data(state.clone())
-                .app_data(card.clone())
-                .route(AGENT_CARD_PATH, web::get().to(serve_card))
-                .route("/.well-known/agent.json", web::get().to(serve_card))
-                .route("/", web::post().to(rpc::handle));
-        })?;
+        let running = server::serve(
+            listener,
+            &server_settings,
+            SERVICE,
+            Readiness::Always,
+            move |cfg| {
+                cfg.app_data(state.clone())
+                    .app_data(card.clone())
+                    .route(AGENT_CARD_PATH, web::get().to(serve_card))
+                    .route("/.well-known/agent.json", web::get().to(serve_card))
+                    .route("/", web::post().to(rpc::handle));
+            },
+        )?;
         tracing::info!(agent = %name, url = %base_url, llm = %settings.llm.base_url, "agent listening");
         agents.push((name.clone(), running));
     }

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use confab_protocol::auth::{AGENT_ID_HEADER, CONVERSATION_ID_HEADER, USER_ID_HEADER};
-use confab_protocol::openai::{ChatCompletionChunk, ChatCompletionRequest, ChatMessage, StreamOptions, Usage};
+use confab_protocol::openai::{
+    ChatCompletionChunk, ChatCompletionRequest, ChatMessage, StreamOptions, Usage,
+};
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
@@ -40,7 +42,11 @@ pub struct LlmClient {
 
 impl LlmClient {
     pub fn new(http: reqwest::Client, settings: LlmSettings, key: String) -> Self {
-        Self { http, settings, key }
+        Self {
+            http,
+            settings,
+            key,
+        }
     }
 
     /// Streams a completion of `messages`. Fails before the first event if the
@@ -54,10 +60,15 @@ impl LlmClient {
             model: self.settings.model.clone(),
             messages,
             stream: Some(true),
-            stream_options: Some(StreamOptions { include_usage: true }),
+            stream_options: Some(StreamOptions {
+                include_usage: true,
+            }),
             extra: Default::default(),
         };
-        let url = format!("{}/v1/chat/completions", self.settings.base_url.trim_end_matches('/'));
+        let url = format!(
+            "{}/v1/chat/completions",
+            self.settings.base_url.trim_end_matches('/')
+        );
         let mut call = self
             .http
             .post(url)
@@ -80,25 +91,28 @@ impl LlmClient {
             let body = response.text().await.unwrap_or_default();
             anyhow::bail!("llm-proxy answered {status}: {body}");
         }
-        Ok(response.bytes_stream().eventsource().filter_map(|event| async move {
-            match event {
-                Err(err) => Some(Err(anyhow::anyhow!("LLM stream broke: {err}"))),
-                Ok(event) if event.data == "[DONE]" => None,
-                Ok(event) => match serde_json::from_str::<ChatCompletionChunk>(&event.data) {
-                    Err(err) => Some(Err(anyhow::anyhow!("unreadable LLM chunk: {err}"))),
-                    Ok(chunk) => {
-                        if let Some(usage) = chunk.usage {
-                            return Some(Ok(LlmEvent::Usage(usage)));
+        Ok(response
+            .bytes_stream()
+            .eventsource()
+            .filter_map(|event| async move {
+                match event {
+                    Err(err) => Some(Err(anyhow::anyhow!("LLM stream broke: {err}"))),
+                    Ok(event) if event.data == "[DONE]" => None,
+                    Ok(event) => match serde_json::from_str::<ChatCompletionChunk>(&event.data) {
+                        Err(err) => Some(Err(anyhow::anyhow!("unreadable LLM chunk: {err}"))),
+                        Ok(chunk) => {
+                            if let Some(usage) = chunk.usage {
+                                return Some(Ok(LlmEvent::Usage(usage)));
+                            }
+                            chunk
+                                .choices
+                                .into_iter()
+                                .find_map(|c| c.delta.content)
+                                .filter(|t| !t.is_empty())
+                                .map(|t| Ok(LlmEvent::Text(t)))
                         }
-                        chunk
-                            .choices
-                            .into_iter()
-                            .find_map(|c| c.delta.content)
-                            .filter(|t| !t.is_empty())
-                            .map(|t| Ok(LlmEvent::Text(t)))
-                    }
-                },
-            }
-        }))
+                    },
+                }
+            }))
     }
 }

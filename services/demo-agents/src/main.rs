@@ -2,6 +2,9 @@
 async fn main() -> anyhow::Result<()> {
     let settings = demo_agents::Settings::load()?;
     let _telemetry = confab_kit::telemetry::init(demo_agents::SERVICE.name, &settings.telemetry)?;
-    demo_agents::build(settings).await?.run_until_stopped().await?;
+    demo_agents::build(settings)
+        .await?
+        .run_until_stopped()
+        .await?;
     Ok(())
 }

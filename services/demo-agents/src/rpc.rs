@@ -23,23 +23,50 @@ const STREAM_BUFFER: usize = 32;
 pub async fn handle(req: HttpRequest, agent: web::Data<AgentState>, body: Bytes) -> HttpResponse {
     let value: Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
-        Err(err) => return rpc_error(Value::Null, error_code::PARSE_ERROR, format!("invalid JSON: {err}")),
+        Err(err) => {
+            return rpc_error(
+                Value::Null,
+                error_code::PARSE_ERROR,
+                format!("invalid JSON: {err}"),
+            );
+        }
     };
     let id = value.get("id").cloned().unwrap_or(Value::Null);
     let request: JsonRpcRequest<Value> = match serde_json::from_value(value) {
         Ok(request) => request,
-        Err(err) => return rpc_error(id, error_code::INVALID_REQUEST, format!("not a JSON-RPC 2.0 request: {err}")),
+        Err(err) => {
+            return rpc_error(
+                id,
+                error_code::INVALID_REQUEST,
+                format!("not a JSON-RPC 2.0 request: {err}"),
+            );
+        }
     };
     match request.method.as_str() {
-        METHOD_SEND_STREAMING_MESSAGE => match serde_json::from_value::<SendMessageRequest>(request.params) {
-            Ok(params) => send_streaming_message(&req, agent, request.id, params),
-            Err(err) => rpc_error(request.id, error_code::INVALID_PARAMS, format!("invalid params: {err}")),
-        },
-        other => rpc_error(request.id, error_code::METHOD_NOT_FOUND, format!("method '{other}' not found")),
+        METHOD_SEND_STREAMING_MESSAGE => {
+            match serde_json::from_value::<SendMessageRequest>(request.params) {
+                Ok(params) => send_streaming_message(&req, agent, request.id, params),
+                Err(err) => rpc_error(
+                    request.id,
+                    error_code::INVALID_PARAMS,
+                    format!("invalid params: {err}"),
+                ),
+            }
+        }
+        other => rpc_error(
+            request.id,
+            error_code::METHOD_NOT_FOUND,
+            format!("method '{other}' not found"),
+        ),
     }
 }
 
-fn send_streaming_message(req: &HttpRequest, agent: web::Data<AgentState>, id: Value, params: SendMessageRequest) -> HttpResponse {
+fn send_streaming_message(
+    req: &HttpRequest,
+    agent: web::Data<AgentState>,
+    id: Value,
+    params: SendMessageRequest,
+) -> HttpResponse {
     let context = ConfabContext::from_metadata(params.metadata.as_ref());
     let run = TaskRun {
         kind: agent.kind,

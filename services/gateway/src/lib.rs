@@ -144,12 +144,21 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
                 .app_data(web::PayloadConfig::new(body_limit))
                 .app_data(web::JsonConfig::default().limit(body_limit))
                 .route("/.well-known/jwks.json", web::get().to(routes::jwks::jwks))
-                .route("/api/v1/auth/register", web::post().to(routes::auth::register::register))
-                .route("/api/v1/auth/login", web::post().to(routes::auth::login::login))
+                .route(
+                    "/api/v1/auth/register",
+                    web::post().to(routes::auth::register::register),
+                )
+                .route(
+                    "/api/v1/auth/login",
+                    web::post().to(routes::auth::login::login),
+                )
                 .route("/api/v1/auth/me", web::get().to(routes::auth::me::me));
             for route in state.routes.routes() {
                 cfg.route(&route.prefix, web::to(proxy::forward::forward))
-                    .route(&format!("{}/{{tail:.*}}", route.prefix), web::to(proxy::forward::forward));
+                    .route(
+                        &format!("{}/{{tail:.*}}", route.prefix),
+                        web::to(proxy::forward::forward),
+                    );
             }
         },
     )?;

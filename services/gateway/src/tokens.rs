@@ -40,11 +40,18 @@ struct Inner {
 
 impl KeyRing {
     /// Loads the keys, creating the first one on a fresh database.
-    pub async fn load(db: &Db, issuer: &str, audience: &str, ttl_secs: i64) -> anyhow::Result<Self> {
+    pub async fn load(
+        db: &Db,
+        issuer: &str,
+        audience: &str,
+        ttl_secs: i64,
+    ) -> anyhow::Result<Self> {
         let mut rows = keys::all(db).await?;
         if !rows.iter().any(|k| k.active) {
             let row = generate()?;
-            keys::insert(db, &row).await.context("storing the first signing key")?;
+            keys::insert(db, &row)
+                .await
+                .context("storing the first signing key")?;
             tracing::info!(kid = %row.kid, "created a signing key");
             rows.insert(0, row);
         }
@@ -52,7 +59,9 @@ impl KeyRing {
             .iter()
             .find(|k| k.active)
             .context("no active signing key")?;
-        let der = STANDARD.decode(&active.private_key).context("signing key is not base64")?;
+        let der = STANDARD
+            .decode(&active.private_key)
+            .context("signing key is not base64")?;
         let public = rows
             .iter()
             .map(|row| {

@@ -1,6 +1,11 @@
 //! One chat turn end to end: gateway → chat-service → math agent →
 //! llm-proxy-service, and the ways a client can get it wrong.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
+
 mod common;
 
 use common::{Stack, error_code, sse_events};
@@ -19,17 +24,28 @@ async fn a_turn_streams_through_every_service_and_is_persisted() {
     let ada = stack.user("ada").await;
     let conversation = stack.conversation(&ada).await;
 
-    let response = stack.post_stream(&ada, &conversation, "what is 2 + 2").await;
+    let response = stack
+        .post_stream(&ada, &conversation, "what is 2 + 2")
+        .await;
     assert_eq!(response.status(), 200);
     assert!(
-        response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream")
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
     );
     let events = sse_events(response).await;
 
-    let types: Vec<&str> = events.iter().map(|(_, e)| e["type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|(_, e)| e["type"].as_str().unwrap())
+        .collect();
     assert_eq!(types.first(), Some(&"message_start"), "{types:?}");
     assert_eq!(types.last(), Some(&"done"), "{types:?}");
-    assert!(types[1..types.len() - 1].iter().all(|t| *t == "text"), "{types:?}");
+    assert!(
+        types[1..types.len() - 1].iter().all(|t| *t == "text"),
+        "{types:?}"
+    );
     assert!(types.len() >= 3, "{types:?}");
     let ids: Vec<String> = events.iter().map(|(id, _)| id.clone()).collect();
     let expected: Vec<String> = (1..=events.len()).map(|n| n.to_string()).collect();
@@ -52,10 +68,16 @@ async fn a_turn_streams_through_every_service_and_is_persisted() {
 
     let messages = stack.message_items(&ada, &conversation).await;
     assert_eq!(messages.len(), 2);
-    assert_eq!((messages[0]["seq"].as_i64(), messages[0]["role"].as_str()), (Some(1), Some("user")));
+    assert_eq!(
+        (messages[0]["seq"].as_i64(), messages[0]["role"].as_str()),
+        (Some(1), Some("user"))
+    );
     assert_eq!(messages[0]["content"], "what is 2 + 2");
     assert_eq!(messages[0]["id"], start["user_message_id"]);
-    assert_eq!((messages[1]["seq"].as_i64(), messages[1]["role"].as_str()), (Some(2), Some("assistant")));
+    assert_eq!(
+        (messages[1]["seq"].as_i64(), messages[1]["role"].as_str()),
+        (Some(2), Some("assistant"))
+    );
     assert_eq!(messages[1]["id"], start["message_id"]);
     assert_eq!(messages[1]["content"], streamed.as_str());
     assert_eq!(messages[1]["status"], "complete");
@@ -114,7 +136,10 @@ async fn a_forged_auth_from_a_client_never_reaches_chat_service() {
     // Identity headers and a service token from a client are dropped too.
     let response = stack
         .http
-        .get(format!("{}/api/v1/conversations/{id}/messages", stack.gateway))
+        .get(format!(
+            "{}/api/v1/conversations/{id}/messages",
+            stack.gateway
+        ))
         .bearer_auth(&ada.token)
         .header("x-user-id", &mallory.id)
         .header("x-service-token", "confab-dev-service-token")
@@ -191,16 +216,33 @@ async fn bad_turn_input_gets_a_json_error_and_writes_nothing() {
         ("not json at all".into(), 400, "malformed_json"),
         (json!({"message": ""}).to_string(), 422, "empty_message"),
         (json!({"message": "   "}).to_string(), 422, "empty_message"),
-        (json!({"text": "wrong field"}).to_string(), 422, "invalid_body"),
+        (
+            json!({"text": "wrong field"}).to_string(),
+            422,
+            "invalid_body",
+        ),
         (json!({"message": 42}).to_string(), 422, "invalid_body"),
-        (json!({"message": "x".repeat(10_001)}).to_string(), 413, "message_too_long"),
+        (
+            json!({"message": "x".repeat(10_001)}).to_string(),
+            413,
+            "message_too_long",
+        ),
     ];
     for (body, status, code) in cases {
-        let response = stack.post_stream_raw(&ada, &conversation, body.clone()).await;
-        assert_eq!(response.status().as_u16(), status, "{}", &body[..body.len().min(60)]);
+        let response = stack
+            .post_stream_raw(&ada, &conversation, body.clone())
+            .await;
+        assert_eq!(
+            response.status().as_u16(),
+            status,
+            "{}",
+            &body[..body.len().min(60)]
+        );
         assert_eq!(error_code(response).await, code);
     }
-    let exactly_at_limit = stack.post_stream(&ada, &conversation, &"y".repeat(10_000)).await;
+    let exactly_at_limit = stack
+        .post_stream(&ada, &conversation, &"y".repeat(10_000))
+        .await;
     assert_eq!(exactly_at_limit.status(), 200);
     sse_events(exactly_at_limit).await;
 
@@ -211,8 +253,15 @@ async fn bad_turn_input_gets_a_json_error_and_writes_nothing() {
 #[tokio::test]
 async fn requests_without_a_valid_token_are_refused_at_the_gateway() {
     let stack = Stack::start().await;
-    for token in [None, Some("not-a-jwt"), Some("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")] {
-        let mut request = stack.http.post(format!("{}/api/v1/conversations", stack.gateway)).json(&json!({}));
+    for token in [
+        None,
+        Some("not-a-jwt"),
+        Some("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."),
+    ] {
+        let mut request = stack
+            .http
+            .post(format!("{}/api/v1/conversations", stack.gateway))
+            .json(&json!({}));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

@@ -11,7 +11,9 @@ use actix_web::HttpRequest;
 use actix_web::http::header::AUTHORIZATION;
 use confab_kit::ApiError;
 use confab_kit::auth::ServiceAuth;
-use confab_protocol::auth::{AGENT_ID_HEADER, CONVERSATION_ID_HEADER, SERVICE_TOKEN_HEADER, USER_ID_HEADER};
+use confab_protocol::auth::{
+    AGENT_ID_HEADER, CONVERSATION_ID_HEADER, SERVICE_TOKEN_HEADER, USER_ID_HEADER,
+};
 use subtle::ConstantTimeEq;
 
 /// Attribution of one LLM call.
@@ -28,7 +30,11 @@ pub struct AgentKeys(HashMap<String, String>);
 
 impl AgentKeys {
     pub fn new(keys: HashMap<String, String>) -> Self {
-        Self(keys.into_iter().filter(|(_, key)| !key.is_empty()).collect())
+        Self(
+            keys.into_iter()
+                .filter(|(_, key)| !key.is_empty())
+                .collect(),
+        )
     }
 
     /// The agent a key belongs to. Every key is compared, in constant time,
@@ -53,7 +59,11 @@ fn header(req: &HttpRequest, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-pub fn identify(req: &HttpRequest, service: &ServiceAuth, keys: &AgentKeys) -> Result<CallIdentity, ApiError> {
+pub fn identify(
+    req: &HttpRequest,
+    service: &ServiceAuth,
+    keys: &AgentKeys,
+) -> Result<CallIdentity, ApiError> {
     let attributed = |agent_id: Option<String>| CallIdentity {
         agent_id,
         user_id: header(req, USER_ID_HEADER),
@@ -67,7 +77,9 @@ pub fn identify(req: &HttpRequest, service: &ServiceAuth, keys: &AgentKeys) -> R
     }
     let bearer = header(req, AUTHORIZATION.as_str())
         .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_owned()))
-        .ok_or_else(|| ApiError::unauthorized("an agent key is required as Authorization: Bearer"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized("an agent key is required as Authorization: Bearer")
+        })?;
     match keys.agent_for(&bearer) {
         // The key names the agent; a different X-Agent-Id cannot override it.
         Some(agent) => Ok(attributed(Some(agent.to_owned()))),

@@ -104,7 +104,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         move |cfg| {
             cfg.app_data(state.clone())
                 .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
-                .route("/v1/chat/completions", web::post().to(routes::completions::create))
+                .route(
+                    "/v1/chat/completions",
+                    web::post().to(routes::completions::create),
+                )
                 .route("/v1/models", web::get().to(routes::models::list));
         },
     )?;

@@ -16,7 +16,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentEvent {
     /// The agent's task id, known from the first result.
-    Task { task_id: String },
+    Task {
+        task_id: String,
+    },
     Text(String),
     Data(Value),
     /// A status change; `text` is the agent's status message, if any.
@@ -75,7 +77,10 @@ impl A2aClient {
         if let Some(id) = request_id {
             call = call.header(confab_protocol::auth::REQUEST_ID_HEADER, id);
         }
-        let response = call.send().await.map_err(|e| A2aError::Connect(e.to_string()))?;
+        let response = call
+            .send()
+            .await
+            .map_err(|e| A2aError::Connect(e.to_string()))?;
         let status = response.status();
         if !status.is_success() {
             return Err(A2aError::Status(status.as_u16()));
@@ -106,14 +111,20 @@ impl A2aClient {
     }
 }
 
-fn decode<E: std::fmt::Display>(event: Result<eventsource_stream::Event, E>) -> Vec<Result<AgentEvent, A2aError>> {
+fn decode<E: std::fmt::Display>(
+    event: Result<eventsource_stream::Event, E>,
+) -> Vec<Result<AgentEvent, A2aError>> {
     let event = match event {
         Ok(event) => event,
         Err(err) => return vec![Err(A2aError::Stream(err.to_string()))],
     };
     let envelope: JsonRpcResponse<StreamResponse> = match serde_json::from_str(&event.data) {
         Ok(envelope) => envelope,
-        Err(err) => return vec![Err(A2aError::Stream(format!("unreadable stream result: {err}")))],
+        Err(err) => {
+            return vec![Err(A2aError::Stream(format!(
+                "unreadable stream result: {err}"
+            )))];
+        }
     };
     if let Some(err) = envelope.error {
         return vec![Err(A2aError::Rpc {
@@ -127,7 +138,11 @@ fn decode<E: std::fmt::Display>(event: Result<eventsource_stream::Event, E>) -> 
             Ok(AgentEvent::Task { task_id: task.id }),
             Ok(AgentEvent::Status {
                 state: task.status.state,
-                text: task.status.message.map(|m| m.text()).filter(|t| !t.is_empty()),
+                text: task
+                    .status
+                    .message
+                    .map(|m| m.text())
+                    .filter(|t| !t.is_empty()),
                 usage: None,
             }),
         ],
@@ -145,7 +160,11 @@ fn decode<E: std::fmt::Display>(event: Result<eventsource_stream::Event, E>) -> 
                 }),
                 Ok(AgentEvent::Status {
                     state: update.status.state,
-                    text: update.status.message.map(|m| m.text()).filter(|t| !t.is_empty()),
+                    text: update
+                        .status
+                        .message
+                        .map(|m| m.text())
+                        .filter(|t| !t.is_empty()),
                     usage,
                 }),
             ]

@@ -116,7 +116,8 @@ pub async fn forward(
             }
         })?;
 
-    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut reply = HttpResponse::build(status);
     for (name, value) in response.headers() {
         if !NOT_RETURNED.contains(&name.as_str()) {
@@ -173,7 +174,8 @@ mod tests {
             username: Some("ada".into()),
             role: Role::User,
         };
-        let forged = Bytes::from(r#"{"message":"hi","_auth":{"user_id":"usr-victim","role":"admin"}}"#);
+        let forged =
+            Bytes::from(r#"{"message":"hi","_auth":{"user_id":"usr-victim","role":"admin"}}"#);
         let body = inject_auth(forged, &identity).unwrap();
         let value: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(value["_auth"]["user_id"], "usr-real");
@@ -189,13 +191,21 @@ mod tests {
             role: Role::User,
         };
         assert_eq!(
-            inject_auth(Bytes::from("not json"), &identity).unwrap_err().code(),
+            inject_auth(Bytes::from("not json"), &identity)
+                .unwrap_err()
+                .code(),
             "malformed_json"
         );
         assert_eq!(
-            inject_auth(Bytes::from("[1]"), &identity).unwrap_err().code(),
+            inject_auth(Bytes::from("[1]"), &identity)
+                .unwrap_err()
+                .code(),
             "invalid_body"
         );
-        assert!(inject_auth(Bytes::from("  "), &identity).unwrap().is_empty());
+        assert!(
+            inject_auth(Bytes::from("  "), &identity)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -31,14 +31,21 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    pub fn new(configs: &[RouteConfig], upstreams: &HashMap<String, String>) -> anyhow::Result<Self> {
+    pub fn new(
+        configs: &[RouteConfig],
+        upstreams: &HashMap<String, String>,
+    ) -> anyhow::Result<Self> {
         let mut routes = configs
             .iter()
             .map(|c| {
-                let base = upstreams
-                    .get(&c.upstream)
-                    .with_context(|| format!("route {} names unknown upstream '{}'", c.prefix, c.upstream))?;
-                anyhow::ensure!(c.prefix.starts_with('/'), "route prefix '{}' must start with /", c.prefix);
+                let base = upstreams.get(&c.upstream).with_context(|| {
+                    format!("route {} names unknown upstream '{}'", c.prefix, c.upstream)
+                })?;
+                anyhow::ensure!(
+                    c.prefix.starts_with('/'),
+                    "route prefix '{}' must start with /",
+                    c.prefix
+                );
                 Ok(Route {
                     prefix: c.prefix.trim_end_matches('/').to_owned(),
                     base_url: base.trim_end_matches('/').to_owned(),
@@ -47,7 +54,7 @@ impl RoutingTable {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Ok(Self { routes })
     }
 
@@ -101,7 +108,10 @@ mod tests {
     fn longest_prefix_wins_and_the_rest_of_the_path_is_kept() {
         let table = table();
         let url = |path: &str, query: &str| table.resolve(path, query).map(|(_, u)| u);
-        assert_eq!(url("/api/v1/chat", "").as_deref(), Some("http://chat:8003/chat/unified"));
+        assert_eq!(
+            url("/api/v1/chat", "").as_deref(),
+            Some("http://chat:8003/chat/unified")
+        );
         assert_eq!(
             url("/api/v1/chat/completions", "").as_deref(),
             Some("http://chat:8003/chat/completions")

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 pub struct Stack {
     pub gateway: String,
     pub chat: String,
+    pub llm: String,
+    pub math_agent: String,
     pub llm_db: Db,
     pub chat_db: Db,
     pub http: reqwest::Client,
@@ -47,7 +49,8 @@ impl Stack {
             agent.port = 0;
         }
         let agents = demo_agents::build(agents).await.unwrap();
-        let math_url = format!("http://127.0.0.1:{}/", agents.port("math").unwrap());
+        let math_agent = format!("http://127.0.0.1:{}", agents.port("math").unwrap());
+        let math_url = format!("{math_agent}/");
         tokio::spawn(agents.run_until_stopped());
 
         let mut chat = chat_service::Settings::defaults().unwrap();
@@ -63,7 +66,9 @@ impl Stack {
         gateway.server.port = 0;
         gateway.database = gateway_database.settings.clone();
         gateway.upstreams.insert("chat".into(), chat_url.clone());
-        gateway.upstreams.insert("llm_proxy".into(), llm_url);
+        gateway
+            .upstreams
+            .insert("llm_proxy".into(), llm_url.clone());
         let gateway = gateway::build(gateway).await.unwrap();
         let gateway_url = format!("http://127.0.0.1:{}", gateway.port());
         tokio::spawn(gateway.run_until_stopped());
@@ -71,6 +76,8 @@ impl Stack {
         Stack {
             gateway: gateway_url,
             chat: chat_url,
+            llm: llm_url,
+            math_agent,
             llm_db,
             chat_db,
             http: reqwest::Client::new(),
@@ -98,8 +105,18 @@ impl Stack {
 
     /// Registers and logs in a user.
     pub async fn user(&self, username: &str) -> User {
-        let registered: Value = self.register(username, "correct horse battery").await.json().await.unwrap();
-        let tokens: Value = self.login(username, "correct horse battery").await.json().await.unwrap();
+        let registered: Value = self
+            .register(username, "correct horse battery")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let tokens: Value = self
+            .login(username, "correct horse battery")
+            .await
+            .json()
+            .await
+            .unwrap();
         User {
             id: registered["id"].as_str().unwrap().to_owned(),
             token: tokens["access_token"].as_str().unwrap().to_owned(),
@@ -118,14 +135,27 @@ impl Stack {
 
     /// Creates a conversation and returns its id.
     pub async fn conversation(&self, user: &User) -> String {
-        let created: Value = self.create_conversation(user, json!({})).await.json().await.unwrap();
+        let created: Value = self
+            .create_conversation(user, json!({}))
+            .await
+            .json()
+            .await
+            .unwrap();
         created["id"].as_str().unwrap().to_owned()
     }
 
     /// Posts raw bytes as a turn through the gateway.
-    pub async fn post_stream_raw(&self, user: &User, conversation: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    pub async fn post_stream_raw(
+        &self,
+        user: &User,
+        conversation: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
         self.http
-            .post(format!("{}/api/v1/conversations/{conversation}/messages/stream", self.gateway))
+            .post(format!(
+                "{}/api/v1/conversations/{conversation}/messages/stream",
+                self.gateway
+            ))
             .bearer_auth(&user.token)
             .header("content-type", "application/json")
             .body(body)
@@ -134,14 +164,22 @@ impl Stack {
             .unwrap()
     }
 
-    pub async fn post_stream(&self, user: &User, conversation: &str, message: &str) -> reqwest::Response {
+    pub async fn post_stream(
+        &self,
+        user: &User,
+        conversation: &str,
+        message: &str,
+    ) -> reqwest::Response {
         self.post_stream_raw(user, conversation, json!({"message": message}).to_string())
             .await
     }
 
     pub async fn messages(&self, user: &User, conversation: &str) -> reqwest::Response {
         self.http
-            .get(format!("{}/api/v1/conversations/{conversation}/messages", self.gateway))
+            .get(format!(
+                "{}/api/v1/conversations/{conversation}/messages",
+                self.gateway
+            ))
             .bearer_auth(&user.token)
             .send()
             .await
@@ -150,7 +188,12 @@ impl Stack {
 
     /// The messages of a conversation, as its owner sees them.
     pub async fn message_items(&self, user: &User, conversation: &str) -> Vec<Value> {
-        let page: Value = self.messages(user, conversation).await.json().await.unwrap();
+        let page: Value = self
+            .messages(user, conversation)
+            .await
+            .json()
+            .await
+            .unwrap();
         page["items"].as_array().unwrap().clone()
     }
 }
@@ -174,7 +217,14 @@ pub async fn error_code(response: reqwest::Response) -> String {
         .map(|v| v.to_str().unwrap().to_owned());
     let body: Value = response.json().await.unwrap();
     let error = &body["error"];
-    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    assert_eq!(error["request_id"].as_str().map(str::to_owned), request_id, "{body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(
+        error["request_id"].as_str().map(str::to_owned),
+        request_id,
+        "{body}"
+    );
     error["code"].as_str().unwrap().to_owned()
 }

@@ -26,11 +26,18 @@ use crate::store::llm_calls::{self, LlmCall};
 /// memory per stream stays bounded.
 const STREAM_BUFFER: usize = 32;
 
-pub async fn create(req: HttpRequest, state: web::Data<AppState>, body: Bytes) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
     let identity = identify(&req, &state.service_auth, &state.agent_keys)?;
     let request: ChatCompletionRequest = parse(&body)?;
     if request.messages.is_empty() {
-        return Err(ApiError::unprocessable("invalid_body", "messages must not be empty"));
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "messages must not be empty",
+        ));
     }
     if !Builtin::serves(&request.model) {
         return Err(ApiError::not_found(&format!("model '{}'", request.model)));
@@ -54,8 +61,11 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, body: Bytes) -
             usage: Some(answer.usage),
         };
         let response = serde_json::to_string(&completion).map_err(ApiError::internal)?;
-        call.finish(&state, Some(response.clone()), answer.usage, None).await;
-        Ok(HttpResponse::Ok().content_type("application/json").body(response))
+        call.finish(&state, Some(response.clone()), answer.usage, None)
+            .await;
+        Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(response))
     }
 }
 
@@ -69,7 +79,12 @@ fn parse(body: &[u8]) -> Result<ChatCompletionRequest, ApiError> {
 /// Streams the answer as `chat.completion.chunk` events ending in `[DONE]`.
 /// The generator runs in its own task and records the call when it ends,
 /// also when the client went away (then with the partial output).
-fn stream(state: web::Data<AppState>, request: ChatCompletionRequest, answer: Answer, mut call: CallRecord) -> HttpResponse {
+fn stream(
+    state: web::Data<AppState>,
+    request: ChatCompletionRequest,
+    answer: Answer,
+    mut call: CallRecord,
+) -> HttpResponse {
     let (tx, rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
     let include_usage = request
         .stream_options
@@ -121,17 +136,28 @@ fn stream(state: web::Data<AppState>, request: ChatCompletionRequest, answer: An
             }
         }
         if delivered {
-            delivered = tx.send(chunk(Delta::default(), Some("stop"), None)).await.is_ok();
+            delivered = tx
+                .send(chunk(Delta::default(), Some("stop"), None))
+                .await
+                .is_ok();
         }
         if delivered && include_usage {
-            delivered = tx.send(chunk(Delta::default(), None, Some(answer.usage))).await.is_ok();
+            delivered = tx
+                .send(chunk(Delta::default(), None, Some(answer.usage)))
+                .await
+                .is_ok();
         }
         if delivered {
-            delivered = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await.is_ok();
+            delivered = tx
+                .send(Bytes::from_static(b"data: [DONE]\n\n"))
+                .await
+                .is_ok();
         }
         let response = serde_json::json!({"role": "assistant", "content": produced}).to_string();
-        let error = (!delivered).then(|| "client disconnected before the end of the stream".to_owned());
-        call.finish(&state, Some(response), answer.usage, error).await;
+        let error =
+            (!delivered).then(|| "client disconnected before the end of the stream".to_owned());
+        call.finish(&state, Some(response), answer.usage, error)
+            .await;
     });
     HttpResponse::Ok()
         .content_type("text/event-stream")
@@ -172,7 +198,13 @@ impl CallRecord {
         self.first_chunk_ms = Some(elapsed_ms(self.started));
     }
 
-    async fn finish(self, state: &AppState, response: Option<String>, usage: Usage, error: Option<String>) {
+    async fn finish(
+        self,
+        state: &AppState,
+        response: Option<String>,
+        usage: Usage,
+        error: Option<String>,
+    ) {
         let row = LlmCall {
             id: self.id,
             user_id: self.identity.user_id,

@@ -35,7 +35,14 @@ pub async fn list(
     conversations::get(&state.db, &caller.user_id, &conversation_id)
         .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
-    let rows = messages::page(&state.db, &caller.user_id, &conversation_id, query.before_seq, limit).await?;
+    let rows = messages::page(
+        &state.db,
+        &caller.user_id,
+        &conversation_id,
+        query.before_seq,
+        limit,
+    )
+    .await?;
     // A full page may have older messages before it; the cursor is the
     // `before_seq` that fetches them.
     let next_cursor = match rows.first() {

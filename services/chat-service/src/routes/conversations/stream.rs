@@ -32,7 +32,10 @@ pub async fn stream(
     let agent = state.agents.get(&conversation.agent_id).ok_or_else(|| {
         ApiError::unprocessable(
             "unknown_agent",
-            format!("the conversation's agent '{}' is not registered", conversation.agent_id),
+            format!(
+                "the conversation's agent '{}' is not registered",
+                conversation.agent_id
+            ),
         )
     })?;
     let history = messages::page(

@@ -8,7 +8,10 @@ use crate::GatewayState;
 use crate::auth::authenticate;
 use crate::store::users;
 
-pub async fn me(req: HttpRequest, state: web::Data<GatewayState>) -> Result<HttpResponse, ApiError> {
+pub async fn me(
+    req: HttpRequest,
+    state: web::Data<GatewayState>,
+) -> Result<HttpResponse, ApiError> {
     let claims = authenticate(&req, &state.keys)?;
     let user = users::by_id(&state.db, &claims.sub)
         .await?

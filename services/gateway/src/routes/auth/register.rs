@@ -20,7 +20,9 @@ pub async fn register(
     let row = UserRow {
         id: confab_kit::ids::new_id("usr"),
         username: username.as_str().to_owned(),
-        password_hash: passwords::hash(password.into_string()).await.map_err(ApiError::internal)?,
+        password_hash: passwords::hash(password.into_string())
+            .await
+            .map_err(ApiError::internal)?,
         role: Role::User.as_str().to_owned(),
         created_at: Utc::now().naive_utc(),
     };

@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# infra/ci.sh — the whole CI run; `.ci/run` calls it (DESIGN.md §12).
+#
+# Meant for a fresh Debian bookworm machine, run as root (apt-get is used for
+# missing tools), with the machine's Rust toolchain already installed. Steps:
+#   1. tools: cargo (required), rustfmt + clippy, curl, python3 + pip
+#   2. cargo fmt --all -- --check
+#   3. cargo clippy --workspace --all-targets -- -D warnings
+#   4. cargo test --workspace                      (embedded SQLite backend)
+#   5. cargo test --workspace with CONFAB_TEST_DATABASE_URL set (PostgreSQL):
+#      the server on 127.0.0.1:5432 when it answers as a `postgres` user that may
+#      create databases, otherwise a throwaway cluster this script starts on a
+#      free port (55432 upward) and removes again
+#   6. interoperability suites: infra/interop/run.sh when it exists
+# Any failure stops the run with a non-zero exit and names the failing step.
+#
+# Environment:
+#   CONFAB_TEST_DATABASE_URL=postgres://...  use this admin URL for step 5
+#                                            instead of looking for a server
+#   CI_FORCE_THROWAWAY_PG=1                  skip the server on :5432 and always
+#                                            start a throwaway cluster
+#
+# The file can be sourced (`source infra/ci.sh`) to call one function alone,
+# e.g. `with_test_postgres psql "$CONFAB_TEST_DATABASE_URL" -c 'select 1'`;
+# nothing runs then until main is called.
+set -euo pipefail
+
+# --- helpers ------------------------------------------------------------------
+
+current_step="start-up"
+step_started=$SECONDS
+
+step() {
+    step_done
+    current_step=$1
+    step_started=$SECONDS
+    printf '\n==== %s ====\n' "$current_step"
+}
+
+step_done() {
+    if [[ "$current_step" != "start-up" ]]; then
+        printf -- '---- %s: done in %ss\n' "$current_step" "$((SECONDS - step_started))"
+    fi
+}
+
+die() {
+    echo "ci.sh: $*" >&2
+    exit 1
+}
+
+# Run a command as root: directly when we are root, else through sudo.
+as_root() {
+    if ((EUID == 0)); then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "'$*' needs root and sudo is not available"
+    fi
+}
+
+apt_updated=0
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install $* by hand"
+    # Explicit returns: callers may run this where `set -e` is suspended.
+    if ((apt_updated == 0)); then
+        as_root apt-get update -qq || return 1
+        apt_updated=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "$@" || return 1
+}
+
+# --- step 1: tools --------------------------------------------------------------
+
+ensure_tools() {
+    if ! command -v cargo >/dev/null 2>&1 && [[ -f "${HOME:-/root}/.cargo/env" ]]; then
+        # shellcheck source=/dev/null
+        . "${HOME:-/root}/.cargo/env"
+    fi
+    command -v cargo >/dev/null 2>&1 ||
+        die "cargo not found: CI uses the machine's Rust toolchain (rustup); put cargo on PATH"
+    cargo --version
+    rustc --version
+
+    local component
+    for component in rustfmt clippy; do
+        local sub=${component/rustfmt/fmt}
+        if ! cargo "$sub" --version >/dev/null 2>&1; then
+            echo "cargo $sub missing: rustup component add $component"
+            rustup component add "$component"
+        fi
+        cargo "$sub" --version
+    done
+
+    local packages=()
+    command -v curl >/dev/null 2>&1 || packages+=(curl)
+    if ! command -v python3 >/dev/null 2>&1; then
+        packages+=(python3 python3-pip python3-venv)
+    else
+        python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+        # Debian's python3 needs python3-venv for `python3 -m venv` (PEP 668
+        # makes a venv the way to pip-install the interop suites' packages).
+        python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
+    fi
+    if ((${#packages[@]} > 0)); then
+        echo "installing: ${packages[*]}"
+        apt_install "${packages[@]}"
+    fi
+    curl --version | sed -n 1p
+    python3 --version
+    python3 -m pip --version
+}
+
+# --- step 5: PostgreSQL -----------------------------------------------------------
+
+# Set while this script runs its own cluster; pg_cleanup stops and removes it.
+pg_dir=""
+pg_bin=""
+pg_port=""
+policy_rc_added=0
+
+# The bin directory of the newest PostgreSQL with initdb, or nothing.
+find_pg_bin() {
+    local initdb
+    initdb=$(printf '%s\n' /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)
+    if [[ -x "$initdb" ]]; then
+        dirname "$initdb"
+    fi
+}
+
+# True when a server on 127.0.0.1:5432 lets user postgres in without a password
+# and may create databases (the test helpers create one per test).
+existing_pg_usable() {
+    command -v pg_isready >/dev/null 2>&1 || return 1
+    command -v psql >/dev/null 2>&1 || return 1
+    pg_isready -q -h 127.0.0.1 -p 5432 -t 5 || return 1
+    local can_create
+    can_create=$(PGCONNECT_TIMEOUT=5 psql -w -X -q -h 127.0.0.1 -p 5432 -U postgres -d postgres \
+        -tAc 'select rolsuper or rolcreatedb from pg_roles where rolname = current_user' \
+        2>/dev/null) || return 1
+    [[ "$can_create" == t ]]
+}
+
+# True when nothing listens on 127.0.0.1:$1.
+port_free() {
+    if command -v ss >/dev/null 2>&1 && [[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]]; then
+        return 1
+    fi
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Install Debian's postgresql without letting the package start its own
+# "main" cluster: a policy-rc.d that denies service starts for the duration.
+install_postgresql_package() {
+    echo "initdb not found under /usr/lib/postgresql/*/bin: installing Debian's postgresql"
+    local policy=/usr/sbin/policy-rc.d
+    if [[ ! -e "$policy" ]]; then
+        printf '#!/bin/sh\n# added by confab infra/ci.sh during apt-get install\nexit 101\n' |
+            as_root tee "$policy" >/dev/null
+        as_root chmod 755 "$policy"
+        policy_rc_added=1
+    fi
+    local status=0
+    apt_install postgresql || status=$?
+    remove_policy_rc
+    return "$status"
+}
+
+remove_policy_rc() {
+    if ((policy_rc_added)); then
+        as_root rm -f /usr/sbin/policy-rc.d
+        policy_rc_added=0
+    fi
+}
+
+# Run a PostgreSQL tool as the cluster's owner: root may not run initdb or
+# postgres, so as root use the `postgres` OS user. Runs inside the cluster dir
+# so the tools never try to read root's working directory.
+pg_as_owner() {
+    if ((EUID == 0)); then
+        (cd "$pg_dir" && runuser -u postgres -- "$@")
+    else
+        (cd "$pg_dir" && "$@")
+    fi
+}
+
+start_throwaway_pg() {
+    pg_bin=$(find_pg_bin)
+    if [[ -z "$pg_bin" ]]; then
+        install_postgresql_package
+        pg_bin=$(find_pg_bin)
+        [[ -n "$pg_bin" ]] || die "postgresql installed but no initdb under /usr/lib/postgresql/*/bin"
+    fi
+    if ((EUID == 0)); then
+        command -v runuser >/dev/null 2>&1 || die "runuser not found (util-linux)"
+        id postgres >/dev/null 2>&1 || die "no 'postgres' OS user to own the cluster"
+    fi
+
+    local port=55432
+    until port_free "$port"; do
+        port=$((port + 1))
+        ((port < 55532)) || die "no free port in 55432-55531 for a throwaway PostgreSQL"
+    done
+
+    # Under /tmp, not $TMPDIR: the server's socket path must stay short.
+    pg_dir=$(mktemp -d /tmp/confab-ci-pg.XXXXXX)
+    chmod 700 "$pg_dir"
+    if ((EUID == 0)); then
+        chown postgres: "$pg_dir"
+    fi
+    echo "starting a throwaway PostgreSQL ($pg_bin) in $pg_dir on 127.0.0.1:$port"
+
+    # UTF8 explicitly: with no locale set initdb would pick SQL_ASCII.
+    if ! pg_as_owner "$pg_bin/initdb" -D "$pg_dir/data" -A trust -U postgres \
+        -E UTF8 --locale=C --no-sync >"$pg_dir/initdb.log" 2>&1; then
+        cat "$pg_dir/initdb.log" >&2
+        die "initdb failed"
+    fi
+    # Durability is not needed for a cluster that lives for one test run.
+    if ! pg_as_owner "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
+        -o "-p $port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null; then
+        cat "$pg_dir/server.log" >&2 || true
+        die "pg_ctl start failed"
+    fi
+    pg_port=$port
+    "$pg_bin/psql" -w -X -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAc 'select version()'
+}
+
+# Stop and delete the throwaway cluster, if this script started one. Safe to
+# call more than once; never touches a server it did not start.
+pg_cleanup() {
+    remove_policy_rc
+    [[ -n "$pg_dir" ]] || return 0
+    if [[ -f "$pg_dir/data/postmaster.pid" ]]; then
+        echo "stopping the throwaway PostgreSQL on 127.0.0.1:$pg_port"
+        pg_as_owner "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$pg_dir"
+    pg_dir=""
+    pg_port=""
+}
+
+# Run "$@" with CONFAB_TEST_DATABASE_URL pointing at an admin PostgreSQL URL;
+# a throwaway cluster started for it is stopped again afterwards.
+with_test_postgres() {
+    local url
+    if [[ -n "${preset_test_db_url:-}" ]]; then
+        url=$preset_test_db_url
+        echo "using CONFAB_TEST_DATABASE_URL from the environment"
+    elif [[ "${CI_FORCE_THROWAWAY_PG:-}" != 1 ]] && existing_pg_usable; then
+        url=postgres://postgres@127.0.0.1:5432/postgres
+        echo "using the PostgreSQL server on 127.0.0.1:5432"
+    else
+        if [[ "${CI_FORCE_THROWAWAY_PG:-}" == 1 ]]; then
+            echo "CI_FORCE_THROWAWAY_PG=1: not using a server on 127.0.0.1:5432"
+        else
+            echo "no usable PostgreSQL on 127.0.0.1:5432 (as user postgres, able to create databases)"
+        fi
+        start_throwaway_pg
+        url=postgres://postgres@127.0.0.1:$pg_port/postgres
+    fi
+    echo "CONFAB_TEST_DATABASE_URL=$url"
+    local status=0
+    CONFAB_TEST_DATABASE_URL=$url "$@" || status=$?
+    pg_cleanup
+    return "$status"
+}
+
+# --- step 6: interoperability suites --------------------------------------------
+
+# Suites against third-party clients and servers (DESIGN.md §13) live in
+# infra/interop/run.sh, which installs its own pinned packages.
+interop_suites() {
+    if [[ -f infra/interop/run.sh ]]; then
+        bash infra/interop/run.sh
+    else
+        echo "no interoperability suites yet (infra/interop/run.sh does not exist)"
+    fi
+}
+
+# --- main -------------------------------------------------------------------------
+
+on_exit() {
+    local status=$?
+    trap - INT TERM
+    pg_cleanup
+    if ((status == 0)); then
+        step_done
+        printf '\n==== CI passed ====\n'
+    else
+        printf '\n==== CI FAILED (exit %s) in step: %s ====\n' "$status" "$current_step" >&2
+    fi
+    exit "$status"
+}
+
+main() {
+    cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+    export CARGO_TERM_COLOR=never
+    export CARGO_INCREMENTAL=0
+    # The SQLite run must not inherit a PostgreSQL URL; step 5 uses it explicitly.
+    preset_test_db_url=${CONFAB_TEST_DATABASE_URL:-}
+    unset CONFAB_TEST_DATABASE_URL DATABASE_URL
+
+    trap on_exit EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+
+    echo "Confab CI in $PWD ($(uname -sm), $(date -u '+%Y-%m-%d %H:%M:%S UTC'))"
+
+    step "1/6 tools"
+    ensure_tools
+
+    step "2/6 cargo fmt --all -- --check"
+    cargo fmt --all -- --check
+
+    step "3/6 cargo clippy --workspace --all-targets -- -D warnings"
+    cargo clippy --workspace --all-targets -- -D warnings
+
+    step "4/6 cargo test --workspace (SQLite)"
+    cargo test --workspace
+
+    step "5/6 cargo test --workspace (PostgreSQL)"
+    with_test_postgres cargo test --workspace
+
+    step "6/6 interoperability suites"
+    interop_suites
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    main "$@"
+fi

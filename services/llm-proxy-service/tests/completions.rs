@@ -1,0 +1,271 @@
+//! llm-proxy-service's OpenAI-compatible API on the builtin model, with the
+//! recording of every call.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
+
+use std::time::Duration;
+
+use confab_kit::db::Db;
+use confab_kit::testing::{TestDatabase, init_test_tracing};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use llm_proxy_service::store::llm_calls::{self, LlmCall};
+use serde_json::{Value, json};
+
+const MATH_KEY: &str = "confab-dev-agent-key-math";
+
+struct TestApp {
+    url: String,
+    db: Db,
+    http: reqwest::Client,
+    _database: TestDatabase,
+}
+
+impl TestApp {
+    async fn start() -> Self {
+        init_test_tracing();
+        let database = TestDatabase::new("llm-proxy").await.unwrap();
+        let mut settings = llm_proxy_service::Settings::defaults().unwrap();
+        settings.server.port = 0;
+        settings.database = database.settings.clone();
+        let app = llm_proxy_service::build(settings).await.unwrap();
+        let url = format!("http://127.0.0.1:{}", app.port());
+        let db = app.db().clone();
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            url,
+            db,
+            http: reqwest::Client::new(),
+            _database: database,
+        }
+    }
+
+    fn completions(&self, key: Option<&str>) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .post(format!("{}/v1/chat/completions", self.url))
+            .header("x-user-id", "usr-ada")
+            .header("x-conversation-id", "conv-1");
+        match key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
+    /// Waits until `n` calls of usr-ada are recorded (streamed calls are
+    /// recorded when their stream ends, just after the client got `[DONE]`).
+    async fn calls(&self, n: usize) -> Vec<LlmCall> {
+        for _ in 0..200 {
+            let calls = llm_calls::list_for_user(&self.db, "usr-ada", 100)
+                .await
+                .unwrap();
+            if calls.len() >= n {
+                return calls;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        llm_calls::list_for_user(&self.db, "usr-ada", 100)
+            .await
+            .unwrap()
+    }
+}
+
+fn request(stream: bool, include_usage: bool) -> Value {
+    let mut body = json!({
+        "model": "builtin",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "echo these four words"}
+        ],
+        "stream": stream,
+    });
+    if include_usage {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body
+}
+
+#[tokio::test]
+async fn a_completion_answers_and_is_recorded_with_its_usage() {
+    let app = TestApp::start().await;
+    let response = app
+        .completions(Some(MATH_KEY))
+        .json(&request(false, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let completion: Value = response.json().await.unwrap();
+    assert_eq!(completion["object"], "chat.completion");
+    assert_eq!(
+        completion["choices"][0]["message"]["content"],
+        "echo these four words"
+    );
+    assert_eq!(completion["usage"]["completion_tokens"], 4);
+    assert_eq!(completion["usage"]["prompt_tokens"], 2 + 4);
+
+    let calls = app.calls(1).await;
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.id, completion["id"].as_str().unwrap());
+    assert_eq!(call.agent_id.as_deref(), Some("math"));
+    assert_eq!(call.conversation_id.as_deref(), Some("conv-1"));
+    assert_eq!((call.input_tokens, call.output_tokens), (6, 4));
+    assert_eq!(call.status, "ok");
+    assert!(!call.stream);
+}
+
+async fn chunks(response: reqwest::Response) -> Vec<String> {
+    let mut stream = response.bytes_stream().eventsource();
+    let mut data = Vec::new();
+    while let Some(event) = stream.next().await {
+        data.push(event.unwrap().data);
+    }
+    data
+}
+
+#[tokio::test]
+async fn a_streamed_completion_sends_usage_only_to_a_client_that_asked() {
+    let app = TestApp::start().await;
+    for include_usage in [false, true] {
+        let response = app
+            .completions(Some(MATH_KEY))
+            .json(&request(true, include_usage))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let data = chunks(response).await;
+        assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+        let parsed: Vec<Value> = data[..data.len() - 1]
+            .iter()
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let text: String = parsed
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(text, "echo these four words");
+        let usage: Vec<&Value> = parsed.iter().filter(|c| !c["usage"].is_null()).collect();
+        if include_usage {
+            assert_eq!(usage.len(), 1);
+            assert_eq!(usage[0]["usage"]["completion_tokens"], 4);
+        } else {
+            assert!(
+                usage.is_empty(),
+                "usage chunk sent to a client that did not ask"
+            );
+        }
+    }
+    let calls = app.calls(2).await;
+    assert_eq!(calls.len(), 2);
+    for call in calls {
+        assert!(call.stream);
+        assert_eq!(
+            call.output_tokens, 4,
+            "usage is recorded whether or not the client asked"
+        );
+        assert_eq!(call.status, "ok");
+    }
+}
+
+#[tokio::test]
+async fn callers_without_a_known_key_are_refused_and_nothing_is_recorded() {
+    let app = TestApp::start().await;
+    for key in [None, Some("not-a-key")] {
+        let response = app
+            .completions(key)
+            .json(&request(false, false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{key:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    let response = app
+        .completions(None)
+        .header("x-service-token", "wrong")
+        .json(&request(false, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(
+        llm_calls::list_for_user(&app.db, "usr-ada", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_json_error_and_are_not_recorded() {
+    let app = TestApp::start().await;
+    let cases = [
+        ("{\"model\": ".to_owned(), 400, "malformed_json"),
+        (json!({"model": "builtin"}).to_string(), 422, "invalid_body"),
+        (
+            json!({"model": "builtin", "messages": []}).to_string(),
+            422,
+            "invalid_body",
+        ),
+        (
+            json!({"model": "nope/none", "messages": [{"role": "user", "content": "x"}]})
+                .to_string(),
+            404,
+            "not_found",
+        ),
+        (
+            format!(
+                "{{\"model\":\"builtin\",\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}",
+                "x".repeat(5 * 1024 * 1024)
+            ),
+            413,
+            "body_too_large",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let response = app
+            .completions(Some(MATH_KEY))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], code);
+    }
+    assert!(
+        llm_calls::list_for_user(&app.db, "usr-ada", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn models_lists_the_builtin_model() {
+    let app = TestApp::start().await;
+    let models: Value = app
+        .http
+        .get(format!("{}/v1/models", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["object"], "list");
+    assert!(
+        models["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "builtin")
+    );
+}

@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# start-dev.sh — build and run the whole Confab stack locally (DESIGN.md §12).
+#
+#   ./start-dev.sh              debug build, then start every service
+#   ./start-dev.sh --release    release build (target/release)
+#
+# With no configuration at all every service uses its embedded defaults: SQLite
+# under ./data/<service>.db, the builtin LLM and the localhost ports below. No
+# database server is needed, so this works on a fresh clone.
+#
+# Services started (entry point first):
+#   gateway            http://127.0.0.1:9050   public entry point (API, WebSockets, console)
+#   chat-service       http://127.0.0.1:8003   internal
+#   llm-proxy-service  http://127.0.0.1:8006   internal
+#   dashboard-proxy    http://127.0.0.1:8091   internal
+#   demo-agents        http://127.0.0.1:8101   math agent (text 8102, tree 8103 when built)
+#
+# Logs go to ./data/logs/<service>.log (overwritten on each start, NO_COLOR=1).
+# Ctrl-C (or TERM) stops every process this script started, and only those.
+#
+# Environment:
+#   GATEWAY_DATABASE_URL     passed to gateway as DATABASE_URL when set
+#   CHAT_DATABASE_URL        passed to chat-service as DATABASE_URL when set
+#   LLM_PROXY_DATABASE_URL   passed to llm-proxy-service as DATABASE_URL when set
+#       e.g. postgres://confab:confab@127.0.0.1:5432/chat_db (see init-db.sql).
+#       A plain DATABASE_URL or PORT in your shell is NOT passed on: one value
+#       cannot be right for five services.
+#   CONFAB__SECTION__KEY, RUST_LOG, OTEL_EXPORTER_OTLP_ENDPOINT
+#       passed through unchanged to every service.
+#   START_DEV_NO_BUILD=1     skip `cargo build` and use the binaries already built
+#   START_DEV_BIN_DIR=DIR    take the binaries from DIR instead of
+#                            ${CARGO_TARGET_DIR:-target}/<profile>
+#   START_DEV_READY_TIMEOUT  seconds to wait for each /ready (default 60)
+#   START_DEV_STOP_TIMEOUT   seconds a service may take to stop after SIGTERM
+#                            before it is killed (default 35: the services
+#                            drain for up to 30 s, server.shutdown_timeout_secs)
+set -euo pipefail
+
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
+}
+
+profile=debug
+for arg in "$@"; do
+    case "$arg" in
+        --release) profile=release ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            echo "start-dev.sh: unknown argument '$arg' (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+root=$PWD
+
+ready_timeout=${START_DEV_READY_TIMEOUT:-60}
+stop_timeout=${START_DEV_STOP_TIMEOUT:-35}
+bin_dir=${START_DEV_BIN_DIR:-${CARGO_TARGET_DIR:-target}/$profile}
+data_dir=$root/data
+log_dir=$data_dir/logs
+
+# name:port pairs, in start order. The port is the one whose /ready we wait for.
+services=(
+    gateway:9050
+    chat-service:8003
+    llm-proxy-service:8006
+    dashboard-proxy:8091
+    demo-agents:8101
+)
+# demo-agents' further agents: checked for /health after start-up and listed
+# when they answer; their absence is not an error.
+optional_agent_ports=(8102 8103)
+
+die() {
+    echo "start-dev.sh: $*" >&2
+    exit 1
+}
+
+command -v curl >/dev/null 2>&1 || die "curl is required (apt-get install curl)"
+
+# --- build ------------------------------------------------------------------
+if [[ "${START_DEV_NO_BUILD:-}" == 1 ]]; then
+    echo "==> START_DEV_NO_BUILD=1: skipping the build, using $bin_dir"
+else
+    command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust with rustup)"
+    build_args=(build --workspace --bins)
+    [[ "$profile" == release ]] && build_args+=(--release)
+    echo "==> cargo ${build_args[*]}"
+    cargo "${build_args[@]}"
+fi
+
+for entry in "${services[@]}"; do
+    name=${entry%%:*}
+    [[ -x "$bin_dir/$name" ]] || die "binary $bin_dir/$name not found or not executable (build first, or unset START_DEV_NO_BUILD)"
+done
+
+# --- ports ------------------------------------------------------------------
+# True when something listens on 127.0.0.1:$1 (or on any address, per ss).
+port_in_use() {
+    local port=$1
+    if command -v ss >/dev/null 2>&1 && [[ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]]; then
+        return 0
+    fi
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+}
+
+busy=()
+for entry in "${services[@]}"; do
+    port=${entry##*:}
+    port_in_use "$port" && busy+=("$port (${entry%%:*})")
+done
+if ((${#busy[@]} > 0)); then
+    echo "start-dev.sh: these ports are already in use:" >&2
+    printf '  %s\n' "${busy[@]}" >&2
+    echo "Stop whatever holds them (e.g. an earlier start-dev.sh: 'ss -ltnp' shows the process) and retry." >&2
+    exit 1
+fi
+for port in "${optional_agent_ports[@]}"; do
+    if port_in_use "$port"; then
+        echo "start-dev.sh: warning: port $port (a demo agent) is already in use" >&2
+    fi
+done
+
+# --- start ------------------------------------------------------------------
+mkdir -p "$data_dir" "$log_dir"
+
+declare -A pid_of=()
+pids=()
+stopping=0
+
+# Stop every child this script started: TERM first so services shut down
+# gracefully (finish turns, flush queued writes), KILL whatever is left after
+# $stop_timeout seconds.
+cleanup() {
+    local status=$?
+    ((stopping)) && return
+    stopping=1
+    trap - INT TERM HUP
+    local alive=()
+    local pid
+    for pid in "${pids[@]}"; do
+        kill -0 "$pid" 2>/dev/null && alive+=("$pid")
+    done
+    if ((${#alive[@]} > 0)); then
+        echo
+        echo "==> stopping ${#alive[@]} service(s)"
+        kill -TERM "${alive[@]}" 2>/dev/null || true
+        local deadline=$((SECONDS + stop_timeout))
+        for pid in "${alive[@]}"; do
+            while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+                sleep 0.2
+            done
+            if kill -0 "$pid" 2>/dev/null; then
+                echo "    pid $pid did not stop in time, killing it" >&2
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+            wait "$pid" 2>/dev/null || true
+        done
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# Name of the variable holding a service's DATABASE_URL ("" for services
+# without a database). Unset or empty means the embedded SQLite default.
+database_url_var_for() {
+    case "$1" in
+        gateway) echo GATEWAY_DATABASE_URL ;;
+        chat-service) echo CHAT_DATABASE_URL ;;
+        llm-proxy-service) echo LLM_PROXY_DATABASE_URL ;;
+        *) echo "" ;;
+    esac
+}
+
+# Each service runs in its own session (setsid) so that Ctrl-C in the terminal
+# reaches only this script, which then sends every service one SIGTERM: one
+# graceful shutdown instead of a SIGINT and a SIGTERM racing each other.
+# (setsid does not fork here, so $! is the service's own pid.)
+launcher=()
+command -v setsid >/dev/null 2>&1 && launcher=(setsid)
+
+if [[ -n "${DATABASE_URL:-}" || -n "${PORT:-}" ]]; then
+    echo "start-dev.sh: note: DATABASE_URL/PORT from your shell are not passed on; use GATEWAY_DATABASE_URL, CHAT_DATABASE_URL, LLM_PROXY_DATABASE_URL" >&2
+fi
+
+for entry in "${services[@]}"; do
+    name=${entry%%:*}
+    log=$log_dir/$name.log
+    # Logs go to files: no ANSI colour codes in them.
+    env_args=(-u DATABASE_URL -u PORT "NO_COLOR=${NO_COLOR:-1}")
+    db_var=$(database_url_var_for "$name")
+    db_url=""
+    [[ -n "$db_var" ]] && db_url=${!db_var:-}
+    [[ -n "$db_url" ]] && env_args+=("DATABASE_URL=$db_url")
+    # Runs from the repo root so ./data and infra/llm-fixtures resolve.
+    "${launcher[@]}" env "${env_args[@]}" "$bin_dir/$name" >"$log" 2>&1 </dev/null &
+    pid_of[$name]=$!
+    pids+=("$!")
+    if [[ -n "$db_url" ]]; then
+        echo "==> started $name (pid $!, DATABASE_URL from $db_var), log $log"
+    else
+        echo "==> started $name (pid $!), log $log"
+    fi
+done
+
+# --- wait for /ready --------------------------------------------------------
+fail_with_log() {
+    local name=$1 reason=$2
+    echo "start-dev.sh: $name $reason" >&2
+    echo "---- last 40 lines of $log_dir/$name.log ----" >&2
+    tail -n 40 "$log_dir/$name.log" >&2 || true
+    echo "----" >&2
+    exit 1
+}
+
+for entry in "${services[@]}"; do
+    name=${entry%%:*}
+    port=${entry##*:}
+    url=http://127.0.0.1:$port/ready
+    deadline=$((SECONDS + ready_timeout))
+    printf '==> waiting for %s (%s) ' "$name" "$url"
+    until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+        if ! kill -0 "${pid_of[$name]}" 2>/dev/null; then
+            echo
+            fail_with_log "$name" "exited before it became ready"
+        fi
+        if ((SECONDS >= deadline)); then
+            echo
+            fail_with_log "$name" "was not ready on $url within ${ready_timeout}s"
+        fi
+        printf '.'
+        sleep 0.5
+    done
+    echo ' ready'
+done
+
+extra_agents=()
+for port in "${optional_agent_ports[@]}"; do
+    if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" 2>/dev/null; then
+        extra_agents+=("http://127.0.0.1:$port")
+    fi
+done
+
+cat <<EOF
+
+Confab is running.
+
+  Entry point:  gateway            http://127.0.0.1:9050
+
+  Internal:     chat-service       http://127.0.0.1:8003
+                llm-proxy-service  http://127.0.0.1:8006
+                dashboard-proxy    http://127.0.0.1:8091
+                demo-agents        http://127.0.0.1:8101 (math)${extra_agents[*]:+ ${extra_agents[*]}}
+
+  Logs:         $log_dir/
+  Data:         $data_dir/
+
+Press Ctrl-C to stop.
+EOF
+
+# Block until Ctrl-C. If a service dies on its own, say which and stop the rest.
+while true; do
+    status=0
+    if ((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 3))); then
+        wait -n || status=$?
+    else
+        wait || status=$?
+    fi
+    for entry in "${services[@]}"; do
+        name=${entry%%:*}
+        if ! kill -0 "${pid_of[$name]}" 2>/dev/null; then
+            fail_with_log "$name" "stopped unexpectedly (exit status $status)"
+        fi
+    done
+done
