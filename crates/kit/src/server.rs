@@ -44,12 +44,18 @@ pub struct RequestId(pub String);
 pub struct Running {
     port: u16,
     server: Server,
+    db: Option<Db>,
 }
 
 impl Running {
     /// The port the service listens on (the real one when bound to port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The service's database, for services that have one (tests read it).
+    pub fn db(&self) -> Option<&Db> {
+        self.db.as_ref()
     }
 
     /// A handle to stop the server gracefully.
@@ -81,6 +87,10 @@ where
     F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
 {
     let port = listener.local_addr()?.port();
+    let db = match &readiness {
+        Readiness::Database(db) => Some(db.clone()),
+        Readiness::Always => None,
+    };
     let metrics = metrics_handle();
     let mut server = HttpServer::new(move || {
         App::new()
@@ -102,6 +112,7 @@ where
     Ok(Running {
         port,
         server: server.run(),
+        db,
     })
 }
 

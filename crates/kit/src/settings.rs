@@ -61,9 +61,20 @@ pub struct TelemetrySettings {
     pub otlp_endpoint: Option<String>,
 }
 
-/// Loads `T` from the service's defaults, the optional file and the environment.
-pub fn load<T: DeserializeOwned>(defaults_toml: &str) -> anyhow::Result<T> {
-    load_from(defaults_toml, config_file_from_args(), std::env::vars())
+/// The settings of one service, whose built-in defaults are a TOML document.
+pub trait ServiceSettings: DeserializeOwned {
+    /// The defaults, also the reference of every setting (`config/default.toml`).
+    const DEFAULTS: &'static str;
+
+    /// Defaults → file → environment (DESIGN §3).
+    fn load() -> anyhow::Result<Self> {
+        load_from(Self::DEFAULTS, config_file_from_args(), std::env::vars())
+    }
+
+    /// The built-in defaults alone, which tests start from.
+    fn defaults() -> anyhow::Result<Self> {
+        load_from(Self::DEFAULTS, None, std::iter::empty())
+    }
 }
 
 /// [`load`] with its inputs spelled out, so tests need not touch the process environment.

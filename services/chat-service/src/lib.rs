@@ -14,6 +14,7 @@ use actix_web::web;
 use confab_kit::auth::ServiceAuth;
 use confab_kit::db::{self, Db};
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
+use confab_kit::settings::ServiceSettings;
 use confab_kit::settings::{DatabaseSettings, ServerSettings, TelemetrySettings};
 use serde::Deserialize;
 
@@ -21,7 +22,6 @@ use crate::a2a::client::A2aClient;
 use crate::a2a::registry::{AgentEntry, Registry};
 use crate::routes::conversations;
 
-pub const DEFAULTS: &str = include_str!("../config/default.toml");
 pub const SERVICE: ServiceInfo = ServiceInfo {
     name: "chat-service",
     version: env!("CARGO_PKG_VERSION"),
@@ -56,14 +56,8 @@ pub struct A2aSettings {
     pub connect_timeout_secs: u64,
 }
 
-impl Settings {
-    pub fn load() -> anyhow::Result<Self> {
-        confab_kit::settings::load(DEFAULTS)
-    }
-
-    pub fn defaults() -> anyhow::Result<Self> {
-        confab_kit::settings::load_from(DEFAULTS, None, std::iter::empty())
-    }
+impl ServiceSettings for Settings {
+    const DEFAULTS: &'static str = include_str!("../config/default.toml");
 }
 
 /// What every handler shares.
@@ -74,30 +68,7 @@ pub struct AppState {
     pub a2a: A2aClient,
 }
 
-pub struct Application {
-    running: Running,
-    db: Db,
-}
-
-impl Application {
-    pub fn port(&self) -> u16 {
-        self.running.port()
-    }
-
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.running.handle()
-    }
-
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.running.run_until_stopped().await
-    }
-}
-
-pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
     let state = web::Data::new(AppState {
         db: db.clone(),
@@ -135,5 +106,5 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         database = %db::describe(&settings.database.url),
         "listening"
     );
-    Ok(Application { running, db })
+    Ok(running)
 }

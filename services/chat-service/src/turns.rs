@@ -61,6 +61,13 @@ impl Emitter {
 
 impl Turn {
     async fn run(self, tx: mpsc::Sender<(u64, ChatEvent)>) {
+        let in_flight = metrics::gauge!("chat_turns_in_flight");
+        in_flight.increment(1);
+        self.run_to_end(tx).await;
+        in_flight.decrement(1);
+    }
+
+    async fn run_to_end(self, tx: mpsc::Sender<(u64, ChatEvent)>) {
         let mut out = Emitter {
             tx,
             seq: 0,

@@ -7,6 +7,7 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
+use confab_kit::settings::ServiceSettings;
 use confab_kit::testing::{TestDatabase, init_test_tracing};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;

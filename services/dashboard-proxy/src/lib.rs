@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use actix_web::web;
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
+use confab_kit::settings::ServiceSettings;
 use confab_kit::settings::{ServerSettings, TelemetrySettings};
 use serde::Deserialize;
 
-pub const DEFAULTS: &str = include_str!("../config/default.toml");
 pub const SERVICE: ServiceInfo = ServiceInfo {
     name: "dashboard-proxy",
     version: env!("CARGO_PKG_VERSION"),
@@ -37,14 +37,8 @@ pub struct RelaySettings {
     pub paths: Vec<String>,
 }
 
-impl Settings {
-    pub fn load() -> anyhow::Result<Self> {
-        confab_kit::settings::load(DEFAULTS)
-    }
-
-    pub fn defaults() -> anyhow::Result<Self> {
-        confab_kit::settings::load_from(DEFAULTS, None, std::iter::empty())
-    }
+impl ServiceSettings for Settings {
+    const DEFAULTS: &'static str = include_str!("../config/default.toml");
 }
 
 pub struct RelayState {
@@ -53,21 +47,7 @@ pub struct RelayState {
     pub max_message_bytes: usize,
 }
 
-pub struct Application {
-    running: Running,
-}
-
-impl Application {
-    pub fn port(&self) -> u16 {
-        self.running.port()
-    }
-
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.running.run_until_stopped().await
-    }
-}
-
-pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let state = web::Data::new(RelayState {
         upstream_url: settings.upstream.url.clone(),
         connect_timeout: Duration::from_secs(settings.upstream.connect_timeout_secs),
@@ -93,5 +73,5 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         upstream = %settings.upstream.url,
         "listening"
     );
-    Ok(Application { running })
+    Ok(running)
 }

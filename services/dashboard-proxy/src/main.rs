@@ -1,3 +1,5 @@
+use confab_kit::settings::ServiceSettings;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = dashboard_proxy::Settings::load()?;

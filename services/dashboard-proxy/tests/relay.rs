@@ -7,6 +7,7 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
+use confab_kit::settings::ServiceSettings;
 use std::sync::{Arc, Mutex};
 
 use confab_kit::testing::init_test_tracing;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, web};
 use anyhow::Context;
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
+use confab_kit::settings::ServiceSettings;
 use confab_kit::settings::{ServerSettings, TelemetrySettings};
 use confab_protocol::a2a::AGENT_CARD_PATH;
 use serde::Deserialize;
@@ -18,7 +19,6 @@ use serde::Deserialize;
 use crate::agent::AgentKind;
 use crate::llm::{LlmClient, LlmSettings};
 
-pub const DEFAULTS: &str = include_str!("../config/default.toml");
 pub const SERVICE: ServiceInfo = ServiceInfo {
     name: "demo-agents",
     version: env!("CARGO_PKG_VERSION"),
@@ -47,14 +47,8 @@ pub struct AgentSettings {
     pub public_url: Option<String>,
 }
 
-impl Settings {
-    pub fn load() -> anyhow::Result<Self> {
-        confab_kit::settings::load(DEFAULTS)
-    }
-
-    pub fn defaults() -> anyhow::Result<Self> {
-        confab_kit::settings::load_from(DEFAULTS, None, std::iter::empty())
-    }
+impl ServiceSettings for Settings {
+    const DEFAULTS: &'static str = include_str!("../config/default.toml");
 }
 
 /// What one agent's handlers share.

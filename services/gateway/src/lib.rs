@@ -16,13 +16,13 @@ use actix_web::web;
 use anyhow::Context;
 use confab_kit::db::{self, Db};
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
+use confab_kit::settings::ServiceSettings;
 use confab_kit::settings::{DatabaseSettings, ServerSettings, TelemetrySettings};
 use serde::Deserialize;
 
 use crate::proxy::routing::{RouteConfig, RoutingTable};
 use crate::tokens::KeyRing;
 
-pub const DEFAULTS: &str = include_str!("../config/default.toml");
 pub const SERVICE: ServiceInfo = ServiceInfo {
     name: "gateway",
     version: env!("CARGO_PKG_VERSION"),
@@ -61,14 +61,8 @@ pub struct TimeoutSettings {
     pub response_secs: u64,
 }
 
-impl Settings {
-    pub fn load() -> anyhow::Result<Self> {
-        confab_kit::settings::load(DEFAULTS)
-    }
-
-    pub fn defaults() -> anyhow::Result<Self> {
-        confab_kit::settings::load_from(DEFAULTS, None, std::iter::empty())
-    }
+impl ServiceSettings for Settings {
+    const DEFAULTS: &'static str = include_str!("../config/default.toml");
 }
 
 /// What every handler shares.
@@ -84,30 +78,7 @@ pub struct GatewayState {
     pub dummy_hash: String,
 }
 
-pub struct Application {
-    running: Running,
-    db: Db,
-}
-
-impl Application {
-    pub fn port(&self) -> u16 {
-        self.running.port()
-    }
-
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.running.handle()
-    }
-
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.running.run_until_stopped().await
-    }
-}
-
-pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
     let keys = KeyRing::load(
         &db,
@@ -168,5 +139,5 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         database = %db::describe(&settings.database.url),
         "listening"
     );
-    Ok(Application { running, db })
+    Ok(running)
 }

@@ -12,14 +12,13 @@ use actix_web::web;
 use confab_kit::auth::ServiceAuth;
 use confab_kit::db::{self, Db};
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
+use confab_kit::settings::ServiceSettings;
 use confab_kit::settings::{DatabaseSettings, ServerSettings, TelemetrySettings};
 use serde::Deserialize;
 
 use crate::auth::AgentKeys;
 use crate::providers::builtin::{Builtin, BuiltinSettings};
 
-/// The built-in defaults, also the reference of every setting.
-pub const DEFAULTS: &str = include_str!("../config/default.toml");
 pub const SERVICE: ServiceInfo = ServiceInfo {
     name: "llm-proxy-service",
     version: env!("CARGO_PKG_VERSION"),
@@ -43,16 +42,8 @@ pub struct AuthSettings {
     pub agent_keys: HashMap<String, String>,
 }
 
-impl Settings {
-    /// Defaults → file → environment (DESIGN §3).
-    pub fn load() -> anyhow::Result<Self> {
-        confab_kit::settings::load(DEFAULTS)
-    }
-
-    /// The built-in defaults alone, which tests start from.
-    pub fn defaults() -> anyhow::Result<Self> {
-        confab_kit::settings::load_from(DEFAULTS, None, std::iter::empty())
-    }
+impl ServiceSettings for Settings {
+    const DEFAULTS: &'static str = include_str!("../config/default.toml");
 }
 
 /// What every handler shares.
@@ -63,31 +54,7 @@ pub struct AppState {
     pub agent_keys: AgentKeys,
 }
 
-/// A built, bound service.
-pub struct Application {
-    running: Running,
-    db: Db,
-}
-
-impl Application {
-    pub fn port(&self) -> u16 {
-        self.running.port()
-    }
-
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.running.handle()
-    }
-
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.running.run_until_stopped().await
-    }
-}
-
-pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
     let state = web::Data::new(AppState {
         db: db.clone(),
@@ -117,5 +84,5 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         database = %db::describe(&settings.database.url),
         "listening"
     );
-    Ok(Application { running, db })
+    Ok(running)
 }

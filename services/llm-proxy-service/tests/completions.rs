@@ -6,6 +6,7 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
+use confab_kit::settings::ServiceSettings;
 use std::time::Duration;
 
 use confab_kit::db::Db;
@@ -33,7 +34,7 @@ impl TestApp {
         settings.database = database.settings.clone();
         let app = llm_proxy_service::build(settings).await.unwrap();
         let url = format!("http://127.0.0.1:{}", app.port());
-        let db = app.db().clone();
+        let db = app.db().unwrap().clone();
         tokio::spawn(app.run_until_stopped());
         Self {
             url,

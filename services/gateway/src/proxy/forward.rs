@@ -14,7 +14,7 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_protocol::auth::{
-    AUTH_FIELD, AuthContext, REQUEST_ID_HEADER, Role, SERVICE_TOKEN_HEADER, USER_ID_HEADER,
+    AUTH_FIELD, AuthContext, REQUEST_ID_HEADER, SERVICE_TOKEN_HEADER, USER_ID_HEADER,
     USER_NAME_HEADER, USER_ROLE_HEADER,
 };
 use futures_util::TryStreamExt;
@@ -92,7 +92,7 @@ pub async fn forward(
             upstream = upstream
                 .header(SERVICE_TOKEN_HEADER, state.service_token.as_str())
                 .header(USER_ID_HEADER, identity.user_id.as_str())
-                .header(USER_ROLE_HEADER, role_str(identity.role));
+                .header(USER_ROLE_HEADER, identity.role.as_str());
             if let Some(name) = &identity.username {
                 upstream = upstream.header(USER_NAME_HEADER, name.as_str());
             }
@@ -138,10 +138,6 @@ fn forwardable(headers: &HeaderMap) -> impl Iterator<Item = (&HeaderName, &heade
         .filter(|(name, _)| !NOT_FORWARDED.contains(&name.as_str()))
 }
 
-fn role_str(role: Role) -> &'static str {
-    role.as_str()
-}
-
 /// Puts the caller's identity into a JSON body as `_auth`, replacing any the
 /// client sent. Bodies on auth-injected routes must be JSON objects: anything
 /// else could smuggle an `_auth` past the gateway, so it is refused.
@@ -166,6 +162,7 @@ fn inject_auth(body: Bytes, identity: &AuthContext) -> Result<Bytes, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use confab_protocol::auth::Role;
 
     #[test]
     fn a_forged_auth_is_replaced_by_the_real_one() {

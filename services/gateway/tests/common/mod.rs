@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test file uses a different part of this helper
 
 use confab_kit::db::Db;
+use confab_kit::settings::ServiceSettings;
 use confab_kit::testing::{TestDatabase, init_test_tracing};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
@@ -40,7 +41,7 @@ impl Stack {
         llm.database = llm_database.settings.clone();
         let llm = llm_proxy_service::build(llm).await.unwrap();
         let llm_url = format!("http://127.0.0.1:{}", llm.port());
-        let llm_db = llm.db().clone();
+        let llm_db = llm.db().unwrap().clone();
         tokio::spawn(llm.run_until_stopped());
 
         let mut agents = demo_agents::Settings::defaults().unwrap();
@@ -59,7 +60,7 @@ impl Stack {
         chat.agents.get_mut("math").unwrap().url = math_url;
         let chat = chat_service::build(chat).await.unwrap();
         let chat_url = format!("http://127.0.0.1:{}", chat.port());
-        let chat_db = chat.db().clone();
+        let chat_db = chat.db().unwrap().clone();
         tokio::spawn(chat.run_until_stopped());
 
         let mut gateway = gateway::Settings::defaults().unwrap();

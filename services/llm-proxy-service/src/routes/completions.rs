@@ -93,6 +93,8 @@ fn stream(
     let model = request.model.clone();
     let call_id = call.id.clone();
     tokio::spawn(async move {
+        let active = metrics::gauge!("llm_streams_active");
+        active.increment(1);
         let chunk = |delta: Delta, finish: Option<&str>, usage: Option<Usage>| {
             let chunk = ChatCompletionChunk {
                 id: call_id.clone(),
