@@ -2,6 +2,7 @@
 //! `/metrics`), `X-Request-Id`, request metrics, the JSON error body, and a
 //! handle that tests start on port 0.
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use futures_util::future::BoxFuture;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tracing::Instrument;
@@ -45,6 +47,7 @@ pub struct Running {
     port: u16,
     server: Server,
     db: Option<Db>,
+    on_stop: Vec<BoxFuture<'static, ()>>,
 }
 
 impl Running {
@@ -63,9 +66,21 @@ impl Running {
         self.server.handle()
     }
 
-    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`].
+    /// Work to finish after the server stopped and before the process may
+    /// exit, such as flushing queued writes.
+    pub fn on_stop(mut self, work: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.on_stop.push(Box::pin(work));
+        self
+    }
+
+    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then runs the
+    /// [`on_stop`](Self::on_stop) work.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        for work in self.on_stop {
+            work.await;
+        }
+        result
     }
 }
 
@@ -113,6 +128,7 @@ where
         port,
         server: server.run(),
         db,
+        on_stop: Vec::new(),
     })
 }
 

@@ -9,3 +9,4 @@ pub mod auth;
 pub mod chat;
 pub mod error;
 pub mod openai;
+pub mod trace;

@@ -63,6 +63,7 @@ impl LlmClient {
             stream_options: Some(StreamOptions {
                 include_usage: true,
             }),
+            tools: None,
             extra: Default::default(),
         };
         let url = format!(

@@ -3,14 +3,14 @@
 //! An agent presents its agent key as `Authorization: Bearer`; the services
 //! present the service token. Either may attribute the call with
 //! `X-User-Id`, `X-Conversation-Id` and `X-Agent-Id`; from anyone else those
-//! headers are not trusted.
+//! headers are not trusted. A user may also call the proxy directly with an
+//! access token: the call is then attributed to that user and nothing else.
 
 use std::collections::HashMap;
 
 use actix_web::HttpRequest;
-use actix_web::http::header::AUTHORIZATION;
 use confab_kit::ApiError;
-use confab_kit::auth::ServiceAuth;
+use confab_kit::auth::{Caller, ServiceAuth, bearer_token};
 use confab_protocol::auth::{
     AGENT_ID_HEADER, CONVERSATION_ID_HEADER, SERVICE_TOKEN_HEADER, USER_ID_HEADER,
 };
@@ -59,7 +59,7 @@ fn header(req: &HttpRequest, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-pub fn identify(
+pub async fn identify(
     req: &HttpRequest,
     service: &ServiceAuth,
     keys: &AgentKeys,
@@ -75,14 +75,19 @@ pub fn identify(
         }
         return Err(ApiError::unauthorized("invalid service token"));
     }
-    let bearer = header(req, AUTHORIZATION.as_str())
-        .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_owned()))
-        .ok_or_else(|| {
-            ApiError::unauthorized("an agent key is required as Authorization: Bearer")
-        })?;
-    match keys.agent_for(&bearer) {
+    let bearer = bearer_token(req).ok_or_else(|| {
+        ApiError::unauthorized("an agent key or access token is required as Authorization: Bearer")
+    })?;
+    if let Some(agent) = keys.agent_for(bearer) {
         // The key names the agent; a different X-Agent-Id cannot override it.
-        Some(agent) => Ok(attributed(Some(agent.to_owned()))),
-        None => Err(ApiError::unauthorized("unknown agent key")),
+        return Ok(attributed(Some(agent.to_owned())));
     }
+    let caller = Caller::from_request_or_token(req, Some(bearer))
+        .await
+        .map_err(|_| ApiError::unauthorized("unknown agent key or invalid access token"))?;
+    Ok(CallIdentity {
+        agent_id: None,
+        user_id: Some(caller.user_id),
+        conversation_id: None,
+    })
 }

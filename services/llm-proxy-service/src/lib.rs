@@ -1,23 +1,30 @@
 //! llm-proxy-service: an OpenAI-compatible proxy in front of LLM providers
-//! that records every call (DESIGN §10).
+//! that records every call and streams live traces (DESIGN §10).
 
 pub mod auth;
+pub mod call;
 pub mod providers;
+pub mod recorder;
 pub mod routes;
 pub mod store;
+pub mod trace;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use actix_web::web;
-use confab_kit::auth::ServiceAuth;
+use confab_kit::auth::{JwtSettings, JwtVerifier, ServiceAuth};
 use confab_kit::db::{self, Db};
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
-use confab_kit::settings::ServiceSettings;
-use confab_kit::settings::{DatabaseSettings, ServerSettings, TelemetrySettings};
+use confab_kit::settings::{DatabaseSettings, ServerSettings, ServiceSettings, TelemetrySettings};
 use serde::Deserialize;
 
 use crate::auth::AgentKeys;
-use crate::providers::builtin::{Builtin, BuiltinSettings};
+use crate::call::RetrySettings;
+use crate::providers::{ProviderSettings, Providers};
+use crate::recorder::{Recorder, RecordingSettings};
+use crate::trace::hub::TraceHub;
+use crate::trace::ws::TraceSettings;
 
 pub const SERVICE: ServiceInfo = ServiceInfo {
     name: "llm-proxy-service",
@@ -31,8 +38,11 @@ pub struct Settings {
     #[serde(default)]
     pub telemetry: TelemetrySettings,
     pub auth: AuthSettings,
-    #[serde(default)]
-    pub builtin: BuiltinSettings,
+    pub providers: BTreeMap<String, ProviderSettings>,
+    pub models: ModelSettings,
+    pub retry: RetrySettings,
+    pub recording: RecordingSettings,
+    pub trace: TraceSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,28 +50,56 @@ pub struct AuthSettings {
     pub service_token: String,
     #[serde(default)]
     pub agent_keys: HashMap<String, String>,
+    #[serde(flatten)]
+    pub jwt: JwtSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct ModelSettings {
+    #[serde(default)]
+    pub aliases: BTreeMap<String, Vec<String>>,
 }
 
 impl ServiceSettings for Settings {
     const DEFAULTS: &'static str = include_str!("../config/default.toml");
 }
 
-/// What every handler shares.
+/// What every handler and stream task shares; cheap to clone.
+#[derive(Clone)]
 pub struct AppState {
     pub db: Db,
-    pub builtin: Builtin,
+    pub providers: Arc<Providers>,
+    pub recorder: Recorder,
+    pub hub: Arc<TraceHub>,
     pub service_auth: ServiceAuth,
-    pub agent_keys: AgentKeys,
+    pub agent_keys: Arc<AgentKeys>,
+    pub retry: RetrySettings,
+    pub trace: TraceSettings,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
+    let providers = Providers::new(&settings.providers, settings.models.aliases.clone())?;
+    let (recorder, writer) = Recorder::start(db.clone(), &settings.recording);
+    let last_seq = store::trace_events::max_seq(&db).await?;
+    let hub = TraceHub::new(
+        recorder.clone(),
+        last_seq,
+        settings.recording.queue_capacity + settings.recording.batch_size,
+        settings.trace.subscriber_buffer,
+    );
     let state = web::Data::new(AppState {
         db: db.clone(),
-        builtin: Builtin::new(settings.builtin.clone()),
+        providers: Arc::new(providers),
+        recorder,
+        hub: Arc::new(hub),
         service_auth: ServiceAuth::new(settings.auth.service_token.clone()),
-        agent_keys: AgentKeys::new(settings.auth.agent_keys.clone()),
+        agent_keys: Arc::new(AgentKeys::new(settings.auth.agent_keys.clone())),
+        retry: settings.retry.clone(),
+        trace: settings.trace.clone(),
     });
+    let service_auth = web::Data::new(state.service_auth.clone());
+    let verifier = web::Data::new(JwtVerifier::new(settings.auth.jwt.clone()));
     let listener = server::bind(&settings.server)?;
     let running = server::serve(
         listener,
@@ -70,19 +108,32 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         Readiness::Database(db.clone()),
         move |cfg| {
             cfg.app_data(state.clone())
+                .app_data(service_auth.clone())
+                .app_data(verifier.clone())
                 .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
                 .route(
                     "/v1/chat/completions",
                     web::post().to(routes::completions::create),
                 )
-                .route("/v1/models", web::get().to(routes::models::list));
+                .route("/v1/models", web::get().to(routes::models::list))
+                .route("/llm-calls", web::get().to(routes::calls::list))
+                .route("/llm-calls/{id}", web::get().to(routes::calls::get))
+                .route("/traces", web::get().to(routes::traces::list))
+                .route("/ws/trace/{agent_id}", web::get().to(trace::ws::subscribe));
         },
     )?;
     tracing::info!(
         service = SERVICE.name,
         url = %format!("http://{}:{}", settings.server.host, running.port()),
         database = %db::describe(&settings.database.url),
+        providers = ?settings.providers.keys().collect::<Vec<_>>(),
         "listening"
     );
-    Ok(running)
+    // Once the server has stopped and every handle is gone, the recorder
+    // writes what is queued and ends: wait for it before exiting.
+    Ok(running.on_stop(async move {
+        if let Err(err) = writer.await {
+            tracing::error!(error = %err, "the recorder ended abnormally");
+        }
+    }))
 }

@@ -99,6 +99,16 @@ async fn a_completion_answers_and_is_recorded_with_its_usage() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    let call_id = response.headers()["x-confab-call-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let overhead: f64 = response.headers()["x-confab-overhead-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(overhead >= 0.0);
     let completion: Value = response.json().await.unwrap();
     assert_eq!(completion["object"], "chat.completion");
     assert_eq!(
@@ -111,7 +121,7 @@ async fn a_completion_answers_and_is_recorded_with_its_usage() {
     let calls = app.calls(1).await;
     assert_eq!(calls.len(), 1);
     let call = &calls[0];
-    assert_eq!(call.id, completion["id"].as_str().unwrap());
+    assert_eq!(call.id, call_id);
     assert_eq!(call.agent_id.as_deref(), Some("math"));
     assert_eq!(call.conversation_id.as_deref(), Some("conv-1"));
     assert_eq!((call.input_tokens, call.output_tokens), (6, 4));

@@ -1,31 +1,96 @@
 //! The builtin model: deterministic, offline, documented (DESIGN §10).
 //!
-//! It answers the last user message by echoing it back, counts usage per
-//! token (a token is a word with its leading whitespace), and can wait before
-//! the first chunk and between chunks so benchmarks see realistic timing. It
-//! goes through the same recording and streaming code as a real provider.
+//! It answers from a fixtures file of rules (see `infra/llm-fixtures/demo.toml`,
+//! compiled in as the default): the first rule whose regex matches the last
+//! user message, or the last tool result, answers with its text and/or tool
+//! calls, `$1`/`${name}` replaced by the regex's captures. With no matching
+//! rule it echoes the last user message. Usage is counted per token (a word
+//! with its leading whitespace). It can wait before the first chunk and
+//! between chunks, so benchmarks see realistic timing, and it streams through
+//! the same code a real provider does.
 
 use std::time::Duration;
 
-use confab_protocol::openai::{ChatCompletionRequest, Usage};
+use anyhow::Context;
+use chrono::Utc;
+use confab_protocol::openai::{
+    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, Choice, ChunkChoice,
+    Delta, FunctionCallDelta, ToolCall, ToolCallDelta, Usage,
+};
+use futures_util::StreamExt;
+use regex::Regex;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
-/// Provider name recorded in `llm_calls.provider`.
-pub const PROVIDER: &str = "builtin";
+use super::Start;
+
+/// The demo fixtures, used when no `fixtures` file is configured.
+const DEMO_FIXTURES: &str = include_str!("../../../../infra/llm-fixtures/demo.toml");
 
 #[derive(Debug, Clone, Deserialize, Default)]
 pub struct BuiltinSettings {
+    /// A fixtures file; empty means the demo fixtures built into the binary.
+    #[serde(default)]
+    pub fixtures: String,
     #[serde(default)]
     pub first_chunk_delay_ms: u64,
     #[serde(default)]
     pub chunk_delay_ms: u64,
 }
 
+#[derive(Debug, Deserialize)]
+struct FixturesFile {
+    #[serde(default)]
+    rules: Vec<RuleSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RuleSpec {
+    /// `user` (the last user message) or `tool` (the last message, when it is
+    /// a tool result).
+    #[serde(default = "default_on")]
+    on: String,
+    /// Only rules with this tool name match its results (`on = "tool"`).
+    #[serde(default)]
+    tool: Option<String>,
+    pattern: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<ToolCallSpec>,
+}
+
+fn default_on() -> String {
+    "user".into()
+}
+
+#[derive(Debug, Deserialize)]
+struct ToolCallSpec {
+    name: String,
+    arguments: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum On {
+    User,
+    Tool,
+}
+
+#[derive(Debug)]
+struct Rule {
+    on: On,
+    tool: Option<String>,
+    pattern: Regex,
+    text: Option<String>,
+    tool_calls: Vec<ToolCallSpec>,
+}
+
 /// What the builtin model says to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
-    /// The reply split into tokens; concatenated they are the reply text.
+    /// The reply text split into tokens; concatenated they are the text.
     pub tokens: Vec<String>,
+    pub tool_calls: Vec<ToolCall>,
     pub usage: Usage,
 }
 
@@ -33,46 +98,281 @@ impl Answer {
     pub fn text(&self) -> String {
         self.tokens.concat()
     }
+
+    fn finish_reason(&self) -> &'static str {
+        if self.tool_calls.is_empty() {
+            "stop"
+        } else {
+            "tool_calls"
+        }
+    }
 }
 
-#[derive(Debug, Clone)]
 pub struct Builtin {
-    settings: BuiltinSettings,
+    rules: Vec<Rule>,
+    first_chunk_delay: Duration,
+    chunk_delay: Duration,
 }
 
 impl Builtin {
-    pub fn new(settings: BuiltinSettings) -> Self {
-        Self { settings }
+    pub fn new(settings: &BuiltinSettings) -> anyhow::Result<Self> {
+        let text = if settings.fixtures.is_empty() {
+            DEMO_FIXTURES.to_owned()
+        } else {
+            std::fs::read_to_string(&settings.fixtures)
+                .with_context(|| format!("reading the fixtures file {}", settings.fixtures))?
+        };
+        Ok(Self {
+            rules: parse_rules(&text)?,
+            first_chunk_delay: Duration::from_millis(settings.first_chunk_delay_ms),
+            chunk_delay: Duration::from_millis(settings.chunk_delay_ms),
+        })
     }
 
-    /// True for the model names this provider serves: `builtin` and `builtin/…`.
-    pub fn serves(model: &str) -> bool {
-        model == PROVIDER || model.starts_with("builtin/")
-    }
-
-    pub fn first_chunk_delay(&self) -> Duration {
-        Duration::from_millis(self.settings.first_chunk_delay_ms)
-    }
-
-    pub fn chunk_delay(&self) -> Duration {
-        Duration::from_millis(self.settings.chunk_delay_ms)
-    }
-
-    /// The echo answer: the last user message, or a fixed sentence when there is none.
+    /// The answer to a request, by the first matching rule or the echo.
     pub fn answer(&self, request: &ChatCompletionRequest) -> Answer {
-        let reply = request
-            .last_user_text()
-            .filter(|t| !t.trim().is_empty())
-            .unwrap_or_else(|| "I have nothing to answer yet.".to_owned());
+        let last = request.messages.last();
+        let last_user = request.last_user_text().unwrap_or_default();
+        let (on, subject, tool_name) = match last {
+            Some(m) if m.role == "tool" => (On::Tool, m.text(), tool_name_of(request, m)),
+            _ => (On::User, last_user.clone(), None),
+        };
+        let rule = self.rules.iter().find_map(|rule| {
+            if rule.on != on {
+                return None;
+            }
+            if rule.tool.is_some() && rule.tool != tool_name {
+                return None;
+            }
+            rule.pattern.captures(&subject).map(|caps| (rule, caps))
+        });
+        let (text, tool_calls) = match rule {
+            Some((rule, caps)) => {
+                let expand = |template: &str| {
+                    let mut out = String::new();
+                    caps.expand(template, &mut out);
+                    out
+                };
+                let text = rule.text.as_deref().map(expand).unwrap_or_default();
+                let calls = rule
+                    .tool_calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, spec)| {
+                        ToolCall::function(
+                            format!("call_{}_{i}", short_id()),
+                            spec.name.clone(),
+                            expand(&spec.arguments),
+                        )
+                    })
+                    .collect();
+                (text, calls)
+            }
+            None if last_user.trim().is_empty() => {
+                ("I have nothing to answer yet.".to_owned(), Vec::new())
+            }
+            None => (last_user, Vec::new()),
+        };
         let input_tokens = request
             .messages
             .iter()
             .map(|m| count_tokens(&m.text()))
             .sum();
-        let tokens = tokenize(&reply);
-        let usage = Usage::new(input_tokens, tokens.len() as u64);
-        Answer { tokens, usage }
+        let tokens = tokenize(&text);
+        let call_tokens: u64 = tool_calls
+            .iter()
+            .map(|c| 1 + count_tokens(&c.function.arguments))
+            .sum();
+        let usage = Usage::new(input_tokens, tokens.len() as u64 + call_tokens);
+        Answer {
+            tokens,
+            tool_calls,
+            usage,
+        }
     }
+
+    /// Answers `body` (already validated) as a whole completion or a stream.
+    pub async fn start(&self, model: &str, body: &Map<String, Value>, stream: bool) -> Start {
+        let request: ChatCompletionRequest = serde_json::from_value(Value::Object(body.clone()))
+            .unwrap_or_else(|_| empty_request(model));
+        let answer = self.answer(&request);
+        let id = format!("chatcmpl-{}", short_id());
+        if !stream {
+            tokio::time::sleep(self.first_chunk_delay).await;
+            let mut message = ChatMessage::new("assistant", answer.text());
+            if !answer.tool_calls.is_empty() {
+                message.tool_calls = Some(answer.tool_calls.clone());
+            }
+            let completion = ChatCompletion {
+                id,
+                object: "chat.completion".into(),
+                created: Utc::now().timestamp(),
+                model: model.to_owned(),
+                choices: vec![Choice {
+                    index: 0,
+                    message,
+                    finish_reason: Some(answer.finish_reason().into()),
+                }],
+                usage: Some(answer.usage),
+            };
+            return Start::Complete(serde_json::to_value(completion).unwrap_or(Value::Null));
+        }
+        let chunks = stream_chunks(&id, model, &answer);
+        let (first, between) = (self.first_chunk_delay, self.chunk_delay);
+        let stream = futures_util::stream::iter(chunks.into_iter().enumerate()).then(
+            move |(i, chunk)| async move {
+                let delay = if i == 0 { first } else { between };
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Ok(chunk)
+            },
+        );
+        Start::Stream(Box::pin(stream))
+    }
+}
+
+/// The chunks of a streamed answer: the role, one per token, the tool calls
+/// (each in two pieces, as real models split them), the finish, the usage.
+fn stream_chunks(id: &str, model: &str, answer: &Answer) -> Vec<String> {
+    let created = Utc::now().timestamp();
+    let chunk = |delta: Delta, finish: Option<&str>, usage: Option<Usage>| {
+        let chunk = ChatCompletionChunk {
+            id: id.to_owned(),
+            object: "chat.completion.chunk".into(),
+            created,
+            model: model.to_owned(),
+            choices: if usage.is_some() {
+                Vec::new()
+            } else {
+                vec![ChunkChoice {
+                    index: 0,
+                    delta,
+                    finish_reason: finish.map(str::to_owned),
+                }]
+            },
+            usage,
+        };
+        serde_json::to_string(&chunk).unwrap_or_default()
+    };
+    let mut chunks = vec![chunk(
+        Delta {
+            role: Some("assistant".into()),
+            content: Some(String::new()),
+            ..Delta::default()
+        },
+        None,
+        None,
+    )];
+    for token in &answer.tokens {
+        chunks.push(chunk(
+            Delta {
+                content: Some(token.clone()),
+                ..Delta::default()
+            },
+            None,
+            None,
+        ));
+    }
+    for (index, call) in answer.tool_calls.iter().enumerate() {
+        let arguments = &call.function.arguments;
+        let split = arguments
+            .char_indices()
+            .nth(arguments.chars().count() / 2)
+            .map_or(0, |(i, _)| i);
+        let pieces = [
+            ToolCallDelta {
+                index: index as u32,
+                id: Some(call.id.clone()),
+                kind: Some("function".into()),
+                function: Some(FunctionCallDelta {
+                    name: Some(call.function.name.clone()),
+                    arguments: Some(arguments[..split].to_owned()),
+                }),
+            },
+            ToolCallDelta {
+                index: index as u32,
+                id: None,
+                kind: None,
+                function: Some(FunctionCallDelta {
+                    name: None,
+                    arguments: Some(arguments[split..].to_owned()),
+                }),
+            },
+        ];
+        for piece in pieces {
+            chunks.push(chunk(
+                Delta {
+                    tool_calls: Some(vec![piece]),
+                    ..Delta::default()
+                },
+                None,
+                None,
+            ));
+        }
+    }
+    chunks.push(chunk(Delta::default(), Some(answer.finish_reason()), None));
+    chunks.push(chunk(Delta::default(), None, Some(answer.usage)));
+    chunks
+}
+
+fn parse_rules(text: &str) -> anyhow::Result<Vec<Rule>> {
+    let file: FixturesFile = toml::from_str(text).context("the fixtures file is not valid TOML")?;
+    file.rules
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let on = match spec.on.as_str() {
+                "user" => On::User,
+                "tool" => On::Tool,
+                other => anyhow::bail!(
+                    "rule {}: `on` must be \"user\" or \"tool\", not {other:?}",
+                    i + 1
+                ),
+            };
+            anyhow::ensure!(
+                spec.text.is_some() || !spec.tool_calls.is_empty(),
+                "rule {} has neither text nor tool_calls",
+                i + 1
+            );
+            Ok(Rule {
+                on,
+                tool: spec.tool,
+                pattern: Regex::new(&spec.pattern)
+                    .with_context(|| format!("rule {}: bad pattern", i + 1))?,
+                text: spec.text,
+                tool_calls: spec.tool_calls,
+            })
+        })
+        .collect()
+}
+
+/// The name of the tool whose result `message` is, from the assistant
+/// message that asked for it.
+fn tool_name_of(request: &ChatCompletionRequest, message: &ChatMessage) -> Option<String> {
+    let id = message.tool_call_id.as_deref()?;
+    request
+        .messages
+        .iter()
+        .filter_map(|m| m.tool_calls.as_ref())
+        .flatten()
+        .find(|c| c.id == id)
+        .map(|c| c.function.name.clone())
+}
+
+fn empty_request(model: &str) -> ChatCompletionRequest {
+    ChatCompletionRequest {
+        model: model.to_owned(),
+        messages: Vec::new(),
+        stream: None,
+        stream_options: None,
+        tools: None,
+        extra: Map::new(),
+    }
+}
+
+fn short_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
 }
 
 /// Splits text into tokens that concatenate back to it exactly: each token is
@@ -104,7 +404,37 @@ pub fn count_tokens(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use confab_protocol::openai::ChatMessage;
+
+    fn model(fixtures: &str) -> Builtin {
+        Builtin {
+            rules: parse_rules(fixtures).unwrap(),
+            first_chunk_delay: Duration::ZERO,
+            chunk_delay: Duration::ZERO,
+        }
+    }
+
+    fn request(messages: Vec<ChatMessage>) -> ChatCompletionRequest {
+        ChatCompletionRequest {
+            messages,
+            ..empty_request("builtin")
+        }
+    }
+
+    const FIXTURES: &str = r#"
+        [[rules]]
+        pattern = '(?i)what is (?P<a>\d+) \+ (?P<b>\d+)'
+        tool_calls = [{ name = "calculator", arguments = '{"expression": "${a} + ${b}"}' }]
+
+        [[rules]]
+        on = "tool"
+        tool = "calculator"
+        pattern = '^(.*)$'
+        text = "The answer is $1."
+
+        [[rules]]
+        pattern = '(?i)^hello'
+        text = "Hello! How can I help?"
+    "#;
 
     #[test]
     fn tokens_concatenate_back_to_the_text() {
@@ -115,22 +445,74 @@ mod tests {
     }
 
     #[test]
-    fn echo_answers_the_last_user_message_and_counts_usage() {
-        let model = Builtin::new(BuiltinSettings::default());
-        let request = ChatCompletionRequest {
-            model: "builtin".into(),
-            messages: vec![
-                ChatMessage::new("system", "You are a calculator"),
-                ChatMessage::new("user", "first"),
-                ChatMessage::new("user", "what is 2+2"),
-            ],
-            stream: None,
-            stream_options: None,
-            extra: Default::default(),
-        };
-        let answer = model.answer(&request);
+    fn a_matching_rule_answers_with_captures_substituted() {
+        let model = model(FIXTURES);
+        let answer = model.answer(&request(vec![ChatMessage::new("user", "What is 12 + 30?")]));
+        assert!(answer.tokens.is_empty());
+        assert_eq!(answer.tool_calls.len(), 1);
+        assert_eq!(answer.tool_calls[0].function.name, "calculator");
+        assert_eq!(
+            answer.tool_calls[0].function.arguments,
+            r#"{"expression": "12 + 30"}"#
+        );
+
+        let call = answer.tool_calls[0].clone();
+        let answer = model.answer(&request(vec![
+            ChatMessage::new("user", "What is 12 + 30?"),
+            ChatMessage::assistant_tool_calls(vec![call.clone()]),
+            ChatMessage::tool_result(&call.id, "42"),
+        ]));
+        assert_eq!(answer.text(), "The answer is 42.");
+        assert!(answer.tool_calls.is_empty());
+    }
+
+    #[test]
+    fn without_a_matching_rule_the_model_echoes_and_counts_usage() {
+        let model = model(FIXTURES);
+        let answer = model.answer(&request(vec![
+            ChatMessage::new("system", "You are a calculator"),
+            ChatMessage::new("user", "what is 2+2"),
+        ]));
         assert_eq!(answer.text(), "what is 2+2");
-        assert_eq!(answer.usage.prompt_tokens, 4 + 1 + 3);
+        assert_eq!(answer.usage.prompt_tokens, 4 + 3);
         assert_eq!(answer.usage.completion_tokens, 3);
+    }
+
+    #[test]
+    fn streamed_tool_calls_come_in_pieces_that_join_up() {
+        let model = model(FIXTURES);
+        let answer = model.answer(&request(vec![ChatMessage::new("user", "what is 1 + 2")]));
+        let chunks: Vec<ChatCompletionChunk> = stream_chunks("id", "builtin", &answer)
+            .iter()
+            .map(|c| serde_json::from_str(c).unwrap())
+            .collect();
+        let arguments: String = chunks
+            .iter()
+            .flat_map(|c| c.choices.iter())
+            .filter_map(|c| c.delta.tool_calls.as_ref())
+            .flatten()
+            .filter_map(|d| d.function.as_ref()?.arguments.clone())
+            .collect();
+        assert_eq!(arguments, r#"{"expression": "1 + 2"}"#);
+        let finish: Vec<_> = chunks
+            .iter()
+            .flat_map(|c| c.choices.iter())
+            .filter_map(|c| c.finish_reason.clone())
+            .collect();
+        assert_eq!(finish, ["tool_calls"]);
+        assert!(chunks.last().unwrap().usage.is_some());
+    }
+
+    #[test]
+    fn bad_fixtures_are_refused_with_the_rule_number() {
+        let err = parse_rules("[[rules]]\npattern = '('\ntext = 'x'\n").unwrap_err();
+        assert!(format!("{err:#}").contains("rule 1"));
+        let err = parse_rules("[[rules]]\npattern = 'x'\n").unwrap_err();
+        assert!(format!("{err:#}").contains("neither text nor tool_calls"));
+    }
+
+    #[test]
+    fn the_demo_fixtures_parse() {
+        assert!(!parse_rules(DEMO_FIXTURES).unwrap().is_empty());
     }
 }

@@ -1,13 +1,102 @@
 //! Storage of llm-proxy-service. Handlers never build SQL; this module never
-//! sees HTTP types.
+//! sees HTTP types. Writes arrive in batches from the recorder.
 
 pub mod llm_calls;
 pub mod schema;
+pub mod tool_calls;
+pub mod trace_events;
 
-use confab_kit::db::Migrations;
+use std::sync::Arc;
+
+use confab_kit::db::{Conn, Db, DbError, Migrations};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use diesel_migrations::embed_migrations;
+
+use self::llm_calls::LlmCall;
+use self::tool_calls::ToolCallRow;
+use self::trace_events::TraceEventRow;
 
 pub static MIGRATIONS: Migrations = Migrations {
     postgres: embed_migrations!("migrations/postgres"),
     sqlite: embed_migrations!("migrations/sqlite"),
 };
+
+/// Rows gathered by the recorder, written in one transaction.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub calls: Vec<LlmCall>,
+    pub tool_calls: Vec<ToolCallRow>,
+    pub trace_events: Vec<TraceEventRow>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty() && self.tool_calls.is_empty() && self.trace_events.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.calls.len() + self.tool_calls.len() + self.trace_events.len()
+    }
+}
+
+/// PostgreSQL's limit of bind parameters per statement, and so the rows one
+/// multi-row INSERT may carry (the widest table has 18 columns).
+const PG_ROWS_PER_INSERT: usize = 65_535 / 18;
+
+/// Writes a batch all or nothing; calls first, as tool calls refer to them.
+///
+/// The one place where the backends take different paths, for speed:
+/// PostgreSQL gets multi-row INSERTs; SQLite (whose multi-row insert diesel
+/// provides for the sync connection only) runs the whole transaction in one
+/// blocking task instead of one per statement.
+pub async fn write_batch(db: &Db, batch: Arc<Batch>) -> Result<(), DbError> {
+    match db.get().await? {
+        Conn::Postgres(mut conn) => {
+            conn.transaction::<_, DbError, _>(async |conn| {
+                for rows in batch.calls.chunks(PG_ROWS_PER_INSERT) {
+                    diesel::insert_into(schema::llm_calls::table)
+                        .values(rows)
+                        .execute(conn)
+                        .await?;
+                }
+                for rows in batch.tool_calls.chunks(PG_ROWS_PER_INSERT) {
+                    diesel::insert_into(schema::tool_calls::table)
+                        .values(rows)
+                        .execute(conn)
+                        .await?;
+                }
+                for rows in batch.trace_events.chunks(PG_ROWS_PER_INSERT) {
+                    diesel::insert_into(schema::trace_events::table)
+                        .values(rows)
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(())
+            })
+            .await
+        }
+        Conn::Sqlite(mut conn) => conn
+            .spawn_blocking(move |conn| {
+                conn.immediate_transaction(|conn| write_sqlite(conn, &batch))
+            })
+            .await
+            .map_err(DbError::from),
+    }
+}
+
+fn write_sqlite(conn: &mut diesel::SqliteConnection, batch: &Batch) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl as SyncRunQueryDsl;
+    SyncRunQueryDsl::execute(
+        diesel::insert_into(schema::llm_calls::table).values(&batch.calls),
+        conn,
+    )?;
+    SyncRunQueryDsl::execute(
+        diesel::insert_into(schema::tool_calls::table).values(&batch.tool_calls),
+        conn,
+    )?;
+    SyncRunQueryDsl::execute(
+        diesel::insert_into(schema::trace_events::table).values(&batch.trace_events),
+        conn,
+    )?;
+    Ok(())
+}

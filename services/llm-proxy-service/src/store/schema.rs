@@ -18,5 +18,35 @@ diesel::table! {
         input_tokens -> BigInt,
         output_tokens -> BigInt,
         created_at -> Timestamp,
+        upstream_model -> Nullable<Text>,
+        attempts -> BigInt,
     }
 }
+
+diesel::table! {
+    tool_calls (id) {
+        id -> Text,
+        call_id -> Text,
+        idx -> BigInt,
+        tool_call_id -> Text,
+        name -> Text,
+        arguments -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    trace_events (seq) {
+        seq -> BigInt,
+        kind -> Text,
+        call_id -> Text,
+        agent_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        conversation_id -> Nullable<Text>,
+        data -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(tool_calls -> llm_calls (call_id));
+diesel::allow_tables_to_appear_in_same_query!(llm_calls, tool_calls, trace_events);

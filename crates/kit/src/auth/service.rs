@@ -1,10 +1,12 @@
-//! Who is calling: the "dual auth format" of DESIGN §5.
+//! The service token and the caller of a request.
 //!
 //! A request from the gateway carries the shared service token
 //! (`X-Service-Token`) and the user's identity, in `_auth` inside a JSON body
 //! or in `X-User-Id`/`X-User-Role` headers. Identity from a caller is trusted
 //! only together with a valid service token; `_auth` or identity headers
-//! without it are refused with 401, never silently ignored.
+//! without it are refused with 401, never silently ignored. Any other caller
+//! presents a user access token (`Authorization: Bearer`), verified by the
+//! service's [`JwtVerifier`] when it registered one.
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
+use super::JwtVerifier;
 use crate::error::ApiError;
 
 /// The service's trust configuration, registered as app data.
@@ -102,35 +105,87 @@ fn service_auth(req: &HttpRequest) -> Result<&ServiceAuth, ApiError> {
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ServiceAuth is not registered")))
 }
 
-/// Identity from `X-User-Id`/`X-User-Role` headers (with the service token).
-fn caller_from_headers(req: &HttpRequest) -> Result<Caller, ApiError> {
+/// The token of `Authorization: Bearer …`, if any.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    header(req, "authorization")
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The caller of a request whose body carried no `_auth`: identity headers
+/// with the service token, or a user access token.
+async fn caller_without_body_auth(req: &HttpRequest) -> Result<Caller, ApiError> {
     let auth = service_auth(req)?;
     let trusted = service_token_state(req, auth)?;
     let user_id = header(req, USER_ID_HEADER);
     match (trusted, user_id) {
-        (true, Some(user_id)) => Ok(Caller {
-            user_id: user_id.to_owned(),
-            username: header(req, USER_NAME_HEADER).map(str::to_owned),
-            role: header(req, USER_ROLE_HEADER)
-                .map(Role::parse_lenient)
-                .unwrap_or_default(),
-        }),
-        (true, None) => Err(ApiError::unauthorized(
-            "the service token must come with X-User-Id or _auth",
-        )),
-        (false, Some(_)) => Err(ApiError::unauthorized(
-            "identity headers are accepted only with the service token",
-        )),
-        (false, None) => Err(ApiError::unauthorized("authentication required")),
+        (true, Some(user_id)) => {
+            return Ok(Caller {
+                user_id: user_id.to_owned(),
+                username: header(req, USER_NAME_HEADER).map(str::to_owned),
+                role: header(req, USER_ROLE_HEADER)
+                    .map(Role::parse_lenient)
+                    .unwrap_or_default(),
+            });
+        }
+        (true, None) => {
+            return Err(ApiError::unauthorized(
+                "the service token must come with X-User-Id or _auth",
+            ));
+        }
+        (false, Some(_)) => {
+            return Err(ApiError::unauthorized(
+                "identity headers are accepted only with the service token",
+            ));
+        }
+        (false, None) => {}
+    }
+    let token =
+        bearer_token(req).ok_or_else(|| ApiError::unauthorized("authentication required"))?;
+    caller_from_token(req, token).await
+}
+
+/// The user an access token names, if the service verifies tokens.
+pub(crate) async fn caller_from_token(req: &HttpRequest, token: &str) -> Result<Caller, ApiError> {
+    let verifier = req
+        .app_data::<web::Data<JwtVerifier>>()
+        .ok_or_else(|| ApiError::unauthorized("this service does not accept user tokens"))?;
+    let claims = verifier.verify(token).await?;
+    Ok(Caller {
+        user_id: claims.sub,
+        username: Some(claims.name),
+        role: claims.role,
+    })
+}
+
+impl Caller {
+    /// The caller of a request without a JSON body: identity from the
+    /// gateway (with the service token) or an access token in `token`
+    /// (a WebSocket's `?token=`) or `Authorization: Bearer`.
+    pub async fn from_request_or_token(
+        req: &HttpRequest,
+        token: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        match token {
+            Some(token) if req.headers().get(SERVICE_TOKEN_HEADER).is_none() => {
+                caller_from_token(req, token).await
+            }
+            _ => caller_without_body_auth(req).await,
+        }
     }
 }
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(caller_from_headers(req))
+        let req = req.clone();
+        Box::pin(async move { caller_without_body_auth(&req).await })
     }
 }
 
@@ -155,12 +210,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for AuthedJson<T> {
         let bytes = web::Bytes::from_request(&req, payload);
         Box::pin(async move {
             let bytes: Bytes = bytes.await?;
-            Ok(parse_authed(&req, &bytes)?)
+            Ok(parse_authed(&req, &bytes).await?)
         })
     }
 }
 
-fn parse_authed<T: DeserializeOwned>(
+async fn parse_authed<T: DeserializeOwned>(
     req: &HttpRequest,
     bytes: &[u8],
 ) -> Result<AuthedJson<T>, ApiError> {
@@ -181,7 +236,7 @@ fn parse_authed<T: DeserializeOwned>(
                 .map_err(|e| ApiError::unauthorized(format!("invalid _auth: {e}")))?;
             Caller::from(ctx)
         }
-        None => caller_from_headers(req)?,
+        None => caller_without_body_auth(req).await?,
     };
     let body = serde_json::from_value(value)
         .map_err(|e| ApiError::unprocessable("invalid_body", format!("invalid body: {e}")))?;

@@ -1,0 +1,211 @@
+//! `GET /ws/trace/{agent_id}`: one agent's trace events, live.
+//!
+//! Auth: a user token in `?token=` or `Authorization: Bearer`, or identity
+//! from the gateway with the service token. A user sees their own events;
+//! an admin may add `?all_users=true`. `?since=<seq>` first replays what came
+//! after `seq`, then a `live` frame, then live events. The server pings every
+//! `heartbeat_secs` and drops a peer silent for `client_timeout_secs`.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use confab_kit::ApiError;
+use confab_kit::auth::Caller;
+use confab_protocol::trace::{TraceEvent, TraceFrame};
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::store::trace_events::{self, EventFilter};
+use crate::trace::hub::{Filter, Subscription, from_row};
+
+/// Rows read from the database per replay query.
+const REPLAY_PAGE: i64 = 500;
+
+#[derive(Debug, Deserialize)]
+pub struct TraceQuery {
+    token: Option<String>,
+    since: Option<i64>,
+    #[serde(default)]
+    all_users: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TraceSettings {
+    /// Events a subscriber may have waiting before it is dropped (1013).
+    pub subscriber_buffer: usize,
+    pub heartbeat_secs: u64,
+    pub client_timeout_secs: u64,
+}
+
+pub async fn subscribe(
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<String>,
+    query: web::Query<TraceQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let caller = Caller::from_request_or_token(&req, query.token.as_deref()).await?;
+    if query.all_users && !caller.is_admin() {
+        return Err(ApiError::forbidden("only an admin may follow every user's events").into());
+    }
+    if query.since.is_some_and(|s| s < 0) {
+        return Err(
+            ApiError::unprocessable("invalid_since", "since must be a seq (0 or more)").into(),
+        );
+    }
+    let filter = Filter {
+        agent_id: path.into_inner(),
+        user_id: (!query.all_users).then_some(caller.user_id),
+    };
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let subscription = state.hub.subscribe(filter.clone(), query.since);
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move {
+        let id = subscription.id;
+        let end = serve(
+            session,
+            stream.aggregate_continuations(),
+            subscription,
+            &filter,
+            query.since,
+            &state,
+        )
+        .await;
+        state.hub.unsubscribe(id);
+        tracing::debug!(subscriber = id, ?end, "trace subscriber left");
+    });
+    Ok(response)
+}
+
+#[derive(Debug)]
+enum End {
+    ClientClosed,
+    ClientGone,
+    Lagged,
+    Silent,
+    ReplayFailed,
+}
+
+async fn serve(
+    mut session: Session,
+    mut from_client: actix_ws::AggregatedMessageStream,
+    mut subscription: Subscription,
+    filter: &Filter,
+    since: Option<i64>,
+    state: &crate::AppState,
+) -> End {
+    let mut last_sent = since.unwrap_or(0);
+    if let (Some(since), Some(until)) = (since, subscription.db_until) {
+        let mut after = since;
+        loop {
+            let page = trace_events::list(
+                &state.db,
+                &EventFilter {
+                    agent_id: Some(filter.agent_id.clone()),
+                    user_id: filter.user_id.clone(),
+                    conversation_id: None,
+                    after_seq: after,
+                    before_seq: Some(until),
+                    limit: REPLAY_PAGE,
+                },
+            )
+            .await;
+            let Ok(page) = page else {
+                close(session, CloseCode::Error, "replay failed").await;
+                return End::ReplayFailed;
+            };
+            let done = (page.len() as i64) < REPLAY_PAGE;
+            for row in page {
+                after = row.seq;
+                if send(&mut session, from_row(row)).await.is_err() {
+                    return End::ClientGone;
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        last_sent = after;
+    }
+    for event in std::mem::take(&mut subscription.recent) {
+        last_sent = event.seq;
+        if send(&mut session, (*event).clone()).await.is_err() {
+            return End::ClientGone;
+        }
+    }
+    let live = TraceFrame::Live {
+        last_seq: last_sent.max(since.unwrap_or(0)),
+    };
+    if session
+        .text(serde_json::to_string(&live).unwrap_or_default())
+        .await
+        .is_err()
+    {
+        return End::ClientGone;
+    }
+
+    let mut heartbeat =
+        tokio::time::interval(Duration::from_secs(state.trace.heartbeat_secs.max(1)));
+    let timeout = Duration::from_secs(state.trace.client_timeout_secs.max(1));
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            event = subscription.live.recv() => match event {
+                Some(event) => {
+                    last_sent = event.seq;
+                    if send(&mut session, (*event).clone()).await.is_err() {
+                        return End::ClientGone;
+                    }
+                }
+                None => {
+                    let lagged = subscription.lagged.load(Ordering::Acquire);
+                    let reason = format!("too slow; reconnect with since={last_sent}");
+                    close(session, CloseCode::Again, &reason).await;
+                    return if lagged { End::Lagged } else { End::ClientGone };
+                }
+            },
+            message = from_client.next() => match message {
+                Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                    last_heard = Instant::now();
+                    if session.pong(&bytes).await.is_err() {
+                        return End::ClientGone;
+                    }
+                }
+                Some(Ok(AggregatedMessage::Close(_))) => {
+                    let _ = session.close(None).await;
+                    return End::ClientClosed;
+                }
+                Some(Ok(_)) => last_heard = Instant::now(),
+                Some(Err(_)) | None => return End::ClientGone,
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > timeout {
+                    close(session, CloseCode::Away, "no answer to pings").await;
+                    return End::Silent;
+                }
+                if session.ping(b"").await.is_err() {
+                    return End::ClientGone;
+                }
+            }
+        }
+    }
+}
+
+async fn send(session: &mut Session, event: TraceEvent) -> Result<(), actix_ws::Closed> {
+    let frame = TraceFrame::Trace { event };
+    session
+        .text(serde_json::to_string(&frame).unwrap_or_default())
+        .await
+}
+
+/// Closing waits for the socket; a peer that does not read must not keep us.
+async fn close(session: Session, code: CloseCode, reason: &str) {
+    let reason = CloseReason {
+        code,
+        description: Some(reason.to_owned()),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), session.close(Some(reason))).await;
+}
