@@ -6,73 +6,11 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
-use confab_kit::settings::ServiceSettings;
-use std::time::Duration;
+mod common;
 
-use confab_kit::db::Db;
-use confab_kit::testing::{TestDatabase, init_test_tracing};
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
-use llm_proxy_service::store::llm_calls::{self, LlmCall};
+use common::{MATH_KEY, Proxy, sse_data};
+use llm_proxy_service::store::llm_calls;
 use serde_json::{Value, json};
-
-const MATH_KEY: &str = "confab-dev-agent-key-math";
-
-struct TestApp {
-    url: String,
-    db: Db,
-    http: reqwest::Client,
-    _database: TestDatabase,
-}
-
-impl TestApp {
-    async fn start() -> Self {
-        init_test_tracing();
-        let database = TestDatabase::new("llm-proxy").await.unwrap();
-        let mut settings = llm_proxy_service::Settings::defaults().unwrap();
-        settings.server.port = 0;
-        settings.database = database.settings.clone();
-        let app = llm_proxy_service::build(settings).await.unwrap();
-        let url = format!("http://127.0.0.1:{}", app.port());
-        let db = app.db().unwrap().clone();
-        tokio::spawn(app.run_until_stopped());
-        Self {
-            url,
-            db,
-            http: reqwest::Client::new(),
-            _database: database,
-        }
-    }
-
-    fn completions(&self, key: Option<&str>) -> reqwest::RequestBuilder {
-        let request = self
-            .http
-            .post(format!("{}/v1/chat/completions", self.url))
-            .header("x-user-id", "usr-ada")
-            .header("x-conversation-id", "conv-1");
-        match key {
-            Some(key) => request.bearer_auth(key),
-            None => request,
-        }
-    }
-
-    /// Waits until `n` calls of usr-ada are recorded (streamed calls are
-    /// recorded when their stream ends, just after the client got `[DONE]`).
-    async fn calls(&self, n: usize) -> Vec<LlmCall> {
-        for _ in 0..200 {
-            let calls = llm_calls::list_for_user(&self.db, "usr-ada", 100)
-                .await
-                .unwrap();
-            if calls.len() >= n {
-                return calls;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        llm_calls::list_for_user(&self.db, "usr-ada", 100)
-            .await
-            .unwrap()
-    }
-}
 
 fn request(stream: bool, include_usage: bool) -> Value {
     let mut body = json!({
@@ -91,7 +29,7 @@ fn request(stream: bool, include_usage: bool) -> Value {
 
 #[tokio::test]
 async fn a_completion_answers_and_is_recorded_with_its_usage() {
-    let app = TestApp::start().await;
+    let app = Proxy::start(|_| {}).await;
     let response = app
         .completions(Some(MATH_KEY))
         .json(&request(false, false))
@@ -129,18 +67,9 @@ async fn a_completion_answers_and_is_recorded_with_its_usage() {
     assert!(!call.stream);
 }
 
-async fn chunks(response: reqwest::Response) -> Vec<String> {
-    let mut stream = response.bytes_stream().eventsource();
-    let mut data = Vec::new();
-    while let Some(event) = stream.next().await {
-        data.push(event.unwrap().data);
-    }
-    data
-}
-
 #[tokio::test]
 async fn a_streamed_completion_sends_usage_only_to_a_client_that_asked() {
-    let app = TestApp::start().await;
+    let app = Proxy::start(|_| {}).await;
     for include_usage in [false, true] {
         let response = app
             .completions(Some(MATH_KEY))
@@ -149,7 +78,7 @@ async fn a_streamed_completion_sends_usage_only_to_a_client_that_asked() {
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        let data = chunks(response).await;
+        let data = sse_data(response).await;
         assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
         let parsed: Vec<Value> = data[..data.len() - 1]
             .iter()
@@ -185,7 +114,7 @@ async fn a_streamed_completion_sends_usage_only_to_a_client_that_asked() {
 
 #[tokio::test]
 async fn callers_without_a_known_key_are_refused_and_nothing_is_recorded() {
-    let app = TestApp::start().await;
+    let app = Proxy::start(|_| {}).await;
     for key in [None, Some("not-a-key")] {
         let response = app
             .completions(key)
@@ -215,7 +144,7 @@ async fn callers_without_a_known_key_are_refused_and_nothing_is_recorded() {
 
 #[tokio::test]
 async fn bad_requests_get_a_json_error_and_are_not_recorded() {
-    let app = TestApp::start().await;
+    let app = Proxy::start(|_| {}).await;
     let cases = [
         ("{\"model\": ".to_owned(), 400, "malformed_json"),
         (json!({"model": "builtin"}).to_string(), 422, "invalid_body"),
@@ -261,7 +190,7 @@ async fn bad_requests_get_a_json_error_and_are_not_recorded() {
 
 #[tokio::test]
 async fn models_lists_the_builtin_model() {
-    let app = TestApp::start().await;
+    let app = Proxy::start(|_| {}).await;
     let models: Value = app
         .http
         .get(format!("{}/v1/models", app.url))
