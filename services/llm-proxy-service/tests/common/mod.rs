@@ -27,28 +27,50 @@ pub struct Proxy {
     pub url: String,
     pub db: Db,
     pub http: reqwest::Client,
-    _database: TestDatabase,
+    handle: actix_web::dev::ServerHandle,
+    running: tokio::task::JoinHandle<std::io::Result<()>>,
+    database: TestDatabase,
 }
 
 impl Proxy {
     /// The proxy with its default settings changed by `adjust`.
     pub async fn start(adjust: impl FnOnce(&mut Settings)) -> Self {
         init_test_tracing();
-        let database = TestDatabase::new("llm-proxy").await.unwrap();
+        Self::start_on(TestDatabase::new("llm-proxy").await.unwrap(), adjust).await
+    }
+
+    /// The proxy on an existing database (a restart).
+    pub async fn start_on(database: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = Settings::defaults().unwrap();
         settings.server.port = 0;
+        settings.server.shutdown_timeout_secs = 1;
         settings.database = database.settings.clone();
         adjust(&mut settings);
         let app = llm_proxy_service::build(settings).await.unwrap();
         let url = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().unwrap().clone();
-        tokio::spawn(app.run_until_stopped());
+        let handle = app.handle();
+        let running = tokio::spawn(app.run_until_stopped());
         Self {
             url,
             db,
             http: reqwest::Client::new(),
-            _database: database,
+            handle,
+            running,
+            database,
         }
+    }
+
+    /// Stops the proxy gracefully, waits until it has written everything it
+    /// queued, and gives its database back.
+    pub async fn stop(self) -> TestDatabase {
+        self.handle.stop(true).await;
+        self.running.await.unwrap().unwrap();
+        self.database
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("{}{path}", self.url.replacen("http", "ws", 1))
     }
 
     /// A completion request attributed to usr-ada in conv-1, with an agent key.
