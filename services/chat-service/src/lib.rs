@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix_web::web;
-use confab_kit::auth::ServiceAuth;
+use confab_kit::auth::{JwtSettings, JwtVerifier, ServiceAuth};
 use confab_kit::db::{self, Db};
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
 use confab_kit::settings::ServiceSettings;
@@ -42,6 +42,9 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
     pub service_token: String,
+    /// User access tokens are verified against the gateway's keys.
+    #[serde(flatten)]
+    pub jwt: JwtSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +80,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         a2a: A2aClient::new(Duration::from_secs(settings.a2a.connect_timeout_secs))?,
     });
     let service_auth = web::Data::new(ServiceAuth::new(settings.auth.service_token.clone()));
+    let verifier = web::Data::new(JwtVerifier::new(settings.auth.jwt.clone()));
     let listener = server::bind(&settings.server)?;
     let running = server::serve(
         listener,
@@ -86,6 +90,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         move |cfg| {
             cfg.app_data(state.clone())
                 .app_data(service_auth.clone())
+                .app_data(verifier.clone())
                 .service(
                     web::scope("/chat/conversations")
                         .route("", web::post().to(conversations::create::create))

@@ -79,6 +79,16 @@ pub struct GatewayState {
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    let listener = server::bind(&settings.server)?;
+    build_on(listener, settings).await
+}
+
+/// [`build`] on a listener bound beforehand, so services started earlier
+/// can already be given the gateway's address (its JWKS URL, in tests).
+pub async fn build_on(
+    listener: std::net::TcpListener,
+    settings: Settings,
+) -> anyhow::Result<Running> {
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
     let keys = KeyRing::load(
         &db,
@@ -104,7 +114,6 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         dummy_hash: passwords::dummy_hash().await?,
     });
     let body_limit = settings.limits.body_bytes;
-    let listener = server::bind(&settings.server)?;
     let running = server::serve(
         listener,
         &settings.server,

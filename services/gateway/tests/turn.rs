@@ -270,3 +270,70 @@ async fn requests_without_a_valid_token_are_refused_at_the_gateway() {
         assert_eq!(error_code(response).await, "unauthorized");
     }
 }
+
+#[tokio::test]
+async fn a_user_token_is_accepted_by_the_services_directly() {
+    let stack = Stack::start().await;
+    let ada = stack.user("ada").await;
+
+    // chat-service: the token instead of the gateway's identity.
+    let response = stack
+        .http
+        .post(format!("{}/chat/conversations", stack.chat))
+        .bearer_auth(&ada.token)
+        .json(&json!({"title": "direct"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let conversation: Value = response.json().await.unwrap();
+    let id = conversation["id"].as_str().unwrap();
+    assert_eq!(
+        stack.messages(&ada, id).await.status(),
+        200,
+        "the same user through the gateway"
+    );
+
+    // llm-proxy-service: a user may call the proxy, attributed to them.
+    let response = stack
+        .http
+        .post(format!("{}/v1/chat/completions", stack.llm))
+        .bearer_auth(&ada.token)
+        .header("x-user-id", "usr-someone-else")
+        .json(&json!({"model": "builtin", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut calls = Vec::new();
+    for _ in 0..200 {
+        calls = llm_calls_of(&stack.llm_db, &ada.id).await;
+        if !calls.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        calls.len(),
+        1,
+        "attributed to the token's user, not the header"
+    );
+    assert_eq!(calls[0].agent_id, None);
+
+    // A tampered token is refused by both.
+    let tampered = format!("{}x", ada.token);
+    for url in [
+        format!("{}/chat/conversations", stack.chat),
+        format!("{}/v1/chat/completions", stack.llm),
+    ] {
+        let response = stack
+            .http
+            .post(url)
+            .bearer_auth(&tampered)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+}

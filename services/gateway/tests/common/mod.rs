@@ -35,10 +35,18 @@ impl Stack {
         let llm_database = TestDatabase::new("llm-proxy").await.unwrap();
         let chat_database = TestDatabase::new("chat").await.unwrap();
         let gateway_database = TestDatabase::new("gateway").await.unwrap();
+        // Bound first: the other services verify user tokens against its JWKS.
+        let gateway_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let gateway_url = format!(
+            "http://127.0.0.1:{}",
+            gateway_listener.local_addr().unwrap().port()
+        );
+        let jwks_url = format!("{gateway_url}/.well-known/jwks.json");
 
         let mut llm = llm_proxy_service::Settings::defaults().unwrap();
         llm.server.port = 0;
         llm.database = llm_database.settings.clone();
+        llm.auth.jwt.jwks_url = jwks_url.clone();
         let llm = llm_proxy_service::build(llm).await.unwrap();
         let llm_url = format!("http://127.0.0.1:{}", llm.port());
         let llm_db = llm.db().unwrap().clone();
@@ -57,6 +65,7 @@ impl Stack {
         let mut chat = chat_service::Settings::defaults().unwrap();
         chat.server.port = 0;
         chat.database = chat_database.settings.clone();
+        chat.auth.jwt.jwks_url = jwks_url;
         chat.agents.get_mut("math").unwrap().url = math_url;
         let chat = chat_service::build(chat).await.unwrap();
         let chat_url = format!("http://127.0.0.1:{}", chat.port());
@@ -70,8 +79,7 @@ impl Stack {
         gateway
             .upstreams
             .insert("llm_proxy".into(), llm_url.clone());
-        let gateway = gateway::build(gateway).await.unwrap();
-        let gateway_url = format!("http://127.0.0.1:{}", gateway.port());
+        let gateway = gateway::build_on(gateway_listener, gateway).await.unwrap();
         tokio::spawn(gateway.run_until_stopped());
 
         Stack {
