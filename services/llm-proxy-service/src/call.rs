@@ -398,16 +398,6 @@ async fn forward(
     if error.is_none() && assembly.finish_reason.is_none() {
         error = Some("the upstream stream ended before the model finished".into());
     }
-    match &error {
-        None => {
-            let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
-        }
-        Some(message) => {
-            let frame = json!({"error": {"message": message, "type": "upstream_error", "code": "stream_broken"}});
-            let _ = tx.send(Bytes::from(format!("data: {frame}\n\n"))).await;
-        }
-    }
-    drop(tx);
     if let Some(model) = &assembly.model {
         call.span.record("gen_ai.response.model", model.as_str());
     }
@@ -425,12 +415,13 @@ async fn forward(
         "usage": usage,
         "finish_reason": assembly.finish_reason,
     });
-    match &error {
+    let last_frame = match &error {
         None => {
             state
                 .hub
                 .publish(&call.events, TraceKind::Response, response.clone())
-                .await
+                .await;
+            Bytes::from_static(b"data: [DONE]\n\n")
         }
         Some(message) => {
             state
@@ -440,9 +431,13 @@ async fn forward(
                     TraceKind::Error,
                     json!({"error": message, "partial": response}),
                 )
-                .await
+                .await;
+            let frame = json!({"error": {"message": message, "type": "upstream_error", "code": "stream_broken"}});
+            Bytes::from(format!("data: {frame}\n\n"))
         }
-    }
+    };
+    // Queued for writing before the client sees the end of the stream: once
+    // a response is complete its row cannot be lost to a shutdown.
     finish(
         &state,
         call,
@@ -452,6 +447,8 @@ async fn forward(
         error,
     )
     .await;
+    let _ = tx.send(last_frame).await;
+    drop(tx);
     active.decrement(1);
 }
 

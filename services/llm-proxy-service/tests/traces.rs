@@ -230,14 +230,15 @@ async fn after_a_restart_since_replays_from_the_database() {
 
 #[tokio::test]
 async fn a_stalled_subscriber_never_delays_another() {
-    let proxy = Proxy::start(|settings| settings.trace.subscriber_buffer = 2).await;
+    let proxy = Proxy::start(|settings| settings.trace.subscriber_buffer = 64).await;
     let mut stalled = subscribe(&proxy, "math", "usr-ada", "").await.unwrap();
     until_live(&mut stalled).await;
     let mut reader = subscribe(&proxy, "math", "usr-ada", "").await.unwrap();
     until_live(&mut reader).await;
     // Each call's request, delta and response events carry a 64 KiB word:
-    // 120 calls are far more than the stalled socket's buffers hold.
-    const CALLS: usize = 120;
+    // 200 calls (38 MiB) are far more than the stalled subscriber's socket
+    // buffers and queues hold.
+    const CALLS: usize = 200;
     let reading = tokio::spawn(async move {
         let received = events(&mut reader, CALLS * 3).await;
         (reader, received)

@@ -30,10 +30,6 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn is_empty(&self) -> bool {
-        self.calls.is_empty() && self.tool_calls.is_empty() && self.trace_events.is_empty()
-    }
-
     pub fn len(&self) -> usize {
         self.calls.len() + self.tool_calls.len() + self.trace_events.len()
     }

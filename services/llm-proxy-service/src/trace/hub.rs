@@ -206,11 +206,6 @@ impl TraceHub {
         state.subscribers.retain(|sub| sub.id != id);
         metrics::gauge!("llm_proxy_trace_subscribers").set(state.subscribers.len() as f64);
     }
-
-    /// The `seq` of the newest event so far.
-    pub fn last_seq(&self) -> i64 {
-        self.lock().next_seq - 1
-    }
 }
 
 fn to_row(event: &TraceEvent, now: NaiveDateTime) -> TraceEventRow {
