@@ -108,12 +108,12 @@ async fn write_with_retry(db: &Db, batch: Arc<Batch>) {
     loop {
         match store::write_batch(db, batch.clone()).await {
             Ok(()) => {
-                metrics::counter!("llm_proxy_records_written_total").increment(batch.len() as u64);
+                metrics::counter!("llm_proxy_records_written_total").increment(batch.rows() as u64);
                 return;
             }
             Err(err) => {
                 metrics::counter!("llm_proxy_record_write_failures_total").increment(1);
-                tracing::warn!(error = %err, rows = batch.len(), retry_in_ms = delay.as_millis() as u64, "writing records failed; retrying");
+                tracing::warn!(error = %err, rows = batch.rows(), retry_in_ms = delay.as_millis() as u64, "writing records failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(RETRY_MAX);
             }

@@ -30,7 +30,8 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn len(&self) -> usize {
+    /// Rows in the batch, over all tables.
+    pub fn rows(&self) -> usize {
         self.calls.len() + self.tool_calls.len() + self.trace_events.len()
     }
 }
