@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# infra/interop/run.sh — interoperability suites: Confab's services driven by
+# third-party clients (DESIGN.md §13). Step 6/6 of infra/ci.sh; also runs alone:
+#
+#   bash infra/interop/run.sh [PYTEST_ARGS...]    e.g. -k streaming
+#
+# What it does:
+#   1. a Python venv with the pinned packages of requirements.txt (exact
+#      versions of every transitive package in constraints.txt); reused while
+#      those two files are unchanged
+#   2. cargo build --bins -p <each service a suite needs>   (debug profile)
+#   3. starts each service on a free 127.0.0.1 port with a fresh SQLite file
+#      in a temporary directory (its log is there too), waits for /ready
+#   4. pytest -q infra/interop, with each service's URL in the environment:
+#        CONFAB_LLM_PROXY_URL   llm-proxy-service     (test_openai_llm_proxy.py)
+#   5. on exit, however it happens: stops the services it started (TERM, then
+#      KILL after INTEROP_STOP_TIMEOUT s) and removes the temporary directory
+# The exit status is pytest's (or 1 when setting up failed).
+#
+# The services get a clean configuration: CONFAB_*, DATABASE_URL and PORT from
+# the caller's environment are not passed on, so their development defaults
+# (service token, agent keys, builtin model) are what the suites rely on.
+#
+# Environment:
+#   INTEROP_VENV=DIR             the venv (default: <repo>/target/interop-venv)
+#   INTEROP_READY_TIMEOUT=SECS   wait for each /ready (default 30)
+#   INTEROP_STOP_TIMEOUT=SECS    wait for each service to stop (default 35)
+#   INTEROP_KEEP_TMP=1           keep the temporary directory (logs, databases)
+#
+# Adding a suite for another service: build it in build_services, start it in
+# main with start_service NAME VAR [ENV=VALUE...] (VAR receives its URL and is
+# exported to pytest), and put its test_*.py beside this file.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+here=$repo/infra/interop
+venv=${INTEROP_VENV:-$repo/target/interop-venv}
+ready_timeout=${INTEROP_READY_TIMEOUT:-30}
+stop_timeout=${INTEROP_STOP_TIMEOUT:-35}
+
+tmp=""
+service_names=()
+service_pids=()
+service_logs=()
+
+say() {
+    printf '==> %s\n' "$*"
+}
+
+die() {
+    echo "interop/run.sh: $*" >&2
+    exit 1
+}
+
+# --- clean-up -------------------------------------------------------------------
+
+# Stop every service this script started (and only those): TERM first so they
+# shut down gracefully, KILL what is left after $stop_timeout seconds. Then the
+# temporary directory goes. Safe to call more than once.
+stop_services() {
+    local i pid name
+    for i in "${!service_pids[@]}"; do
+        pid=${service_pids[$i]}
+        name=${service_names[$i]}
+        if kill -0 "$pid" 2>/dev/null; then
+            say "stopping $name (pid $pid)"
+            kill -TERM "$pid" 2>/dev/null || true
+            local deadline=$((SECONDS + stop_timeout))
+            while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+                sleep 0.1
+            done
+            if kill -0 "$pid" 2>/dev/null; then
+                echo "interop/run.sh: $name (pid $pid) did not stop within ${stop_timeout}s, killing it" >&2
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+    service_pids=()
+    service_names=()
+    service_logs=()
+}
+
+cleanup() {
+    local status=$?
+    trap - INT TERM HUP
+    stop_services
+    if [[ -n "$tmp" && -d "$tmp" ]]; then
+        if [[ "${INTEROP_KEEP_TMP:-}" == 1 ]]; then
+            say "INTEROP_KEEP_TMP=1: keeping $tmp"
+        else
+            rm -rf "$tmp"
+        fi
+    fi
+    exit "$status"
+}
+
+# Print every service log, or its first 10 and last 40 lines when it is long
+# (a start-up error comes first, before any backtrace), after a failure.
+show_logs() {
+    local i log lines
+    for i in "${!service_names[@]}"; do
+        log=${service_logs[$i]}
+        lines=$(wc -l <"$log" 2>/dev/null || echo 0)
+        if ((lines <= 60)); then
+            echo "---- $log (${service_names[$i]}) ----" >&2
+            cat "$log" >&2 || true
+        else
+            echo "---- $log (${service_names[$i]}): first 10 and last 40 of $lines lines ----" >&2
+            head -n 10 "$log" >&2 || true
+            echo "[...]" >&2
+            tail -n 40 "$log" >&2 || true
+        fi
+    done
+    ((${#service_names[@]} == 0)) || echo "----" >&2
+}
+
+# --- Python ---------------------------------------------------------------------
+
+as_root_apt_install() {
+    ((EUID == 0)) || return 1
+    command -v apt-get >/dev/null 2>&1 || return 1
+    apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# The venv at $venv with requirements.txt + constraints.txt installed. A stamp
+# (hash of both files and the Python version) skips pip when nothing changed.
+ensure_venv() {
+    command -v python3 >/dev/null 2>&1 || die "python3 not found (apt-get install python3 python3-venv)"
+    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+        say "creating the venv $venv ($(python3 --version 2>&1))"
+        rm -rf "$venv"
+        mkdir -p "$(dirname "$venv")"
+        if ! python3 -m venv "$venv"; then
+            # Debian's python3 needs python3-venv (ensurepip) for this; a
+            # failed attempt leaves a venv without pip behind.
+            rm -rf "$venv"
+            say "python3 -m venv failed: installing python3-venv"
+            as_root_apt_install python3-venv ||
+                die "python3 -m venv failed and python3-venv could not be installed (needs root and apt-get)"
+            python3 -m venv "$venv" || die "python3 -m venv $venv failed"
+        fi
+    fi
+    local stamp=$venv/.confab-interop-stamp want
+    want=$(cat "$here/requirements.txt" "$here/constraints.txt" <("$venv/bin/python" -VV) | sha256sum | cut -d' ' -f1)
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+        say "venv up to date: $venv"
+    else
+        say "installing infra/interop/requirements.txt into $venv"
+        rm -f "$stamp"
+        "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q \
+            -r "$here/requirements.txt" -c "$here/constraints.txt"
+        echo "$want" >"$stamp"
+    fi
+    "$venv/bin/python" - <<'EOF'
+import importlib.metadata as m
+print("    " + ", ".join(f"{p} {m.version(p)}" for p in ("openai", "httpx", "pydantic", "pytest")))
+EOF
+}
+
+# --- services -------------------------------------------------------------------
+
+bin_dir=""
+
+build_services() {
+    if ! command -v cargo >/dev/null 2>&1 && [[ -f "${HOME:-/root}/.cargo/env" ]]; then
+        # shellcheck source=/dev/null
+        . "${HOME:-/root}/.cargo/env"
+    fi
+    command -v cargo >/dev/null 2>&1 || die "cargo not found: put the Rust toolchain on PATH"
+    local target_dir=${CARGO_TARGET_DIR:-$repo/target}
+    [[ "$target_dir" == /* ]] || target_dir=$repo/$target_dir
+    bin_dir=$target_dir/debug
+    say "cargo build --bins -p llm-proxy-service"
+    (cd "$repo" && cargo build --bins -p llm-proxy-service)
+}
+
+# A TCP port nobody listens on right now (the kernel's pick).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# True when GET $1 answers 2xx (no proxy: the URL is on 127.0.0.1).
+http_ok() {
+    "$venv/bin/python" - "$1" <<'EOF' 2>/dev/null
+import sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+try:
+    with opener.open(sys.argv[1], timeout=2) as r:
+        sys.exit(0 if 200 <= r.status < 300 else 1)
+except Exception:
+    sys.exit(1)
+EOF
+}
+
+# start_service NAME VAR [ENV=VALUE...]
+# Starts target/debug/NAME on a free 127.0.0.1 port with a fresh SQLite file,
+# ENV=VALUE added to its environment, its log in $tmp/NAME.log; waits for
+# /ready and exports VAR=http://127.0.0.1:PORT for the suites.
+start_service() {
+    local name=$1 var=$2
+    shift 2
+    local bin=$bin_dir/$name
+    [[ -x "$bin" ]] || die "$bin not found or not executable"
+    local port dir=$tmp/$name
+    port=$(free_port)
+    mkdir -p "$dir"
+    local log=$tmp/$name.log
+    # Nothing of the caller's Confab configuration leaks in.
+    local env_args=(-u DATABASE_URL -u PORT)
+    local var_name
+    while IFS= read -r var_name; do
+        env_args+=(-u "$var_name")
+    done < <(compgen -e | grep '^CONFAB_' || true)
+    env_args+=(
+        "PORT=$port"
+        "DATABASE_URL=$dir/$name.db"
+        "CONFAB__SERVER__HOST=127.0.0.1"
+        "NO_COLOR=1"
+        "$@"
+    )
+    # Runs in its own directory so nothing lands in the repo's ./data; stays
+    # in this script's process group, so a signal to the whole group (a CI
+    # timeout) reaches it too. The subshell and env exec: $! is its own pid.
+    (cd "$dir" && exec env "${env_args[@]}" "$bin" >"$log" 2>&1 </dev/null) &
+    local pid=$!
+    service_names+=("$name")
+    service_pids+=("$pid")
+    service_logs+=("$log")
+    say "started $name (pid $pid) on 127.0.0.1:$port, log $log"
+
+    local url=http://127.0.0.1:$port
+    local deadline=$((SECONDS + ready_timeout))
+    until http_ok "$url/ready"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            show_logs
+            die "$name exited before it became ready"
+        fi
+        if ((SECONDS >= deadline)); then
+            show_logs
+            die "$name was not ready on $url/ready within ${ready_timeout}s"
+        fi
+        sleep 0.2
+    done
+    say "$name ready: $var=$url"
+    export "$var=$url"
+}
+
+# --- main -----------------------------------------------------------------------
+
+main() {
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    trap 'exit 129' HUP
+
+    printf '\n######## Confab interoperability suites (infra/interop) ########\n'
+    echo "repo: $repo"
+
+    ensure_venv
+    build_services
+
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/confab-interop.XXXXXX")
+    say "temporary directory: $tmp"
+
+    printf '\n---- llm-proxy-service x OpenAI Python SDK ----\n'
+    start_service llm-proxy-service CONFAB_LLM_PROXY_URL
+
+    # The services are on 127.0.0.1: never through an HTTP proxy.
+    export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
+    export no_proxy=$NO_PROXY
+    # No .pytest_cache or __pycache__ in the work tree.
+    export PYTHONDONTWRITEBYTECODE=1
+
+    printf '\n---- pytest -q infra/interop ----\n'
+    local status=0
+    (cd "$repo" && "$venv/bin/python" -m pytest -q -p no:cacheprovider infra/interop "$@") || status=$?
+    if ((status != 0)); then
+        echo "interop/run.sh: pytest exited with status $status" >&2
+        show_logs
+    fi
+    printf '\n######## interoperability suites: %s ########\n' "$([[ $status == 0 ]] && echo passed || echo "FAILED (exit $status)")"
+    return "$status"
+}
+
+main "$@"
