@@ -8,7 +8,8 @@
 # latency), the achieved requests/s and the failed requests.
 #
 #   infra/bench/llm-proxy.sh                  rates 500 and 1000 req/s, 15 s each
-#   RATES="500 1000 2000" DURATION=30 infra/bench/llm-proxy.sh
+#   RATES="500 1000 2000" DURATION=30 MODES=sse infra/bench/llm-proxy.sh
+#   PROXY_WORKERS=1 infra/bench/llm-proxy.sh   (actix workers; default: one per core)
 #
 # Needs: oha (installed with `cargo install oha --locked --version 1.16.0` when
 # missing), nginx (Debian package, installed when missing; only the instance
@@ -17,6 +18,7 @@
 set -euo pipefail
 
 RATES=${RATES:-"500 1000"}
+MODES=${MODES:-"plain sse"}
 DURATION=${DURATION:-15}
 CONNECTIONS=${CONNECTIONS:-64}
 OHA_VERSION=1.16.0
@@ -114,7 +116,7 @@ base_url = "http://127.0.0.1:$upstream_port/plain/v1"
 kind = "openai"
 base_url = "http://127.0.0.1:$upstream_port/sse/v1"
 TOML
-RUST_LOG=warn "$repo/target/release/llm-proxy-service" --config "$work/proxy.toml" > "$work/proxy.log" 2>&1 &
+CONFAB__SERVER__WORKERS=${PROXY_WORKERS:-0} RUST_LOG=warn "$repo/target/release/llm-proxy-service" --config "$work/proxy.toml" > "$work/proxy.log" 2>&1 &
 proxy_pid=$!
 pids+=("$proxy_pid")
 wait_for "http://127.0.0.1:$proxy_port/ready"
@@ -125,7 +127,8 @@ body() { printf '{"model":"%s","stream":%s,"messages":[{"role":"user","content":
 
 run() { # name url body -> json file
     local out="$work/$1.json"
-    oha -z "${DURATION}s" -q "$RATE" -c "$CONNECTIONS" --latency-correction --no-tui --output-format json \
+    # -w: requests in flight at the deadline finish instead of counting as errors.
+    oha -z "${DURATION}s" -w -q "$RATE" -c "$CONNECTIONS" --latency-correction --no-tui --output-format json \
         -m POST -H 'content-type: application/json' -H 'authorization: Bearer confab-dev-agent-key-math' \
         -H 'x-user-id: usr-bench' -d "$3" "$2" > "$out"
     echo "$out"
@@ -135,7 +138,7 @@ echo
 echo "llm-proxy-service vs a zero-latency upstream: $DURATION s per run, $CONNECTIONS connections, recording on (SQLite)"
 printf '%-10s %6s | %9s %9s | %9s %9s | %9s %9s | %8s %7s\n' mode rate "direct50" "direct99" "proxy50" "proxy99" "added50" "added99" "proxy/s" failed
 for RATE in $RATES; do
-    for mode in plain sse; do
+    for mode in $MODES; do
         stream=false; [[ $mode == sse ]] && stream=true
         direct=$(run "direct-$mode-$RATE" "http://127.0.0.1:$upstream_port/$mode/v1/chat/completions" "$(body m "$stream")")
         proxied=$(run "proxy-$mode-$RATE" "http://127.0.0.1:$proxy_port/v1/chat/completions" "$(body "$mode/m" "$stream")")
@@ -148,6 +151,9 @@ def failed(r):
     codes = r.get("statusCodeDistribution", {})
     return sum(n for c, n in codes.items() if not c.startswith("2")) + sum(r.get("errorDistribution", {}).values())
 d50, d99, p50, p99 = ms(direct, "p50"), ms(direct, "p99"), ms(proxied, "p50"), ms(proxied, "p99")
+for side, r in (("direct", direct), ("proxy", proxied)):
+    if r.get("errorDistribution"):
+        print(f"  {side} errors: {r['errorDistribution']}", file=sys.stderr)
 name = "streaming" if mode == "sse" else "plain"
 print(f"{name:<10} {rate:>6} | {d50:8.3f}ms {d99:8.3f}ms | {p50:8.3f}ms {p99:8.3f}ms | {p50-d50:8.3f}ms {p99-d99:8.3f}ms | {proxied['summary']['requestsPerSec']:8.1f} {failed(proxied)+failed(direct):7d}")
 PY

@@ -9,15 +9,15 @@ use std::time::{Duration, Instant};
 
 use actix_web::HttpResponse;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::web::Bytes;
+use actix_web::web::{Bytes, BytesMut};
 use chrono::Utc;
 use confab_kit::ApiError;
 use confab_kit::ids::new_id;
 use confab_protocol::openai::{
-    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ToolCall, Usage,
+    ChatCompletion, ChatCompletionRequest, ToolCall, ToolCallDelta, Usage,
 };
 use confab_protocol::trace::TraceKind;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -299,6 +299,36 @@ async fn complete(state: &AppState, mut call: CallState, body: Value) -> HttpRes
         .body(text)
 }
 
+/// The parts of a streamed chunk the proxy reads. Deliberately not the full
+/// `ChatCompletionChunk` (whose flattened extra fields make parsing several
+/// times slower): every chunk of every stream is parsed on the hot path, and
+/// the client gets the upstream's bytes, not a re-encoding.
+#[derive(Deserialize)]
+struct ChunkView {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<ChoiceView>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceView {
+    #[serde(default)]
+    delta: DeltaView,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct DeltaView {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
 /// What a stream said so far.
 #[derive(Default)]
 struct Assembly {
@@ -311,11 +341,13 @@ struct Assembly {
 
 impl Assembly {
     /// Adds a chunk; returns the trace data of its delta, if it had one.
-    fn add(&mut self, chunk: &ChatCompletionChunk) -> Option<Value> {
+    fn add(&mut self, chunk: &ChunkView) -> Option<Value> {
         if let Some(usage) = chunk.usage {
             self.usage = Some(usage);
         }
-        self.model.get_or_insert_with(|| chunk.model.clone());
+        if self.model.is_none() {
+            self.model.clone_from(&chunk.model);
+        }
         let choice = chunk.choices.first()?;
         if let Some(reason) = &choice.finish_reason {
             self.finish_reason = Some(reason.clone());
@@ -353,44 +385,51 @@ impl Assembly {
 async fn forward(
     state: AppState,
     mut call: CallState,
-    mut upstream: futures_util::stream::BoxStream<'static, Result<String, UpstreamError>>,
+    upstream: futures_util::stream::BoxStream<'static, Result<String, UpstreamError>>,
     include_usage: bool,
     tx: mpsc::Sender<Bytes>,
 ) {
+    // Fused: the end may be seen by a `now_or_never` poll, then polled again.
+    let mut upstream = upstream.fuse();
     let active = metrics::gauge!("llm_proxy_streams_active");
     active.increment(1);
     let mut assembly = Assembly::default();
     let mut error = None;
-    while let Some(item) = upstream.next().await {
-        let data = match item {
-            Ok(data) => data,
-            Err(err) => {
-                error = Some(err.to_string());
-                break;
+    // Events that arrived together (one read from the upstream) go to the
+    // client as one write: the same bytes, fewer wake-ups and syscalls.
+    let mut pending = BytesMut::new();
+    'stream: while let Some(item) = upstream.next().await {
+        let mut item = Some(item);
+        while let Some(next) = item.take() {
+            let data = match next {
+                Ok(data) => data,
+                Err(err) => {
+                    error = Some(err.to_string());
+                    break 'stream;
+                }
+            };
+            if call.first_chunk_ms.is_none() {
+                call.first_chunk_ms = Some(elapsed_ms(call.started));
             }
-        };
-        if call.first_chunk_ms.is_none() {
-            call.first_chunk_ms = Some(elapsed_ms(call.started));
+            let chunk: Option<ChunkView> = serde_json::from_str(&data).ok();
+            if let Some(delta) = chunk.as_ref().and_then(|c| assembly.add(c)) {
+                state
+                    .hub
+                    .publish(&call.events, TraceKind::Delta, delta)
+                    .await;
+            }
+            // The usage chunk the proxy asked for on its own account.
+            let usage_only = chunk
+                .as_ref()
+                .is_some_and(|c| c.choices.is_empty() && c.usage.is_some());
+            if !usage_only || include_usage {
+                pending.extend_from_slice(b"data: ");
+                pending.extend_from_slice(data.as_bytes());
+                pending.extend_from_slice(b"\n\n");
+            }
+            item = upstream.next().now_or_never().flatten();
         }
-        let chunk: Option<ChatCompletionChunk> = serde_json::from_str(&data).ok();
-        if let Some(delta) = chunk.as_ref().and_then(|c| assembly.add(c)) {
-            state
-                .hub
-                .publish(&call.events, TraceKind::Delta, delta)
-                .await;
-        }
-        // The usage chunk the proxy asked for on its own account.
-        let usage_only = chunk
-            .as_ref()
-            .is_some_and(|c| c.choices.is_empty() && c.usage.is_some());
-        if usage_only && !include_usage {
-            continue;
-        }
-        if tx
-            .send(Bytes::from(format!("data: {data}\n\n")))
-            .await
-            .is_err()
-        {
+        if !pending.is_empty() && tx.send(pending.split().freeze()).await.is_err() {
             error = Some("the client disconnected".into());
             break;
         }

@@ -80,7 +80,7 @@ pub struct AppState {
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
     let providers = Providers::new(&settings.providers, settings.models.aliases.clone())?;
-    let (recorder, writer) = Recorder::start(db.clone(), &settings.recording);
+    let (recorder, recorder_stopped) = Recorder::start(db.clone(), &settings.recording)?;
     let last_seq = store::trace_events::max_seq(&db).await?;
     let hub = TraceHub::new(
         recorder.clone(),
@@ -131,9 +131,5 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     );
     // Once the server has stopped and every handle is gone, the recorder
     // writes what is queued and ends: wait for it before exiting.
-    Ok(running.on_stop(async move {
-        if let Err(err) = writer.await {
-            tracing::error!(error = %err, "the recorder ended abnormally");
-        }
-    }))
+    Ok(running.on_stop(recorder_stopped))
 }

@@ -5,15 +5,21 @@
 //! queue is full, handing a row over waits: backpressure slows the callers
 //! down, nothing is dropped. A batch that fails to write is retried with
 //! backoff until it succeeds. When every handle is gone (the server stopped),
-//! the writer empties the queue and ends; [`Recorder::flush`] waits for that.
+//! the writer empties the queue and ends; the handle [`Recorder::start`]
+//! returns waits for that.
+//!
+//! The writer runs on a thread of its own at the lowest scheduling priority
+//! (SCHED_IDLE on Linux): writing is background work and must not take CPU
+//! from requests. It cannot starve: if it fell behind, the full queue would
+//! make the requests wait, and the CPU they leave idle is its.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use confab_kit::db::Db;
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::store::llm_calls::LlmCall;
 use crate::store::tool_calls::ToolCallRow;
@@ -26,6 +32,11 @@ pub struct RecordingSettings {
     pub queue_capacity: usize,
     /// Rows written per transaction at most.
     pub batch_size: usize,
+    /// How long the writer lets a batch fill before writing it: fewer,
+    /// larger transactions cost the database (and the CPU the proxy shares
+    /// with it) much less than one per record.
+    #[serde(default)]
+    pub linger_ms: u64,
 }
 
 /// One thing to record.
@@ -50,11 +61,32 @@ pub struct Recorder {
 pub type Slot<'a> = mpsc::Permit<'a, Record>;
 
 impl Recorder {
-    /// Starts the writer task.
-    pub fn start(db: Db, settings: &RecordingSettings) -> (Recorder, JoinHandle<()>) {
+    /// Starts the writer on its own thread; the returned future ends when
+    /// the writer has written everything and stopped.
+    pub fn start(
+        db: Db,
+        settings: &RecordingSettings,
+    ) -> std::io::Result<(Recorder, impl Future<Output = ()> + Send + 'static)> {
         let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
-        let writer = tokio::spawn(write_loop(db, rx, settings.batch_size.max(1)));
-        (Recorder { tx }, writer)
+        let linger = Duration::from_millis(settings.linger_ms);
+        let batch_size = settings.batch_size.max(1);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("confab-recorder")
+            .on_thread_start(background_priority)
+            .build()?;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("confab-recorder".into())
+            .spawn(move || {
+                background_priority();
+                runtime.block_on(write_loop(db, rx, batch_size, linger));
+                let _ = done_tx.send(());
+            })?;
+        let stopped = async move {
+            let _ = done_rx.await;
+        };
+        Ok((Recorder { tx }, stopped))
     }
 
     /// Queues a record, waiting while the queue is full.
@@ -80,12 +112,40 @@ impl Recorder {
     }
 }
 
-async fn write_loop(db: Db, mut rx: mpsc::Receiver<Record>, batch_size: usize) {
+/// Lowers the calling thread to background priority, where the OS has one.
+fn background_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        if let Err(err) = set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            policy,
+        ) {
+            tracing::debug!(error = ?err, "could not lower the recorder's priority");
+        }
+    }
+}
+
+async fn write_loop(db: Db, mut rx: mpsc::Receiver<Record>, batch_size: usize, linger: Duration) {
     let mut records = Vec::with_capacity(batch_size);
     loop {
         records.clear();
         if rx.recv_many(&mut records, batch_size).await == 0 {
             break;
+        }
+        if records.len() < batch_size && !linger.is_zero() {
+            tokio::time::sleep(linger).await;
+            while records.len() < batch_size {
+                match rx.try_recv() {
+                    Ok(record) => records.push(record),
+                    Err(_) => break,
+                }
+            }
         }
         let mut batch = Batch::default();
         for record in records.drain(..) {
