@@ -116,6 +116,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
                     web::post().to(routes::completions::create),
                 )
                 .route("/v1/models", web::get().to(routes::models::list))
+                .route("/v1/models/{model:.+}", web::get().to(routes::models::get))
                 .route("/llm-calls", web::get().to(routes::calls::list))
                 .route("/llm-calls/{id}", web::get().to(routes::calls::get))
                 .route("/traces", web::get().to(routes::traces::list))

@@ -191,9 +191,36 @@ async fn bad_requests_get_a_json_error_and_are_not_recorded() {
 #[tokio::test]
 async fn models_lists_the_builtin_model() {
     let app = Proxy::start(|_| {}).await;
+    let anonymous = app
+        .http
+        .get(format!("{}/v1/models", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let one: Value = app
+        .http
+        .get(format!("{}/v1/models/builtin", app.url))
+        .bearer_auth(MATH_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["id"], "builtin");
+    let missing = app
+        .http
+        .get(format!("{}/v1/models/nope", app.url))
+        .bearer_auth(MATH_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
     let models: Value = app
         .http
         .get(format!("{}/v1/models", app.url))
+        .bearer_auth(MATH_KEY)
         .send()
         .await
         .unwrap()

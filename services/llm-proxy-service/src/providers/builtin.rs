@@ -199,10 +199,15 @@ impl Builtin {
         let id = format!("chatcmpl-{}", short_id());
         if !stream {
             tokio::time::sleep(self.first_chunk_delay).await;
-            let mut message = ChatMessage::new("assistant", answer.text());
-            if !answer.tool_calls.is_empty() {
-                message.tool_calls = Some(answer.tool_calls.clone());
-            }
+            // Like OpenAI: a message that only calls tools has no content.
+            let message = if answer.tool_calls.is_empty() {
+                ChatMessage::new("assistant", answer.text())
+            } else {
+                let mut message = ChatMessage::assistant_tool_calls(answer.tool_calls.clone());
+                let text = answer.text();
+                message.content = (!text.is_empty()).then_some(Value::String(text));
+                message
+            };
             let completion = ChatCompletion {
                 id,
                 object: "chat.completion".into(),
