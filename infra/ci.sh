@@ -274,7 +274,10 @@ with_test_postgres() {
 # infra/interop/run.sh, which installs its own pinned packages.
 interop_suites() {
     if [[ -f infra/interop/run.sh ]]; then
+        echo "--- on SQLite"
         bash infra/interop/run.sh
+        echo "--- on PostgreSQL"
+        with_test_postgres bash infra/interop/run.sh
     else
         echo "no interoperability suites yet (infra/interop/run.sh does not exist)"
     fi

@@ -85,6 +85,7 @@ cleanup() {
     local status=$?
     trap - INT TERM HUP
     stop_services
+    drop_databases
     if [[ -n "$tmp" && -d "$tmp" ]]; then
         if [[ "${INTEROP_KEEP_TMP:-}" == 1 ]]; then
             say "INTEROP_KEEP_TMP=1: keeping $tmp"
@@ -194,8 +195,36 @@ except Exception:
 EOF
 }
 
+# A fresh database for service NAME, in $database: a SQLite file in its
+# directory, or, when CONFAB_TEST_DATABASE_URL names a PostgreSQL server (an
+# admin URL, as for the Rust tests), a new database there, dropped on exit.
+# (A variable, not output: a $(…) subshell would lose the list to drop.)
+pg_databases=()
+database=""
+fresh_database() {
+    local name=$1 dir=$2
+    local admin=${CONFAB_TEST_DATABASE_URL:-}
+    if [[ -z "$admin" ]]; then
+        database="$dir/$name.db"
+        return
+    fi
+    command -v psql >/dev/null 2>&1 || die "CONFAB_TEST_DATABASE_URL is set but psql is not installed"
+    local db
+    db="confab_interop_${name//-/_}_$(date +%s)_$$"
+    psql -q -X -v ON_ERROR_STOP=1 "$admin" -c "CREATE DATABASE \"$db\"" >/dev/null
+    pg_databases+=("$db")
+    database="${admin%/*}/$db"
+}
+
+drop_databases() {
+    local db
+    for db in "${pg_databases[@]}"; do
+        psql -q -X "$CONFAB_TEST_DATABASE_URL" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+}
+
 # start_service NAME VAR [ENV=VALUE...]
-# Starts target/debug/NAME on a free 127.0.0.1 port with a fresh SQLite file,
+# Starts target/debug/NAME on a free 127.0.0.1 port with a fresh database,
 # ENV=VALUE added to its environment, its log in $tmp/NAME.log; waits for
 # /ready and exports VAR=http://127.0.0.1:PORT for the suites.
 start_service() {
@@ -207,6 +236,7 @@ start_service() {
     port=$(free_port)
     mkdir -p "$dir"
     local log=$tmp/$name.log
+    fresh_database "$name" "$dir"
     # Nothing of the caller's Confab configuration leaks in.
     local env_args=(-u DATABASE_URL -u PORT)
     local var_name
@@ -215,7 +245,7 @@ start_service() {
     done < <(compgen -e | grep '^CONFAB_' || true)
     env_args+=(
         "PORT=$port"
-        "DATABASE_URL=$dir/$name.db"
+        "DATABASE_URL=$database"
         "CONFAB__SERVER__HOST=127.0.0.1"
         "NO_COLOR=1"
         "$@"
@@ -228,7 +258,7 @@ start_service() {
     service_names+=("$name")
     service_pids+=("$pid")
     service_logs+=("$log")
-    say "started $name (pid $pid) on 127.0.0.1:$port, log $log"
+    say "started $name (pid $pid) on 127.0.0.1:$port with ${database##*@}, log $log"
 
     local url=http://127.0.0.1:$port
     local deadline=$((SECONDS + ready_timeout))
