@@ -12,12 +12,13 @@ use common::{MATH_KEY, Proxy, SERVICE_TOKEN};
 use serde_json::{Value, json};
 
 async fn call_as(proxy: &Proxy, user: &str, message: &str) -> String {
+    let calculator = json!({"type": "function", "function": {"name": "calculator", "parameters": {"type": "object"}}});
     let response = proxy
         .http
         .post(format!("{}/v1/chat/completions", proxy.url))
         .bearer_auth(MATH_KEY)
         .header("x-user-id", user)
-        .json(&json!({"model": "builtin", "messages": [{"role": "user", "content": message}]}))
+        .json(&json!({"model": "builtin", "tools": [calculator], "messages": [{"role": "user", "content": message}]}))
         .send()
         .await
         .unwrap();

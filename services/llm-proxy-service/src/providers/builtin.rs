@@ -137,11 +137,20 @@ impl Builtin {
             Some(m) if m.role == "tool" => (On::Tool, m.text(), tool_name_of(request, m)),
             _ => (On::User, last_user.clone(), None),
         };
+        let offered = offered_tools(request);
         let rule = self.rules.iter().find_map(|rule| {
             if rule.on != on {
                 return None;
             }
             if rule.tool.is_some() && rule.tool != tool_name {
+                return None;
+            }
+            // Like a real model, it calls only the tools the request offers.
+            if !rule
+                .tool_calls
+                .iter()
+                .all(|call| offered.contains(&call.name.as_str()))
+            {
                 return None;
             }
             rule.pattern.captures(&subject).map(|caps| (rule, caps))
@@ -352,6 +361,16 @@ fn parse_rules(text: &str) -> anyhow::Result<Vec<Rule>> {
         .collect()
 }
 
+/// The names of the functions the request offers as tools.
+fn offered_tools(request: &ChatCompletionRequest) -> Vec<&str> {
+    request
+        .tools
+        .iter()
+        .flatten()
+        .filter_map(|tool| tool.get("function")?.get("name")?.as_str())
+        .collect()
+}
+
 /// The name of the tool whose result `message` is, from the assistant
 /// message that asked for it.
 fn tool_name_of(request: &ChatCompletionRequest, message: &ChatMessage) -> Option<String> {
@@ -421,6 +440,9 @@ mod tests {
     fn request(messages: Vec<ChatMessage>) -> ChatCompletionRequest {
         ChatCompletionRequest {
             messages,
+            tools: Some(vec![
+                serde_json::json!({"type": "function", "function": {"name": "calculator"}}),
+            ]),
             ..empty_request("builtin")
         }
     }
@@ -469,6 +491,16 @@ mod tests {
         ]));
         assert_eq!(answer.text(), "The answer is 42.");
         assert!(answer.tool_calls.is_empty());
+    }
+
+    #[test]
+    fn a_tool_the_request_does_not_offer_is_never_called() {
+        let model = model(FIXTURES);
+        let mut request = request(vec![ChatMessage::new("user", "What is 12 + 30?")]);
+        request.tools = None;
+        let answer = model.answer(&request);
+        assert!(answer.tool_calls.is_empty());
+        assert_eq!(answer.text(), "What is 12 + 30?");
     }
 
     #[test]
