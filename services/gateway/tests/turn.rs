@@ -12,10 +12,24 @@ use common::{Stack, error_code, sse_events};
 use confab_kit::db::Db;
 use serde_json::{Value, json};
 
-async fn llm_calls_of(db: &Db, user_id: &str) -> Vec<llm_proxy_service::store::llm_calls::LlmCall> {
-    llm_proxy_service::store::llm_calls::list_for_user(db, user_id, 10)
-        .await
-        .unwrap()
+/// The LLM calls recorded for a user, once `expected` of them are written
+/// (the proxy records off the request path, a moment after answering).
+async fn llm_calls_of(
+    db: &Db,
+    user_id: &str,
+    expected: usize,
+) -> Vec<llm_proxy_service::store::llm_calls::LlmCall> {
+    let mut calls = Vec::new();
+    for _ in 0..400 {
+        calls = llm_proxy_service::store::llm_calls::list_for_user(db, user_id, 10)
+            .await
+            .unwrap();
+        if calls.len() >= expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    calls
 }
 
 #[tokio::test]
@@ -84,7 +98,7 @@ async fn a_turn_streams_through_every_service_and_is_persisted() {
     assert_eq!(messages[1]["token_usage"], done["token_usage"]);
     assert!(messages[1]["agent_task_id"].as_str().is_some());
 
-    let calls = llm_calls_of(&stack.llm_db, &ada.id).await;
+    let calls = llm_calls_of(&stack.llm_db, &ada.id, 1).await;
     assert_eq!(calls.len(), 1, "one llm_calls row for the one LLM call");
     let call = &calls[0];
     assert_eq!(call.agent_id.as_deref(), Some("math"));
@@ -305,14 +319,7 @@ async fn a_user_token_is_accepted_by_the_services_directly() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let mut calls = Vec::new();
-    for _ in 0..200 {
-        calls = llm_calls_of(&stack.llm_db, &ada.id).await;
-        if !calls.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let calls = llm_calls_of(&stack.llm_db, &ada.id, 1).await;
     assert_eq!(
         calls.len(),
         1,
