@@ -72,3 +72,77 @@ async fn a_graceful_shutdown_writes_everything_still_queued() {
     assert_eq!(calls.len(), CALLS);
     assert_eq!(stored_events(&db).await, CALLS * 5);
 }
+
+async fn execute(db: &Db, sql: &str) {
+    use diesel_async::RunQueryDsl;
+    let result: Result<usize, confab_kit::db::DbError> = confab_kit::db_run!(db, |conn| {
+        diesel::sql_query(sql)
+            .execute(conn)
+            .await
+            .map_err(Into::into)
+    });
+    result.unwrap();
+}
+
+async fn write_failures(proxy: &Proxy) -> f64 {
+    let metrics = proxy
+        .http
+        .get(format!("{}/metrics", proxy.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("llm_proxy_record_write_failures_total "))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_failed_write_is_retried_until_it_succeeds() {
+    let proxy = Proxy::start(|_| {}).await;
+    let before = write_failures(&proxy).await;
+    // Take the events table away: every batch now fails as a whole.
+    execute(
+        &proxy.db,
+        "ALTER TABLE trace_events RENAME TO trace_events_away",
+    )
+    .await;
+    streamed_call(&proxy).await;
+    let mut failures = before;
+    for _ in 0..400 {
+        failures = write_failures(&proxy).await;
+        if failures > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(failures > before, "the failed write shows on /metrics");
+    assert!(
+        llm_calls::list_for_user(&proxy.db, "usr-ada", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    execute(
+        &proxy.db,
+        "ALTER TABLE trace_events_away RENAME TO trace_events",
+    )
+    .await;
+    let calls = proxy.calls(1).await;
+    assert_eq!(
+        calls.len(),
+        1,
+        "the batch was written once the table was back"
+    );
+    for _ in 0..400 {
+        if stored_events(&proxy.db).await == 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(stored_events(&proxy.db).await, 5);
+}
