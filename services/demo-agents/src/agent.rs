@@ -5,7 +5,9 @@ use confab_protocol::a2a::{
     Artifact, Message, Part, Role, StreamResponse, Task, TaskArtifactUpdateEvent, TaskState,
     TaskStatus, TaskStatusUpdateEvent,
 };
-use confab_protocol::openai::ChatMessage;
+use std::collections::BTreeMap;
+
+use confab_protocol::openai::{ChatMessage, ToolCall, Usage};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -15,12 +17,14 @@ use crate::llm::{Attribution, LlmClient, LlmEvent};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentKind {
     Math,
+    Text,
 }
 
 impl AgentKind {
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "math" => Some(AgentKind::Math),
+            "text" => Some(AgentKind::Text),
             _ => None,
         }
     }
@@ -28,17 +32,25 @@ impl AgentKind {
     pub fn name(self) -> &'static str {
         match self {
             AgentKind::Math => "math",
+            AgentKind::Text => "text",
         }
     }
 
     fn system_prompt(self) -> &'static str {
         match self {
             AgentKind::Math => {
-                "You are Confab's math agent. Answer arithmetic questions exactly and briefly."
+                "You are Confab's math agent. Use the calculator tool for any arithmetic and answer exactly and briefly."
+            }
+            AgentKind::Text => {
+                "You are Confab's text agent. Use your tools to count words and change case or order of a text."
             }
         }
     }
 }
+
+/// LLM rounds a task may take (each tool use is one more); a model that
+/// keeps calling tools is stopped there.
+const MAX_ROUNDS: usize = 5;
 
 /// The `confab` object chat-service puts in the request metadata (DESIGN §8).
 #[derive(Debug, Clone, Default)]
@@ -116,36 +128,82 @@ impl TaskRun {
             traceparent: self.traceparent.clone(),
         };
         let artifact_id = format!("{}-answer", self.task_id);
+        let tools = crate::tools::definitions(self.kind);
         let mut usage = None;
         let mut first = true;
         let outcome: anyhow::Result<()> = async {
-            let mut stream = Box::pin(llm.stream(messages, &who).await?);
-            while let Some(event) = stream.next().await {
-                match event? {
-                    LlmEvent::Text(text) => {
-                        let update = StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
-                            task_id: self.task_id.clone(),
-                            context_id: self.context_id.clone(),
-                            artifact: Artifact {
-                                artifact_id: artifact_id.clone(),
-                                name: Some("answer".into()),
-                                description: None,
-                                parts: vec![Part::text(text)],
+            for _ in 0..MAX_ROUNDS {
+                let mut stream = Box::pin(llm.stream(messages.clone(), tools.clone(), &who).await?);
+                let mut calls: BTreeMap<u32, ToolCall> = BTreeMap::new();
+                while let Some(event) = stream.next().await {
+                    match event? {
+                        LlmEvent::Text(text) => {
+                            let update = StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
+                                task_id: self.task_id.clone(),
+                                context_id: self.context_id.clone(),
+                                artifact: Artifact {
+                                    artifact_id: artifact_id.clone(),
+                                    name: Some("answer".into()),
+                                    description: None,
+                                    parts: vec![Part::text(text)],
+                                    metadata: None,
+                                },
+                                append: !first,
+                                last_chunk: false,
                                 metadata: None,
-                            },
-                            append: !first,
-                            last_chunk: false,
-                            metadata: None,
-                        });
-                        first = false;
-                        if out.send(update).await.is_err() {
-                            anyhow::bail!("the client went away");
+                            });
+                            first = false;
+                            if out.send(update).await.is_err() {
+                                anyhow::bail!("the client went away");
+                            }
+                        }
+                        LlmEvent::ToolCall(piece) => {
+                            let call = calls
+                                .entry(piece.index)
+                                .or_insert_with(|| ToolCall::function("", "", ""));
+                            if let Some(id) = piece.id {
+                                call.id = id;
+                            }
+                            if let Some(function) = piece.function {
+                                call.function
+                                    .name
+                                    .push_str(function.name.as_deref().unwrap_or_default());
+                                call.function
+                                    .arguments
+                                    .push_str(function.arguments.as_deref().unwrap_or_default());
+                            }
+                        }
+                        LlmEvent::Usage(u) => {
+                            let total = usage.get_or_insert(Usage::default());
+                            *total = Usage::new(
+                                total.prompt_tokens + u.prompt_tokens,
+                                total.completion_tokens + u.completion_tokens,
+                            );
                         }
                     }
-                    LlmEvent::Usage(u) => usage = Some(u),
+                }
+                if calls.is_empty() {
+                    return Ok(());
+                }
+                let calls: Vec<ToolCall> = calls.into_values().collect();
+                messages.push(ChatMessage::assistant_tool_calls(calls.clone()));
+                for call in calls {
+                    let result = crate::tools::run(&call.function.name, &call.function.arguments);
+                    let note = format!(
+                        "{}({}) → {result}",
+                        call.function.name, call.function.arguments
+                    );
+                    if out
+                        .send(self.status_update(TaskState::Working, Some(note), None))
+                        .await
+                        .is_err()
+                    {
+                        anyhow::bail!("the client went away");
+                    }
+                    messages.push(ChatMessage::tool_result(&call.id, result));
                 }
             }
-            Ok(())
+            anyhow::bail!("the model was still calling tools after {MAX_ROUNDS} rounds")
         }
         .await;
         let final_status = match outcome {

@@ -19,6 +19,26 @@ pub fn card(kind: AgentKind, base_url: &str) -> AgentCard {
                 examples: vec!["What is 12 * (3 + 4)?".into()],
             }],
         ),
+        AgentKind::Text => (
+            "text",
+            "Counts words and changes the case or order of a text.",
+            vec![AgentSkill {
+                id: "text-tools".into(),
+                name: "Text tools".into(),
+                description: "Word count, upper case, lower case, reverse.".into(),
+                tags: vec![
+                    "text".into(),
+                    "words".into(),
+                    "uppercase".into(),
+                    "lowercase".into(),
+                    "reverse".into(),
+                ],
+                examples: vec![
+                    "Count the words in: the quick brown fox".into(),
+                    "Uppercase: hello".into(),
+                ],
+            }],
+        ),
     };
     AgentCard {
         name: name.into(),

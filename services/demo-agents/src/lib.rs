@@ -5,6 +5,7 @@ pub mod agent;
 pub mod card;
 pub mod llm;
 pub mod rpc;
+pub mod tools;
 
 use std::collections::BTreeMap;
 

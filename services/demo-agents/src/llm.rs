@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use confab_protocol::auth::{AGENT_ID_HEADER, CONVERSATION_ID_HEADER, USER_ID_HEADER};
 use confab_protocol::openai::{
-    ChatCompletionChunk, ChatCompletionRequest, ChatMessage, StreamOptions, Usage,
+    ChatCompletionChunk, ChatCompletionRequest, ChatMessage, StreamOptions, ToolCallDelta, Usage,
 };
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
@@ -30,6 +30,8 @@ pub struct Attribution {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LlmEvent {
     Text(String),
+    /// A piece of a tool call; pieces with the same index make one call.
+    ToolCall(ToolCallDelta),
     Usage(Usage),
 }
 
@@ -54,6 +56,7 @@ impl LlmClient {
     pub async fn stream(
         &self,
         messages: Vec<ChatMessage>,
+        tools: Vec<serde_json::Value>,
         who: &Attribution,
     ) -> anyhow::Result<impl Stream<Item = anyhow::Result<LlmEvent>> + use<>> {
         let request = ChatCompletionRequest {
@@ -63,7 +66,7 @@ impl LlmClient {
             stream_options: Some(StreamOptions {
                 include_usage: true,
             }),
-            tools: None,
+            tools: (!tools.is_empty()).then_some(tools),
             extra: Default::default(),
         };
         let url = format!(
@@ -95,25 +98,34 @@ impl LlmClient {
         Ok(response
             .bytes_stream()
             .eventsource()
-            .filter_map(|event| async move {
-                match event {
-                    Err(err) => Some(Err(anyhow::anyhow!("LLM stream broke: {err}"))),
-                    Ok(event) if event.data == "[DONE]" => None,
-                    Ok(event) => match serde_json::from_str::<ChatCompletionChunk>(&event.data) {
-                        Err(err) => Some(Err(anyhow::anyhow!("unreadable LLM chunk: {err}"))),
-                        Ok(chunk) => {
-                            if let Some(usage) = chunk.usage {
-                                return Some(Ok(LlmEvent::Usage(usage)));
-                            }
-                            chunk
-                                .choices
-                                .into_iter()
-                                .find_map(|c| c.delta.content)
-                                .filter(|t| !t.is_empty())
-                                .map(|t| Ok(LlmEvent::Text(t)))
-                        }
-                    },
-                }
-            }))
+            .flat_map(|event| futures_util::stream::iter(decode(event))))
     }
+}
+
+/// The events of one SSE event of the completion stream.
+fn decode<E: std::fmt::Display>(
+    event: Result<eventsource_stream::Event, E>,
+) -> Vec<anyhow::Result<LlmEvent>> {
+    let event = match event {
+        Err(err) => return vec![Err(anyhow::anyhow!("LLM stream broke: {err}"))],
+        Ok(event) if event.data == "[DONE]" => return Vec::new(),
+        Ok(event) => event,
+    };
+    let chunk = match serde_json::from_str::<ChatCompletionChunk>(&event.data) {
+        Ok(chunk) => chunk,
+        Err(err) => return vec![Err(anyhow::anyhow!("unreadable LLM chunk: {err}"))],
+    };
+    let mut events = Vec::new();
+    if let Some(usage) = chunk.usage {
+        events.push(Ok(LlmEvent::Usage(usage)));
+    }
+    for choice in chunk.choices {
+        if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
+            events.push(Ok(LlmEvent::Text(text)));
+        }
+        for piece in choice.delta.tool_calls.unwrap_or_default() {
+            events.push(Ok(LlmEvent::ToolCall(piece)));
+        }
+    }
+    events
 }

@@ -344,3 +344,90 @@ async fn a_user_token_is_accepted_by_the_services_directly() {
         assert_eq!(response.status(), 401);
     }
 }
+
+/// The text of a turn's `text` events and the kinds of all its events.
+fn transcript(events: &[(String, Value)]) -> (String, Vec<String>) {
+    let text = events
+        .iter()
+        .filter(|(_, e)| e["type"] == "text")
+        .map(|(_, e)| e["text"].as_str().unwrap())
+        .collect();
+    let kinds = events
+        .iter()
+        .map(|(_, e)| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    (text, kinds)
+}
+
+#[tokio::test]
+async fn the_math_agent_answers_with_its_calculator() {
+    let stack = Stack::start().await;
+    let ada = stack.user("ada").await;
+    let conversation = stack.conversation(&ada).await;
+    let events = sse_events(
+        stack
+            .post_stream(&ada, &conversation, "What is 6 * (3 + 4)?")
+            .await,
+    )
+    .await;
+    let (text, kinds) = transcript(&events);
+    assert_eq!(text, "The answer is 42.");
+    assert!(
+        kinds.contains(&"reasoning".to_owned()),
+        "the tool use is reported: {kinds:?}"
+    );
+    let reasoning = events
+        .iter()
+        .find(|(_, e)| e["type"] == "reasoning")
+        .unwrap();
+    assert!(
+        reasoning.1["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("calculator(")
+    );
+    let done = &events.last().unwrap().1;
+    assert_eq!(done["status"], "complete");
+
+    // Two LLM calls (the tool call, then the answer), usage summed on the message.
+    let calls = llm_calls_of(&stack.llm_db, &ada.id, 2).await;
+    assert_eq!(calls.len(), 2);
+    let input: i64 = calls.iter().map(|c| c.input_tokens).sum();
+    let output: i64 = calls.iter().map(|c| c.output_tokens).sum();
+    assert_eq!(done["token_usage"]["input_tokens"].as_i64(), Some(input));
+    assert_eq!(done["token_usage"]["output_tokens"].as_i64(), Some(output));
+    let messages = stack.message_items(&ada, &conversation).await;
+    assert_eq!(messages[1]["content"], "The answer is 42.");
+}
+
+#[tokio::test]
+async fn the_text_agent_counts_words() {
+    let stack = Stack::start().await;
+    let ada = stack.user("ada").await;
+    let created: Value = stack
+        .create_conversation(&ada, json!({"agent_id": "text"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let conversation = created["id"].as_str().unwrap();
+    let events = sse_events(
+        stack
+            .post_stream(
+                &ada,
+                conversation,
+                "Count the words in: the quick brown fox",
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(events[0].1["agent_id"], "text");
+    assert_eq!(transcript(&events).0, "That text has 4 words.");
+    let events = sse_events(
+        stack
+            .post_stream(&ada, conversation, "uppercase: confab")
+            .await,
+    )
+    .await;
+    assert_eq!(transcript(&events).0, "Here it is: CONFAB");
+}
