@@ -21,6 +21,7 @@ use serde::Deserialize;
 use crate::a2a::client::A2aClient;
 use crate::a2a::registry::{AgentEntry, Registry};
 use crate::routes::conversations;
+use crate::turns::RetryPolicy;
 
 pub const SERVICE: ServiceInfo = ServiceInfo {
     name: "chat-service",
@@ -57,6 +58,10 @@ pub struct ChatSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct A2aSettings {
     pub connect_timeout_secs: u64,
+    /// Attempts to reach an agent before the first event (DESIGN §8).
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubled for each further one, ±20 %.
+    pub retry_base_ms: u64,
 }
 
 impl ServiceSettings for Settings {
@@ -69,6 +74,7 @@ pub struct AppState {
     pub chat: ChatSettings,
     pub agents: Registry,
     pub a2a: A2aClient,
+    pub retry: RetryPolicy,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
@@ -78,6 +84,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         chat: settings.chat.clone(),
         agents: Registry::new(settings.agents.clone()),
         a2a: A2aClient::new(Duration::from_secs(settings.a2a.connect_timeout_secs))?,
+        retry: RetryPolicy {
+            max_attempts: settings.a2a.max_attempts.max(1),
+            base: Duration::from_millis(settings.a2a.retry_base_ms),
+        },
     });
     let service_auth = web::Data::new(ServiceAuth::new(settings.auth.service_token.clone()));
     let verifier = web::Data::new(JwtVerifier::new(settings.auth.jwt.clone()));

@@ -4,15 +4,18 @@
 //! bounded channel; if the client goes away the turn still runs to its end
 //! and persists exactly one assistant message.
 
+use std::time::Duration;
+
 use confab_kit::db::Db;
 use confab_kit::ids::new_id;
 use confab_protocol::a2a::{Message as A2aMessage, Part, Role, SendMessageRequest, TaskState};
 use confab_protocol::chat::{ChatEvent, EventError, MessageRole, MessageStatus, TokenUsage};
 use futures_util::StreamExt;
+use rand::Rng;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use crate::a2a::client::{A2aClient, AgentEvent};
+use crate::a2a::client::{A2aClient, A2aError, AgentEvent};
 use crate::domain::MessageText;
 use crate::store::messages;
 use crate::store::models::{MessageRow, NewMessage};
@@ -20,6 +23,23 @@ use crate::store::models::{MessageRow, NewMessage};
 /// Events buffered towards one client. When full, the turn waits for the
 /// client; a client that has gone away no longer receives and never blocks.
 const CLIENT_BUFFER: usize = 64;
+
+/// How often and how patiently a turn tries to reach its agent.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt `n` (1-based): base × 2^(n-1), ±20 %
+    /// so that many turns failing at once do not retry in lockstep.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exact = self.base.saturating_mul(1 << (attempt - 1).min(16));
+        let jitter = rand::thread_rng().gen_range(0.8..=1.2);
+        exact.mul_f64(jitter)
+    }
+}
 
 /// Everything a turn needs, gathered by the handler after validation.
 pub struct Turn {
@@ -34,6 +54,7 @@ pub struct Turn {
     /// Earlier messages, oldest first, sent to the agent as context.
     pub history: Vec<MessageRow>,
     pub request_id: Option<String>,
+    pub retry: RetryPolicy,
 }
 
 /// Starts the turn and returns its numbered events.
@@ -89,15 +110,7 @@ impl Turn {
         let mut failure: Option<String> = None;
         let mut final_state = None;
 
-        match self
-            .client
-            .send_streaming(
-                &self.agent_url,
-                self.a2a_request(),
-                self.request_id.as_deref(),
-            )
-            .await
-        {
+        match self.connect(&mut out).await {
             Err(err) => failure = Some(err.to_string()),
             Ok(stream) => {
                 let mut stream = Box::pin(stream);
@@ -215,6 +228,41 @@ impl Turn {
             token_usage: usage,
         })
         .await;
+    }
+
+    /// Calls the agent, retrying what is worth retrying before the first
+    /// event, and telling the client about each retry.
+    async fn connect(
+        &self,
+        out: &mut Emitter,
+    ) -> Result<impl futures_util::Stream<Item = Result<AgentEvent, A2aError>> + use<>, A2aError>
+    {
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .client
+                .send_streaming(
+                    &self.agent_url,
+                    self.a2a_request(),
+                    self.request_id.as_deref(),
+                )
+                .await;
+            match result {
+                Err(err) if err.is_retryable() && attempt < self.retry.max_attempts => {
+                    let delay = self.retry.delay(attempt);
+                    tracing::info!(agent = %self.agent_id, attempt, error = %err, "agent call failed; retrying");
+                    attempt += 1;
+                    out.emit(ChatEvent::Retry {
+                        attempt,
+                        max_attempts: self.retry.max_attempts,
+                        delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    })
+                    .await;
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The A2A request: the user's text, the conversation as `contextId`, and

@@ -35,6 +35,7 @@ impl TestApp {
         settings.server.port = 0;
         settings.database = database.settings.clone();
         settings.agents.get_mut("math").unwrap().url = format!("http://127.0.0.1:{dead_port}/");
+        settings.a2a.retry_base_ms = 10;
         let app = chat_service::build(settings).await.unwrap();
         let url = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
@@ -103,9 +104,17 @@ async fn a_turn_whose_agent_is_down_ends_failed_with_one_assistant_message() {
     let conversation = app.conversation("usr-ada").await;
     let events = app.turn("usr-ada", &conversation, "hello?").await;
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["message_start", "error", "done"]);
-    assert_eq!(events[1]["error"]["code"], "agent_failed");
-    assert_eq!(events[2]["status"], "failed");
+    assert_eq!(types, ["message_start", "retry", "retry", "error", "done"]);
+    assert_eq!(
+        (
+            events[1]["attempt"].as_u64(),
+            events[1]["max_attempts"].as_u64()
+        ),
+        (Some(2), Some(3))
+    );
+    assert_eq!(events[2]["attempt"], 3);
+    assert_eq!(events[3]["error"]["code"], "agent_failed");
+    assert_eq!(events[4]["status"], "failed");
 
     let page: Value = app
         .page("usr-ada", &conversation, "")

@@ -29,6 +29,18 @@ pub enum AgentEvent {
     },
 }
 
+impl A2aError {
+    /// Worth another attempt: the agent could not be reached, was
+    /// overloaded (429) or failed (5xx) before saying anything.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            A2aError::Connect(_) => true,
+            A2aError::Status(status) => *status == 429 || *status >= 500,
+            A2aError::Rpc { .. } | A2aError::Stream(_) => false,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum A2aError {
     #[error("agent unreachable: {0}")]

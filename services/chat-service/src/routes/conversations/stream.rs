@@ -73,6 +73,7 @@ pub async fn stream(
         text,
         history,
         request_id: confab_kit::server::request_id(&req),
+        retry: state.retry,
     });
     let frames = ReceiverStream::new(events)
         .map(|(seq, event)| Ok::<_, Infallible>(Bytes::from(event.to_sse(seq))));
