@@ -6,13 +6,15 @@ use confab_protocol::a2a::{
     TaskStatus, TaskStatusUpdateEvent,
 };
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use confab_protocol::openai::{ChatMessage, ToolCall, Usage};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::llm::{Attribution, LlmClient, LlmEvent};
+use crate::tasks::TaskStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentKind {
@@ -92,6 +94,8 @@ impl ConfabContext {
 /// One task being worked on.
 pub struct TaskRun {
     pub kind: AgentKind,
+    pub tasks: Arc<TaskStore>,
+    pub cancel: Arc<Notify>,
     pub task_id: String,
     pub context_id: String,
     pub message: Message,
@@ -104,6 +108,7 @@ impl TaskRun {
     /// early, without error, when nobody listens any more.
     pub async fn run(self, llm: LlmClient, out: mpsc::Sender<StreamResponse>) {
         let working = self.status(TaskState::Working, None);
+        self.tasks.set_status(&self.task_id, working.clone());
         if out
             .send(StreamResponse::Task(Task {
                 id: self.task_id.clone(),
@@ -131,13 +136,14 @@ impl TaskRun {
         let tools = crate::tools::definitions(self.kind);
         let mut usage = None;
         let mut first = true;
-        let outcome: anyhow::Result<()> = async {
+        let work = async {
             for _ in 0..MAX_ROUNDS {
                 let mut stream = Box::pin(llm.stream(messages.clone(), tools.clone(), &who).await?);
                 let mut calls: BTreeMap<u32, ToolCall> = BTreeMap::new();
                 while let Some(event) = stream.next().await {
                     match event? {
                         LlmEvent::Text(text) => {
+                            let chunk_text = text.clone();
                             let update = StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
                                 task_id: self.task_id.clone(),
                                 context_id: self.context_id.clone(),
@@ -153,6 +159,8 @@ impl TaskRun {
                                 metadata: None,
                             });
                             first = false;
+                            self.tasks
+                                .append_text(&self.task_id, &artifact_id, &chunk_text);
                             if out.send(update).await.is_err() {
                                 anyhow::bail!("the client went away");
                             }
@@ -204,10 +212,15 @@ impl TaskRun {
                 }
             }
             anyhow::bail!("the model was still calling tools after {MAX_ROUNDS} rounds")
-        }
-        .await;
+        };
+        // Cancel really stops the work: the LLM stream is dropped mid-way.
+        let outcome: Option<anyhow::Result<()>> = tokio::select! {
+            result = work => Some(result),
+            _ = self.cancel.notified() => None,
+        };
         let final_status = match outcome {
-            Ok(()) => {
+            None => self.status_update(TaskState::Canceled, Some("canceled".into()), None),
+            Some(Ok(())) => {
                 let metadata = usage.map(|u| {
                     let mut m = Map::new();
                     m.insert(
@@ -218,11 +231,14 @@ impl TaskRun {
                 });
                 self.status_update(TaskState::Completed, None, metadata)
             }
-            Err(err) => {
+            Some(Err(err)) => {
                 tracing::warn!(task_id = %self.task_id, error = %format!("{err:#}"), "task failed");
                 self.status_update(TaskState::Failed, Some(format!("{err:#}")), None)
             }
         };
+        if let StreamResponse::StatusUpdate(update) = &final_status {
+            self.tasks.set_status(&self.task_id, update.status.clone());
+        }
         let _ = out.send(final_status).await;
     }
 

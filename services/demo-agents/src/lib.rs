@@ -5,6 +5,7 @@ pub mod agent;
 pub mod card;
 pub mod llm;
 pub mod rpc;
+pub mod tasks;
 pub mod tools;
 
 use std::collections::BTreeMap;
@@ -56,6 +57,7 @@ impl ServiceSettings for Settings {
 pub struct AgentState {
     pub kind: AgentKind,
     pub llm: LlmClient,
+    pub tasks: std::sync::Arc<tasks::TaskStore>,
 }
 
 /// The running agents, by name.
@@ -107,6 +109,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let state = web::Data::new(AgentState {
             kind,
             llm: LlmClient::new(http.clone(), settings.llm.clone(), agent.key.clone()),
+            tasks: Default::default(),
         });
         let running = server::serve(
             listener,

@@ -6,8 +6,9 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ids::new_id;
 use confab_protocol::a2a::{
-    JsonRpcError, JsonRpcRequest, JsonRpcResponse, METHOD_SEND_STREAMING_MESSAGE,
-    SendMessageRequest, StreamResponse, error_code,
+    JsonRpcError, JsonRpcRequest, JsonRpcResponse, METHOD_CANCEL_TASK, METHOD_GET_TASK,
+    METHOD_SEND_STREAMING_MESSAGE, SendMessageRequest, StreamResponse, Task, TaskState, TaskStatus,
+    error_code,
 };
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -16,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::AgentState;
 use crate::agent::{ConfabContext, TaskRun};
+use crate::tasks::CancelError;
 
 /// Stream results buffered towards a slow client; when full the task waits.
 const STREAM_BUFFER: usize = 32;
@@ -53,10 +55,42 @@ pub async fn handle(req: HttpRequest, agent: web::Data<AgentState>, body: Bytes)
                 ),
             }
         }
+        METHOD_GET_TASK | METHOD_CANCEL_TASK => {
+            task_method(&agent, &request.method, request.id, &request.params)
+        }
         other => rpc_error(
             request.id,
             error_code::METHOD_NOT_FOUND,
             format!("method '{other}' not found"),
+        ),
+    }
+}
+
+/// `GetTask` and `CancelTask`: params `{"id": task id}`.
+fn task_method(agent: &AgentState, method: &str, id: Value, params: &Value) -> HttpResponse {
+    let Some(task_id) = params.get("id").and_then(Value::as_str) else {
+        return rpc_error(
+            id,
+            error_code::INVALID_PARAMS,
+            "params.id (the task id) is required".into(),
+        );
+    };
+    let result = if method == METHOD_GET_TASK {
+        agent.tasks.get(task_id).ok_or(CancelError::NotFound)
+    } else {
+        agent.tasks.cancel(task_id)
+    };
+    match result {
+        Ok(task) => HttpResponse::Ok().json(JsonRpcResponse::success(id, task)),
+        Err(CancelError::NotFound) => rpc_error(
+            id,
+            error_code::TASK_NOT_FOUND,
+            format!("task {task_id} not found"),
+        ),
+        Err(CancelError::NotCancelable) => rpc_error(
+            id,
+            error_code::TASK_NOT_CANCELABLE,
+            format!("task {task_id} has already ended"),
         ),
     }
 }
@@ -68,14 +102,30 @@ fn send_streaming_message(
     params: SendMessageRequest,
 ) -> HttpResponse {
     let context = ConfabContext::from_metadata(params.metadata.as_ref());
+    let task_id = new_id("task");
+    let context_id = params
+        .message
+        .context_id
+        .clone()
+        .unwrap_or_else(|| new_id("ctx"));
+    let cancel = agent.tasks.insert(Task {
+        id: task_id.clone(),
+        context_id: context_id.clone(),
+        status: TaskStatus {
+            state: TaskState::Submitted,
+            message: None,
+            timestamp: None,
+        },
+        artifacts: Vec::new(),
+        history: vec![params.message.clone()],
+        metadata: None,
+    });
     let run = TaskRun {
         kind: agent.kind,
-        task_id: new_id("task"),
-        context_id: params
-            .message
-            .context_id
-            .clone()
-            .unwrap_or_else(|| new_id("ctx")),
+        tasks: agent.tasks.clone(),
+        cancel,
+        task_id,
+        context_id,
         message: params.message,
         context,
         traceparent: req

@@ -1,0 +1,140 @@
+//! An agent's tasks over A2A v1.0: `GetTask`, and `CancelTask` stopping a
+//! task mid-stream. The agent thinks through a real llm-proxy-service whose
+//! builtin model is slowed down, so there is time to cancel.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
+
+use confab_kit::settings::ServiceSettings;
+use confab_kit::testing::{TestDatabase, init_test_tracing};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use llm_proxy_service::providers::ProviderSettings;
+use serde_json::{Value, json};
+
+struct Agent {
+    url: String,
+    http: reqwest::Client,
+    _database: TestDatabase,
+}
+
+impl Agent {
+    async fn start(chunk_delay_ms: u64) -> Self {
+        init_test_tracing();
+        let database = TestDatabase::new("llm-proxy").await.unwrap();
+        let mut llm = llm_proxy_service::Settings::defaults().unwrap();
+        llm.server.port = 0;
+        llm.database = database.settings.clone();
+        if let Some(ProviderSettings::Builtin(builtin)) = llm.providers.get_mut("builtin") {
+            builtin.chunk_delay_ms = chunk_delay_ms;
+        }
+        let llm = llm_proxy_service::build(llm).await.unwrap();
+        let llm_url = format!("http://127.0.0.1:{}", llm.port());
+        tokio::spawn(llm.run_until_stopped());
+        let mut settings = demo_agents::Settings::defaults().unwrap();
+        settings.llm.base_url = llm_url;
+        for agent in settings.agents.values_mut() {
+            agent.port = 0;
+        }
+        let agents = demo_agents::build(settings).await.unwrap();
+        let url = format!("http://127.0.0.1:{}/", agents.port("math").unwrap());
+        tokio::spawn(agents.run_until_stopped());
+        Self {
+            url,
+            http: reqwest::Client::new(),
+            _database: database,
+        }
+    }
+
+    async fn rpc(&self, method: &str, params: Value) -> Value {
+        self.http
+            .post(&self.url)
+            .header("A2A-Version", "1.0")
+            .json(&json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn stream(&self, text: &str) -> impl futures_util::Stream<Item = Value> + use<> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": {
+            "message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": text}]}
+        }});
+        let response = self
+            .http
+            .post(&self.url)
+            .header("A2A-Version", "1.0")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        response.bytes_stream().eventsource().map(|event| {
+            serde_json::from_str::<Value>(&event.unwrap().data).unwrap()["result"].clone()
+        })
+    }
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_task_and_it_ends_canceled() {
+    let agent = Agent::start(40).await;
+    let words = vec!["word"; 100].join(" ");
+    let mut stream = Box::pin(agent.stream(&words).await);
+    let first = stream.next().await.unwrap();
+    let task_id = first["task"]["id"].as_str().unwrap().to_owned();
+    let update = stream.next().await.unwrap();
+    assert!(update["artifactUpdate"].is_object(), "{update}");
+
+    let canceled = agent.rpc("CancelTask", json!({"id": task_id})).await;
+    assert_eq!(
+        canceled["result"]["status"]["state"], "TASK_STATE_CANCELED",
+        "{canceled}"
+    );
+
+    let mut last = Value::Null;
+    while let Some(result) = stream.next().await {
+        last = result;
+    }
+    assert_eq!(
+        last["statusUpdate"]["status"]["state"], "TASK_STATE_CANCELED",
+        "{last}"
+    );
+
+    let task = agent.rpc("GetTask", json!({"id": task_id})).await;
+    assert_eq!(task["result"]["status"]["state"], "TASK_STATE_CANCELED");
+    let partial = task["result"]["artifacts"][0]["parts"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        !partial.is_empty() && partial.len() < words.len(),
+        "stopped mid-way: {partial:?}"
+    );
+
+    let again = agent.rpc("CancelTask", json!({"id": task_id})).await;
+    assert_eq!(
+        again["error"]["code"], -32002,
+        "an ended task is not cancelable"
+    );
+}
+
+#[tokio::test]
+async fn a_finished_task_can_be_read_back_and_unknown_ones_are_not_found() {
+    let agent = Agent::start(0).await;
+    let results: Vec<Value> = agent.stream("What is 6 * 7?").await.collect().await;
+    let task_id = results[0]["task"]["id"].as_str().unwrap();
+    let task = agent.rpc("GetTask", json!({"id": task_id})).await;
+    assert_eq!(task["result"]["status"]["state"], "TASK_STATE_COMPLETED");
+    assert_eq!(
+        task["result"]["artifacts"][0]["parts"][0]["text"],
+        "The answer is 42."
+    );
+
+    let missing = agent.rpc("GetTask", json!({"id": "task-nope"})).await;
+    assert_eq!(missing["error"]["code"], -32001);
+    let no_id = agent.rpc("CancelTask", json!({})).await;
+    assert_eq!(no_id["error"]["code"], -32602);
+}
