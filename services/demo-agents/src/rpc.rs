@@ -22,7 +22,34 @@ use crate::tasks::CancelError;
 /// Stream results buffered towards a slow client; when full the task waits.
 const STREAM_BUFFER: usize = 32;
 
-pub async fn handle(req: HttpRequest, agent: web::Data<AgentState>, body: Bytes) -> HttpResponse {
+/// Largest JSON-RPC request read; a message to an agent is text, far below.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+pub async fn handle(
+    req: HttpRequest,
+    agent: web::Data<AgentState>,
+    mut payload: web::Payload,
+) -> HttpResponse {
+    // Read up to the limit ourselves, so an oversized request still gets a
+    // JSON-RPC error (not an HTTP one) and is not read to its end.
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let Ok(chunk) = chunk else {
+            return rpc_error(
+                Value::Null,
+                error_code::INVALID_REQUEST,
+                "the request body could not be read".into(),
+            );
+        };
+        if body.len() + chunk.len() > MAX_REQUEST_BYTES {
+            return rpc_error(
+                Value::Null,
+                error_code::INVALID_REQUEST,
+                format!("the request is larger than {MAX_REQUEST_BYTES} bytes"),
+            );
+        }
+        body.extend_from_slice(&chunk);
+    }
     let value: Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
         Err(err) => {

@@ -138,3 +138,40 @@ async fn a_finished_task_can_be_read_back_and_unknown_ones_are_not_found() {
     let no_id = agent.rpc("CancelTask", json!({})).await;
     assert_eq!(no_id["error"]["code"], -32602);
 }
+
+#[tokio::test]
+async fn malformed_json_rpc_gets_the_right_error_and_the_agent_keeps_serving() {
+    let agent = Agent::start(0).await;
+    let raw = |body: Vec<u8>| {
+        let request = agent
+            .http
+            .post(&agent.url)
+            .header("content-type", "application/json")
+            .body(body);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    assert_eq!(raw(b"{not json".to_vec()).await["error"]["code"], -32700);
+    assert_eq!(raw(b"[1, 2]".to_vec()).await["error"]["code"], -32600);
+    let unknown = agent.rpc("NoSuchMethod", json!({})).await;
+    assert_eq!(unknown["error"]["code"], -32601);
+    assert_eq!(unknown["id"], 7);
+    let wrong = agent
+        .rpc(
+            "SendStreamingMessage",
+            json!({"message": {"parts": "not a list"}}),
+        )
+        .await;
+    assert_eq!(wrong["error"]["code"], -32602);
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"SendStreamingMessage","params":{{"message":{{"messageId":"m","role":"ROLE_USER","parts":[{{"text":"{}"}}]}}}}}}"#,
+        "x".repeat(10 * 1024 * 1024)
+    );
+    assert_eq!(raw(huge.into_bytes()).await["error"]["code"], -32600);
+
+    // Still serving.
+    let results: Vec<Value> = agent.stream("hello").await.collect().await;
+    assert_eq!(
+        results.last().unwrap()["statusUpdate"]["status"]["state"],
+        "TASK_STATE_COMPLETED"
+    );
+}
