@@ -11,7 +11,7 @@ use std::sync::Arc;
 use confab_protocol::openai::{ChatMessage, ToolCall, Usage};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::llm::{Attribution, LlmClient, LlmEvent};
 use crate::tasks::TaskStore;
@@ -104,25 +104,19 @@ pub struct TaskRun {
 }
 
 impl TaskRun {
-    /// Runs the task to its end, sending every stream result to `out`. Stops
-    /// early, without error, when nobody listens any more.
-    pub async fn run(self, llm: LlmClient, out: mpsc::Sender<StreamResponse>) {
-        let working = self.status(TaskState::Working, None);
-        self.tasks.set_status(&self.task_id, working.clone());
-        if out
-            .send(StreamResponse::Task(Task {
-                id: self.task_id.clone(),
-                context_id: self.context_id.clone(),
-                status: working,
-                artifacts: Vec::new(),
-                history: vec![self.message.clone()],
-                metadata: None,
-            }))
-            .await
-            .is_err()
-        {
-            return;
-        }
+    /// Runs the task to its end, publishing every stream result to the
+    /// task's subscribers. A subscriber going away does not stop it; only
+    /// `CancelTask` does.
+    pub async fn run(self, llm: LlmClient) {
+        let publish = |response| self.tasks.publish(&self.task_id, response);
+        publish(StreamResponse::Task(Task {
+            id: self.task_id.clone(),
+            context_id: self.context_id.clone(),
+            status: self.status(TaskState::Working, None),
+            artifacts: Vec::new(),
+            history: vec![self.message.clone()],
+            metadata: None,
+        }));
         let mut messages = vec![ChatMessage::new("system", self.kind.system_prompt())];
         messages.extend(self.context.history.iter().cloned());
         messages.push(ChatMessage::new("user", self.message.text()));
@@ -143,7 +137,6 @@ impl TaskRun {
                 while let Some(event) = stream.next().await {
                     match event? {
                         LlmEvent::Text(text) => {
-                            let chunk_text = text.clone();
                             let update = StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
                                 task_id: self.task_id.clone(),
                                 context_id: self.context_id.clone(),
@@ -159,11 +152,7 @@ impl TaskRun {
                                 metadata: None,
                             });
                             first = false;
-                            self.tasks
-                                .append_text(&self.task_id, &artifact_id, &chunk_text);
-                            if out.send(update).await.is_err() {
-                                anyhow::bail!("the client went away");
-                            }
+                            publish(update);
                         }
                         LlmEvent::ToolCall(piece) => {
                             let call = calls
@@ -201,13 +190,7 @@ impl TaskRun {
                         "{}({}) → {result}",
                         call.function.name, call.function.arguments
                     );
-                    if out
-                        .send(self.status_update(TaskState::Working, Some(note), None))
-                        .await
-                        .is_err()
-                    {
-                        anyhow::bail!("the client went away");
-                    }
+                    publish(self.status_update(TaskState::Working, Some(note), None));
                     messages.push(ChatMessage::tool_result(&call.id, result));
                 }
             }
@@ -236,10 +219,7 @@ impl TaskRun {
                 self.status_update(TaskState::Failed, Some(format!("{err:#}")), None)
             }
         };
-        if let StreamResponse::StatusUpdate(update) = &final_status {
-            self.tasks.set_status(&self.task_id, update.status.clone());
-        }
-        let _ = out.send(final_status).await;
+        publish(final_status);
     }
 
     fn status(&self, state: TaskState, text: Option<String>) -> TaskStatus {

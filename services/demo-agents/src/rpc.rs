@@ -7,20 +7,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ids::new_id;
 use confab_protocol::a2a::{
     JsonRpcError, JsonRpcRequest, JsonRpcResponse, METHOD_CANCEL_TASK, METHOD_GET_TASK,
-    METHOD_SEND_STREAMING_MESSAGE, SendMessageRequest, StreamResponse, Task, TaskState, TaskStatus,
-    error_code,
+    METHOD_SEND_STREAMING_MESSAGE, METHOD_SUBSCRIBE_TO_TASK, SendMessageRequest, StreamResponse,
+    Task, TaskState, TaskStatus, error_code,
 };
 use futures_util::StreamExt;
 use serde_json::Value;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::broadcast;
 
 use crate::AgentState;
 use crate::agent::{ConfabContext, TaskRun};
 use crate::tasks::CancelError;
-
-/// Stream results buffered towards a slow client; when full the task waits.
-const STREAM_BUFFER: usize = 32;
 
 /// Largest JSON-RPC request read; a message to an agent is text, far below.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
@@ -82,6 +78,7 @@ pub async fn handle(
                 ),
             }
         }
+        METHOD_SUBSCRIBE_TO_TASK => subscribe_to_task(&agent, request.id, &request.params),
         METHOD_GET_TASK | METHOD_CANCEL_TASK => {
             task_method(&agent, &request.method, request.id, &request.params)
         }
@@ -161,9 +158,55 @@ fn send_streaming_message(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
-    let (tx, rx) = mpsc::channel::<StreamResponse>(STREAM_BUFFER);
-    tokio::spawn(run.run(agent.llm.clone(), tx));
-    let frames = ReceiverStream::new(rx).map(move |result| {
+    // Subscribed before the run starts, so the stream misses nothing.
+    let Some((_, live)) = agent.tasks.subscribe(&run.task_id) else {
+        return rpc_error(id, error_code::INTERNAL_ERROR, "the task vanished".into());
+    };
+    tokio::spawn(run.run(agent.llm.clone()));
+    sse(id, None, live)
+}
+
+/// `SubscribeToTask` `{"id"}`: the task's snapshot first, then its results
+/// until it ends.
+fn subscribe_to_task(agent: &AgentState, id: Value, params: &Value) -> HttpResponse {
+    let Some(task_id) = params.get("id").and_then(Value::as_str) else {
+        return rpc_error(
+            id,
+            error_code::INVALID_PARAMS,
+            "params.id (the task id) is required".into(),
+        );
+    };
+    match agent.tasks.subscribe(task_id) {
+        Some((snapshot, live)) => sse(id, Some(snapshot), live),
+        None => rpc_error(
+            id,
+            error_code::TASK_NOT_FOUND,
+            format!("task {task_id} not found"),
+        ),
+    }
+}
+
+/// A task's stream results as SSE, ending right after the one that ends the
+/// task (or when this subscriber fell too far behind: it may re-subscribe).
+fn sse(
+    id: Value,
+    snapshot: Option<Task>,
+    live: broadcast::Receiver<StreamResponse>,
+) -> HttpResponse {
+    let ended = snapshot
+        .as_ref()
+        .is_some_and(|t| t.status.state.is_terminal());
+    let first = futures_util::stream::iter(snapshot.map(StreamResponse::Task));
+    let rest = futures_util::stream::unfold((live, ended), |(mut live, ended)| async move {
+        if ended {
+            return None;
+        }
+        let result = live.recv().await.ok()?;
+        let ends =
+            matches!(&result, StreamResponse::StatusUpdate(u) if u.status.state.is_terminal());
+        Some((result, (live, ends)))
+    });
+    let frames = first.chain(rest).map(move |result| {
         let envelope = JsonRpcResponse::success(id.clone(), result);
         let json = serde_json::to_string(&envelope).unwrap_or_default();
         Ok::<_, Infallible>(Bytes::from(format!("data: {json}\n\n")))

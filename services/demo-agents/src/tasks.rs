@@ -1,19 +1,26 @@
 //! The tasks an agent knows: kept in memory, the oldest forgotten past a
-//! bound, each with the signal that cancels it.
+//! bound, each with the signal that cancels it and a fan-out of its stream
+//! results to any number of subscribers (the caller that started it, and
+//! any that re-subscribe later).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use confab_protocol::a2a::{Artifact, Part, Task, TaskState, TaskStatus};
-use tokio::sync::Notify;
+use confab_protocol::a2a::{Artifact, Part, StreamResponse, Task, TaskState};
+use tokio::sync::{Notify, broadcast};
 
 /// Tasks remembered per agent; past this the oldest are forgotten, so a busy
 /// agent's memory stays bounded.
 pub const RETAINED_TASKS: usize = 1000;
 
+/// Stream results a subscriber may fall behind by before it is cut off (it
+/// can re-subscribe and gets the task's snapshot).
+const SUBSCRIBER_BUFFER: usize = 1024;
+
 struct Entry {
     task: Task,
     cancel: Arc<Notify>,
+    events: broadcast::Sender<StreamResponse>,
 }
 
 #[derive(Default)]
@@ -51,50 +58,50 @@ impl TaskStore {
             }
         }
         inner.order.push_back(task.id.clone());
+        let (events, _) = broadcast::channel(SUBSCRIBER_BUFFER);
         inner.tasks.insert(
             task.id.clone(),
             Entry {
                 task,
                 cancel: cancel.clone(),
+                events,
             },
         );
         cancel
     }
 
-    pub fn get(&self, id: &str) -> Option<Task> {
-        self.lock().tasks.get(id).map(|e| e.task.clone())
+    /// The task as it is now and its results from now on, taken together so
+    /// that nothing is missed or seen twice.
+    pub fn subscribe(&self, id: &str) -> Option<(Task, broadcast::Receiver<StreamResponse>)> {
+        let inner = self.lock();
+        let entry = inner.tasks.get(id)?;
+        Some((entry.task.clone(), entry.events.subscribe()))
     }
 
-    pub fn set_status(&self, id: &str, status: TaskStatus) {
-        if let Some(entry) = self.lock().tasks.get_mut(id) {
-            entry.task.status = status;
-        }
-    }
-
-    /// Adds streamed text to the task's answer artifact.
-    pub fn append_text(&self, id: &str, artifact_id: &str, text: &str) {
+    /// Records a stream result in the task and sends it to every subscriber.
+    pub fn publish(&self, id: &str, response: StreamResponse) {
         let mut inner = self.lock();
         let Some(entry) = inner.tasks.get_mut(id) else {
             return;
         };
-        match entry
-            .task
-            .artifacts
-            .iter_mut()
-            .find(|a| a.artifact_id == artifact_id)
-        {
-            Some(artifact) => match artifact.parts.first_mut().and_then(|p| p.text.as_mut()) {
-                Some(existing) => existing.push_str(text),
-                None => artifact.parts.push(Part::text(text)),
-            },
-            None => entry.task.artifacts.push(Artifact {
-                artifact_id: artifact_id.to_owned(),
-                name: Some("answer".into()),
-                description: None,
-                parts: vec![Part::text(text)],
-                metadata: None,
-            }),
+        match &response {
+            StreamResponse::Task(task) => entry.task.status = task.status.clone(),
+            StreamResponse::StatusUpdate(update) => entry.task.status = update.status.clone(),
+            StreamResponse::ArtifactUpdate(update) => {
+                for part in &update.artifact.parts {
+                    if let Some(text) = &part.text {
+                        append_text(&mut entry.task, &update.artifact.artifact_id, text);
+                    }
+                }
+            }
+            StreamResponse::Message(_) => {}
         }
+        // No subscriber is fine: the task goes on without listeners.
+        let _ = entry.events.send(response);
+    }
+
+    pub fn get(&self, id: &str) -> Option<Task> {
+        self.lock().tasks.get(id).map(|e| e.task.clone())
     }
 
     /// Asks a running task to stop; its run ends it `canceled`.
@@ -109,5 +116,26 @@ impl TaskStore {
         let mut task = entry.task.clone();
         task.status.state = TaskState::Canceled;
         Ok(task)
+    }
+}
+
+/// Adds streamed text to the task's artifact `artifact_id`.
+fn append_text(task: &mut Task, artifact_id: &str, text: &str) {
+    match task
+        .artifacts
+        .iter_mut()
+        .find(|a| a.artifact_id == artifact_id)
+    {
+        Some(artifact) => match artifact.parts.first_mut().and_then(|p| p.text.as_mut()) {
+            Some(existing) => existing.push_str(text),
+            None => artifact.parts.push(Part::text(text)),
+        },
+        None => task.artifacts.push(Artifact {
+            artifact_id: artifact_id.to_owned(),
+            name: Some("answer".into()),
+            description: None,
+            parts: vec![Part::text(text)],
+            metadata: None,
+        }),
     }
 }

@@ -175,3 +175,70 @@ async fn malformed_json_rpc_gets_the_right_error_and_the_agent_keeps_serving() {
         "TASK_STATE_COMPLETED"
     );
 }
+
+#[tokio::test]
+async fn a_dropped_stream_is_picked_up_again_with_subscribe_to_task() {
+    let agent = Agent::start(20).await;
+    let words = vec!["word"; 40].join(" ");
+    let mut stream = Box::pin(agent.stream(&words).await);
+    let task_id = stream.next().await.unwrap()["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stream.next().await.unwrap();
+    drop(stream); // the client goes away; the task goes on
+
+    let body =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "SubscribeToTask", "params": {"id": task_id}});
+    let response = agent
+        .http
+        .post(&agent.url)
+        .header("A2A-Version", "1.0")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let results: Vec<Value> = response
+        .bytes_stream()
+        .eventsource()
+        .map(|event| serde_json::from_str::<Value>(&event.unwrap().data).unwrap()["result"].clone())
+        .collect()
+        .await;
+    let snapshot = &results[0]["task"];
+    assert_eq!(snapshot["id"], task_id.as_str(), "the snapshot comes first");
+    let mut text = snapshot["artifacts"][0]["parts"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for result in &results[1..] {
+        if let Some(part) = result["artifactUpdate"]["artifact"]["parts"][0]["text"].as_str() {
+            text.push_str(part);
+        }
+    }
+    assert_eq!(
+        text, words,
+        "snapshot plus live updates: no gap, no duplicate"
+    );
+    assert_eq!(
+        results.last().unwrap()["statusUpdate"]["status"]["state"],
+        "TASK_STATE_COMPLETED"
+    );
+
+    // Subscribing to an ended task gives its final snapshot and ends.
+    let body =
+        json!({"jsonrpc": "2.0", "id": 3, "method": "SubscribeToTask", "params": {"id": task_id}});
+    let response = agent
+        .http
+        .post(&agent.url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let results: Vec<String> = response
+        .bytes_stream()
+        .eventsource()
+        .map(|e| e.unwrap().data)
+        .collect()
+        .await;
+    assert_eq!(results.len(), 1);
+}
