@@ -15,10 +15,13 @@ use rand::Rng;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use crate::a2a::client::{A2aClient, A2aError, AgentEvent};
+use crate::a2a::client::{A2aClient, A2aError, AgentEvent, AgentStream};
 use crate::domain::MessageText;
 use crate::store::messages;
 use crate::store::models::{MessageRow, NewMessage};
+
+/// Times a turn picks its agent's task up again after the stream dropped.
+const MAX_RESUBSCRIPTIONS: u32 = 3;
 
 /// Events buffered towards one client. When full, the turn waits for the
 /// client; a client that has gone away no longer receives and never blocks.
@@ -105,26 +108,64 @@ impl Turn {
 
         let mut content = String::new();
         let mut data_blocks = Vec::new();
-        let mut task_id = None;
+        let mut task_id: Option<String> = None;
         let mut usage: Option<TokenUsage> = None;
         let mut failure: Option<String> = None;
         let mut final_state = None;
 
         match self.connect(&mut out).await {
             Err(err) => failure = Some(err.to_string()),
-            Ok(stream) => {
-                let mut stream = Box::pin(stream);
-                while let Some(event) = stream.next().await {
-                    let event = match event {
-                        Ok(event) => event,
-                        Err(err) => {
-                            failure = Some(err.to_string());
+            Ok(mut stream) => {
+                let mut resubscriptions = 0;
+                loop {
+                    let event = match stream.next().await {
+                        Some(Ok(event)) => event,
+                        dropped => {
+                            // The stream broke or ended before the task did:
+                            // pick the task up again, a few times at most.
+                            let reason = match dropped {
+                                Some(Err(err)) => err.to_string(),
+                                _ => "the agent's stream ended before the task finished".to_owned(),
+                            };
+                            match (&task_id, resubscriptions < MAX_RESUBSCRIPTIONS) {
+                                (Some(id), true) => {
+                                    resubscriptions += 1;
+                                    tracing::info!(task_id = %id, reason, "agent stream dropped; re-subscribing");
+                                    match self
+                                        .client
+                                        .subscribe(&self.agent_url, id, self.request_id.as_deref())
+                                        .await
+                                    {
+                                        Ok(again) => {
+                                            stream = again;
+                                            continue;
+                                        }
+                                        Err(err) => {
+                                            failure = Some(format!(
+                                                "{reason}; re-subscribing failed: {err}"
+                                            ));
+                                        }
+                                    }
+                                }
+                                _ => failure = Some(reason),
+                            }
                             break;
                         }
                     };
                     match event {
                         AgentEvent::Task { task_id: id } => {
                             task_id.get_or_insert(id);
+                        }
+                        AgentEvent::Snapshot(answer) => {
+                            // What the dropped stream missed, and only that.
+                            if let Some(missed) = answer
+                                .strip_prefix(content.as_str())
+                                .filter(|m| !m.is_empty())
+                            {
+                                let text = missed.to_owned();
+                                content.push_str(&text);
+                                out.emit(ChatEvent::Text { text }).await;
+                            }
                         }
                         AgentEvent::Text(text) => {
                             content.push_str(&text);
@@ -157,9 +198,6 @@ impl Turn {
                             }
                         }
                     }
-                }
-                if final_state.is_none() && failure.is_none() {
-                    failure = Some("the agent's stream ended before the task finished".into());
                 }
             }
         }
@@ -232,11 +270,7 @@ impl Turn {
 
     /// Calls the agent, retrying what is worth retrying before the first
     /// event, and telling the client about each retry.
-    async fn connect(
-        &self,
-        out: &mut Emitter,
-    ) -> Result<impl futures_util::Stream<Item = Result<AgentEvent, A2aError>> + use<>, A2aError>
-    {
+    async fn connect(&self, out: &mut Emitter) -> Result<AgentStream, A2aError> {
         let mut attempt = 1;
         loop {
             let result = self

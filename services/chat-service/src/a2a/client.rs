@@ -4,13 +4,16 @@
 use std::time::Duration;
 
 use confab_protocol::a2a::{
-    JsonRpcRequest, JsonRpcResponse, METHOD_SEND_STREAMING_MESSAGE, PROTOCOL_VERSION,
-    SendMessageRequest, StreamResponse, TaskState, VERSION_HEADER,
+    JsonRpcRequest, JsonRpcResponse, METHOD_SEND_STREAMING_MESSAGE, METHOD_SUBSCRIBE_TO_TASK,
+    PROTOCOL_VERSION, SendMessageRequest, StreamResponse, TaskState, VERSION_HEADER,
 };
 use confab_protocol::chat::TokenUsage;
 use eventsource_stream::Eventsource;
-use futures_util::{Stream, StreamExt, stream};
+use futures_util::{StreamExt, stream};
 use serde_json::Value;
+
+/// An agent's stream results, as a turn reads them.
+pub type AgentStream = futures_util::stream::BoxStream<'static, Result<AgentEvent, A2aError>>;
 
 /// What an agent said, reduced to what a chat turn needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +22,9 @@ pub enum AgentEvent {
     Task {
         task_id: String,
     },
+    /// The whole text of the task's answer so far (a re-subscription's
+    /// snapshot), to fill in what a dropped stream missed.
+    Snapshot(String),
     Text(String),
     Data(Value),
     /// A status change; `text` is the agent's status message, if any.
@@ -74,12 +80,33 @@ impl A2aClient {
         url: &str,
         request: SendMessageRequest,
         request_id: Option<&str>,
-    ) -> Result<impl Stream<Item = Result<AgentEvent, A2aError>> + use<>, A2aError> {
-        let envelope = JsonRpcRequest::new(
-            confab_kit::ids::new_id("rpc"),
-            METHOD_SEND_STREAMING_MESSAGE,
-            request,
-        );
+    ) -> Result<AgentStream, A2aError> {
+        let params = serde_json::to_value(request).map_err(|e| A2aError::Stream(e.to_string()))?;
+        self.stream_call(url, METHOD_SEND_STREAMING_MESSAGE, params, request_id)
+            .await
+    }
+
+    /// Picks a task's stream up again with `SubscribeToTask`: the task's
+    /// snapshot first ([`AgentEvent::Snapshot`]), then its live results.
+    pub async fn subscribe(
+        &self,
+        url: &str,
+        task_id: &str,
+        request_id: Option<&str>,
+    ) -> Result<AgentStream, A2aError> {
+        let params = serde_json::json!({"id": task_id});
+        self.stream_call(url, METHOD_SUBSCRIBE_TO_TASK, params, request_id)
+            .await
+    }
+
+    async fn stream_call(
+        &self,
+        url: &str,
+        method: &str,
+        params: Value,
+        request_id: Option<&str>,
+    ) -> Result<AgentStream, A2aError> {
+        let envelope = JsonRpcRequest::new(confab_kit::ids::new_id("rpc"), method, params);
         let mut call = self
             .http
             .post(url)
@@ -116,10 +143,12 @@ impl A2aClient {
                 None => A2aError::Stream("agent answered JSON instead of a stream".into()),
             });
         }
-        Ok(response
-            .bytes_stream()
-            .eventsource()
-            .flat_map(|event| stream::iter(decode(event))))
+        Ok(Box::pin(
+            response
+                .bytes_stream()
+                .eventsource()
+                .flat_map(|event| stream::iter(decode(event))),
+        ))
     }
 }
 
