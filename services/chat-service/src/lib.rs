@@ -82,7 +82,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let state = web::Data::new(AppState {
         db: db.clone(),
         chat: settings.chat.clone(),
-        agents: Registry::new(settings.agents.clone()),
+        agents: Registry::new(settings.agents.clone(), reqwest::Client::new()),
         a2a: A2aClient::new(Duration::from_secs(settings.a2a.connect_timeout_secs))?,
         retry: RetryPolicy {
             max_attempts: settings.a2a.max_attempts.max(1),
@@ -101,6 +101,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
             cfg.app_data(state.clone())
                 .app_data(service_auth.clone())
                 .app_data(verifier.clone())
+                .route("/chat/agents", web::get().to(routes::agents::list::list))
                 .service(
                     web::scope("/chat/conversations")
                         .route("", web::post().to(conversations::create::create))

@@ -431,3 +431,32 @@ async fn the_text_agent_counts_words() {
     .await;
     assert_eq!(transcript(&events).0, "Here it is: CONFAB");
 }
+
+#[tokio::test]
+async fn the_agents_are_listed_with_their_cards() {
+    let stack = Stack::start().await;
+    let ada = stack.user("ada").await;
+    let url = format!("{}/api/v1/agents", stack.gateway);
+    assert_eq!(stack.http.get(&url).send().await.unwrap().status(), 401);
+    let page: Value = stack
+        .http
+        .get(&url)
+        .bearer_auth(&ada.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = page["items"].as_array().unwrap();
+    let ids: Vec<&str> = items.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["math", "text"]);
+    for agent in items {
+        assert_eq!(agent["card"]["name"], agent["id"]);
+        assert_eq!(
+            agent["card"]["supportedInterfaces"][0]["protocolVersion"],
+            "1.0"
+        );
+        assert!(!agent["card"]["skills"].as_array().unwrap().is_empty());
+    }
+}

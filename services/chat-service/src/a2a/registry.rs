@@ -1,8 +1,19 @@
-//! The agents chat-service knows, from configuration.
+//! The agents chat-service knows: configured by id and endpoint, described
+//! by the agent cards they publish (fetched when first asked for, cached).
+//!
+//! A turn always calls the configured endpoint: the operator's address wins
+//! over what an agent says about itself (a card may name an address only
+//! reachable from elsewhere, such as a container's public URL).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
+use confab_protocol::a2a::{AGENT_CARD_PATH, AgentCard};
 use serde::Deserialize;
+use tokio::sync::RwLock;
+
+/// How long a fetched card is trusted before it is fetched again.
+const CARD_TTL: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct AgentEntry {
@@ -10,14 +21,19 @@ pub struct AgentEntry {
     pub url: String,
 }
 
-#[derive(Debug, Clone, Default)]
 pub struct Registry {
     agents: BTreeMap<String, AgentEntry>,
+    cards: RwLock<HashMap<String, (AgentCard, Instant)>>,
+    http: reqwest::Client,
 }
 
 impl Registry {
-    pub fn new(agents: BTreeMap<String, AgentEntry>) -> Self {
-        Self { agents }
+    pub fn new(agents: BTreeMap<String, AgentEntry>, http: reqwest::Client) -> Self {
+        Self {
+            agents,
+            cards: RwLock::new(HashMap::new()),
+            http,
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<&AgentEntry> {
@@ -26,5 +42,63 @@ impl Registry {
 
     pub fn contains(&self, id: &str) -> bool {
         self.agents.contains_key(id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = (&String, &AgentEntry)> {
+        self.agents.iter()
+    }
+
+    /// The agent's card, from the cache or freshly fetched.
+    pub async fn card(&self, id: &str) -> Result<AgentCard, String> {
+        if let Some((card, fetched)) = self.cards.read().await.get(id)
+            && fetched.elapsed() < CARD_TTL
+        {
+            return Ok(card.clone());
+        }
+        let entry = self
+            .agents
+            .get(id)
+            .ok_or_else(|| format!("no agent {id}"))?;
+        let url = format!("{}{AGENT_CARD_PATH}", origin(&entry.url));
+        let card: AgentCard = self
+            .http
+            .get(&url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| format!("fetching {url}: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("reading the card at {url}: {e}"))?;
+        self.cards
+            .write()
+            .await
+            .insert(id.to_owned(), (card.clone(), Instant::now()));
+        Ok(card)
+    }
+}
+
+/// `http://host:port/some/path` → `http://host:port`.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(slash) => &url[..after_scheme + slash],
+        None => url,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_card_lives_at_the_endpoints_origin() {
+        assert_eq!(origin("http://127.0.0.1:8101/"), "http://127.0.0.1:8101");
+        assert_eq!(
+            origin("https://agents.example/a2a/v1"),
+            "https://agents.example"
+        );
+        assert_eq!(origin("http://math:8101"), "http://math:8101");
     }
 }

@@ -1,3 +1,4 @@
 //! HTTP routes of chat-service.
 
+pub mod agents;
 pub mod conversations;

@@ -1,0 +1,3 @@
+//! `/chat/agents`
+
+pub mod list;
