@@ -59,22 +59,12 @@ impl DbError {
             ))
         )
     }
-
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, DbError::Query(diesel::result::Error::NotFound))
-    }
 }
 
 /// The embedded migrations of one service, one directory per backend.
 pub struct Migrations {
     pub postgres: EmbeddedMigrations,
     pub sqlite: EmbeddedMigrations,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Postgres,
-    Sqlite,
 }
 
 /// A connection pool over either backend.
@@ -170,13 +160,6 @@ impl Db {
         };
         db.ping().await?;
         Ok(db)
-    }
-
-    pub fn backend(&self) -> Backend {
-        match self {
-            Db::Postgres(_) => Backend::Postgres,
-            Db::Sqlite(_) => Backend::Sqlite,
-        }
     }
 
     pub async fn get(&self) -> Result<Conn, DbError> {

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+
 use actix_web::{HttpResponse, ResponseError};
 use confab_protocol::error::ErrorBody;
 
@@ -18,7 +18,6 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    retry_after_secs: Option<u64>,
     source: Option<anyhow::Error>,
 }
 
@@ -28,7 +27,6 @@ impl ApiError {
             status,
             code,
             message: message.into(),
-            retry_after_secs: None,
             source: None,
         }
     }
@@ -64,16 +62,6 @@ impl ApiError {
 
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-    }
-
-    pub fn too_many_requests(retry_after_secs: u64) -> Self {
-        let mut err = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many requests; retry later",
-        );
-        err.retry_after_secs = Some(retry_after_secs.max(1));
-        err
     }
 
     pub fn bad_gateway(message: impl Into<String>) -> Self {
@@ -115,11 +103,7 @@ impl ApiError {
         if let Some(source) = &self.source {
             tracing::error!(error = format!("{source:#}"), request_id, "internal error");
         }
-        let mut response = HttpResponse::build(self.status);
-        if let Some(secs) = self.retry_after_secs {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
-        }
-        response.json(self.body(request_id))
+        HttpResponse::build(self.status).json(self.body(request_id))
     }
 }
 
@@ -160,7 +144,6 @@ pub fn from_actix(err: &actix_web::Error) -> ApiError {
             status: api.status,
             code: api.code,
             message: api.message.clone(),
-            retry_after_secs: api.retry_after_secs,
             source: None,
         };
     }

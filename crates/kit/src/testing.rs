@@ -66,10 +66,6 @@ impl TestDatabase {
             }
         }
     }
-
-    pub fn url(&self) -> &str {
-        &self.settings.url
-    }
 }
 
 impl Drop for TestDatabase {

@@ -155,11 +155,6 @@ impl ChatEvent {
         let data = serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"));
         format!("id: {id}\ndata: {data}\n\n")
     }
-
-    /// True for the event that ends a turn's stream.
-    pub fn is_terminal(&self) -> bool {
-        matches!(self, ChatEvent::Done { .. })
-    }
 }
 
 #[cfg(test)]

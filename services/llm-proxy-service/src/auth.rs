@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use actix_web::HttpRequest;
 use confab_kit::ApiError;
-use confab_kit::auth::{Caller, ServiceAuth, bearer_token};
+use confab_kit::auth::{Caller, ServiceAuth, bearer_token, header};
 use confab_protocol::auth::{
     AGENT_ID_HEADER, CONVERSATION_ID_HEADER, SERVICE_TOKEN_HEADER, USER_ID_HEADER,
 };
@@ -50,15 +50,6 @@ impl AgentKeys {
     }
 }
 
-fn header(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-}
-
 pub async fn identify(
     req: &HttpRequest,
     service: &ServiceAuth,
@@ -66,12 +57,12 @@ pub async fn identify(
 ) -> Result<CallIdentity, ApiError> {
     let attributed = |agent_id: Option<String>| CallIdentity {
         agent_id,
-        user_id: header(req, USER_ID_HEADER),
-        conversation_id: header(req, CONVERSATION_ID_HEADER),
+        user_id: header(req, USER_ID_HEADER).map(str::to_owned),
+        conversation_id: header(req, CONVERSATION_ID_HEADER).map(str::to_owned),
     };
     if let Some(token) = header(req, SERVICE_TOKEN_HEADER) {
-        if service.is_service_token(&token) {
-            return Ok(attributed(header(req, AGENT_ID_HEADER)));
+        if service.is_service_token(token) {
+            return Ok(attributed(header(req, AGENT_ID_HEADER).map(str::to_owned)));
         }
         return Err(ApiError::unauthorized("invalid service token"));
     }

@@ -4,4 +4,4 @@ mod jwt;
 mod service;
 
 pub use jwt::{JwtSettings, JwtVerifier};
-pub use service::{AuthedJson, Caller, ServiceAuth, bearer_token};
+pub use service::{AuthedJson, Caller, ServiceAuth, bearer_token, header};

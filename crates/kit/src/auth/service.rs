@@ -43,10 +43,6 @@ impl ServiceAuth {
         !self.service_token.is_empty()
             && bool::from(candidate.as_bytes().ct_eq(self.service_token.as_bytes()))
     }
-
-    pub fn service_token(&self) -> &str {
-        &self.service_token
-    }
 }
 
 /// An authenticated user.
@@ -92,7 +88,8 @@ fn service_token_state(req: &HttpRequest, auth: &ServiceAuth) -> Result<bool, Ap
     }
 }
 
-fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+/// A header's value, when present, text and not empty.
+pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())

@@ -85,10 +85,6 @@ impl Providers {
         Ok(this)
     }
 
-    pub fn get(&self, name: &str) -> Option<&Provider> {
-        self.providers.get(name)
-    }
-
     /// The targets to try, in order, for a requested model.
     pub fn resolve(&self, model: &str) -> Option<Vec<Target>> {
         match self.aliases.get(model) {
