@@ -13,7 +13,7 @@
 #   chat-service       http://127.0.0.1:8003   internal
 #   llm-proxy-service  http://127.0.0.1:8006   internal
 #   dashboard-proxy    http://127.0.0.1:8091   internal
-#   demo-agents        http://127.0.0.1:8101   math agent (text 8102, tree 8103 when built)
+#   demo-agents        http://127.0.0.1:8101   math agent (text 8102, tree 8103)
 #
 # Logs go to ./data/logs/<service>.log (overwritten on each start, NO_COLOR=1).
 # Ctrl-C (or TERM) stops every process this script started, and only those.

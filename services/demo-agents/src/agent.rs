@@ -15,11 +15,13 @@ use tokio::sync::Notify;
 
 use crate::llm::{Attribution, LlmClient, LlmEvent};
 use crate::tasks::TaskStore;
+use crate::tree::WorkingTree;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentKind {
     Math,
     Text,
+    Tree,
 }
 
 impl AgentKind {
@@ -27,6 +29,7 @@ impl AgentKind {
         match name {
             "math" => Some(AgentKind::Math),
             "text" => Some(AgentKind::Text),
+            "tree" => Some(AgentKind::Tree),
             _ => None,
         }
     }
@@ -35,6 +38,7 @@ impl AgentKind {
         match self {
             AgentKind::Math => "math",
             AgentKind::Text => "text",
+            AgentKind::Tree => "tree",
         }
     }
 
@@ -46,6 +50,9 @@ impl AgentKind {
             AgentKind::Text => {
                 "You are Confab's text agent. Use your tools to count words and change case or order of a text."
             }
+            AgentKind::Tree => {
+                "You are Confab's tree agent. The conversation has a tree of labelled nodes, given below as JSON. Change it only with your tools (add_node, remove_node, rename_node, move_node), naming nodes by id, then say briefly what changed or why it could not."
+            }
         }
     }
 }
@@ -55,11 +62,25 @@ impl AgentKind {
 const MAX_ROUNDS: usize = 5;
 
 /// The `confab` object chat-service puts in the request metadata (DESIGN §8).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ConfabContext {
     pub user_id: Option<String>,
     pub conversation_id: Option<String>,
     pub history: Vec<ChatMessage>,
+    /// The conversation's tree (see `crate::tree` for its shape); the empty
+    /// tree when chat-service sent none.
+    pub tree: Value,
+}
+
+impl Default for ConfabContext {
+    fn default() -> Self {
+        Self {
+            user_id: None,
+            conversation_id: None,
+            history: Vec::new(),
+            tree: crate::tree::empty(),
+        }
+    }
 }
 
 impl ConfabContext {
@@ -87,6 +108,11 @@ impl ConfabContext {
             user_id: text("user_id"),
             conversation_id: text("conversation_id"),
             history,
+            tree: confab
+                .get("tree")
+                .filter(|tree| !tree.is_null())
+                .cloned()
+                .unwrap_or_else(crate::tree::empty),
         }
     }
 }
@@ -118,6 +144,15 @@ impl TaskRun {
             metadata: None,
         }));
         let mut messages = vec![ChatMessage::new("system", self.kind.system_prompt())];
+        if self.kind == AgentKind::Tree {
+            messages.push(ChatMessage::new(
+                "system",
+                format!("The conversation's tree: {}", self.context.tree),
+            ));
+        }
+        // Tree tools edit this copy; what they changed is published as one
+        // patch when the task completes.
+        let mut tree = WorkingTree::new(self.context.tree.clone());
         messages.extend(self.context.history.iter().cloned());
         messages.push(ChatMessage::new("user", self.message.text()));
         let who = Attribution {
@@ -185,7 +220,12 @@ impl TaskRun {
                 let calls: Vec<ToolCall> = calls.into_values().collect();
                 messages.push(ChatMessage::assistant_tool_calls(calls.clone()));
                 for call in calls {
-                    let result = crate::tools::run(&call.function.name, &call.function.arguments);
+                    let result = crate::tools::run(
+                        self.kind,
+                        &call.function.name,
+                        &call.function.arguments,
+                        &mut tree,
+                    );
                     let note = format!(
                         "{}({}) → {result}",
                         call.function.name, call.function.arguments
@@ -204,6 +244,9 @@ impl TaskRun {
         let final_status = match outcome {
             None => self.status_update(TaskState::Canceled, Some("canceled".into()), None),
             Some(Ok(())) => {
+                if !tree.patch().is_empty() {
+                    publish(self.tree_patch(&tree));
+                }
                 let metadata = usage.map(|u| {
                     let mut m = Map::new();
                     m.insert(
@@ -220,6 +263,26 @@ impl TaskRun {
             }
         };
         publish(final_status);
+    }
+
+    /// The task's tree edits as one artifact: a DataPart
+    /// `{"tree_patch": [RFC 6902 ops]}` that applies to the tree the task
+    /// was given (DESIGN §8).
+    fn tree_patch(&self, tree: &WorkingTree) -> StreamResponse {
+        StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
+            task_id: self.task_id.clone(),
+            context_id: self.context_id.clone(),
+            artifact: Artifact {
+                artifact_id: format!("{}-tree-patch", self.task_id),
+                name: Some("tree_patch".into()),
+                description: Some("JSON Patch (RFC 6902) of the conversation's tree".into()),
+                parts: vec![Part::data(json!({ "tree_patch": tree.patch() }))],
+                metadata: None,
+            },
+            append: false,
+            last_chunk: true,
+            metadata: None,
+        })
     }
 
     fn status(&self, state: TaskState, text: Option<String>) -> TaskStatus {

@@ -39,6 +39,29 @@ pub fn card(kind: AgentKind, base_url: &str) -> AgentCard {
                 ],
             }],
         ),
+        AgentKind::Tree => (
+            "tree",
+            "Edits the conversation's tree of nodes and returns the change as a JSON Patch.",
+            vec![AgentSkill {
+                id: "tree-edit".into(),
+                name: "Tree editing".into(),
+                description: "Adds, removes, renames and moves nodes of the conversation's tree; \
+                    the change comes back as RFC 6902 ops in a data part {\"tree_patch\": [...]}."
+                    .into(),
+                tags: vec![
+                    "tree".into(),
+                    "nodes".into(),
+                    "outline".into(),
+                    "json-patch".into(),
+                ],
+                examples: vec![
+                    "add node Fruits under root".into(),
+                    "rename node fruits to Produce".into(),
+                    "move node apples under veggies".into(),
+                    "remove node fruits".into(),
+                ],
+            }],
+        ),
     };
     AgentCard {
         name: name.into(),

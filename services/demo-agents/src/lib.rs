@@ -7,6 +7,7 @@ pub mod llm;
 pub mod rpc;
 pub mod tasks;
 pub mod tools;
+pub mod tree;
 
 use std::collections::BTreeMap;
 

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use confab_protocol::a2a::{Artifact, Part, StreamResponse, Task, TaskState};
+use confab_protocol::a2a::{Part, StreamResponse, Task, TaskArtifactUpdateEvent, TaskState};
 use tokio::sync::{Notify, broadcast};
 
 /// Tasks remembered per agent; past this the oldest are forgotten, so a busy
@@ -87,13 +87,7 @@ impl TaskStore {
         match &response {
             StreamResponse::Task(task) => entry.task.status = task.status.clone(),
             StreamResponse::StatusUpdate(update) => entry.task.status = update.status.clone(),
-            StreamResponse::ArtifactUpdate(update) => {
-                for part in &update.artifact.parts {
-                    if let Some(text) = &part.text {
-                        append_text(&mut entry.task, &update.artifact.artifact_id, text);
-                    }
-                }
-            }
+            StreamResponse::ArtifactUpdate(update) => record_artifact(&mut entry.task, update),
             StreamResponse::Message(_) => {}
         }
         // No subscriber is fine: the task goes on without listeners.
@@ -119,23 +113,31 @@ impl TaskStore {
     }
 }
 
-/// Adds streamed text to the task's artifact `artifact_id`.
-fn append_text(task: &mut Task, artifact_id: &str, text: &str) {
+/// Keeps an artifact update in the task, so a snapshot (`GetTask`,
+/// `SubscribeToTask`) carries every artifact: streamed text joined into one
+/// text part, other parts (the tree agent's patch) as they came.
+fn record_artifact(task: &mut Task, update: &TaskArtifactUpdateEvent) {
+    let incoming = &update.artifact;
     match task
         .artifacts
         .iter_mut()
-        .find(|a| a.artifact_id == artifact_id)
+        .find(|a| a.artifact_id == incoming.artifact_id)
     {
-        Some(artifact) => match artifact.parts.first_mut().and_then(|p| p.text.as_mut()) {
-            Some(existing) => existing.push_str(text),
-            None => artifact.parts.push(Part::text(text)),
-        },
-        None => task.artifacts.push(Artifact {
-            artifact_id: artifact_id.to_owned(),
-            name: Some("answer".into()),
-            description: None,
-            parts: vec![Part::text(text)],
-            metadata: None,
-        }),
+        Some(artifact) if update.append => {
+            for part in &incoming.parts {
+                match (artifact.parts.last_mut(), &part.text) {
+                    (
+                        Some(Part {
+                            text: Some(existing),
+                            ..
+                        }),
+                        Some(text),
+                    ) => existing.push_str(text),
+                    _ => artifact.parts.push(part.clone()),
+                }
+            }
+        }
+        Some(artifact) => *artifact = incoming.clone(),
+        None => task.artifacts.push(incoming.clone()),
     }
 }

@@ -50,14 +50,22 @@ struct RuleSpec {
     /// a tool result).
     #[serde(default = "default_on")]
     on: String,
-    /// Only rules with this tool name match its results (`on = "tool"`).
+    /// Only results of this tool, or of one of these, match (`on = "tool"`).
     #[serde(default)]
-    tool: Option<String>,
+    tool: Option<ToolNames>,
     pattern: String,
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
     tool_calls: Vec<ToolCallSpec>,
+}
+
+/// `tool = "name"` or `tool = ["name", …]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ToolNames {
+    One(String),
+    Many(Vec<String>),
 }
 
 fn default_on() -> String {
@@ -79,7 +87,8 @@ enum On {
 #[derive(Debug)]
 struct Rule {
     on: On,
-    tool: Option<String>,
+    /// The tools whose results the rule answers; empty: any tool's.
+    tools: Vec<String>,
     pattern: Regex,
     text: Option<String>,
     tool_calls: Vec<ToolCallSpec>,
@@ -142,7 +151,11 @@ impl Builtin {
             if rule.on != on {
                 return None;
             }
-            if rule.tool.is_some() && rule.tool != tool_name {
+            if !rule.tools.is_empty()
+                && !tool_name
+                    .as_ref()
+                    .is_some_and(|name| rule.tools.contains(name))
+            {
                 return None;
             }
             // Like a real model, it calls only the tools the request offers.
@@ -351,7 +364,11 @@ fn parse_rules(text: &str) -> anyhow::Result<Vec<Rule>> {
             );
             Ok(Rule {
                 on,
-                tool: spec.tool,
+                tools: match spec.tool {
+                    None => Vec::new(),
+                    Some(ToolNames::One(name)) => vec![name],
+                    Some(ToolNames::Many(names)) => names,
+                },
                 pattern: Regex::new(&spec.pattern)
                     .with_context(|| format!("rule {}: bad pattern", i + 1))?,
                 text: spec.text,
@@ -494,6 +511,37 @@ mod tests {
     }
 
     #[test]
+    fn a_tool_rule_may_answer_the_results_of_several_tools() {
+        let model = model(
+            r#"
+            [[rules]]
+            on = "tool"
+            tool = ["add_node", "remove_node"]
+            pattern = '^(.*)$'
+            text = "Done: $1."
+
+            [[rules]]
+            on = "tool"
+            pattern = '^(.*)$'
+            text = "Here it is: $1"
+        "#,
+        );
+        let result_of = |name: &str| {
+            let call = ToolCall::function("call_1", name, "{}");
+            model
+                .answer(&request(vec![
+                    ChatMessage::new("user", "go"),
+                    ChatMessage::assistant_tool_calls(vec![call.clone()]),
+                    ChatMessage::tool_result(&call.id, "ok"),
+                ]))
+                .text()
+        };
+        assert_eq!(result_of("add_node"), "Done: ok.");
+        assert_eq!(result_of("remove_node"), "Done: ok.");
+        assert_eq!(result_of("uppercase"), "Here it is: ok");
+    }
+
+    #[test]
     fn a_tool_the_request_does_not_offer_is_never_called() {
         let model = model(FIXTURES);
         let mut request = request(vec![ChatMessage::new("user", "What is 12 + 30?")]);
@@ -551,5 +599,131 @@ mod tests {
     #[test]
     fn the_demo_fixtures_parse() {
         assert!(!parse_rules(DEMO_FIXTURES).unwrap().is_empty());
+    }
+
+    fn offering(tools: &[&str], messages: Vec<ChatMessage>) -> ChatCompletionRequest {
+        ChatCompletionRequest {
+            messages,
+            tools: Some(
+                tools
+                    .iter()
+                    .map(|name| serde_json::json!({"type": "function", "function": {"name": name}}))
+                    .collect(),
+            ),
+            ..empty_request("builtin")
+        }
+    }
+
+    const TREE_TOOLS: [&str; 4] = ["add_node", "remove_node", "rename_node", "move_node"];
+
+    #[test]
+    fn the_demo_fixtures_drive_the_tree_tools_only_when_they_are_offered() {
+        let model = model(DEMO_FIXTURES);
+        let calls = |text: &str| -> Vec<(String, String)> {
+            model
+                .answer(&offering(&TREE_TOOLS, vec![ChatMessage::new("user", text)]))
+                .tool_calls
+                .into_iter()
+                .map(|c| (c.function.name, c.function.arguments))
+                .collect()
+        };
+        let one = |name: &str, arguments: &str| vec![(name.to_owned(), arguments.to_owned())];
+        assert_eq!(
+            calls("add node Fruits under root"),
+            one("add_node", r#"{"parent_id": "root", "label": "Fruits"}"#)
+        );
+        assert_eq!(
+            calls("Add node Red Apples to fruits."),
+            one(
+                "add_node",
+                r#"{"parent_id": "fruits", "label": "Red Apples"}"#
+            )
+        );
+        assert_eq!(
+            calls("add node Fruits"),
+            one("add_node", r#"{"parent_id": "root", "label": "Fruits"}"#)
+        );
+        assert_eq!(
+            calls("add node Fruits with child Apples under root"),
+            vec![
+                (
+                    "add_node".to_owned(),
+                    r#"{"parent_id": "root", "label": "Fruits"}"#.to_owned()
+                ),
+                (
+                    "add_node".to_owned(),
+                    r#"{"parent_id": "Fruits", "label": "Apples"}"#.to_owned()
+                ),
+            ]
+        );
+        assert_eq!(
+            calls("rename node fruits to Produce"),
+            one("rename_node", r#"{"id": "fruits", "label": "Produce"}"#)
+        );
+        assert_eq!(
+            calls("remove node fruits"),
+            one("remove_node", r#"{"id": "fruits"}"#)
+        );
+        assert_eq!(
+            calls("move node apples under veggies"),
+            one(
+                "move_node",
+                r#"{"id": "apples", "new_parent_id": "veggies"}"#
+            )
+        );
+
+        // The text agent offers other tools: the same words are echoed.
+        let answer = model.answer(&offering(
+            &["word_count", "uppercase", "lowercase", "reverse"],
+            vec![ChatMessage::new("user", "remove node fruits")],
+        ));
+        assert!(answer.tool_calls.is_empty());
+        assert_eq!(answer.text(), "remove node fruits");
+    }
+
+    #[test]
+    fn the_demo_fixtures_answer_tree_results_and_other_results_apart() {
+        let model = model(DEMO_FIXTURES);
+        let reply = |tools: &[&str], tool: &str, result: &str| {
+            let call = ToolCall::function("call_1", tool, "{}");
+            model
+                .answer(&offering(
+                    tools,
+                    vec![
+                        ChatMessage::new("user", "go"),
+                        ChatMessage::assistant_tool_calls(vec![call.clone()]),
+                        ChatMessage::tool_result(&call.id, result),
+                    ],
+                ))
+                .text()
+        };
+        assert_eq!(
+            reply(
+                &TREE_TOOLS,
+                "add_node",
+                "added node fruits (Fruits) under root"
+            ),
+            "Done: added node fruits (Fruits) under root."
+        );
+        assert_eq!(
+            reply(
+                &TREE_TOOLS,
+                "remove_node",
+                "error: there is no node with id 'x'"
+            ),
+            "I could not change the tree: there is no node with id 'x'."
+        );
+        assert_eq!(
+            reply(&["uppercase"], "uppercase", "ERROR: LOUD"),
+            "Here it is: ERROR: LOUD"
+        );
+        assert_eq!(
+            reply(&["word_count"], "word_count", "3"),
+            "That text has 3 words."
+        );
+        assert_eq!(
+            reply(&["calculator"], "calculator", "42"),
+            "The answer is 42."
+        );
     }
 }
