@@ -93,10 +93,14 @@ pub fn load_from<T: DeserializeOwned>(
                 .required(true),
         );
     }
+    // Values are parsed (`300` becomes a number, `true` a boolean): serde
+    // reads settings inside tagged enums (a provider's `kind`) from a
+    // buffer that no longer converts a string into the number a field wants.
     builder = builder.add_source(
         Environment::with_prefix("CONFAB")
             .prefix_separator("__")
             .separator("__")
+            .try_parsing(true)
             .source(Some(env.clone().into_iter().collect())),
     );
     if let Some(url) = env.get("DATABASE_URL").filter(|v| !v.is_empty()) {
@@ -196,6 +200,33 @@ mod tests {
         assert_eq!(s.auth.service_token, "from-env");
         assert_eq!(s.server.port, 9999);
         assert_eq!(s.database.url, "postgres://x/y");
+    }
+
+    #[test]
+    fn numbers_from_the_environment_reach_settings_inside_tagged_enums() {
+        #[derive(Debug, Deserialize)]
+        struct WithProviders {
+            providers: std::collections::BTreeMap<String, Provider>,
+            auth: Auth,
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(tag = "kind", rename_all = "lowercase")]
+        enum Provider {
+            Builtin { chunk_delay_ms: u64 },
+        }
+        let defaults = "[providers.builtin]\nkind = \"builtin\"\nchunk_delay_ms = 0\n[auth]\nservice_token = \"dev\"\n";
+        let s: WithProviders = load_from(
+            defaults,
+            None,
+            vars(&[
+                ("CONFAB__PROVIDERS__BUILTIN__CHUNK_DELAY_MS", "300"),
+                ("CONFAB__AUTH__SERVICE_TOKEN", "12345"),
+            ]),
+        )
+        .unwrap();
+        let Provider::Builtin { chunk_delay_ms } = &s.providers["builtin"];
+        assert_eq!(*chunk_delay_ms, 300);
+        assert_eq!(s.auth.service_token, "12345", "a numeric secret stays text");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod store;
 pub mod turns;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
@@ -22,6 +23,7 @@ use crate::a2a::client::A2aClient;
 use crate::a2a::registry::{AgentEntry, Registry};
 use crate::routes::conversations;
 use crate::turns::RetryPolicy;
+use crate::turns::in_flight::InFlight;
 
 pub const SERVICE: ServiceInfo = ServiceInfo {
     name: "chat-service",
@@ -72,8 +74,9 @@ impl ServiceSettings for Settings {
 pub struct AppState {
     pub db: Db,
     pub chat: ChatSettings,
-    pub agents: Registry,
+    pub agents: Arc<Registry>,
     pub a2a: A2aClient,
+    pub in_flight: Arc<InFlight>,
     pub retry: RetryPolicy,
 }
 
@@ -82,8 +85,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let state = web::Data::new(AppState {
         db: db.clone(),
         chat: settings.chat.clone(),
-        agents: Registry::new(settings.agents.clone(), reqwest::Client::new()),
+        agents: Arc::new(Registry::new(
+            settings.agents.clone(),
+            reqwest::Client::new(),
+        )?),
         a2a: A2aClient::new(Duration::from_secs(settings.a2a.connect_timeout_secs))?,
+        in_flight: Arc::default(),
         retry: RetryPolicy {
             max_attempts: settings.a2a.max_attempts.max(1),
             base: Duration::from_millis(settings.a2a.retry_base_ms),
@@ -112,6 +119,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
                         .route(
                             "/{id}/messages/stream",
                             web::post().to(conversations::stream::stream),
+                        )
+                        .route(
+                            "/{id}/cancel",
+                            web::post().to(conversations::cancel::cancel),
                         ),
                 );
         },

@@ -5,18 +5,18 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
+mod common;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use confab_kit::settings::ServiceSettings;
-use confab_kit::testing::{TestDatabase, init_test_tracing};
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
-use llm_proxy_service::providers::ProviderSettings;
-use serde_json::{Value, json};
+use common::{TestApp, start_agents, streamed_text};
+use confab_kit::testing::TestDatabase;
+use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 
-/// How the front door before the agent misbehaves.
+/// How the front door before the agent misbehaves with JSON-RPC calls.
 #[derive(Clone, Copy)]
 enum Fault {
     /// Drops the first n connections, relays the rest.
@@ -27,37 +27,34 @@ enum Fault {
     CutAfterEvents { events: usize, agent_lives: bool },
 }
 
-/// The math agent (with llm-proxy-service, its builtin model streaming a
-/// chunk every 30 ms) behind a TCP front door that misbehaves as `fault` says.
+/// The math agent (its builtin model streaming a chunk every 30 ms) behind
+/// a TCP front door that misbehaves as `fault` says; the door's URL.
 async fn flaky_agent(fault: Fault, databases: &mut Vec<TestDatabase>) -> String {
-    let database = TestDatabase::new("llm-proxy").await.unwrap();
-    let mut llm = llm_proxy_service::Settings::defaults().unwrap();
-    llm.server.port = 0;
-    llm.database = database.settings.clone();
-    if let Some(ProviderSettings::Builtin(builtin)) = llm.providers.get_mut("builtin") {
-        builtin.chunk_delay_ms = 30;
-    }
-    databases.push(database);
-    let llm = llm_proxy_service::build(llm).await.unwrap();
-    let llm_url = format!("http://127.0.0.1:{}", llm.port());
-    tokio::spawn(llm.run_until_stopped());
-
-    let mut agents = demo_agents::Settings::defaults().unwrap();
-    agents.llm.base_url = llm_url;
-    for agent in agents.agents.values_mut() {
-        agent.port = 0;
-    }
-    let agents = demo_agents::build(agents).await.unwrap();
-    let agent_port = agents.port("math").unwrap();
-    tokio::spawn(agents.run_until_stopped());
+    let agents = start_agents(30, databases).await;
+    let agent_port: u16 = agents["math"]
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
 
     let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", front.local_addr().unwrap());
     let seen = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
         while let Ok((mut client, _)) = front.accept().await {
-            let nth = seen.fetch_add(1, Ordering::SeqCst);
+            // The agent card (a GET) always gets through: the faults are in
+            // the JSON-RPC calls, and the card is cached after the first one.
+            let mut method = [0u8; 4];
+            let is_card = matches!(client.peek(&mut method).await, Ok(4) if &method == b"GET ");
+            let nth = if is_card {
+                usize::MAX
+            } else {
+                seen.fetch_add(1, Ordering::SeqCst)
+            };
             let cut_after = match fault {
+                _ if is_card => None,
                 Fault::Refuse(n) if nth < n => continue,
                 Fault::CutAfterEvents { events, .. } if nth == 0 => Some(events),
                 Fault::CutAfterEvents {
@@ -105,72 +102,25 @@ async fn relay_then_cut(client: TcpStream, agent: TcpStream, events: usize) {
     upstream.abort();
 }
 
-async fn chat_service(agent_url: String, databases: &mut Vec<TestDatabase>) -> String {
-    let database = TestDatabase::new("chat").await.unwrap();
-    let mut settings = chat_service::Settings::defaults().unwrap();
-    settings.server.port = 0;
-    settings.database = database.settings.clone();
-    databases.push(database);
-    settings.agents.get_mut("math").unwrap().url = agent_url;
-    settings.a2a.retry_base_ms = 10;
-    let app = chat_service::build(settings).await.unwrap();
-    let url = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    url
-}
-
-/// One turn through chat-service: its events, and the persisted messages.
-async fn turn(chat: &str, message: &str) -> (Vec<Value>, Vec<Value>) {
-    let http = reqwest::Client::new();
-    let as_ada = |request: reqwest::RequestBuilder| {
-        request
-            .header("x-service-token", "confab-dev-service-token")
-            .header("x-user-id", "usr-ada")
-    };
-    let created: Value = as_ada(http.post(format!("{chat}/chat/conversations")))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().unwrap();
-    let response = as_ada(http.post(format!("{chat}/chat/conversations/{id}/messages/stream")))
-        .json(&json!({"message": message}))
-        .send()
-        .await
-        .unwrap();
-    let mut events = Vec::new();
-    let mut stream = response.bytes_stream().eventsource();
-    while let Some(event) = stream.next().await {
-        events.push(serde_json::from_str::<Value>(&event.unwrap().data).unwrap());
-    }
-    let page: Value = as_ada(http.get(format!("{chat}/chat/conversations/{id}/messages")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (events, page["items"].as_array().unwrap().clone())
-}
-
-fn streamed_text(events: &[Value]) -> String {
-    events
-        .iter()
-        .filter(|e| e["type"] == "text")
-        .map(|e| e["text"].as_str().unwrap())
-        .collect()
+/// One turn of a new conversation through chat-service, whose `math`
+/// agent is behind the front door: its events, and the persisted messages.
+async fn turn_through(
+    agent_url: String,
+    databases: &mut Vec<TestDatabase>,
+    message: &str,
+) -> (Vec<Value>, Vec<Value>) {
+    let agents = BTreeMap::from([("math".to_owned(), agent_url)]);
+    let chat = TestApp::start(&agents, databases, |_| {}).await;
+    let conversation = chat.conversation("usr-ada", "math").await;
+    let events = chat.turn("usr-ada", &conversation, message).await;
+    (events, chat.messages("usr-ada", &conversation).await)
 }
 
 #[tokio::test]
 async fn an_agent_that_refuses_two_connections_is_retried_then_answers() {
-    init_test_tracing();
     let mut databases = Vec::new();
     let agent = flaky_agent(Fault::Refuse(2), &mut databases).await;
-    let chat = chat_service(agent, &mut databases).await;
-    let (events, _) = turn(&chat, "What is 6 * 7?").await;
+    let (events, _) = turn_through(agent, &mut databases, "What is 6 * 7?").await;
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
         &types[..3],
@@ -185,16 +135,14 @@ async fn an_agent_that_refuses_two_connections_is_retried_then_answers() {
 
 #[tokio::test]
 async fn a_dropped_stream_is_resumed_without_a_gap_or_a_duplicate() {
-    init_test_tracing();
     let mut databases = Vec::new();
     let fault = Fault::CutAfterEvents {
         events: 3,
         agent_lives: true,
     };
     let agent = flaky_agent(fault, &mut databases).await;
-    let chat = chat_service(agent, &mut databases).await;
     let words = vec!["word"; 20].join(" ");
-    let (events, messages) = turn(&chat, &words).await;
+    let (events, messages) = turn_through(agent, &mut databases, &words).await;
     assert_eq!(streamed_text(&events), words);
     assert_eq!(events.last().unwrap()["status"], "complete");
     assert_eq!(messages[1]["content"], words.as_str());
@@ -203,16 +151,14 @@ async fn a_dropped_stream_is_resumed_without_a_gap_or_a_duplicate() {
 
 #[tokio::test]
 async fn an_agent_that_dies_after_three_chunks_leaves_an_incomplete_message() {
-    init_test_tracing();
     let mut databases = Vec::new();
     let fault = Fault::CutAfterEvents {
         events: 3,
         agent_lives: false,
     };
     let agent = flaky_agent(fault, &mut databases).await;
-    let chat = chat_service(agent, &mut databases).await;
     let words = vec!["word"; 20].join(" ");
-    let (events, messages) = turn(&chat, &words).await;
+    let (events, messages) = turn_through(agent, &mut databases, &words).await;
     let partial = streamed_text(&events);
     assert!(
         !partial.is_empty() && partial.len() < words.len(),

@@ -1,7 +1,13 @@
-//! Agent cards served at `/.well-known/agent-card.json`.
+//! Agent cards served at `/.well-known/agent-card.json` (and the legacy
+//! `/.well-known/agent.json`).
+//!
+//! One card for clients of both generations: `supportedInterfaces` lists the
+//! JSON-RPC endpoint once per version it speaks (v1.0 clients pick from it),
+//! and the v0.3 fields `url`, `preferredTransport` and `protocolVersion`
+//! point v0.3 clients at the same endpoint.
 
 use confab_protocol::a2a::{
-    AgentCapabilities, AgentCard, AgentInterface, AgentSkill, PROTOCOL_VERSION,
+    AgentCapabilities, AgentCard, AgentInterface, AgentSkill, JSONRPC_BINDING, ProtocolVersion,
 };
 
 use crate::agent::AgentKind;
@@ -63,14 +69,18 @@ pub fn card(kind: AgentKind, base_url: &str) -> AgentCard {
             }],
         ),
     };
+    let url = format!("{}/", base_url.trim_end_matches('/'));
     AgentCard {
         name: name.into(),
         description: description.into(),
-        supported_interfaces: vec![AgentInterface {
-            url: format!("{}/", base_url.trim_end_matches('/')),
-            protocol_binding: "JSONRPC".into(),
-            protocol_version: PROTOCOL_VERSION.into(),
-        }],
+        supported_interfaces: ProtocolVersion::ALL
+            .iter()
+            .map(|version| AgentInterface {
+                url: url.clone(),
+                protocol_binding: JSONRPC_BINDING.into(),
+                protocol_version: version.as_str().into(),
+            })
+            .collect(),
         version: env!("CARGO_PKG_VERSION").into(),
         capabilities: AgentCapabilities {
             streaming: Some(true),
@@ -79,5 +89,10 @@ pub fn card(kind: AgentKind, base_url: &str) -> AgentCard {
         default_input_modes: vec!["text/plain".into()],
         default_output_modes: vec!["text/plain".into(), "application/json".into()],
         skills,
+        url: Some(url),
+        preferred_transport: Some(JSONRPC_BINDING.into()),
+        // v0.3 cards carry the full version number.
+        protocol_version: Some("0.3.0".into()),
+        additional_interfaces: Vec::new(),
     }
 }

@@ -1,4 +1,12 @@
-//! The A2A JSON-RPC endpoint of an agent (`POST /`).
+//! The A2A JSON-RPC endpoint of an agent (`POST /`), in both protocol
+//! versions.
+//!
+//! The version a request speaks is the one its `A2A-Version` header (or
+//! query parameter) names; none means 0.3, as the specification requires.
+//! A method must be named as that version names it (`SendStreamingMessage`
+//! in 1.0, `message/stream` in 0.3); params are read into the internal model
+//! and results written back in the same version, so everything past this
+//! file is version-blind.
 
 use std::convert::Infallible;
 
@@ -6,9 +14,8 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ids::new_id;
 use confab_protocol::a2a::{
-    JsonRpcError, JsonRpcRequest, JsonRpcResponse, METHOD_CANCEL_TASK, METHOD_GET_TASK,
-    METHOD_SEND_STREAMING_MESSAGE, METHOD_SUBSCRIBE_TO_TASK, SendMessageRequest, StreamResponse,
-    Task, TaskState, TaskStatus, error_code,
+    JsonRpcError, JsonRpcRequest, JsonRpcResponse, Method, ProtocolVersion, SendMessageRequest,
+    SendMessageResponse, StreamResponse, Task, TaskState, TaskStatus, VERSION_HEADER, error_code,
 };
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -21,110 +28,150 @@ use crate::tasks::CancelError;
 /// Largest JSON-RPC request read; a message to an agent is text, far below.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
+/// The versions an agent serves, as the error for any other names them.
+const SUPPORTED_VERSIONS: &str = "1.0, 0.3";
+
 pub async fn handle(
     req: HttpRequest,
     agent: web::Data<AgentState>,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> HttpResponse {
-    // Read up to the limit ourselves, so an oversized request still gets a
-    // JSON-RPC error (not an HTTP one) and is not read to its end.
+    let request = match read_request(payload).await {
+        Ok(request) => request,
+        Err((id, error)) => return rpc_error(id, error),
+    };
+    let id = request.id;
+    let version = match requested_version(&req) {
+        Ok(version) => version,
+        Err(asked) => {
+            return rpc_error(
+                id,
+                JsonRpcError::a2a(
+                    error_code::VERSION_NOT_SUPPORTED,
+                    format!(
+                        "A2A version '{asked}' is not supported; this agent speaks {SUPPORTED_VERSIONS}"
+                    ),
+                    &[
+                        ("requestedVersion", &asked),
+                        ("supportedVersions", SUPPORTED_VERSIONS),
+                    ],
+                ),
+            );
+        }
+    };
+    let method = match Method::parse(&request.method) {
+        Some((method, named_in)) if named_in == version => method,
+        Some((_, named_in)) => {
+            return rpc_error(
+                id,
+                JsonRpcError::new(
+                    error_code::METHOD_NOT_FOUND,
+                    format!(
+                        "'{}' is an A2A {named_in} method, but the request speaks A2A {version} \
+                         (send the header {VERSION_HEADER}: {named_in})",
+                        request.method
+                    ),
+                ),
+            );
+        }
+        None => {
+            return rpc_error(
+                id,
+                JsonRpcError::new(
+                    error_code::METHOD_NOT_FOUND,
+                    format!("method '{}' not found", request.method),
+                ),
+            );
+        }
+    };
+    match method {
+        Method::SendMessage | Method::SendStreamingMessage => {
+            let params = match version.decode_send_params(request.params) {
+                Ok(params) => params,
+                Err(err) => return invalid_params(id, format!("invalid params: {err}")),
+            };
+            let (task_id, live) = match start_task(&req, &agent, params) {
+                Ok(started) => started,
+                Err(error) => return rpc_error(id, error),
+            };
+            if method == Method::SendStreamingMessage {
+                sse(version, id, None, live)
+            } else {
+                send_message(&agent, version, id, &task_id, live).await
+            }
+        }
+        Method::GetTask | Method::CancelTask | Method::SubscribeToTask => {
+            let Some(task_id) = request.params.get("id").and_then(Value::as_str) else {
+                return invalid_params(id, "params.id (the task id) is required".into());
+            };
+            task_method(&agent, version, method, id, task_id)
+        }
+    }
+}
+
+/// Reads the body up to the limit (so an oversized request gets a JSON-RPC
+/// error, not an HTTP one, and is not read to its end) and parses the
+/// envelope. An error comes with the id to answer it under, if one was read.
+async fn read_request(
+    mut payload: web::Payload,
+) -> Result<JsonRpcRequest<Value>, (Value, JsonRpcError)> {
+    let fail = |code, message: String| (Value::Null, JsonRpcError::new(code, message));
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let Ok(chunk) = chunk else {
-            return rpc_error(
-                Value::Null,
+        let chunk = chunk.map_err(|_| {
+            fail(
                 error_code::INVALID_REQUEST,
                 "the request body could not be read".into(),
-            );
-        };
+            )
+        })?;
         if body.len() + chunk.len() > MAX_REQUEST_BYTES {
-            return rpc_error(
-                Value::Null,
+            return Err(fail(
                 error_code::INVALID_REQUEST,
                 format!("the request is larger than {MAX_REQUEST_BYTES} bytes"),
-            );
+            ));
         }
         body.extend_from_slice(&chunk);
     }
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(value) => value,
-        Err(err) => {
-            return rpc_error(
-                Value::Null,
-                error_code::PARSE_ERROR,
-                format!("invalid JSON: {err}"),
-            );
-        }
-    };
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|err| fail(error_code::PARSE_ERROR, format!("invalid JSON: {err}")))?;
     let id = value.get("id").cloned().unwrap_or(Value::Null);
-    let request: JsonRpcRequest<Value> = match serde_json::from_value(value) {
-        Ok(request) => request,
-        Err(err) => {
-            return rpc_error(
-                id,
+    serde_json::from_value(value).map_err(|err| {
+        (
+            id,
+            JsonRpcError::new(
                 error_code::INVALID_REQUEST,
                 format!("not a JSON-RPC 2.0 request: {err}"),
-            );
-        }
-    };
-    match request.method.as_str() {
-        METHOD_SEND_STREAMING_MESSAGE => {
-            match serde_json::from_value::<SendMessageRequest>(request.params) {
-                Ok(params) => send_streaming_message(&req, agent, request.id, params),
-                Err(err) => rpc_error(
-                    request.id,
-                    error_code::INVALID_PARAMS,
-                    format!("invalid params: {err}"),
-                ),
-            }
-        }
-        METHOD_SUBSCRIBE_TO_TASK => subscribe_to_task(&agent, request.id, &request.params),
-        METHOD_GET_TASK | METHOD_CANCEL_TASK => {
-            task_method(&agent, &request.method, request.id, &request.params)
-        }
-        other => rpc_error(
-            request.id,
-            error_code::METHOD_NOT_FOUND,
-            format!("method '{other}' not found"),
-        ),
+            ),
+        )
+    })
+}
+
+/// The version the request asks for: the `A2A-Version` header, else the
+/// query parameter of that name, else 0.3. `Err` carries a version this
+/// agent does not speak.
+fn requested_version(req: &HttpRequest) -> Result<ProtocolVersion, String> {
+    let header = req
+        .headers()
+        .get(VERSION_HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let asked = header.or_else(|| {
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get(VERSION_HEADER).cloned())
+    });
+    match asked {
+        None => Ok(ProtocolVersion::V0_3),
+        Some(asked) => ProtocolVersion::parse(&asked).ok_or(asked),
     }
 }
 
-/// `GetTask` and `CancelTask`: params `{"id": task id}`.
-fn task_method(agent: &AgentState, method: &str, id: Value, params: &Value) -> HttpResponse {
-    let Some(task_id) = params.get("id").and_then(Value::as_str) else {
-        return rpc_error(
-            id,
-            error_code::INVALID_PARAMS,
-            "params.id (the task id) is required".into(),
-        );
-    };
-    let result = if method == METHOD_GET_TASK {
-        agent.tasks.get(task_id).ok_or(CancelError::NotFound)
-    } else {
-        agent.tasks.cancel(task_id)
-    };
-    match result {
-        Ok(task) => HttpResponse::Ok().json(JsonRpcResponse::success(id, task)),
-        Err(CancelError::NotFound) => rpc_error(
-            id,
-            error_code::TASK_NOT_FOUND,
-            format!("task {task_id} not found"),
-        ),
-        Err(CancelError::NotCancelable) => rpc_error(
-            id,
-            error_code::TASK_NOT_CANCELABLE,
-            format!("task {task_id} has already ended"),
-        ),
-    }
-}
-
-fn send_streaming_message(
+/// Creates the task and starts its run; returns its id and a subscription
+/// taken before the run starts, so the caller misses none of its results.
+fn start_task(
     req: &HttpRequest,
-    agent: web::Data<AgentState>,
-    id: Value,
+    agent: &AgentState,
     params: SendMessageRequest,
-) -> HttpResponse {
+) -> Result<(String, broadcast::Receiver<StreamResponse>), JsonRpcError> {
     let context = ConfabContext::from_metadata(params.metadata.as_ref());
     let task_id = new_id("task");
     let context_id = params
@@ -144,11 +191,17 @@ fn send_streaming_message(
         history: vec![params.message.clone()],
         metadata: None,
     });
+    let Some((_, live)) = agent.tasks.subscribe(&task_id) else {
+        return Err(JsonRpcError::new(
+            error_code::INTERNAL_ERROR,
+            "the task vanished",
+        ));
+    };
     let run = TaskRun {
         kind: agent.kind,
         tasks: agent.tasks.clone(),
         cancel,
-        task_id,
+        task_id: task_id.clone(),
         context_id,
         message: params.message,
         context,
@@ -158,44 +211,102 @@ fn send_streaming_message(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
-    // Subscribed before the run starts, so the stream misses nothing.
-    let Some((_, live)) = agent.tasks.subscribe(&run.task_id) else {
-        return rpc_error(id, error_code::INTERNAL_ERROR, "the task vanished".into());
-    };
     tokio::spawn(run.run(agent.llm.clone()));
-    sse(id, None, live)
+    Ok((task_id, live))
 }
 
-/// `SubscribeToTask` `{"id"}`: the task's snapshot first, then its results
-/// until it ends.
-fn subscribe_to_task(agent: &AgentState, id: Value, params: &Value) -> HttpResponse {
-    let Some(task_id) = params.get("id").and_then(Value::as_str) else {
-        return rpc_error(
+/// `SendMessage`: waits for the task to end, then answers with it whole.
+async fn send_message(
+    agent: &AgentState,
+    version: ProtocolVersion,
+    id: Value,
+    task_id: &str,
+    mut live: broadcast::Receiver<StreamResponse>,
+) -> HttpResponse {
+    loop {
+        match live.recv().await {
+            Ok(StreamResponse::StatusUpdate(update)) if update.status.state.ends_stream() => break,
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
+    }
+    match agent.tasks.get(task_id) {
+        Some(task) => success(
             id,
-            error_code::INVALID_PARAMS,
-            "params.id (the task id) is required".into(),
-        );
-    };
-    match agent.tasks.subscribe(task_id) {
-        Some((snapshot, live)) => sse(id, Some(snapshot), live),
+            version.encode_send_result(SendMessageResponse::Task(task)),
+        ),
         None => rpc_error(
             id,
-            error_code::TASK_NOT_FOUND,
-            format!("task {task_id} not found"),
+            JsonRpcError::new(
+                error_code::INTERNAL_ERROR,
+                "the task was forgotten before it ended",
+            ),
         ),
     }
 }
 
-/// A task's stream results as SSE, ending right after the one that ends the
-/// task (or when this subscriber fell too far behind: it may re-subscribe).
+/// `GetTask`, `CancelTask` and `SubscribeToTask` (params `{"id": task id}`).
+fn task_method(
+    agent: &AgentState,
+    version: ProtocolVersion,
+    method: Method,
+    id: Value,
+    task_id: &str,
+) -> HttpResponse {
+    let result = match method {
+        Method::SubscribeToTask => match agent.tasks.subscribe(task_id) {
+            // The specification's answer for a task that has ended: there
+            // is nothing to subscribe to; `GetTask` has its final state.
+            Some((snapshot, _)) if snapshot.status.state.is_terminal() => {
+                return rpc_error(
+                    id,
+                    JsonRpcError::a2a(
+                        error_code::UNSUPPORTED_OPERATION,
+                        format!("task {task_id} has ended; read it with GetTask"),
+                        &[("taskId", task_id)],
+                    ),
+                );
+            }
+            Some((snapshot, live)) => return sse(version, id, Some(snapshot), live),
+            None => Err(CancelError::NotFound),
+        },
+        Method::CancelTask => agent.tasks.cancel(task_id),
+        _ => agent.tasks.get(task_id).ok_or(CancelError::NotFound),
+    };
+    match result {
+        Ok(task) => success(id, version.encode_task(task)),
+        Err(CancelError::NotFound) => rpc_error(
+            id,
+            JsonRpcError::a2a(
+                error_code::TASK_NOT_FOUND,
+                format!("task {task_id} not found"),
+                &[("taskId", task_id)],
+            ),
+        ),
+        Err(CancelError::NotCancelable) => rpc_error(
+            id,
+            JsonRpcError::a2a(
+                error_code::TASK_NOT_CANCELABLE,
+                format!("task {task_id} has already ended"),
+                &[("taskId", task_id)],
+            ),
+        ),
+    }
+}
+
+/// A task's stream results as SSE, written in `version`: the snapshot first
+/// when re-subscribing, then live results, ending right after the one that
+/// ends the stream (or when this subscriber fell too far behind: it may
+/// re-subscribe).
 fn sse(
+    version: ProtocolVersion,
     id: Value,
     snapshot: Option<Task>,
     live: broadcast::Receiver<StreamResponse>,
 ) -> HttpResponse {
     let ended = snapshot
         .as_ref()
-        .is_some_and(|t| t.status.state.is_terminal());
+        .is_some_and(|t| t.status.state.ends_stream());
     let first = futures_util::stream::iter(snapshot.map(StreamResponse::Task));
     let rest = futures_util::stream::unfold((live, ended), |(mut live, ended)| async move {
         if ended {
@@ -203,11 +314,17 @@ fn sse(
         }
         let result = live.recv().await.ok()?;
         let ends =
-            matches!(&result, StreamResponse::StatusUpdate(u) if u.status.state.is_terminal());
+            matches!(&result, StreamResponse::StatusUpdate(u) if u.status.state.ends_stream());
         Some((result, (live, ends)))
     });
     let frames = first.chain(rest).map(move |result| {
-        let envelope = JsonRpcResponse::success(id.clone(), result);
+        let envelope = match version.encode_stream_result(result) {
+            Ok(result) => JsonRpcResponse::success(id.clone(), result),
+            Err(err) => JsonRpcResponse::failure(
+                id.clone(),
+                JsonRpcError::new(error_code::INTERNAL_ERROR, err.to_string()),
+            ),
+        };
         let json = serde_json::to_string(&envelope).unwrap_or_default();
         Ok::<_, Infallible>(Bytes::from(format!("data: {json}\n\n")))
     });
@@ -217,14 +334,21 @@ fn sse(
         .streaming(frames)
 }
 
+fn success(id: Value, result: serde_json::Result<Value>) -> HttpResponse {
+    match result {
+        Ok(result) => HttpResponse::Ok().json(JsonRpcResponse::success(id, result)),
+        Err(err) => rpc_error(
+            id,
+            JsonRpcError::new(error_code::INTERNAL_ERROR, err.to_string()),
+        ),
+    }
+}
+
+fn invalid_params(id: Value, message: String) -> HttpResponse {
+    rpc_error(id, JsonRpcError::new(error_code::INVALID_PARAMS, message))
+}
+
 /// JSON-RPC errors travel in a 200 response, as the binding specifies.
-fn rpc_error(id: Value, code: i64, message: String) -> HttpResponse {
-    HttpResponse::Ok().json(JsonRpcResponse::<Value>::failure(
-        id,
-        JsonRpcError {
-            code,
-            message,
-            data: None,
-        },
-    ))
+fn rpc_error(id: Value, error: JsonRpcError) -> HttpResponse {
+    HttpResponse::Ok().json(JsonRpcResponse::<Value>::failure(id, error))
 }

@@ -86,7 +86,18 @@ impl TaskStore {
         };
         match &response {
             StreamResponse::Task(task) => entry.task.status = task.status.clone(),
-            StreamResponse::StatusUpdate(update) => entry.task.status = update.status.clone(),
+            StreamResponse::StatusUpdate(update) => {
+                entry.task.status = update.status.clone();
+                // The usage of the final update stays with the task, for a
+                // client that reads the task instead of its stream's end.
+                if let Some(metadata) = &update.metadata {
+                    entry
+                        .task
+                        .metadata
+                        .get_or_insert_default()
+                        .extend(metadata.clone());
+                }
+            }
             StreamResponse::ArtifactUpdate(update) => record_artifact(&mut entry.task, update),
             StreamResponse::Message(_) => {}
         }

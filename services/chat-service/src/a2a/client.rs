@@ -1,11 +1,12 @@
-//! Streaming A2A v1.0 calls to an agent: `SendStreamingMessage` over
-//! JSON-RPC, the reply read as SSE with eventsource-stream.
+//! A2A calls to an agent over JSON-RPC, in the protocol version the agent's
+//! card offers (v1.0 or v0.3): streaming sends and re-subscriptions read as
+//! SSE with eventsource-stream, and `CancelTask`.
 
 use std::time::Duration;
 
 use confab_protocol::a2a::{
-    JsonRpcRequest, JsonRpcResponse, METHOD_SEND_STREAMING_MESSAGE, METHOD_SUBSCRIBE_TO_TASK,
-    PROTOCOL_VERSION, SendMessageRequest, StreamResponse, TaskState, VERSION_HEADER,
+    JsonRpcRequest, JsonRpcResponse, Method, ProtocolVersion, SendMessageRequest, StreamResponse,
+    Task, TaskState, VERSION_HEADER, error_code,
 };
 use confab_protocol::chat::TokenUsage;
 use eventsource_stream::Eventsource;
@@ -22,9 +23,12 @@ pub enum AgentEvent {
     Task {
         task_id: String,
     },
-    /// The whole text of the task's answer so far (a re-subscription's
-    /// snapshot), to fill in what a dropped stream missed.
-    Snapshot(String),
+    /// Everything the task produced so far (a re-subscription's snapshot):
+    /// its text and its data parts, to fill in what a dropped stream missed.
+    Snapshot {
+        text: String,
+        data: Vec<Value>,
+    },
     Text(String),
     Data(Value),
     /// A status change; `text` is the agent's status message, if any.
@@ -42,7 +46,10 @@ impl A2aError {
         match self {
             A2aError::Connect(_) => true,
             A2aError::Status(status) => *status == 429 || *status >= 500,
-            A2aError::Rpc { .. } | A2aError::Stream(_) => false,
+            A2aError::Rpc { .. }
+            | A2aError::Stream(_)
+            | A2aError::Canceled
+            | A2aError::Unusable(_) => false,
         }
     }
 }
@@ -57,6 +64,12 @@ pub enum A2aError {
     Rpc { code: i64, message: String },
     #[error("agent stream broke: {0}")]
     Stream(String),
+    /// The turn was canceled before the agent answered.
+    #[error("canceled before the agent answered")]
+    Canceled,
+    /// Nothing to retry: the agent is unknown or speaks no version we do.
+    #[error("{0}")]
+    Unusable(String),
 }
 
 #[derive(Clone)]
@@ -72,51 +85,134 @@ impl A2aClient {
         Ok(Self { http })
     }
 
-    /// Sends `request` with `SendStreamingMessage` and streams the agent's
-    /// results. Fails before the first event on connection errors, HTTP
-    /// errors and JSON-RPC errors.
+    /// Sends `request` with `SendStreamingMessage` (`message/stream` in
+    /// v0.3) and streams the agent's results. Fails before the first event on
+    /// connection errors, HTTP errors and JSON-RPC errors.
     pub async fn send_streaming(
         &self,
-        url: &str,
+        agent: &Endpoint,
         request: SendMessageRequest,
         request_id: Option<&str>,
     ) -> Result<AgentStream, A2aError> {
-        let params = serde_json::to_value(request).map_err(|e| A2aError::Stream(e.to_string()))?;
-        self.stream_call(url, METHOD_SEND_STREAMING_MESSAGE, params, request_id)
+        let params = agent
+            .version
+            .encode_send_params(request)
+            .map_err(|e| A2aError::Stream(e.to_string()))?;
+        self.stream_call(agent, Method::SendStreamingMessage, params, request_id)
             .await
     }
 
-    /// Picks a task's stream up again with `SubscribeToTask`: the task's
-    /// snapshot first ([`AgentEvent::Snapshot`]), then its live results.
+    /// Picks a task's stream up again with `SubscribeToTask`
+    /// (`tasks/resubscribe`): the task's snapshot first
+    /// ([`AgentEvent::Snapshot`]), then its live results. A task that ended
+    /// meanwhile cannot be subscribed to; it is read with `GetTask`, and its
+    /// final snapshot is the whole stream.
     pub async fn subscribe(
         &self,
-        url: &str,
+        agent: &Endpoint,
         task_id: &str,
         request_id: Option<&str>,
     ) -> Result<AgentStream, A2aError> {
         let params = serde_json::json!({"id": task_id});
-        self.stream_call(url, METHOD_SUBSCRIBE_TO_TASK, params, request_id)
+        match self
+            .stream_call(agent, Method::SubscribeToTask, params, request_id)
             .await
+        {
+            Err(A2aError::Rpc { code, .. }) if code == error_code::UNSUPPORTED_OPERATION => {
+                let task = self
+                    .task_call(agent, Method::GetTask, task_id, request_id)
+                    .await?;
+                Ok(Box::pin(stream::iter(task_events(task))))
+            }
+            other => other,
+        }
+    }
+
+    /// Asks the agent to stop a task with `CancelTask` (`tasks/cancel`); the
+    /// task as the agent reports it then. The task ends `canceled` on its
+    /// own stream, which the turn goes on reading.
+    pub async fn cancel(
+        &self,
+        agent: &Endpoint,
+        task_id: &str,
+        request_id: Option<&str>,
+    ) -> Result<Task, A2aError> {
+        self.task_call(agent, Method::CancelTask, task_id, request_id)
+            .await
+    }
+
+    /// `GetTask` or `CancelTask`: params `{"id"}`, a task back.
+    async fn task_call(
+        &self,
+        agent: &Endpoint,
+        method: Method,
+        task_id: &str,
+        request_id: Option<&str>,
+    ) -> Result<Task, A2aError> {
+        let params = serde_json::json!({"id": task_id});
+        let response = self
+            .call(agent, method, params, request_id)
+            .timeout(UNARY_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| A2aError::Connect(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(A2aError::Status(response.status().as_u16()));
+        }
+        let body: JsonRpcResponse<Value> = response
+            .json()
+            .await
+            .map_err(|e| A2aError::Stream(format!("unreadable agent answer: {e}")))?;
+        match (body.result, body.error) {
+            (_, Some(err)) => Err(A2aError::Rpc {
+                code: err.code,
+                message: err.message,
+            }),
+            (Some(task), None) => agent
+                .version
+                .decode_task(task)
+                .map_err(|e| A2aError::Stream(format!("unreadable task: {e}"))),
+            (None, None) => Err(A2aError::Stream(
+                "agent answered neither result nor error".into(),
+            )),
+        }
+    }
+
+    /// A JSON-RPC call of `method` in the endpoint's version, with the
+    /// `A2A-Version` header naming it.
+    fn call(
+        &self,
+        agent: &Endpoint,
+        method: Method,
+        params: Value,
+        request_id: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let envelope = JsonRpcRequest::new(
+            confab_kit::ids::new_id("rpc"),
+            method.name(agent.version),
+            params,
+        );
+        let call = self
+            .http
+            .post(&agent.url)
+            .header(VERSION_HEADER, agent.version.as_str())
+            .json(&envelope);
+        match request_id {
+            Some(id) => call.header(confab_protocol::auth::REQUEST_ID_HEADER, id),
+            None => call,
+        }
     }
 
     async fn stream_call(
         &self,
-        url: &str,
-        method: &str,
+        agent: &Endpoint,
+        method: Method,
         params: Value,
         request_id: Option<&str>,
     ) -> Result<AgentStream, A2aError> {
-        let envelope = JsonRpcRequest::new(confab_kit::ids::new_id("rpc"), method, params);
-        let mut call = self
-            .http
-            .post(url)
-            .header(VERSION_HEADER, PROTOCOL_VERSION)
+        let response = self
+            .call(agent, method, params, request_id)
             .header(reqwest::header::ACCEPT, "text/event-stream")
-            .json(&envelope);
-        if let Some(id) = request_id {
-            call = call.header(confab_protocol::auth::REQUEST_ID_HEADER, id);
-        }
-        let response = call
             .send()
             .await
             .map_err(|e| A2aError::Connect(e.to_string()))?;
@@ -143,23 +239,33 @@ impl A2aClient {
                 None => A2aError::Stream("agent answered JSON instead of a stream".into()),
             });
         }
-        Ok(Box::pin(
-            response
-                .bytes_stream()
-                .eventsource()
-                .flat_map(|event| stream::iter(decode(event))),
-        ))
+        let version = agent.version;
+        Ok(Box::pin(response.bytes_stream().eventsource().flat_map(
+            move |event| stream::iter(decode(version, event)),
+        )))
     }
 }
 
+/// Where an agent is reached and the protocol version spoken there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub url: String,
+    pub version: ProtocolVersion,
+}
+
+/// How long `GetTask` or `CancelTask` may take: short calls, and a turn
+/// should not hang on an agent that does not answer them.
+const UNARY_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn decode<E: std::fmt::Display>(
+    version: ProtocolVersion,
     event: Result<eventsource_stream::Event, E>,
 ) -> Vec<Result<AgentEvent, A2aError>> {
     let event = match event {
         Ok(event) => event,
         Err(err) => return vec![Err(A2aError::Stream(err.to_string()))],
     };
-    let envelope: JsonRpcResponse<StreamResponse> = match serde_json::from_str(&event.data) {
+    let envelope: JsonRpcResponse<Value> = match serde_json::from_str(&event.data) {
         Ok(envelope) => envelope,
         Err(err) => {
             return vec![Err(A2aError::Stream(format!(
@@ -173,28 +279,21 @@ fn decode<E: std::fmt::Display>(
             message: err.message,
         })];
     }
-    match envelope.result {
-        None => Vec::new(),
-        Some(StreamResponse::Task(task)) => vec![
-            Ok(AgentEvent::Task { task_id: task.id }),
-            Ok(AgentEvent::Status {
-                state: task.status.state,
-                text: task
-                    .status
-                    .message
-                    .map(|m| m.text())
-                    .filter(|t| !t.is_empty()),
-                usage: None,
-            }),
-        ],
-        Some(StreamResponse::Message(message)) => parts(message.parts),
-        Some(StreamResponse::ArtifactUpdate(update)) => parts(update.artifact.parts),
-        Some(StreamResponse::StatusUpdate(update)) => {
-            let usage = update
-                .metadata
-                .as_ref()
-                .and_then(|m| m.get("usage"))
-                .and_then(|u| serde_json::from_value::<TokenUsage>(u.clone()).ok());
+    let result = match envelope.result.map(|r| version.decode_stream_result(r)) {
+        None => return Vec::new(),
+        Some(Ok(result)) => result,
+        Some(Err(err)) => {
+            return vec![Err(A2aError::Stream(format!(
+                "unreadable stream result: {err}"
+            )))];
+        }
+    };
+    match result {
+        StreamResponse::Task(task) => task_events(task),
+        StreamResponse::Message(message) => parts(message.parts),
+        StreamResponse::ArtifactUpdate(update) => parts(update.artifact.parts),
+        StreamResponse::StatusUpdate(update) => {
+            let usage = usage(update.metadata.as_ref());
             vec![
                 Ok(AgentEvent::Task {
                     task_id: update.task_id,
@@ -211,6 +310,43 @@ fn decode<E: std::fmt::Display>(
             ]
         }
     }
+}
+
+/// A task as events: its id, what it produced so far, its status.
+fn task_events(task: Task) -> Vec<Result<AgentEvent, A2aError>> {
+    let mut events = vec![Ok(AgentEvent::Task {
+        task_id: task.id.clone(),
+    })];
+    if !task.artifacts.is_empty() {
+        let (text, data) = task.artifacts.into_iter().flat_map(|a| a.parts).fold(
+            (String::new(), Vec::new()),
+            |(mut text, mut data), part| {
+                if let Some(t) = part.text {
+                    text.push_str(&t);
+                } else if let Some(d) = part.data {
+                    data.push(d);
+                }
+                (text, data)
+            },
+        );
+        events.push(Ok(AgentEvent::Snapshot { text, data }));
+    }
+    events.push(Ok(AgentEvent::Status {
+        state: task.status.state,
+        text: task
+            .status
+            .message
+            .map(|m| m.text())
+            .filter(|t| !t.is_empty()),
+        usage: usage(task.metadata.as_ref()),
+    }));
+    events
+}
+
+/// The token usage an agent reports in metadata (DESIGN §8).
+fn usage(metadata: Option<&serde_json::Map<String, Value>>) -> Option<TokenUsage> {
+    let usage = metadata?.get("usage")?;
+    serde_json::from_value(usage.clone()).ok()
 }
 
 fn parts(parts: Vec<confab_protocol::a2a::Part>) -> Vec<Result<AgentEvent, A2aError>> {

@@ -3,14 +3,18 @@
 //!
 //! A turn always calls the configured endpoint: the operator's address wins
 //! over what an agent says about itself (a card may name an address only
-//! reachable from elsewhere, such as a container's public URL).
+//! reachable from elsewhere, such as a container's public URL). The card
+//! decides the protocol version: the newest JSON-RPC version it offers that
+//! Confab speaks, unless the configuration names one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use confab_protocol::a2a::{AGENT_CARD_PATH, AgentCard};
+use confab_protocol::a2a::{AGENT_CARD_PATH, AgentCard, ProtocolVersion};
 use serde::Deserialize;
 use tokio::sync::RwLock;
+
+use crate::a2a::client::{A2aError, Endpoint};
 
 /// How long a fetched card is trusted before it is fetched again.
 const CARD_TTL: Duration = Duration::from_secs(300);
@@ -19,6 +23,11 @@ const CARD_TTL: Duration = Duration::from_secs(300);
 pub struct AgentEntry {
     /// The agent's A2A JSON-RPC endpoint.
     pub url: String,
+    /// The protocol version to speak ("1.0" or "0.3"), for an agent whose
+    /// card cannot be fetched or should not be trusted; without it the card
+    /// decides.
+    #[serde(default)]
+    pub protocol_version: Option<String>,
 }
 
 pub struct Registry {
@@ -28,12 +37,54 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(agents: BTreeMap<String, AgentEntry>, http: reqwest::Client) -> Self {
-        Self {
+    /// Fails on a configured protocol version Confab does not speak.
+    pub fn new(
+        agents: BTreeMap<String, AgentEntry>,
+        http: reqwest::Client,
+    ) -> anyhow::Result<Self> {
+        for (id, agent) in &agents {
+            if let Some(version) = &agent.protocol_version {
+                anyhow::ensure!(
+                    ProtocolVersion::parse(version).is_some(),
+                    "agents.{id}.protocol_version = '{version}': Confab speaks A2A 1.0 and 0.3"
+                );
+            }
+        }
+        Ok(Self {
             agents,
             cards: RwLock::new(HashMap::new()),
             http,
-        }
+        })
+    }
+
+    /// Where to call agent `id` and in which version. Fetching the card can
+    /// fail like the call itself (the agent is down), so it fails the same
+    /// retryable way.
+    pub async fn endpoint(&self, id: &str) -> Result<Endpoint, A2aError> {
+        let entry = self
+            .agents
+            .get(id)
+            .ok_or_else(|| A2aError::Unusable(format!("no agent {id} is registered")))?;
+        let configured = entry
+            .protocol_version
+            .as_deref()
+            .and_then(ProtocolVersion::parse);
+        let version = match configured {
+            Some(version) => version,
+            None => {
+                let card = self.card(id).await.map_err(A2aError::Connect)?;
+                let (_, version) = card.jsonrpc_endpoint().ok_or_else(|| {
+                    A2aError::Unusable(format!(
+                        "agent {id}'s card offers no JSON-RPC interface in A2A 1.0 or 0.3"
+                    ))
+                })?;
+                version
+            }
+        };
+        Ok(Endpoint {
+            url: entry.url.clone(),
+            version,
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<&AgentEntry> {

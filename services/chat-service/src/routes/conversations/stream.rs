@@ -29,15 +29,25 @@ pub async fn stream(
     let conversation = conversations::get(&state.db, &caller.user_id, &conversation_id)
         .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
-    let agent = state.agents.get(&conversation.agent_id).ok_or_else(|| {
-        ApiError::unprocessable(
+    if !state.agents.contains(&conversation.agent_id) {
+        return Err(ApiError::unprocessable(
             "unknown_agent",
             format!(
                 "the conversation's agent '{}' is not registered",
                 conversation.agent_id
             ),
-        )
-    })?;
+        ));
+    }
+    // Claimed before anything is written, so a refused turn leaves no trace.
+    let claim = state
+        .in_flight
+        .begin(&conversation_id, &caller.user_id)
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "turn_in_flight",
+                "a reply is still being written in this conversation; wait for it or cancel it",
+            )
+        })?;
     let history = messages::page(
         &state.db,
         &caller.user_id,
@@ -68,7 +78,8 @@ pub async fn stream(
         user_id: caller.user_id,
         conversation_id,
         agent_id: conversation.agent_id.clone(),
-        agent_url: agent.url.clone(),
+        agents: state.agents.clone(),
+        claim,
         user_message,
         text,
         history,

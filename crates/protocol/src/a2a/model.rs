@@ -1,5 +1,4 @@
-//! A2A protocol v1.0 types (JSON-RPC binding), as chat-service and the demo
-//! agents exchange them (DESIGN §8).
+//! A2A v1.0 types: the wire format of v1.0 and Confab's internal model.
 //!
 //! JSON follows the specification's proto-JSON mapping: camelCase fields,
 //! enum values such as `ROLE_USER` and `TASK_STATE_COMPLETED`, parts tagged by
@@ -8,90 +7,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-
-/// Value of the `A2A-Version` header this crate speaks.
-pub const PROTOCOL_VERSION: &str = "1.0";
-pub const VERSION_HEADER: &str = "A2A-Version";
-/// Path of the agent card.
-pub const AGENT_CARD_PATH: &str = "/.well-known/agent-card.json";
-
-pub const METHOD_SEND_MESSAGE: &str = "SendMessage";
-pub const METHOD_SEND_STREAMING_MESSAGE: &str = "SendStreamingMessage";
-pub const METHOD_GET_TASK: &str = "GetTask";
-pub const METHOD_CANCEL_TASK: &str = "CancelTask";
-pub const METHOD_SUBSCRIBE_TO_TASK: &str = "SubscribeToTask";
-
-/// JSON-RPC 2.0 request envelope.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JsonRpcRequest<P> {
-    pub jsonrpc: String,
-    pub id: Value,
-    pub method: String,
-    pub params: P,
-}
-
-impl<P> JsonRpcRequest<P> {
-    pub fn new(id: impl Into<Value>, method: &str, params: P) -> Self {
-        Self {
-            jsonrpc: "2.0".into(),
-            id: id.into(),
-            method: method.into(),
-            params,
-        }
-    }
-}
-
-/// JSON-RPC 2.0 response envelope: exactly one of `result` and `error`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JsonRpcResponse<R> {
-    pub jsonrpc: String,
-    pub id: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<R>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<JsonRpcError>,
-}
-
-impl<R> JsonRpcResponse<R> {
-    pub fn success(id: Value, result: R) -> Self {
-        Self {
-            jsonrpc: "2.0".into(),
-            id,
-            result: Some(result),
-            error: None,
-        }
-    }
-
-    pub fn failure(id: Value, error: JsonRpcError) -> Self {
-        Self {
-            jsonrpc: "2.0".into(),
-            id,
-            result: None,
-            error: Some(error),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JsonRpcError {
-    pub code: i64,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
-}
-
-/// Standard JSON-RPC and A2A error codes.
-pub mod error_code {
-    pub const PARSE_ERROR: i64 = -32700;
-    pub const INVALID_REQUEST: i64 = -32600;
-    pub const METHOD_NOT_FOUND: i64 = -32601;
-    pub const INVALID_PARAMS: i64 = -32602;
-    pub const INTERNAL_ERROR: i64 = -32603;
-    pub const TASK_NOT_FOUND: i64 = -32001;
-    pub const TASK_NOT_CANCELABLE: i64 = -32002;
-    pub const UNSUPPORTED_OPERATION: i64 = -32004;
-    pub const VERSION_NOT_SUPPORTED: i64 = -32009;
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
@@ -172,6 +87,10 @@ pub struct SendMessageConfiguration {
     pub accepted_output_modes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_length: Option<i32>,
+    /// `SendMessage` only: wait for the task to end (the default) or answer
+    /// at once with the task as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocking: Option<bool>,
 }
 
 /// Params of `SendMessage` and `SendStreamingMessage`.
@@ -214,6 +133,12 @@ impl TaskState {
             self,
             TaskState::Completed | TaskState::Failed | TaskState::Canceled | TaskState::Rejected
         )
+    }
+
+    /// A stream ends with a terminal state, or when the task waits for the
+    /// client (input or authentication required).
+    pub fn ends_stream(self) -> bool {
+        self.is_terminal() || matches!(self, TaskState::InputRequired | TaskState::AuthRequired)
     }
 }
 
@@ -280,6 +205,14 @@ pub struct TaskArtifactUpdateEvent {
     pub metadata: Option<Map<String, Value>>,
 }
 
+/// The result of `SendMessage`: `{"task":…}` or `{"message":…}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SendMessageResponse {
+    Task(Task),
+    Message(Message),
+}
+
 /// One result of a streaming call: `{"task":…}`, `{"message":…}`,
 /// `{"statusUpdate":…}` or `{"artifactUpdate":…}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -291,51 +224,10 @@ pub enum StreamResponse {
     ArtifactUpdate(TaskArtifactUpdateEvent),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentInterface {
-    pub url: String,
-    pub protocol_binding: String,
-    pub protocol_version: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentCapabilities {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub streaming: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub push_notifications: Option<bool>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentSkill {
-    pub id: String,
-    pub name: String,
-    pub description: String,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub examples: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentCard {
-    pub name: String,
-    pub description: String,
-    pub supported_interfaces: Vec<AgentInterface>,
-    pub version: String,
-    pub capabilities: AgentCapabilities,
-    pub default_input_modes: Vec<String>,
-    pub default_output_modes: Vec<String>,
-    pub skills: Vec<AgentSkill>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::a2a::JsonRpcResponse;
     use serde_json::json;
 
     #[test]

@@ -1,0 +1,34 @@
+//! `POST /chat/conversations/{id}/cancel`: stops the turn in flight.
+//!
+//! Answers 202 at once: the turn cancels the agent's task and ends with its
+//! message `canceled`, which its stream (`done`) reports. 404 for a
+//! conversation that is not the caller's; 409 when no turn is in flight.
+
+use actix_web::{HttpResponse, web};
+use confab_kit::ApiError;
+use confab_kit::auth::Caller;
+use serde_json::json;
+
+use crate::AppState;
+use crate::store::conversations;
+
+pub async fn cancel(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let conversation_id = path.into_inner();
+    conversations::get(&state.db, &caller.user_id, &conversation_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    if !state.in_flight.cancel(&conversation_id, &caller.user_id) {
+        return Err(ApiError::conflict(
+            "no_turn_in_flight",
+            "no reply is being written in this conversation",
+        ));
+    }
+    Ok(HttpResponse::Accepted().json(json!({
+        "conversation_id": conversation_id,
+        "status": "canceling",
+    })))
+}

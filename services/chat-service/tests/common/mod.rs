@@ -1,0 +1,183 @@
+//! chat-service as tests start it, in front of the real demo agents (which
+//! think through a real llm-proxy-service with its builtin model), and a
+//! client with one method per endpoint, calling as the gateway does
+//! (service token and `X-User-Id`).
+
+#![allow(dead_code)] // each test file uses a different part of this helper
+
+use std::collections::BTreeMap;
+
+use confab_kit::settings::ServiceSettings;
+use confab_kit::testing::{TestDatabase, init_test_tracing};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use llm_proxy_service::providers::ProviderSettings;
+use serde_json::{Value, json};
+
+pub const SERVICE_TOKEN: &str = "confab-dev-service-token";
+
+/// llm-proxy-service and every demo agent on free ports; the agents' A2A
+/// URLs by name. `chunk_delay_ms` slows the builtin model down.
+pub async fn start_agents(
+    chunk_delay_ms: u64,
+    databases: &mut Vec<TestDatabase>,
+) -> BTreeMap<String, String> {
+    init_test_tracing();
+    let database = TestDatabase::new("llm-proxy").await.unwrap();
+    let mut llm = llm_proxy_service::Settings::defaults().unwrap();
+    llm.server.port = 0;
+    llm.database = database.settings.clone();
+    if let Some(ProviderSettings::Builtin(builtin)) = llm.providers.get_mut("builtin") {
+        builtin.chunk_delay_ms = chunk_delay_ms;
+    }
+    databases.push(database);
+    let llm = llm_proxy_service::build(llm).await.unwrap();
+    let llm_url = format!("http://127.0.0.1:{}", llm.port());
+    tokio::spawn(llm.run_until_stopped());
+
+    let mut settings = demo_agents::Settings::defaults().unwrap();
+    settings.llm.base_url = llm_url;
+    for agent in settings.agents.values_mut() {
+        agent.port = 0;
+    }
+    let names: Vec<String> = settings.agents.keys().cloned().collect();
+    let agents = demo_agents::build(settings).await.unwrap();
+    let urls = names
+        .into_iter()
+        .map(|name| {
+            let url = format!("http://127.0.0.1:{}/", agents.port(&name).unwrap());
+            (name, url)
+        })
+        .collect();
+    tokio::spawn(agents.run_until_stopped());
+    urls
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    /// chat-service on a fresh database, its agents at `agents` (id → URL),
+    /// its settings adjusted by `tweak`.
+    pub async fn start(
+        agents: &BTreeMap<String, String>,
+        databases: &mut Vec<TestDatabase>,
+        tweak: impl FnOnce(&mut chat_service::Settings),
+    ) -> Self {
+        init_test_tracing();
+        let database = TestDatabase::new("chat").await.unwrap();
+        let mut settings = chat_service::Settings::defaults().unwrap();
+        settings.server.port = 0;
+        settings.database = database.settings.clone();
+        databases.push(database);
+        settings.agents = agents
+            .iter()
+            .map(|(id, url)| {
+                let entry = serde_json::from_value(json!({"url": url})).unwrap();
+                (id.clone(), entry)
+            })
+            .collect();
+        settings.a2a.retry_base_ms = 10;
+        tweak(&mut settings);
+        let app = chat_service::build(settings).await.unwrap();
+        let url = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            url,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .header("x-service-token", SERVICE_TOKEN)
+            .header("x-user-id", user)
+    }
+
+    /// A new conversation of `user` with `agent`; its id.
+    pub async fn conversation(&self, user: &str, agent: &str) -> String {
+        let created: Value = self
+            .request(reqwest::Method::POST, "/chat/conversations", user)
+            .json(&json!({"agent_id": agent}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Starts a turn; the response streams its events.
+    pub async fn stream(&self, user: &str, conversation: &str, message: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::POST,
+            &format!("/chat/conversations/{conversation}/messages/stream"),
+            user,
+        )
+        .json(&json!({"message": message}))
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// A whole turn: its events.
+    pub async fn turn(&self, user: &str, conversation: &str, message: &str) -> Vec<Value> {
+        events(self.stream(user, conversation, message).await).await
+    }
+
+    pub async fn cancel(&self, user: &str, conversation: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::POST,
+            &format!("/chat/conversations/{conversation}/cancel"),
+            user,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// The conversation's messages, oldest first.
+    pub async fn messages(&self, user: &str, conversation: &str) -> Vec<Value> {
+        let page: Value = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/chat/conversations/{conversation}/messages"),
+                user,
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["items"].as_array().unwrap().clone()
+    }
+}
+
+/// Every event of a turn's SSE stream, to its end.
+pub async fn events(response: reqwest::Response) -> Vec<Value> {
+    response
+        .bytes_stream()
+        .eventsource()
+        .map(|event| serde_json::from_str::<Value>(&event.unwrap().data).unwrap())
+        .collect()
+        .await
+}
+
+/// The text a turn streamed.
+pub fn streamed_text(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter(|e| e["type"] == "text")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect()
+}

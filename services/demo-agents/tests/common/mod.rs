@@ -1,0 +1,117 @@
+//! The demo agents as tests start them: every agent on its own port, all
+//! thinking through a real llm-proxy-service (builtin model, fresh
+//! database), and one JSON-RPC client to call them with.
+
+#![allow(dead_code, reason = "each test file uses part of this helper")]
+
+use std::collections::BTreeMap;
+
+use confab_kit::settings::ServiceSettings;
+use confab_kit::testing::{TestDatabase, init_test_tracing};
+use eventsource_stream::Eventsource;
+use futures_util::{Stream, StreamExt};
+use llm_proxy_service::providers::ProviderSettings;
+use serde_json::{Value, json};
+
+/// The `A2A-Version` header of a call; `None` sends none (which means 0.3).
+pub const V1: Option<&str> = Some("1.0");
+pub const V03: Option<&str> = None;
+
+pub struct Agents {
+    urls: BTreeMap<String, String>,
+    pub http: reqwest::Client,
+    _database: TestDatabase,
+}
+
+impl Agents {
+    /// `chunk_delay_ms` slows the builtin model down, to leave time to
+    /// cancel or drop a stream mid-way.
+    pub async fn start(chunk_delay_ms: u64) -> Self {
+        init_test_tracing();
+        let database = TestDatabase::new("llm-proxy").await.unwrap();
+        let mut llm = llm_proxy_service::Settings::defaults().unwrap();
+        llm.server.port = 0;
+        llm.database = database.settings.clone();
+        if let Some(ProviderSettings::Builtin(builtin)) = llm.providers.get_mut("builtin") {
+            builtin.chunk_delay_ms = chunk_delay_ms;
+        }
+        let llm = llm_proxy_service::build(llm).await.unwrap();
+        let llm_url = format!("http://127.0.0.1:{}", llm.port());
+        tokio::spawn(llm.run_until_stopped());
+        let mut settings = demo_agents::Settings::defaults().unwrap();
+        settings.llm.base_url = llm_url;
+        for agent in settings.agents.values_mut() {
+            agent.port = 0;
+        }
+        let names: Vec<String> = settings.agents.keys().cloned().collect();
+        let agents = demo_agents::build(settings).await.unwrap();
+        let urls = names
+            .into_iter()
+            .map(|name| {
+                let url = format!("http://127.0.0.1:{}/", agents.port(&name).unwrap());
+                (name, url)
+            })
+            .collect();
+        tokio::spawn(agents.run_until_stopped());
+        Self {
+            urls,
+            http: reqwest::Client::new(),
+            _database: database,
+        }
+    }
+
+    pub fn url(&self, agent: &str) -> &str {
+        &self.urls[agent]
+    }
+
+    /// Posts a JSON-RPC request (any JSON) to `agent`.
+    pub async fn post(&self, agent: &str, version: Option<&str>, body: Value) -> reqwest::Response {
+        let mut request = self.http.post(self.url(agent)).json(&body);
+        if let Some(version) = version {
+            request = request.header("A2A-Version", version);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// A non-streaming call; the whole JSON-RPC response.
+    pub async fn rpc(
+        &self,
+        agent: &str,
+        version: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+        self.post(agent, version, body).await.json().await.unwrap()
+    }
+
+    /// A streaming call; the JSON-RPC response of each SSE event.
+    pub async fn stream(
+        &self,
+        agent: &str,
+        version: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> impl Stream<Item = Value> + use<> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let response = self.post(agent, version, body).await;
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/event-stream",
+            "a stream, not an error"
+        );
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|event| serde_json::from_str::<Value>(&event.unwrap().data).unwrap())
+    }
+
+    /// `SendStreamingMessage` of `text` over v1.0; the stream's results.
+    pub async fn send_v1(&self, agent: &str, text: &str) -> impl Stream<Item = Value> + use<> {
+        let params =
+            json!({"message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": text}]}});
+        self.stream(agent, V1, "SendStreamingMessage", params)
+            .await
+            .map(|response| response["result"].clone())
+    }
+}
