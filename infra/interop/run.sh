@@ -13,6 +13,16 @@
 #      in a temporary directory (its log is there too), waits for /ready
 #   4. pytest -q infra/interop, with each service's URL in the environment:
 #        CONFAB_LLM_PROXY_URL   llm-proxy-service     (test_openai_llm_proxy.py)
+#        CONFAB_MATH_AGENT_URL, CONFAB_TEXT_AGENT_URL, CONFAB_TREE_AGENT_URL
+#                               demo-agents, thinking through a second
+#                               llm-proxy-service whose builtin model is slowed
+#                               down so a task can be canceled or re-subscribed
+#                               to mid-way             (test_a2a_demo_agents.py)
+#        CONFAB_CHAT_URL        chat-service, its agents the demo agents plus
+#                               two agents written with a2a-sdk
+#                               (a2a_sdk_agent.py): sdk_v1 serving A2A v1.0
+#                               only, sdk_v03 serving v0.3 only
+#                                                      (test_a2a_chat_service.py)
 #   5. on exit, however it happens: stops the services it started (TERM, then
 #      KILL after INTEROP_STOP_TIMEOUT s) and removes the temporary directory
 # The exit status is pytest's (or 1 when setting up failed).
@@ -173,8 +183,8 @@ build_services() {
     local target_dir=${CARGO_TARGET_DIR:-$repo/target}
     [[ "$target_dir" == /* ]] || target_dir=$repo/$target_dir
     bin_dir=$target_dir/debug
-    say "cargo build --bins -p llm-proxy-service"
-    (cd "$repo" && cargo build --bins -p llm-proxy-service)
+    say "cargo build --bins -p llm-proxy-service -p demo-agents -p chat-service"
+    (cd "$repo" && cargo build --bins -p llm-proxy-service -p demo-agents -p chat-service)
 }
 
 # A TCP port nobody listens on right now (the kernel's pick).
@@ -223,44 +233,69 @@ drop_databases() {
     done
 }
 
-# start_service NAME VAR [ENV=VALUE...]
-# Starts target/debug/NAME on a free 127.0.0.1 port with a fresh database,
-# ENV=VALUE added to its environment, its log in $tmp/NAME.log; waits for
-# /ready and exports VAR=http://127.0.0.1:PORT for the suites.
+# start_service NAME[@INSTANCE] VAR [ENV=VALUE...]
+# Starts target/debug/NAME on a free 127.0.0.1 port (or $service_port) with a
+# fresh database (none when service_database=0), ENV=VALUE added to its
+# environment, its log in $tmp/NAME[-INSTANCE].log; waits for /ready and
+# exports VAR=http://127.0.0.1:PORT for the suites. @INSTANCE tells two
+# processes of one binary apart.
 start_service() {
-    local name=$1 var=$2
+    local label=$1 var=$2
+    local name=${label%@*}
     shift 2
     local bin=$bin_dir/$name
     [[ -x "$bin" ]] || die "$bin not found or not executable"
-    local port dir=$tmp/$name
-    port=$(free_port)
+    local slug=${label//@/-}
+    local port dir=$tmp/$slug
+    port=${service_port:-$(free_port)}
     mkdir -p "$dir"
-    local log=$tmp/$name.log
-    fresh_database "$name" "$dir"
+    local log=$tmp/$slug.log
+    if [[ "${service_database:-1}" == 1 ]]; then
+        fresh_database "${slug//-/_}" "$dir"
+    else
+        database=""
+    fi
     # Nothing of the caller's Confab configuration leaks in.
     local env_args=(-u DATABASE_URL -u PORT)
     local var_name
     while IFS= read -r var_name; do
         env_args+=(-u "$var_name")
     done < <(compgen -e | grep '^CONFAB_' || true)
-    env_args+=(
-        "PORT=$port"
-        "DATABASE_URL=$database"
-        "CONFAB__SERVER__HOST=127.0.0.1"
-        "NO_COLOR=1"
-        "$@"
-    )
+    env_args+=("PORT=$port" "CONFAB__SERVER__HOST=127.0.0.1" "NO_COLOR=1")
+    [[ -z "$database" ]] || env_args+=("DATABASE_URL=$database")
+    env_args+=("$@")
     # Runs in its own directory so nothing lands in the repo's ./data; stays
     # in this script's process group, so a signal to the whole group (a CI
     # timeout) reaches it too. The subshell and env exec: $! is its own pid.
     (cd "$dir" && exec env "${env_args[@]}" "$bin" >"$log" 2>&1 </dev/null) &
     local pid=$!
+    # The database without its credentials, when it is a PostgreSQL URL.
+    local shown=${database##*@}
+    say "started $label (pid $pid) on 127.0.0.1:$port with ${shown:-no database}, log $log"
+    wait_ready "$label" "$pid" "$log" "http://127.0.0.1:$port" "$var"
+}
+
+# start_sdk_agent NAME VAR PROTOCOL
+# Starts infra/interop/a2a_sdk_agent.py (the a2a-sdk agent) serving A2A
+# PROTOCOL only, on a free port; waits for it and exports VAR=its URL.
+start_sdk_agent() {
+    local name=$1 var=$2 protocol=$3
+    local port log=$tmp/$name.log
+    port=$(free_port)
+    "$venv/bin/python" "$here/a2a_sdk_agent.py" --port "$port" --protocol "$protocol" \
+        --chunk-delay 0.05 >"$log" 2>&1 </dev/null &
+    local pid=$!
+    say "started $name (pid $pid, a2a-sdk, A2A $protocol only) on 127.0.0.1:$port, log $log"
+    wait_ready "$name" "$pid" "$log" "http://127.0.0.1:$port" "$var"
+}
+
+# wait_ready NAME PID LOG URL VAR: remembers the process (to stop it on exit),
+# waits for URL/ready, exports VAR=URL.
+wait_ready() {
+    local name=$1 pid=$2 log=$3 url=$4 var=$5
     service_names+=("$name")
     service_pids+=("$pid")
     service_logs+=("$log")
-    say "started $name (pid $pid) on 127.0.0.1:$port with ${database##*@}, log $log"
-
-    local url=http://127.0.0.1:$port
     local deadline=$((SECONDS + ready_timeout))
     until http_ok "$url/ready"; do
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -296,6 +331,31 @@ main() {
 
     printf '\n---- llm-proxy-service x OpenAI Python SDK ----\n'
     start_service llm-proxy-service CONFAB_LLM_PROXY_URL
+
+    printf '\n---- demo agents and chat-service x a2a-sdk ----\n'
+    # The agents' model answers slowly enough (a chunk every 150 ms) that a
+    # test can cancel a task, or drop and re-subscribe to it, mid-way.
+    start_service llm-proxy-service@agents CONFAB_AGENTS_LLM_URL \
+        CONFAB__PROVIDERS__BUILTIN__CHUNK_DELAY_MS=150
+    local math_port text_port tree_port
+    math_port=$(free_port)
+    text_port=$(free_port)
+    tree_port=$(free_port)
+    service_database=0 service_port=$math_port start_service demo-agents CONFAB_MATH_AGENT_URL \
+        "CONFAB__LLM__BASE_URL=$CONFAB_AGENTS_LLM_URL" \
+        "CONFAB__AGENTS__MATH__PORT=$math_port" \
+        "CONFAB__AGENTS__TEXT__PORT=$text_port" \
+        "CONFAB__AGENTS__TREE__PORT=$tree_port"
+    export CONFAB_TEXT_AGENT_URL=http://127.0.0.1:$text_port
+    export CONFAB_TREE_AGENT_URL=http://127.0.0.1:$tree_port
+    start_sdk_agent a2a-sdk-agent-v1 CONFAB_SDK_V1_AGENT_URL 1.0
+    start_sdk_agent a2a-sdk-agent-v03 CONFAB_SDK_V03_AGENT_URL 0.3
+    start_service chat-service CONFAB_CHAT_URL \
+        "CONFAB__AGENTS__MATH__URL=$CONFAB_MATH_AGENT_URL/" \
+        "CONFAB__AGENTS__TEXT__URL=$CONFAB_TEXT_AGENT_URL/" \
+        "CONFAB__AGENTS__TREE__URL=$CONFAB_TREE_AGENT_URL/" \
+        "CONFAB__AGENTS__SDK_V1__URL=$CONFAB_SDK_V1_AGENT_URL/" \
+        "CONFAB__AGENTS__SDK_V03__URL=$CONFAB_SDK_V03_AGENT_URL/"
 
     # The services are on 127.0.0.1: never through an HTTP proxy.
     export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
