@@ -60,6 +60,9 @@ pub struct ChatSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct A2aSettings {
     pub connect_timeout_secs: u64,
+    /// Longest silence of an agent mid-stream before the stream counts as
+    /// dropped.
+    pub read_timeout_secs: u64,
     /// Attempts to reach an agent before the first event (DESIGN §8).
     pub max_attempts: u32,
     /// Wait before the second attempt; doubled for each further one, ±20 %.
@@ -89,7 +92,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
             settings.agents.clone(),
             reqwest::Client::new(),
         )?),
-        a2a: A2aClient::new(Duration::from_secs(settings.a2a.connect_timeout_secs))?,
+        a2a: A2aClient::new(
+            Duration::from_secs(settings.a2a.connect_timeout_secs),
+            Duration::from_secs(settings.a2a.read_timeout_secs),
+        )?,
         in_flight: Arc::default(),
         retry: RetryPolicy {
             max_attempts: settings.a2a.max_attempts.max(1),

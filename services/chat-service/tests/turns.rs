@@ -148,3 +148,39 @@ async fn a_protocol_version_confab_does_not_speak_is_refused_at_start() {
         "{error:#}"
     );
 }
+
+#[tokio::test]
+async fn the_tree_agent_gets_the_conversations_tree_and_its_patch_is_kept() {
+    let mut databases = Vec::new();
+    let agents = start_agents(0, &mut databases).await;
+    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let conversation = chat.conversation("usr-ada", "tree").await;
+    let events = chat
+        .turn("usr-ada", &conversation, "add node Fruits under root")
+        .await;
+    assert_eq!(events.last().unwrap()["status"], "complete", "{events:?}");
+    let data: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "data")
+        .map(|e| &e["data"])
+        .collect();
+    assert_eq!(data.len(), 1, "{events:?}");
+    // A new conversation's tree is `{}`, which the agent got: its patch
+    // first turns `{}` into a root (without a tree it would not).
+    let patch = data[0]["tree_patch"].as_array().unwrap();
+    assert_eq!(patch[0]["op"], "add");
+    assert_eq!(patch[0]["path"], "", "{patch:?}");
+    assert!(
+        patch.iter().any(|op| op["value"]["label"] == "Fruits"),
+        "{patch:?}"
+    );
+
+    let messages = chat.messages("usr-ada", &conversation).await;
+    let blocks = messages[1]["content_blocks"].as_array().unwrap();
+    assert!(
+        blocks
+            .iter()
+            .any(|b| b["type"] == "data" && b["data"]["tree_patch"] == data[0]["tree_patch"]),
+        "the patch is persisted with the message: {blocks:?}"
+    );
+}

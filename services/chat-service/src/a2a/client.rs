@@ -78,9 +78,12 @@ pub struct A2aClient {
 }
 
 impl A2aClient {
-    pub fn new(connect_timeout: Duration) -> anyhow::Result<Self> {
+    /// `read_timeout` bounds each wait for the agent's next bytes: a stream
+    /// silent for longer counts as dropped (and is re-subscribed to).
+    pub fn new(connect_timeout: Duration, read_timeout: Duration) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
+            .read_timeout(read_timeout)
             .build()?;
         Ok(Self { http })
     }
@@ -92,13 +95,13 @@ impl A2aClient {
         &self,
         agent: &Endpoint,
         request: SendMessageRequest,
-        request_id: Option<&str>,
+        trace: &Trace,
     ) -> Result<AgentStream, A2aError> {
         let params = agent
             .version
             .encode_send_params(request)
             .map_err(|e| A2aError::Stream(e.to_string()))?;
-        self.stream_call(agent, Method::SendStreamingMessage, params, request_id)
+        self.stream_call(agent, Method::SendStreamingMessage, params, trace)
             .await
     }
 
@@ -111,16 +114,16 @@ impl A2aClient {
         &self,
         agent: &Endpoint,
         task_id: &str,
-        request_id: Option<&str>,
+        trace: &Trace,
     ) -> Result<AgentStream, A2aError> {
         let params = serde_json::json!({"id": task_id});
         match self
-            .stream_call(agent, Method::SubscribeToTask, params, request_id)
+            .stream_call(agent, Method::SubscribeToTask, params, trace)
             .await
         {
             Err(A2aError::Rpc { code, .. }) if code == error_code::UNSUPPORTED_OPERATION => {
                 let task = self
-                    .task_call(agent, Method::GetTask, task_id, request_id)
+                    .task_call(agent, Method::GetTask, task_id, trace)
                     .await?;
                 Ok(Box::pin(stream::iter(task_events(task))))
             }
@@ -135,9 +138,9 @@ impl A2aClient {
         &self,
         agent: &Endpoint,
         task_id: &str,
-        request_id: Option<&str>,
+        trace: &Trace,
     ) -> Result<Task, A2aError> {
-        self.task_call(agent, Method::CancelTask, task_id, request_id)
+        self.task_call(agent, Method::CancelTask, task_id, trace)
             .await
     }
 
@@ -147,11 +150,11 @@ impl A2aClient {
         agent: &Endpoint,
         method: Method,
         task_id: &str,
-        request_id: Option<&str>,
+        trace: &Trace,
     ) -> Result<Task, A2aError> {
         let params = serde_json::json!({"id": task_id});
         let response = self
-            .call(agent, method, params, request_id)
+            .call(agent, method, params, trace)
             .timeout(UNARY_TIMEOUT)
             .send()
             .await
@@ -185,7 +188,7 @@ impl A2aClient {
         agent: &Endpoint,
         method: Method,
         params: Value,
-        request_id: Option<&str>,
+        trace: &Trace,
     ) -> reqwest::RequestBuilder {
         let envelope = JsonRpcRequest::new(
             confab_kit::ids::new_id("rpc"),
@@ -197,10 +200,7 @@ impl A2aClient {
             .post(&agent.url)
             .header(VERSION_HEADER, agent.version.as_str())
             .json(&envelope);
-        match request_id {
-            Some(id) => call.header(confab_protocol::auth::REQUEST_ID_HEADER, id),
-            None => call,
-        }
+        trace.apply(call)
     }
 
     async fn stream_call(
@@ -208,10 +208,10 @@ impl A2aClient {
         agent: &Endpoint,
         method: Method,
         params: Value,
-        request_id: Option<&str>,
+        trace: &Trace,
     ) -> Result<AgentStream, A2aError> {
         let response = self
-            .call(agent, method, params, request_id)
+            .call(agent, method, params, trace)
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .send()
             .await
@@ -243,6 +243,34 @@ impl A2aClient {
         Ok(Box::pin(response.bytes_stream().eventsource().flat_map(
             move |event| stream::iter(decode(version, event)),
         )))
+    }
+}
+
+/// What a turn's calls to its agent carry along from the request that
+/// started it, so logs and traces of both sides join up.
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    pub request_id: Option<String>,
+    /// W3C trace context; the agents pass it on to llm-proxy-service.
+    pub traceparent: Option<String>,
+}
+
+impl Trace {
+    pub fn from_request(req: &actix_web::HttpRequest) -> Self {
+        Self {
+            request_id: confab_kit::server::request_id(req),
+            traceparent: confab_kit::auth::header(req, "traceparent").map(str::to_owned),
+        }
+    }
+
+    fn apply(&self, mut call: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(id) = &self.request_id {
+            call = call.header(confab_protocol::auth::REQUEST_ID_HEADER, id);
+        }
+        if let Some(traceparent) = &self.traceparent {
+            call = call.header("traceparent", traceparent);
+        }
+        call
     }
 }
 

@@ -20,7 +20,7 @@ use rand::Rng;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use crate::a2a::client::{A2aClient, A2aError, AgentEvent, AgentStream, Endpoint};
+use crate::a2a::client::{A2aClient, A2aError, AgentEvent, AgentStream, Endpoint, Trace};
 use crate::a2a::registry::Registry;
 use crate::domain::MessageText;
 use crate::store::messages;
@@ -69,7 +69,10 @@ pub struct Turn {
     pub text: MessageText,
     /// Earlier messages, oldest first, sent to the agent as context.
     pub history: Vec<MessageRow>,
-    pub request_id: Option<String>,
+    /// Request id and trace context, passed on to the agent.
+    pub trace: Trace,
+    /// The conversation's tree document, for agents that edit it.
+    pub tree: Value,
     pub retry: RetryPolicy,
 }
 
@@ -228,11 +231,7 @@ impl Turn {
                     };
                     resubscriptions += 1;
                     tracing::info!(task_id = %id, reason, "agent stream dropped; re-subscribing");
-                    match self
-                        .client
-                        .subscribe(agent, &id, self.request_id.as_deref())
-                        .await
-                    {
+                    match self.client.subscribe(agent, &id, &self.trace).await {
                         Ok(again) => stream = again,
                         Err(err) => {
                             reply.failure = Some(format!("{reason}; re-subscribing failed: {err}"));
@@ -288,11 +287,7 @@ impl Turn {
     /// it. A failed request is logged: the turn ends `canceled` regardless.
     async fn cancel_agent_task(&self, agent: &Endpoint, task_id: Option<&str>) {
         let Some(task_id) = task_id else { return };
-        match self
-            .client
-            .cancel(agent, task_id, self.request_id.as_deref())
-            .await
-        {
+        match self.client.cancel(agent, task_id, &self.trace).await {
             Ok(task) => {
                 tracing::info!(task_id, state = ?task.status.state, "agent task canceled");
             }
@@ -339,7 +334,7 @@ impl Turn {
         let agent = self.agents.endpoint(&self.agent_id).await?;
         let stream = self
             .client
-            .send_streaming(&agent, self.a2a_request(), self.request_id.as_deref())
+            .send_streaming(&agent, self.a2a_request(), &self.trace)
             .await?;
         Ok((agent, stream))
     }
@@ -360,6 +355,7 @@ impl Turn {
                 "user_id": self.user_id,
                 "conversation_id": self.conversation_id,
                 "history": history,
+                "tree": self.tree,
             }),
         );
         SendMessageRequest {

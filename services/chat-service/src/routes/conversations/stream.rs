@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::AppState;
+use crate::a2a::client::Trace;
 use crate::domain::MessageText;
 use crate::store::models::NewMessage;
 use crate::store::{conversations, messages};
@@ -83,7 +84,8 @@ pub async fn stream(
         user_message,
         text,
         history,
-        request_id: confab_kit::server::request_id(&req),
+        trace: Trace::from_request(&req),
+        tree: serde_json::from_str(&conversation.tree).unwrap_or_else(|_| json!({})),
         retry: state.retry,
     });
     let frames = ReceiverStream::new(events)
