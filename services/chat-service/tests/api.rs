@@ -7,101 +7,32 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
-use confab_kit::settings::ServiceSettings;
-use confab_kit::testing::{TestDatabase, init_test_tracing};
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::TestApp;
+use confab_kit::testing::TestDatabase;
 use serde_json::{Value, json};
 
-const SERVICE_TOKEN: &str = "confab-dev-service-token";
-
-struct TestApp {
-    url: String,
-    http: reqwest::Client,
-    _database: TestDatabase,
-}
-
-impl TestApp {
-    /// chat-service whose `math` agent points at a port nothing listens on.
-    async fn start() -> Self {
-        init_test_tracing();
-        let database = TestDatabase::new("chat").await.unwrap();
-        let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut settings = chat_service::Settings::defaults().unwrap();
-        settings.server.port = 0;
-        settings.database = database.settings.clone();
-        settings.agents.get_mut("math").unwrap().url = format!("http://127.0.0.1:{dead_port}/");
-        settings.a2a.retry_base_ms = 10;
-        let app = chat_service::build(settings).await.unwrap();
-        let url = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
-        Self {
-            url,
-            http: reqwest::Client::new(),
-            _database: database,
-        }
-    }
-
-    fn request(&self, method: reqwest::Method, path: &str, user: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.url))
-            .header("x-service-token", SERVICE_TOKEN)
-            .header("x-user-id", user)
-    }
-
-    async fn create(&self, user: &str, body: Value) -> reqwest::Response {
-        self.request(reqwest::Method::POST, "/chat/conversations", user)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn conversation(&self, user: &str) -> String {
-        let created: Value = self.create(user, json!({})).await.json().await.unwrap();
-        created["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn turn(&self, user: &str, conversation: &str, message: &str) -> Vec<Value> {
-        let response = self
-            .request(
-                reqwest::Method::POST,
-                &format!("/chat/conversations/{conversation}/messages/stream"),
-                user,
-            )
-            .json(&json!({"message": message}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let mut events = Vec::new();
-        let mut stream = response.bytes_stream().eventsource();
-        while let Some(event) = stream.next().await {
-            events.push(serde_json::from_str(&event.unwrap().data).unwrap());
-        }
-        events
-    }
-
-    async fn page(&self, user: &str, conversation: &str, query: &str) -> reqwest::Response {
-        self.request(
-            reqwest::Method::GET,
-            &format!("/chat/conversations/{conversation}/messages?{query}"),
-            user,
-        )
-        .send()
-        .await
+/// chat-service whose `math` agent points at a port nothing listens on; the
+/// databases live as long as the second value.
+async fn start() -> (TestApp, Vec<TestDatabase>) {
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
-    }
+        .local_addr()
+        .unwrap()
+        .port();
+    let agents = BTreeMap::from([("math".to_owned(), format!("http://127.0.0.1:{dead_port}/"))]);
+    let mut databases = Vec::new();
+    let app = TestApp::start(&agents, &mut databases, |_| {}).await;
+    (app, databases)
 }
 
 #[tokio::test]
 async fn a_turn_whose_agent_is_down_ends_failed_with_one_assistant_message() {
-    let app = TestApp::start().await;
-    let conversation = app.conversation("usr-ada").await;
+    let (app, _databases) = start().await;
+    let conversation = app.conversation("usr-ada", "math").await;
     let events = app.turn("usr-ada", &conversation, "hello?").await;
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["message_start", "retry", "retry", "error", "done"]);
@@ -132,8 +63,8 @@ async fn a_turn_whose_agent_is_down_ends_failed_with_one_assistant_message() {
 
 #[tokio::test]
 async fn messages_page_backwards_with_before_seq() {
-    let app = TestApp::start().await;
-    let conversation = app.conversation("usr-ada").await;
+    let (app, _databases) = start().await;
+    let conversation = app.conversation("usr-ada", "math").await;
     for n in 0..3 {
         app.turn("usr-ada", &conversation, &format!("message {n}"))
             .await;
@@ -173,7 +104,7 @@ async fn messages_page_backwards_with_before_seq() {
 
 #[tokio::test]
 async fn conversations_are_created_for_known_agents_only() {
-    let app = TestApp::start().await;
+    let (app, _databases) = start().await;
     let response = app
         .create("usr-ada", json!({"title": "  Sums  ", "agent_id": "math"}))
         .await;
@@ -205,8 +136,8 @@ async fn conversations_are_created_for_known_agents_only() {
 
 #[tokio::test]
 async fn another_users_conversation_is_not_found() {
-    let app = TestApp::start().await;
-    let conversation = app.conversation("usr-ada").await;
+    let (app, _databases) = start().await;
+    let conversation = app.conversation("usr-ada", "math").await;
     assert_eq!(
         app.page("usr-mallory", &conversation, "").await.status(),
         404

@@ -8,41 +8,18 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
-use confab_kit::settings::ServiceSettings;
-use confab_kit::testing::{TestDatabase, init_test_tracing};
-use eventsource_stream::Eventsource;
+mod common;
+
+use common::{Agents, V1};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-struct TreeAgent {
-    url: String,
-    http: reqwest::Client,
-    _database: TestDatabase,
-}
+/// The tree agent, and the two calls these tests make to it.
+struct TreeAgent(Agents);
 
 impl TreeAgent {
     async fn start() -> Self {
-        init_test_tracing();
-        let database = TestDatabase::new("llm-proxy").await.unwrap();
-        let mut llm = llm_proxy_service::Settings::defaults().unwrap();
-        llm.server.port = 0;
-        llm.database = database.settings.clone();
-        let llm = llm_proxy_service::build(llm).await.unwrap();
-        let llm_url = format!("http://127.0.0.1:{}", llm.port());
-        tokio::spawn(llm.run_until_stopped());
-        let mut settings = demo_agents::Settings::defaults().unwrap();
-        settings.llm.base_url = llm_url;
-        for agent in settings.agents.values_mut() {
-            agent.port = 0;
-        }
-        let agents = demo_agents::build(settings).await.unwrap();
-        let url = format!("http://127.0.0.1:{}/", agents.port("tree").unwrap());
-        tokio::spawn(agents.run_until_stopped());
-        Self {
-            url,
-            http: reqwest::Client::new(),
-            _database: database,
-        }
+        Self(Agents::start(0).await)
     }
 
     /// `SendStreamingMessage` with the conversation's tree in the metadata
@@ -52,42 +29,20 @@ impl TreeAgent {
         if let Some(tree) = tree {
             confab["tree"] = tree;
         }
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": {
+        let params = json!({
             "message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": text}]},
             "metadata": {"confab": confab}
-        }});
-        let response = self
-            .http
-            .post(&self.url)
-            .header("A2A-Version", "1.0")
-            .json(&body)
-            .send()
+        });
+        self.0
+            .stream("tree", V1, "SendStreamingMessage", params)
             .await
-            .unwrap();
-        response
-            .bytes_stream()
-            .eventsource()
-            .map(|event| {
-                serde_json::from_str::<Value>(&event.unwrap().data).unwrap()["result"].clone()
-            })
+            .map(|response| response["result"].clone())
             .collect()
             .await
     }
 
     async fn get_task(&self, id: &str) -> Value {
-        let body = json!({"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": id}});
-        let response: Value = self
-            .http
-            .post(&self.url)
-            .header("A2A-Version", "1.0")
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        response["result"].clone()
+        self.0.rpc("tree", V1, "GetTask", json!({"id": id})).await["result"].clone()
     }
 }
 
@@ -250,8 +205,12 @@ async fn a_refused_edit_yields_no_patch_and_a_reply_that_says_why() {
 async fn the_tree_agent_describes_itself_in_its_card() {
     let agent = TreeAgent::start().await;
     let card: Value = agent
+        .0
         .http
-        .get(format!("{}.well-known/agent-card.json", agent.url))
+        .get(format!(
+            "{}.well-known/agent-card.json",
+            agent.0.url("tree")
+        ))
         .send()
         .await
         .unwrap()

@@ -102,18 +102,36 @@ impl TestApp {
             .header("x-user-id", user)
     }
 
-    /// A new conversation of `user` with `agent`; its id.
-    pub async fn conversation(&self, user: &str, agent: &str) -> String {
-        let created: Value = self
-            .request(reqwest::Method::POST, "/chat/conversations", user)
-            .json(&json!({"agent_id": agent}))
+    /// `POST /chat/conversations` with `body`.
+    pub async fn create(&self, user: &str, body: Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, "/chat/conversations", user)
+            .json(&body)
             .send()
             .await
             .unwrap()
+    }
+
+    /// A new conversation of `user` with `agent`; its id.
+    pub async fn conversation(&self, user: &str, agent: &str) -> String {
+        let created: Value = self
+            .create(user, json!({"agent_id": agent}))
+            .await
             .json()
             .await
             .unwrap();
         created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET …/messages?{query}`.
+    pub async fn page(&self, user: &str, conversation: &str, query: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::GET,
+            &format!("/chat/conversations/{conversation}/messages?{query}"),
+            user,
+        )
+        .send()
+        .await
+        .unwrap()
     }
 
     /// Starts a turn; the response streams its events.
@@ -131,7 +149,9 @@ impl TestApp {
 
     /// A whole turn: its events.
     pub async fn turn(&self, user: &str, conversation: &str, message: &str) -> Vec<Value> {
-        events(self.stream(user, conversation, message).await).await
+        let response = self.stream(user, conversation, message).await;
+        assert_eq!(response.status(), 200, "the turn started");
+        events(response).await
     }
 
     pub async fn cancel(&self, user: &str, conversation: &str) -> reqwest::Response {
@@ -148,14 +168,8 @@ impl TestApp {
     /// The conversation's messages, oldest first.
     pub async fn messages(&self, user: &str, conversation: &str) -> Vec<Value> {
         let page: Value = self
-            .request(
-                reqwest::Method::GET,
-                &format!("/chat/conversations/{conversation}/messages"),
-                user,
-            )
-            .send()
+            .page(user, conversation, "")
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
