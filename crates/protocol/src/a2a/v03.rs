@@ -602,7 +602,7 @@ mod tests {
         assert_eq!(file.media_type.as_deref(), Some("image/png"));
         assert_eq!(file.raw.as_deref(), Some("aGk="));
         assert_eq!(task.history[0].role, model::Role::User);
-        let v1 = serde_json::to_value(results.last().unwrap()).unwrap();
+        let v1 = serde_json::to_value(results.next_back().unwrap()).unwrap();
         assert_eq!(
             v1,
             json!({"statusUpdate": {
