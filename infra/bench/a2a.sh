@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# infra/bench/a2a.sh — what chat-service adds to the time until a reply starts.
+#
+# The math demo agent answers "What is 6 * 7?" (two LLM rounds through
+# llm-proxy-service's builtin model, with the calculator tool between them).
+# The same question is asked straight from the agent (A2A v1.0
+# SendStreamingMessage) and through chat-service (POST
+# /chat/conversations/{id}/messages/stream, which persists both messages and
+# calls the agent over A2A), one turn at a time, so this is latency and not
+# throughput. For both it prints count, errors and p50/p90/p99/max/mean of
+# the time to first text event (from sending the request to the first SSE
+# event with answer text) and of the time to the end of the turn (the agent's
+# final status update; chat-service's `done`), then what chat-service adds
+# (through minus direct, p50 and p99). Afterwards every chat-service
+# conversation is read back: each turn must have left exactly two messages.
+#
+# The measuring client is infra/bench/a2a_ttft.py (asyncio + httpx): the same
+# turn loop for both paths, so its own overhead cancels out of the
+# difference; the two paths alternate turn by turn. chat-service sends the
+# conversation's last 20 messages to the agent with each turn (DESIGN §7,
+# chat.history_messages), so a conversation soon carries the full 20: the
+# client opens a new one every PER_CONVERSATION turns to keep them short to
+# read back, and the through-path timing includes that realistic context
+# (PER_CONVERSATION=1 measures turns without history).
+#
+#   infra/bench/a2a.sh                        1,000 turns each way, 20 warm-up
+#   TURNS=200 WARMUP=10 infra/bench/a2a.sh
+#   CONCURRENCY=4 infra/bench/a2a.sh           4 clients, each one turn at a time
+#   FIRST_CHUNK_DELAY_MS=300 CHUNK_DELAY_MS=20 infra/bench/a2a.sh
+#                                             a slower model (default 0 and 0,
+#                                             llm-proxy-service's defaults)
+#   PER_CONVERSATION=50                       turns per chat-service conversation
+#   SAMPLES=/tmp/a2a.json                     keep every turn's timings (JSON)
+#
+# Builds llm-proxy-service, demo-agents and chat-service (release, into the
+# workspace's target/), starts them on free 127.0.0.1 ports with SQLite files
+# in a temporary directory, logging at warn, and stops them at the end. Needs
+# python3 (with venv) and curl; the client's venv (httpx, pinned) is created
+# in target/bench-venv when missing.
+set -euo pipefail
+
+TURNS=${TURNS:-1000}
+WARMUP=${WARMUP:-20}
+CONCURRENCY=${CONCURRENCY:-1}
+PER_CONVERSATION=${PER_CONVERSATION:-50}
+FIRST_CHUNK_DELAY_MS=${FIRST_CHUNK_DELAY_MS:-0}
+CHUNK_DELAY_MS=${CHUNK_DELAY_MS:-0}
+SAMPLES=${SAMPLES:-}
+# httpx and everything it pulls in, as `pip freeze` lists them (Python 3.11).
+CLIENT_PACKAGES="httpx==0.28.1 httpcore==1.0.9 h11==0.16.0 anyio==4.16.0 idna==3.20 certifi==2026.10.18 typing_extensions==4.16.0"
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+target=${CARGO_TARGET_DIR:-$repo/target}
+[[ "$target" == /* ]] || target=$repo/$target
+venv=$target/bench-venv
+work=$(mktemp -d /tmp/confab-bench-a2a.XXXXXX)
+pids=()
+# shellcheck disable=SC2317 # run by the EXIT trap
+cleanup() {
+    # TERM (graceful stop) to what this script started, nothing else.
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Everything is on 127.0.0.1: never through an HTTP proxy.
+export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
+export no_proxy=$NO_PROXY
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for() {
+    local url=$1 pid=$2 log=$3
+    for _ in $(seq 1 150); do
+        curl -fsS -o /dev/null "$url" 2>/dev/null && return 0
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "bench: the service behind $url exited; its log:" >&2
+            cat "$log" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+    echo "bench: $url did not answer; log $log:" >&2
+    tail -n 40 "$log" >&2
+    return 1
+}
+
+# start NAME ENV=VALUE...: target/release/NAME in its own directory under
+# $work (so nothing lands in the repo's ./data), with none of the caller's
+# Confab settings, logging at warn.
+start() {
+    local name=$1
+    shift
+    local dir=$work/$name
+    mkdir -p "$dir"
+    local env_args=(-u DATABASE_URL -u PORT) var
+    while IFS= read -r var; do env_args+=(-u "$var"); done < <(compgen -e | grep '^CONFAB_' || true)
+    (cd "$dir" && exec env "${env_args[@]}" RUST_LOG=warn NO_COLOR=1 "$@" "$target/release/$name" >"$work/$name.log" 2>&1 </dev/null) &
+    pids+=($!)
+    started_pid=$!
+}
+
+# --- tools --------------------------------------------------------------------------
+if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import httpx' 2>/dev/null; then
+    echo "==> creating $venv ($CLIENT_PACKAGES)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086 # one word per package
+    "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q $CLIENT_PACKAGES
+fi
+
+echo "==> building llm-proxy-service, demo-agents, chat-service (release)"
+(cd "$repo" && cargo build --release -q -p llm-proxy-service -p demo-agents -p chat-service --bins)
+
+# --- the services ---------------------------------------------------------------------
+proxy_port=$(free_port)
+start llm-proxy-service "PORT=$proxy_port" "DATABASE_URL=$work/llm-proxy-service/llm-proxy.db" \
+    "CONFAB__PROVIDERS__BUILTIN__FIRST_CHUNK_DELAY_MS=$FIRST_CHUNK_DELAY_MS" \
+    "CONFAB__PROVIDERS__BUILTIN__CHUNK_DELAY_MS=$CHUNK_DELAY_MS"
+wait_for "http://127.0.0.1:$proxy_port/ready" "$started_pid" "$work/llm-proxy-service.log"
+
+math_port=$(free_port)
+text_port=$(free_port)
+tree_port=$(free_port)
+start demo-agents "CONFAB__LLM__BASE_URL=http://127.0.0.1:$proxy_port" \
+    "CONFAB__AGENTS__MATH__PORT=$math_port" \
+    "CONFAB__AGENTS__TEXT__PORT=$text_port" \
+    "CONFAB__AGENTS__TREE__PORT=$tree_port"
+wait_for "http://127.0.0.1:$math_port/ready" "$started_pid" "$work/demo-agents.log"
+
+chat_port=$(free_port)
+chat_db=$work/chat-service/chat.db
+start chat-service "PORT=$chat_port" "DATABASE_URL=$chat_db" \
+    "CONFAB__AGENTS__MATH__URL=http://127.0.0.1:$math_port/" \
+    "CONFAB__AGENTS__TEXT__URL=http://127.0.0.1:$text_port/" \
+    "CONFAB__AGENTS__TREE__URL=http://127.0.0.1:$tree_port/"
+wait_for "http://127.0.0.1:$chat_port/ready" "$started_pid" "$work/chat-service.log"
+
+# --- measure --------------------------------------------------------------------------
+echo
+echo "commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD -- services crates 2>/dev/null || echo ' (services or crates modified)'), $(nproc) CPUs, release build, SQLite, logs at warn"
+echo "llm-proxy-service builtin model: first_chunk_delay_ms=$FIRST_CHUNK_DELAY_MS chunk_delay_ms=$CHUNK_DELAY_MS; agent math on :$math_port, chat-service on :$chat_port"
+status=0
+PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" "$repo/infra/bench/a2a_ttft.py" \
+    --agent-url "http://127.0.0.1:$math_port/" \
+    --chat-url "http://127.0.0.1:$chat_port" \
+    --turns "$TURNS" --warmup "$WARMUP" --concurrency "$CONCURRENCY" \
+    --per-conversation "$PER_CONVERSATION" ${SAMPLES:+--samples "$SAMPLES"} || status=$?
+
+# The same check on the database file itself, when the sqlite3 CLI is here.
+if command -v sqlite3 >/dev/null 2>&1; then
+    echo "chat-service database file: $(sqlite3 "$chat_db" \
+        "select (select count(*) from messages) || ' messages (' || group_concat(n, ', ') || ') in ' || (select count(*) from conversations) || ' conversations'
+         from (select role || ' ' || status || ': ' || count(*) as n from messages group by role, status)"
+    )"
+fi
+for name in llm-proxy-service demo-agents chat-service; do
+    if [[ -s "$work/$name.log" ]]; then
+        echo "$name logged $(wc -l <"$work/$name.log") lines at warn or above; the last:" >&2
+        tail -n 3 "$work/$name.log" >&2
+    fi
+done
+exit "$status"
