@@ -119,6 +119,7 @@ where
             .configure(configure.clone())
             .default_service(web::to(no_route))
     })
+    .on_connect(no_delay)
     .shutdown_timeout(settings.shutdown_timeout_secs)
     .listen(listener)?;
     if settings.workers > 0 {
@@ -130,6 +131,19 @@ where
         db,
         on_stop: Vec::new(),
     })
+}
+
+/// Turns Nagle's algorithm off on every accepted connection. Confab streams
+/// small frames (SSE events, WebSocket messages): with Nagle on, a frame
+/// written while the previous one is unacknowledged waits for the peer's
+/// delayed ACK, 40 ms on Linux, which `infra/bench/a2a.sh` showed on every
+/// first streamed chunk of a kept-alive connection.
+fn no_delay(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Err(err) = tcp.set_nodelay(true)
+    {
+        tracing::debug!(error = %err, "could not set TCP_NODELAY");
+    }
 }
 
 async fn health(info: web::Data<ServiceInfo>) -> HttpResponse {

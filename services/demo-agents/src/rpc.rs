@@ -90,14 +90,19 @@ pub async fn handle(
                 Ok(params) => params,
                 Err(err) => return invalid_params(id, format!("invalid params: {err}")),
             };
+            let blocking = params
+                .configuration
+                .as_ref()
+                .and_then(|c| c.blocking)
+                .unwrap_or(true);
             let (task_id, live) = match start_task(&req, &agent, params) {
                 Ok(started) => started,
                 Err(error) => return rpc_error(id, error),
             };
-            if method == Method::SendStreamingMessage {
-                sse(version, id, None, live)
-            } else {
-                send_message(&agent, version, id, &task_id, live).await
+            match method {
+                Method::SendStreamingMessage => sse(version, id, None, live),
+                _ if blocking => send_message(&agent, version, id, &task_id, Some(live)).await,
+                _ => send_message(&agent, version, id, &task_id, None).await,
             }
         }
         Method::GetTask | Method::CancelTask | Method::SubscribeToTask => {
@@ -215,19 +220,24 @@ fn start_task(
     Ok((task_id, live))
 }
 
-/// `SendMessage`: waits for the task to end, then answers with it whole.
+/// `SendMessage`: waits for the task to end (when given its results to
+/// watch, which a blocking call is), then answers with the task as it is.
 async fn send_message(
     agent: &AgentState,
     version: ProtocolVersion,
     id: Value,
     task_id: &str,
-    mut live: broadcast::Receiver<StreamResponse>,
+    live: Option<broadcast::Receiver<StreamResponse>>,
 ) -> HttpResponse {
-    loop {
-        match live.recv().await {
-            Ok(StreamResponse::StatusUpdate(update)) if update.status.state.ends_stream() => break,
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-            Err(broadcast::error::RecvError::Closed) => break,
+    if let Some(mut live) = live {
+        loop {
+            match live.recv().await {
+                Ok(StreamResponse::StatusUpdate(update)) if update.status.state.ends_stream() => {
+                    break;
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
         }
     }
     match agent.tasks.get(task_id) {

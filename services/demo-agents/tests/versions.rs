@@ -88,6 +88,16 @@ async fn send_message_answers_with_the_finished_task_in_either_version() {
         "The answer is 42."
     );
 
+    // Not blocking: the task comes back at once, still at work.
+    let mut params = v03_message("What is 6 * 7?");
+    params["configuration"] = json!({"blocking": false});
+    let early = agents.rpc("math", V03, "message/send", params).await;
+    assert_eq!(early["result"]["kind"], "task", "{early}");
+    assert!(
+        ["submitted", "working"].contains(&early["result"]["status"]["state"].as_str().unwrap()),
+        "{early}"
+    );
+
     let v03 = agents
         .rpc("math", V03, "message/send", v03_message("What is 6 * 7?"))
         .await;

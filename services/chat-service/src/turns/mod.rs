@@ -174,6 +174,10 @@ impl Turn {
                 MessageStatus::Failed
             }
         };
+        // The conversation is free for the next turn before `done` goes
+        // out, so a client that starts one as soon as it reads `done` is
+        // never refused.
+        drop(self.claim);
         out.emit(ChatEvent::Done {
             message_id: assistant_id,
             conversation_id: self.conversation_id.clone(),
@@ -199,11 +203,9 @@ impl Turn {
                 _ = self.claim.cancel.cancelled(), if cancel_deadline.is_none() => {
                     reply.canceled = true;
                     cancel_deadline = Some(tokio::time::Instant::now() + CANCEL_GRACE);
+                    // Without a task id yet, the cancel goes out when the
+                    // task is announced (below); the deadline bounds the wait.
                     self.cancel_agent_task(agent, reply.task_id.as_deref()).await;
-                    if reply.task_id.is_none() {
-                        reply.failure = Some("canceled before the agent started".into());
-                        return;
-                    }
                     continue;
                 }
                 _ = sleep_until(cancel_deadline) => {
