@@ -450,7 +450,7 @@ async fn the_agents_are_listed_with_their_cards() {
         .unwrap();
     let items = page["items"].as_array().unwrap();
     let ids: Vec<&str> = items.iter().map(|a| a["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["math", "text"]);
+    assert_eq!(ids, ["math", "text", "tree"]);
     for agent in items {
         assert_eq!(agent["card"]["name"], agent["id"]);
         assert_eq!(

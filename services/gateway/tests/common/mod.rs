@@ -59,16 +59,22 @@ impl Stack {
         }
         let agents = demo_agents::build(agents).await.unwrap();
         let math_agent = format!("http://127.0.0.1:{}", agents.port("math").unwrap());
-        let math_url = format!("{math_agent}/");
-        let text_url = format!("http://127.0.0.1:{}/", agents.port("text").unwrap());
+        let agent_urls: Vec<(String, String)> = ["math", "text", "tree"]
+            .into_iter()
+            .map(|name| {
+                let url = format!("http://127.0.0.1:{}/", agents.port(name).unwrap());
+                (name.to_owned(), url)
+            })
+            .collect();
         tokio::spawn(agents.run_until_stopped());
 
         let mut chat = chat_service::Settings::defaults().unwrap();
         chat.server.port = 0;
         chat.database = chat_database.settings.clone();
         chat.auth.jwt.jwks_url = jwks_url;
-        chat.agents.get_mut("math").unwrap().url = math_url;
-        chat.agents.get_mut("text").unwrap().url = text_url;
+        for (name, url) in agent_urls {
+            chat.agents.get_mut(&name).unwrap().url = url;
+        }
         let chat = chat_service::build(chat).await.unwrap();
         let chat_url = format!("http://127.0.0.1:{}", chat.port());
         let chat_db = chat.db().unwrap().clone();
