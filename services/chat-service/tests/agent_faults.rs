@@ -22,9 +22,13 @@ enum Fault {
     /// Drops the first n connections, relays the rest.
     Refuse(usize),
     /// Relays the first connection until the agent has sent n SSE events,
-    /// then cuts it; later connections are relayed (`agent_lives`) or
-    /// dropped (the agent died).
-    CutAfterEvents { events: usize, agent_lives: bool },
+    /// then cuts it; later connections are relayed (`agent_lives`), after
+    /// `reconnect_delay_ms`, or dropped (the agent died).
+    CutAfterEvents {
+        events: usize,
+        agent_lives: bool,
+        reconnect_delay_ms: u64,
+    },
 }
 
 /// The math agent (its builtin model streaming a chunk every 30 ms) behind
@@ -62,7 +66,14 @@ async fn flaky_agent(fault: Fault, databases: &mut Vec<TestDatabase>) -> String 
                 } => continue,
                 _ => None,
             };
+            let delay = match fault {
+                Fault::CutAfterEvents {
+                    reconnect_delay_ms, ..
+                } if nth > 0 && !is_card => reconnect_delay_ms,
+                _ => 0,
+            };
             tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
                 let mut agent = TcpStream::connect(("127.0.0.1", agent_port)).await.unwrap();
                 match cut_after {
                     None => {
@@ -139,6 +150,7 @@ async fn a_dropped_stream_is_resumed_without_a_gap_or_a_duplicate() {
     let fault = Fault::CutAfterEvents {
         events: 3,
         agent_lives: true,
+        reconnect_delay_ms: 0,
     };
     let agent = flaky_agent(fault, &mut databases).await;
     let words = vec!["word"; 20].join(" ");
@@ -150,11 +162,36 @@ async fn a_dropped_stream_is_resumed_without_a_gap_or_a_duplicate() {
 }
 
 #[tokio::test]
+async fn a_task_that_ended_while_its_stream_was_down_is_read_back_whole() {
+    let mut databases = Vec::new();
+    // The 20 words take about 0.6 s; the stream is back only after 2 s,
+    // when the task has ended and can no longer be subscribed to.
+    let fault = Fault::CutAfterEvents {
+        events: 3,
+        agent_lives: true,
+        reconnect_delay_ms: 2000,
+    };
+    let agent = flaky_agent(fault, &mut databases).await;
+    let words = vec!["word"; 20].join(" ");
+    let (events, messages) = turn_through(agent, &mut databases, &words).await;
+    assert_eq!(streamed_text(&events), words, "no gap, no duplicate");
+    let done = events.last().unwrap();
+    assert_eq!(done["status"], "complete", "{events:?}");
+    assert!(
+        done["token_usage"]["output_tokens"].as_u64().unwrap() > 0,
+        "the usage comes with the task read back"
+    );
+    assert_eq!(messages[1]["content"], words.as_str());
+    assert_eq!(messages[1]["status"], "complete");
+}
+
+#[tokio::test]
 async fn an_agent_that_dies_after_three_chunks_leaves_an_incomplete_message() {
     let mut databases = Vec::new();
     let fault = Fault::CutAfterEvents {
         events: 3,
         agent_lives: false,
+        reconnect_delay_ms: 0,
     };
     let agent = flaky_agent(fault, &mut databases).await;
     let words = vec!["word"; 20].join(" ");

@@ -122,6 +122,10 @@ impl A2aClient {
             .await
         {
             Err(A2aError::Rpc { code, .. }) if code == error_code::UNSUPPORTED_OPERATION => {
+                tracing::info!(
+                    task_id,
+                    "the task ended while its stream was down; reading it with GetTask"
+                );
                 let task = self
                     .task_call(agent, Method::GetTask, task_id, trace)
                     .await?;
