@@ -115,22 +115,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
                 .app_data(service_auth.clone())
                 .app_data(verifier.clone())
                 .route("/chat/agents", web::get().to(routes::agents::list::list))
-                .service(
-                    web::scope("/chat/conversations")
-                        .route("", web::post().to(conversations::create::create))
-                        .route(
-                            "/{id}/messages",
-                            web::get().to(conversations::messages::list),
-                        )
-                        .route(
-                            "/{id}/messages/stream",
-                            web::post().to(conversations::stream::stream),
-                        )
-                        .route(
-                            "/{id}/cancel",
-                            web::post().to(conversations::cancel::cancel),
-                        ),
-                );
+                .service(web::scope("/chat/conversations").configure(conversations::routes));
         },
     )?;
     tracing::info!(
