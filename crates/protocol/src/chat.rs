@@ -89,6 +89,24 @@ pub struct CreateConversation {
     pub agent_id: Option<String>,
 }
 
+/// `PATCH /chat/conversations/{id}`: the title is all an owner may change;
+/// any other field is refused rather than silently ignored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameConversation {
+    pub title: String,
+}
+
+/// `GET /chat/conversations/{id}/history`: the conversation with its tree
+/// and its newest messages, oldest first. `next_cursor` is the `before_seq`
+/// that fetches older ones from `…/messages` when the history was capped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationHistory {
+    pub conversation: Conversation,
+    pub messages: Vec<Message>,
+    pub next_cursor: Option<String>,
+}
+
 /// Body of a turn: `{"message":"…"}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendMessage {

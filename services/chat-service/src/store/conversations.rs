@@ -8,6 +8,7 @@ use diesel_async::RunQueryDsl;
 
 use super::models::ConversationRow;
 use super::schema::conversations;
+use crate::domain::{ConversationCursor, ConversationTitle};
 
 pub async fn create(db: &Db, row: &ConversationRow) -> Result<(), DbError> {
     db_run!(db, |conn| {
@@ -34,13 +35,93 @@ pub async fn get(db: &Db, user_id: &str, id: &str) -> Result<Option<Conversation
     })
 }
 
+/// Up to `limit` of `user_id`'s conversations, most recently updated first
+/// (`id` descending among equal times), only those after `after` when
+/// given, only `agent_id`'s when given. Served by the index
+/// `conversations_recent_first`.
+pub async fn list(
+    db: &Db,
+    user_id: &str,
+    agent_id: Option<&str>,
+    after: Option<&ConversationCursor>,
+    limit: i64,
+) -> Result<Vec<ConversationRow>, DbError> {
+    db_run!(db, |conn| {
+        let mut query = conversations::table
+            .filter(conversations::user_id.eq(user_id))
+            .into_boxed();
+        if let Some(agent_id) = agent_id {
+            query = query.filter(conversations::agent_id.eq(agent_id));
+        }
+        if let Some(after) = after {
+            query = query.filter(
+                conversations::updated_at
+                    .lt(after.updated_at)
+                    .or(conversations::updated_at
+                        .eq(after.updated_at)
+                        .and(conversations::id.lt(&after.id))),
+            );
+        }
+        query
+            .order((conversations::updated_at.desc(), conversations::id.desc()))
+            .limit(limit)
+            .select(ConversationRow::as_select())
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Renames the conversation `id` if `user_id` owns it, bumping `updated_at`;
+/// the updated row, or `None` when it is not theirs.
+pub async fn rename(
+    db: &Db,
+    user_id: &str,
+    id: &str,
+    title: &ConversationTitle,
+) -> Result<Option<ConversationRow>, DbError> {
+    let now = Utc::now().naive_utc();
+    db_run!(db, |conn| {
+        diesel::update(
+            conversations::table
+                .filter(conversations::id.eq(id))
+                .filter(conversations::user_id.eq(user_id)),
+        )
+        .set((
+            conversations::title.eq(title.as_str()),
+            conversations::updated_at.eq(now),
+        ))
+        .returning(ConversationRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+        .map_err(DbError::from)
+    })
+}
+
+/// Deletes the conversation `id` if `user_id` owns it; its messages go with
+/// it (`ON DELETE CASCADE`). `false` when it is not theirs.
+pub async fn delete(db: &Db, user_id: &str, id: &str) -> Result<bool, DbError> {
+    let deleted = db_run!(db, |conn| {
+        diesel::delete(
+            conversations::table
+                .filter(conversations::id.eq(id))
+                .filter(conversations::user_id.eq(user_id)),
+        )
+        .execute(conn)
+        .await
+        .map_err(DbError::from)
+    })?;
+    Ok(deleted > 0)
+}
+
 /// A new conversation row owned by `user_id`.
-pub fn new_row(user_id: &str, title: String, agent_id: String) -> ConversationRow {
+pub fn new_row(user_id: &str, title: ConversationTitle, agent_id: String) -> ConversationRow {
     let now = Utc::now().naive_utc();
     ConversationRow {
         id: confab_kit::ids::new_id("conv"),
         user_id: user_id.to_owned(),
-        title,
+        title: title.into_inner(),
         agent_id,
         message_count: 0,
         tree: "{}".into(),

@@ -56,6 +56,8 @@ pub async fn start_agents(
 pub struct TestApp {
     pub url: String,
     pub http: reqwest::Client,
+    /// chat-service's own database, for tests that check what is stored.
+    pub db: confab_kit::db::Db,
 }
 
 impl TestApp {
@@ -83,10 +85,12 @@ impl TestApp {
         tweak(&mut settings);
         let app = chat_service::build(settings).await.unwrap();
         let url = format!("http://127.0.0.1:{}", app.port());
+        let db = app.db().cloned().unwrap();
         tokio::spawn(app.run_until_stopped());
         Self {
             url,
             http: reqwest::Client::new(),
+            db,
         }
     }
 
@@ -109,6 +113,67 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// `GET /chat/conversations?{query}`.
+    pub async fn list(&self, user: &str, query: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::GET,
+            &format!("/chat/conversations?{query}"),
+            user,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// `GET /chat/conversations/{id}`.
+    pub async fn get(&self, user: &str, conversation: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::GET,
+            &format!("/chat/conversations/{conversation}"),
+            user,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// `PATCH /chat/conversations/{id}` with `body`.
+    pub async fn patch(&self, user: &str, conversation: &str, body: Value) -> reqwest::Response {
+        self.request(
+            reqwest::Method::PATCH,
+            &format!("/chat/conversations/{conversation}"),
+            user,
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// `DELETE /chat/conversations/{id}`.
+    pub async fn delete(&self, user: &str, conversation: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::DELETE,
+            &format!("/chat/conversations/{conversation}"),
+            user,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// `GET /chat/conversations/{id}/history`.
+    pub async fn history(&self, user: &str, conversation: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::GET,
+            &format!("/chat/conversations/{conversation}/history"),
+            user,
+        )
+        .send()
+        .await
+        .unwrap()
     }
 
     /// A new conversation of `user` with `agent`; its id.

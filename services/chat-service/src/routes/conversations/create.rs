@@ -6,27 +6,20 @@ use confab_kit::auth::AuthedJson;
 use confab_protocol::chat::CreateConversation;
 
 use crate::AppState;
+use crate::domain::ConversationTitle;
 use crate::store::conversations;
-
-/// Longest title kept, in characters.
-const MAX_TITLE_CHARS: usize = 200;
 
 pub async fn create(
     state: web::Data<AppState>,
     request: AuthedJson<CreateConversation>,
 ) -> Result<HttpResponse, ApiError> {
     let AuthedJson { caller, body } = request;
-    let title = body
-        .title
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| "New conversation".to_owned());
-    if title.chars().count() > MAX_TITLE_CHARS {
-        return Err(ApiError::unprocessable(
-            "title_too_long",
-            format!("a title has at most {MAX_TITLE_CHARS} characters"),
-        ));
-    }
+    // A missing or blank title means "untitled" here; renaming to a blank
+    // title is refused.
+    let title = match body.title.as_deref().map(str::trim) {
+        None | Some("") => ConversationTitle::untitled(),
+        Some(title) => ConversationTitle::parse(title)?,
+    };
     let agent_id = body
         .agent_id
         .filter(|a| !a.is_empty())

@@ -2,7 +2,12 @@
 
 pub mod cancel;
 pub mod create;
+pub mod delete;
+pub mod get;
+pub mod history;
+pub mod list;
 pub mod messages;
+pub mod rename;
 pub mod stream;
 
 use actix_web::web;
@@ -10,6 +15,11 @@ use actix_web::web;
 /// The routes below `/chat/conversations`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("", web::post().to(create::create))
+        .route("", web::get().to(list::list))
+        .route("/{id}", web::get().to(get::get))
+        .route("/{id}", web::patch().to(rename::rename))
+        .route("/{id}", web::delete().to(delete::delete))
+        .route("/{id}/history", web::get().to(history::history))
         .route("/{id}/messages", web::get().to(messages::list))
         .route("/{id}/messages/stream", web::post().to(stream::stream))
         .route("/{id}/cancel", web::post().to(cancel::cancel));

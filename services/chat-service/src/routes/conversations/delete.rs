@@ -1,0 +1,26 @@
+//! `DELETE /chat/conversations/{id}`: deletes the conversation and its
+//! messages; 204.
+//!
+//! A turn in flight there is canceled, so its agent stops working for a
+//! conversation that is gone; the turn still ends as usual, and its reply,
+//! having nowhere to go, is dropped.
+
+use actix_web::{HttpResponse, web};
+use confab_kit::ApiError;
+use confab_kit::auth::Caller;
+
+use crate::AppState;
+use crate::store::conversations;
+
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let conversation_id = path.into_inner();
+    if !conversations::delete(&state.db, &caller.user_id, &conversation_id).await? {
+        return Err(ApiError::not_found("conversation"));
+    }
+    state.in_flight.cancel(&conversation_id, &caller.user_id);
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,19 @@
+//! `GET /chat/conversations/{id}`: one conversation with its tree.
+
+use actix_web::{HttpResponse, web};
+use confab_kit::ApiError;
+use confab_kit::auth::Caller;
+
+use crate::AppState;
+use crate::store::conversations;
+
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = conversations::get(&state.db, &caller.user_id, &path.into_inner())
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    Ok(HttpResponse::Ok().json(row.to_api(true)))
+}

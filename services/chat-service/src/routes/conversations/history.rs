@@ -1,0 +1,50 @@
+//! `GET /chat/conversations/{id}/history`: the conversation (with its tree)
+//! and its messages, oldest first, in one response.
+//!
+//! At most the newest [`MAX_HISTORY_MESSAGES`]; when there are more,
+//! `next_cursor` is the `before_seq` that pages back through the rest with
+//! `GET …/messages`.
+
+use actix_web::{HttpResponse, web};
+use confab_kit::ApiError;
+use confab_kit::auth::Caller;
+use confab_protocol::chat::ConversationHistory;
+
+use crate::AppState;
+use crate::store::{conversations, messages};
+
+/// Keeps one response bounded (a few MB of text at most) however long the
+/// conversation grew; a person reading a chat rarely scrolls back further.
+pub const MAX_HISTORY_MESSAGES: i64 = 1000;
+
+pub async fn history(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let conversation_id = path.into_inner();
+    let conversation = conversations::get(&state.db, &caller.user_id, &conversation_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    // Only messages the conversation had counted when it was read: a turn
+    // appending meanwhile does not slip in messages its count leaves out.
+    let rows = messages::page(
+        &state.db,
+        &caller.user_id,
+        &conversation_id,
+        Some(conversation.message_count + 1),
+        MAX_HISTORY_MESSAGES,
+    )
+    .await?;
+    let next_cursor = match rows.first() {
+        Some(first) if rows.len() as i64 == MAX_HISTORY_MESSAGES && first.seq > 1 => {
+            Some(first.seq.to_string())
+        }
+        _ => None,
+    };
+    Ok(HttpResponse::Ok().json(ConversationHistory {
+        conversation: conversation.to_api(true),
+        messages: rows.iter().map(|row| row.to_api()).collect(),
+        next_cursor,
+    }))
+}

@@ -1,0 +1,71 @@
+//! `GET /chat/conversations?agent_id=&limit=&cursor=`: the caller's
+//! conversations, most recently updated first.
+//!
+//! A new message or a rename bumps `updated_at`, so the conversation in use
+//! moves to the top, as a chat sidebar expects; `id` breaks ties. Paging is by
+//! keyset: `next_cursor` is the position after the page's last item (see
+//! [`ConversationCursor`]), `null` on the last page. An empty parameter counts
+//! as absent.
+
+use actix_web::{HttpResponse, web};
+use confab_kit::ApiError;
+use confab_kit::auth::Caller;
+use confab_protocol::chat::Page;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::domain::{ConversationCursor, PageLimit};
+use crate::store::conversations;
+
+/// A sidebar's first screen and then some.
+const DEFAULT_LIMIT: i64 = 20;
+/// Bounds the work and the response of one request.
+const MAX_LIMIT: i64 = 100;
+
+/// Taken as text and parsed here, so that every bad value answers 422 with
+/// its own error code.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub agent_id: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let limit = PageLimit::parse(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?.get();
+    let after = query
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(ConversationCursor::parse)
+        .transpose()?;
+    let agent_id = query.agent_id.as_deref().filter(|a| !a.is_empty());
+    // One more than asked tells whether another page follows, so the last
+    // page says so itself instead of leaving the client an empty page.
+    let mut rows = conversations::list(
+        &state.db,
+        &caller.user_id,
+        agent_id,
+        after.as_ref(),
+        limit + 1,
+    )
+    .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_cursor = rows.last().filter(|_| more).map(|last| {
+        ConversationCursor {
+            updated_at: last.updated_at,
+            id: last.id.clone(),
+        }
+        .encode()
+    });
+    Ok(HttpResponse::Ok().json(Page {
+        items: rows.iter().map(|row| row.to_api(false)).collect(),
+        next_cursor,
+    }))
+}
