@@ -85,6 +85,15 @@ pub struct AppState {
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
+    // Before any turn starts: replies a previous run left in flight were cut
+    // off with it.
+    let interrupted = store::messages::interrupt_in_flight(&db).await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "replies left in flight by the last run marked interrupted"
+        );
+    }
     let state = web::Data::new(AppState {
         db: db.clone(),
         chat: settings.chat.clone(),

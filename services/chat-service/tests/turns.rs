@@ -150,7 +150,7 @@ async fn a_protocol_version_confab_does_not_speak_is_refused_at_start() {
 }
 
 #[tokio::test]
-async fn the_tree_agent_gets_the_conversations_tree_and_its_patch_is_kept() {
+async fn the_tree_agents_patch_updates_the_conversations_tree_version_by_version() {
     let mut databases = Vec::new();
     let agents = start_agents(0, &mut databases).await;
     let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
@@ -159,28 +159,47 @@ async fn the_tree_agent_gets_the_conversations_tree_and_its_patch_is_kept() {
         .turn("usr-ada", &conversation, "add node Fruits under root")
         .await;
     assert_eq!(events.last().unwrap()["status"], "complete", "{events:?}");
-    let data: Vec<&Value> = events
+    let updates: Vec<&Value> = events
         .iter()
-        .filter(|e| e["type"] == "data")
-        .map(|e| &e["data"])
+        .filter(|e| e["type"] == "tree_update")
         .collect();
-    assert_eq!(data.len(), 1, "{events:?}");
+    assert_eq!(updates.len(), 1, "{events:?}");
+    assert_eq!(updates[0]["version"], 1);
     // A new conversation's tree is `{}`, which the agent got: its patch
     // first turns `{}` into a root (without a tree it would not).
-    let patch = data[0]["tree_patch"].as_array().unwrap();
+    let patch = updates[0]["patch"].as_array().unwrap();
     assert_eq!(patch[0]["op"], "add");
     assert_eq!(patch[0]["path"], "", "{patch:?}");
-    assert!(
-        patch.iter().any(|op| op["value"]["label"] == "Fruits"),
-        "{patch:?}"
-    );
+
+    let read: Value = chat
+        .request(
+            reqwest::Method::GET,
+            &format!("/chat/conversations/{conversation}"),
+            "usr-ada",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["tree_version"], 1);
+    assert_eq!(read["tree"]["children"][0]["label"], "Fruits", "{read}");
+
+    // The next edit starts from the stored tree.
+    let events = chat
+        .turn("usr-ada", &conversation, "rename node fruits to Produce")
+        .await;
+    let update = events.iter().find(|e| e["type"] == "tree_update").unwrap();
+    assert_eq!(update["version"], 2);
+    assert_eq!(update["patch"][0]["op"], "replace", "{update}");
 
     let messages = chat.messages("usr-ada", &conversation).await;
     let blocks = messages[1]["content_blocks"].as_array().unwrap();
     assert!(
         blocks
             .iter()
-            .any(|b| b["type"] == "data" && b["data"]["tree_patch"] == data[0]["tree_patch"]),
+            .any(|b| b["type"] == "data" && b["data"]["tree_patch"].is_array()),
         "the patch is persisted with the message: {blocks:?}"
     );
 }

@@ -6,59 +6,83 @@ use confab_kit::db_run;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use confab_protocol::chat::{MessageStatus, TokenUsage};
+
 use super::models::{MessageRow, NewMessage};
 use super::schema::{conversations, messages};
 
 /// Appends a message to a conversation `user_id` owns and returns it with its
-/// `seq`. One transaction: bumping `message_count` first takes the write lock
-/// (SQLite) or the row lock (PostgreSQL), so concurrent appends queue up and
-/// get consecutive numbers. `Ok(None)` when the conversation is not theirs.
+/// `seq`. `Ok(None)` when the conversation is not theirs.
 pub async fn append(
     db: &Db,
     user_id: &str,
     conversation_id: &str,
     message: NewMessage,
 ) -> Result<Option<MessageRow>, DbError> {
+    let rows = append_all(db, user_id, conversation_id, vec![message]).await?;
+    Ok(rows.and_then(|rows| rows.into_iter().next()))
+}
+
+/// Appends messages in one transaction, numbered in order: a turn's user
+/// message and the reply begun for it are written together or not at all.
+/// Bumping `message_count` first takes the write lock (SQLite) or the row
+/// lock (PostgreSQL), so concurrent appends queue up and get consecutive
+/// numbers. `Ok(None)` when the conversation is not `user_id`'s.
+pub async fn append_all(
+    db: &Db,
+    user_id: &str,
+    conversation_id: &str,
+    new: Vec<NewMessage>,
+) -> Result<Option<Vec<MessageRow>>, DbError> {
     let user_id = user_id.to_owned();
     let conversation_id = conversation_id.to_owned();
+    let count = i64::try_from(new.len()).unwrap_or(i64::MAX);
     db_run!(db, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
             let now = Utc::now().naive_utc();
-            let seq: Option<i64> = diesel::update(
+            let last: Option<i64> = diesel::update(
                 conversations::table
                     .filter(conversations::id.eq(&conversation_id))
                     .filter(conversations::user_id.eq(&user_id)),
             )
             .set((
-                conversations::message_count.eq(conversations::message_count + 1),
+                conversations::message_count.eq(conversations::message_count + count),
                 conversations::updated_at.eq(now),
             ))
             .returning(conversations::message_count)
             .get_result(conn)
             .await
             .optional()?;
-            let Some(seq) = seq else {
+            let Some(last) = last else {
                 return Ok(None);
             };
-            let row = MessageRow {
-                id: message.id,
-                conversation_id,
-                user_id,
-                seq,
-                role: message.role.as_str().to_owned(),
-                content: message.content,
-                content_blocks: message.content_blocks.to_string(),
-                status: message.status.as_str().to_owned(),
-                input_tokens: message.token_usage.map(|u| saturating_i64(u.input_tokens)),
-                output_tokens: message.token_usage.map(|u| saturating_i64(u.output_tokens)),
-                agent_task_id: message.agent_task_id,
-                created_at: now,
-            };
-            diesel::insert_into(messages::table)
-                .values(&row)
-                .execute(conn)
-                .await?;
-            Ok(Some(row))
+            let rows: Vec<MessageRow> = new
+                .into_iter()
+                .zip(last - count + 1..)
+                .map(|(message, seq)| MessageRow {
+                    id: message.id,
+                    conversation_id: conversation_id.clone(),
+                    user_id: user_id.clone(),
+                    seq,
+                    role: message.role.as_str().to_owned(),
+                    content: message.content,
+                    content_blocks: message.content_blocks.to_string(),
+                    status: message.status.as_str().to_owned(),
+                    input_tokens: message.token_usage.map(|u| saturating_i64(u.input_tokens)),
+                    output_tokens: message.token_usage.map(|u| saturating_i64(u.output_tokens)),
+                    agent_task_id: message.agent_task_id,
+                    created_at: now,
+                    in_flight: message.in_flight,
+                })
+                .collect();
+            // One row at a time: SQLite's batch insert needs a sync connection.
+            for row in &rows {
+                diesel::insert_into(messages::table)
+                    .values(row)
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(Some(rows))
         })
         .await
     })
@@ -77,6 +101,7 @@ pub async fn page(
         let mut query = messages::table
             .filter(messages::conversation_id.eq(conversation_id))
             .filter(messages::user_id.eq(user_id))
+            .filter(messages::in_flight.eq(false))
             .into_boxed();
         if let Some(before) = before_seq {
             query = query.filter(messages::seq.lt(before));
@@ -93,6 +118,74 @@ pub async fn page(
     Ok(rows)
 }
 
+/// How a reply ended, to be written over the row begun for it.
+pub struct Finished {
+    pub content: String,
+    pub content_blocks: serde_json::Value,
+    pub status: MessageStatus,
+    pub token_usage: Option<TokenUsage>,
+    pub agent_task_id: Option<String>,
+}
+
+/// Finishes the reply `id` begun with [`append`] (`in_flight`): its content,
+/// status and usage, and it is listed from now on. `false` when the row is
+/// gone (its conversation was deleted meanwhile).
+pub async fn finish(db: &Db, user_id: &str, id: &str, reply: Finished) -> Result<bool, DbError> {
+    let updated = db_run!(db, |conn| {
+        diesel::update(
+            messages::table
+                .filter(messages::id.eq(id))
+                .filter(messages::user_id.eq(user_id)),
+        )
+        .set((
+            messages::content.eq(&reply.content),
+            messages::content_blocks.eq(reply.content_blocks.to_string()),
+            messages::status.eq(reply.status.as_str()),
+            messages::input_tokens.eq(reply.token_usage.map(|u| saturating_i64(u.input_tokens))),
+            messages::output_tokens.eq(reply.token_usage.map(|u| saturating_i64(u.output_tokens))),
+            messages::agent_task_id.eq(&reply.agent_task_id),
+            messages::in_flight.eq(false),
+        ))
+        .execute(conn)
+        .await
+        .map_err(DbError::from)
+    })?;
+    Ok(updated > 0)
+}
+
+/// Replies left in flight by a chat-service that stopped without finishing
+/// them (a crash, a kill): marked `interrupted`, and listed with whatever
+/// they held. Run at start-up, before any turn; returns how many there were.
+///
+/// This assumes one chat-service per database: a second instance starting
+/// would interrupt the first one's running turns.
+pub async fn interrupt_in_flight(db: &Db) -> Result<usize, DbError> {
+    db_run!(db, |conn| {
+        diesel::update(messages::table.filter(messages::in_flight.eq(true)))
+            .set((
+                messages::status.eq(MessageStatus::Interrupted.as_str()),
+                messages::in_flight.eq(false),
+            ))
+            .execute(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
 fn saturating_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The message `id` if `user_id` owns it.
+pub async fn get(db: &Db, user_id: &str, id: &str) -> Result<Option<MessageRow>, DbError> {
+    db_run!(db, |conn| {
+        messages::table
+            .filter(messages::id.eq(id))
+            .filter(messages::user_id.eq(user_id))
+            .select(MessageRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .map_err(DbError::from)
+    })
 }

@@ -5,6 +5,7 @@ pub mod conversations;
 pub mod messages;
 pub mod models;
 pub mod schema;
+pub mod trees;
 
 use confab_kit::db::Migrations;
 use diesel_migrations::embed_migrations;

@@ -51,6 +51,8 @@ pub struct MessageRow {
     pub output_tokens: Option<i64>,
     pub agent_task_id: Option<String>,
     pub created_at: NaiveDateTime,
+    /// A reply whose turn is still running (or was cut off by a crash).
+    pub in_flight: bool,
 }
 
 impl MessageRow {
@@ -96,6 +98,8 @@ pub struct NewMessage {
     pub status: MessageStatus,
     pub token_usage: Option<TokenUsage>,
     pub agent_task_id: Option<String>,
+    /// A reply just begun, finished later with [`super::messages::finish`].
+    pub in_flight: bool,
 }
 
 /// Timestamps are stored as UTC without zone and shown as RFC 3339 with `Z`.

@@ -28,6 +28,7 @@ diesel::table! {
         output_tokens -> Nullable<BigInt>,
         agent_task_id -> Nullable<Text>,
         created_at -> Timestamp,
+        in_flight -> Bool,
     }
 }
 

@@ -1,14 +1,18 @@
 //! The turns in flight, one per conversation at most: the way to refuse a
-//! second turn (409) and to reach a running turn to cancel it.
+//! second turn (409), to reach a running turn to cancel it, and to find its
+//! event log to re-attach to.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
 
+use super::log::TurnLog;
+
 struct Entry {
     user_id: String,
     cancel: CancellationToken,
+    log: Arc<TurnLog>,
 }
 
 #[derive(Default)]
@@ -31,18 +35,29 @@ impl InFlight {
             return None;
         }
         let cancel = CancellationToken::new();
+        let log = Arc::new(TurnLog::default());
         turns.insert(
             conversation_id.to_owned(),
             Entry {
                 user_id: user_id.to_owned(),
                 cancel: cancel.clone(),
+                log: log.clone(),
             },
         );
         Some(TurnClaim {
             registry: self.clone(),
             conversation_id: conversation_id.to_owned(),
             cancel,
+            log,
         })
+    }
+
+    /// The event log of the caller's turn in flight in the conversation.
+    pub fn log(&self, conversation_id: &str, user_id: &str) -> Option<Arc<TurnLog>> {
+        match self.lock().get(conversation_id) {
+            Some(entry) if entry.user_id == user_id => Some(entry.log.clone()),
+            _ => None,
+        }
     }
 
     /// Asks the conversation's turn to stop. `false` when the caller has no
@@ -65,6 +80,8 @@ pub struct TurnClaim {
     conversation_id: String,
     /// Fires when the turn is asked to stop.
     pub cancel: CancellationToken,
+    /// Where the turn's events go.
+    pub log: Arc<TurnLog>,
 }
 
 impl Drop for TurnClaim {

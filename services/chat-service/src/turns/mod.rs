@@ -1,31 +1,36 @@
 //! A chat turn: the agent call and its persistence, owned by the server.
 //!
-//! The turn runs in its own task. Its events go to the client through a
-//! bounded channel; if the client goes away the turn still runs to its end
-//! and persists exactly one assistant message. Only a cancel stops it: the
-//! agent's task is canceled with `CancelTask` and the message kept
-//! `canceled` with what had arrived.
+//! The turn runs in its own task. Its events go into its [`log::TurnLog`],
+//! from which any number of clients read (and re-attach); if they all go
+//! away the turn still runs to its end. Its reply row is written with the
+//! user's message when the turn starts (in flight, not listed) and finished
+//! when it ends, so every turn leaves exactly one assistant message, and one
+//! cut off by a crash is found and marked `interrupted` at the next start.
+//! Only a cancel stops a turn: the agent's task is canceled with
+//! `CancelTask` and the message kept `canceled` with what had arrived.
 
+pub mod begin;
 pub mod in_flight;
+pub mod log;
+mod tree;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use confab_kit::db::Db;
-use confab_kit::ids::new_id;
 use confab_protocol::a2a::{Message as A2aMessage, Part, Role, SendMessageRequest, TaskState};
-use confab_protocol::chat::{ChatEvent, EventError, MessageRole, MessageStatus, TokenUsage};
+use confab_protocol::chat::{ChatEvent, EventError, MessageStatus, TokenUsage};
 use futures_util::StreamExt;
 use rand::Rng;
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
 
 use crate::a2a::client::{A2aClient, A2aError, AgentEvent, AgentStream, Endpoint, Trace};
 use crate::a2a::registry::Registry;
 use crate::domain::MessageText;
-use crate::store::messages;
-use crate::store::models::{MessageRow, NewMessage};
+use crate::store::messages::{self, Finished};
+use crate::store::models::MessageRow;
 use crate::turns::in_flight::TurnClaim;
+use crate::turns::log::TurnLog;
 
 /// Times a turn picks its agent's task up again after the stream dropped.
 const MAX_RESUBSCRIPTIONS: u32 = 3;
@@ -33,10 +38,6 @@ const MAX_RESUBSCRIPTIONS: u32 = 3;
 /// How long a canceled turn waits for the agent to confirm on its stream
 /// that the task ended; an agent that does not is left behind.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
-
-/// Events buffered towards one client. When full, the turn waits for the
-/// client; a client that has gone away no longer receives and never blocks.
-const CLIENT_BUFFER: usize = 64;
 
 /// How often and how patiently a turn tries to reach its agent.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +67,8 @@ pub struct Turn {
     /// This turn's hold on its conversation, and its cancel signal.
     pub claim: TurnClaim,
     pub user_message: MessageRow,
+    /// The assistant message begun for this turn (in flight).
+    pub reply: MessageRow,
     pub text: MessageText,
     /// Earlier messages, oldest first, sent to the agent as context.
     pub history: Vec<MessageRow>,
@@ -76,59 +79,53 @@ pub struct Turn {
     pub retry: RetryPolicy,
 }
 
-/// Starts the turn and returns its numbered events.
-pub fn start(turn: Turn) -> mpsc::Receiver<(u64, ChatEvent)> {
-    let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
-    tokio::spawn(turn.run(tx));
-    rx
+/// Starts the turn; its events are read from the log it returns.
+pub fn start(turn: Turn) -> Arc<TurnLog> {
+    let log = turn.claim.log.clone();
+    tokio::spawn(turn.run());
+    log
 }
 
-/// Sends numbered events to the client while it listens.
+/// Where a turn's events go.
 struct Emitter {
-    tx: mpsc::Sender<(u64, ChatEvent)>,
-    seq: u64,
-    listening: bool,
+    log: Arc<TurnLog>,
 }
 
 impl Emitter {
-    async fn emit(&mut self, event: ChatEvent) {
-        self.seq += 1;
-        if self.listening && self.tx.send((self.seq, event)).await.is_err() {
-            self.listening = false;
-        }
+    fn emit(&self, event: ChatEvent) {
+        self.log.push(event);
     }
 }
 
 impl Turn {
-    async fn run(self, tx: mpsc::Sender<(u64, ChatEvent)>) {
+    async fn run(self) {
         let in_flight = metrics::gauge!("chat_turns_in_flight");
         in_flight.increment(1);
-        self.run_to_end(tx).await;
+        let log = self.claim.log.clone();
+        self.run_to_end().await;
+        log.end();
         in_flight.decrement(1);
     }
 
-    async fn run_to_end(self, tx: mpsc::Sender<(u64, ChatEvent)>) {
-        let mut out = Emitter {
-            tx,
-            seq: 0,
-            listening: true,
+    async fn run_to_end(self) {
+        let out = Emitter {
+            log: self.claim.log.clone(),
         };
-        let assistant_id = new_id("msg");
+        let assistant_id = self.reply.id.clone();
         out.emit(ChatEvent::MessageStart {
             conversation_id: self.conversation_id.clone(),
             user_message_id: self.user_message.id.clone(),
             message_id: assistant_id.clone(),
             agent_id: self.agent_id.clone(),
-        })
-        .await;
+        });
 
         let mut reply = Reply::default();
-        match self.connect(&mut out).await {
+        match self.connect(&out).await {
             Err(err) => {
                 reply.canceled = matches!(err, A2aError::Canceled);
                 reply.failure = Some(err.to_string());
             }
-            Ok((agent, stream)) => self.follow(&agent, stream, &mut reply, &mut out).await,
+            Ok((agent, stream)) => self.follow(&agent, stream, &mut reply, &out).await,
         }
         let status = reply.status();
         if let (Some(reason), false) = (&reply.failure, status == MessageStatus::Canceled) {
@@ -143,21 +140,20 @@ impl Turn {
                     .into(),
                     message: reason.clone(),
                 },
-            })
-            .await;
+            });
         }
 
         let usage = reply.usage;
-        let persisted = messages::append(
+        let persisted = messages::finish(
             &self.db,
             &self.user_id,
-            &self.conversation_id,
-            reply.into_message(assistant_id.clone(), status),
+            &assistant_id,
+            reply.finished(status),
         )
         .await;
         let status = match persisted {
-            Ok(Some(_)) => status,
-            Ok(None) => {
+            Ok(true) => status,
+            Ok(false) => {
                 // The conversation was deleted while the turn ran.
                 tracing::info!(conversation_id = %self.conversation_id, "conversation gone before the reply was saved");
                 status
@@ -169,8 +165,7 @@ impl Turn {
                         code: "persist_failed".into(),
                         message: "the reply could not be saved".into(),
                     },
-                })
-                .await;
+                });
                 MessageStatus::Failed
             }
         };
@@ -183,8 +178,7 @@ impl Turn {
             conversation_id: self.conversation_id.clone(),
             status,
             token_usage: usage,
-        })
-        .await;
+        });
     }
 
     /// Reads the agent's results into `reply` until its task ends, picking
@@ -194,7 +188,7 @@ impl Turn {
         agent: &Endpoint,
         mut stream: AgentStream,
         reply: &mut Reply,
-        out: &mut Emitter,
+        out: &Emitter,
     ) {
         let mut resubscriptions = 0;
         let mut cancel_deadline: Option<tokio::time::Instant> = None;
@@ -257,14 +251,14 @@ impl Turn {
                         .strip_prefix(reply.content.as_str())
                         .filter(|m| !m.is_empty())
                     {
-                        reply.text(missed.to_owned(), out).await;
+                        reply.text(missed.to_owned(), out);
                     }
                     for data in data.into_iter().skip(reply.data.len()) {
-                        reply.data(data, out).await;
+                        self.data(data, reply, out).await;
                     }
                 }
-                AgentEvent::Text(text) => reply.text(text, out).await,
-                AgentEvent::Data(data) => reply.data(data, out).await,
+                AgentEvent::Text(text) => reply.text(text, out),
+                AgentEvent::Data(data) => self.data(data, reply, out).await,
                 AgentEvent::Status { state, text, usage } => {
                     if usage.is_some() {
                         reply.usage = usage;
@@ -278,9 +272,36 @@ impl Turn {
                         return;
                     }
                     if let Some(text) = text {
-                        out.emit(ChatEvent::Reasoning { text }).await;
+                        out.emit(ChatEvent::Reasoning { text });
                     }
                 }
+            }
+        }
+    }
+
+    /// A structured part from the agent: kept with the reply, and passed
+    /// on as `data`; a `tree_patch` is applied to the conversation's tree
+    /// instead and announced as `tree_update` with the tree's new version
+    /// (or, when it does not apply, an `error`, the tree unchanged).
+    async fn data(&self, data: Value, reply: &mut Reply, out: &Emitter) {
+        reply.data.push(data.clone());
+        let Some(patch) = data.get("tree_patch") else {
+            out.emit(ChatEvent::Data { data });
+            return;
+        };
+        match tree::apply(&self.db, &self.user_id, &self.conversation_id, patch).await {
+            Ok(version) => out.emit(ChatEvent::TreeUpdate {
+                patch: patch.clone(),
+                version,
+            }),
+            Err(message) => {
+                tracing::warn!(conversation_id = %self.conversation_id, message, "tree patch refused");
+                out.emit(ChatEvent::Error {
+                    error: EventError {
+                        code: "invalid_tree_patch".into(),
+                        message,
+                    },
+                });
             }
         }
     }
@@ -302,7 +323,7 @@ impl Turn {
     /// Calls the agent, retrying what is worth retrying before the first
     /// event and telling the client about each retry. A cancel during the
     /// attempts ends them.
-    async fn connect(&self, out: &mut Emitter) -> Result<(Endpoint, AgentStream), A2aError> {
+    async fn connect(&self, out: &Emitter) -> Result<(Endpoint, AgentStream), A2aError> {
         let mut attempt = 1;
         loop {
             let result = tokio::select! {
@@ -318,8 +339,7 @@ impl Turn {
                         attempt,
                         max_attempts: self.retry.max_attempts,
                         delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                    })
-                    .await;
+                    });
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = self.claim.cancel.cancelled() => return Err(A2aError::Canceled),
@@ -398,14 +418,9 @@ struct Reply {
 }
 
 impl Reply {
-    async fn text(&mut self, text: String, out: &mut Emitter) {
+    fn text(&mut self, text: String, out: &Emitter) {
         self.content.push_str(&text);
-        out.emit(ChatEvent::Text { text }).await;
-    }
-
-    async fn data(&mut self, data: Value, out: &mut Emitter) {
-        self.data.push(data.clone());
-        out.emit(ChatEvent::Data { data }).await;
+        out.emit(ChatEvent::Text { text });
     }
 
     fn status(&self) -> MessageStatus {
@@ -419,7 +434,7 @@ impl Reply {
         }
     }
 
-    fn into_message(self, id: String, status: MessageStatus) -> NewMessage {
+    fn finished(self, status: MessageStatus) -> Finished {
         let mut blocks = Vec::new();
         if !self.content.is_empty() {
             blocks.push(json!({"type": "text", "text": self.content}));
@@ -429,9 +444,7 @@ impl Reply {
                 .into_iter()
                 .map(|data| json!({"type": "data", "data": data})),
         );
-        NewMessage {
-            id,
-            role: MessageRole::Assistant,
+        Finished {
             content: self.content,
             content_blocks: Value::Array(blocks),
             status,

@@ -8,6 +8,8 @@ pub mod history;
 pub mod list;
 pub mod messages;
 pub mod rename;
+pub mod resume;
+pub mod send;
 pub mod stream;
 
 use actix_web::web;
@@ -21,6 +23,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/{id}", web::delete().to(delete::delete))
         .route("/{id}/history", web::get().to(history::history))
         .route("/{id}/messages", web::get().to(messages::list))
+        .route("/{id}/messages", web::post().to(send::send))
         .route("/{id}/messages/stream", web::post().to(stream::stream))
+        .route("/{id}/stream", web::get().to(resume::resume))
         .route("/{id}/cancel", web::post().to(cancel::cancel));
 }

@@ -1,0 +1,41 @@
+//! `POST /chat/conversations/{id}/messages` `{"message"}`: one turn,
+//! answered with the finished assistant message (201).
+//!
+//! The turn is the same server-owned turn as the streamed one: a client
+//! that gives up waiting does not stop it, and its reply is in the history.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use confab_kit::ApiError;
+use confab_kit::auth::AuthedJson;
+use confab_protocol::chat::SendMessage;
+use futures_util::StreamExt;
+
+use crate::AppState;
+use crate::a2a::client::Trace;
+use crate::domain::MessageText;
+use crate::store::messages;
+use crate::turns::begin::begin;
+
+pub async fn send(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    request: AuthedJson<SendMessage>,
+) -> Result<HttpResponse, ApiError> {
+    let AuthedJson { caller, body } = request;
+    let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
+    let started = begin(
+        &state,
+        &caller.user_id,
+        &path.into_inner(),
+        text,
+        Trace::from_request(&req),
+    )
+    .await?;
+    // The log ends after `done`, once the reply is saved.
+    started.log.subscribe(0).for_each(|_| async {}).await;
+    let reply = messages::get(&state.db, &caller.user_id, &started.reply_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    Ok(HttpResponse::Created().json(reply.to_api()))
+}

@@ -1,0 +1,120 @@
+//! Starting a turn, for every way a client can ask for one (SSE, a plain
+//! POST, the WebSocket): validation, the conversation's claim, the user
+//! message and the reply row written together, then the turn's task.
+
+use std::sync::Arc;
+
+use confab_kit::ApiError;
+use confab_protocol::chat::{MessageRole, MessageStatus};
+use serde_json::json;
+
+use super::log::TurnLog;
+use super::{Turn, start};
+use crate::AppState;
+use crate::a2a::client::Trace;
+use crate::domain::MessageText;
+use crate::store::models::NewMessage;
+use crate::store::{conversations, messages};
+
+/// A turn that has started.
+pub struct Started {
+    pub log: Arc<TurnLog>,
+    pub reply_id: String,
+}
+
+/// Starts a turn of `user_id` in `conversation_id`. 404 for a conversation
+/// that is not theirs, 409 while another turn runs in it, 422 when its agent
+/// is not registered (any more). Nothing is written when it is refused.
+pub async fn begin(
+    state: &AppState,
+    user_id: &str,
+    conversation_id: &str,
+    text: MessageText,
+    trace: Trace,
+) -> Result<Started, ApiError> {
+    let conversation = conversations::get(&state.db, user_id, conversation_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    if !state.agents.contains(&conversation.agent_id) {
+        return Err(ApiError::unprocessable(
+            "unknown_agent",
+            format!(
+                "the conversation's agent '{}' is not registered",
+                conversation.agent_id
+            ),
+        ));
+    }
+    let claim = state
+        .in_flight
+        .begin(conversation_id, user_id)
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "turn_in_flight",
+                "a reply is still being written in this conversation; wait for it or cancel it",
+            )
+        })?;
+    let history = messages::page(
+        &state.db,
+        user_id,
+        conversation_id,
+        None,
+        state.chat.history_messages,
+    )
+    .await?;
+    let message = |role, content: &str, status, in_flight| NewMessage {
+        id: confab_kit::ids::new_id("msg"),
+        role,
+        content: content.to_owned(),
+        content_blocks: if content.is_empty() {
+            json!([])
+        } else {
+            json!([{"type": "text", "text": content}])
+        },
+        status,
+        token_usage: None,
+        agent_task_id: None,
+        in_flight,
+    };
+    let rows = messages::append_all(
+        &state.db,
+        user_id,
+        conversation_id,
+        vec![
+            message(
+                MessageRole::User,
+                text.as_str(),
+                MessageStatus::Complete,
+                false,
+            ),
+            // The reply, in flight until the turn finishes it; `incomplete`
+            // is what it would be if nothing more were ever written.
+            message(MessageRole::Assistant, "", MessageStatus::Incomplete, true),
+        ],
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let mut rows = rows.into_iter();
+    let (Some(user_message), Some(reply)) = (rows.next(), rows.next()) else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "the turn's messages were not written"
+        )));
+    };
+    let reply_id = reply.id.clone();
+    let log = start(Turn {
+        db: state.db.clone(),
+        client: state.a2a.clone(),
+        user_id: user_id.to_owned(),
+        conversation_id: conversation_id.to_owned(),
+        agent_id: conversation.agent_id.clone(),
+        agents: state.agents.clone(),
+        claim,
+        user_message,
+        reply,
+        text,
+        history,
+        trace,
+        tree: serde_json::from_str(&conversation.tree).unwrap_or_else(|_| json!({})),
+        retry: state.retry,
+    });
+    Ok(Started { log, reply_id })
+}
