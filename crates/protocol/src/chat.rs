@@ -113,6 +113,19 @@ pub struct SendMessage {
     pub message: String,
 }
 
+/// `POST /chat/unified`: a turn that creates its conversation on the first
+/// message and picks its agent when not told.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UnifiedRequest {
+    pub message: String,
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    #[serde(default)]
+    pub stream: bool,
+}
+
 /// Every list endpoint answers `{"items":[…],"next_cursor"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page<T> {

@@ -63,6 +63,22 @@ impl ConversationTitle {
         Ok(Self(title.to_owned()))
     }
 
+    /// The title of a conversation its first message creates: the start of
+    /// the message on one line (runs of white space made one space), cut at
+    /// [`MAX_TITLE_CHARS`].
+    pub fn from_message(text: &MessageText) -> Self {
+        let line = text
+            .as_str()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let start: String = line.chars().take(MAX_TITLE_CHARS).collect();
+        match Self::parse(&start) {
+            Ok(title) => title,
+            Err(_) => Self::untitled(),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

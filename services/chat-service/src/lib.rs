@@ -124,6 +124,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
                 .app_data(service_auth.clone())
                 .app_data(verifier.clone())
                 .route("/chat/agents", web::get().to(routes::agents::list::list))
+                .route("/chat/unified", web::post().to(routes::unified::unified))
+                .route(
+                    "/chat/completions",
+                    web::post().to(routes::openai::completions::completions),
+                )
+                .route("/chat/models", web::get().to(routes::openai::models::list))
                 .service(web::scope("/chat/conversations").configure(conversations::routes));
         },
     )?;

@@ -2,3 +2,4 @@
 
 pub mod client;
 pub mod registry;
+pub mod select;

@@ -2,4 +2,7 @@
 
 pub mod agents;
 pub mod conversations;
+pub mod one_turn;
+pub mod openai;
 pub mod sse;
+pub mod unified;

@@ -242,6 +242,57 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// `POST /chat/unified` with `body`, answered in `format`
+    /// (`X-Response-Format`) when given.
+    pub async fn unified(
+        &self,
+        user: &str,
+        body: Value,
+        format: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self.request(reqwest::Method::POST, "/chat/unified", user);
+        if let Some(format) = format {
+            request = request.header("x-response-format", format);
+        }
+        request.json(&body).send().await.unwrap()
+    }
+
+    /// `POST /chat/completions` with `body`, in `conversation`
+    /// (`X-Conversation-Id`) when given.
+    pub async fn completions(
+        &self,
+        user: &str,
+        body: Value,
+        conversation: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self.request(reqwest::Method::POST, "/chat/completions", user);
+        if let Some(conversation) = conversation {
+            request = request.header("x-conversation-id", conversation);
+        }
+        request.json(&body).send().await.unwrap()
+    }
+
+    /// `GET /chat/models`.
+    pub async fn models(&self, user: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, "/chat/models", user)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The `data:` payloads of an SSE stream as sent, to its end (for OpenAI
+/// chunks, whose last one is `[DONE]`).
+pub async fn data_lines(response: reqwest::Response) -> Vec<String> {
+    response
+        .bytes_stream()
+        .eventsource()
+        .map(|event| event.unwrap().data)
+        .collect()
+        .await
+}
+
 /// Every event of a turn's SSE stream, to its end.
 pub async fn events(response: reqwest::Response) -> Vec<Value> {
     response

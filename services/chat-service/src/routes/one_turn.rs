@@ -1,0 +1,39 @@
+//! What the single-request chat endpoints (`/chat/unified`,
+//! `/chat/completions`) share: a conversation made by its first message, and
+//! waiting for a turn's reply.
+
+use confab_kit::ApiError;
+use confab_protocol::chat::Message;
+use futures_util::StreamExt;
+
+use crate::AppState;
+use crate::domain::{ConversationTitle, MessageText};
+use crate::store::{conversations, messages};
+use crate::turns::begin::Started;
+
+/// A new conversation of `user_id` with `agent_id` (registered: the caller
+/// checked), titled by the start of its first message; its id.
+pub async fn new_conversation(
+    state: &AppState,
+    user_id: &str,
+    text: &MessageText,
+    agent_id: String,
+) -> Result<String, ApiError> {
+    let row = conversations::new_row(user_id, ConversationTitle::from_message(text), agent_id);
+    conversations::create(&state.db, &row).await?;
+    Ok(row.id)
+}
+
+/// The reply of a started turn once the turn has ended (the log ends after
+/// `done`, once the reply is saved).
+pub async fn finished_reply(
+    state: &AppState,
+    user_id: &str,
+    started: &Started,
+) -> Result<Message, ApiError> {
+    started.log.subscribe(0).for_each(|_| async {}).await;
+    let reply = messages::get(&state.db, user_id, &started.reply_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    Ok(reply.to_api())
+}

@@ -1,0 +1,111 @@
+//! `POST /chat/completions`: the OpenAI chat-completions API over chat
+//! turns, `model` = agent id (DESIGN §7).
+//!
+//! The conversation keeps the history, so only the last `user` message of
+//! `messages` is the turn's text; the rest is ignored. The conversation is
+//! the one named by the `X-Conversation-Id` header or
+//! `metadata.conversation_id`; without one, a new conversation with the
+//! agent is created, and its id is in the answer (`conversation_id`).
+//!
+//! Refusals: an unknown `model` is 404 (as OpenAI answers), a named
+//! conversation with another agent than `model` is 422 `model_mismatch`,
+//! no user message or an empty one 422, a too long one 413.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use confab_kit::ApiError;
+use confab_kit::auth::AuthedJson;
+use confab_protocol::openai::ChatCompletionRequest;
+use serde_json::Value;
+
+use super::convert::{self, Completion};
+use crate::AppState;
+use crate::a2a::client::Trace;
+use crate::domain::MessageText;
+use crate::routes::one_turn;
+use crate::store::conversations;
+use crate::turns::begin::begin;
+
+pub const CONVERSATION_HEADER: &str = "x-conversation-id";
+
+pub async fn completions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    request: AuthedJson<ChatCompletionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let AuthedJson { caller, body } = request;
+    let model = body.model.clone();
+    if !state.agents.contains(&model) {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "model_not_found",
+            format!("the model '{model}' does not exist: models are the registered agents"),
+        ));
+    }
+    let text = body.last_user_text().ok_or_else(|| {
+        ApiError::unprocessable("no_user_message", "messages has no user message")
+    })?;
+    let text = MessageText::parse(text, state.chat.max_message_chars)?;
+    let conversation_id = match named_conversation(&req, &body)? {
+        Some(id) => {
+            let conversation = conversations::get(&state.db, &caller.user_id, &id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("conversation"))?;
+            if conversation.agent_id != model {
+                return Err(ApiError::unprocessable(
+                    "model_mismatch",
+                    format!(
+                        "the conversation is with '{}', not '{model}'",
+                        conversation.agent_id
+                    ),
+                ));
+            }
+            id
+        }
+        None => one_turn::new_conversation(&state, &caller.user_id, &text, model.clone()).await?,
+    };
+    let started = begin(
+        &state,
+        &caller.user_id,
+        &conversation_id,
+        text,
+        Trace::from_request(&req),
+    )
+    .await?;
+    let completion = Completion::new(conversation_id, started.reply_id.clone(), model);
+    if body.is_stream() {
+        let include_usage = body
+            .stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage);
+        return Ok(convert::sse(
+            completion.chunks(started.log.subscribe(0), include_usage),
+        ));
+    }
+    let reply = one_turn::finished_reply(&state, &caller.user_id, &started).await?;
+    Ok(HttpResponse::Ok().json(completion.completion(&reply)))
+}
+
+/// The conversation the request names, header first.
+fn named_conversation(
+    req: &HttpRequest,
+    body: &ChatCompletionRequest,
+) -> Result<Option<String>, ApiError> {
+    if let Some(header) = req.headers().get(CONVERSATION_HEADER) {
+        let id = header.to_str().map_err(|_| {
+            ApiError::bad_request("invalid_header", "X-Conversation-Id is not text")
+        })?;
+        return Ok(Some(id.trim().to_owned()).filter(|id| !id.is_empty()));
+    }
+    match body
+        .extra
+        .get("metadata")
+        .and_then(|m| m.get("conversation_id"))
+    {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id)) if !id.trim().is_empty() => Ok(Some(id.trim().to_owned())),
+        Some(_) => Err(ApiError::unprocessable(
+            "invalid_conversation_id",
+            "metadata.conversation_id must be a conversation id",
+        )),
+    }
+}

@@ -1,0 +1,121 @@
+//! `POST /chat/unified` `{message, conversation_id?, agent_id?, stream?}`:
+//! one turn, creating the conversation on the first message (DESIGN §7).
+//!
+//! The agent is the conversation's; for a new conversation `agent_id`
+//! (registered, else 422), else the agent whose card skills best match the
+//! message (`a2a::select`), else `chat.default_agent`.
+//!
+//! `X-Response-Format: openai` (the default) answers a `chat.completion`
+//! (chunks as SSE with `stream`), `v0.3` answers
+//! `{"conversation_id","agent_id","message"}` (the native events with
+//! `stream`); any other format is 422.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use confab_kit::ApiError;
+use confab_kit::auth::AuthedJson;
+use confab_protocol::chat::UnifiedRequest;
+use serde_json::json;
+
+use crate::AppState;
+use crate::a2a::client::Trace;
+use crate::a2a::select;
+use crate::domain::MessageText;
+use crate::routes::one_turn;
+use crate::routes::openai::convert::{self, Completion};
+use crate::routes::sse;
+use crate::store::conversations;
+use crate::turns::begin::begin;
+
+pub const FORMAT_HEADER: &str = "x-response-format";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    OpenAi,
+    V03,
+}
+
+impl Format {
+    fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
+        let Some(value) = req.headers().get(FORMAT_HEADER) else {
+            return Ok(Self::OpenAi);
+        };
+        match value
+            .to_str()
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            Ok("" | "openai") => Ok(Self::OpenAi),
+            Ok("v0.3") => Ok(Self::V03),
+            _ => Err(ApiError::unprocessable(
+                "unknown_response_format",
+                "X-Response-Format must be 'openai' or 'v0.3'",
+            )),
+        }
+    }
+}
+
+pub async fn unified(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    request: AuthedJson<UnifiedRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let format = Format::from_request(&req)?;
+    let AuthedJson { caller, body } = request;
+    let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
+    let named = body.conversation_id.filter(|id| !id.trim().is_empty());
+    let (conversation_id, agent_id) = match named {
+        Some(id) => {
+            let conversation = conversations::get(&state.db, &caller.user_id, &id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("conversation"))?;
+            (id, conversation.agent_id)
+        }
+        None => {
+            let agent_id = match body.agent_id.filter(|a| !a.is_empty()) {
+                Some(agent_id) if state.agents.contains(&agent_id) => agent_id,
+                Some(agent_id) => {
+                    return Err(ApiError::unprocessable(
+                        "unknown_agent",
+                        format!("no agent '{agent_id}' is registered"),
+                    ));
+                }
+                None => select::by_skills(&state.agents, text.as_str())
+                    .await
+                    .unwrap_or_else(|| state.chat.default_agent.clone()),
+            };
+            let id = one_turn::new_conversation(&state, &caller.user_id, &text, agent_id.clone())
+                .await?;
+            (id, agent_id)
+        }
+    };
+    let started = begin(
+        &state,
+        &caller.user_id,
+        &conversation_id,
+        text,
+        Trace::from_request(&req),
+    )
+    .await?;
+    match (format, body.stream) {
+        (Format::V03, true) => Ok(sse::response(started.log.subscribe(0))),
+        (Format::OpenAi, true) => {
+            let completion = Completion::new(conversation_id, started.reply_id.clone(), agent_id);
+            Ok(convert::sse(
+                completion.chunks(started.log.subscribe(0), false),
+            ))
+        }
+        (Format::V03, false) => {
+            let reply = one_turn::finished_reply(&state, &caller.user_id, &started).await?;
+            Ok(HttpResponse::Ok().json(json!({
+                "conversation_id": conversation_id,
+                "agent_id": agent_id,
+                "message": reply,
+            })))
+        }
+        (Format::OpenAi, false) => {
+            let reply = one_turn::finished_reply(&state, &caller.user_id, &started).await?;
+            let completion = Completion::new(conversation_id, started.reply_id.clone(), agent_id);
+            Ok(HttpResponse::Ok().json(completion.completion(&reply)))
+        }
+    }
+}
