@@ -55,6 +55,9 @@ pub struct ChatSettings {
     pub max_message_chars: usize,
     pub default_agent: String,
     pub history_messages: i64,
+    /// How often a chat WebSocket is pinged; a peer silent for two
+    /// intervals is dropped.
+    pub ws_heartbeat_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,6 +127,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
                 .app_data(service_auth.clone())
                 .app_data(verifier.clone())
                 .route("/chat/agents", web::get().to(routes::agents::list::list))
+                .route("/ws/chat", web::get().to(routes::ws::chat))
                 .route("/chat/unified", web::post().to(routes::unified::unified))
                 .route(
                     "/chat/completions",

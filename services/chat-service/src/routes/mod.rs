@@ -6,3 +6,4 @@ pub mod one_turn;
 pub mod openai;
 pub mod sse;
 pub mod unified;
+pub mod ws;

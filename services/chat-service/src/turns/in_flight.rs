@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::log::TurnLog;
@@ -18,6 +19,9 @@ struct Entry {
 #[derive(Default)]
 pub struct InFlight {
     turns: Mutex<HashMap<String, Entry>>,
+    /// Counts the turns started, so that a WebSocket watching a
+    /// conversation learns at once that a turn began (started elsewhere).
+    started: watch::Sender<u64>,
 }
 
 impl InFlight {
@@ -44,12 +48,20 @@ impl InFlight {
                 log: log.clone(),
             },
         );
+        drop(turns);
+        self.started.send_modify(|started| *started += 1);
         Some(TurnClaim {
             registry: self.clone(),
             conversation_id: conversation_id.to_owned(),
             cancel,
             log,
         })
+    }
+
+    /// Changes each time a turn starts, in any conversation; whoever waits
+    /// on it then looks up [`Self::log`] of their own.
+    pub fn watch_started(&self) -> watch::Receiver<u64> {
+        self.started.subscribe()
     }
 
     /// The event log of the caller's turn in flight in the conversation.

@@ -1,0 +1,125 @@
+//! The compact dialect: flat frames. The server greets with
+//! `{"type":"welcome","text"}`; the client sends `{"type":"message","text"}`;
+//! the server answers `{"type":"token","text"}` per chunk, then
+//! `{"type":"done","result":{tokens_used, tools_used, tool_calls,
+//! message_id, conversation_id}}`, or `{"type":"error","error"}`.
+//!
+//! The conversation is `?conversation_id=`, or one created with the default
+//! agent on the first message.
+
+use actix_ws::{CloseCode, CloseReason, Closed};
+use confab_kit::ApiError;
+use confab_protocol::chat::ChatEvent;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::session::{Conn, Dialect, Flow};
+
+const WELCOME: &str = "Connected to Confab. Send {\"type\":\"message\",\"text\":\"…\"}.";
+
+pub struct Compact {
+    requested: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Message { text: String },
+    Ping,
+}
+
+impl Compact {
+    pub fn new(requested: Option<String>) -> Self {
+        Self { requested }
+    }
+
+    async fn message(&mut self, conn: &mut Conn, text: String) -> Result<Flow, Closed> {
+        if conn.conversation().is_none() {
+            match conn.create(None).await {
+                Ok(row) => conn.attach(row.id),
+                Err(err) => return error(conn, err.message()).await,
+            }
+        }
+        match conn.prompt(text).await {
+            Ok(()) => Ok(Flow::Continue),
+            Err(err) => error(conn, err.message()).await,
+        }
+    }
+}
+
+impl Dialect for Compact {
+    async fn open(&mut self, conn: &mut Conn) -> Result<Flow, Closed> {
+        if let Some(requested) = self.requested.take() {
+            match conn.owned(&requested).await {
+                Ok(row) => conn.attach(row.id),
+                Err(err) => return refuse(conn, &err).await,
+            }
+        }
+        conn.send(&json!({"type": "welcome", "text": WELCOME}))
+            .await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn frame(&mut self, conn: &mut Conn, text: &str) -> Result<Flow, Closed> {
+        match serde_json::from_str::<ClientFrame>(text) {
+            Ok(ClientFrame::Message { text }) => self.message(conn, text).await,
+            Ok(ClientFrame::Ping) => {
+                conn.send(&json!({"type": "pong"})).await?;
+                Ok(Flow::Continue)
+            }
+            Err(err) => {
+                let why = format!("expected {{\"type\":\"message\",\"text\":\"…\"}}: {err}");
+                self.unreadable(conn, &why).await
+            }
+        }
+    }
+
+    async fn unreadable(&mut self, conn: &mut Conn, why: &str) -> Result<Flow, Closed> {
+        error(conn, why).await
+    }
+
+    async fn event(&mut self, conn: &mut Conn, event: &ChatEvent) -> Result<Flow, Closed> {
+        let frame = match event {
+            ChatEvent::Text { text } => json!({"type": "token", "text": text}),
+            ChatEvent::Error { error } => {
+                json!({"type": "error", "error": error.message, "code": error.code})
+            }
+            ChatEvent::Done {
+                message_id,
+                conversation_id,
+                status,
+                token_usage,
+            } => {
+                let tokens_used = token_usage.map_or(0, |u| u.input_tokens + u.output_tokens);
+                json!({"type": "done", "result": {
+                    "tokens_used": tokens_used,
+                    "tools_used": conn.progress.steps.len(),
+                    "tool_calls": conn.progress.steps,
+                    "message_id": message_id,
+                    "conversation_id": conversation_id,
+                    "status": status,
+                    "text": conn.progress.text,
+                }})
+            }
+            _ => return Ok(Flow::Continue),
+        };
+        conn.send(&frame).await?;
+        Ok(Flow::Continue)
+    }
+}
+
+async fn error(conn: &mut Conn, message: &str) -> Result<Flow, Closed> {
+    conn.send(&json!({"type": "error", "error": message}))
+        .await?;
+    Ok(Flow::Continue)
+}
+
+/// The requested conversation is not the caller's: say so and close.
+async fn refuse(conn: &mut Conn, err: &ApiError) -> Result<Flow, Closed> {
+    conn.send(&json!({"type": "error", "error": err.message(), "code": err.code()}))
+        .await?;
+    Ok(Flow::Close(CloseReason {
+        code: CloseCode::Policy,
+        description: Some(err.message().to_owned()),
+    }))
+}

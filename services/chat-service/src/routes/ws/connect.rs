@@ -1,0 +1,66 @@
+//! The upgrade of `GET /ws/chat`: who calls, in which dialect, and which
+//! conversation the socket starts attached to.
+//!
+//! Auth as for any request (service token and `X-User-Id` from the gateway,
+//! or `Authorization: Bearer`, or `?token=`); without it the upgrade is
+//! refused with 401 JSON. The dialect is compact when the client offers the
+//! `confab.compact.v1` subprotocol (echoed in the handshake) or asks for
+//! `?dialect=compact`; envelope otherwise.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use confab_kit::auth::Caller;
+use serde::Deserialize;
+
+use super::compact::Compact;
+use super::envelope::Envelope;
+use super::session::{self, Conn};
+use crate::AppState;
+use crate::a2a::client::Trace;
+
+/// The subprotocol of the compact dialect.
+pub const COMPACT_PROTOCOL: &str = "confab.compact.v1";
+
+/// Largest frame a client may send: a prompt is at most a few tens of KiB
+/// (10,000 characters by default), a tree edit a small patch. A larger
+/// frame closes the socket with 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub struct ChatQuery {
+    conversation_id: Option<String>,
+    dialect: Option<String>,
+    token: Option<String>,
+    #[serde(default)]
+    debug: bool,
+}
+
+pub async fn chat(
+    req: HttpRequest,
+    body: web::Payload,
+    query: web::Query<ChatQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let caller = Caller::from_request_or_token(&req, query.token.as_deref()).await?;
+    let query = query.into_inner();
+    let (response, ws, stream) = actix_ws::handle_with_protocols(&req, body, &[COMPACT_PROTOCOL])?;
+    let by_header = response
+        .headers()
+        .get(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .is_some_and(|p| p.as_bytes() == COMPACT_PROTOCOL.as_bytes());
+    let compact = by_header || query.dialect.as_deref() == Some("compact");
+    let stream = stream
+        .max_frame_size(MAX_FRAME_BYTES)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_FRAME_BYTES);
+    let conn = Conn::new(ws, state.into_inner(), caller, Trace::from_request(&req));
+    let conversation_id = query.conversation_id.filter(|id| !id.is_empty());
+    actix_web::rt::spawn(async move {
+        let end = if compact {
+            session::run(conn, stream, Compact::new(conversation_id)).await
+        } else {
+            session::run(conn, stream, Envelope::new(conversation_id, query.debug)).await
+        };
+        tracing::debug!(?end, "chat socket ended");
+    });
+    Ok(response)
+}

@@ -1,0 +1,317 @@
+//! The envelope dialect: every server frame is
+//! `{"type","data","session_id"?,"timestamp","error"?}`; a client frame is
+//! `{"type","data"?}` (the fields may also sit beside `type`).
+
+use actix_ws::{CloseCode, CloseReason, Closed};
+use confab_kit::ApiError;
+use confab_protocol::chat::ChatEvent;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use super::session::{Conn, Dialect, Flow};
+use super::tree_edit;
+use crate::store::messages;
+use crate::store::models::ConversationRow;
+
+/// Messages sent in `chat_history`: as many as `…/history` answers with.
+const HISTORY_MESSAGES: i64 = 1000;
+
+pub struct Envelope {
+    /// `?conversation_id=`, attached to on open.
+    requested: Option<String>,
+    /// Whether the client wants `debug` frames.
+    debug: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct InitSession {
+    conversation_id: Option<String>,
+    agent_id: Option<String>,
+    debug: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UserPrompt {
+    prompt: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct TreeEdit {
+    patch: Value,
+    base_version: i64,
+}
+
+impl Envelope {
+    pub fn new(requested: Option<String>, debug: bool) -> Self {
+        Self { requested, debug }
+    }
+
+    /// Attaches to the conversation and sends `session_ready` and
+    /// `chat_history`.
+    async fn ready(&mut self, conn: &mut Conn, row: ConversationRow) -> Result<Flow, Closed> {
+        let conversation = row.to_api(true);
+        let history = match messages::page(
+            &conn.state.db,
+            conn.user_id(),
+            &row.id,
+            None,
+            HISTORY_MESSAGES,
+        )
+        .await
+        {
+            Ok(rows) => rows,
+            Err(err) => return error(conn, &ApiError::from(err)).await,
+        };
+        conn.attach(row.id.clone());
+        let ready = json!({
+            "session_id": row.id,
+            "conversation_id": row.id,
+            "agent_id": row.agent_id,
+            "title": conversation.title,
+            "initial_tree": conversation.tree,
+            "tree_version": conversation.tree_version,
+        });
+        send(conn, "session_ready", ready).await?;
+        let messages: Vec<_> = history.iter().map(|m| m.to_api()).collect();
+        send(conn, "chat_history", json!({"messages": messages})).await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn init_session(&mut self, conn: &mut Conn, init: InitSession) -> Result<Flow, Closed> {
+        if let Some(debug) = init.debug {
+            self.debug = debug;
+        }
+        let wanted = init.conversation_id.filter(|id| !id.is_empty());
+        let row = match (conn.conversation().map(str::to_owned), wanted) {
+            (Some(attached), Some(wanted)) if attached != wanted => {
+                let refused = ApiError::conflict(
+                    "session_exists",
+                    "this socket is attached to another conversation; open a new socket",
+                );
+                return error(conn, &refused).await;
+            }
+            (Some(id), _) | (None, Some(id)) => conn.owned(&id).await,
+            (None, None) => conn.create(init.agent_id).await,
+        };
+        match row {
+            Ok(row) => self.ready(conn, row).await,
+            Err(err) => error(conn, &err).await,
+        }
+    }
+
+    async fn tree_edit(&mut self, conn: &mut Conn, edit: TreeEdit) -> Result<Flow, Closed> {
+        let Some(conversation_id) = conn.conversation().map(str::to_owned) else {
+            return error(conn, &no_session()).await;
+        };
+        let edited = tree_edit::edit(
+            &conn.state,
+            conn.user_id(),
+            &conversation_id,
+            &edit.patch,
+            edit.base_version,
+        )
+        .await;
+        match edited {
+            Ok(version) => {
+                send(
+                    conn,
+                    "tree_update",
+                    json!({"delta": edit.patch, "version": version}),
+                )
+                .await?;
+                Ok(Flow::Continue)
+            }
+            Err(refused) => {
+                let (code, message, data) = refused.describe();
+                send_error(conn, code, &message, data).await?;
+                Ok(Flow::Continue)
+            }
+        }
+    }
+}
+
+impl Dialect for Envelope {
+    async fn open(&mut self, conn: &mut Conn) -> Result<Flow, Closed> {
+        let Some(requested) = self.requested.take() else {
+            return Ok(Flow::Continue);
+        };
+        match conn.owned(&requested).await {
+            Ok(row) => self.ready(conn, row).await,
+            Err(err) => {
+                error(conn, &err).await?;
+                Ok(Flow::Close(CloseReason {
+                    code: CloseCode::Policy,
+                    description: Some(err.message().to_owned()),
+                }))
+            }
+        }
+    }
+
+    async fn frame(&mut self, conn: &mut Conn, text: &str) -> Result<Flow, Closed> {
+        let (kind, data) = match split(text) {
+            Ok(split) => split,
+            Err(why) => return self.unreadable(conn, &why).await,
+        };
+        match kind.as_str() {
+            "init_session" => match parse::<InitSession>(&kind, data) {
+                Ok(init) => self.init_session(conn, init).await,
+                Err(why) => self.unreadable(conn, &why).await,
+            },
+            "user_prompt" => match parse::<UserPrompt>(&kind, data) {
+                Ok(prompt) => match conn.prompt(prompt.prompt).await {
+                    Ok(()) => Ok(Flow::Continue),
+                    Err(err) => error(conn, &err).await,
+                },
+                Err(why) => self.unreadable(conn, &why).await,
+            },
+            "cancel" => {
+                let canceled = conn
+                    .conversation()
+                    .map(|id| conn.state.in_flight.cancel(id, conn.user_id()));
+                match canceled {
+                    None => error(conn, &no_session()).await,
+                    Some(false) => {
+                        let none = ApiError::conflict(
+                            "no_turn_in_flight",
+                            "no reply is being written in this conversation",
+                        );
+                        error(conn, &none).await
+                    }
+                    Some(true) => Ok(Flow::Continue),
+                }
+            }
+            "tree_edit" => match parse::<TreeEdit>(&kind, data) {
+                Ok(edit) => self.tree_edit(conn, edit).await,
+                Err(why) => self.unreadable(conn, &why).await,
+            },
+            "ping" => {
+                send(conn, "pong", json!({})).await?;
+                Ok(Flow::Continue)
+            }
+            "close_session" => Ok(Flow::Close(CloseReason {
+                code: CloseCode::Normal,
+                description: Some("session closed".into()),
+            })),
+            other => {
+                let why = format!("unknown frame type '{other}'");
+                self.unreadable(conn, &why).await
+            }
+        }
+    }
+
+    async fn unreadable(&mut self, conn: &mut Conn, why: &str) -> Result<Flow, Closed> {
+        send_error(conn, "invalid_frame", why, Value::Null).await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn event(&mut self, conn: &mut Conn, event: &ChatEvent) -> Result<Flow, Closed> {
+        let (kind, data) = match event {
+            ChatEvent::MessageStart { .. } => return Ok(Flow::Continue),
+            ChatEvent::Text { text } => {
+                ("assistant_response", json!({"text": text, "chunk": true}))
+            }
+            ChatEvent::Reasoning { text } => ("reasoning", json!({"steps": [text]})),
+            ChatEvent::TreeUpdate { patch, version } => {
+                ("tree_update", json!({"delta": patch, "version": version}))
+            }
+            ChatEvent::Error { error } => {
+                send_error(conn, &error.code, &error.message, Value::Null).await?;
+                return Ok(Flow::Continue);
+            }
+            ChatEvent::Data { data } if self.debug => (
+                "debug",
+                json!({"message": data.to_string(), "level": "info", "data": data}),
+            ),
+            ChatEvent::Retry {
+                attempt,
+                max_attempts,
+                delay_ms,
+            } if self.debug => {
+                let message = format!(
+                    "agent unreachable; attempt {attempt} of {max_attempts} in {delay_ms} ms"
+                );
+                ("debug", json!({"message": message, "level": "warn"}))
+            }
+            ChatEvent::Data { .. } | ChatEvent::Retry { .. } => return Ok(Flow::Continue),
+            ChatEvent::Done {
+                message_id,
+                status,
+                token_usage,
+                ..
+            } => (
+                "assistant_response",
+                json!({
+                    "text": conn.progress.text,
+                    "chunk": false,
+                    "message_id": message_id,
+                    "status": status,
+                    "token_usage": token_usage,
+                }),
+            ),
+        };
+        send(conn, kind, data).await?;
+        Ok(Flow::Continue)
+    }
+}
+
+fn no_session() -> ApiError {
+    ApiError::conflict("no_session", "send init_session first")
+}
+
+/// A client frame's type and its fields (`data`, or the frame itself).
+fn split(text: &str) -> Result<(String, Value), String> {
+    let mut frame: Map<String, Value> = serde_json::from_str(text)
+        .map_err(|err| format!("a frame is a JSON object with a type: {err}"))?;
+    let Some(Value::String(kind)) = frame.remove("type") else {
+        return Err("a frame needs a string \"type\"".into());
+    };
+    let data = match frame.remove("data") {
+        Some(data @ Value::Object(_)) => data,
+        Some(Value::Null) | None => Value::Object(frame),
+        Some(_) => return Err("\"data\" must be an object".into()),
+    };
+    Ok((kind, data))
+}
+
+fn parse<T: DeserializeOwned>(kind: &str, data: Value) -> Result<T, String> {
+    serde_json::from_value(data).map_err(|err| format!("invalid {kind}: {err}"))
+}
+
+fn envelope(conn: &Conn, kind: &str, data: Value) -> Map<String, Value> {
+    let mut frame = Map::new();
+    frame.insert("type".into(), kind.into());
+    frame.insert("data".into(), data);
+    if let Some(id) = conn.conversation() {
+        frame.insert("session_id".into(), id.into());
+    }
+    frame.insert("timestamp".into(), chrono::Utc::now().to_rfc3339().into());
+    frame
+}
+
+async fn send(conn: &mut Conn, kind: &str, data: Value) -> Result<(), Closed> {
+    let frame = envelope(conn, kind, data);
+    conn.send(&Value::Object(frame)).await
+}
+
+async fn send_error(
+    conn: &mut Conn,
+    code: &str,
+    message: &str,
+    extra: Value,
+) -> Result<(), Closed> {
+    let error = json!({"code": code, "message": message});
+    let mut data = json!({"code": code, "message": message});
+    if let (Value::Object(data), Value::Object(extra)) = (&mut data, extra) {
+        data.extend(extra);
+    }
+    let mut frame = envelope(conn, "error", data);
+    frame.insert("error".into(), error);
+    conn.send(&Value::Object(frame)).await
+}
+
+/// An error frame; the connection stays open.
+async fn error(conn: &mut Conn, err: &ApiError) -> Result<Flow, Closed> {
+    send_error(conn, err.code(), err.message(), Value::Null).await?;
+    Ok(Flow::Continue)
+}

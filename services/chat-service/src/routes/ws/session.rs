@@ -1,0 +1,274 @@
+//! What both dialects share: the socket's loop, the conversation it is
+//! attached to, and the turn whose events it forwards.
+//!
+//! The loop follows the actix-ws example: `select` over the client's
+//! frames, the events of the turn being followed, news of turns started,
+//! and a heartbeat that pings the client and drops it once it has been
+//! silent for two intervals.
+//!
+//! Several sockets (tabs) on one conversation all see its turns, whoever
+//! started them (this socket, another tab, an HTTP client): a socket
+//! attached to a conversation follows the log of the turn in flight there
+//! ([`crate::turns::in_flight::InFlight::log`]), read from its first event.
+//! It looks for one when it attaches, each time a turn starts anywhere
+//! ([`crate::turns::in_flight::InFlight::watch_started`]), and when the turn
+//! it followed ends; a turn's claim is released before its `done`, so an
+//! ended turn is never picked up twice, and one started meanwhile is not
+//! missed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_ws::{
+    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Closed, Session,
+};
+use confab_kit::ApiError;
+use confab_kit::auth::Caller;
+use confab_protocol::chat::ChatEvent;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::AppState;
+use crate::a2a::client::Trace;
+use crate::domain::{ConversationTitle, MessageText};
+use crate::store::conversations;
+use crate::store::models::ConversationRow;
+use crate::turns::begin::begin;
+use crate::turns::log::TurnLog;
+
+/// What the socket does after a frame or an event.
+pub enum Flow {
+    Continue,
+    Close(CloseReason),
+}
+
+/// Why a socket ended, for the log.
+#[derive(Debug)]
+pub enum End {
+    ClientClosed,
+    ClientGone,
+    Closed,
+    Silent,
+    TooLarge,
+}
+
+/// The text and the reasoning steps of the turn being followed so far.
+#[derive(Debug, Default)]
+pub struct TurnProgress {
+    pub text: String,
+    pub steps: Vec<String>,
+}
+
+impl TurnProgress {
+    fn record(&mut self, event: &ChatEvent) {
+        match event {
+            ChatEvent::Text { text } => self.text.push_str(text),
+            ChatEvent::Reasoning { text } => self.steps.push(text.clone()),
+            _ => {}
+        }
+    }
+}
+
+/// One dialect of the socket (DESIGN §9).
+pub trait Dialect {
+    /// Right after the handshake.
+    async fn open(&mut self, conn: &mut Conn) -> Result<Flow, Closed>;
+    /// A text frame from the client.
+    async fn frame(&mut self, conn: &mut Conn, text: &str) -> Result<Flow, Closed>;
+    /// A frame that cannot be read at all (binary).
+    async fn unreadable(&mut self, conn: &mut Conn, why: &str) -> Result<Flow, Closed>;
+    /// An event of the turn followed; `progress` already includes it.
+    async fn event(&mut self, conn: &mut Conn, event: &ChatEvent) -> Result<Flow, Closed>;
+}
+
+/// A socket's side of the session, handed to its dialect.
+pub struct Conn {
+    ws: Session,
+    pub state: Arc<AppState>,
+    pub caller: Caller,
+    /// Of the upgrade request, passed on with every turn started here.
+    pub trace: Trace,
+    conversation: Option<String>,
+    turn: Option<BoxStream<'static, (u64, ChatEvent)>>,
+    pub progress: TurnProgress,
+    started: watch::Receiver<u64>,
+}
+
+impl Conn {
+    pub fn new(ws: Session, state: Arc<AppState>, caller: Caller, trace: Trace) -> Self {
+        let started = state.in_flight.watch_started();
+        Self {
+            ws,
+            state,
+            caller,
+            trace,
+            conversation: None,
+            turn: None,
+            progress: TurnProgress::default(),
+            started,
+        }
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.caller.user_id
+    }
+
+    /// The conversation this socket is attached to.
+    pub fn conversation(&self) -> Option<&str> {
+        self.conversation.as_deref()
+    }
+
+    /// Attaches the socket to a conversation the caller owns, and follows
+    /// its turn in flight if there is one.
+    pub fn attach(&mut self, conversation_id: String) {
+        self.conversation = Some(conversation_id);
+        self.follow(None);
+    }
+
+    /// Follows `started` (a turn this socket just began) or else the turn
+    /// in flight in the conversation, unless a turn is followed already
+    /// (the next one is looked for when it ends).
+    pub fn follow(&mut self, started: Option<Arc<TurnLog>>) {
+        if self.turn.is_some() {
+            return;
+        }
+        let Some(conversation) = &self.conversation else {
+            return;
+        };
+        let log = started.or_else(|| self.state.in_flight.log(conversation, &self.caller.user_id));
+        if let Some(log) = log {
+            self.turn = Some(log.subscribe(0).boxed());
+            self.progress = TurnProgress::default();
+        }
+    }
+
+    /// The caller's conversation `id`: 404 when it is not theirs.
+    pub async fn owned(&self, id: &str) -> Result<ConversationRow, ApiError> {
+        conversations::get(&self.state.db, self.user_id(), id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("conversation"))
+    }
+
+    /// A new conversation of the caller with `agent_id` or the default agent.
+    pub async fn create(&self, agent_id: Option<String>) -> Result<ConversationRow, ApiError> {
+        let agent_id = agent_id
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| self.state.chat.default_agent.clone());
+        if !self.state.agents.contains(&agent_id) {
+            return Err(ApiError::unprocessable(
+                "unknown_agent",
+                format!("no agent '{agent_id}' is registered"),
+            ));
+        }
+        let row = conversations::new_row(self.user_id(), ConversationTitle::untitled(), agent_id);
+        conversations::create(&self.state.db, &row).await?;
+        Ok(row)
+    }
+
+    /// Starts a turn in the attached conversation and follows it.
+    pub async fn prompt(&mut self, prompt: String) -> Result<(), ApiError> {
+        let conversation_id = self
+            .conversation
+            .clone()
+            .ok_or_else(|| ApiError::conflict("no_session", "start a session first"))?;
+        let text = MessageText::parse(prompt, self.state.chat.max_message_chars)?;
+        let started = begin(
+            &self.state,
+            &self.caller.user_id,
+            &conversation_id,
+            text,
+            self.trace.clone(),
+        )
+        .await?;
+        self.follow(Some(started.log));
+        Ok(())
+    }
+
+    pub async fn send(&mut self, frame: &Value) -> Result<(), Closed> {
+        self.ws.text(frame.to_string()).await
+    }
+}
+
+pub async fn run<D: Dialect>(
+    mut conn: Conn,
+    mut from_client: AggregatedMessageStream,
+    mut dialect: D,
+) -> End {
+    let interval = Duration::from_millis(conn.state.chat.ws_heartbeat_ms.max(10));
+    let mut heartbeat = tokio::time::interval(interval);
+    let mut last_heard = Instant::now();
+    let mut flow = dialect.open(&mut conn).await;
+    loop {
+        match flow {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Close(reason)) => {
+                close(conn.ws, reason).await;
+                return End::Closed;
+            }
+            Err(Closed) => return End::ClientGone,
+        }
+        let turn = &mut conn.turn;
+        flow = tokio::select! {
+            message = from_client.next() => {
+                last_heard = Instant::now();
+                match message {
+                    Some(Ok(AggregatedMessage::Text(text))) => dialect.frame(&mut conn, &text).await,
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        dialect.unreadable(&mut conn, "binary frames are not accepted; send JSON as text").await
+                    }
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => conn.ws.pong(&bytes).await.map(|()| Flow::Continue),
+                    Some(Ok(AggregatedMessage::Pong(_))) => Ok(Flow::Continue),
+                    Some(Ok(AggregatedMessage::Close(reason))) => {
+                        let _ = conn.ws.close(reason).await;
+                        return End::ClientClosed;
+                    }
+                    Some(Err(actix_ws::ProtocolError::Overflow)) => {
+                        let reason = format!("a frame may have at most {} bytes", super::connect::MAX_FRAME_BYTES);
+                        close(conn.ws, CloseReason { code: CloseCode::Size, description: Some(reason) }).await;
+                        return End::TooLarge;
+                    }
+                    Some(Err(_)) | None => return End::ClientGone,
+                }
+            }
+            event = async {
+                match turn.as_mut() {
+                    Some(events) => events.next().await,
+                    None => std::future::pending().await,
+                }
+            } => match event {
+                Some((_, event)) => {
+                    conn.progress.record(&event);
+                    dialect.event(&mut conn, &event).await
+                }
+                None => {
+                    conn.turn = None;
+                    conn.follow(None);
+                    Ok(Flow::Continue)
+                }
+            },
+            changed = conn.started.changed() => {
+                match changed {
+                    Ok(()) => conn.follow(None),
+                    // The registry lives as long as the service.
+                    Err(_) => return End::ClientGone,
+                }
+                Ok(Flow::Continue)
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > interval * 2 {
+                    let reason = CloseReason { code: CloseCode::Away, description: Some("no answer to pings".into()) };
+                    close(conn.ws, reason).await;
+                    return End::Silent;
+                }
+                conn.ws.ping(b"").await.map(|()| Flow::Continue)
+            }
+        };
+    }
+}
+
+/// Closing waits for the socket; a peer that does not read must not keep us.
+async fn close(ws: Session, reason: CloseReason) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), ws.close(Some(reason))).await;
+}

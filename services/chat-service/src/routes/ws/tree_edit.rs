@@ -1,0 +1,78 @@
+//! A client's edit of its conversation's tree: a JSON Patch (RFC 6902)
+//! made against the version the client has, applied only while the tree is
+//! still at that version.
+
+use confab_kit::ApiError;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::store::trees;
+
+/// Why an edit was refused.
+pub enum Refused {
+    /// The tree moved on from `base_version`; the client reloads it.
+    Stale {
+        current_version: i64,
+    },
+    Invalid(ApiError),
+}
+
+/// Applies `patch` to the tree at `base_version`; the new version.
+pub async fn edit(
+    state: &AppState,
+    user_id: &str,
+    conversation_id: &str,
+    patch: &Value,
+    base_version: i64,
+) -> Result<i64, Refused> {
+    let ops: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|err| {
+        Refused::Invalid(ApiError::unprocessable(
+            "invalid_patch",
+            format!("patch is not a JSON Patch: {err}"),
+        ))
+    })?;
+    let (mut tree, version) = trees::get(&state.db, user_id, conversation_id)
+        .await
+        .map_err(|err| Refused::Invalid(err.into()))?
+        .ok_or_else(|| Refused::Invalid(ApiError::not_found("conversation")))?;
+    if version != base_version {
+        return Err(Refused::Stale {
+            current_version: version,
+        });
+    }
+    json_patch::patch(&mut tree, &ops).map_err(|err| {
+        Refused::Invalid(ApiError::unprocessable(
+            "invalid_patch",
+            format!("the patch does not apply to the tree: {err}"),
+        ))
+    })?;
+    match trees::replace(&state.db, user_id, conversation_id, base_version, &tree).await {
+        Ok(Some(version)) => Ok(version),
+        Ok(None) => {
+            // Another edit landed between the read and the write.
+            let current_version = trees::get(&state.db, user_id, conversation_id)
+                .await
+                .ok()
+                .flatten()
+                .map_or(base_version + 1, |(_, v)| v);
+            Err(Refused::Stale { current_version })
+        }
+        Err(err) => Err(Refused::Invalid(err.into())),
+    }
+}
+
+impl Refused {
+    /// `{code, message}` and extra data for the client.
+    pub fn describe(&self) -> (&'static str, String, Value) {
+        match self {
+            Refused::Stale { current_version } => (
+                "stale_tree",
+                format!(
+                    "the tree is at version {current_version}; reload it and edit that version"
+                ),
+                json!({"current_version": current_version}),
+            ),
+            Refused::Invalid(err) => (err.code(), err.message().to_owned(), Value::Null),
+        }
+    }
+}
