@@ -22,7 +22,8 @@
 #                               two agents written with a2a-sdk
 #                               (a2a_sdk_agent.py): sdk_v1 serving A2A v1.0
 #                               only, sdk_v03 serving v0.3 only
-#                                                      (test_a2a_chat_service.py)
+#                                                      (test_a2a_chat_service.py,
+#                                                   test_openai_chat_service.py)
 #   5. on exit, however it happens: stops the services it started (TERM, then
 #      KILL after INTEROP_STOP_TIMEOUT s) and removes the temporary directory
 # The exit status is pytest's (or 1 when setting up failed).
