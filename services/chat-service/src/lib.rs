@@ -84,6 +84,8 @@ pub struct AppState {
     pub a2a: A2aClient,
     pub in_flight: Arc<InFlight>,
     pub retry: RetryPolicy,
+    /// Tree edits made over one chat WebSocket, for the others.
+    pub tree_edits: routes::ws::TreeEdits,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
@@ -113,6 +115,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
             max_attempts: settings.a2a.max_attempts.max(1),
             base: Duration::from_millis(settings.a2a.retry_base_ms),
         },
+        tree_edits: routes::ws::TreeEdits::default(),
     });
     let service_auth = web::Data::new(ServiceAuth::new(settings.auth.service_token.clone()));
     let verifier = web::Data::new(JwtVerifier::new(settings.auth.jwt.clone()));

@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{SERVICE_TOKEN, TestApp, start_agents};
@@ -259,6 +260,15 @@ async fn tree_edits_apply_at_the_current_version_and_stale_ones_are_refused() {
     let conversation = ready["session_id"].as_str().unwrap().to_owned();
     assert_eq!(ready["data"]["initial_tree"], json!({}));
 
+    let mut other_tab = connect(
+        &chat,
+        "usr-ada",
+        &format!("?conversation_id={conversation}"),
+    )
+    .await;
+    assert_eq!(other_tab.json().await["type"], "session_ready");
+    assert_eq!(other_tab.json().await["type"], "chat_history");
+
     let patch = json!([{"op": "add", "path": "/label", "value": "root"}]);
     ws.send(json!({"type": "tree_edit", "data": {"patch": patch, "base_version": 0}}))
         .await;
@@ -266,6 +276,9 @@ async fn tree_edits_apply_at_the_current_version_and_stale_ones_are_refused() {
     assert_eq!(update["type"], "tree_update", "{update}");
     assert_eq!(update["data"]["version"], 1);
     assert_eq!(update["data"]["delta"], patch);
+    let seen = other_tab.json().await;
+    assert_eq!(seen["type"], "tree_update", "the other tab sees the edit");
+    assert_eq!(seen["data"], update["data"]);
 
     let stale = json!([{"op": "add", "path": "/label", "value": "other"}]);
     ws.send(json!({"type": "tree_edit", "data": {"patch": stale, "base_version": 0}}))
@@ -453,4 +466,37 @@ async fn a_silent_peer_is_dropped_and_an_answering_one_is_kept() {
 
     // The silent one never read its pings.
     assert!(matches!(silent.frame().await, Frame::Closed(Some(1001))));
+}
+
+#[tokio::test]
+async fn debug_frames_go_only_to_sockets_that_asked_for_them() {
+    let mut databases = Vec::new();
+    let unreachable = BTreeMap::from([("math".to_owned(), "http://127.0.0.1:1/".to_owned())]);
+    let chat = TestApp::start(&unreachable, &mut databases, |_| {}).await;
+    let mut debugging = connect(&chat, "usr-ada", "").await;
+    let ready = debugging.init(json!({"debug": true})).await;
+    let conversation = ready["session_id"].as_str().unwrap().to_owned();
+    let mut plain = connect(
+        &chat,
+        "usr-ada",
+        &format!("?conversation_id={conversation}"),
+    )
+    .await;
+    plain.json().await;
+    plain.json().await;
+
+    debugging
+        .send(json!({"type": "user_prompt", "data": {"prompt": "What is 6 * 7?"}}))
+        .await;
+    let frames = debugging.turn().await;
+    let debug: Vec<&Value> = frames.iter().filter(|f| f["type"] == "debug").collect();
+    assert_eq!(debug.len(), 2, "a retry each: {frames:?}");
+    assert_eq!(debug[0]["data"]["level"], "warn");
+    let error = frames.iter().find(|f| f["type"] == "error").unwrap();
+    assert_eq!(error["error"]["code"], "agent_failed");
+    assert_eq!(frames.last().unwrap()["data"]["status"], "failed");
+
+    let seen = plain.turn().await;
+    assert!(!seen.iter().any(|f| f["type"] == "debug"), "{seen:?}");
+    assert!(seen.iter().any(|f| f["type"] == "error"), "{seen:?}");
 }

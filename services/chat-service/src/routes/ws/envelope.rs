@@ -114,6 +114,7 @@ impl Envelope {
         .await;
         match edited {
             Ok(version) => {
+                conn.announce_tree_edit(edit.patch.clone(), version);
                 send(
                     conn,
                     "tree_update",

@@ -8,3 +8,4 @@ mod session;
 mod tree_edit;
 
 pub use connect::chat;
+pub use tree_edit::TreeEdits;

@@ -17,6 +17,7 @@
 //! missed.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_ws::{
@@ -28,7 +29,9 @@ use confab_protocol::chat::ChatEvent;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
+
+use super::tree_edit::TreeEdited;
 
 use crate::AppState;
 use crate::a2a::client::Trace;
@@ -37,6 +40,9 @@ use crate::store::conversations;
 use crate::store::models::ConversationRow;
 use crate::turns::begin::begin;
 use crate::turns::log::TurnLog;
+
+/// Tells the sockets apart, for tree edits announced to the others.
+static SOCKETS: AtomicU64 = AtomicU64::new(1);
 
 /// What the socket does after a frame or an event.
 pub enum Flow {
@@ -85,6 +91,7 @@ pub trait Dialect {
 
 /// A socket's side of the session, handed to its dialect.
 pub struct Conn {
+    id: u64,
     ws: Session,
     pub state: Arc<AppState>,
     pub caller: Caller,
@@ -94,12 +101,15 @@ pub struct Conn {
     turn: Option<BoxStream<'static, (u64, ChatEvent)>>,
     pub progress: TurnProgress,
     started: watch::Receiver<u64>,
+    tree_edits: broadcast::Receiver<Arc<TreeEdited>>,
 }
 
 impl Conn {
     pub fn new(ws: Session, state: Arc<AppState>, caller: Caller, trace: Trace) -> Self {
         let started = state.in_flight.watch_started();
+        let tree_edits = state.tree_edits.subscribe();
         Self {
+            id: SOCKETS.fetch_add(1, Ordering::Relaxed),
             ws,
             state,
             caller,
@@ -108,7 +118,34 @@ impl Conn {
             turn: None,
             progress: TurnProgress::default(),
             started,
+            tree_edits,
         }
+    }
+
+    /// Tells the other sockets on the conversation about an edit of its
+    /// tree made over this one.
+    pub fn announce_tree_edit(&self, delta: Value, version: i64) {
+        if let Some(conversation_id) = &self.conversation {
+            self.state.tree_edits.announce(TreeEdited {
+                socket: self.id,
+                user_id: self.caller.user_id.clone(),
+                conversation_id: conversation_id.clone(),
+                delta,
+                version,
+            });
+        }
+    }
+
+    /// An edit announced by another socket on this conversation, as the
+    /// event a dialect shows.
+    fn edit_for_me(&self, edited: &TreeEdited) -> Option<ChatEvent> {
+        let mine = edited.socket != self.id
+            && edited.user_id == self.caller.user_id
+            && self.conversation.as_deref() == Some(edited.conversation_id.as_str());
+        mine.then(|| ChatEvent::TreeUpdate {
+            patch: edited.delta.clone(),
+            version: edited.version,
+        })
     }
 
     pub fn user_id(&self) -> &str {
@@ -256,6 +293,17 @@ pub async fn run<D: Dialect>(
                 }
                 Ok(Flow::Continue)
             }
+            edited = conn.tree_edits.recv() => match edited {
+                Ok(edited) => match conn.edit_for_me(&edited) {
+                    Some(event) => dialect.event(&mut conn, &event).await,
+                    None => Ok(Flow::Continue),
+                },
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "a chat socket fell behind the tree edits");
+                    Ok(Flow::Continue)
+                }
+                Err(broadcast::error::RecvError::Closed) => return End::ClientGone,
+            },
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > interval * 2 {
                     let reason = CloseReason { code: CloseCode::Away, description: Some("no answer to pings".into()) };
