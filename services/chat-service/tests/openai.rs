@@ -277,3 +277,42 @@ async fn bad_requests_are_refused_and_start_nothing() {
     );
     assert!(chat.messages("usr-ada", &conversation).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_failed_turn_still_ends_the_stream_cleanly_and_says_so() {
+    let mut databases = Vec::new();
+    // An agent nobody listens for: every attempt is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let agents = [("math".to_owned(), format!("http://127.0.0.1:{port}/"))].into();
+    let chat = TestApp::start(&agents, &mut databases, |s| {
+        s.a2a.max_attempts = 2;
+    })
+    .await;
+
+    let mut body = ask("math", "What is 6 * 7?");
+    body["stream"] = json!(true);
+    let response = chat.completions("usr-ada", body, None).await;
+    assert_eq!(response.status(), 200);
+    let mut data = data_lines(response).await;
+    assert_eq!(data.pop().as_deref(), Some("[DONE]"));
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "stop");
+    assert_eq!(last["status"], "failed");
+
+    let completion: Value = chat
+        .completions("usr-ada", ask("math", "What is 6 * 7?"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(completion["status"], "failed");
+    assert_eq!(completion["choices"][0]["message"]["content"], "");
+    let messages = chat
+        .messages("usr-ada", completion["conversation_id"].as_str().unwrap())
+        .await;
+    assert_eq!(messages[1]["status"], "failed");
+}
