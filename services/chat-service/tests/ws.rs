@@ -230,6 +230,11 @@ async fn cancel_over_the_socket_ends_the_turn_canceled() {
     ws.send(json!({"type": "user_prompt", "data": {"prompt": words}}))
         .await;
     let mut frames = ws.until(|f| f["type"] == "assistant_response").await;
+    ws.send(json!({"type": "user_prompt", "data": {"prompt": "and another"}}))
+        .await;
+    let refused = ws.until(|f| f["type"] == "error").await;
+    assert_eq!(refused.last().unwrap()["error"]["code"], "turn_in_flight");
+    frames.extend(refused.into_iter().filter(|f| f["type"] != "error"));
     ws.send(json!({"type": "cancel"})).await;
     frames.extend(ws.turn().await);
     let last = &frames.last().unwrap()["data"];

@@ -3,6 +3,9 @@
 //! the server answers `{"type":"token","text"}` per chunk, then
 //! `{"type":"done","result":{tokens_used, tools_used, tool_calls,
 //! message_id, conversation_id}}`, or `{"type":"error","error"}`.
+//! The demo agents report each tool they run as one reasoning step
+//! (`name(arguments) → result`): `tool_calls` lists the turn's steps and
+//! `tools_used` counts them.
 //!
 //! The conversation is `?conversation_id=`, or one created with the default
 //! agent on the first message.

@@ -209,7 +209,7 @@ impl Conn {
         let conversation_id = self
             .conversation
             .clone()
-            .ok_or_else(|| ApiError::conflict("no_session", "start a session first"))?;
+            .ok_or_else(|| ApiError::conflict("no_session", "send init_session first"))?;
         let text = MessageText::parse(prompt, self.state.chat.max_message_chars)?;
         let started = begin(
             &self.state,
