@@ -8,12 +8,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
 use confab_protocol::chat::SendMessage;
-use futures_util::StreamExt;
 
 use crate::AppState;
 use crate::a2a::client::Trace;
 use crate::domain::MessageText;
-use crate::store::messages;
+use crate::routes::one_turn::finished_reply;
 use crate::turns::begin::begin;
 
 pub async fn send(
@@ -32,10 +31,6 @@ pub async fn send(
         Trace::from_request(&req),
     )
     .await?;
-    // The log ends after `done`, once the reply is saved.
-    started.log.subscribe(0).for_each(|_| async {}).await;
-    let reply = messages::get(&state.db, &caller.user_id, &started.reply_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
-    Ok(HttpResponse::Created().json(reply.to_api()))
+    let reply = finished_reply(&state, &caller.user_id, &started).await?;
+    Ok(HttpResponse::Created().json(reply))
 }
