@@ -505,3 +505,55 @@ async fn debug_frames_go_only_to_sockets_that_asked_for_them() {
     assert!(!seen.iter().any(|f| f["type"] == "debug"), "{seen:?}");
     assert!(seen.iter().any(|f| f["type"] == "error"), "{seen:?}");
 }
+
+#[tokio::test]
+async fn an_agent_patch_made_stale_by_an_edit_is_refused_and_the_edit_stands() {
+    let mut databases = Vec::new();
+    // Slow chunks: the user's edit lands while the agent is still answering,
+    // after it read the tree and before its patch arrives.
+    let agents = start_agents(60, &mut databases).await;
+    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut ws = connect(&chat, "usr-ada", "").await;
+    let ready = ws.init(json!({"agent_id": "tree"})).await;
+    let conversation = ready["session_id"].as_str().unwrap().to_owned();
+    let garden = json!({"id": "root", "label": "Garden", "children": [
+        {"id": "fruits", "label": "Fruits", "children": [
+            {"id": "apples", "label": "Apples", "children": []}
+        ]},
+        {"id": "veggies", "label": "Veggies", "children": []}
+    ]});
+    let setup = json!([{"op": "add", "path": "", "value": garden}]);
+    ws.send(json!({"type": "tree_edit", "data": {"patch": setup, "base_version": 0}}))
+        .await;
+    assert_eq!(ws.json().await["data"]["version"], 1);
+
+    ws.send(json!({"type": "user_prompt", "data": {"prompt": "move node apples under veggies"}}))
+        .await;
+    let mut frames = ws
+        .until(|f| f["type"] == "assistant_response" && f["data"]["chunk"] == true)
+        .await;
+    let remove_apples = json!([{"op": "remove", "path": "/children/0/children/0"}]);
+    ws.send(json!({"type": "tree_edit", "data": {"patch": remove_apples, "base_version": 1}}))
+        .await;
+    frames.extend(ws.turn().await);
+
+    let edit = frames.iter().find(|f| f["type"] == "tree_update").unwrap();
+    assert_eq!(edit["data"]["version"], 2, "the user's edit: {frames:?}");
+    let refused = frames.iter().find(|f| f["type"] == "error").unwrap();
+    assert_eq!(refused["error"]["code"], "invalid_tree_patch", "{refused}");
+    assert_eq!(
+        frames.iter().filter(|f| f["type"] == "tree_update").count(),
+        1,
+        "the agent's patch is not announced"
+    );
+
+    let read: Value = chat
+        .get("usr-ada", &conversation)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["tree_version"], 2, "the tree is as the user left it");
+    assert_eq!(read["tree"]["children"][0]["children"], json!([]));
+    assert_eq!(read["tree"]["children"][1]["children"], json!([]));
+}
