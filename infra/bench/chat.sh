@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# infra/bench/chat.sh — many streaming chat turns open at once through the
+# gateway: how long until each starts, what each open stream costs
+# chat-service in memory, and whether every turn is stored exactly once.
+#
+# For each N (200, 1,000, 2,000 by default), one after the other: N new
+# conversations with the math agent, then N streaming turns
+# (POST /api/v1/conversations/{id}/messages/stream, one per conversation) sent
+# together through the gateway, as one logged-in user. The message is 50 words
+# that match no rule of the builtin model's fixtures (infra/llm-fixtures/
+# demo.toml), so the model echoes it back one word per chunk; with a 20 ms
+# delay between chunks a turn streams for about a second, so all N are open
+# at the same time (path: client → gateway → chat-service → math agent →
+# llm-proxy-service). One table row per N:
+#   errors         turns not HTTP 200 or not ending in `done` with status
+#                  `complete` (the kinds are listed on stderr)
+#   TTFE           time to first event: from sending the request to the first
+#                  SSE event, p50/p90/p99/max
+#   turn           from sending the request to the end of the stream, p50/p99
+#   burst s        wall time from the first request to the last stream's end
+#   idle/peak RSS  chat-service's VmRSS before the burst and its peak during it
+#                  (read every 50 ms); KiB/stream = (peak - idle) / N
+#   fds            chat-service's peak count of open file descriptors
+#   messages       every conversation read back through the API: exactly two
+#                  messages (user, assistant, both complete), else how many
+#                  were lost (fewer), duplicated (more), not complete or
+#                  not the echoed text
+# Afterwards the same count on chat-service's database file (when the sqlite3
+# CLI is here). Exit status 1 when any turn failed or any check did not hold.
+# The measuring client is infra/bench/chat_load.py (asyncio + httpx, one
+# process, a connection per turn; its docstring has the details).
+#
+#   infra/bench/chat.sh                       N = 200, 1000, 2000
+#   NS="50 500" infra/bench/chat.sh           other burst sizes, in order
+#   WORDS=100 CHUNK_DELAY_MS=20               longer streams (default 50 words;
+#                                             the delay defaults to 20 ms)
+#   FIRST_CHUNK_DELAY_MS=300                  a model slow to start (default 0)
+#   SAMPLES=/tmp/chat.json                    keep every turn's timings (JSON)
+#
+# Builds llm-proxy-service, demo-agents, chat-service and gateway (release,
+# into the workspace's target/), starts them on free 127.0.0.1 ports with
+# SQLite files in a temporary directory, logging at warn, and stops them at
+# the end. Raises the open-files limit to its hard limit (a stream holds
+# sockets in the client, the gateway and chat-service). Needs python3 (with
+# venv) and curl; the client's venv (httpx, pinned) is created in
+# target/bench-venv when missing.
+set -euo pipefail
+
+NS=${NS:-200 1000 2000}
+WORDS=${WORDS:-50}
+FIRST_CHUNK_DELAY_MS=${FIRST_CHUNK_DELAY_MS:-0}
+CHUNK_DELAY_MS=${CHUNK_DELAY_MS:-20}
+SAMPLES=${SAMPLES:-}
+# httpx and everything it pulls in, as `pip freeze` lists them (Python 3.11).
+CLIENT_PACKAGES="httpx==0.28.1 httpcore==1.0.9 h11==0.16.0 anyio==4.16.0 idna==3.20 certifi==2026.10.18 typing_extensions==4.16.0"
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+target=${CARGO_TARGET_DIR:-$repo/target}
+[[ "$target" == /* ]] || target=$repo/$target
+venv=$target/bench-venv
+work=$(mktemp -d /tmp/confab-bench-chat.XXXXXX)
+pids=()
+# shellcheck disable=SC2317 # run by the EXIT trap
+cleanup() {
+    # TERM (graceful stop) to what this script started, nothing else.
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Everything is on 127.0.0.1: never through an HTTP proxy.
+export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
+export no_proxy=$NO_PROXY
+# Inherited by the services and the client.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for() {
+    local url=$1 pid=$2 log=$3
+    for _ in $(seq 1 150); do
+        curl -fsS -o /dev/null "$url" 2>/dev/null && return 0
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "bench: the service behind $url exited; its log:" >&2
+            cat "$log" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+    echo "bench: $url did not answer; log $log:" >&2
+    tail -n 40 "$log" >&2
+    return 1
+}
+
+# start NAME ENV=VALUE...: target/release/NAME in its own directory under
+# $work (so nothing lands in the repo's ./data), with none of the caller's
+# Confab settings, logging at warn.
+start() {
+    local name=$1
+    shift
+    local dir=$work/$name
+    mkdir -p "$dir"
+    local env_args=(-u DATABASE_URL -u PORT) var
+    while IFS= read -r var; do env_args+=(-u "$var"); done < <(compgen -e | grep '^CONFAB_' || true)
+    (cd "$dir" && exec env "${env_args[@]}" RUST_LOG=warn NO_COLOR=1 "$@" "$target/release/$name" >"$work/$name.log" 2>&1 </dev/null) &
+    pids+=($!)
+    started_pid=$!
+}
+
+# --- tools --------------------------------------------------------------------------
+if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import httpx' 2>/dev/null; then
+    echo "==> creating $venv ($CLIENT_PACKAGES)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086 # one word per package
+    "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q $CLIENT_PACKAGES
+fi
+
+echo "==> building llm-proxy-service, demo-agents, chat-service, gateway (release)"
+(cd "$repo" && cargo build --release -q -p llm-proxy-service -p demo-agents -p chat-service -p gateway --bins)
+
+# --- the services ---------------------------------------------------------------------
+proxy_port=$(free_port)
+start llm-proxy-service "PORT=$proxy_port" "DATABASE_URL=$work/llm-proxy-service/llm-proxy.db" \
+    "CONFAB__PROVIDERS__BUILTIN__FIRST_CHUNK_DELAY_MS=$FIRST_CHUNK_DELAY_MS" \
+    "CONFAB__PROVIDERS__BUILTIN__CHUNK_DELAY_MS=$CHUNK_DELAY_MS"
+wait_for "http://127.0.0.1:$proxy_port/ready" "$started_pid" "$work/llm-proxy-service.log"
+
+math_port=$(free_port)
+text_port=$(free_port)
+tree_port=$(free_port)
+start demo-agents "CONFAB__LLM__BASE_URL=http://127.0.0.1:$proxy_port" \
+    "CONFAB__AGENTS__MATH__PORT=$math_port" \
+    "CONFAB__AGENTS__TEXT__PORT=$text_port" \
+    "CONFAB__AGENTS__TREE__PORT=$tree_port"
+wait_for "http://127.0.0.1:$math_port/ready" "$started_pid" "$work/demo-agents.log"
+
+# The gateway's port first: chat-service verifies user tokens against its keys.
+gateway_port=$(free_port)
+chat_port=$(free_port)
+chat_db=$work/chat-service/chat.db
+start chat-service "PORT=$chat_port" "DATABASE_URL=$chat_db" \
+    "CONFAB__AUTH__JWKS_URL=http://127.0.0.1:$gateway_port/.well-known/jwks.json" \
+    "CONFAB__AGENTS__MATH__URL=http://127.0.0.1:$math_port/" \
+    "CONFAB__AGENTS__TEXT__URL=http://127.0.0.1:$text_port/" \
+    "CONFAB__AGENTS__TREE__URL=http://127.0.0.1:$tree_port/"
+wait_for "http://127.0.0.1:$chat_port/ready" "$started_pid" "$work/chat-service.log"
+chat_pid=$started_pid
+
+start gateway "PORT=$gateway_port" "DATABASE_URL=$work/gateway/gateway.db" \
+    "CONFAB__UPSTREAMS__CHAT=http://127.0.0.1:$chat_port" \
+    "CONFAB__UPSTREAMS__LLM_PROXY=http://127.0.0.1:$proxy_port"
+wait_for "http://127.0.0.1:$gateway_port/ready" "$started_pid" "$work/gateway.log"
+
+# --- measure --------------------------------------------------------------------------
+echo
+echo "commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD -- services crates 2>/dev/null || echo ' (services or crates modified)'), $(nproc) CPUs, release build, SQLite, logs at warn, open files $(ulimit -n)"
+echo "llm-proxy-service builtin model: first_chunk_delay_ms=$FIRST_CHUNK_DELAY_MS chunk_delay_ms=$CHUNK_DELAY_MS; gateway on :$gateway_port, chat-service on :$chat_port (pid $chat_pid), agent math on :$math_port"
+status=0
+PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" "$repo/infra/bench/chat_load.py" \
+    --gateway-url "http://127.0.0.1:$gateway_port" --chat-pid "$chat_pid" \
+    --ns "$NS" --words "$WORDS" ${SAMPLES:+--samples "$SAMPLES"} || status=$?
+
+# The same check on the database file itself, when the sqlite3 CLI is here.
+if command -v sqlite3 >/dev/null 2>&1; then
+    echo "chat-service database file: $(sqlite3 "$chat_db" \
+        "select (select count(*) from messages) || ' messages (' || group_concat(n, ', ') || ') in ' || (select count(*) from conversations) || ' conversations; conversations without exactly 2: ' || (select count(*) from conversations c where (select count(*) from messages m where m.conversation_id = c.id) != 2)
+         from (select role || ' ' || status || ': ' || count(*) as n from messages group by role, status)"
+    )"
+fi
+for name in llm-proxy-service demo-agents chat-service gateway; do
+    if [[ -s "$work/$name.log" ]]; then
+        echo "$name logged $(wc -l <"$work/$name.log") lines at warn or above; the last:" >&2
+        tail -n 3 "$work/$name.log" >&2
+    fi
+done
+exit "$status"
