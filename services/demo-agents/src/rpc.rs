@@ -9,6 +9,7 @@
 //! file is version-blind.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -176,7 +177,7 @@ fn start_task(
     req: &HttpRequest,
     agent: &AgentState,
     params: SendMessageRequest,
-) -> Result<(String, broadcast::Receiver<StreamResponse>), JsonRpcError> {
+) -> Result<(String, broadcast::Receiver<Arc<StreamResponse>>), JsonRpcError> {
     let context = ConfabContext::from_metadata(params.metadata.as_ref());
     let task_id = new_id("task");
     let context_id = params
@@ -227,14 +228,12 @@ async fn send_message(
     version: ProtocolVersion,
     id: Value,
     task_id: &str,
-    live: Option<broadcast::Receiver<StreamResponse>>,
+    live: Option<broadcast::Receiver<Arc<StreamResponse>>>,
 ) -> HttpResponse {
     if let Some(mut live) = live {
         loop {
             match live.recv().await {
-                Ok(StreamResponse::StatusUpdate(update)) if update.status.state.ends_stream() => {
-                    break;
-                }
+                Ok(result) if ends_stream(&result) => break,
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => break,
             }
@@ -312,23 +311,23 @@ fn sse(
     version: ProtocolVersion,
     id: Value,
     snapshot: Option<Task>,
-    live: broadcast::Receiver<StreamResponse>,
+    live: broadcast::Receiver<Arc<StreamResponse>>,
 ) -> HttpResponse {
     let ended = snapshot
         .as_ref()
         .is_some_and(|t| t.status.state.ends_stream());
-    let first = futures_util::stream::iter(snapshot.map(StreamResponse::Task));
+    let first =
+        futures_util::stream::iter(snapshot.map(|task| Arc::new(StreamResponse::Task(task))));
     let rest = futures_util::stream::unfold((live, ended), |(mut live, ended)| async move {
         if ended {
             return None;
         }
         let result = live.recv().await.ok()?;
-        let ends =
-            matches!(&result, StreamResponse::StatusUpdate(u) if u.status.state.ends_stream());
+        let ends = ends_stream(&result);
         Some((result, (live, ends)))
     });
     let frames = first.chain(rest).map(move |result| {
-        let envelope = match version.encode_stream_result(result) {
+        let envelope = match version.encode_stream_result(StreamResponse::clone(&result)) {
             Ok(result) => JsonRpcResponse::success(id.clone(), result),
             Err(err) => JsonRpcResponse::failure(
                 id.clone(),
@@ -342,6 +341,11 @@ fn sse(
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))
         .streaming(frames)
+}
+
+/// The result after which a stream ends.
+fn ends_stream(result: &StreamResponse) -> bool {
+    matches!(result, StreamResponse::StatusUpdate(u) if u.status.state.ends_stream())
 }
 
 fn success(id: Value, result: serde_json::Result<Value>) -> HttpResponse {

@@ -1,7 +1,8 @@
-//! The tasks an agent knows: kept in memory, the oldest forgotten past a
-//! bound, each with the signal that cancels it and a fan-out of its stream
-//! results to any number of subscribers (the caller that started it, and
-//! any that re-subscribe later).
+//! The tasks an agent knows: kept in memory, the oldest ended ones forgotten
+//! past a bound (a running task is never forgotten: its callers are still
+//! reading it), each with the signal that cancels it and a fan-out of its
+//! stream results to any number of subscribers (the caller that started it,
+//! and any that re-subscribe later).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,24 +10,45 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use confab_protocol::a2a::{Part, StreamResponse, Task, TaskArtifactUpdateEvent, TaskState};
 use tokio::sync::{Notify, broadcast};
 
-/// Tasks remembered per agent; past this the oldest are forgotten, so a busy
-/// agent's memory stays bounded.
+/// Tasks remembered per agent; past this the oldest ended ones are
+/// forgotten, so a busy agent's memory stays bounded. Running tasks are
+/// bounded by the requests in flight, not by this.
 pub const RETAINED_TASKS: usize = 1000;
 
 /// Stream results a subscriber may fall behind by before it is cut off (it
-/// can re-subscribe and gets the task's snapshot).
-const SUBSCRIBER_BUFFER: usize = 1024;
+/// can re-subscribe and gets the task's snapshot). The channel holds this
+/// many slots per running task; results are shared (`Arc`), so a slot is a
+/// pointer.
+const SUBSCRIBER_BUFFER: usize = 256;
 
 struct Entry {
     task: Task,
     cancel: Arc<Notify>,
-    events: broadcast::Sender<StreamResponse>,
+    /// Gone once the task has ended: nothing more will be sent, and the
+    /// channel's buffer is freed when its last reader is done.
+    events: Option<broadcast::Sender<Arc<StreamResponse>>>,
 }
 
 #[derive(Default)]
 struct Inner {
     tasks: HashMap<String, Entry>,
     order: VecDeque<String>,
+}
+
+impl Inner {
+    /// Forgets the oldest task that has ended, if any has.
+    fn forget_oldest_ended(&mut self) {
+        let ended = self.order.iter().position(|id| {
+            self.tasks
+                .get(id)
+                .is_none_or(|e| e.task.status.state.is_terminal())
+        });
+        if let Some(index) = ended
+            && let Some(id) = self.order.remove(index)
+        {
+            self.tasks.remove(&id);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -52,10 +74,8 @@ impl TaskStore {
     pub fn insert(&self, task: Task) -> Arc<Notify> {
         let cancel = Arc::new(Notify::new());
         let mut inner = self.lock();
-        while inner.order.len() >= RETAINED_TASKS {
-            if let Some(oldest) = inner.order.pop_front() {
-                inner.tasks.remove(&oldest);
-            }
+        if inner.order.len() >= RETAINED_TASKS {
+            inner.forget_oldest_ended();
         }
         inner.order.push_back(task.id.clone());
         let (events, _) = broadcast::channel(SUBSCRIBER_BUFFER);
@@ -64,7 +84,7 @@ impl TaskStore {
             Entry {
                 task,
                 cancel: cancel.clone(),
-                events,
+                events: Some(events),
             },
         );
         cancel
@@ -72,10 +92,15 @@ impl TaskStore {
 
     /// The task as it is now and its results from now on, taken together so
     /// that nothing is missed or seen twice.
-    pub fn subscribe(&self, id: &str) -> Option<(Task, broadcast::Receiver<StreamResponse>)> {
+    pub fn subscribe(&self, id: &str) -> Option<(Task, broadcast::Receiver<Arc<StreamResponse>>)> {
         let inner = self.lock();
         let entry = inner.tasks.get(id)?;
-        Some((entry.task.clone(), entry.events.subscribe()))
+        let live = match &entry.events {
+            Some(events) => events.subscribe(),
+            // Ended: a receiver whose sender is already gone, closed at once.
+            None => broadcast::channel(1).1,
+        };
+        Some((entry.task.clone(), live))
     }
 
     /// Records a stream result in the task and sends it to every subscriber.
@@ -101,8 +126,15 @@ impl TaskStore {
             StreamResponse::ArtifactUpdate(update) => record_artifact(&mut entry.task, update),
             StreamResponse::Message(_) => {}
         }
-        // No subscriber is fine: the task goes on without listeners.
-        let _ = entry.events.send(response);
+        let ended =
+            matches!(&response, StreamResponse::StatusUpdate(u) if u.status.state.is_terminal());
+        if let Some(events) = &entry.events {
+            // No subscriber is fine: the task goes on without listeners.
+            let _ = events.send(Arc::new(response));
+        }
+        if ended {
+            entry.events = None;
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<Task> {
@@ -150,5 +182,74 @@ fn record_artifact(task: &mut Task, update: &TaskArtifactUpdateEvent) {
         }
         Some(artifact) => *artifact = incoming.clone(),
         None => task.artifacts.push(incoming.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_protocol::a2a::{TaskStatus, TaskStatusUpdateEvent};
+
+    fn task(id: &str) -> Task {
+        Task {
+            id: id.into(),
+            context_id: "c".into(),
+            status: TaskStatus {
+                state: TaskState::Working,
+                message: None,
+                timestamp: None,
+            },
+            artifacts: Vec::new(),
+            history: Vec::new(),
+            metadata: None,
+        }
+    }
+
+    fn end(store: &TaskStore, id: &str) {
+        store.publish(
+            id,
+            StreamResponse::StatusUpdate(TaskStatusUpdateEvent {
+                task_id: id.into(),
+                context_id: "c".into(),
+                status: TaskStatus {
+                    state: TaskState::Completed,
+                    message: None,
+                    timestamp: None,
+                },
+                metadata: None,
+            }),
+        );
+    }
+
+    #[test]
+    fn running_tasks_are_never_forgotten_ended_ones_go_oldest_first() {
+        let store = TaskStore::default();
+        for n in 0..RETAINED_TASKS + 10 {
+            store.insert(task(&format!("t{n}")));
+        }
+        assert!(store.get("t0").is_some(), "running: kept past the bound");
+        end(&store, "t5");
+        end(&store, "t7");
+        store.insert(task("new-1"));
+        assert!(store.get("t5").is_none(), "the oldest ended task goes");
+        assert!(store.get("t7").is_some());
+        assert!(store.get("t0").is_some());
+        store.insert(task("new-2"));
+        assert!(store.get("t7").is_none());
+    }
+
+    #[test]
+    fn subscribing_to_an_ended_task_gives_its_snapshot_and_a_closed_stream() {
+        let store = TaskStore::default();
+        store.insert(task("t"));
+        let (_, mut live) = store.subscribe("t").unwrap();
+        end(&store, "t");
+        assert!(live.try_recv().is_ok(), "the final update still arrives");
+        let (snapshot, mut after) = store.subscribe("t").unwrap();
+        assert_eq!(snapshot.status.state, TaskState::Completed);
+        assert!(matches!(
+            after.try_recv(),
+            Err(broadcast::error::TryRecvError::Closed)
+        ));
     }
 }
