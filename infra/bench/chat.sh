@@ -92,7 +92,9 @@ start chat-service "PORT=$chat_port" "DATABASE_URL=$chat_db" \
 wait_for "http://127.0.0.1:$chat_port/ready" "$started_pid" "$work/chat-service.log"
 chat_pid=$started_pid
 
+# One user posts every turn: the per-user chat rate limit is off here.
 start gateway "PORT=$gateway_port" "DATABASE_URL=$work/gateway/gateway.db" \
+    "CONFAB__RATE_LIMITS__CHAT_POSTS_PER_MINUTE=0" \
     "CONFAB__UPSTREAMS__CHAT=http://127.0.0.1:$chat_port" \
     "CONFAB__UPSTREAMS__LLM_PROXY=http://127.0.0.1:$proxy_port"
 wait_for "http://127.0.0.1:$gateway_port/ready" "$started_pid" "$work/gateway.log"

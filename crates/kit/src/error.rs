@@ -18,6 +18,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for `Retry-After` (429).
+    retry_after: Option<u64>,
     source: Option<anyhow::Error>,
 }
 
@@ -27,8 +29,20 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
             source: None,
         }
+    }
+
+    /// 429 with `Retry-After: retry_after_secs` (at least 1).
+    pub fn too_many_requests(retry_after_secs: u64, message: impl Into<String>) -> Self {
+        let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        err.retry_after = Some(retry_after_secs.max(1));
+        err
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -103,7 +117,11 @@ impl ApiError {
         if let Some(source) = &self.source {
             tracing::error!(error = format!("{source:#}"), request_id, "internal error");
         }
-        HttpResponse::build(self.status).json(self.body(request_id))
+        let mut response = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            response.insert_header(("retry-after", secs.to_string()));
+        }
+        response.json(self.body(request_id))
     }
 }
 
@@ -144,6 +162,7 @@ pub fn from_actix(err: &actix_web::Error) -> ApiError {
             status: api.status,
             code: api.code,
             message: api.message.clone(),
+            retry_after: api.retry_after,
             source: None,
         };
     }

@@ -14,5 +14,7 @@ pub mod settings;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace_context;
+pub mod ws_tunnel;
 
 pub use error::ApiError;

@@ -16,10 +16,12 @@ use futures_util::future::BoxFuture;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::db::Db;
 use crate::error::{ApiError, from_actix};
 use crate::settings::ServerSettings;
+use crate::trace_context;
 
 /// Name and version a service reports on `/health`.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +43,11 @@ pub enum Readiness {
 /// `X-Request-Id` or made up here.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+/// The `traceparent` of the request's own hop, to pass to the next service
+/// (see [`crate::trace_context`]).
+#[derive(Debug, Clone)]
+pub struct TraceParent(pub String);
 
 /// A bound, not yet running service.
 pub struct Running {
@@ -231,6 +238,11 @@ async fn request_context(
         request_id = %request_id,
         http.status = tracing::field::Empty,
     );
+    let parent = trace_context::incoming(req.headers());
+    // Without an OpenTelemetry layer there is nothing to attach the parent to.
+    let _ = span.set_parent(parent.clone());
+    req.extensions_mut()
+        .insert(TraceParent(trace_context::for_this_hop(&span, &parent)));
     let started = Instant::now();
     let result = next.call(req).instrument(span.clone()).await;
     let mut res = match result {
@@ -269,4 +281,9 @@ fn record_request(method: &str, route: String, status: u16, elapsed: Duration) {
 /// The request id of `req`, for handlers that pass it on to an upstream.
 pub fn request_id(req: &HttpRequest) -> Option<String> {
     req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}
+
+/// The `traceparent` a handler of `req` sends to the next service.
+pub fn traceparent(req: &HttpRequest) -> Option<String> {
+    req.extensions().get::<TraceParent>().map(|t| t.0.clone())
 }

@@ -211,11 +211,7 @@ fn start_task(
         context_id,
         message: params.message,
         context,
-        traceparent: req
-            .headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        traceparent: confab_kit::server::traceparent(req),
     };
     tokio::spawn(run.run(agent.llm.clone()));
     Ok((task_id, live))

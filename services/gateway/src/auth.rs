@@ -1,23 +1,46 @@
-//! The user behind a request: a valid access token in `Authorization: Bearer`.
+//! The user behind a request: a valid access token in `Authorization:
+//! Bearer`, or for a WebSocket upgrade (browsers cannot set headers there)
+//! in `?token=`.
 
 use actix_web::HttpRequest;
-use actix_web::http::header::AUTHORIZATION;
 use confab_kit::ApiError;
-use confab_protocol::auth::AccessClaims;
+use confab_kit::auth::bearer_token;
+use confab_protocol::auth::{AccessClaims, Role};
 
 use crate::tokens::KeyRing;
 
-pub fn authenticate(req: &HttpRequest, keys: &KeyRing) -> Result<AccessClaims, ApiError> {
-    let token = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
+pub async fn authenticate(req: &HttpRequest, keys: &KeyRing) -> Result<AccessClaims, ApiError> {
+    let token =
+        bearer_token(req).ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
+    verify(token, keys).await
+}
+
+/// For WebSocket upgrades: the bearer token, else `?token=`.
+pub async fn authenticate_upgrade(
+    req: &HttpRequest,
+    query_token: Option<&str>,
+    keys: &KeyRing,
+) -> Result<AccessClaims, ApiError> {
+    let token = bearer_token(req)
+        .or(query_token)
+        .ok_or_else(|| ApiError::unauthorized("a bearer token or ?token= is required"))?;
+    verify(token, keys).await
+}
+
+/// An administrator's token, else 401 (no valid token) or 403.
+pub async fn authenticate_admin(
+    req: &HttpRequest,
+    keys: &KeyRing,
+) -> Result<AccessClaims, ApiError> {
+    let claims = authenticate(req, keys).await?;
+    if claims.role != Role::Admin {
+        return Err(ApiError::forbidden("administrators only"));
+    }
+    Ok(claims)
+}
+
+async fn verify(token: &str, keys: &KeyRing) -> Result<AccessClaims, ApiError> {
     keys.verify(token)
+        .await
         .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))
 }

@@ -1,8 +1,11 @@
 //! gateway: Confab's front door (DESIGN §5, §6). Users and tokens live here;
 //! everything else is routed to the services behind it.
 
+pub mod admin;
 pub mod auth;
+pub mod cors;
 pub mod domain;
+pub mod limits;
 pub mod passwords;
 pub mod proxy;
 pub mod routes;
@@ -10,6 +13,7 @@ pub mod store;
 pub mod tokens;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
@@ -20,6 +24,9 @@ use confab_kit::settings::ServiceSettings;
 use confab_kit::settings::{DatabaseSettings, ServerSettings, TelemetrySettings};
 use serde::Deserialize;
 
+use crate::admin::AdminSettings;
+use crate::cors::CorsSettings;
+use crate::limits::{RateLimitSettings, RateLimits};
 use crate::proxy::routing::{RouteConfig, RoutingTable};
 use crate::tokens::KeyRing;
 
@@ -36,9 +43,16 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
+    pub rate_limits: RateLimitSettings,
+    pub cors: CorsSettings,
+    #[serde(default)]
+    pub admin: AdminSettings,
     pub timeouts: TimeoutSettings,
     pub upstreams: HashMap<String, String>,
     pub routes: Vec<RouteConfig>,
+    /// Routes an operator adds to the defaults (`routes`).
+    #[serde(default)]
+    pub extra_routes: Vec<RouteConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,11 +82,13 @@ impl ServiceSettings for Settings {
 /// What every handler shares.
 pub struct GatewayState {
     pub db: Db,
-    pub keys: KeyRing,
+    pub keys: Arc<KeyRing>,
     pub routes: RoutingTable,
+    pub limits: Arc<RateLimits>,
     pub http: reqwest::Client,
     pub service_token: String,
     pub response_timeout: Duration,
+    pub body_limit: usize,
     pub refresh_ttl_secs: i64,
     /// Verified against when a login names an unknown user (equal timing).
     pub dummy_hash: String,
@@ -90,6 +106,9 @@ pub async fn build_on(
     settings: Settings,
 ) -> anyhow::Result<Running> {
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
+    admin::bootstrap(&db, &settings.admin)
+        .await
+        .context("bootstrapping the configured admin")?;
     let keys = KeyRing::load(
         &db,
         &settings.auth.issuer,
@@ -98,7 +117,14 @@ pub async fn build_on(
     )
     .await
     .context("loading signing keys")?;
-    let routes = RoutingTable::new(&settings.routes, &settings.upstreams)?;
+    let route_configs: Vec<RouteConfig> = settings
+        .routes
+        .iter()
+        .chain(&settings.extra_routes)
+        .cloned()
+        .collect();
+    let routes = RoutingTable::new(&route_configs, &settings.upstreams)?;
+    let cors = cors::CorsPolicy::new(&settings.cors)?;
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(settings.timeouts.connect_secs))
         .build()
@@ -107,9 +133,11 @@ pub async fn build_on(
         db: db.clone(),
         keys,
         routes,
+        limits: RateLimits::new(&settings.rate_limits),
         http,
         service_token: settings.auth.service_token.clone(),
         response_timeout: Duration::from_secs(settings.timeouts.response_secs),
+        body_limit: settings.limits.body_bytes,
         refresh_ttl_secs: settings.auth.refresh_token_ttl_secs,
         dummy_hash: passwords::dummy_hash().await?,
     });
@@ -120,7 +148,11 @@ pub async fn build_on(
         SERVICE,
         Readiness::Database(db.clone()),
         move |cfg| {
-            cfg.app_data(state.clone())
+            // Everything the gateway serves itself or proxies sits in one
+            // scope so the CORS policy wraps it (and answers preflights).
+            let mut api = web::scope("")
+                .wrap(cors.middleware())
+                .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
                 .app_data(web::JsonConfig::default().limit(body_limit))
                 .route("/.well-known/jwks.json", web::get().to(routes::jwks::jwks))
@@ -132,14 +164,29 @@ pub async fn build_on(
                     "/api/v1/auth/login",
                     web::post().to(routes::auth::login::login),
                 )
-                .route("/api/v1/auth/me", web::get().to(routes::auth::me::me));
+                .route(
+                    "/api/v1/auth/refresh",
+                    web::post().to(routes::auth::refresh::refresh),
+                )
+                .route(
+                    "/api/v1/auth/logout",
+                    web::post().to(routes::auth::logout::logout),
+                )
+                .route("/api/v1/auth/me", web::get().to(routes::auth::me::me))
+                .service(
+                    web::resource("/api/v1/admin/signing-keys")
+                        .get(routes::admin::signing_keys::list)
+                        .post(routes::admin::signing_keys::rotate),
+                );
             for route in state.routes.routes() {
-                cfg.route(&route.prefix, web::to(proxy::forward::forward))
+                api = api
+                    .route(&route.prefix, web::to(proxy::forward::forward))
                     .route(
                         &format!("{}/{{tail:.*}}", route.prefix),
                         web::to(proxy::forward::forward),
                     );
             }
+            cfg.service(api);
         },
     )?;
     tracing::info!(

@@ -1,138 +1,240 @@
 //! Access tokens: EdDSA (Ed25519) JWTs signed with keys kept in the database
 //! and published at `/.well-known/jwks.json` (DESIGN §5).
+//!
+//! Rotation: one key signs; [`KeyRing::rotate`] stores a new one and retires
+//! the old, which keeps verifying (and stays in the JWKS) for as long as a
+//! token it signed can live, plus [`RETENTION_MARGIN`]. Several gateways may
+//! share a database: each re-reads the keys every [`RELOAD_INTERVAL`], and at
+//! once (coalesced, at most once a second) when a token names a `kid` it does
+//! not know.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
 
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::Utc;
+use confab_kit::auth::RefetchGate;
 use confab_kit::db::Db;
 use confab_protocol::auth::{AccessClaims, Role};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::store::keys::{self, SigningKeyRow};
 
+/// 60 s: how stale another gateway's rotation may be here.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+
+/// 10 min on top of the token lifetime: covers a gateway that signed with a
+/// just-retired key until its next reload, and services caching the JWKS
+/// for its `max-age` (5 min).
+pub const RETENTION_MARGIN: Duration = Duration::from_secs(600);
+
 /// A public key that verifies tokens.
 struct PublicKey {
-    kid: String,
     x: String,
     decoding: DecodingKey,
 }
 
-/// The signing key and every key that still verifies.
-#[derive(Clone)]
-pub struct KeyRing {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
+/// The keys as last read from the database.
+struct KeySet {
     signing_kid: String,
     signing: EncodingKey,
-    public: Vec<PublicKey>,
+    public: HashMap<String, PublicKey>,
+    /// `kid`s newest first, for a stable JWKS.
+    order: Vec<String>,
+}
+
+/// The signing key and every key that still verifies.
+pub struct KeyRing {
+    db: Db,
     issuer: String,
     audience: String,
     ttl_secs: i64,
+    current: RwLock<Arc<KeySet>>,
+    gate: RefetchGate,
 }
 
 impl KeyRing {
-    /// Loads the keys, creating the first one on a fresh database.
+    /// Loads the keys, creating the first one on a fresh database, and
+    /// re-reads them every [`RELOAD_INTERVAL`] while the ring is alive.
     pub async fn load(
         db: &Db,
         issuer: &str,
         audience: &str,
         ttl_secs: i64,
-    ) -> anyhow::Result<Self> {
-        let mut rows = keys::all(db).await?;
-        if !rows.iter().any(|k| k.active) {
-            let row = generate()?;
-            keys::insert(db, &row)
+    ) -> anyhow::Result<Arc<Self>> {
+        let mut set = read(db, ttl_secs).await?;
+        if set.is_none() {
+            let first = generate()?;
+            if keys::insert_first(db, &first)
                 .await
-                .context("storing the first signing key")?;
-            tracing::info!(kid = %row.kid, "created a signing key");
-            rows.insert(0, row);
+                .context("storing the first signing key")?
+            {
+                tracing::info!(kid = %first.kid, "created a signing key");
+            }
+            set = read(db, ttl_secs).await?;
         }
-        let active = rows
-            .iter()
-            .find(|k| k.active)
-            .context("no active signing key")?;
-        let der = STANDARD
-            .decode(&active.private_key)
-            .context("signing key is not base64")?;
-        let public = rows
-            .iter()
-            .map(|row| {
-                Ok(PublicKey {
-                    kid: row.kid.clone(),
-                    x: row.public_key.clone(),
-                    decoding: DecodingKey::from_ed_components(&row.public_key)?,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                signing_kid: active.kid.clone(),
-                signing: EncodingKey::from_ed_der(&der),
-                public,
-                issuer: issuer.to_owned(),
-                audience: audience.to_owned(),
-                ttl_secs,
-            }),
-        })
+        let set = set.context("no active signing key")?;
+        let ring = Arc::new(Self {
+            db: db.clone(),
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            ttl_secs,
+            current: RwLock::new(Arc::new(set)),
+            gate: RefetchGate::new(Duration::from_secs(1)),
+        });
+        tokio::spawn(reload_periodically(Arc::downgrade(&ring)));
+        Ok(ring)
     }
 
     pub fn ttl_secs(&self) -> i64 {
-        self.inner.ttl_secs
+        self.ttl_secs
+    }
+
+    fn keys(&self) -> Arc<KeySet> {
+        match self.current.read() {
+            Ok(keys) => keys.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the keys; on failure the ones in use stay.
+    async fn reload(&self) {
+        match read(&self.db, self.ttl_secs).await {
+            Ok(Some(set)) => {
+                let mut current = match self.current.write() {
+                    Ok(current) => current,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                *current = Arc::new(set);
+            }
+            Ok(None) => tracing::warn!("the database has no active signing key"),
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "reloading signing keys failed")
+            }
+        }
+    }
+
+    /// A new signing key; the old one is retired but keeps verifying.
+    pub async fn rotate(&self) -> anyhow::Result<String> {
+        let new = generate()?;
+        keys::rotate(&self.db, &new)
+            .await
+            .context("storing the new signing key")?;
+        self.reload().await;
+        tracing::info!(kid = %new.kid, "rotated the signing key");
+        Ok(new.kid)
     }
 
     /// A signed access token for a user.
     pub fn issue(&self, user_id: &str, username: &str, role: Role) -> anyhow::Result<String> {
+        let keys = self.keys();
         let now = Utc::now().timestamp();
         let claims = AccessClaims {
             sub: user_id.to_owned(),
             name: username.to_owned(),
             role,
             iat: now,
-            exp: now + self.inner.ttl_secs,
-            iss: self.inner.issuer.clone(),
-            aud: self.inner.audience.clone(),
+            exp: now + self.ttl_secs,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
         };
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.inner.signing_kid.clone());
-        Ok(jsonwebtoken::encode(&header, &claims, &self.inner.signing)?)
+        header.kid = Some(keys.signing_kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &keys.signing)?)
     }
 
     /// Verifies a token: EdDSA only, a known `kid`, a valid signature,
     /// not expired, our issuer and audience.
-    pub fn verify(&self, token: &str) -> Option<AccessClaims> {
+    pub async fn verify(&self, token: &str) -> Option<AccessClaims> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.alg != Algorithm::EdDSA {
             return None;
         }
         let kid = header.kid?;
-        let key = self.inner.public.iter().find(|k| k.kid == kid)?;
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[&self.inner.issuer]);
-        validation.set_audience(&[&self.inner.audience]);
-        validation.leeway = 5;
-        jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+        let mut key = self.keys().public.get(&kid).map(|k| k.decoding.clone());
+        if key.is_none() {
+            self.gate
+                .refetch(tokio::time::Instant::now(), || self.reload())
+                .await;
+            key = self.keys().public.get(&kid).map(|k| k.decoding.clone());
+        }
+        let validation = confab_kit::auth::validation(&self.issuer, &self.audience);
+        jsonwebtoken::decode::<AccessClaims>(token, &key?, &validation)
             .ok()
             .map(|data| data.claims)
     }
 
     /// The JWKS document of every verifying key.
     pub fn jwks(&self) -> Value {
-        let keys: Vec<Value> = self
-            .inner
-            .public
+        let keys = self.keys();
+        let jwks: Vec<Value> = keys
+            .order
             .iter()
-            .map(|k| json!({"kty": "OKP", "crv": "Ed25519", "x": k.x, "kid": k.kid, "alg": "EdDSA", "use": "sig"}))
+            .filter_map(|kid| keys.public.get(kid).map(|k| (kid, k)))
+            .map(|(kid, k)| json!({"kty": "OKP", "crv": "Ed25519", "x": k.x, "kid": kid, "alg": "EdDSA", "use": "sig"}))
             .collect();
-        json!({"keys": keys})
+        json!({"keys": jwks})
     }
+
+    /// The verifying keys: `kid`, whether it signs, when it was made and
+    /// retired (for the admin API).
+    pub async fn describe(&self) -> anyhow::Result<Vec<SigningKeyRow>> {
+        Ok(keys::verifying(&self.db, retention_start(self.ttl_secs)).await?)
+    }
+}
+
+async fn reload_periodically(ring: Weak<KeyRing>) {
+    let mut ticks = tokio::time::interval(RELOAD_INTERVAL);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        match ring.upgrade() {
+            Some(ring) => ring.reload().await,
+            None => return,
+        }
+    }
+}
+
+/// Keys retired before this no longer verify: every token they signed has
+/// expired.
+fn retention_start(ttl_secs: i64) -> chrono::NaiveDateTime {
+    let margin = chrono::Duration::from_std(RETENTION_MARGIN).unwrap_or_default();
+    Utc::now().naive_utc() - chrono::Duration::seconds(ttl_secs) - margin
+}
+
+/// The verifying keys in the database; `None` when no key is active.
+async fn read(db: &Db, ttl_secs: i64) -> anyhow::Result<Option<KeySet>> {
+    let rows = keys::verifying(db, retention_start(ttl_secs))
+        .await
+        .context("reading signing keys")?;
+    let Some(active) = rows.iter().find(|k| k.active) else {
+        return Ok(None);
+    };
+    let der = STANDARD
+        .decode(&active.private_key)
+        .context("signing key is not base64")?;
+    let mut public = HashMap::new();
+    for row in &rows {
+        public.insert(
+            row.kid.clone(),
+            PublicKey {
+                x: row.public_key.clone(),
+                decoding: DecodingKey::from_ed_components(&row.public_key)?,
+            },
+        );
+    }
+    Ok(Some(KeySet {
+        signing_kid: active.kid.clone(),
+        signing: EncodingKey::from_ed_der(&der),
+        public,
+        order: rows.iter().map(|r| r.kid.clone()).collect(),
+    }))
 }
 
 /// A new Ed25519 key from the OS random source.
@@ -147,5 +249,6 @@ fn generate() -> anyhow::Result<SigningKeyRow> {
         public_key: URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes()),
         active: true,
         created_at: Utc::now().naive_utc(),
+        retired_at: None,
     })
 }

@@ -1,26 +1,35 @@
 //! Verifying user access tokens against the gateway's JWKS (DESIGN §5).
 //!
-//! Keys are fetched from `jwks_url` when first needed and cached by `kid`; a
-//! token with an unknown `kid` triggers a re-fetch (the gateway rotated its
-//! key), at most once per [`REFETCH_INTERVAL`] so a flood of forged `kid`s
-//! cannot turn into a flood of requests to the gateway. Only EdDSA is
+//! Keys are fetched from `jwks_url` when first needed and cached by `kid`.
+//! A token with an unknown `kid` makes the cache read the JWKS again (the
+//! gateway rotated its key) through a [`RefetchGate`]: requests that arrive
+//! together share one fetch, and fetches are at least [`REFETCH_INTERVAL`]
+//! apart, so a flood of forged `kid`s cannot become a flood of requests to
+//! the gateway. The cache is also read again once it is [`MAX_AGE`] old, so a
+//! key the gateway withdrew stops verifying here too. Only EdDSA is
 //! accepted: `alg: none`, HS256 and every other algorithm are refused before
 //! any key is looked at.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use confab_protocol::auth::AccessClaims;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::RwLock;
+use tokio::time::Instant;
 
+use super::RefetchGate;
 use crate::error::ApiError;
 
-/// 10 s: frequent enough to pick up a rotated key at once in practice, rare
-/// enough that unknown `kid`s cannot hammer the gateway.
-pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// 1 s: a token signed with a freshly rotated key waits at most this long
+/// for the new JWKS; forged `kid`s cost the gateway one JWKS read per second.
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// 5 min: the gateway serves its JWKS with `max-age=300`.
+pub const MAX_AGE: Duration = Duration::from_secs(300);
 
 /// Where the keys are and what a valid token must say.
 #[derive(Debug, Clone, Deserialize)]
@@ -30,11 +39,16 @@ pub struct JwtSettings {
     pub audience: String,
 }
 
+struct Cached {
+    keys: Arc<HashMap<String, DecodingKey>>,
+    fetched_at: Option<Instant>,
+}
+
 pub struct JwtVerifier {
     settings: JwtSettings,
     http: reqwest::Client,
-    keys: RwLock<HashMap<String, DecodingKey>>,
-    last_fetch: Mutex<Option<Instant>>,
+    cache: RwLock<Cached>,
+    gate: RefetchGate,
 }
 
 impl JwtVerifier {
@@ -47,8 +61,11 @@ impl JwtVerifier {
         Self {
             settings,
             http,
-            keys: RwLock::new(HashMap::new()),
-            last_fetch: Mutex::new(None),
+            cache: RwLock::new(Cached {
+                keys: Arc::default(),
+                fetched_at: None,
+            }),
+            gate: RefetchGate::new(REFETCH_INTERVAL),
         }
     }
 
@@ -60,35 +77,43 @@ impl JwtVerifier {
             return Err(invalid());
         }
         let kid = header.kid.ok_or_else(invalid)?;
-        let key = match self.cached(&kid).await {
-            Some(key) => key,
-            None => {
-                self.refresh().await;
-                self.cached(&kid).await.ok_or_else(invalid)?
-            }
+        let key = self.key(&kid).await.ok_or_else(invalid)?;
+        jsonwebtoken::decode::<AccessClaims>(
+            token,
+            &key,
+            &validation(&self.settings.issuer, &self.settings.audience),
+        )
+        .map(|data| data.claims)
+        .map_err(|_| invalid())
+    }
+
+    /// The key of `kid`, reading the JWKS again when it is unknown or the
+    /// cache is stale.
+    async fn key(&self, kid: &str) -> Option<DecodingKey> {
+        let now = Instant::now();
+        let (keys, fresh) = {
+            let cache = self.cache.read().await;
+            let fresh = cache
+                .fetched_at
+                .is_some_and(|at| now.duration_since(at) < MAX_AGE);
+            (cache.keys.clone(), fresh)
         };
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[&self.settings.issuer]);
-        validation.set_audience(&[&self.settings.audience]);
-        validation.leeway = 5;
-        jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
-            .map(|data| data.claims)
-            .map_err(|_| invalid())
-    }
-
-    async fn cached(&self, kid: &str) -> Option<DecodingKey> {
-        self.keys.read().await.get(kid).cloned()
-    }
-
-    /// Re-reads the JWKS unless that happened less than [`REFETCH_INTERVAL`] ago.
-    async fn refresh(&self) {
-        let mut last = self.last_fetch.lock().await;
-        if last.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL) {
-            return;
+        if fresh && let Some(key) = keys.get(kid) {
+            return Some(key.clone());
         }
-        *last = Some(Instant::now());
+        self.gate.refetch(now, || self.refresh()).await;
+        self.cache.read().await.keys.get(kid).cloned()
+    }
+
+    /// Replaces the cached keys; on failure the old ones stay.
+    async fn refresh(&self) {
         match self.fetch().await {
-            Ok(keys) => *self.keys.write().await = keys,
+            Ok(keys) => {
+                *self.cache.write().await = Cached {
+                    keys: Arc::new(keys),
+                    fetched_at: Some(Instant::now()),
+                }
+            }
             Err(err) => {
                 tracing::warn!(url = %self.settings.jwks_url, error = %format!("{err:#}"), "fetching the JWKS failed")
             }
@@ -116,4 +141,15 @@ impl JwtVerifier {
         }
         Ok(keys)
     }
+}
+
+/// What a valid access token must be: EdDSA, our issuer and audience, not
+/// expired (5 s of clock skew allowed). The gateway checks the same.
+pub fn validation(issuer: &str, audience: &str) -> Validation {
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.leeway = 5;
+    validation
 }

@@ -1,7 +1,9 @@
 //! Who is calling: the "dual auth format" of DESIGN §5.
 
 mod jwt;
+mod refetch;
 mod service;
 
-pub use jwt::{JwtSettings, JwtVerifier};
+pub use jwt::{JwtSettings, JwtVerifier, validation};
+pub use refetch::RefetchGate;
 pub use service::{AuthedJson, Caller, ServiceAuth, bearer_token, header};

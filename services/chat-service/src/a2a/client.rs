@@ -263,7 +263,7 @@ impl Trace {
     pub fn from_request(req: &actix_web::HttpRequest) -> Self {
         Self {
             request_id: confab_kit::server::request_id(req),
-            traceparent: confab_kit::auth::header(req, "traceparent").map(str::to_owned),
+            traceparent: confab_kit::server::traceparent(req),
         }
     }
 

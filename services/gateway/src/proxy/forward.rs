@@ -1,27 +1,39 @@
 //! Forwards a request along its route and streams the reply back.
 //!
 //! Identity: whatever identity a client sends (`_auth` in the body,
-//! `X-User-*`, `X-Service-Token`) is stripped; on routes that inject auth the
-//! gateway adds its own from the verified access token, with the service
-//! token. A JSON body that is rewritten loses its `Content-Length`.
+//! `X-User-*`, `X-Service-Token`, `Authorization`) is stripped; on routes
+//! that inject auth the gateway adds its own from the verified access token,
+//! with the service token. A JSON body that is rewritten loses its
+//! `Content-Length`.
 //!
-//! Replies are streamed chunk by chunk as they arrive from the upstream, so
-//! SSE events reach the client one by one.
+//! Bodies: on auth-injected routes a body is read whole (it is rewritten;
+//! at most `[limits] body_bytes`); elsewhere it is streamed to the upstream
+//! as it arrives, cut off with 413 past the same limit. Replies are streamed
+//! chunk by chunk as they arrive, so SSE events reach the client one by one.
+//! A WebSocket upgrade on any route is tunnelled (`confab_kit::ws_tunnel`):
+//! after the upstream's 101 the bytes pass through untouched both ways.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderMap, HeaderName};
-use actix_web::web::Bytes;
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
+use confab_kit::trace_context::TRACEPARENT;
+use confab_kit::ws_tunnel::{self, HandshakeError};
 use confab_protocol::auth::{
     AUTH_FIELD, AuthContext, REQUEST_ID_HEADER, SERVICE_TOKEN_HEADER, USER_ID_HEADER,
     USER_NAME_HEADER, USER_ROLE_HEADER,
 };
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
+use reqwest::header::{HeaderMap as UpstreamHeaders, HeaderName, HeaderValue};
 use serde_json::Value;
 
+use super::routing::Route;
 use crate::GatewayState;
-use crate::auth::authenticate;
+use crate::auth::{authenticate, authenticate_upgrade};
 
 /// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1),
 /// plus the ones the gateway sets itself.
@@ -37,6 +49,8 @@ const NOT_FORWARDED: &[&str] = &[
     "host",
     "content-length",
     "authorization",
+    "x-forwarded-for",
+    TRACEPARENT,
     SERVICE_TOKEN_HEADER,
     USER_ID_HEADER,
     USER_ROLE_HEADER,
@@ -55,17 +69,31 @@ const NOT_RETURNED: &[&str] = &[
     "x-request-id",
 ];
 
+/// Chunks of a streamed request body in flight to the upstream; the reader
+/// waits when they are all taken, so a slow upstream slows the client.
+const BODY_CHUNKS_IN_FLIGHT: usize = 4;
+
 pub async fn forward(
     req: HttpRequest,
     state: web::Data<GatewayState>,
-    body: Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let upgrade = ws_tunnel::is_upgrade(&req);
+    // A WebSocket may carry its token in the query; it never goes upstream.
+    let (query_token, query) = if upgrade {
+        take_token(req.query_string())
+    } else {
+        (None, req.query_string().to_owned())
+    };
     let (route, url) = state
         .routes
-        .resolve(req.path(), req.query_string())
+        .resolve(req.path(), &query)
         .ok_or_else(|| ApiError::not_found("route"))?;
     let identity = if route.inject_auth {
-        let claims = authenticate(&req, &state.keys)?;
+        let claims = match upgrade {
+            true => authenticate_upgrade(&req, query_token.as_deref(), &state.keys).await?,
+            false => authenticate(&req, &state.keys).await?,
+        };
         Some(AuthContext {
             user_id: claims.sub,
             username: Some(claims.name),
@@ -74,41 +102,60 @@ pub async fn forward(
     } else {
         None
     };
+    if route.rate_limited && req.method() == actix_web::http::Method::POST {
+        let key = match &identity {
+            Some(identity) => identity.user_id.clone(),
+            None => state.limits.client_ip(&req).to_string(),
+        };
+        state.limits.check_chat_post(&key)?;
+    }
+    let headers = upstream_headers(&req, &state, identity.as_ref());
 
+    if upgrade {
+        return tunnel(&req, &state, &url, headers, payload).await;
+    }
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| ApiError::bad_request("bad_method", "unsupported method"))?;
-    let mut upstream = state.http.request(method, &url);
-    for (name, value) in forwardable(req.headers()) {
-        upstream = upstream.header(name.as_str(), value.as_bytes());
+    let mut upstream = state.http.request(method, &url).headers(headers);
+    let limit = state.body_limit;
+    if let Some(length) = declared_length(req.headers())?
+        && length > limit
+    {
+        return Err(too_large(limit));
     }
-    if let Some(id) = confab_kit::server::request_id(&req) {
-        upstream = upstream.header(REQUEST_ID_HEADER, id);
-    }
-    if let Some(peer) = req.peer_addr() {
-        upstream = upstream.header("x-forwarded-for", peer.ip().to_string());
-    }
-    let body = match &identity {
-        Some(identity) => {
-            upstream = upstream
-                .header(SERVICE_TOKEN_HEADER, state.service_token.as_str())
-                .header(USER_ID_HEADER, identity.user_id.as_str())
-                .header(USER_ROLE_HEADER, identity.role.as_str());
-            if let Some(name) = &identity.username {
-                upstream = upstream.header(USER_NAME_HEADER, name.as_str());
+    let overflowed = Arc::new(AtomicBool::new(false));
+    match (&identity, has_body(req.headers())) {
+        (_, false) => {}
+        (Some(identity), true) => {
+            let body = read_limited(payload, limit).await?;
+            let body = inject_auth(body, identity)?;
+            if !body.is_empty() {
+                upstream = upstream.body(body);
             }
-            inject_auth(body, identity)?
         }
-        None => body,
-    };
-    if !body.is_empty() {
-        upstream = upstream.body(body);
+        (None, true) => {
+            upstream = upstream.body(stream_limited(payload, limit, overflowed.clone()));
+        }
     }
+    send(&state, route, &url, upstream, &overflowed).await
+}
 
+/// Sends the request and streams the upstream's reply back.
+async fn send(
+    state: &GatewayState,
+    route: &Route,
+    url: &str,
+    upstream: reqwest::RequestBuilder,
+    overflowed: &AtomicBool,
+) -> Result<HttpResponse, ApiError> {
     let response = tokio::time::timeout(state.response_timeout, upstream.send())
         .await
         .map_err(|_| ApiError::gateway_timeout("the upstream did not answer in time"))?
         .map_err(|err| {
-            tracing::warn!(url = %url, error = %err, "upstream request failed");
+            if overflowed.load(Ordering::Relaxed) {
+                return too_large(state.body_limit);
+            }
+            tracing::warn!(route = %route.prefix, url = %url, error = %err, "upstream request failed");
             if err.is_timeout() {
                 ApiError::gateway_timeout("the upstream did not answer in time")
             } else {
@@ -124,7 +171,7 @@ pub async fn forward(
             reply.append_header((name.as_str(), value.as_bytes()));
         }
     }
-    let url_for_log = url.clone();
+    let url_for_log = url.to_owned();
     let stream = response.bytes_stream().map_err(move |err| {
         tracing::warn!(url = %url_for_log, error = %err, "upstream stream broke");
         actix_web::error::ErrorBadGateway("upstream stream broke")
@@ -132,10 +179,175 @@ pub async fn forward(
     Ok(reply.streaming(stream))
 }
 
-fn forwardable(headers: &HeaderMap) -> impl Iterator<Item = (&HeaderName, &header::HeaderValue)> {
+/// A WebSocket: the upstream's handshake answer decides. 101 joins the two
+/// connections; a refusal (say 401 or 404) is passed back as it came; an
+/// upstream that is down answers 502, one that is slow 504.
+async fn tunnel(
+    req: &HttpRequest,
+    state: &GatewayState,
+    url: &str,
+    headers: UpstreamHeaders,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    match ws_tunnel::connect(&state.http, url, req, headers, state.response_timeout).await {
+        Ok(upstream) => Ok(upstream.into_response(payload)),
+        Err(HandshakeError::Refused {
+            status,
+            headers,
+            body,
+        }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut reply = HttpResponse::build(status);
+            if let Some(kind) = headers.get(reqwest::header::CONTENT_TYPE) {
+                reply.insert_header((header::CONTENT_TYPE, kind.as_bytes()));
+            }
+            Ok(reply.body(body))
+        }
+        Err(HandshakeError::Unreachable(reason)) => {
+            tracing::warn!(url = %url, reason = %reason, "upstream WebSocket unreachable");
+            Err(ApiError::bad_gateway("the upstream service is unavailable"))
+        }
+        Err(HandshakeError::TimedOut(_)) => Err(ApiError::gateway_timeout(
+            "the upstream did not answer the WebSocket handshake in time",
+        )),
+    }
+}
+
+/// What the upstream is told: the client's end-to-end headers, the request
+/// id, this hop's `traceparent`, the client's IP, and on auth-injected
+/// routes the user's identity with the service token.
+fn upstream_headers(
+    req: &HttpRequest,
+    state: &GatewayState,
+    identity: Option<&AuthContext>,
+) -> UpstreamHeaders {
+    let mut headers = UpstreamHeaders::new();
+    let mut put = |name: &str, value: &[u8]| {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            headers.append(name, value);
+        }
+    };
+    for (name, value) in req.headers() {
+        if !NOT_FORWARDED.contains(&name.as_str()) {
+            put(name.as_str(), value.as_bytes());
+        }
+    }
+    if let Some(id) = confab_kit::server::request_id(req) {
+        put(REQUEST_ID_HEADER, id.as_bytes());
+    }
+    if let Some(traceparent) = confab_kit::server::traceparent(req) {
+        put(TRACEPARENT, traceparent.as_bytes());
+    }
+    put(
+        "x-forwarded-for",
+        state.limits.client_ip(req).to_string().as_bytes(),
+    );
+    if let Some(identity) = identity {
+        put(SERVICE_TOKEN_HEADER, state.service_token.as_bytes());
+        put(USER_ID_HEADER, identity.user_id.as_bytes());
+        put(USER_ROLE_HEADER, identity.role.as_str().as_bytes());
+        if let Some(name) = &identity.username {
+            put(USER_NAME_HEADER, name.as_bytes());
+        }
+    }
     headers
+}
+
+/// `Content-Length`, when the client declared one; a malformed one is 400.
+fn declared_length(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("bad_content_length", "invalid Content-Length")
+                })
+        })
+        .transpose()
+}
+
+/// Whether the request has a body: a non-zero length, or chunked.
+fn has_body(headers: &HeaderMap) -> bool {
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match length {
+        Some(length) => length > 0,
+        None => headers.contains_key(header::TRANSFER_ENCODING),
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::payload_too_large("body_too_large", format!("body exceeds {limit} bytes"))
+}
+
+/// The whole body, refused with 413 as soon as it passes `limit`.
+async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The body as a stream for the upstream request. actix's payload lives on
+/// this worker's thread, so a local task reads it into a bounded channel;
+/// past `limit` the stream fails (the upstream request is abandoned) and
+/// `overflowed` says why.
+fn stream_limited(
+    mut payload: web::Payload,
+    limit: usize,
+    overflowed: Arc<AtomicBool>,
+) -> reqwest::Body {
+    let (sender, receiver) =
+        tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(BODY_CHUNKS_IN_FLIGHT);
+    actix_web::rt::spawn(async move {
+        let mut seen = 0usize;
+        while let Some(chunk) = payload.next().await {
+            let item = match chunk {
+                Ok(chunk) => {
+                    seen += chunk.len();
+                    if seen > limit {
+                        overflowed.store(true, Ordering::Relaxed);
+                        Err(std::io::Error::other("body too large"))
+                    } else {
+                        Ok(chunk)
+                    }
+                }
+                Err(err) => Err(std::io::Error::other(err.to_string())),
+            };
+            let failed = item.is_err();
+            if sender.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(receiver))
+}
+
+/// Takes `token` out of a query string; the rest is passed upstream.
+fn take_token(query: &str) -> (Option<String>, String) {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let token = pairs
         .iter()
-        .filter(|(name, _)| !NOT_FORWARDED.contains(&name.as_str()))
+        .find(|(key, _)| key == "token")
+        .map(|(_, value)| value.clone())
+        .filter(|value| !value.is_empty());
+    let rest: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(key, _)| key != "token")
+        .collect();
+    (token, serde_urlencoded::to_string(rest).unwrap_or_default())
 }
 
 /// Puts the caller's identity into a JSON body as `_auth`, replacing any the
@@ -204,5 +416,14 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn the_token_is_taken_out_of_a_websocket_query() {
+        let (token, rest) = take_token("token=abc.def&conversation_id=conv-1&dialect=compact");
+        assert_eq!(token.as_deref(), Some("abc.def"));
+        assert_eq!(rest, "conversation_id=conv-1&dialect=compact");
+        assert_eq!(take_token("token=").0, None);
+        assert_eq!(take_token("").1, "");
     }
 }

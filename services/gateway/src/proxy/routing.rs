@@ -13,6 +13,9 @@ pub struct RouteConfig {
     pub rewrite: String,
     #[serde(default)]
     pub inject_auth: bool,
+    /// POSTs count against the per-user `chat_posts_per_minute` limit.
+    #[serde(default)]
+    pub rate_limited: bool,
 }
 
 /// A route resolved against its upstream's base URL.
@@ -22,6 +25,7 @@ pub struct Route {
     pub base_url: String,
     pub rewrite: String,
     pub inject_auth: bool,
+    pub rate_limited: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -51,10 +55,22 @@ impl RoutingTable {
                     base_url: base.trim_end_matches('/').to_owned(),
                     rewrite: c.rewrite.trim_end_matches('/').to_owned(),
                     inject_auth: c.inject_auth,
+                    rate_limited: c.rate_limited,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        routes.sort_by(|a, b| {
+            b.prefix
+                .len()
+                .cmp(&a.prefix.len())
+                .then(a.prefix.cmp(&b.prefix))
+        });
+        if let Some(pair) = routes
+            .windows(2)
+            .find(|pair| pair[0].prefix == pair[1].prefix)
+        {
+            anyhow::bail!("the route prefix {} is configured twice", pair[0].prefix);
+        }
         Ok(Self { routes })
     }
 
@@ -92,6 +108,7 @@ mod tests {
             upstream: "chat".into(),
             rewrite: rewrite.into(),
             inject_auth: true,
+            rate_limited: false,
         };
         RoutingTable::new(
             &[
@@ -132,6 +149,7 @@ mod tests {
                 upstream: "nowhere".into(),
                 rewrite: "/y".into(),
                 inject_auth: false,
+                rate_limited: false,
             }],
             &HashMap::new(),
         )

@@ -1,4 +1,5 @@
-//! The gateway's own routes; everything else is proxied (see `proxy`).
+//! The gateway's own endpoints; everything else is proxied (`crate::proxy`).
 
+pub mod admin;
 pub mod auth;
 pub mod jwks;

@@ -18,8 +18,17 @@ diesel::table! {
         token_hash -> Text,
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
-        revoked_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    refresh_families (id) {
+        id -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
     }
 }
 
@@ -30,5 +39,6 @@ diesel::table! {
         public_key -> Text,
         active -> Bool,
         created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
     }
 }

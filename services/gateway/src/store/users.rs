@@ -53,3 +53,14 @@ pub async fn by_id(db: &Db, id: &str) -> Result<Option<UserRow>, DbError> {
             .map_err(DbError::from)
     })
 }
+
+pub async fn set_role(db: &Db, id: &str, role: &str) -> Result<(), DbError> {
+    db_run!(db, |conn| {
+        diesel::update(users::table.filter(users::id.eq(id)))
+            .set(users::role.eq(role))
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .map_err(DbError::from)
+    })
+}

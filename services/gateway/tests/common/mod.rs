@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 
 pub struct Stack {
     pub gateway: String,
+    /// dashboard-proxy, relaying WebSockets to the gateway.
+    pub dashboard: String,
+    pub gateway_db: Db,
     pub chat: String,
     pub llm: String,
     pub math_agent: String,
@@ -27,10 +30,16 @@ pub struct Stack {
 pub struct User {
     pub id: String,
     pub token: String,
+    pub refresh_token: String,
 }
 
 impl Stack {
     pub async fn start() -> Stack {
+        Self::start_with(|_| {}).await
+    }
+
+    /// The stack with the gateway's settings adjusted by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut gateway::Settings)) -> Stack {
         init_test_tracing();
         let llm_database = TestDatabase::new("llm-proxy").await.unwrap();
         let chat_database = TestDatabase::new("chat").await.unwrap();
@@ -87,11 +96,22 @@ impl Stack {
         gateway
             .upstreams
             .insert("llm_proxy".into(), llm_url.clone());
+        configure(&mut gateway);
         let gateway = gateway::build_on(gateway_listener, gateway).await.unwrap();
+        let gateway_db = gateway.db().unwrap().clone();
         tokio::spawn(gateway.run_until_stopped());
+
+        let mut dashboard = dashboard_proxy::Settings::defaults().unwrap();
+        dashboard.server.port = 0;
+        dashboard.upstream.url = gateway_url.replace("http://", "ws://");
+        let dashboard = dashboard_proxy::build(dashboard).await.unwrap();
+        let dashboard_url = format!("http://127.0.0.1:{}", dashboard.port());
+        tokio::spawn(dashboard.run_until_stopped());
 
         Stack {
             gateway: gateway_url,
+            dashboard: dashboard_url,
+            gateway_db,
             chat: chat_url,
             llm: llm_url,
             math_agent,
@@ -137,7 +157,32 @@ impl Stack {
         User {
             id: registered["id"].as_str().unwrap().to_owned(),
             token: tokens["access_token"].as_str().unwrap().to_owned(),
+            refresh_token: tokens["refresh_token"].as_str().unwrap().to_owned(),
         }
+    }
+
+    /// `POST /api/v1/auth/{endpoint}` with a JSON body.
+    pub async fn auth_post(&self, endpoint: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/auth/{endpoint}", self.gateway))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.auth_post("refresh", json!({"refresh_token": refresh_token}))
+            .await
+    }
+
+    pub async fn me(&self, token: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/api/v1/auth/me", self.gateway))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn create_conversation(&self, user: &User, body: Value) -> reqwest::Response {

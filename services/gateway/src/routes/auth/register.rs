@@ -1,6 +1,7 @@
-//! `POST /api/v1/auth/register` `{"username","password"}`
+//! `POST /api/v1/auth/register` `{"username","password"}`. Limited per
+//! client IP (`[rate_limits] register_per_minute`).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use confab_kit::ApiError;
 use confab_protocol::auth::{Credentials, Role, UserInfo};
@@ -11,9 +12,11 @@ use crate::passwords;
 use crate::store::users::{self, UserRow};
 
 pub async fn register(
+    req: HttpRequest,
     state: web::Data<GatewayState>,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
+    state.limits.check_register(&req)?;
     let Credentials { username, password } = body.into_inner();
     let username = Username::parse(&username)?;
     let password = Password::parse(password)?;

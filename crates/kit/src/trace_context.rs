@@ -1,0 +1,118 @@
+//! W3C trace context (`traceparent`) across hops (DESIGN §11).
+//!
+//! Every request gets a trace context: the caller's when it sent a valid
+//! `traceparent`, otherwise a new trace. The request's own hop has a new span
+//! id under the caller's, and that is what goes to the next service, so each
+//! service appears as one hop of one trace. When OTLP export is on, the ids
+//! are those of the request's exported span; without it they are made the
+//! same way by the SDK's random id generator, so the header is always there
+//! and always valid. Parsing and formatting are the OpenTelemetry
+//! propagator's, not ours.
+
+use std::collections::HashMap;
+
+use actix_web::http::header::HeaderMap;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+pub const TRACEPARENT: &str = "traceparent";
+
+/// The caller's trace context from `traceparent`/`tracestate`; an empty
+/// context when absent or invalid.
+pub fn incoming(headers: &HeaderMap) -> opentelemetry::Context {
+    let carrier: HashMap<String, String> = ["traceparent", "tracestate"]
+        .into_iter()
+        .filter_map(|name| {
+            let value = headers.get(name)?.to_str().ok()?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect();
+    TraceContextPropagator::new().extract(&carrier)
+}
+
+/// The `traceparent` this request's hop passes on: the exported span's
+/// context when there is one, else a new span id under the caller's trace
+/// (or a new, sampled trace when the caller sent none).
+pub fn for_this_hop(span: &tracing::Span, parent: &opentelemetry::Context) -> String {
+    let exported = span.context().span().span_context().clone();
+    let context = if exported.is_valid() {
+        exported
+    } else {
+        let ids = RandomIdGenerator::default();
+        let caller = parent.span().span_context().clone();
+        let (trace_id, flags, state) = if caller.is_valid() {
+            (
+                caller.trace_id(),
+                caller.trace_flags(),
+                caller.trace_state().clone(),
+            )
+        } else {
+            (
+                ids.new_trace_id(),
+                TraceFlags::SAMPLED,
+                TraceState::default(),
+            )
+        };
+        SpanContext::new(trace_id, ids.new_span_id(), flags, false, state)
+    };
+    format!(
+        "00-{}-{}-{:02x}",
+        context.trace_id(),
+        context.span_id(),
+        context.trace_flags().to_u8()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    use super::*;
+
+    fn headers(traceparent: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HeaderName::from_static("traceparent"),
+            HeaderValue::from_str(traceparent).unwrap(),
+        );
+        headers
+    }
+
+    fn parts(traceparent: &str) -> Vec<String> {
+        traceparent.split('-').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_callers_trace_is_continued_with_a_new_span() {
+        let theirs = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let parent = incoming(&headers(theirs));
+        let ours = parts(&for_this_hop(&tracing::Span::none(), &parent));
+        assert_eq!(ours[0], "00");
+        assert_eq!(ours[1], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(ours[2], "00f067aa0ba902b7");
+        assert_eq!(ours[2].len(), 16);
+        assert_eq!(ours[3], "01");
+    }
+
+    #[test]
+    fn a_missing_or_invalid_traceparent_starts_a_new_trace() {
+        for theirs in [
+            None,
+            Some("garbage"),
+            Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        ] {
+            let parent = match theirs {
+                Some(value) => incoming(&headers(value)),
+                None => incoming(&HeaderMap::new()),
+            };
+            let ours = parts(&for_this_hop(&tracing::Span::none(), &parent));
+            assert_eq!(ours.len(), 4);
+            assert_eq!(ours[1].len(), 32);
+            assert_ne!(ours[1], "00000000000000000000000000000000");
+            assert_eq!(ours[3], "01");
+        }
+    }
+}

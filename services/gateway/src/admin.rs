@@ -1,0 +1,73 @@
+//! The administrator bootstrapped from configuration.
+//!
+//! With `[admin] username` set, start-up makes sure that user exists with
+//! the `admin` role: created with `[admin] password` when missing, promoted
+//! when it exists. An existing user's password is left alone, so the
+//! configured one is only the first password (change it afterwards; keep it
+//! in `CONFAB__ADMIN__PASSWORD`, not in a file).
+
+use anyhow::Context;
+use chrono::Utc;
+use confab_kit::db::Db;
+use confab_protocol::auth::Role;
+use serde::Deserialize;
+
+use crate::domain::{Password, Username};
+use crate::passwords;
+use crate::store::users::{self, UserRow};
+
+#[derive(Clone, Default, Deserialize)]
+pub struct AdminSettings {
+    /// Empty: no admin is bootstrapped.
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+impl std::fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSettings")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+pub async fn bootstrap(db: &Db, settings: &AdminSettings) -> anyhow::Result<()> {
+    if settings.username.trim().is_empty() {
+        return Ok(());
+    }
+    let username = Username::parse(&settings.username)
+        .map_err(|e| anyhow::anyhow!("[admin] username: {}", e.message()))?;
+    let admin = Role::Admin.as_str();
+    if let Some(user) = users::by_username(db, username.as_str()).await? {
+        if user.role != admin {
+            users::set_role(db, &user.id, admin).await?;
+            tracing::info!(username = %user.username, "promoted the configured user to admin");
+        }
+        return Ok(());
+    }
+    let password = Password::parse(settings.password.clone()).map_err(|e| {
+        anyhow::anyhow!(
+            "[admin] password (CONFAB__ADMIN__PASSWORD): {}",
+            e.message()
+        )
+    })?;
+    let row = UserRow {
+        id: confab_kit::ids::new_id("usr"),
+        username: username.as_str().to_owned(),
+        password_hash: passwords::hash(password.into_string()).await?,
+        role: admin.to_owned(),
+        created_at: Utc::now().naive_utc(),
+    };
+    match users::insert(db, &row).await {
+        Ok(()) => {
+            tracing::info!(username = %row.username, "created the configured admin");
+            Ok(())
+        }
+        // Another gateway on the same database created it first.
+        Err(err) if err.is_unique_violation() => Ok(()),
+        Err(err) => Err(err).context("creating the configured admin"),
+    }
+}

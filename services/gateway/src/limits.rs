@@ -1,0 +1,151 @@
+//! Rate limits (DESIGN §11): per client IP on login and register, per user
+//! on chat POSTs. Each is a GCRA limiter from the `governor` crate keyed by
+//! IP or user id: `per_minute` requests at once, refilled evenly over the
+//! minute. A request over the limit gets 429 with `Retry-After`, the seconds
+//! until one more would pass.
+//!
+//! Limits are per gateway process; several gateways each allow the full
+//! rate. Idle keys are forgotten every minute, so memory follows the number
+//! of recently active clients.
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use confab_kit::ApiError;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    /// Login attempts per client IP per minute.
+    pub login_per_minute: u32,
+    /// Registrations per client IP per minute.
+    pub register_per_minute: u32,
+    /// POSTs per user per minute on routes marked `rate_limited`.
+    pub chat_posts_per_minute: u32,
+    /// Take the client IP from the last `X-Forwarded-For` entry, as a
+    /// trusted reverse proxy in front of the gateway appends it. Off by
+    /// default: a client could otherwise pick its own IP.
+    pub trust_forwarded_for: bool,
+}
+
+pub struct RateLimits {
+    login: Limiter<IpAddr>,
+    register: Limiter<IpAddr>,
+    chat_posts: Limiter<String>,
+    trust_forwarded_for: bool,
+}
+
+/// One keyed limiter; `None` when its rate is 0 (unlimited).
+struct Limiter<K: Hash + Eq + Clone>(Option<DefaultKeyedRateLimiter<K>>);
+
+impl<K: Hash + Eq + Clone> Limiter<K> {
+    fn per_minute(rate: u32) -> Self {
+        Self(NonZeroU32::new(rate).map(|n| DefaultKeyedRateLimiter::keyed(Quota::per_minute(n))))
+    }
+
+    fn check(&self, key: &K, what: &str) -> Result<(), ApiError> {
+        let Some(limiter) = &self.0 else {
+            return Ok(());
+        };
+        limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            ApiError::too_many_requests(secs, format!("too many {what}; retry in {secs} s"))
+        })
+    }
+
+    fn forget_idle(&self) {
+        if let Some(limiter) = &self.0 {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+impl RateLimits {
+    pub fn new(settings: &RateLimitSettings) -> Arc<Self> {
+        let limits = Arc::new(Self {
+            login: Limiter::per_minute(settings.login_per_minute),
+            register: Limiter::per_minute(settings.register_per_minute),
+            chat_posts: Limiter::per_minute(settings.chat_posts_per_minute),
+            trust_forwarded_for: settings.trust_forwarded_for,
+        });
+        tokio::spawn(forget_idle_keys(Arc::downgrade(&limits)));
+        limits
+    }
+
+    pub fn check_login(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        self.login.check(&self.client_ip(req), "login attempts")
+    }
+
+    pub fn check_register(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        self.register.check(&self.client_ip(req), "registrations")
+    }
+
+    pub fn check_chat_post(&self, user_id: &str) -> Result<(), ApiError> {
+        self.chat_posts.check(&user_id.to_owned(), "chat requests")
+    }
+
+    /// The client's IP: the peer, or with `trust_forwarded_for` the last
+    /// `X-Forwarded-For` entry.
+    pub fn client_ip(&self, req: &HttpRequest) -> IpAddr {
+        let forwarded = self
+            .trust_forwarded_for
+            .then(|| confab_kit::auth::header(req, "x-forwarded-for"))
+            .flatten()
+            .and_then(|list| list.rsplit(',').next())
+            .and_then(|ip| ip.trim().parse().ok());
+        forwarded
+            .or_else(|| req.peer_addr().map(|peer| peer.ip()))
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+}
+
+/// 60 s: a key idle that long is back at its full burst anyway.
+async fn forget_idle_keys(limits: Weak<RateLimits>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(60));
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(limits) = limits.upgrade() else {
+            return;
+        };
+        limits.login.forget_idle();
+        limits.register.forget_idle();
+        limits.chat_posts.forget_idle();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_eleventh_attempt_in_a_minute_is_refused_with_retry_after() {
+        let limiter = Limiter::per_minute(10);
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        for _ in 0..10 {
+            limiter.check(&ip, "attempts").unwrap();
+        }
+        let err = limiter.check(&ip, "attempts").unwrap_err();
+        assert_eq!(err.status().as_u16(), 429);
+        // Another client is not affected.
+        limiter
+            .check(&IpAddr::from([10, 0, 0, 2]), "attempts")
+            .unwrap();
+    }
+
+    #[test]
+    fn a_rate_of_zero_is_unlimited() {
+        let limiter = Limiter::<IpAddr>::per_minute(0);
+        for _ in 0..1000 {
+            limiter.check(&IpAddr::from([10, 0, 0, 1]), "x").unwrap();
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! `/api/v1/admin/…`: administrators only.
+
+pub mod signing_keys;
