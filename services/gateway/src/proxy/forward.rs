@@ -207,7 +207,7 @@ async fn tunnel(
             tracing::warn!(url = %url, reason = %reason, "upstream WebSocket unreachable");
             Err(ApiError::bad_gateway("the upstream service is unavailable"))
         }
-        Err(HandshakeError::TimedOut(_)) => Err(ApiError::gateway_timeout(
+        Err(HandshakeError::TimedOut) => Err(ApiError::gateway_timeout(
             "the upstream did not answer the WebSocket handshake in time",
         )),
     }

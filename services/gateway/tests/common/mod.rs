@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of this helper
 
+pub mod echo;
+
 use confab_kit::db::Db;
 use confab_kit::settings::ServiceSettings;
 use confab_kit::testing::{TestDatabase, init_test_tracing};

@@ -1,0 +1,111 @@
+//! A plain HTTP server standing in for "any upstream" behind an operator's
+//! route: it answers with what it received, so tests can see exactly what
+//! the gateway forwarded. It is not a copy of a Confab service.
+//!
+//! - `/echo/…`, `/raw/…`: `{"method","path","query","headers","body","body_len"}`
+//! - `/slow`: answers after 30 s (the gateway's 504)
+//! - `/sse`: two SSE events; the second only after the test calls
+//!   [`Echo::release_second_event`], so a gateway that buffered the first
+//!   would never deliver it and the test would hang instead of pass.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::web::{Bytes, Data, Payload};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::sync::Notify;
+
+pub struct Echo {
+    pub url: String,
+    second_event: Arc<Notify>,
+    pub received: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Echo {
+    pub async fn start() -> Echo {
+        let second_event = Arc::new(Notify::new());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let state = (second_event.clone(), received.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(Data::new(state.clone()))
+                .app_data(web::PayloadConfig::new(64 << 20))
+                .route("/slow", web::to(slow))
+                .route("/sse", web::to(sse))
+                .default_service(web::to(echo))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        Echo {
+            url: format!("http://127.0.0.1:{port}"),
+            second_event,
+            received,
+        }
+    }
+
+    pub fn release_second_event(&self) {
+        self.second_event.notify_one();
+    }
+}
+
+type State = Data<(Arc<Notify>, Arc<Mutex<Vec<serde_json::Value>>>)>;
+
+async fn echo(req: HttpRequest, mut payload: Payload, state: State) -> HttpResponse {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        match chunk {
+            Ok(chunk) => body.extend_from_slice(&chunk),
+            Err(_) => return HttpResponse::BadRequest().finish(),
+        }
+    }
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in req.headers() {
+        headers
+            .entry(name.as_str().to_owned())
+            .or_default()
+            .push(value.to_str().unwrap_or("<binary>").to_owned());
+    }
+    let seen = json!({
+        "method": req.method().as_str(),
+        "path": req.path(),
+        "query": req.query_string(),
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+        "body_len": body.len(),
+    });
+    state.1.lock().unwrap().push(seen.clone());
+    HttpResponse::Ok().json(seen)
+}
+
+async fn slow() -> HttpResponse {
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    HttpResponse::Ok().finish()
+}
+
+async fn sse(state: State) -> HttpResponse {
+    let release = state.0.clone();
+    let events = futures_util::stream::unfold(0, move |n| {
+        let release = release.clone();
+        async move {
+            match n {
+                0 => Some((Ok::<_, actix_web::Error>(Bytes::from("data: first\n\n")), 1)),
+                1 => {
+                    release.notified().await;
+                    Some((Ok(Bytes::from("data: second\n\n")), 2))
+                }
+                _ => None,
+            }
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .streaming(events)
+}
