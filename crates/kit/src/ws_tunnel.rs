@@ -264,8 +264,8 @@ async fn client_to_upstream(
 }
 
 /// The response body: the upstream's bytes, read only when actix asks for the
-/// next chunk. A read error ends it like the upstream closing (actix would
-/// log an error body as a server error; here it is the peer's doing).
+/// next chunk. A read error ends it like the upstream closing: actix logs a
+/// body error at error level, and a peer resetting its connection is not one.
 struct UpstreamToClient {
     bytes: ReaderStream<ReadHalf<reqwest::Upgraded>>,
     /// Fires (or is dropped) when the client's side has ended.

@@ -1,11 +1,13 @@
-//! dashboard-proxy: a WebSocket bridge that turns `?token=` into
-//! `Authorization: Bearer` towards the gateway (DESIGN §9).
+//! dashboard-proxy: a WebSocket tunnel that turns `?token=` into
+//! `Authorization: Bearer` towards the gateway (DESIGN §9), built on
+//! [`confab_kit::ws_tunnel`].
 
 pub mod relay;
 
 use std::time::Duration;
 
 use actix_web::web;
+use anyhow::Context;
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
 use confab_kit::settings::ServiceSettings;
 use confab_kit::settings::{ServerSettings, TelemetrySettings};
@@ -29,7 +31,9 @@ pub struct Settings {
 pub struct UpstreamSettings {
     pub url: String,
     pub connect_timeout_secs: u64,
-    pub max_message_bytes: usize,
+    // No max_message_bytes: a tunnel does not parse messages, the gateway's
+    // upstream enforces its own limits, and the sockets this service accepts
+    // itself only send a refusal and close.
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,14 +48,22 @@ impl ServiceSettings for Settings {
 pub struct RelayState {
     pub upstream_url: String,
     pub connect_timeout: Duration,
-    pub max_message_bytes: usize,
+    /// Speaks HTTP/1.1 only (a WebSocket handshake is an HTTP/1.1 upgrade,
+    /// also towards a `wss://` gateway that would offer h2) and follows no
+    /// redirect (a 3xx is a refusal, not a place to send the token to).
+    pub http: reqwest::Client,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    let http = reqwest::Client::builder()
+        .http1_only()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("building the upstream HTTP client")?;
     let state = web::Data::new(RelayState {
         upstream_url: settings.upstream.url.clone(),
         connect_timeout: Duration::from_secs(settings.upstream.connect_timeout_secs),
-        max_message_bytes: settings.upstream.max_message_bytes,
+        http,
     });
     let paths = settings.relay.paths.clone();
     let listener = server::bind(&settings.server)?;

@@ -1,162 +1,139 @@
 //! One relayed WebSocket: client ⇄ dashboard-proxy ⇄ gateway.
 //!
 //! The client's `?token=` becomes `Authorization: Bearer` on the upstream
-//! handshake (browsers cannot set headers on a WebSocket). The client's
-//! connection is accepted first so that a missing or refused token can be
-//! reported with close code 4401, which a browser can read, rather than a
-//! failed handshake, which it cannot.
+//! handshake (browsers cannot set headers on a WebSocket); once the gateway
+//! switches protocols, the connection is a byte tunnel
+//! ([`confab_kit::ws_tunnel`]), so frames, fragments, pings, close codes and
+//! the negotiated subprotocol pass unchanged both ways.
+//!
+//! When no tunnel can be opened, the client's WebSocket is accepted here so
+//! that the reason reaches it as something a browser can read: close code 4401
+//! for a missing or refused token, or an error frame then 1011 when the
+//! gateway is unavailable. A failed handshake would only tell it "error".
 
-use std::time::Duration;
-
+use actix_web::http::header::SEC_WEBSOCKET_PROTOCOL;
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
-use futures_util::{SinkExt, StreamExt};
+use actix_ws::{CloseCode, CloseReason, Session};
+use confab_kit::ApiError;
+use confab_kit::server;
+use confab_kit::ws_tunnel::{self, HandshakeError};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as UpCloseCode;
-use tokio_tungstenite::tungstenite::{self, Message as UpMessage};
 
 use crate::RelayState;
 
 /// Close code for a missing or refused token (DESIGN §9).
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 
+/// Close code after the error frame when the gateway is unavailable: the
+/// standard "internal error", since the client did nothing wrong.
+pub const CLOSE_UNAVAILABLE: u16 = 1011;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// `GET <relay path>?token=…`: a tunnel to the same path on the gateway, or a
+/// WebSocket accepted here only to say why there is none.
 pub async fn relay(
     req: HttpRequest,
-    body: web::Payload,
+    payload: web::Payload,
     state: web::Data<RelayState>,
-) -> actix_web::Result<HttpResponse> {
+) -> Result<HttpResponse, ApiError> {
+    if !ws_tunnel::is_upgrade(&req) {
+        return Err(ApiError::bad_request(
+            "not_websocket",
+            "this path only accepts a WebSocket upgrade",
+        ));
+    }
     let (token, query) = split_token(req.query_string());
+    let Some(token) = token else {
+        return accept_and_close(&req, payload, Ending::Unauthorized("missing token"));
+    };
+    // A token that cannot be a header value cannot be a valid token either.
+    let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {token}")) else {
+        return accept_and_close(&req, payload, Ending::Unauthorized("token refused"));
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, bearer);
+    // The client's id, or the one made up for this request and in our logs.
+    if let Some(id) = server::request_id(&req)
+        && let Ok(id) = HeaderValue::from_str(&id)
+    {
+        headers.insert(REQUEST_ID, id);
+    }
     let mut url = format!("{}{}", state.upstream_url.trim_end_matches('/'), req.path());
     if !query.is_empty() {
         url.push('?');
         url.push_str(&query);
     }
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let stream = stream
-        .max_frame_size(state.max_message_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(state.max_message_bytes);
-    let state = state.into_inner();
+    match ws_tunnel::connect(&state.http, &url, &req, headers, state.connect_timeout).await {
+        Ok(upstream) => Ok(upstream.into_response(payload)),
+        Err(HandshakeError::Refused {
+            status: 401 | 403, ..
+        }) => accept_and_close(&req, payload, Ending::Unauthorized("token refused")),
+        Err(err) => {
+            tracing::warn!(url = %url, error = %err, "upstream WebSocket unavailable");
+            let message = match err {
+                HandshakeError::Refused { status, .. } => {
+                    format!("the gateway refused the connection (status {status})")
+                }
+                HandshakeError::TimedOut => "the gateway did not answer in time".to_owned(),
+                HandshakeError::Unreachable(_) => "the gateway is unreachable".to_owned(),
+            };
+            accept_and_close(&req, payload, Ending::Unavailable(message))
+        }
+    }
+}
+
+/// Why a client's WebSocket is accepted here only to be closed.
+enum Ending {
+    Unauthorized(&'static str),
+    Unavailable(String),
+}
+
+/// Accepts the client's WebSocket, tells it why there is no tunnel, and
+/// closes. The handshake echoes the client's first offered subprotocol: a
+/// browser that offered one fails a handshake that selects none, and would
+/// then never see the close code.
+fn accept_and_close(
+    req: &HttpRequest,
+    payload: web::Payload,
+    ending: Ending,
+) -> Result<HttpResponse, ApiError> {
+    let offered = offered_protocols(req);
+    let offered: Vec<&str> = offered.iter().map(String::as_str).collect();
+    let (response, mut session, stream) =
+        actix_ws::handle_with_protocols(req, payload, &offered)
+            .map_err(|e| ApiError::bad_request("bad_websocket_handshake", e.to_string()))?;
     actix_web::rt::spawn(async move {
-        let Some(token) = token else {
-            close(session, CLOSE_UNAUTHORIZED, "missing token").await;
-            return;
-        };
-        match connect(&url, &token, state.connect_timeout).await {
-            Ok(upstream) => pump(session, stream, upstream).await,
-            Err(Refusal::Unauthorized) => close(session, CLOSE_UNAUTHORIZED, "token refused").await,
-            Err(Refusal::Unreachable(reason)) => {
-                tracing::warn!(url = %url, reason = %reason, "upstream WebSocket unreachable");
-                let mut session = session;
-                let frame = json!({"type": "error", "error": {"code": "upstream_unavailable", "message": "the gateway is unreachable"}});
-                let _ = session.text(frame.to_string()).await;
-                close(session, 1011, "upstream unavailable").await;
+        match ending {
+            Ending::Unauthorized(reason) => close(session, CLOSE_UNAUTHORIZED, reason).await,
+            Ending::Unavailable(message) => {
+                let frame = json!({
+                    "type": "error",
+                    "error": {"code": "upstream_unavailable", "message": message},
+                });
+                if session.text(frame.to_string()).await.is_ok() {
+                    close(session, CLOSE_UNAVAILABLE, "upstream unavailable").await;
+                }
             }
         }
+        // Nothing the client sends is read; its messages are dropped with the
+        // connection once the close frame is out.
+        drop(stream);
     });
     Ok(response)
 }
 
-enum Refusal {
-    Unauthorized,
-    Unreachable(String),
-}
-
-type Upstream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(url: &str, token: &str, timeout: Duration) -> Result<Upstream, Refusal> {
-    let mut request = url
-        .into_client_request()
-        .map_err(|e| Refusal::Unreachable(e.to_string()))?;
-    let bearer =
-        HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Refusal::Unauthorized)?;
-    request.headers_mut().insert("authorization", bearer);
-    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
-        Err(_) => Err(Refusal::Unreachable("handshake timed out".into())),
-        Ok(Ok((stream, _))) => Ok(stream),
-        Ok(Err(tungstenite::Error::Http(response)))
-            if matches!(response.status().as_u16(), 401 | 403) =>
-        {
-            Err(Refusal::Unauthorized)
-        }
-        Ok(Err(err)) => Err(Refusal::Unreachable(err.to_string())),
-    }
-}
-
-/// Relays frames both ways until either side closes; the close code and
-/// reason of one side are passed to the other.
-async fn pump(
-    mut client: Session,
-    mut from_client: actix_ws::AggregatedMessageStream,
-    upstream: Upstream,
-) {
-    let (mut to_upstream, mut from_upstream) = upstream.split();
-    loop {
-        tokio::select! {
-            message = from_client.next() => match message {
-                Some(Ok(AggregatedMessage::Text(text))) => {
-                    if to_upstream.send(UpMessage::text(text.to_string())).await.is_err() { break; }
-                }
-                Some(Ok(AggregatedMessage::Binary(bytes))) => {
-                    if to_upstream.send(UpMessage::binary(bytes)).await.is_err() { break; }
-                }
-                Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                    if client.pong(&bytes).await.is_err() { break; }
-                }
-                Some(Ok(AggregatedMessage::Pong(_))) => {}
-                Some(Ok(AggregatedMessage::Close(reason))) => {
-                    let frame = reason.map(|r| CloseFrame {
-                        code: UpCloseCode::from(u16::from(r.code)),
-                        reason: r.description.unwrap_or_default().into(),
-                    });
-                    let _ = to_upstream.send(UpMessage::Close(frame)).await;
-                    let _ = client.close(None).await;
-                    return;
-                }
-                Some(Err(err)) => {
-                    tracing::debug!(error = %err, "client WebSocket error");
-                    let _ = to_upstream.send(UpMessage::Close(Some(CloseFrame { code: UpCloseCode::Protocol, reason: "client protocol error".into() }))).await;
-                    close(client, 1002, "protocol error").await;
-                    return;
-                }
-                None => {
-                    let _ = to_upstream.send(UpMessage::Close(None)).await;
-                    return;
-                }
-            },
-            message = from_upstream.next() => match message {
-                Some(Ok(UpMessage::Text(text))) => {
-                    if client.text(text.to_string()).await.is_err() { break; }
-                }
-                Some(Ok(UpMessage::Binary(bytes))) => {
-                    if client.binary(bytes).await.is_err() { break; }
-                }
-                Some(Ok(UpMessage::Ping(_) | UpMessage::Pong(_) | UpMessage::Frame(_))) => {}
-                Some(Ok(UpMessage::Close(frame))) => {
-                    match frame {
-                        Some(frame) => close(client, u16::from(frame.code), frame.reason.as_str()).await,
-                        None => { let _ = client.close(None).await; }
-                    }
-                    return;
-                }
-                Some(Err(err)) => {
-                    tracing::debug!(error = %err, "upstream WebSocket error");
-                    close(client, 1011, "upstream connection lost").await;
-                    return;
-                }
-                None => {
-                    close(client, 1011, "upstream connection lost").await;
-                    return;
-                }
-            },
-        }
-    }
-    let _ = to_upstream.send(UpMessage::Close(None)).await;
-    let _ = client.close(None).await;
+/// The subprotocols the client offered, in its order of preference.
+fn offered_protocols(req: &HttpRequest) -> Vec<String> {
+    req.headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 async fn close(session: Session, code: u16, reason: &str) {
