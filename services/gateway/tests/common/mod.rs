@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test file uses a different part of this helper
 
 pub mod echo;
+pub mod ws;
 
 use confab_kit::db::Db;
 use confab_kit::settings::ServiceSettings;
