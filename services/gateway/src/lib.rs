@@ -85,7 +85,6 @@ pub struct GatewayState {
     pub keys: Arc<KeyRing>,
     pub routes: RoutingTable,
     pub limits: Arc<RateLimits>,
-    pub http: reqwest::Client,
     pub service_token: String,
     pub response_timeout: Duration,
     pub body_limit: usize,
@@ -125,16 +124,13 @@ pub async fn build_on(
         .collect();
     let routes = RoutingTable::new(&route_configs, &settings.upstreams)?;
     let cors = cors::CorsPolicy::new(&settings.cors)?;
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(settings.timeouts.connect_secs))
-        .build()
-        .context("building the HTTP client")?;
+    let connect_timeout = Duration::from_secs(settings.timeouts.connect_secs);
+    let shared_http = proxy::UpstreamClient::new(connect_timeout)?;
     let state = web::Data::new(GatewayState {
         db: db.clone(),
         keys,
         routes,
         limits: RateLimits::new(&settings.rate_limits),
-        http,
         service_token: settings.auth.service_token.clone(),
         response_timeout: Duration::from_secs(settings.timeouts.response_secs),
         body_limit: settings.limits.body_bytes,
@@ -150,9 +146,18 @@ pub async fn build_on(
         move |cfg| {
             // Everything the gateway serves itself or proxies sits in one
             // scope so the CORS policy wraps it (and answers preflights).
-            let mut api = web::scope("")
+            // One upstream client per worker: its pooled connections live on
+            // this worker's thread, so a proxied request never waits for
+            // another thread to be scheduled (the shared one is the fallback
+            // should building fail).
+            let http = proxy::UpstreamClient::new(connect_timeout).unwrap_or_else(|err| {
+                tracing::warn!(error = %format!("{err:#}"), "building a per-worker HTTP client failed; sharing one");
+                shared_http.clone()
+            });
+            let api = web::scope("")
                 .wrap(cors.middleware())
                 .app_data(state.clone())
+                .app_data(web::Data::new(http))
                 .app_data(web::PayloadConfig::new(body_limit))
                 .app_data(web::JsonConfig::default().limit(body_limit))
                 .route("/.well-known/jwks.json", web::get().to(routes::jwks::jwks))
@@ -178,14 +183,8 @@ pub async fn build_on(
                         .get(routes::admin::signing_keys::list)
                         .post(routes::admin::signing_keys::rotate),
                 );
-            for route in state.routes.routes() {
-                api = api
-                    .route(&route.prefix, web::to(proxy::forward::forward))
-                    .route(
-                        &format!("{}/{{tail:.*}}", route.prefix),
-                        web::to(proxy::forward::forward),
-                    );
-            }
+            // Everything else is looked up in the routing table.
+            let api = api.default_service(web::to(proxy::forward::forward));
             cfg.service(api);
         },
     )?;

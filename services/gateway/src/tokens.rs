@@ -16,7 +16,7 @@ use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::Utc;
-use confab_kit::auth::RefetchGate;
+use confab_kit::auth::{RefetchGate, VerifiedTokens};
 use confab_kit::db::Db;
 use confab_protocol::auth::{AccessClaims, Role};
 use ed25519_dalek::SigningKey;
@@ -57,6 +57,7 @@ pub struct KeyRing {
     ttl_secs: i64,
     current: RwLock<Arc<KeySet>>,
     gate: RefetchGate,
+    verified: VerifiedTokens,
 }
 
 impl KeyRing {
@@ -87,6 +88,7 @@ impl KeyRing {
             ttl_secs,
             current: RwLock::new(Arc::new(set)),
             gate: RefetchGate::new(Duration::from_secs(1)),
+            verified: VerifiedTokens::default(),
         });
         tokio::spawn(reload_periodically(Arc::downgrade(&ring)));
         Ok(ring)
@@ -152,6 +154,9 @@ impl KeyRing {
     /// Verifies a token: EdDSA only, a known `kid`, a valid signature,
     /// not expired, our issuer and audience.
     pub async fn verify(&self, token: &str) -> Option<AccessClaims> {
+        if let Some(claims) = self.verified.get(token) {
+            return Some(claims);
+        }
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.alg != Algorithm::EdDSA {
             return None;
@@ -165,9 +170,11 @@ impl KeyRing {
             key = self.keys().public.get(&kid).map(|k| k.decoding.clone());
         }
         let validation = confab_kit::auth::validation(&self.issuer, &self.audience);
-        jsonwebtoken::decode::<AccessClaims>(token, &key?, &validation)
-            .ok()
-            .map(|data| data.claims)
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key?, &validation)
+            .ok()?
+            .claims;
+        self.verified.insert(token, &claims);
+        Some(claims)
     }
 
     /// The JWKS document of every verifying key.

@@ -66,7 +66,10 @@ async fn forged_identity_from_a_client_never_reaches_an_upstream() {
         .header("x-user-name", "victim")
         .header("x-service-token", "guessed-token")
         .header("x-request-id", "req-abc")
-        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .json(&body)
         .send()
         .await
@@ -80,7 +83,10 @@ async fn forged_identity_from_a_client_never_reaches_an_upstream() {
     assert_eq!(headers["x-user-id"], json!([user.id]));
     assert_eq!(headers["x-user-role"], json!(["user"]));
     assert_eq!(headers["x-user-name"], json!(["ada"]));
-    assert_eq!(headers["x-service-token"], json!(["confab-dev-service-token"]));
+    assert_eq!(
+        headers["x-service-token"],
+        json!(["confab-dev-service-token"])
+    );
     assert_eq!(headers["x-request-id"], json!(["req-abc"]));
     assert!(headers.get("authorization").is_none(), "{headers}");
     let forwarded: Value = serde_json::from_str(seen["body"].as_str().unwrap()).unwrap();
@@ -180,9 +186,7 @@ async fn bodies_over_the_limit_get_413_whether_streamed_or_read() {
 
     // Streamed (chunked, no length): cut off once it passes the limit.
     let chunks = |n: usize| {
-        futures_util::stream::iter(
-            (0..n).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 8 * 1024])),
-        )
+        futures_util::stream::iter((0..n).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 8 * 1024])))
     };
     let streamed = stack
         .http
@@ -234,7 +238,10 @@ async fn sse_events_pass_through_one_by_one() {
     while let Some(chunk) = body.next().await {
         seen.extend_from_slice(&chunk.unwrap());
     }
-    assert_eq!(String::from_utf8_lossy(&seen), "data: first\n\ndata: second\n\n");
+    assert_eq!(
+        String::from_utf8_lossy(&seen),
+        "data: first\n\ndata: second\n\n"
+    );
 }
 
 #[tokio::test]
@@ -273,7 +280,10 @@ async fn cors_answers_configured_origins_only() {
             )
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization, content-type")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
             .send()
     };
     let allowed = preflight("http://app.example.com").await.unwrap();
@@ -282,9 +292,17 @@ async fn cors_answers_configured_origins_only() {
         allowed.headers()["access-control-allow-origin"],
         "http://app.example.com"
     );
-    assert_eq!(allowed.headers()["access-control-allow-credentials"], "true");
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
     let refused = preflight("http://evil.example.com").await.unwrap();
-    assert!(refused.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 
     let user = stack.user("ada").await;
     let actual = stack
@@ -317,5 +335,10 @@ async fn without_configured_origins_no_cors_headers_are_sent() {
         .send()
         .await
         .unwrap();
-    assert!(response.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 }

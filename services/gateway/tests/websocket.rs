@@ -34,7 +34,10 @@ async fn a_turn_runs_through_the_gateway_in_both_dialects() {
         .await;
     let frames = ws.until(final_reply).await;
     let reply = frames.last().unwrap();
-    assert!(reply["data"]["text"].as_str().unwrap().contains("42"), "{reply}");
+    assert!(
+        reply["data"]["text"].as_str().unwrap().contains("42"),
+        "{reply}"
+    );
 
     // Compact dialect, token in the query (as browsers must send it).
     let url = format!(
@@ -60,7 +63,10 @@ async fn a_turn_runs_through_dashboard_proxy_with_the_token_in_the_query() {
     let stack = Stack::start().await;
     let user = stack.user("ada").await;
     for dialect in ["envelope", "compact"] {
-        let url = format!("{}/ws/chat?dialect={dialect}&token={}", stack.dashboard, user.token);
+        let url = format!(
+            "{}/ws/chat?dialect={dialect}&token={}",
+            stack.dashboard, user.token
+        );
         let mut ws = connect(&url, None).await;
         if dialect == "compact" {
             assert_eq!(ws.json().await["type"], "welcome");
@@ -146,10 +152,19 @@ async fn another_users_conversation_is_refused_over_the_gateway() {
 async fn the_live_trace_is_reached_through_the_gateway() {
     let stack = Stack::start().await;
     let user = stack.user("ada").await;
-    let mut trace = connect(&format!("{}/ws/trace/math", stack.gateway), Some(&user.token)).await;
+    let mut trace = connect(
+        &format!("{}/ws/trace/math", stack.gateway),
+        Some(&user.token),
+    )
+    .await;
     trace.until(|f| f["type"] == "live").await;
     let conversation = stack.conversation(&user).await;
-    common::sse_events(stack.post_stream(&user, &conversation, "What is 6 * 7?").await).await;
+    common::sse_events(
+        stack
+            .post_stream(&user, &conversation, "What is 6 * 7?")
+            .await,
+    )
+    .await;
     let frames = trace.until(|f| f["event"]["kind"] == "llm.response").await;
     let first = &frames[0]["event"];
     assert_eq!(first["kind"], "llm.request", "{frames:?}");

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use tokio::sync::RwLock;
 use tokio::time::Instant;
 
-use super::RefetchGate;
+use super::{RefetchGate, VerifiedTokens};
 use crate::error::ApiError;
 
 /// 1 s: a token signed with a freshly rotated key waits at most this long
@@ -49,6 +49,7 @@ pub struct JwtVerifier {
     http: reqwest::Client,
     cache: RwLock<Cached>,
     gate: RefetchGate,
+    verified: VerifiedTokens,
 }
 
 impl JwtVerifier {
@@ -66,11 +67,15 @@ impl JwtVerifier {
                 fetched_at: None,
             }),
             gate: RefetchGate::new(REFETCH_INTERVAL),
+            verified: VerifiedTokens::default(),
         }
     }
 
     /// The claims of a valid token, or 401.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, ApiError> {
+        if let Some(claims) = self.verified.get(token) {
+            return Ok(claims);
+        }
         let invalid = || ApiError::unauthorized("invalid or expired token");
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         if header.alg != Algorithm::EdDSA {
@@ -78,13 +83,15 @@ impl JwtVerifier {
         }
         let kid = header.kid.ok_or_else(invalid)?;
         let key = self.key(&kid).await.ok_or_else(invalid)?;
-        jsonwebtoken::decode::<AccessClaims>(
+        let claims = jsonwebtoken::decode::<AccessClaims>(
             token,
             &key,
             &validation(&self.settings.issuer, &self.settings.audience),
         )
         .map(|data| data.claims)
-        .map_err(|_| invalid())
+        .map_err(|_| invalid())?;
+        self.verified.insert(token, &claims);
+        Ok(claims)
     }
 
     /// The key of `kid`, reading the JWKS again when it is unknown or the

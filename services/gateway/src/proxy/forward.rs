@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use actix_web::body::SizedStream;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::web::{Bytes, BytesMut};
@@ -28,10 +29,13 @@ use confab_protocol::auth::{
     USER_NAME_HEADER, USER_ROLE_HEADER,
 };
 use futures_util::{StreamExt, TryStreamExt};
+use http_body_util::BodyExt;
 use reqwest::header::{HeaderMap as UpstreamHeaders, HeaderName, HeaderValue};
 use serde_json::Value;
 
+use super::UpstreamClient;
 use super::routing::Route;
+use super::upstream::{self, RequestBody};
 use crate::GatewayState;
 use crate::auth::{authenticate, authenticate_upgrade};
 
@@ -76,6 +80,7 @@ const BODY_CHUNKS_IN_FLIGHT: usize = 4;
 pub async fn forward(
     req: HttpRequest,
     state: web::Data<GatewayState>,
+    http: web::Data<UpstreamClient>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let upgrade = ws_tunnel::is_upgrade(&req);
@@ -89,6 +94,8 @@ pub async fn forward(
         .routes
         .resolve(req.path(), &query)
         .ok_or_else(|| ApiError::not_found("route"))?;
+    // The routing table matches here, not actix: one lookup per request
+    // instead of a pattern per route.
     let identity = if route.inject_auth {
         let claims = match upgrade {
             true => authenticate_upgrade(&req, query_token.as_deref(), &state.keys).await?,
@@ -109,14 +116,15 @@ pub async fn forward(
         };
         state.limits.check_chat_post(&key)?;
     }
-    let headers = upstream_headers(&req, &state, identity.as_ref());
+    let mut headers = upstream_headers(&req, &state, identity.as_ref());
 
     if upgrade {
-        return tunnel(&req, &state, &url, headers, payload).await;
+        return tunnel(&req, &state, &http.websocket, &url, headers, payload).await;
     }
-    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+    let method = hyper::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| ApiError::bad_request("bad_method", "unsupported method"))?;
-    let mut upstream = state.http.request(method, &url).headers(headers);
+    let uri = hyper::Uri::try_from(url.as_str())
+        .map_err(|_| ApiError::bad_request("bad_path", "the path cannot be forwarded"))?;
     let limit = state.body_limit;
     if let Some(length) = declared_length(req.headers())?
         && length > limit
@@ -124,43 +132,60 @@ pub async fn forward(
         return Err(too_large(limit));
     }
     let overflowed = Arc::new(AtomicBool::new(false));
-    match (&identity, has_body(req.headers())) {
-        (_, false) => {}
+    let body = match (&identity, has_body(req.headers())) {
+        (_, false) => upstream::empty(),
         (Some(identity), true) => {
-            let body = read_limited(payload, limit).await?;
-            let body = inject_auth(body, identity)?;
+            let body = inject_auth(read_limited(payload, limit).await?, identity)?;
             if !body.is_empty() {
-                upstream = upstream.body(body);
+                put_header(
+                    &mut headers,
+                    "content-length",
+                    body.len().to_string().as_bytes(),
+                );
             }
+            upstream::whole(body)
         }
         (None, true) => {
-            upstream = upstream.body(stream_limited(payload, limit, overflowed.clone()));
+            if let Some(length) = req.headers().get(header::CONTENT_LENGTH) {
+                put_header(&mut headers, "content-length", length.as_bytes());
+            }
+            stream_limited(payload, limit, overflowed.clone())
         }
+    };
+    let mut request = hyper::Request::new(body);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    send(&state, &http, route, &url, request, &overflowed).await
+}
+
+fn put_header(headers: &mut UpstreamHeaders, name: &str, value: &[u8]) {
+    if let (Ok(name), Ok(value)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_bytes(value),
+    ) {
+        headers.insert(name, value);
     }
-    send(&state, route, &url, upstream, &overflowed).await
 }
 
 /// Sends the request and streams the upstream's reply back.
 async fn send(
     state: &GatewayState,
+    http: &UpstreamClient,
     route: &Route,
     url: &str,
-    upstream: reqwest::RequestBuilder,
+    request: hyper::Request<RequestBody>,
     overflowed: &AtomicBool,
 ) -> Result<HttpResponse, ApiError> {
-    let response = tokio::time::timeout(state.response_timeout, upstream.send())
+    let response = tokio::time::timeout(state.response_timeout, http.send(request))
         .await
         .map_err(|_| ApiError::gateway_timeout("the upstream did not answer in time"))?
         .map_err(|err| {
             if overflowed.load(Ordering::Relaxed) {
                 return too_large(state.body_limit);
             }
-            tracing::warn!(route = %route.prefix, url = %url, error = %err, "upstream request failed");
-            if err.is_timeout() {
-                ApiError::gateway_timeout("the upstream did not answer in time")
-            } else {
-                ApiError::bad_gateway("the upstream service is unavailable")
-            }
+            tracing::warn!(route = %route.prefix, url = %url, error = %format!("{err:#}"), "upstream request failed");
+            ApiError::bad_gateway("the upstream service is unavailable")
         })?;
 
     let status =
@@ -171,12 +196,18 @@ async fn send(
             reply.append_header((name.as_str(), value.as_bytes()));
         }
     }
+    let length = hyper::body::Body::size_hint(response.body()).exact();
     let url_for_log = url.to_owned();
-    let stream = response.bytes_stream().map_err(move |err| {
+    let stream = response.into_body().into_data_stream().map_err(move |err| {
         tracing::warn!(url = %url_for_log, error = %err, "upstream stream broke");
         actix_web::error::ErrorBadGateway("upstream stream broke")
     });
-    Ok(reply.streaming(stream))
+    // A reply of known length keeps it: still streamed, but framed by
+    // Content-Length rather than chunked, as the upstream sent it.
+    Ok(match length {
+        Some(length) => reply.body(SizedStream::new(length, stream)),
+        None => reply.streaming(stream),
+    })
 }
 
 /// A WebSocket: the upstream's handshake answer decides. 101 joins the two
@@ -185,11 +216,12 @@ async fn send(
 async fn tunnel(
     req: &HttpRequest,
     state: &GatewayState,
+    http: &reqwest::Client,
     url: &str,
     headers: UpstreamHeaders,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    match ws_tunnel::connect(&state.http, url, req, headers, state.response_timeout).await {
+    match ws_tunnel::connect(http, url, req, headers, state.response_timeout).await {
         Ok(upstream) => Ok(upstream.into_response(payload)),
         Err(HandshakeError::Refused {
             status,
@@ -308,7 +340,7 @@ fn stream_limited(
     mut payload: web::Payload,
     limit: usize,
     overflowed: Arc<AtomicBool>,
-) -> reqwest::Body {
+) -> RequestBody {
     let (sender, receiver) =
         tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(BODY_CHUNKS_IN_FLIGHT);
     actix_web::rt::spawn(async move {
@@ -332,7 +364,7 @@ fn stream_limited(
             }
         }
     });
-    reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(receiver))
+    upstream::streamed(receiver)
 }
 
 /// Takes `token` out of a query string; the rest is passed upstream.

@@ -1,5 +1,8 @@
-//! The proxy half of the gateway: the routing table and the forwarding of
-//! requests and their (streamed) replies.
+//! The proxy half of the gateway: the routing table, the client towards the
+//! upstreams, and the forwarding of requests and their (streamed) replies.
 
 pub mod forward;
 pub mod routing;
+pub mod upstream;
+
+pub use upstream::UpstreamClient;

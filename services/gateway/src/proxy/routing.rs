@@ -22,6 +22,7 @@ pub struct RouteConfig {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub prefix: String,
+    /// `scheme://host:port`, checked at start-up.
     pub base_url: String,
     pub rewrite: String,
     pub inject_auth: bool,
@@ -50,9 +51,17 @@ impl RoutingTable {
                     "route prefix '{}' must start with /",
                     c.prefix
                 );
+                let base_url = reqwest::Url::parse(base).with_context(|| {
+                    format!("upstream '{}' has an invalid URL {base:?}", c.upstream)
+                })?;
+                anyhow::ensure!(
+                    matches!(base_url.scheme(), "http" | "https") && base_url.path() == "/",
+                    "upstream '{}' must be an http(s) URL without a path, not {base:?}",
+                    c.upstream
+                );
                 Ok(Route {
                     prefix: c.prefix.trim_end_matches('/').to_owned(),
-                    base_url: base.trim_end_matches('/').to_owned(),
+                    base_url: base_url.as_str().trim_end_matches('/').to_owned(),
                     rewrite: c.rewrite.trim_end_matches('/').to_owned(),
                     inject_auth: c.inject_auth,
                     rate_limited: c.rate_limited,

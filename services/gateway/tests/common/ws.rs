@@ -45,7 +45,10 @@ pub async fn connect(url: &str, bearer: Option<&str>) -> Ws {
 
 impl Ws {
     pub async fn send(&mut self, frame: Value) {
-        self.stream.send(Message::text(frame.to_string())).await.unwrap();
+        self.stream
+            .send(Message::text(frame.to_string()))
+            .await
+            .unwrap();
     }
 
     pub async fn send_text(&mut self, text: String) {
