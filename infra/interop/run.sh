@@ -24,6 +24,16 @@
 #                               only, sdk_v03 serving v0.3 only
 #                                                      (test_a2a_chat_service.py,
 #                                                   test_openai_chat_service.py)
+#        CONFAB_GATEWAY_URL     the gateway in front of that chat-service and
+#                               of the agents' llm-proxy-service (the one that
+#                               records the math agent's calls, so the live
+#                               trace through the gateway shows them), with
+#                               its rate limits raised; chat-service and both
+#                               llm-proxy-services verify user tokens against
+#                               its JWKS            (test_openai_gateway.py,
+#                                             test_websockets_front_door.py)
+#        CONFAB_DASHBOARD_URL   dashboard-proxy, relaying WebSockets to that
+#                               gateway       (test_websockets_front_door.py)
 #   5. on exit, however it happens: stops the services it started (TERM, then
 #      KILL after INTEROP_STOP_TIMEOUT s) and removes the temporary directory
 # The exit status is pytest's (or 1 when setting up failed).
@@ -167,7 +177,7 @@ ensure_venv() {
     fi
     "$venv/bin/python" - <<'EOF'
 import importlib.metadata as m
-print("    " + ", ".join(f"{p} {m.version(p)}" for p in ("openai", "httpx", "pydantic", "pytest")))
+print("    " + ", ".join(f"{p} {m.version(p)}" for p in ("openai", "httpx", "pydantic", "pytest", "websockets")))
 EOF
 }
 
@@ -184,8 +194,9 @@ build_services() {
     local target_dir=${CARGO_TARGET_DIR:-$repo/target}
     [[ "$target_dir" == /* ]] || target_dir=$repo/$target_dir
     bin_dir=$target_dir/debug
-    say "cargo build --bins -p llm-proxy-service -p demo-agents -p chat-service"
-    (cd "$repo" && cargo build --bins -p llm-proxy-service -p demo-agents -p chat-service)
+    local packages=(-p llm-proxy-service -p demo-agents -p chat-service -p gateway -p dashboard-proxy)
+    say "cargo build --bins ${packages[*]}"
+    (cd "$repo" && cargo build --bins "${packages[@]}")
 }
 
 # A TCP port nobody listens on right now (the kernel's pick).
@@ -330,14 +341,20 @@ main() {
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/confab-interop.XXXXXX")
     say "temporary directory: $tmp"
 
+    # The gateway starts last (its upstreams must be known), but the others
+    # verify user tokens against its JWKS, so its port is picked first.
+    local gateway_port jwks
+    gateway_port=$(free_port)
+    jwks="CONFAB__AUTH__JWKS_URL=http://127.0.0.1:$gateway_port/.well-known/jwks.json"
+
     printf '\n---- llm-proxy-service x OpenAI Python SDK ----\n'
-    start_service llm-proxy-service CONFAB_LLM_PROXY_URL
+    start_service llm-proxy-service CONFAB_LLM_PROXY_URL "$jwks"
 
     printf '\n---- demo agents and chat-service x a2a-sdk ----\n'
     # The agents' model answers slowly enough (a chunk every 150 ms) that a
     # test can cancel a task, or drop and re-subscribe to it, mid-way.
     start_service llm-proxy-service@agents CONFAB_AGENTS_LLM_URL \
-        CONFAB__PROVIDERS__BUILTIN__CHUNK_DELAY_MS=150
+        CONFAB__PROVIDERS__BUILTIN__CHUNK_DELAY_MS=150 "$jwks"
     local math_port text_port tree_port
     math_port=$(free_port)
     text_port=$(free_port)
@@ -356,7 +373,22 @@ main() {
         "CONFAB__AGENTS__TEXT__URL=$CONFAB_TEXT_AGENT_URL/" \
         "CONFAB__AGENTS__TREE__URL=$CONFAB_TREE_AGENT_URL/" \
         "CONFAB__AGENTS__SDK_V1__URL=$CONFAB_SDK_V1_AGENT_URL/" \
-        "CONFAB__AGENTS__SDK_V03__URL=$CONFAB_SDK_V03_AGENT_URL/"
+        "CONFAB__AGENTS__SDK_V03__URL=$CONFAB_SDK_V03_AGENT_URL/" \
+        "$jwks"
+
+    printf '\n---- gateway and dashboard-proxy x OpenAI Python SDK, websockets ----\n'
+    # Every suite registers and logs in its own users through this one
+    # gateway, all from 127.0.0.1, and posts many chat turns as them: the
+    # per-IP login/register limits (10 a minute by default) and the per-user
+    # chat POST limit (60) are raised so that the suites, not a 429, decide.
+    service_port=$gateway_port start_service gateway CONFAB_GATEWAY_URL \
+        "CONFAB__UPSTREAMS__CHAT=$CONFAB_CHAT_URL" \
+        "CONFAB__UPSTREAMS__LLM_PROXY=$CONFAB_AGENTS_LLM_URL" \
+        CONFAB__RATE_LIMITS__LOGIN_PER_MINUTE=1000 \
+        CONFAB__RATE_LIMITS__REGISTER_PER_MINUTE=1000 \
+        CONFAB__RATE_LIMITS__CHAT_POSTS_PER_MINUTE=1000
+    service_database=0 start_service dashboard-proxy CONFAB_DASHBOARD_URL \
+        "CONFAB__UPSTREAM__URL=ws://127.0.0.1:$gateway_port"
 
     # The services are on 127.0.0.1: never through an HTTP proxy.
     export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
