@@ -9,10 +9,8 @@
 //! and always valid. Parsing and formatting are the OpenTelemetry
 //! propagator's, not ours.
 
-use std::collections::HashMap;
-
 use actix_web::http::header::HeaderMap;
-use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
@@ -23,14 +21,20 @@ pub const TRACEPARENT: &str = "traceparent";
 /// The caller's trace context from `traceparent`/`tracestate`; an empty
 /// context when absent or invalid.
 pub fn incoming(headers: &HeaderMap) -> opentelemetry::Context {
-    let carrier: HashMap<String, String> = ["traceparent", "tracestate"]
-        .into_iter()
-        .filter_map(|name| {
-            let value = headers.get(name)?.to_str().ok()?;
-            Some((name.to_owned(), value.to_owned()))
-        })
-        .collect();
-    TraceContextPropagator::new().extract(&carrier)
+    TraceContextPropagator::new().extract(&Headers(headers))
+}
+
+/// The request's headers as the propagator reads them (no copies).
+struct Headers<'a>(&'a HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
 }
 
 /// The `traceparent` this request's hop passes on: the exported span's

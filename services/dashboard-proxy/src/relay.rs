@@ -60,6 +60,12 @@ pub async fn relay(
     {
         headers.insert(REQUEST_ID, id);
     }
+    // This hop of the client's trace (or a new one), as every service passes on.
+    if let Some(traceparent) = server::traceparent(&req)
+        && let Ok(traceparent) = HeaderValue::from_str(&traceparent)
+    {
+        headers.insert(HeaderName::from_static("traceparent"), traceparent);
+    }
     let mut url = format!("{}{}", state.upstream_url.trim_end_matches('/'), req.path());
     if !query.is_empty() {
         url.push('?');

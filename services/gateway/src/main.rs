@@ -1,5 +1,11 @@
 use confab_kit::settings::ServiceSettings;
 
+/// mimalloc: the gateway allocates and frees many small buffers per proxied
+/// request (headers, bodies, futures); glibc's malloc was ~6% of its CPU in
+/// `infra/bench/gateway.sh` profiles.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = gateway::Settings::load()?;

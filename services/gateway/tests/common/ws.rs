@@ -69,7 +69,7 @@ impl Ws {
         loop {
             let next = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
                 .await
-                .expect("a frame within the timeout");
+                .unwrap_or_else(|_| panic!("no frame within {FRAME_TIMEOUT:?}"));
             match next {
                 Some(Ok(Message::Text(text))) => {
                     return Frame::Json(serde_json::from_str(&text).unwrap());
