@@ -58,28 +58,7 @@ echo "==> building llm-proxy-service, demo-agents, chat-service (release)"
 (cd "$repo" && cargo build --release -q -p llm-proxy-service -p demo-agents -p chat-service --bins)
 
 # --- the services ---------------------------------------------------------------------
-proxy_port=$(free_port)
-start llm-proxy-service "PORT=$proxy_port" "DATABASE_URL=$work/llm-proxy-service/llm-proxy.db" \
-    "CONFAB__PROVIDERS__BUILTIN__FIRST_CHUNK_DELAY_MS=$FIRST_CHUNK_DELAY_MS" \
-    "CONFAB__PROVIDERS__BUILTIN__CHUNK_DELAY_MS=$CHUNK_DELAY_MS"
-wait_for "http://127.0.0.1:$proxy_port/ready" "$started_pid" "$work/llm-proxy-service.log"
-
-math_port=$(free_port)
-text_port=$(free_port)
-tree_port=$(free_port)
-start demo-agents "CONFAB__LLM__BASE_URL=http://127.0.0.1:$proxy_port" \
-    "CONFAB__AGENTS__MATH__PORT=$math_port" \
-    "CONFAB__AGENTS__TEXT__PORT=$text_port" \
-    "CONFAB__AGENTS__TREE__PORT=$tree_port"
-wait_for "http://127.0.0.1:$math_port/ready" "$started_pid" "$work/demo-agents.log"
-
-chat_port=$(free_port)
-chat_db=$work/chat-service/chat.db
-start chat-service "PORT=$chat_port" "DATABASE_URL=$chat_db" \
-    "CONFAB__AGENTS__MATH__URL=http://127.0.0.1:$math_port/" \
-    "CONFAB__AGENTS__TEXT__URL=http://127.0.0.1:$text_port/" \
-    "CONFAB__AGENTS__TREE__URL=http://127.0.0.1:$tree_port/"
-wait_for "http://127.0.0.1:$chat_port/ready" "$started_pid" "$work/chat-service.log"
+start_chat_stack "$FIRST_CHUNK_DELAY_MS" "$CHUNK_DELAY_MS"
 
 # --- measure --------------------------------------------------------------------------
 echo

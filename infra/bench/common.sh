@@ -11,6 +11,11 @@
 #                            Confab settings; its pid in $started_pid
 #   wait_for URL PID LOG     until URL answers, or the log if it never does
 #   ensure_client_venv       the venv with the pinned httpx client packages
+#   start_chat_stack FIRST_CHUNK_DELAY_MS CHUNK_DELAY_MS [JWKS_URL]
+#                            llm-proxy-service (builtin model at those
+#                            delays), demo-agents and chat-service, each
+#                            waited for; sets proxy_port, math_port,
+#                            chat_port, chat_pid, chat_db
 # and an EXIT trap that stops (TERM) only what `start` started and removes
 # $work.
 
@@ -77,4 +82,33 @@ ensure_client_venv() {
         # shellcheck disable=SC2086 # one word per package
         "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q $CLIENT_PACKAGES
     fi
+}
+
+start_chat_stack() {
+    local first_chunk_delay_ms=$1 chunk_delay_ms=$2 jwks_url=${3:-}
+    proxy_port=$(free_port)
+    start llm-proxy-service "PORT=$proxy_port" "DATABASE_URL=$work/llm-proxy-service/llm-proxy.db" \
+        "CONFAB__PROVIDERS__BUILTIN__FIRST_CHUNK_DELAY_MS=$first_chunk_delay_ms" \
+        "CONFAB__PROVIDERS__BUILTIN__CHUNK_DELAY_MS=$chunk_delay_ms"
+    wait_for "http://127.0.0.1:$proxy_port/ready" "$started_pid" "$work/llm-proxy-service.log"
+
+    math_port=$(free_port)
+    local text_port tree_port
+    text_port=$(free_port)
+    tree_port=$(free_port)
+    start demo-agents "CONFAB__LLM__BASE_URL=http://127.0.0.1:$proxy_port" \
+        "CONFAB__AGENTS__MATH__PORT=$math_port" \
+        "CONFAB__AGENTS__TEXT__PORT=$text_port" \
+        "CONFAB__AGENTS__TREE__PORT=$tree_port"
+    wait_for "http://127.0.0.1:$math_port/ready" "$started_pid" "$work/demo-agents.log"
+
+    chat_port=$(free_port)
+    chat_db=$work/chat-service/chat.db
+    start chat-service "PORT=$chat_port" "DATABASE_URL=$chat_db" \
+        ${jwks_url:+"CONFAB__AUTH__JWKS_URL=$jwks_url"} \
+        "CONFAB__AGENTS__MATH__URL=http://127.0.0.1:$math_port/" \
+        "CONFAB__AGENTS__TEXT__URL=http://127.0.0.1:$text_port/" \
+        "CONFAB__AGENTS__TREE__URL=http://127.0.0.1:$tree_port/"
+    wait_for "http://127.0.0.1:$chat_port/ready" "$started_pid" "$work/chat-service.log"
+    chat_pid=$started_pid
 }

@@ -21,7 +21,9 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 
 /// The gateway's signing key and its kid, read from its database.
 async fn signing_key(stack: &Stack) -> (String, EncodingKey, String) {
-    let since = chrono::NaiveDateTime::MIN;
+    // Any key retired in the last year (PostgreSQL's timestamps stop short
+    // of chrono's MIN).
+    let since = chrono::Utc::now().naive_utc() - chrono::Duration::days(365);
     let keys = gateway::store::keys::verifying(&stack.gateway_db, since)
         .await
         .unwrap();
