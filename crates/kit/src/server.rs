@@ -44,10 +44,14 @@ pub enum Readiness {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// The `traceparent` of the request's own hop, to pass to the next service
-/// (see [`crate::trace_context`]).
-#[derive(Debug, Clone)]
-pub struct TraceParent(pub String);
+/// The request's place in its trace (see [`crate::trace_context`]). The
+/// `traceparent` for the next service is made on first use only: most
+/// requests (health checks, reads) call no other service.
+struct RequestTrace {
+    span: tracing::Span,
+    parent: opentelemetry::Context,
+    hop: std::cell::OnceCell<String>,
+}
 
 /// A bound, not yet running service.
 pub struct Running {
@@ -241,8 +245,11 @@ async fn request_context(
     let parent = trace_context::incoming(req.headers());
     // Without an OpenTelemetry layer there is nothing to attach the parent to.
     let _ = span.set_parent(parent.clone());
-    req.extensions_mut()
-        .insert(TraceParent(trace_context::for_this_hop(&span, &parent)));
+    req.extensions_mut().insert(RequestTrace {
+        span: span.clone(),
+        parent,
+        hop: std::cell::OnceCell::new(),
+    });
     let started = Instant::now();
     let result = next.call(req).instrument(span.clone()).await;
     let mut res = match result {
@@ -285,5 +292,10 @@ pub fn request_id(req: &HttpRequest) -> Option<String> {
 
 /// The `traceparent` a handler of `req` sends to the next service.
 pub fn traceparent(req: &HttpRequest) -> Option<String> {
-    req.extensions().get::<TraceParent>().map(|t| t.0.clone())
+    req.extensions().get::<RequestTrace>().map(|trace| {
+        trace
+            .hop
+            .get_or_init(|| trace_context::for_this_hop(&trace.span, &trace.parent))
+            .clone()
+    })
 }

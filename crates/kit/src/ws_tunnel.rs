@@ -355,8 +355,36 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     message
 }
 
+/// Takes `token` out of a query string: browsers cannot set headers on a
+/// WebSocket, so its access token comes as `?token=`, and it must not travel
+/// further in the URL (upstream logs). The rest of the query is returned to
+/// be passed on.
+pub fn split_token(query: &str) -> (Option<String>, String) {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let token = pairs
+        .iter()
+        .find(|(key, _)| key == "token")
+        .map(|(_, value)| value.clone())
+        .filter(|value| !value.is_empty());
+    let rest: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(key, _)| key != "token")
+        .collect();
+    (token, serde_urlencoded::to_string(rest).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_token_is_taken_out_of_the_query() {
+        let (token, rest) =
+            super::split_token("token=abc.def&conversation_id=conv-1&dialect=compact");
+        assert_eq!(token.as_deref(), Some("abc.def"));
+        assert_eq!(rest, "conversation_id=conv-1&dialect=compact");
+        assert_eq!(super::split_token("token=").0, None);
+        assert_eq!(super::split_token("").1, "");
+    }
+
     use super::*;
 
     #[test]

@@ -16,7 +16,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Session};
 use confab_kit::ApiError;
 use confab_kit::server;
-use confab_kit::ws_tunnel::{self, HandshakeError};
+use confab_kit::ws_tunnel::{self, HandshakeError, split_token};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
 
@@ -149,36 +149,4 @@ async fn close(session: Session, code: u16, reason: &str) {
             description: Some(reason.to_owned()),
         }))
         .await;
-}
-
-/// Takes `token` out of a query string; the rest is passed upstream.
-fn split_token(query: &str) -> (Option<String>, String) {
-    let mut token = None;
-    let mut rest = Vec::new();
-    for (key, value) in url_pairs(query) {
-        if key == "token" {
-            token = Some(value).filter(|v| !v.is_empty());
-        } else {
-            rest.push(serde_urlencoded::to_string([(key, value)]).unwrap_or_default());
-        }
-    }
-    (token, rest.join("&"))
-}
-
-fn url_pairs(query: &str) -> Vec<(String, String)> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_token_is_taken_out_of_the_query() {
-        let (token, rest) = split_token("token=abc.def&conversation_id=conv-1&dialect=compact");
-        assert_eq!(token.as_deref(), Some("abc.def"));
-        assert_eq!(rest, "conversation_id=conv-1&dialect=compact");
-        assert_eq!(split_token("token=").0, None);
-        assert_eq!(split_token("").1, "");
-    }
 }

@@ -16,7 +16,7 @@ use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::Utc;
-use confab_kit::auth::{RefetchGate, VerifiedTokens};
+use confab_kit::auth::{RefetchGate, TokenCheck};
 use confab_kit::db::Db;
 use confab_protocol::auth::{AccessClaims, Role};
 use ed25519_dalek::SigningKey;
@@ -57,7 +57,7 @@ pub struct KeyRing {
     ttl_secs: i64,
     current: RwLock<Arc<KeySet>>,
     gate: RefetchGate,
-    verified: VerifiedTokens,
+    check: TokenCheck,
 }
 
 impl KeyRing {
@@ -88,7 +88,7 @@ impl KeyRing {
             ttl_secs,
             current: RwLock::new(Arc::new(set)),
             gate: RefetchGate::new(Duration::from_secs(1)),
-            verified: VerifiedTokens::default(),
+            check: TokenCheck::new(issuer, audience),
         });
         tokio::spawn(reload_periodically(Arc::downgrade(&ring)));
         Ok(ring)
@@ -151,30 +151,21 @@ impl KeyRing {
         Ok(jsonwebtoken::encode(&header, &claims, &keys.signing)?)
     }
 
-    /// Verifies a token: EdDSA only, a known `kid`, a valid signature,
-    /// not expired, our issuer and audience.
+    /// Verifies a token (see [`TokenCheck`]) against the keys of this
+    /// ring, read again once when its `kid` is unknown here.
     pub async fn verify(&self, token: &str) -> Option<AccessClaims> {
-        if let Some(claims) = self.verified.get(token) {
-            return Some(claims);
+        self.check.verify(token, |kid| self.key(kid)).await
+    }
+
+    async fn key(&self, kid: String) -> Option<DecodingKey> {
+        let known = |keys: Arc<KeySet>| keys.public.get(&kid).map(|k| k.decoding.clone());
+        if let Some(key) = known(self.keys()) {
+            return Some(key);
         }
-        let header = jsonwebtoken::decode_header(token).ok()?;
-        if header.alg != Algorithm::EdDSA {
-            return None;
-        }
-        let kid = header.kid?;
-        let mut key = self.keys().public.get(&kid).map(|k| k.decoding.clone());
-        if key.is_none() {
-            self.gate
-                .refetch(tokio::time::Instant::now(), || self.reload())
-                .await;
-            key = self.keys().public.get(&kid).map(|k| k.decoding.clone());
-        }
-        let validation = confab_kit::auth::validation(&self.issuer, &self.audience);
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key?, &validation)
-            .ok()?
-            .claims;
-        self.verified.insert(token, &claims);
-        Some(claims)
+        self.gate
+            .refetch(tokio::time::Instant::now(), || self.reload())
+            .await;
+        known(self.keys())
     }
 
     /// The JWKS document of every verifying key.

@@ -6,22 +6,21 @@
 //! together share one fetch, and fetches are at least [`REFETCH_INTERVAL`]
 //! apart, so a flood of forged `kid`s cannot become a flood of requests to
 //! the gateway. The cache is also read again once it is [`MAX_AGE`] old, so a
-//! key the gateway withdrew stops verifying here too. Only EdDSA is
-//! accepted: `alg: none`, HS256 and every other algorithm are refused before
-//! any key is looked at.
+//! key the gateway withdrew stops verifying here too. What a valid token is
+//! is [`TokenCheck`]'s to say, the same as in the gateway.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use confab_protocol::auth::AccessClaims;
+use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::sync::RwLock;
 use tokio::time::Instant;
 
-use super::{RefetchGate, VerifiedTokens};
+use super::{RefetchGate, TokenCheck};
 use crate::error::ApiError;
 
 /// 1 s: a token signed with a freshly rotated key waits at most this long
@@ -49,7 +48,7 @@ pub struct JwtVerifier {
     http: reqwest::Client,
     cache: RwLock<Cached>,
     gate: RefetchGate,
-    verified: VerifiedTokens,
+    check: TokenCheck,
 }
 
 impl JwtVerifier {
@@ -60,6 +59,7 @@ impl JwtVerifier {
             .build()
             .unwrap_or_default();
         Self {
+            check: TokenCheck::new(&settings.issuer, &settings.audience),
             settings,
             http,
             cache: RwLock::new(Cached {
@@ -67,31 +67,15 @@ impl JwtVerifier {
                 fetched_at: None,
             }),
             gate: RefetchGate::new(REFETCH_INTERVAL),
-            verified: VerifiedTokens::default(),
         }
     }
 
     /// The claims of a valid token, or 401.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, ApiError> {
-        if let Some(claims) = self.verified.get(token) {
-            return Ok(claims);
-        }
-        let invalid = || ApiError::unauthorized("invalid or expired token");
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
-        if header.alg != Algorithm::EdDSA {
-            return Err(invalid());
-        }
-        let kid = header.kid.ok_or_else(invalid)?;
-        let key = self.key(&kid).await.ok_or_else(invalid)?;
-        let claims = jsonwebtoken::decode::<AccessClaims>(
-            token,
-            &key,
-            &validation(&self.settings.issuer, &self.settings.audience),
-        )
-        .map(|data| data.claims)
-        .map_err(|_| invalid())?;
-        self.verified.insert(token, &claims);
-        Ok(claims)
+        self.check
+            .verify(token, |kid| async move { self.key(&kid).await })
+            .await
+            .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))
     }
 
     /// The key of `kid`, reading the JWKS again when it is unknown or the
@@ -148,15 +132,4 @@ impl JwtVerifier {
         }
         Ok(keys)
     }
-}
-
-/// What a valid access token must be: EdDSA, our issuer and audience, not
-/// expired (5 s of clock skew allowed). The gateway checks the same.
-pub fn validation(issuer: &str, audience: &str) -> Validation {
-    let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.set_issuer(&[issuer]);
-    validation.set_audience(&[audience]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    validation.leeway = 5;
-    validation
 }

@@ -1,11 +1,13 @@
 //! Who is calling: the "dual auth format" of DESIGN §5.
 
+mod check;
 mod jwt;
 mod refetch;
 mod service;
 mod verified;
 
-pub use jwt::{JwtSettings, JwtVerifier, validation};
+pub use check::TokenCheck;
+pub use jwt::{JwtSettings, JwtVerifier};
 pub use refetch::RefetchGate;
 pub use service::{AuthedJson, Caller, ServiceAuth, bearer_token, header};
-pub use verified::VerifiedTokens;
+use verified::VerifiedTokens;

@@ -30,7 +30,7 @@ use confab_protocol::auth::{
 };
 use futures_util::{StreamExt, TryStreamExt};
 use http_body_util::BodyExt;
-use reqwest::header::{HeaderMap as UpstreamHeaders, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_LENGTH, HeaderMap as UpstreamHeaders, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::UpstreamClient;
@@ -86,7 +86,7 @@ pub async fn forward(
     let upgrade = ws_tunnel::is_upgrade(&req);
     // A WebSocket may carry its token in the query; it never goes upstream.
     let (query_token, query) = if upgrade {
-        take_token(req.query_string())
+        ws_tunnel::split_token(req.query_string())
     } else {
         (None, req.query_string().to_owned())
     };
@@ -126,28 +126,28 @@ pub async fn forward(
     let uri = hyper::Uri::try_from(url.as_str())
         .map_err(|_| ApiError::bad_request("bad_path", "the path cannot be forwarded"))?;
     let limit = state.body_limit;
-    if let Some(length) = declared_length(req.headers())?
-        && length > limit
-    {
+    let declared = declared_length(req.headers())?;
+    if declared.is_some_and(|length| length > limit) {
         return Err(too_large(limit));
     }
+    // A body is there when its length is not zero, or when it is chunked.
+    let has_body = declared.map_or_else(
+        || req.headers().contains_key(header::TRANSFER_ENCODING),
+        |n| n > 0,
+    );
     let overflowed = Arc::new(AtomicBool::new(false));
-    let body = match (&identity, has_body(req.headers())) {
+    let body = match (&identity, has_body) {
         (_, false) => upstream::empty(),
         (Some(identity), true) => {
             let body = inject_auth(read_limited(payload, limit).await?, identity)?;
             if !body.is_empty() {
-                put_header(
-                    &mut headers,
-                    "content-length",
-                    body.len().to_string().as_bytes(),
-                );
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
             }
             upstream::whole(body)
         }
         (None, true) => {
-            if let Some(length) = req.headers().get(header::CONTENT_LENGTH) {
-                put_header(&mut headers, "content-length", length.as_bytes());
+            if let Some(length) = declared {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
             }
             stream_limited(payload, limit, overflowed.clone())
         }
@@ -157,15 +157,6 @@ pub async fn forward(
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     send(&state, &http, route, &url, request, &overflowed).await
-}
-
-fn put_header(headers: &mut UpstreamHeaders, name: &str, value: &[u8]) {
-    if let (Ok(name), Ok(value)) = (
-        HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_bytes(value),
-    ) {
-        headers.insert(name, value);
-    }
 }
 
 /// Sends the request and streams the upstream's reply back.
@@ -303,18 +294,6 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
         .transpose()
 }
 
-/// Whether the request has a body: a non-zero length, or chunked.
-fn has_body(headers: &HeaderMap) -> bool {
-    let length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match length {
-        Some(length) => length > 0,
-        None => headers.contains_key(header::TRANSFER_ENCODING),
-    }
-}
-
 fn too_large(limit: usize) -> ApiError {
     ApiError::payload_too_large("body_too_large", format!("body exceeds {limit} bytes"))
 }
@@ -365,21 +344,6 @@ fn stream_limited(
         }
     });
     upstream::streamed(receiver)
-}
-
-/// Takes `token` out of a query string; the rest is passed upstream.
-fn take_token(query: &str) -> (Option<String>, String) {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
-    let token = pairs
-        .iter()
-        .find(|(key, _)| key == "token")
-        .map(|(_, value)| value.clone())
-        .filter(|value| !value.is_empty());
-    let rest: Vec<(String, String)> = pairs
-        .into_iter()
-        .filter(|(key, _)| key != "token")
-        .collect();
-    (token, serde_urlencoded::to_string(rest).unwrap_or_default())
 }
 
 /// Puts the caller's identity into a JSON body as `_auth`, replacing any the
@@ -448,14 +412,5 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-    }
-
-    #[test]
-    fn the_token_is_taken_out_of_a_websocket_query() {
-        let (token, rest) = take_token("token=abc.def&conversation_id=conv-1&dialect=compact");
-        assert_eq!(token.as_deref(), Some("abc.def"));
-        assert_eq!(rest, "conversation_id=conv-1&dialect=compact");
-        assert_eq!(take_token("token=").0, None);
-        assert_eq!(take_token("").1, "");
     }
 }

@@ -7,6 +7,7 @@ pub mod get;
 pub mod history;
 pub mod list;
 pub mod messages;
+pub mod posted;
 pub mod rename;
 pub mod resume;
 pub mod send;

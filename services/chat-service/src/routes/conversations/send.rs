@@ -9,11 +9,9 @@ use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
 use confab_protocol::chat::SendMessage;
 
+use super::posted::begin_posted;
 use crate::AppState;
-use crate::a2a::client::Trace;
-use crate::domain::MessageText;
 use crate::routes::one_turn::finished_reply;
-use crate::turns::begin::begin;
 
 pub async fn send(
     req: HttpRequest,
@@ -21,16 +19,7 @@ pub async fn send(
     path: web::Path<String>,
     request: AuthedJson<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
-    let AuthedJson { caller, body } = request;
-    let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
-    let started = begin(
-        &state,
-        &caller.user_id,
-        &path.into_inner(),
-        text,
-        Trace::from_request(&req),
-    )
-    .await?;
+    let (caller, started) = begin_posted(&req, &state, &path, request).await?;
     let reply = finished_reply(&state, &caller.user_id, &started).await?;
     Ok(HttpResponse::Created().json(reply))
 }

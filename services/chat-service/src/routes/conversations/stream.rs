@@ -8,11 +8,9 @@ use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
 use confab_protocol::chat::SendMessage;
 
+use super::posted::begin_posted;
 use crate::AppState;
-use crate::a2a::client::Trace;
-use crate::domain::MessageText;
 use crate::routes::sse;
-use crate::turns::begin::begin;
 
 pub async fn stream(
     req: HttpRequest,
@@ -20,15 +18,6 @@ pub async fn stream(
     path: web::Path<String>,
     request: AuthedJson<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
-    let AuthedJson { caller, body } = request;
-    let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
-    let started = begin(
-        &state,
-        &caller.user_id,
-        &path.into_inner(),
-        text,
-        Trace::from_request(&req),
-    )
-    .await?;
+    let (_, started) = begin_posted(&req, &state, &path, request).await?;
     Ok(sse::response(started.log.subscribe(0)))
 }

@@ -1,0 +1,31 @@
+//! What `POST …/messages` and `POST …/messages/stream` share: the posted
+//! message checked and its turn begun in the conversation of the path.
+
+use actix_web::{HttpRequest, web};
+use confab_kit::ApiError;
+use confab_kit::auth::{AuthedJson, Caller};
+use confab_protocol::chat::SendMessage;
+
+use crate::AppState;
+use crate::a2a::client::Trace;
+use crate::domain::MessageText;
+use crate::turns::begin::{Started, begin};
+
+pub async fn begin_posted(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    conversation_id: &str,
+    request: AuthedJson<SendMessage>,
+) -> Result<(Caller, Started), ApiError> {
+    let AuthedJson { caller, body } = request;
+    let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
+    let started = begin(
+        state,
+        &caller.user_id,
+        conversation_id,
+        text,
+        Trace::from_request(req),
+    )
+    .await?;
+    Ok((caller, started))
+}
