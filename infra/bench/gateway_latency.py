@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 import time
 import uuid
@@ -71,6 +72,7 @@ class Sample:
     first: float | None = None
     end: float | None = None
     error: str | None = None
+    reads: int = 0  # pieces the client read of a stream (how the events were coalesced)
 
 
 @dataclass
@@ -128,6 +130,7 @@ def sse_turn(path: Path, conversation: str) -> Sample:
                 return s
             for chunk in response.iter_raw():
                 body += chunk
+                s.reads += 1
                 if s.first is None and b"data:" in body:
                     s.first = time.perf_counter() - start
             s.end = time.perf_counter() - start
@@ -356,6 +359,14 @@ def main() -> int:
                 summary["sse_first"], met1 = report_metric(paths, "sse", "first", "first event", args.target)
                 print()
                 summary["sse_end"], met2 = report_metric(paths, "sse", "end", "end of stream", args.target)
+                print(
+                    "  reads per stream (mean): "
+                    + ", ".join(
+                        f"{LABELS[name]} {statistics.fmean(s.reads for s in paths[name].samples['sse'] if s.error is None):.2f}"
+                        for name in PATHS
+                        if any(s.error is None for s in paths[name].samples["sse"])
+                    )
+                )
                 all_met &= met1 and met2
             print_errors(paths, workload)
             sys.stdout.flush()

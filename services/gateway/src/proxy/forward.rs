@@ -9,7 +9,8 @@
 //! Bodies: on auth-injected routes a body is read whole (it is rewritten;
 //! at most `[limits] body_bytes`); elsewhere it is streamed to the upstream
 //! as it arrives, cut off with 413 past the same limit. Replies are streamed
-//! chunk by chunk as they arrive, so SSE events reach the client one by one.
+//! as they arrive, so SSE events reach the client as the upstream sends them
+//! (those that arrive together in one chunk, see `coalesce`).
 //! A WebSocket upgrade on any route is tunnelled (`confab_kit::ws_tunnel`):
 //! after the upstream's 101 the bytes pass through untouched both ways.
 
@@ -34,6 +35,7 @@ use reqwest::header::{CONTENT_LENGTH, HeaderMap as UpstreamHeaders, HeaderName, 
 use serde_json::Value;
 
 use super::UpstreamClient;
+use super::coalesce::Coalesce;
 use super::routing::Route;
 use super::upstream::{self, RequestBody};
 use crate::GatewayState;
@@ -194,10 +196,12 @@ async fn send(
         actix_web::error::ErrorBadGateway("upstream stream broke")
     });
     // A reply of known length keeps it: still streamed, but framed by
-    // Content-Length rather than chunked, as the upstream sent it.
+    // Content-Length rather than chunked, as the upstream sent it. A chunked
+    // one (SSE) is passed on as it arrives, what arrived together as one
+    // chunk.
     Ok(match length {
         Some(length) => reply.body(SizedStream::new(length, stream)),
-        None => reply.streaming(stream),
+        None => reply.streaming(Coalesce::new(stream)),
     })
 }
 

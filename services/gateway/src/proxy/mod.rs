@@ -1,6 +1,7 @@
 //! The proxy half of the gateway: the routing table, the client towards the
 //! upstreams, and the forwarding of requests and their (streamed) replies.
 
+pub mod coalesce;
 pub mod forward;
 pub mod routing;
 pub mod upstream;
