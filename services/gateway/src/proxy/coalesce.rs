@@ -11,8 +11,8 @@
 //! How "together" is known: hyper's connection task decodes the next chunk
 //! only after the previous one was taken, so after taking a chunk the stream
 //! gives the worker's scheduler one turn (the connection task runs on the
-//! same worker, see `upstream.rs`). If that turn brought another chunk, it
-//! gathers again; if it brought nothing, what it has goes out. A chunk is
+//! same worker's thread, see `upstream.rs`). If that turn brought another
+//! chunk, it gathers again; if it brought nothing, what it has goes out. A chunk is
 //! thus held for at most one scheduler turn per chunk joined to it, and
 //! never for more than [`MAX_JOINED`] bytes, so a continuous stream still
 //! flows. The end of the body, arriving with the last event, goes out in

@@ -9,10 +9,8 @@
 //! (`confab_kit::ws_tunnel`); they are one per connection, not per message.
 //!
 //! One client per actix worker: its pooled connections are driven on that
-//! worker's thread, as tasks of the worker itself ([`WorkerExecutor`]), so a
-//! proxied request never waits for another thread to be scheduled, and a
-//! chunk hyper decodes is ready for the reply in the same scheduler turn
-//! (which `coalesce` relies on to join chunks that arrived together).
+//! worker's thread, so a proxied request never waits for another thread to
+//! be scheduled.
 
 use std::time::Duration;
 
@@ -25,21 +23,7 @@ use hyper::body::{Frame, Incoming};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-
-/// Runs hyper's connection tasks on the actix worker that opened them, with
-/// the worker's own tasks (`tokio::spawn` would queue them on the worker's
-/// runtime, outside the set of tasks that actix runs in turn).
-#[derive(Clone, Copy)]
-struct WorkerExecutor;
-
-impl<F> hyper::rt::Executor<F> for WorkerExecutor
-where
-    F: std::future::Future + 'static,
-{
-    fn execute(&self, future: F) {
-        actix_web::rt::spawn(future);
-    }
-}
+use hyper_util::rt::TokioExecutor;
 
 /// A request body: empty, whole, or streamed from the client.
 pub type RequestBody = BoxBody<Bytes, std::io::Error>;
@@ -62,7 +46,7 @@ impl UpstreamClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(connector);
-        let http = Client::builder(WorkerExecutor).build(connector);
+        let http = Client::builder(TokioExecutor::new()).build(connector);
         let websocket = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .http1_only()
