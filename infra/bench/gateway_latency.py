@@ -32,7 +32,10 @@ on one path more than another. --warmup iterations first, unmeasured, then
         events spelling the message. Each path has its own conversation,
         created through that path (not timed) and replaced every
         --per-conversation turns so the history chat-service sends the agent
-        stays short.
+        stays short. Also printed: how many body pieces (HTTP chunks, as
+        h11 hands them over) the client parsed per stream on each path,
+        which shows whether a proxy joined events that arrived together:
+        each piece costs the client a turn of its loop.
 
 Errors are counted per path and left out of the timings; their kinds are
 printed. Times are from time.perf_counter(). Percentiles are nearest-rank.
@@ -72,7 +75,7 @@ class Sample:
     first: float | None = None
     end: float | None = None
     error: str | None = None
-    reads: int = 0  # pieces the client read of a stream (how the events were coalesced)
+    pieces: int = 0  # body pieces the client parsed (HTTP chunks): how events were joined
 
 
 @dataclass
@@ -130,7 +133,7 @@ def sse_turn(path: Path, conversation: str) -> Sample:
                 return s
             for chunk in response.iter_raw():
                 body += chunk
-                s.reads += 1
+                s.pieces += 1
                 if s.first is None and b"data:" in body:
                     s.first = time.perf_counter() - start
             s.end = time.perf_counter() - start
@@ -360,9 +363,9 @@ def main() -> int:
                 print()
                 summary["sse_end"], met2 = report_metric(paths, "sse", "end", "end of stream", args.target)
                 print(
-                    "  reads per stream (mean): "
+                    "  body pieces the client parsed per stream (HTTP chunks, mean): "
                     + ", ".join(
-                        f"{LABELS[name]} {statistics.fmean(s.reads for s in paths[name].samples['sse'] if s.error is None):.2f}"
+                        f"{LABELS[name]} {statistics.fmean(s.pieces for s in paths[name].samples['sse'] if s.error is None):.2f}"
                         for name in PATHS
                         if any(s.error is None for s in paths[name].samples["sse"])
                     )
