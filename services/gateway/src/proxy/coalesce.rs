@@ -17,6 +17,13 @@
 //! never for more than [`MAX_JOINED`] bytes, so a continuous stream still
 //! flows. The end of the body, arriving with the last event, goes out in
 //! the same write.
+//!
+//! The first chunk is never held: actix writes the reply's head as soon as
+//! the body has nothing ready, so a turn given then would send the head
+//! alone and the first event in a second write, waking the client twice
+//! (`infra/bench/gateway.sh` showed the first event up to a millisecond
+//! later that way). The first chunk goes out with the head; joining starts
+//! after it.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -33,6 +40,8 @@ pub struct Coalesce<S, E> {
     gathered: Gathered,
     /// The last turn brought a chunk: give the scheduler another one.
     fresh: bool,
+    /// A chunk has been passed on (the head has gone with it).
+    started: bool,
     /// What ended the inner stream, passed on after the gathered bytes.
     ended: Option<Option<E>>,
 }
@@ -83,8 +92,17 @@ impl<S, E> Coalesce<S, E> {
             inner,
             gathered: Gathered::Nothing,
             fresh: false,
+            started: false,
             ended: None,
         }
+    }
+}
+
+impl<S, E> Coalesce<S, E> {
+    fn pass_on(&mut self) -> Option<Bytes> {
+        let bytes = self.gathered.take();
+        self.started |= bytes.is_some();
+        bytes
     }
 }
 
@@ -98,10 +116,10 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            if let Some(end) = &mut this.ended {
-                return match this.gathered.take() {
+            if this.ended.is_some() {
+                return match this.pass_on() {
                     Some(bytes) => Poll::Ready(Some(Ok(bytes))),
-                    None => Poll::Ready(end.take().map(Err)),
+                    None => Poll::Ready(this.ended.as_mut().and_then(Option::take).map(Err)),
                 };
             }
             match Pin::new(&mut this.inner).poll_next(cx) {
@@ -110,12 +128,12 @@ where
                     this.fresh = true;
                     if this.gathered.len() >= MAX_JOINED {
                         this.fresh = false;
-                        return Poll::Ready(this.gathered.take().map(Ok));
+                        return Poll::Ready(this.pass_on().map(Ok));
                     }
                 }
                 Poll::Ready(Some(Err(err))) => this.ended = Some(Some(err)),
                 Poll::Ready(None) => this.ended = Some(None),
-                Poll::Pending if this.fresh => {
+                Poll::Pending if this.fresh && this.started => {
                     // One scheduler turn for the connection task to decode
                     // what it has already read.
                     this.fresh = false;
@@ -123,7 +141,8 @@ where
                     return Poll::Pending;
                 }
                 Poll::Pending => {
-                    return match this.gathered.take() {
+                    this.fresh = false;
+                    return match this.pass_on() {
                         Some(bytes) => Poll::Ready(Some(Ok(bytes))),
                         None => Poll::Pending,
                     };
@@ -154,9 +173,13 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn chunks_apart_in_time_stay_apart() {
+    async fn the_first_chunk_goes_at_once_and_later_ones_are_joined() {
         let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, &str>>(8);
         let mut out = Coalesce::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        sender.send(Ok(Bytes::from_static(b"head"))).await.unwrap();
+        // Passed on in the same poll: no turn is given before the first.
+        let first = futures_util::poll!(out.next());
+        assert_eq!(first, Poll::Ready(Some(Ok(Bytes::from_static(b"head")))));
         sender.send(Ok(Bytes::from_static(b"one"))).await.unwrap();
         sender.send(Ok(Bytes::from_static(b"two"))).await.unwrap();
         assert_eq!(out.next().await, Some(Ok(Bytes::from_static(b"onetwo"))));
