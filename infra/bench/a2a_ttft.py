@@ -34,13 +34,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 
 import httpx
+
+from latency_stats import stats
 
 QUESTION = "What is 6 * 7?"
 ANSWER = "42"
@@ -249,25 +250,6 @@ async def run_phase(args, turns: int, warm: bool, direct: Path, through: Path, c
 
 
 # --- report ---------------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    ms = sorted(v * 1000 for v in values)
-    return {
-        "p50": percentile(ms, 50),
-        "p90": percentile(ms, 90),
-        "p99": percentile(ms, 99),
-        "max": ms[-1] if ms else math.nan,
-        "mean": sum(ms) / len(ms) if ms else math.nan,
-    }
 
 
 def report(direct: Path, through: Path, args, elapsed: float) -> dict:

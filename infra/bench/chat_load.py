@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import sys
 import threading
@@ -49,6 +48,8 @@ import uuid
 from dataclasses import dataclass
 
 import httpx
+
+from latency_stats import percentile
 
 # Words of no fixture rule: the builtin model echoes the message word by word.
 WORDS = (
@@ -66,14 +67,6 @@ class Turn:
     first_event: float | None = None
     end: float | None = None
     error: str | None = None
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 # --- chat-service's memory --------------------------------------------------------

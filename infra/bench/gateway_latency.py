@@ -61,6 +61,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from latency_stats import percentile, stats
+
 PATHS = ("direct", "gateway", "nginx")
 LABELS = {"direct": "direct (chat-service)", "gateway": "via gateway", "nginx": "via nginx"}
 TITLE = "bench"
@@ -208,25 +210,6 @@ def run_sse(paths: list[Path], iterations: int, keep: bool, per_conversation: in
 
 
 # --- report ----------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    ms = sorted(v * 1000 for v in values)
-    return {
-        "p50": percentile(ms, 50),
-        "p90": percentile(ms, 90),
-        "p99": percentile(ms, 99),
-        "max": ms[-1] if ms else math.nan,
-        "mean": sum(ms) / len(ms) if ms else math.nan,
-    }
 
 
 def paired_median(path: list[Sample], direct: list[Sample], attr: str) -> float:

@@ -375,17 +375,16 @@ pub fn split_token(query: &str) -> (Option<String>, String) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_token_is_taken_out_of_the_query() {
-        let (token, rest) =
-            super::split_token("token=abc.def&conversation_id=conv-1&dialect=compact");
+        let (token, rest) = split_token("token=abc.def&conversation_id=conv-1&dialect=compact");
         assert_eq!(token.as_deref(), Some("abc.def"));
         assert_eq!(rest, "conversation_id=conv-1&dialect=compact");
-        assert_eq!(super::split_token("token=").0, None);
-        assert_eq!(super::split_token("").1, "");
+        assert_eq!(split_token("token=").0, None);
+        assert_eq!(split_token("").1, "");
     }
-
-    use super::*;
 
     #[test]
     fn websocket_schemes_become_http_ones() {

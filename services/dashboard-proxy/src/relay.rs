@@ -16,6 +16,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Session};
 use confab_kit::ApiError;
 use confab_kit::server;
+use confab_kit::trace_context::TRACEPARENT;
 use confab_kit::ws_tunnel::{self, HandshakeError, split_token};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
@@ -64,7 +65,7 @@ pub async fn relay(
     if let Some(traceparent) = server::traceparent(&req)
         && let Ok(traceparent) = HeaderValue::from_str(&traceparent)
     {
-        headers.insert(HeaderName::from_static("traceparent"), traceparent);
+        headers.insert(HeaderName::from_static(TRACEPARENT), traceparent);
     }
     let mut url = format!("{}{}", state.upstream_url.trim_end_matches('/'), req.path());
     if !query.is_empty() {

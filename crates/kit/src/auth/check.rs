@@ -4,7 +4,7 @@
 //! EdDSA only: `alg: none`, HS256 and every other algorithm are refused
 //! before any key is looked at. The token must name a `kid` that the key
 //! source knows, carry a valid signature, our issuer and audience, and not
-//! be expired (5 s of clock skew allowed). A token that passed is
+//! be expired ([`LEEWAY_SECS`] of clock skew allowed). A token that passed is
 //! remembered ([`VerifiedTokens`]) until its `exp`.
 
 use std::future::Future;
@@ -13,6 +13,7 @@ use confab_protocol::auth::AccessClaims;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use super::VerifiedTokens;
+use super::verified::LEEWAY_SECS;
 
 pub struct TokenCheck {
     validation: Validation,
@@ -25,7 +26,7 @@ impl TokenCheck {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS.unsigned_abs();
         Self {
             validation,
             verified: VerifiedTokens::default(),

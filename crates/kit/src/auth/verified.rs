@@ -16,8 +16,9 @@ use quick_cache::sync::Cache;
 /// 10,000 tokens, a few MiB: the active users of one instance.
 pub const CAPACITY: usize = 10_000;
 
-/// Seconds a token is still accepted after its `exp`, as in [`super::validation`].
-const LEEWAY_SECS: i64 = 5;
+/// Seconds a token is still accepted after its `exp` (clock skew), here and
+/// in the full check ([`super::TokenCheck`]).
+pub const LEEWAY_SECS: i64 = 5;
 
 pub struct VerifiedTokens {
     cache: Cache<String, AccessClaims>,
