@@ -5,6 +5,7 @@
 //! without credentials.
 
 use actix_cors::Cors;
+use actix_web::middleware::Condition;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -35,7 +36,11 @@ impl CorsPolicy {
         })
     }
 
-    pub fn middleware(&self) -> Cors {
+    /// The middleware, or none when no origins are configured: actix-cors
+    /// adds `Access-Control-Expose-Headers`, `-Allow-Credentials` and `Vary`
+    /// to every response it wraps, Origin or not, and without origins no
+    /// response may carry any.
+    pub fn middleware(&self) -> Condition<Cors> {
         let origins = &self.settings.allowed_origins;
         let cors = if origins.iter().any(|o| o == "*") {
             Cors::default().allow_any_origin().send_wildcard()
@@ -45,7 +50,8 @@ impl CorsPolicy {
                 .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
                 .supports_credentials()
         };
-        cors.allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        let cors = cors
+            .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
             .allowed_headers([
                 "authorization",
                 "content-type",
@@ -57,6 +63,7 @@ impl CorsPolicy {
                 "traceparent",
             ])
             .expose_headers(["x-request-id", "retry-after"])
-            .max_age(self.settings.max_age_secs)
+            .max_age(self.settings.max_age_secs);
+        Condition::new(!origins.is_empty(), cors)
     }
 }

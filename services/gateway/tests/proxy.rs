@@ -328,17 +328,35 @@ async fn cors_answers_configured_origins_only() {
 #[tokio::test]
 async fn without_configured_origins_no_cors_headers_are_sent() {
     let (stack, _echo) = stack_with_echo(|_| {}).await;
-    let response = stack
+    let user = stack.user("ada").await;
+    let health = stack
         .http
         .get(format!("{}/health", stack.gateway))
+        .header("origin", "http://app.example.com");
+    let proxied = stack
+        .http
+        .get(format!("{}/api/v1/conversations", stack.gateway))
+        .bearer_auth(&user.token)
+        .header("origin", "http://app.example.com");
+    let plain = stack
+        .http
+        .get(format!("{}/api/v1/conversations", stack.gateway))
+        .bearer_auth(&user.token);
+    let preflight = stack
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/conversations", stack.gateway),
+        )
         .header("origin", "http://app.example.com")
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response
+        .header("access-control-request-method", "POST");
+    for request in [health, proxied, plain, preflight] {
+        let response = request.send().await.unwrap();
+        let cors: Vec<_> = response
             .headers()
-            .get("access-control-allow-origin")
-            .is_none()
-    );
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-") || *name == "vary")
+            .collect();
+        assert!(cors.is_empty(), "{} {cors:?}", response.url());
+    }
 }
