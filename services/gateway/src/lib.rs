@@ -125,7 +125,7 @@ pub async fn build_on(
     let routes = RoutingTable::new(&route_configs, &settings.upstreams)?;
     let cors = cors::CorsPolicy::new(&settings.cors)?;
     let connect_timeout = Duration::from_secs(settings.timeouts.connect_secs);
-    let shared_http = proxy::UpstreamClient::new(connect_timeout)?;
+    let websocket = proxy::UpstreamClient::websocket_client(connect_timeout)?;
     let state = web::Data::new(GatewayState {
         db: db.clone(),
         keys,
@@ -146,14 +146,10 @@ pub async fn build_on(
         move |cfg| {
             // Everything the gateway serves itself or proxies sits in one
             // scope so the CORS policy wraps it (and answers preflights).
-            // One upstream client per worker: its pooled connections live on
-            // this worker's thread, so a proxied request never waits for
-            // another thread to be scheduled (the shared one is the fallback
-            // should building fail).
-            let http = proxy::UpstreamClient::new(connect_timeout).unwrap_or_else(|err| {
-                tracing::warn!(error = %format!("{err:#}"), "building a per-worker HTTP client failed; sharing one");
-                shared_http.clone()
-            });
+            // One upstream client per worker: its connections live on this
+            // worker's thread, so a proxied request never waits for another
+            // thread to be scheduled.
+            let http = proxy::UpstreamClient::new(connect_timeout, websocket.clone());
             let api = web::scope("")
                 .wrap(cors.middleware())
                 .app_data(state.clone())

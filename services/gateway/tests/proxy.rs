@@ -266,6 +266,60 @@ async fn an_upstream_that_is_down_gets_502_and_a_slow_one_504() {
 }
 
 #[tokio::test]
+async fn upstream_connections_are_kept_alive_and_replaced_once_closed() {
+    // One worker: every request below uses the same worker's connections.
+    let (stack, echo) = stack_with_echo(|settings| settings.server.workers = 1).await;
+    let peer_port = || async {
+        let response = stack
+            .http
+            .get(format!("{}/raw/keep-alive", stack.gateway))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()["peer_port"]
+            .as_u64()
+            .unwrap()
+    };
+    let first = peer_port().await;
+    for _ in 0..3 {
+        assert_eq!(
+            peer_port().await,
+            first,
+            "sequential requests share one connection"
+        );
+    }
+
+    // A reply the client abandons half read: while it is read, its
+    // connection carries nothing else; abandoned, it cannot be reused, and
+    // the next request must not notice.
+    let mut abandoned = stack
+        .http
+        .get(format!("{}/sse", stack.gateway))
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    let event = abandoned.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&event).contains("first"));
+    let during = peer_port().await;
+    assert_ne!(
+        during, first,
+        "a connection still carrying a reply is not lent to another request"
+    );
+    drop(abandoned);
+    echo.release_second_event();
+
+    // The echo closes idle connections after KEEP_ALIVE: the gateway's idle
+    // one is gone, and the next request goes over a new one.
+    let before = peer_port().await;
+    tokio::time::sleep(common::echo::KEEP_ALIVE * 3).await;
+    let after = peer_port().await;
+    assert_ne!(after, before, "a closed connection is not reused");
+    assert_eq!(peer_port().await, after);
+}
+
+#[tokio::test]
 async fn cors_answers_configured_origins_only() {
     let (stack, _echo) = stack_with_echo(|settings| {
         settings.cors.allowed_origins = vec!["http://app.example.com".into()];

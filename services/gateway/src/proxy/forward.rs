@@ -30,7 +30,6 @@ use confab_protocol::auth::{
     USER_NAME_HEADER, USER_ROLE_HEADER,
 };
 use futures_util::{StreamExt, TryStreamExt};
-use http_body_util::BodyExt;
 use reqwest::header::{CONTENT_LENGTH, HeaderMap as UpstreamHeaders, HeaderName, HeaderValue};
 use serde_json::Value;
 
@@ -92,7 +91,7 @@ pub async fn forward(
     } else {
         (None, req.query_string().to_owned())
     };
-    let (route, url) = state
+    let (route, target) = state
         .routes
         .resolve(req.path(), &query)
         .ok_or_else(|| ApiError::not_found("route"))?;
@@ -121,11 +120,12 @@ pub async fn forward(
     let mut headers = upstream_headers(&req, &state, identity.as_ref());
 
     if upgrade {
+        let url = format!("{}{target}", route.base_url);
         return tunnel(&req, &state, &http.websocket, &url, headers, payload).await;
     }
     let method = hyper::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| ApiError::bad_request("bad_method", "unsupported method"))?;
-    let uri = hyper::Uri::try_from(url.as_str())
+    let uri = hyper::Uri::try_from(target.as_str())
         .map_err(|_| ApiError::bad_request("bad_path", "the path cannot be forwarded"))?;
     let limit = state.body_limit;
     let declared = declared_length(req.headers())?;
@@ -158,7 +158,7 @@ pub async fn forward(
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
-    send(&state, &http, route, &url, request, &overflowed).await
+    send(&state, &http, route, request, &overflowed).await
 }
 
 /// Sends the request and streams the upstream's reply back.
@@ -166,11 +166,15 @@ async fn send(
     state: &GatewayState,
     http: &UpstreamClient,
     route: &Route,
-    url: &str,
     request: hyper::Request<RequestBody>,
     overflowed: &AtomicBool,
 ) -> Result<HttpResponse, ApiError> {
-    let response = tokio::time::timeout(state.response_timeout, http.send(request))
+    // For the logs: where the request went.
+    let url = format!("{}{}", route.base_url, request.uri());
+    let response = tokio::time::timeout(
+        state.response_timeout,
+        http.send(&route.upstream, request),
+    )
         .await
         .map_err(|_| ApiError::gateway_timeout("the upstream did not answer in time"))?
         .map_err(|err| {
@@ -189,10 +193,10 @@ async fn send(
             reply.append_header((name.as_str(), value.as_bytes()));
         }
     }
-    let length = hyper::body::Body::size_hint(response.body()).exact();
-    let url_for_log = url.to_owned();
-    let stream = response.into_body().into_data_stream().map_err(move |err| {
-        tracing::warn!(url = %url_for_log, error = %err, "upstream stream broke");
+    let stream = response.into_body();
+    let length = stream.exact_len();
+    let stream = stream.map_err(move |err| {
+        tracing::warn!(url = %url, error = %err, "upstream stream broke");
         actix_web::error::ErrorBadGateway("upstream stream broke")
     });
     // A reply of known length keeps it: still streamed, but framed by

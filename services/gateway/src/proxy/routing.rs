@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use anyhow::Context;
 use serde::Deserialize;
 
+use super::upstream::Upstream;
+
 /// One route as configured.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RouteConfig {
@@ -24,6 +26,7 @@ pub struct Route {
     pub prefix: String,
     /// `scheme://host:port`, checked at start-up.
     pub base_url: String,
+    pub upstream: Upstream,
     pub rewrite: String,
     pub inject_auth: bool,
     pub rate_limited: bool,
@@ -40,34 +43,47 @@ impl RoutingTable {
         configs: &[RouteConfig],
         upstreams: &HashMap<String, String>,
     ) -> anyhow::Result<Self> {
-        let mut routes = configs
-            .iter()
-            .map(|c| {
-                let base = upstreams.get(&c.upstream).with_context(|| {
-                    format!("route {} names unknown upstream '{}'", c.prefix, c.upstream)
-                })?;
-                anyhow::ensure!(
-                    c.prefix.starts_with('/'),
-                    "route prefix '{}' must start with /",
-                    c.prefix
-                );
-                let base_url = reqwest::Url::parse(base).with_context(|| {
-                    format!("upstream '{}' has an invalid URL {base:?}", c.upstream)
-                })?;
-                anyhow::ensure!(
-                    matches!(base_url.scheme(), "http" | "https") && base_url.path() == "/",
-                    "upstream '{}' must be an http(s) URL without a path, not {base:?}",
-                    c.upstream
-                );
-                Ok(Route {
-                    prefix: c.prefix.trim_end_matches('/').to_owned(),
-                    base_url: base_url.as_str().trim_end_matches('/').to_owned(),
-                    rewrite: c.rewrite.trim_end_matches('/').to_owned(),
-                    inject_auth: c.inject_auth,
-                    rate_limited: c.rate_limited,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        // Every route to one upstream shares its `Upstream` (and so, in
+        // each worker, its idle connections).
+        let mut named: HashMap<&str, Upstream> = HashMap::new();
+        let mut routes = Vec::with_capacity(configs.len());
+        for c in configs {
+            let base = upstreams.get(&c.upstream).with_context(|| {
+                format!("route {} names unknown upstream '{}'", c.prefix, c.upstream)
+            })?;
+            anyhow::ensure!(
+                c.prefix.starts_with('/'),
+                "route prefix '{}' must start with /",
+                c.prefix
+            );
+            let base_url = reqwest::Url::parse(base).with_context(|| {
+                format!("upstream '{}' has an invalid URL {base:?}", c.upstream)
+            })?;
+            anyhow::ensure!(
+                matches!(base_url.scheme(), "http" | "https") && base_url.path() == "/",
+                "upstream '{}' must be an http(s) URL without a path, not {base:?}",
+                c.upstream
+            );
+            let id = named.len();
+            let upstream = match named.get(c.upstream.as_str()) {
+                Some(upstream) => upstream.clone(),
+                None => {
+                    let upstream = Upstream::new(id, &base_url).with_context(|| {
+                        format!("upstream '{}' has an invalid URL {base:?}", c.upstream)
+                    })?;
+                    named.insert(&c.upstream, upstream.clone());
+                    upstream
+                }
+            };
+            routes.push(Route {
+                prefix: c.prefix.trim_end_matches('/').to_owned(),
+                base_url: base_url.as_str().trim_end_matches('/').to_owned(),
+                upstream,
+                rewrite: c.rewrite.trim_end_matches('/').to_owned(),
+                inject_auth: c.inject_auth,
+                rate_limited: c.rate_limited,
+            });
+        }
         routes.sort_by(|a, b| {
             b.prefix
                 .len()
@@ -87,21 +103,28 @@ impl RoutingTable {
         &self.routes
     }
 
-    /// The route for `path` and the upstream URL (with `query`) it maps to. A
-    /// prefix matches whole path segments only: `/api/v1/chat` matches
-    /// `/api/v1/chat` and `/api/v1/chat/x`, not `/api/v1/chatter`.
+    /// The route for `path` and the upstream's path (with `query`) it maps
+    /// to, in origin form. A prefix matches whole path segments only:
+    /// `/api/v1/chat` matches `/api/v1/chat` and `/api/v1/chat/x`, not
+    /// `/api/v1/chatter`.
     pub fn resolve(&self, path: &str, query: &str) -> Option<(&Route, String)> {
         self.routes.iter().find_map(|route| {
             let rest = path.strip_prefix(&route.prefix)?;
             if !(rest.is_empty() || rest.starts_with('/')) {
                 return None;
             }
-            let mut url = format!("{}{}{}", route.base_url, route.rewrite, rest);
-            if !query.is_empty() {
-                url.push('?');
-                url.push_str(query);
+            let mut target =
+                String::with_capacity(route.rewrite.len() + rest.len() + query.len() + 2);
+            target.push_str(&route.rewrite);
+            target.push_str(rest);
+            if target.is_empty() {
+                target.push('/');
             }
-            Some((route, url))
+            if !query.is_empty() {
+                target.push('?');
+                target.push_str(query);
+            }
+            Some((route, target))
         })
     }
 }
@@ -133,7 +156,11 @@ mod tests {
     #[test]
     fn longest_prefix_wins_and_the_rest_of_the_path_is_kept() {
         let table = table();
-        let url = |path: &str, query: &str| table.resolve(path, query).map(|(_, u)| u);
+        let url = |path: &str, query: &str| {
+            table
+                .resolve(path, query)
+                .map(|(route, target)| format!("{}{target}", route.base_url))
+        };
         assert_eq!(
             url("/api/v1/chat", "").as_deref(),
             Some("http://chat:8003/chat/unified")

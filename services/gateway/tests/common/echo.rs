@@ -2,11 +2,15 @@
 //! route: it answers with what it received, so tests can see exactly what
 //! the gateway forwarded. It is not a copy of a Confab service.
 //!
-//! - `/echo/…`, `/raw/…`: `{"method","path","query","headers","body","body_len"}`
+//! - `/echo/…`, `/raw/…`: `{"method","path","query","headers","body","body_len",
+//!   "peer_port"}` (the port of the connection the request came over)
 //! - `/slow`: answers after 30 s (the gateway's 504)
 //! - `/sse`: two SSE events; the second only after the test calls
 //!   [`Echo::release_second_event`], so a gateway that buffered the first
 //!   would never deliver it and the test would hang instead of pass.
+//!
+//! An idle connection is closed after [`KEEP_ALIVE`], so tests can see a
+//! kept-alive connection closed under the gateway.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +21,9 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::Notify;
+
+/// How long the echo keeps an idle connection open.
+pub const KEEP_ALIVE: Duration = Duration::from_millis(500);
 
 pub struct Echo {
     pub url: String,
@@ -40,6 +47,7 @@ impl Echo {
                 .default_service(web::to(echo))
         })
         .workers(1)
+        .keep_alive(KEEP_ALIVE)
         .listen(listener)
         .unwrap()
         .run();
@@ -80,6 +88,7 @@ async fn echo(req: HttpRequest, mut payload: Payload, state: State) -> HttpRespo
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
         "body_len": body.len(),
+        "peer_port": req.peer_addr().map(|peer| peer.port()),
     });
     state.1.lock().unwrap().push(seen.clone());
     HttpResponse::Ok().json(seen)
