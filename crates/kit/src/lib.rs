@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod db;
 pub mod error;
+pub mod http_client;
 pub mod ids;
 pub mod server;
 pub mod settings;

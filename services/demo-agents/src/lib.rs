@@ -10,9 +10,11 @@ pub mod tools;
 pub mod tree;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 use anyhow::Context;
+use confab_kit::http_client::PerThreadClient;
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
 use confab_kit::settings::ServiceSettings;
 use confab_kit::settings::{ServerSettings, TelemetrySettings};
@@ -85,10 +87,12 @@ impl Application {
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-    let http = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .build()
-        .context("building the HTTP client")?;
+    let http = Arc::new(
+        PerThreadClient::new(|| {
+            reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5))
+        })
+        .context("building the HTTP client")?,
+    );
     let mut agents = Vec::new();
     for (name, agent) in &settings.agents {
         let kind = AgentKind::parse(name)

@@ -1,7 +1,9 @@
 //! The agents' LLM client: streaming chat completions from llm-proxy-service.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use confab_kit::http_client::PerThreadClient;
 use confab_protocol::auth::{AGENT_ID_HEADER, CONVERSATION_ID_HEADER, USER_ID_HEADER};
 use confab_protocol::openai::{
     ChatCompletionChunk, ChatCompletionRequest, ChatMessage, StreamOptions, ToolCallDelta, Usage,
@@ -35,15 +37,17 @@ pub enum LlmEvent {
     Usage(Usage),
 }
 
+/// Completions stream back over connections of the calling worker
+/// ([`PerThreadClient`]).
 #[derive(Clone)]
 pub struct LlmClient {
-    http: reqwest::Client,
+    http: Arc<PerThreadClient>,
     settings: LlmSettings,
     key: String,
 }
 
 impl LlmClient {
-    pub fn new(http: reqwest::Client, settings: LlmSettings, key: String) -> Self {
+    pub fn new(http: Arc<PerThreadClient>, settings: LlmSettings, key: String) -> Self {
         Self {
             http,
             settings,
@@ -75,6 +79,7 @@ impl LlmClient {
         );
         let mut call = self
             .http
+            .get()
             .post(url)
             .bearer_auth(&self.key)
             .timeout(Duration::from_secs(self.settings.timeout_secs))

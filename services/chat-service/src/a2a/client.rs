@@ -2,8 +2,10 @@
 //! card offers (v1.0 or v0.3): streaming sends and re-subscriptions read as
 //! SSE with eventsource-stream, and `CancelTask`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use confab_kit::http_client::PerThreadClient;
 use confab_protocol::a2a::{
     JsonRpcRequest, JsonRpcResponse, Method, ProtocolVersion, SendMessageRequest, StreamResponse,
     Task, TaskState, VERSION_HEADER, error_code,
@@ -72,20 +74,25 @@ pub enum A2aError {
     Unusable(String),
 }
 
+/// A turn's calls go over connections of its own worker
+/// ([`PerThreadClient`]): the agent's stream is read where the turn runs.
 #[derive(Clone)]
 pub struct A2aClient {
-    http: reqwest::Client,
+    http: Arc<PerThreadClient>,
 }
 
 impl A2aClient {
     /// `read_timeout` bounds each wait for the agent's next bytes: a stream
     /// silent for longer counts as dropped (and is re-subscribed to).
     pub fn new(connect_timeout: Duration, read_timeout: Duration) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .read_timeout(read_timeout)
-            .build()?;
-        Ok(Self { http })
+        let http = PerThreadClient::new(move || {
+            reqwest::Client::builder()
+                .connect_timeout(connect_timeout)
+                .read_timeout(read_timeout)
+        })?;
+        Ok(Self {
+            http: Arc::new(http),
+        })
     }
 
     /// Sends `request` with `SendStreamingMessage` (`message/stream` in
@@ -201,6 +208,7 @@ impl A2aClient {
         );
         let call = self
             .http
+            .get()
             .post(&agent.url)
             .header(VERSION_HEADER, agent.version.as_str())
             .json(&envelope);

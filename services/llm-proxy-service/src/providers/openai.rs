@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
+use confab_kit::http_client::PerThreadClient;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -49,7 +50,8 @@ pub struct OpenAi {
     headers: reqwest::header::HeaderMap,
     first_byte_timeout: Duration,
     models: Vec<String>,
-    http: reqwest::Client,
+    /// A reply streams back over a connection of the calling worker.
+    http: PerThreadClient,
 }
 
 impl OpenAi {
@@ -69,10 +71,12 @@ impl OpenAi {
                     .with_context(|| format!("provider '{name}': bad value for header {key}"))?,
             );
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
-            .pool_max_idle_per_host(256)
-            .build()?;
+        let connect_timeout = Duration::from_secs(settings.connect_timeout_secs);
+        let http = PerThreadClient::new(move || {
+            reqwest::Client::builder()
+                .connect_timeout(connect_timeout)
+                .pool_max_idle_per_host(256)
+        })?;
         Ok(Self {
             url: format!(
                 "{}/chat/completions",
@@ -106,6 +110,7 @@ impl OpenAi {
         }
         let mut request = self
             .http
+            .get()
             .post(&self.url)
             .headers(self.headers.clone())
             .json(&body);
