@@ -85,7 +85,9 @@ pub struct GatewayState {
     pub keys: Arc<KeyRing>,
     pub routes: RoutingTable,
     pub limits: Arc<RateLimits>,
-    pub service_token: String,
+    /// The service token, as the header value proxied requests carry it
+    /// (marked sensitive).
+    pub service_token_header: reqwest::header::HeaderValue,
     pub response_timeout: Duration,
     pub body_limit: usize,
     pub refresh_ttl_secs: i64,
@@ -131,7 +133,12 @@ pub async fn build_on(
         keys,
         routes,
         limits: RateLimits::new(&settings.rate_limits),
-        service_token: settings.auth.service_token.clone(),
+        service_token_header: {
+            let mut value = reqwest::header::HeaderValue::try_from(&settings.auth.service_token)
+                .context("auth.service_token cannot be sent in a header")?;
+            value.set_sensitive(true);
+            value
+        },
         response_timeout: Duration::from_secs(settings.timeouts.response_secs),
         body_limit: settings.limits.body_bytes,
         refresh_ttl_secs: settings.auth.refresh_token_ttl_secs,

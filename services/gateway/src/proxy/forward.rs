@@ -252,37 +252,41 @@ fn upstream_headers(
     state: &GatewayState,
     identity: Option<&AuthContext>,
 ) -> UpstreamHeaders {
-    let mut headers = UpstreamHeaders::new();
-    let mut put = |name: &str, value: &[u8]| {
+    let mut headers = UpstreamHeaders::with_capacity(req.headers().len() + 8);
+    for (name, value) in req.headers() {
+        if NOT_FORWARDED.contains(&name.as_str()) {
+            continue;
+        }
         if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
+            HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
         ) {
             headers.append(name, value);
         }
-    };
-    for (name, value) in req.headers() {
-        if !NOT_FORWARDED.contains(&name.as_str()) {
-            put(name.as_str(), value.as_bytes());
-        }
     }
+    // Values the gateway made itself are moved in, not copied.
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
     if let Some(id) = confab_kit::server::request_id(req) {
-        put(REQUEST_ID_HEADER, id.as_bytes());
+        put(REQUEST_ID_HEADER, id);
     }
     if let Some(traceparent) = confab_kit::server::traceparent(req) {
-        put(TRACEPARENT, traceparent.as_bytes());
+        put(TRACEPARENT, traceparent);
     }
-    put(
-        "x-forwarded-for",
-        state.limits.client_ip(req).to_string().as_bytes(),
-    );
+    put("x-forwarded-for", state.limits.client_ip(req).to_string());
     if let Some(identity) = identity {
-        put(SERVICE_TOKEN_HEADER, state.service_token.as_bytes());
-        put(USER_ID_HEADER, identity.user_id.as_bytes());
-        put(USER_ROLE_HEADER, identity.role.as_str().as_bytes());
+        put(USER_ID_HEADER, identity.user_id.clone());
+        put(USER_ROLE_HEADER, identity.role.as_str().to_owned());
         if let Some(name) = &identity.username {
-            put(USER_NAME_HEADER, name.as_bytes());
+            put(USER_NAME_HEADER, name.clone());
         }
+        headers.insert(
+            HeaderName::from_static(SERVICE_TOKEN_HEADER),
+            state.service_token_header.clone(),
+        );
     }
     headers
 }
