@@ -44,6 +44,12 @@ pub enum Readiness {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// The route a request is counted under in `http_request_duration_seconds`,
+/// set by a handler that routes requests itself (the gateway's routing
+/// table); without it, the actix pattern that matched, or `unmatched`.
+#[derive(Debug, Clone)]
+pub struct RouteLabel(pub std::sync::Arc<str>);
+
 /// The request's place in its trace (see [`crate::trace_context`]). The
 /// `traceparent` for the next service is made on first use only: most
 /// requests (health checks, reads) call no other service.
@@ -267,9 +273,13 @@ async fn request_context(
     }
     let status = res.status().as_u16();
     span.record("http.status", status);
-    let route = res
+    let labelled = res
         .request()
-        .match_pattern()
+        .extensions()
+        .get::<RouteLabel>()
+        .map(|label| label.0.to_string());
+    let route = labelled
+        .or_else(|| res.request().match_pattern())
         .unwrap_or_else(|| "unmatched".to_owned());
     let elapsed = started.elapsed();
     record_request(&method, route, status, elapsed);

@@ -320,6 +320,33 @@ async fn upstream_connections_are_kept_alive_and_replaced_once_closed() {
 }
 
 #[tokio::test]
+async fn proxied_requests_are_counted_under_their_routes_prefix() {
+    let (stack, _echo) = stack_with_echo(|_| {}).await;
+    let proxied = stack
+        .http
+        .get(format!("{}/raw/counted?x=1", stack.gateway))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 200);
+    let metrics = stack
+        .http
+        .get(format!("{}/metrics", stack.gateway))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted = metrics.lines().any(|line| {
+        line.starts_with("http_request_duration_seconds_count")
+            && line.contains(r#"route="/raw""#)
+            && line.contains(r#"status="200""#)
+    });
+    assert!(counted, "{metrics}");
+}
+
+#[tokio::test]
 async fn cors_answers_configured_origins_only() {
     let (stack, _echo) = stack_with_echo(|settings| {
         settings.cors.allowed_origins = vec!["http://app.example.com".into()];

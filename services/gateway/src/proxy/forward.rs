@@ -21,7 +21,7 @@ use actix_web::body::SizedStream;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::web::{Bytes, BytesMut};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::trace_context::TRACEPARENT;
 use confab_kit::ws_tunnel::{self, HandshakeError};
@@ -96,7 +96,10 @@ pub async fn forward(
         .resolve(req.path(), &query)
         .ok_or_else(|| ApiError::not_found("route"))?;
     // The routing table matches here, not actix: one lookup per request
-    // instead of a pattern per route.
+    // instead of a pattern per route. So actix has no pattern to count the
+    // request under in /metrics; the route's prefix is.
+    req.extensions_mut()
+        .insert(confab_kit::server::RouteLabel(route.label.clone()));
     let identity = if route.inject_auth {
         let claims = match upgrade {
             true => authenticate_upgrade(&req, query_token.as_deref(), &state.keys).await?,

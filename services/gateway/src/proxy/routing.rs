@@ -24,6 +24,8 @@ pub struct RouteConfig {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub prefix: String,
+    /// The prefix, as the route's requests are labelled in `/metrics`.
+    pub label: std::sync::Arc<str>,
     /// `scheme://host:port`, checked at start-up.
     pub base_url: String,
     pub upstream: Upstream,
@@ -75,8 +77,10 @@ impl RoutingTable {
                     upstream
                 }
             };
+            let prefix = c.prefix.trim_end_matches('/');
             routes.push(Route {
-                prefix: c.prefix.trim_end_matches('/').to_owned(),
+                prefix: prefix.to_owned(),
+                label: prefix.into(),
                 base_url: base_url.as_str().trim_end_matches('/').to_owned(),
                 upstream,
                 rewrite: c.rewrite.trim_end_matches('/').to_owned(),
