@@ -14,16 +14,20 @@
 //! client per thread a call always goes over a connection of its own
 //! thread.
 
+use std::sync::Arc;
+
 use thread_local::ThreadLocal;
 
-pub struct PerThreadClient {
+/// Cheap to clone: clones share the clients.
+#[derive(Clone)]
+pub struct PerThreadClient(Arc<Clients>);
+
+struct Clients {
     build: Box<dyn Fn() -> reqwest::Result<reqwest::Client> + Send + Sync>,
     /// Built up front, so a bad configuration fails at start-up; also what a
     /// thread uses should building its own fail later.
     first: reqwest::Client,
-    /// Boxed: its table of buckets takes most of a kilobyte, too much to
-    /// carry inline in whatever holds the client.
-    clients: Box<ThreadLocal<reqwest::Client>>,
+    by_thread: ThreadLocal<reqwest::Client>,
 }
 
 impl PerThreadClient {
@@ -32,19 +36,20 @@ impl PerThreadClient {
         builder: impl Fn() -> reqwest::ClientBuilder + Send + Sync + 'static,
     ) -> reqwest::Result<Self> {
         let first = builder().build()?;
-        Ok(Self {
+        Ok(Self(Arc::new(Clients {
             build: Box::new(move || builder().build()),
             first,
-            clients: Box::default(),
-        })
+            by_thread: ThreadLocal::new(),
+        })))
     }
 
     /// The calling thread's client.
     pub fn get(&self) -> &reqwest::Client {
-        self.clients.get_or(|| {
-            (self.build)().unwrap_or_else(|err| {
+        let clients = &*self.0;
+        clients.by_thread.get_or(|| {
+            (clients.build)().unwrap_or_else(|err| {
                 tracing::warn!(error = %err, "building this thread's HTTP client failed; sharing the first");
-                self.first.clone()
+                clients.first.clone()
             })
         })
     }
@@ -56,7 +61,7 @@ mod tests {
 
     #[test]
     fn each_thread_gets_its_own_client_and_keeps_it() {
-        let clients = std::sync::Arc::new(PerThreadClient::new(reqwest::Client::builder).unwrap());
+        let clients = PerThreadClient::new(reqwest::Client::builder).unwrap();
         let here = std::ptr::from_ref(clients.get());
         assert_eq!(std::ptr::from_ref(clients.get()), here);
         let other = std::thread::spawn({

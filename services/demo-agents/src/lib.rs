@@ -10,7 +10,6 @@ pub mod tools;
 pub mod tree;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 use anyhow::Context;
@@ -87,12 +86,10 @@ impl Application {
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-    let http = Arc::new(
-        PerThreadClient::new(|| {
-            reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5))
-        })
-        .context("building the HTTP client")?,
-    );
+    let http = PerThreadClient::new(|| {
+        reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5))
+    })
+    .context("building the HTTP client")?;
     let mut agents = Vec::new();
     for (name, agent) in &settings.agents {
         let kind = AgentKind::parse(name)

@@ -1,6 +1,5 @@
 //! The agents' LLM client: streaming chat completions from llm-proxy-service.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use confab_kit::http_client::PerThreadClient;
@@ -41,13 +40,13 @@ pub enum LlmEvent {
 /// ([`PerThreadClient`]).
 #[derive(Clone)]
 pub struct LlmClient {
-    http: Arc<PerThreadClient>,
+    http: PerThreadClient,
     settings: LlmSettings,
     key: String,
 }
 
 impl LlmClient {
-    pub fn new(http: Arc<PerThreadClient>, settings: LlmSettings, key: String) -> Self {
+    pub fn new(http: PerThreadClient, settings: LlmSettings, key: String) -> Self {
         Self {
             http,
             settings,

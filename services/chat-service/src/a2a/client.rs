@@ -2,7 +2,6 @@
 //! card offers (v1.0 or v0.3): streaming sends and re-subscriptions read as
 //! SSE with eventsource-stream, and `CancelTask`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use confab_kit::http_client::PerThreadClient;
@@ -78,7 +77,7 @@ pub enum A2aError {
 /// ([`PerThreadClient`]): the agent's stream is read where the turn runs.
 #[derive(Clone)]
 pub struct A2aClient {
-    http: Arc<PerThreadClient>,
+    http: PerThreadClient,
 }
 
 impl A2aClient {
@@ -90,9 +89,7 @@ impl A2aClient {
                 .connect_timeout(connect_timeout)
                 .read_timeout(read_timeout)
         })?;
-        Ok(Self {
-            http: Arc::new(http),
-        })
+        Ok(Self { http })
     }
 
     /// Sends `request` with `SendStreamingMessage` (`message/stream` in

@@ -96,9 +96,7 @@ impl<S, E> Coalesce<S, E> {
             ended: None,
         }
     }
-}
 
-impl<S, E> Coalesce<S, E> {
     fn pass_on(&mut self) -> Option<Bytes> {
         let bytes = self.gathered.take();
         self.started |= bytes.is_some();

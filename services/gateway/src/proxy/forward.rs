@@ -99,7 +99,7 @@ pub async fn forward(
     // instead of a pattern per route. So actix has no pattern to count the
     // request under in /metrics; the route's prefix is.
     req.extensions_mut()
-        .insert(confab_kit::server::RouteLabel(route.label.clone()));
+        .insert(confab_kit::server::RouteLabel(route.prefix.clone()));
     let identity = if route.inject_auth {
         let claims = match upgrade {
             true => authenticate_upgrade(&req, query_token.as_deref(), &state.keys).await?,
@@ -123,7 +123,7 @@ pub async fn forward(
     let mut headers = upstream_headers(&req, &state, identity.as_ref());
 
     if upgrade {
-        let url = format!("{}{target}", route.base_url);
+        let url = format!("{}{target}", route.upstream.base_url);
         return tunnel(&req, &state, &http.websocket, &url, headers, payload).await;
     }
     let method = hyper::Method::from_bytes(req.method().as_str().as_bytes())
@@ -172,8 +172,9 @@ async fn send(
     request: hyper::Request<RequestBody>,
     overflowed: &AtomicBool,
 ) -> Result<HttpResponse, ApiError> {
-    // For the logs: where the request went.
-    let url = format!("{}{}", route.base_url, request.uri());
+    // For the logs, formatted only if one is written: where the request went.
+    let base_url = route.upstream.base_url.clone();
+    let path = request.uri().clone();
     let response = tokio::time::timeout(
         state.response_timeout,
         http.send(&route.upstream, request),
@@ -184,7 +185,7 @@ async fn send(
             if overflowed.load(Ordering::Relaxed) {
                 return too_large(state.body_limit);
             }
-            tracing::warn!(route = %route.prefix, url = %url, error = %format!("{err:#}"), "upstream request failed");
+            tracing::warn!(route = %route.prefix, url = %format_args!("{base_url}{path}"), error = %format!("{err:#}"), "upstream request failed");
             ApiError::bad_gateway("the upstream service is unavailable")
         })?;
 
@@ -199,7 +200,7 @@ async fn send(
     let stream = response.into_body();
     let length = stream.exact_len();
     let stream = stream.map_err(move |err| {
-        tracing::warn!(url = %url, error = %err, "upstream stream broke");
+        tracing::warn!(url = %format_args!("{base_url}{path}"), error = %err, "upstream stream broke");
         actix_web::error::ErrorBadGateway("upstream stream broke")
     });
     // A reply of known length keeps it: still streamed, but framed by

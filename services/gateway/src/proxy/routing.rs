@@ -1,6 +1,7 @@
 //! The routing table (DESIGN §6): public prefix → upstream + rewritten prefix.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -23,11 +24,8 @@ pub struct RouteConfig {
 /// A route resolved against its upstream's base URL.
 #[derive(Debug, Clone)]
 pub struct Route {
-    pub prefix: String,
-    /// The prefix, as the route's requests are labelled in `/metrics`.
-    pub label: std::sync::Arc<str>,
-    /// `scheme://host:port`, checked at start-up.
-    pub base_url: String,
+    /// Also the label of the route's requests in `/metrics`.
+    pub prefix: Arc<str>,
     pub upstream: Upstream,
     pub rewrite: String,
     pub inject_auth: bool,
@@ -66,22 +64,18 @@ impl RoutingTable {
                 "upstream '{}' must be an http(s) URL without a path, not {base:?}",
                 c.upstream
             );
-            let id = named.len();
             let upstream = match named.get(c.upstream.as_str()) {
                 Some(upstream) => upstream.clone(),
                 None => {
-                    let upstream = Upstream::new(id, &base_url).with_context(|| {
+                    let upstream = Upstream::new(named.len(), &base_url).with_context(|| {
                         format!("upstream '{}' has an invalid URL {base:?}", c.upstream)
                     })?;
                     named.insert(&c.upstream, upstream.clone());
                     upstream
                 }
             };
-            let prefix = c.prefix.trim_end_matches('/');
             routes.push(Route {
-                prefix: prefix.to_owned(),
-                label: prefix.into(),
-                base_url: base_url.as_str().trim_end_matches('/').to_owned(),
+                prefix: c.prefix.trim_end_matches('/').into(),
                 upstream,
                 rewrite: c.rewrite.trim_end_matches('/').to_owned(),
                 inject_auth: c.inject_auth,
@@ -113,7 +107,7 @@ impl RoutingTable {
     /// `/api/v1/chatter`.
     pub fn resolve(&self, path: &str, query: &str) -> Option<(&Route, String)> {
         self.routes.iter().find_map(|route| {
-            let rest = path.strip_prefix(&route.prefix)?;
+            let rest = path.strip_prefix(&*route.prefix)?;
             if !(rest.is_empty() || rest.starts_with('/')) {
                 return None;
             }
@@ -163,7 +157,7 @@ mod tests {
         let url = |path: &str, query: &str| {
             table
                 .resolve(path, query)
-                .map(|(route, target)| format!("{}{target}", route.base_url))
+                .map(|(route, target)| format!("{}{target}", route.upstream.base_url))
         };
         assert_eq!(
             url("/api/v1/chat", "").as_deref(),

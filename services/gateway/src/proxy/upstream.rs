@@ -18,6 +18,7 @@
 use std::cell::RefCell;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -45,6 +46,8 @@ const MAX_IDLE: usize = 32;
 pub struct Upstream {
     /// Index of the upstream in the routing table (its pool's).
     pub id: usize,
+    /// `scheme://host[:port]`, for WebSocket URLs and the logs.
+    pub base_url: Arc<str>,
     /// `scheme://host:port/`, what the connector dials.
     pub origin: hyper::Uri,
     /// The `Host` header of requests to it.
@@ -60,9 +63,11 @@ impl Upstream {
             Some(port) => format!("{host}:{port}"),
             None => host.to_owned(),
         };
+        let base_url = format!("{}://{authority}", base.scheme());
         Ok(Self {
             id,
-            origin: hyper::Uri::try_from(format!("{}://{authority}/", base.scheme()))?,
+            origin: hyper::Uri::try_from(format!("{base_url}/"))?,
+            base_url: base_url.into(),
             host: hyper::header::HeaderValue::try_from(authority)?,
         })
     }
