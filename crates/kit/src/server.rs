@@ -240,10 +240,10 @@ async fn request_context(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let span = tracing::info_span!(
         "request",
-        http.method = %method,
+        http.method = %req.method(),
         http.path = %req.path(),
         request_id = %request_id,
         http.status = tracing::field::Empty,
@@ -273,26 +273,66 @@ async fn request_context(
     }
     let status = res.status().as_u16();
     span.record("http.status", status);
-    let labelled = res
-        .request()
-        .extensions()
-        .get::<RouteLabel>()
-        .map(|label| label.0.to_string());
-    let route = labelled
-        .or_else(|| res.request().match_pattern())
-        .unwrap_or_else(|| "unmatched".to_owned());
     let elapsed = started.elapsed();
-    record_request(&method, route, status, elapsed);
+    let request = res.request();
+    match request.extensions().get::<RouteLabel>() {
+        Some(label) => record_request(method, &label.0, status, elapsed),
+        None => match request.match_pattern() {
+            Some(pattern) => record_request(method, &pattern, status, elapsed),
+            None => record_request(method, "unmatched", status, elapsed),
+        },
+    }
     Ok(res)
 }
 
-fn record_request(method: &str, route: String, status: u16, elapsed: Duration) {
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route),
-        ("status", status.to_string()),
-    ];
-    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+/// The `method` label: the standard methods by name, any other as `OTHER`,
+/// so a client inventing methods cannot add series without end.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+thread_local! {
+    /// `http_request_duration_seconds` by method and status, then route,
+    /// kept by each worker thread: the recorder's lookup (labels built and
+    /// hashed, its shared map locked) happens once per series and thread
+    /// instead of once per request. Methods, statuses and routes are all
+    /// bounded (see [`method_label`]; routes are patterns or route labels).
+    static DURATIONS: std::cell::RefCell<DurationSeries> = std::cell::RefCell::default();
+}
+
+type DurationSeries = std::collections::HashMap<
+    (&'static str, u16),
+    std::collections::HashMap<Box<str>, metrics::Histogram>,
+>;
+
+fn record_request(method: &'static str, route: &str, status: u16, elapsed: Duration) {
+    DURATIONS.with_borrow_mut(|series| {
+        let by_route = series.entry((method, status)).or_default();
+        if let Some(histogram) = by_route.get(route) {
+            histogram.record(elapsed.as_secs_f64());
+            return;
+        }
+        let labels = [
+            ("method", method.to_owned()),
+            ("route", route.to_owned()),
+            ("status", status.to_string()),
+        ];
+        let histogram = metrics::histogram!("http_request_duration_seconds", &labels);
+        histogram.record(elapsed.as_secs_f64());
+        by_route.insert(route.into(), histogram);
+    });
 }
 
 /// The request id of `req`, for handlers that pass it on to an upstream.

@@ -344,6 +344,40 @@ async fn proxied_requests_are_counted_under_their_routes_prefix() {
             && line.contains(r#"status="200""#)
     });
     assert!(counted, "{metrics}");
+
+    // An invented method is counted as OTHER (no series per method a client
+    // makes up), and every request is counted, not only a series' first.
+    for _ in 0..3 {
+        let brewed = stack
+            .http
+            .request(
+                reqwest::Method::from_bytes(b"BREW").unwrap(),
+                format!("{}/raw/counted", stack.gateway),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(brewed.status(), 200);
+    }
+    let metrics = stack
+        .http
+        .get(format!("{}/metrics", stack.gateway))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("BREW"), "{metrics}");
+    let other = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("http_request_duration_seconds_count")
+                && line.contains(r#"method="OTHER""#)
+                && line.contains(r#"route="/raw""#)
+        })
+        .unwrap_or_else(|| panic!("no OTHER series: {metrics}"));
+    assert!(other.ends_with(" 3"), "{other}");
 }
 
 #[tokio::test]

@@ -362,25 +362,119 @@ fn stream_limited(
     upstream::streamed(receiver)
 }
 
-/// Puts the caller's identity into a JSON body as `_auth`, replacing any the
-/// client sent. Bodies on auth-injected routes must be JSON objects: anything
-/// else could smuggle an `_auth` past the gateway, so it is refused.
+/// Puts the caller's identity into a JSON body as `_auth`. Bodies on
+/// auth-injected routes must be JSON objects: anything else could smuggle an
+/// `_auth` past the gateway, so it is refused.
+///
+/// The body is checked in one pass ([`ObjectShape`]: is it one object, does
+/// it name `_auth`), and the identity is spliced in before its closing
+/// brace: the client's own members pass on byte for byte, so a number keeps
+/// its digits (a parsed `serde_json::Value` would round a long decimal to an
+/// `f64`) and nothing is built or re-serialised per request. A body that
+/// already names `_auth`, however its key is escaped, is a forgery or a
+/// confused client: it alone is rewritten whole, the real identity in place
+/// of the sent one.
 fn inject_auth(body: Bytes, identity: &AuthContext) -> Result<Bytes, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Bytes::new());
     }
-    let mut value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")))?;
-    let object = value
-        .as_object_mut()
-        .ok_or_else(|| ApiError::unprocessable("invalid_body", "the body must be a JSON object"))?;
-    object.insert(
-        AUTH_FIELD.to_owned(),
-        serde_json::to_value(identity).map_err(ApiError::internal)?,
-    );
-    serde_json::to_vec(&value)
-        .map(Bytes::from)
-        .map_err(ApiError::internal)
+    let shape: ObjectShape = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::unprocessable("invalid_body", "the body must be a JSON object")
+        }
+        _ => ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")),
+    })?;
+    let identity_json = serde_json::to_vec(identity).map_err(ApiError::internal)?;
+    if shape.names_auth {
+        let mut value: Value = serde_json::from_slice(&body).map_err(ApiError::internal)?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert(
+                AUTH_FIELD.to_owned(),
+                serde_json::from_slice(&identity_json).map_err(ApiError::internal)?,
+            );
+        }
+        return serde_json::to_vec(&value)
+            .map(Bytes::from)
+            .map_err(ApiError::internal);
+    }
+    // The body parsed as one object followed by JSON whitespace only, so its
+    // last other byte is the object's closing brace.
+    let close = body
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .filter(|&at| body[at] == b'}')
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("a parsed JSON object has no closing brace"))
+        })?;
+    let mut out = Vec::with_capacity(close + AUTH_FIELD.len() + identity_json.len() + 5);
+    out.extend_from_slice(&body[..close]);
+    if shape.members > 0 {
+        out.push(b',');
+    }
+    out.push(b'"');
+    out.extend_from_slice(AUTH_FIELD.as_bytes());
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(&identity_json);
+    out.push(b'}');
+    Ok(Bytes::from(out))
+}
+
+/// What [`inject_auth`] needs to know of a body: that it is one JSON object
+/// (checked by deserialising it, values skipped unbuilt), how many members
+/// it has, and whether one of its keys is `_auth` once unescaped.
+struct ObjectShape {
+    members: usize,
+    names_auth: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for ObjectShape {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ShapeVisitor)
+    }
+}
+
+struct ShapeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ShapeVisitor {
+    type Value = ObjectShape;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ObjectShape, A::Error> {
+        let mut shape = ObjectShape {
+            members: 0,
+            names_auth: false,
+        };
+        while let Some(IsAuthKey(is_auth)) = map.next_key()? {
+            map.next_value::<serde::de::IgnoredAny>()?;
+            shape.members += 1;
+            shape.names_auth |= is_auth;
+        }
+        Ok(shape)
+    }
+}
+
+/// A key of the body's object: is it `_auth` (compared after unescaping)?
+struct IsAuthKey(bool);
+
+impl<'de> serde::Deserialize<'de> for IsAuthKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = IsAuthKey;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<IsAuthKey, E> {
+                Ok(IsAuthKey(key == AUTH_FIELD))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
 }
 
 #[cfg(test)]
@@ -389,44 +483,99 @@ mod tests {
     use confab_protocol::auth::Role;
 
     #[test]
-    fn a_forged_auth_is_replaced_by_the_real_one() {
-        let identity = AuthContext {
-            user_id: "usr-real".into(),
-            username: Some("ada".into()),
-            role: Role::User,
-        };
-        let forged =
-            Bytes::from(r#"{"message":"hi","_auth":{"user_id":"usr-victim","role":"admin"}}"#);
-        let body = inject_auth(forged, &identity).unwrap();
-        let value: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(value["_auth"]["user_id"], "usr-real");
-        assert_eq!(value["_auth"]["role"], "user");
-        assert_eq!(value["message"], "hi");
-    }
-
-    #[test]
     fn non_json_bodies_are_refused_on_injected_routes() {
         let identity = AuthContext {
             user_id: "u".into(),
             username: None,
             role: Role::User,
         };
-        assert_eq!(
-            inject_auth(Bytes::from("not json"), &identity)
-                .unwrap_err()
-                .code(),
-            "malformed_json"
-        );
-        assert_eq!(
-            inject_auth(Bytes::from("[1]"), &identity)
-                .unwrap_err()
-                .code(),
-            "invalid_body"
-        );
+        for (body, code) in [
+            ("not json", "malformed_json"),
+            ("{\"message\": \"unterminated", "malformed_json"),
+            ("{} trailing", "malformed_json"),
+            ("{}{}", "malformed_json"),
+            ("[1]", "invalid_body"),
+            ("\"text\"", "invalid_body"),
+            ("42", "invalid_body"),
+            ("null", "invalid_body"),
+        ] {
+            assert_eq!(
+                inject_auth(Bytes::from(body), &identity)
+                    .unwrap_err()
+                    .code(),
+                code,
+                "{body}"
+            );
+        }
         assert!(
             inject_auth(Bytes::from("  "), &identity)
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    fn ada() -> AuthContext {
+        AuthContext {
+            user_id: "usr-1".into(),
+            username: Some("ada".into()),
+            role: Role::User,
+        }
+    }
+
+    #[test]
+    fn the_clients_members_pass_on_byte_for_byte() {
+        let sent = " {\"n\": 1.00000000000000000001, \"big\": 123456789012345678901234567890,\n \"z\": [1, {\"a\": \"\\u00e9\"}], \"a\": null} \r\n";
+        let body = inject_auth(Bytes::from(sent), &ada()).unwrap();
+        let text = std::str::from_utf8(&body).unwrap();
+        let kept = sent.trim_end().strip_suffix('}').unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "{kept},\"_auth\":{{\"user_id\":\"usr-1\",\"username\":\"ada\",\"role\":\"user\"}}}}"
+            )
+        );
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(value["_auth"]["user_id"], "usr-1");
+        assert_eq!(value["z"][1]["a"], "é");
+    }
+
+    #[test]
+    fn an_empty_object_gets_only_the_identity() {
+        let body = inject_auth(Bytes::from("{ }"), &ada()).unwrap();
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"_auth": {"user_id": "usr-1", "username": "ada", "role": "user"}})
+        );
+    }
+
+    #[test]
+    fn a_forged_auth_is_replaced_however_its_key_is_written() {
+        for forged in [
+            r#"{"_auth":{"user_id":"usr-victim","role":"admin"},"message":"hi"}"#,
+            r#"{"message":"hi","\u005fauth":{"user_id":"usr-victim","role":"admin"}}"#,
+            r#"{"message":"hi","_auth":"x","_auth":{"user_id":"usr-victim","role":"admin"}}"#,
+        ] {
+            let body = inject_auth(Bytes::from(forged), &ada()).unwrap();
+            let value: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(value["_auth"]["user_id"], "usr-1", "{forged}");
+            assert_eq!(value["_auth"]["role"], "user", "{forged}");
+            assert_eq!(value["message"], "hi", "{forged}");
+            let text = std::str::from_utf8(&body).unwrap();
+            assert!(!text.contains("usr-victim"), "{text}");
+            assert_eq!(text.matches("_auth").count(), 1, "{text}");
+        }
+    }
+
+    #[test]
+    fn an_auth_below_the_top_level_is_left_alone() {
+        let body = inject_auth(
+            Bytes::from(r#"{"data":{"_auth":"not an identity"}}"#),
+            &ada(),
+        )
+        .unwrap();
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(value["data"]["_auth"], "not an identity");
+        assert_eq!(value["_auth"]["user_id"], "usr-1");
     }
 }
