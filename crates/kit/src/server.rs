@@ -397,7 +397,9 @@ mod tests {
     fn the_recorder_comes_with_its_upkeep_thread() {
         let handle = metrics_handle();
         assert!(
-            thread_names().iter().any(|name| name == METRICS_UPKEEP_THREAD),
+            thread_names()
+                .iter()
+                .any(|name| name == METRICS_UPKEEP_THREAD),
             "{:?}",
             thread_names()
         );
