@@ -393,23 +393,27 @@ mod tests {
             .collect()
     }
 
+    fn upkeep_threads() -> usize {
+        thread_names()
+            .iter()
+            .filter(|name| *name == METRICS_UPKEEP_THREAD)
+            .count()
+    }
+
     #[test]
     fn the_recorder_comes_with_its_upkeep_thread() {
         let handle = metrics_handle();
-        assert!(
-            thread_names()
-                .iter()
-                .any(|name| name == METRICS_UPKEEP_THREAD),
-            "{:?}",
-            thread_names()
-        );
+        // A new thread names itself once it runs: until then it shows its
+        // parent's name.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while upkeep_threads() == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(upkeep_threads(), 1, "{:?}", thread_names());
         // Installed once: a second call starts no second thread.
         let _again = metrics_handle();
-        let upkeepers = thread_names()
-            .into_iter()
-            .filter(|name| name == METRICS_UPKEEP_THREAD)
-            .count();
-        assert_eq!(upkeepers, 1);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(upkeep_threads(), 1, "{:?}", thread_names());
         handle.run_upkeep();
     }
 
