@@ -568,6 +568,18 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_skipped_without_recursion() {
+        // serde_json skips values iteratively: a body nested far deeper
+        // than any parser's recursion limit cannot overflow the gateway's
+        // stack (the upstream's own parser refuses it with 400).
+        let depth = 200_000;
+        let sent = format!(r#"{{"a":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
+        let body = inject_auth(Bytes::from(sent.clone()), &ada()).unwrap();
+        assert!(body.starts_with(sent.trim_end_matches('}').as_bytes()));
+        assert!(body.ends_with(br#""role":"user"}}"#));
+    }
+
+    #[test]
     fn an_auth_below_the_top_level_is_left_alone() {
         let body = inject_auth(
             Bytes::from(r#"{"data":{"_auth":"not an identity"}}"#),
