@@ -319,6 +319,19 @@ async fn upstream_connections_are_kept_alive_and_replaced_once_closed() {
     assert_eq!(peer_port().await, after);
 }
 
+/// The gateway's `/metrics` text.
+async fn gateway_metrics(stack: &Stack) -> String {
+    stack
+        .http
+        .get(format!("{}/metrics", stack.gateway))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn proxied_requests_are_counted_under_their_routes_prefix() {
     let (stack, _echo) = stack_with_echo(|_| {}).await;
@@ -329,15 +342,7 @@ async fn proxied_requests_are_counted_under_their_routes_prefix() {
         .await
         .unwrap();
     assert_eq!(proxied.status(), 200);
-    let metrics = stack
-        .http
-        .get(format!("{}/metrics", stack.gateway))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gateway_metrics(&stack).await;
     let counted = metrics.lines().any(|line| {
         line.starts_with("http_request_duration_seconds_count")
             && line.contains(r#"route="/raw""#)
@@ -359,15 +364,7 @@ async fn proxied_requests_are_counted_under_their_routes_prefix() {
             .unwrap();
         assert_eq!(brewed.status(), 200);
     }
-    let metrics = stack
-        .http
-        .get(format!("{}/metrics", stack.gateway))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gateway_metrics(&stack).await;
     assert!(!metrics.contains("BREW"), "{metrics}");
     let other = metrics
         .lines()

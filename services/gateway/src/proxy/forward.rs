@@ -384,19 +384,19 @@ fn inject_auth(body: Bytes, identity: &AuthContext) -> Result<Bytes, ApiError> {
         }
         _ => ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")),
     })?;
-    let identity_json = serde_json::to_vec(identity).map_err(ApiError::internal)?;
     if shape.names_auth {
         let mut value: Value = serde_json::from_slice(&body).map_err(ApiError::internal)?;
         if let Some(object) = value.as_object_mut() {
             object.insert(
                 AUTH_FIELD.to_owned(),
-                serde_json::from_slice(&identity_json).map_err(ApiError::internal)?,
+                serde_json::to_value(identity).map_err(ApiError::internal)?,
             );
         }
         return serde_json::to_vec(&value)
             .map(Bytes::from)
             .map_err(ApiError::internal);
     }
+    let identity_json = serde_json::to_vec(identity).map_err(ApiError::internal)?;
     // The body parsed as one object followed by JSON whitespace only, so its
     // last other byte is the object's closing brace.
     let close = body
