@@ -36,6 +36,11 @@
 # gateway" and "added by nginx", p50(path) - p50(direct) and likewise p99
 # (with the median of the per-iteration differences as a check on noise), and
 # the ratio gateway/nginx of the added p50 against the target <= TARGET (1.5).
+# Per workload also the CPU time the gateway and nginx (master and workers)
+# spent per measured request (their threads' time on a CPU over the
+# measured iterations, the conversations created meanwhile included): the
+# proxies share the two CPUs with chat-service, the agent, the model and the
+# client, so what a proxy spends is taken from the turn it forwards.
 # Errors (not 201/200, a broken or failed stream) are counted and their kinds
 # printed, never left out silently.
 #
@@ -138,6 +143,7 @@ start gateway "PORT=$gateway_port" "DATABASE_URL=$work/gateway/gateway.db" \
     "CONFAB__RATE_LIMITS__CHAT_POSTS_PER_MINUTE=$CHAT_POSTS_PER_MINUTE" \
     ${WORKERS:+"CONFAB__SERVER__WORKERS=$WORKERS"}
 wait_for "http://127.0.0.1:$gateway_port/ready" "$started_pid" "$work/gateway.log"
+gateway_pid=$started_pid
 
 # nginx: everything under its own prefix; `user` only matters as root (the
 # workers would otherwise become nobody, shut out of the 0700 $work).
@@ -188,7 +194,10 @@ EOF
 "$nginx_bin" -t -q -p "$nginx_dir/" -e "$nginx_dir/logs/error.log" -c nginx.conf
 (cd "$nginx_dir" && exec "$nginx_bin" -p "$nginx_dir/" -e "$nginx_dir/logs/error.log" -c nginx.conf -g 'daemon off;' >"$work/nginx.log" 2>&1 </dev/null) &
 pids+=($!)
-wait_for "http://127.0.0.1:$nginx_port/ready" "$!" "$nginx_dir/logs/error.log"
+nginx_pid=$!
+wait_for "http://127.0.0.1:$nginx_port/ready" "$nginx_pid" "$nginx_dir/logs/error.log"
+# Its workers, for the CPU they use per request (the master only waits).
+nginx_workers=$({ tr -s ' ' ',' <"/proc/$nginx_pid/task/$nginx_pid/children"; } 2>/dev/null | sed 's/,$//' || true)
 
 # --- measure --------------------------------------------------------------------------
 echo
@@ -201,6 +210,7 @@ PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" "$repo/infra/bench/gateway_latency.
     --nginx-url "http://127.0.0.1:$nginx_port" \
     --n "$N" --warmup "$WARMUP" --workloads "$WORKLOADS" \
     --per-conversation "$PER_CONVERSATION" --target "$TARGET" \
+    --cpu "gateway=$gateway_pid" --cpu "nginx=$nginx_pid${nginx_workers:+,$nginx_workers}" \
     ${SAMPLES:+--samples "$SAMPLES"} || status=$?
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise to every path alike, not bias)"
 

@@ -44,6 +44,15 @@ per-iteration differences X - direct is printed next to it as a check on
 noise. The ratio is gateway's added p50 over nginx's, against the target
 (--target, 1.5).
 
+With --cpu NAME=PID[,PID…] (gateway.sh passes the gateway's process and
+nginx's workers), each workload also prints the CPU time each proxy used per
+measured request: the time its threads spent on a CPU (the first field of
+/proc/PID/task/TID/schedstat, in ns) over the measured iterations, divided by
+their count. The proxies share the machine's CPUs with chat-service, the
+agent, the model and this client, so CPU a proxy spends per request is taken
+from the turn it forwards: it explains most of the added latency that the
+packets' own forwarding does not.
+
 Exit status: 1 when any request failed, else 2 when a ratio missed the
 target, else 0.
 """
@@ -53,6 +62,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -265,6 +275,33 @@ def report_metric(paths: dict[str, Path], workload: str, attr: str, what: str, t
     return {"paths": rows, "added": added, "ratio": ratio, "met": met}, met
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """Seconds the processes' threads have spent on a CPU so far (threads that
+    already ended are not counted: the proxies' workers live as long as the
+    process)."""
+    total = 0
+    for pid in pids:
+        tasks = f"/proc/{pid}/task"
+        for tid in os.listdir(tasks):
+            try:
+                with open(f"{tasks}/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except FileNotFoundError:  # the thread ended meanwhile
+                pass
+    return total / 1e9
+
+
+def report_cpu(processes: dict[str, list[int]], used: dict[str, float], requests: int) -> dict[str, float]:
+    """Prints and returns each process's CPU milliseconds per request."""
+    per = {name: used[name] / requests * 1000 for name in processes}
+    if per:
+        line = ", ".join(f"{name} {ms:.3f} ms" for name, ms in per.items())
+        if per.get("gateway") and per.get("nginx"):
+            line += f"; gateway/nginx {per['gateway'] / per['nginx']:.2f}"
+        print(f"  CPU per request (its threads' time on a CPU over the measured {requests}): {line}")
+    return per
+
+
 def print_errors(paths: dict[str, Path], workload: str) -> None:
     for name in PATHS:
         kinds: dict[str, int] = {}
@@ -288,7 +325,21 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=1.5, help="largest gateway/nginx ratio of the added p50")
     parser.add_argument("--workloads", default="json sse")
     parser.add_argument("--samples", help="write every measured request here (JSON)")
+    parser.add_argument(
+        "--cpu",
+        action="append",
+        default=[],
+        metavar="NAME=PID[,PID…]",
+        help="report the CPU time these processes use per measured request (gateway, nginx)",
+    )
     args = parser.parse_args()
+    processes: dict[str, list[int]] = {}
+    for spec in args.cpu:
+        name, _, pids = spec.partition("=")
+        try:
+            processes[name] = [int(pid) for pid in pids.split(",")]
+        except ValueError:
+            parser.error(f"--cpu {spec}: expected NAME=PID[,PID…]")
     workloads = args.workloads.split()
     if args.n < 1 or args.warmup < 0 or args.per_conversation < 1 or not set(workloads) <= {"json", "sse"}:
         parser.error("--n and --per-conversation at least 1, --warmup at least 0, --workloads of json, sse")
@@ -320,22 +371,27 @@ def main() -> int:
         for workload in workloads:
             if workload == "json":
                 run_json(order, args.warmup, False)
+                cpu_before = {name: cpu_seconds(pids) for name, pids in processes.items()}
                 started = time.perf_counter()
                 run_json(order, args.n, True)
                 elapsed = time.perf_counter() - started
+                cpu_used = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in processes.items()}
                 print()
                 print(
                     f'small JSON POST: POST …/conversations {{"title":"{TITLE}"}} -> 201, time to the full '
                     f"response; {args.n} per path after {args.warmup} warm-up, measured in {elapsed:.1f} s"
                 )
                 summary["json"], met = report_metric(paths, "json", "end", "response", args.target)
+                summary["json_cpu_ms"] = report_cpu(processes, cpu_used, args.n)
                 all_met &= met
             else:
                 state: dict = {}
                 run_sse(order, args.warmup, False, args.per_conversation, state)
+                cpu_before = {name: cpu_seconds(pids) for name, pids in processes.items()}
                 started = time.perf_counter()
                 run_sse(order, args.n, True, args.per_conversation, state)
                 elapsed = time.perf_counter() - started
+                cpu_used = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in processes.items()}
                 print()
                 print(
                     f'SSE stream: POST …/conversations/{{id}}/messages/stream "{MESSAGE}" (echoed, builtin '
@@ -353,6 +409,7 @@ def main() -> int:
                         if any(s.error is None for s in paths[name].samples["sse"])
                     )
                 )
+                summary["sse_cpu_ms"] = report_cpu(processes, cpu_used, args.n)
                 all_met &= met1 and met2
             print_errors(paths, workload)
             sys.stdout.flush()
