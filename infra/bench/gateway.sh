@@ -40,7 +40,8 @@
 # spent per measured request (their threads' time on a CPU over the
 # measured iterations, the conversations created meanwhile included): the
 # proxies share the two CPUs with chat-service, the agent, the model and the
-# client, so what a proxy spends is taken from the turn it forwards.
+# client, so what a proxy spends is taken from the turn it forwards (where
+# it spends it matters too: infra/bench/hops.py splits the time by hop).
 # Errors (not 201/200, a broken or failed stream) are counted and their kinds
 # printed, never left out silently.
 #

@@ -44,14 +44,15 @@ per-iteration differences X - direct is printed next to it as a check on
 noise. The ratio is gateway's added p50 over nginx's, against the target
 (--target, 1.5).
 
-With --cpu NAME=PID[,PID…] (gateway.sh passes the gateway's process and
-nginx's workers), each workload also prints the CPU time each proxy used per
-measured request: the time its threads spent on a CPU (the first field of
-/proc/PID/task/TID/schedstat, in ns) over the measured iterations, divided by
-their count. The proxies share the machine's CPUs with chat-service, the
-agent, the model and this client, so CPU a proxy spends per request is taken
-from the turn it forwards: it explains most of the added latency that the
-packets' own forwarding does not.
+With --cpu NAME=PID[,PID…] (gateway.sh passes the gateway's process, and
+nginx's master with its workers), each workload also prints the CPU time
+each proxy used per measured request: the time its threads spent on a CPU
+(the first field of /proc/PID/task/TID/schedstat, in ns) over the measured
+iterations, divided by their count. The proxies share the machine's CPUs
+with chat-service, the agent, the model and this client, so what a proxy
+spends is taken from the turn it forwards. How much it spends is only half
+of it: CPU spent on the request path delays every request, CPU spent
+between streamed packets much less (hops.py splits the time by hop).
 
 Exit status: 1 when any request failed, else 2 when a ratio missed the
 target, else 0.
@@ -276,13 +277,17 @@ def report_metric(paths: dict[str, Path], workload: str, attr: str, what: str, t
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    """Seconds the processes' threads have spent on a CPU so far (threads that
-    already ended are not counted: the proxies' workers live as long as the
-    process)."""
+    """Seconds the processes' threads have spent on a CPU so far. Threads (or
+    processes) that have ended are not counted: the proxies' workers live as
+    long as the run, and a proxy that died shows in the errors."""
     total = 0
     for pid in pids:
         tasks = f"/proc/{pid}/task"
-        for tid in os.listdir(tasks):
+        try:
+            tids = os.listdir(tasks)
+        except FileNotFoundError:
+            continue
+        for tid in tids:
             try:
                 with open(f"{tasks}/{tid}/schedstat") as f:
                     total += int(f.read().split()[0])
