@@ -82,6 +82,12 @@
 #                                             per CPU for both)
 #   NGINX_VERSION=1.22.1-9+deb12u11           the Debian version to install
 #   SAMPLES=/tmp/gateway.json                 keep every request's timings
+#   GATEWAY_FORM=1                            a fourth path: straight to
+#                                             chat-service in the request form
+#                                             the gateway sends (its service
+#                                             token, identity, _auth, request
+#                                             id, traceparent), to show what
+#                                             that form costs chat-service
 #
 # Exit status: 1 when any request failed, 2 when a ratio missed the target,
 # else 0. Builds llm-proxy-service, demo-agents, chat-service and gateway
@@ -100,6 +106,7 @@ NGINX_VERSION=${NGINX_VERSION:-1.22.1-9+deb12u11}
 CHAT_POSTS_PER_MINUTE=${CHAT_POSTS_PER_MINUTE:-1000000000}
 WORKERS=${WORKERS:-}
 SAMPLES=${SAMPLES:-}
+GATEWAY_FORM=${GATEWAY_FORM:-}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bench_name=gateway
 # shellcheck source=infra/bench/common.sh
@@ -145,6 +152,9 @@ start gateway "PORT=$gateway_port" "DATABASE_URL=$work/gateway/gateway.db" \
     ${WORKERS:+"CONFAB__SERVER__WORKERS=$WORKERS"}
 wait_for "http://127.0.0.1:$gateway_port/ready" "$started_pid" "$work/gateway.log"
 gateway_pid=$started_pid
+# The services run on their default configuration; GATEWAY_FORM's path
+# presents chat-service's default service token, as the gateway does.
+service_token=$(sed -n 's/^service_token = "\(.*\)"$/\1/p' "$repo/services/chat-service/config/default.toml")
 
 # nginx: everything under its own prefix; `user` only matters as root (the
 # workers would otherwise become nobody, shut out of the 0700 $work).
@@ -212,6 +222,7 @@ PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" "$repo/infra/bench/gateway_latency.
     --n "$N" --warmup "$WARMUP" --workloads "$WORKLOADS" \
     --per-conversation "$PER_CONVERSATION" --target "$TARGET" \
     --cpu "gateway=$gateway_pid" --cpu "nginx=$nginx_pid${nginx_workers:+,$nginx_workers}" \
+    ${GATEWAY_FORM:+--gateway-form "$service_token"} \
     ${SAMPLES:+--samples "$SAMPLES"} || status=$?
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise to every path alike, not bias)"
 

@@ -44,6 +44,14 @@ per-iteration differences X - direct is printed next to it as a check on
 noise. The ratio is gateway's added p50 over nginx's, against the target
 (--target, 1.5).
 
+With --gateway-form SERVICE_TOKEN a fourth path is measured, also straight
+to chat-service but in the request form the gateway sends (DESIGN §5): the
+service token, X-User-Id/-Role/-Name and `_auth` in the body instead of the
+access token, a fresh X-Request-Id and traceparent per request, and
+X-Forwarded-For. p50(it) - p50(direct) is what that form costs chat-service
+(and the agent and model it passes the request id and traceparent to):
+part of "added by gateway" that is spent behind the gateway, not in it.
+
 With --cpu NAME=PID[,PID…] (gateway.sh passes the gateway's process, and
 nginx's master with its workers), each workload also prints the CPU time
 each proxy used per measured request: the time its threads spent on a CPU
@@ -61,6 +69,7 @@ target, else 0.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
 import os
@@ -74,8 +83,14 @@ import httpx
 
 from latency_stats import percentile, stats
 
-PATHS = ("direct", "gateway", "nginx")
-LABELS = {"direct": "direct (chat-service)", "gateway": "via gateway", "nginx": "via nginx"}
+# The optional path of --gateway-form.
+FORM = "gateway_form"
+LABELS = {
+    "direct": "direct (chat-service)",
+    "gateway": "via gateway",
+    "nginx": "via nginx",
+    FORM: "direct, gateway's form",
+}
 TITLE = "bench"
 # Matches no rule of infra/llm-fixtures/demo.toml: echoed, a word per chunk.
 MESSAGE = "hello from the gateway bench"
@@ -97,6 +112,9 @@ class Path:
     client: httpx.Client
     base: str  # …/conversations on this path
     headers: dict
+    # The identity the gateway would inject (`_auth`, X-User-*), for the
+    # path of --gateway-form; `headers` then carries the service token.
+    identity: dict | None = None
     connects: int = 0
     samples: dict[str, list[Sample]] = field(default_factory=lambda: {"json": [], "sse": []})
 
@@ -104,8 +122,29 @@ class Path:
         if event == "connection.connect_tcp.complete":
             self.connects += 1
 
+    def request(self, body: dict) -> tuple[dict, bytes]:
+        """Headers and body of a request carrying `body` on this path (JSON
+        encoded as httpx's `json=` does)."""
+        if self.identity is None:
+            return self.headers | {"content-type": "application/json"}, encode(body)
+        headers = self.headers | {
+            "content-type": "application/json",
+            "x-user-id": self.identity["user_id"],
+            "x-user-role": self.identity["role"],
+            "x-user-name": self.identity["username"],
+            "x-request-id": str(uuid.uuid4()),
+            "traceparent": f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01",
+            "x-forwarded-for": "127.0.0.1",
+        }
+        return headers, encode(body | {"_auth": self.identity})
+
     def post(self, url: str, body: dict) -> httpx.Response:
-        return self.client.post(url, headers=self.headers, json=body, extensions={"trace": self.trace})
+        headers, content = self.request(body)
+        return self.client.post(url, headers=headers, content=content, extensions={"trace": self.trace})
+
+
+def encode(body: dict) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 # --- the two workloads: one request on one path ----------------------------------
@@ -135,10 +174,11 @@ def sse_turn(path: Path, conversation: str) -> Sample:
     s = Sample()
     body = bytearray()
     url = f"{path.base}/{conversation}/messages/stream"
+    headers, content = path.request({"message": MESSAGE})
     start = time.perf_counter()
     try:
         with path.client.stream(
-            "POST", url, headers=path.headers, json={"message": MESSAGE}, extensions={"trace": path.trace}
+            "POST", url, headers=headers, content=content, extensions={"trace": path.trace}
         ) as response:
             if response.status_code != 200:
                 response.read()
@@ -241,7 +281,7 @@ def report_metric(paths: dict[str, Path], workload: str, attr: str, what: str, t
     print(header)
     print("  " + "-" * (len(header) - 2))
     rows = {}
-    for name in PATHS:
+    for name in paths:
         samples = paths[name].samples[workload]
         ok = [getattr(s, attr) for s in samples if s.error is None]
         s = stats(ok)
@@ -258,6 +298,14 @@ def report_metric(paths: dict[str, Path], workload: str, attr: str, what: str, t
         added[name] = {"p50": a50, "p99": a99, "paired_median": paired}
         print(
             f"  added by {name + ':':<13} p50 {a50:+8.3f} ms   p99 {a99:+8.3f} ms   "
+            f"(median of paired differences {paired:+8.3f} ms)"
+        )
+    if FORM in paths:
+        a50 = rows[FORM]["p50"] - rows["direct"]["p50"]
+        paired = paired_median(paths[FORM].samples[workload], paths["direct"].samples[workload], attr)
+        added[FORM] = {"p50": a50, "paired_median": paired}
+        print(
+            f"  of which the gateway's request form costs chat-service: p50 {a50:+8.3f} ms   "
             f"(median of paired differences {paired:+8.3f} ms)"
         )
     g, n = added["gateway"]["p50"], added["nginx"]["p50"]
@@ -308,7 +356,7 @@ def report_cpu(processes: dict[str, list[int]], used: dict[str, float], requests
 
 
 def print_errors(paths: dict[str, Path], workload: str) -> None:
-    for name in PATHS:
+    for name in paths:
         kinds: dict[str, int] = {}
         for s in paths[name].samples[workload]:
             if s.error is not None:
@@ -330,6 +378,11 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=1.5, help="largest gateway/nginx ratio of the added p50")
     parser.add_argument("--workloads", default="json sse")
     parser.add_argument("--samples", help="write every measured request here (JSON)")
+    parser.add_argument(
+        "--gateway-form",
+        metavar="SERVICE_TOKEN",
+        help="also send straight to chat-service in the gateway's request form, with this service token",
+    )
     parser.add_argument(
         "--cpu",
         action="append",
@@ -363,14 +416,26 @@ def main() -> int:
         r.raise_for_status()
         r = c.post(f"{gateway}/api/v1/auth/login", json=credentials)
         r.raise_for_status()
-        headers = {"authorization": f"Bearer {r.json()['access_token']}"}
+        token = r.json()["access_token"]
+        headers = {"authorization": f"Bearer {token}"}
 
     paths = {
         "direct": Path("direct", client(), f"{args.chat_url.rstrip('/')}/chat/conversations", headers),
         "gateway": Path("gateway", client(), f"{gateway}/api/v1/conversations", headers),
         "nginx": Path("nginx", client(), f"{args.nginx_url.rstrip('/')}/api/v1/conversations", headers),
     }
-    order = [paths[p] for p in PATHS]
+    if args.gateway_form:
+        # The identity the gateway injects, as its access token names it.
+        claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+        identity = {"user_id": claims["sub"], "username": claims["name"], "role": claims["role"]}
+        paths[FORM] = Path(
+            FORM,
+            client(),
+            f"{args.chat_url.rstrip('/')}/chat/conversations",
+            {"x-service-token": args.gateway_form},
+            identity,
+        )
+    order = list(paths.values())
     summary, all_met = {}, True
     try:
         for workload in workloads:
@@ -410,7 +475,7 @@ def main() -> int:
                     "  body pieces the client parsed per stream (HTTP chunks, mean): "
                     + ", ".join(
                         f"{LABELS[name]} {statistics.fmean(s.pieces for s in paths[name].samples['sse'] if s.error is None):.2f}"
-                        for name in PATHS
+                        for name in paths
                         if any(s.error is None for s in paths[name].samples["sse"])
                     )
                 )
