@@ -25,7 +25,8 @@
 # Two workloads, each on all three paths (infra/bench/gateway_latency.py: one
 # synchronous httpx client per path with one kept-alive connection,
 # sequential requests, WARMUP unmeasured iterations then N measured; every
-# iteration sends one request per path, the order rotated each time):
+# iteration sends one request per path, in every order in turn, arranged so
+# each path follows each other path as often, across iterations too):
 #   json   POST …/conversations {"title":"bench"} (201): time to the full
 #          response;
 #   sse    POST …/conversations/{id}/messages/stream with a short message the

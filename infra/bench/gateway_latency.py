@@ -14,11 +14,17 @@ Each path has its own httpx.Client (synchronous: requests are sequential, so
 an event loop would only add overhead) holding one kept-alive connection; the
 connections each client opened are counted (httpcore's trace hook) and
 printed, 1 when keep-alive held. Every iteration sends the request once on
-each path, one after the other, the order rotated each iteration (direct
-first, then gateway first, then nginx first) so neither a drift of the
-machine over the run (the database growing) nor "who goes after whom" weighs
-on one path more than another. --warmup iterations first, unmeasured, then
---n measured ones, per workload:
+each path, one after the other, in an order that changes every iteration
+(balanced_orders): over each cycle of orders every path is as often first,
+second and last, and is preceded, within an iteration and across its start,
+as often by each other path. So neither a drift of the machine over the run
+(the database growing) nor "who goes after whom" weighs on one path more than
+another: the work a request leaves behind (chat-service persisting a turn,
+the model's calls being recorded) and the caches it leaves warm fall on each
+path alike. (Rotating one order instead, as this client first did, put the
+gateway after the direct path and nginx after the gateway two times in
+three.) --warmup iterations first, unmeasured, then --n measured ones, per
+workload:
 
   json  POST …/conversations {"title":"bench"}: time from just before the
         request is sent to the full response read; 201 with that title
@@ -70,6 +76,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import json
 import math
 import os
@@ -228,22 +235,62 @@ def new_conversation(path: Path) -> str:
 # --- the run ---------------------------------------------------------------------
 
 
-def rotated(i: int, paths: list[Path]) -> list[Path]:
-    k = i % len(paths)
-    return paths[k:] + paths[:k]
+def balanced_orders(n: int) -> list[tuple[int, ...]]:
+    """Every order of n paths once, arranged in a cycle so that the path
+    that ends one iteration and the one that starts the next are never the
+    same and form each ordered pair equally often. With all orders, each
+    ordered pair is also adjacent within iterations equally often, and each
+    path takes each place equally often: so over the cycle every path is
+    preceded by each other path as often (a carry-over balanced design)."""
+    orders = list(itertools.permutations(range(n)))
+    if n < 3:
+        return orders
+    per_pair = len(orders) // (n * (n - 1))
+    seen: dict[tuple[int, int], int] = {}
+    cycle = [orders[0]]
+    left = set(orders[1:])
+
+    def fits(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+        return a[-1] != b[0] and seen.get((a[-1], b[0]), 0) < per_pair
+
+    def extend() -> bool:
+        if not left:
+            return fits(cycle[-1], cycle[0])
+        for order in sorted(left):
+            if fits(cycle[-1], order):
+                pair = (cycle[-1][-1], order[0])
+                seen[pair] = seen.get(pair, 0) + 1
+                cycle.append(order)
+                left.remove(order)
+                if extend():
+                    return True
+                left.add(order)
+                cycle.pop()
+                seen[pair] -= 1
+        return False
+
+    if not extend():  # none exists: fall back to every order, unarranged
+        return orders
+    return cycle
+
+
+def ordered(i: int, paths: list[Path], orders: list[tuple[int, ...]]) -> list[Path]:
+    return [paths[k] for k in orders[i % len(orders)]]
 
 
 def run_json(paths: list[Path], iterations: int, keep: bool) -> None:
+    orders = balanced_orders(len(paths))
     for i in range(iterations):
-        for path in rotated(i, paths):
+        for path in ordered(i, paths, orders):
             s = json_post(path)
             if keep:
                 path.samples["json"].append(s)
 
 
 def run_sse(paths: list[Path], iterations: int, keep: bool, per_conversation: int, state: dict) -> None:
+    orders = balanced_orders(len(paths))
     for i in range(iterations):
-        for path in rotated(i, paths):
+        for path in ordered(i, paths, orders):
             conversation, used = state.get(path.name, (None, 0))
             if conversation is None or used >= per_conversation:
                 try:
