@@ -243,8 +243,6 @@ def balanced_orders(n: int) -> list[tuple[int, ...]]:
     path takes each place equally often: so over the cycle every path is
     preceded by each other path as often (a carry-over balanced design)."""
     orders = list(itertools.permutations(range(n)))
-    if n < 3:
-        return orders
     per_pair = len(orders) // (n * (n - 1))
     seen: dict[tuple[int, int], int] = {}
     cycle = [orders[0]]
@@ -391,6 +389,16 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / 1e9
 
 
+def timed(run, processes: dict[str, list[int]]) -> tuple[float, dict[str, float]]:
+    """Runs `run()`: the seconds it took, and the CPU seconds each process
+    used meanwhile."""
+    before = {name: cpu_seconds(pids) for name, pids in processes.items()}
+    started = time.perf_counter()
+    run()
+    elapsed = time.perf_counter() - started
+    return elapsed, {name: cpu_seconds(pids) - before[name] for name, pids in processes.items()}
+
+
 def report_cpu(processes: dict[str, list[int]], used: dict[str, float], requests: int) -> dict[str, float]:
     """Prints and returns each process's CPU milliseconds per request."""
     per = {name: used[name] / requests * 1000 for name in processes}
@@ -488,11 +496,7 @@ def main() -> int:
         for workload in workloads:
             if workload == "json":
                 run_json(order, args.warmup, False)
-                cpu_before = {name: cpu_seconds(pids) for name, pids in processes.items()}
-                started = time.perf_counter()
-                run_json(order, args.n, True)
-                elapsed = time.perf_counter() - started
-                cpu_used = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in processes.items()}
+                elapsed, cpu_used = timed(lambda: run_json(order, args.n, True), processes)
                 print()
                 print(
                     f'small JSON POST: POST …/conversations {{"title":"{TITLE}"}} -> 201, time to the full '
@@ -504,11 +508,9 @@ def main() -> int:
             else:
                 state: dict = {}
                 run_sse(order, args.warmup, False, args.per_conversation, state)
-                cpu_before = {name: cpu_seconds(pids) for name, pids in processes.items()}
-                started = time.perf_counter()
-                run_sse(order, args.n, True, args.per_conversation, state)
-                elapsed = time.perf_counter() - started
-                cpu_used = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in processes.items()}
+                elapsed, cpu_used = timed(
+                    lambda: run_sse(order, args.n, True, args.per_conversation, state), processes
+                )
                 print()
                 print(
                     f'SSE stream: POST …/conversations/{{id}}/messages/stream "{MESSAGE}" (echoed, builtin '
