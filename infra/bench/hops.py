@@ -17,7 +17,11 @@ proxy's request to chat-service that follows it, and prints medians (µs) of:
                last reply packet (JSON);
 and, per stream, how many packets chat-service wrote and how many the client
 received. Requests straight to chat-service (the direct path) get up_head,
-up_first, up_stream and total. chat-service's figures differ between paths
+up_first, up_stream and total; with GATEWAY_FORM=1 those in the gateway's
+request form (they carry the service token) are a path of their own,
+"direct, gateway's form", so chat-service's figures can be compared across
+the request forms (direct against it) and across what sits in front (it
+against the gateway). chat-service's figures differ between paths
 only through what the proxy in front changes: its requests, and the CPU it
 takes from the machine meanwhile.
 
@@ -67,7 +71,7 @@ def exchanges(packets):
     for time, to_server, data in packets:
         if to_server:
             if data.startswith((b"POST ", b"GET ")):
-                current = {"first": time, "last": time, "replies": []}
+                current = {"first": time, "last": time, "head": data, "replies": []}
                 out.append(current)
             elif current is not None and not current["replies"]:
                 current["last"] = time
@@ -141,7 +145,8 @@ def main() -> int:
         if up.get("proxied") or not up["replies"]:
             continue
         sse = first_event(up["replies"]) is not None
-        row = figures[("direct", "sse" if sse else "json")]
+        form = b"\r\nx-service-token:" in up["head"].lower()
+        row = figures[("direct, gateway's form" if form else "direct", "sse" if sse else "json")]
         first = add_upstream(row, up)
         row["total"].append((first if sse else up["replies"][-1][0]) - up["last"])
 
