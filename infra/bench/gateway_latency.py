@@ -474,8 +474,9 @@ def main() -> int:
         token = r.json()["access_token"]
         headers = {"authorization": f"Bearer {token}"}
 
+    chat_conversations = f"{args.chat_url.rstrip('/')}/chat/conversations"
     paths = {
-        "direct": Path("direct", client(), f"{args.chat_url.rstrip('/')}/chat/conversations", headers),
+        "direct": Path("direct", client(), chat_conversations, headers),
         "gateway": Path("gateway", client(), f"{gateway}/api/v1/conversations", headers),
         "nginx": Path("nginx", client(), f"{args.nginx_url.rstrip('/')}/api/v1/conversations", headers),
     }
@@ -486,7 +487,7 @@ def main() -> int:
         paths[FORM] = Path(
             FORM,
             client(),
-            f"{args.chat_url.rstrip('/')}/chat/conversations",
+            chat_conversations,
             {"x-service-token": args.gateway_form},
             identity,
         )
