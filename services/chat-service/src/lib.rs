@@ -5,6 +5,7 @@ pub mod a2a;
 pub mod domain;
 pub mod routes;
 pub mod store;
+pub mod tree_patch;
 pub mod turns;
 
 use std::collections::BTreeMap;
@@ -58,6 +59,19 @@ pub struct ChatSettings {
     /// How often a chat WebSocket is pinged; a peer silent for two
     /// intervals is dropped.
     pub ws_heartbeat_ms: u64,
+    /// Largest tree document, serialised (DESIGN §14).
+    pub tree_max_bytes: usize,
+    /// Most operations in one tree patch (an agent's or a client's).
+    pub tree_max_patch_ops: usize,
+}
+
+impl ChatSettings {
+    pub fn tree_limits(&self) -> tree_patch::TreeLimits {
+        tree_patch::TreeLimits {
+            max_bytes: self.tree_max_bytes,
+            max_ops: self.tree_max_patch_ops,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -114,6 +114,7 @@ pub async fn begin(
         history,
         trace,
         tree: serde_json::from_str(&conversation.tree).unwrap_or_else(|_| json!({})),
+        tree_limits: state.chat.tree_limits(),
         retry: state.retry,
     });
     Ok(Started { log, reply_id })

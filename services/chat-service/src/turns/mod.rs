@@ -29,6 +29,7 @@ use crate::a2a::registry::Registry;
 use crate::domain::MessageText;
 use crate::store::messages::{self, Finished};
 use crate::store::models::MessageRow;
+use crate::tree_patch::TreeLimits;
 use crate::turns::in_flight::TurnClaim;
 use crate::turns::log::TurnLog;
 
@@ -76,6 +77,8 @@ pub struct Turn {
     pub trace: Trace,
     /// The conversation's tree document, for agents that edit it.
     pub tree: Value,
+    /// What an agent's `tree_patch` may do to the tree.
+    pub tree_limits: TreeLimits,
     pub retry: RetryPolicy,
 }
 
@@ -289,17 +292,25 @@ impl Turn {
             out.emit(ChatEvent::Data { data });
             return;
         };
-        match tree::apply(&self.db, &self.user_id, &self.conversation_id, patch).await {
+        let applied = tree::apply(
+            &self.db,
+            &self.user_id,
+            &self.conversation_id,
+            patch,
+            self.tree_limits,
+        )
+        .await;
+        match applied {
             Ok(version) => out.emit(ChatEvent::TreeUpdate {
                 patch: patch.clone(),
                 version,
             }),
-            Err(message) => {
-                tracing::warn!(conversation_id = %self.conversation_id, message, "tree patch refused");
+            Err(refused) => {
+                tracing::warn!(conversation_id = %self.conversation_id, code = refused.code, message = %refused.message, "tree patch refused");
                 out.emit(ChatEvent::Error {
                     error: EventError {
-                        code: "invalid_tree_patch".into(),
-                        message,
+                        code: refused.code.into(),
+                        message: refused.message,
                     },
                 });
             }

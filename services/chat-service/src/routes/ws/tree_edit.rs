@@ -1,6 +1,7 @@
 //! A client's edit of its conversation's tree: a JSON Patch (RFC 6902)
 //! made against the version the client has, applied only while the tree is
-//! still at that version.
+//! still at that version, and within the tree's limits
+//! ([`crate::tree_patch`]).
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use tokio::sync::broadcast;
 
 use crate::AppState;
 use crate::store::trees;
+use crate::tree_patch::TreePatch;
 
 /// Edits waiting for the slowest socket. When it is full the oldest go:
 /// a socket that fell that far behind misses them, and its client learns
@@ -70,12 +72,8 @@ pub async fn edit(
     patch: &Value,
     base_version: i64,
 ) -> Result<i64, Refused> {
-    let ops: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|err| {
-        Refused::Invalid(ApiError::unprocessable(
-            "invalid_patch",
-            format!("patch is not a JSON Patch: {err}"),
-        ))
-    })?;
+    let limits = state.chat.tree_limits();
+    let patch = TreePatch::parse(patch, limits).map_err(|err| Refused::Invalid(err.into()))?;
     let (mut tree, version) = trees::get(&state.db, user_id, conversation_id)
         .await
         .map_err(|err| Refused::Invalid(err.into()))?
@@ -85,12 +83,9 @@ pub async fn edit(
             current_version: version,
         });
     }
-    json_patch::patch(&mut tree, &ops).map_err(|err| {
-        Refused::Invalid(ApiError::unprocessable(
-            "invalid_patch",
-            format!("the patch does not apply to the tree: {err}"),
-        ))
-    })?;
+    patch
+        .apply(&mut tree, limits)
+        .map_err(|err| Refused::Invalid(err.into()))?;
     match trees::replace(&state.db, user_id, conversation_id, base_version, &tree).await {
         Ok(Some(version)) => Ok(version),
         Ok(None) => {
