@@ -27,6 +27,10 @@
 #       cannot be right for five services.
 #   CONFAB__SECTION__KEY, RUST_LOG, OTEL_EXPORTER_OTLP_ENDPOINT
 #       passed through unchanged to every service.
+#   CONFAB__ENV              development unless set: the services then accept
+#       the development secrets of their defaults (every service refuses them
+#       otherwise). Set CONFAB__ENV=production with secrets of your own to try
+#       the stack as it runs in production.
 #   START_DEV_NO_BUILD=1     skip `cargo build` and use the binaries already built
 #   START_DEV_BIN_DIR=DIR    take the binaries from DIR instead of
 #                            ${CARGO_TARGET_DIR:-target}/<profile>
@@ -128,6 +132,13 @@ done
 
 # --- start ------------------------------------------------------------------
 mkdir -p "$data_dir" "$log_dir"
+
+# The defaults carry development secrets, which every service refuses unless
+# it runs in development (DESIGN §5).
+export CONFAB__ENV=${CONFAB__ENV:-development}
+if [[ "$CONFAB__ENV" == development ]]; then
+    echo "==> CONFAB__ENV=development: the services accept the development secrets of their defaults; do not expose them"
+fi
 
 declare -A pid_of=()
 pids=()

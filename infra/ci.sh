@@ -4,18 +4,20 @@
 # Meant for a fresh Debian bookworm machine, run as root (apt-get is used for
 # missing tools), with the machine's Rust toolchain already installed. Steps:
 #   1. tools: cargo (required), rustfmt + clippy, curl, python3 + pip
-#   2. cargo fmt --all -- --check
-#   3. cargo clippy --workspace --all-targets -- -D warnings
-#   4. cargo test --workspace                      (embedded SQLite backend)
-#   5. cargo test --workspace with CONFAB_TEST_DATABASE_URL set (PostgreSQL):
+#   2. docker-compose.dev.yml against the Compose Specification's JSON schema
+#      and Confab's rules for it (infra/check-compose.sh)
+#   3. cargo fmt --all -- --check
+#   4. cargo clippy --workspace --all-targets -- -D warnings
+#   5. cargo test --workspace                      (embedded SQLite backend)
+#   6. cargo test --workspace with CONFAB_TEST_DATABASE_URL set (PostgreSQL):
 #      the server on 127.0.0.1:5432 when it answers as a `postgres` user that may
 #      create databases, otherwise a throwaway cluster this script starts on a
 #      free port (55432 upward) and removes again
-#   6. interoperability suites: infra/interop/run.sh when it exists
+#   7. interoperability suites: infra/interop/run.sh when it exists
 # Any failure stops the run with a non-zero exit and names the failing step.
 #
 # Environment:
-#   CONFAB_TEST_DATABASE_URL=postgres://...  use this admin URL for step 5
+#   CONFAB_TEST_DATABASE_URL=postgres://...  use this admin URL for step 6
 #                                            instead of looking for a server
 #   CI_FORCE_THROWAWAY_PG=1                  skip the server on :5432 and always
 #                                            start a throwaway cluster
@@ -112,7 +114,7 @@ ensure_tools() {
     python3 -m pip --version
 }
 
-# --- step 5: PostgreSQL -----------------------------------------------------------
+# --- step 6: PostgreSQL -----------------------------------------------------------
 
 # Set while this script runs its own cluster; pg_cleanup stops and removes it.
 pg_dir=""
@@ -268,7 +270,7 @@ with_test_postgres() {
     return "$status"
 }
 
-# --- step 6: interoperability suites --------------------------------------------
+# --- step 7: interoperability suites --------------------------------------------
 
 # Suites against third-party clients and servers (DESIGN.md §13) live in
 # infra/interop/run.sh, which installs its own pinned packages.
@@ -303,7 +305,7 @@ main() {
 
     export CARGO_TERM_COLOR=never
     export CARGO_INCREMENTAL=0
-    # The SQLite run must not inherit a PostgreSQL URL; step 5 uses it explicitly.
+    # The SQLite run must not inherit a PostgreSQL URL; step 6 uses it explicitly.
     preset_test_db_url=${CONFAB_TEST_DATABASE_URL:-}
     unset CONFAB_TEST_DATABASE_URL DATABASE_URL
 
@@ -313,22 +315,25 @@ main() {
 
     echo "Confab CI in $PWD ($(uname -sm), $(date -u '+%Y-%m-%d %H:%M:%S UTC'))"
 
-    step "1/6 tools"
+    step "1/7 tools"
     ensure_tools
 
-    step "2/6 cargo fmt --all -- --check"
+    step "2/7 docker-compose.dev.yml against the Compose Specification"
+    bash infra/check-compose.sh
+
+    step "3/7 cargo fmt --all -- --check"
     cargo fmt --all -- --check
 
-    step "3/6 cargo clippy --workspace --all-targets -- -D warnings"
+    step "4/7 cargo clippy --workspace --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets -- -D warnings
 
-    step "4/6 cargo test --workspace (SQLite)"
+    step "5/7 cargo test --workspace (SQLite)"
     cargo test --workspace
 
-    step "5/6 cargo test --workspace (PostgreSQL)"
+    step "6/7 cargo test --workspace (PostgreSQL)"
     with_test_postgres cargo test --workspace
 
-    step "6/6 interoperability suites"
+    step "7/7 interoperability suites"
     interop_suites
 }
 

@@ -69,7 +69,8 @@ start() {
     mkdir -p "$dir"
     local env_args=(-u DATABASE_URL -u PORT) var
     while IFS= read -r var; do env_args+=(-u "$var"); done < <(compgen -e | grep '^CONFAB_' || true)
-    (cd "$dir" && exec env "${env_args[@]}" RUST_LOG=warn NO_COLOR=1 "$@" "$target/release/$name" >"$work/$name.log" 2>&1 </dev/null) &
+    # Development: the benchmarks run on the development secrets of the defaults.
+    (cd "$dir" && exec env "${env_args[@]}" CONFAB__ENV=development RUST_LOG=warn NO_COLOR=1 "$@" "$target/release/$name" >"$work/$name.log" 2>&1 </dev/null) &
     pids+=($!)
     started_pid=$!
 }

@@ -116,7 +116,7 @@ base_url = "http://127.0.0.1:$upstream_port/plain/v1"
 kind = "openai"
 base_url = "http://127.0.0.1:$upstream_port/sse/v1"
 TOML
-CONFAB__SERVER__WORKERS=${PROXY_WORKERS:-0} RUST_LOG=warn "$repo/target/release/llm-proxy-service" --config "$work/proxy.toml" > "$work/proxy.log" 2>&1 &
+CONFAB__ENV=development CONFAB__SERVER__WORKERS=${PROXY_WORKERS:-0} RUST_LOG=warn "$repo/target/release/llm-proxy-service" --config "$work/proxy.toml" > "$work/proxy.log" 2>&1 &
 proxy_pid=$!
 pids+=("$proxy_pid")
 wait_for "http://127.0.0.1:$proxy_port/ready"

@@ -273,7 +273,8 @@ start_service() {
     while IFS= read -r var_name; do
         env_args+=(-u "$var_name")
     done < <(compgen -e | grep '^CONFAB_' || true)
-    env_args+=("PORT=$port" "CONFAB__SERVER__HOST=127.0.0.1" "NO_COLOR=1")
+    # Development: the suites use the development secrets of the defaults.
+    env_args+=("PORT=$port" "CONFAB__SERVER__HOST=127.0.0.1" "CONFAB__ENV=development" "NO_COLOR=1")
     [[ -z "$database" ]] || env_args+=("DATABASE_URL=$database")
     env_args+=("$@")
     # Runs in its own directory so nothing lands in the repo's ./data; stays

@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod http_client;
 pub mod ids;
+pub mod secrets;
 pub mod server;
 pub mod settings;
 pub mod telemetry;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use actix_web::web;
 use confab_kit::auth::{JwtSettings, JwtVerifier, ServiceAuth};
 use confab_kit::db::{self, Db};
+use confab_kit::secrets::{RunEnv, Secret, refuse_development_secrets};
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
 use confab_kit::settings::ServiceSettings;
 use confab_kit::settings::{DatabaseSettings, ServerSettings, TelemetrySettings};
@@ -33,6 +34,10 @@ pub const SERVICE: ServiceInfo = ServiceInfo {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// `development` accepts the development secrets of the defaults
+    /// (`CONFAB__ENV`; see `confab_kit::secrets`).
+    #[serde(default)]
+    pub env: RunEnv,
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     #[serde(default)]
@@ -103,6 +108,13 @@ pub struct AppState {
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    refuse_development_secrets(
+        settings.env,
+        [Secret::new(
+            "auth.service_token",
+            &settings.auth.service_token,
+        )],
+    )?;
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
     // Before any turn starts: replies a previous run left in flight were cut
     // off with it.

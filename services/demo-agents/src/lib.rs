@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, web};
 use anyhow::Context;
 use confab_kit::http_client::PerThreadClient;
+use confab_kit::secrets::{RunEnv, Secret, refuse_development_secrets};
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
 use confab_kit::settings::ServiceSettings;
 use confab_kit::settings::{ServerSettings, TelemetrySettings};
@@ -30,6 +31,10 @@ pub const SERVICE: ServiceInfo = ServiceInfo {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// `development` accepts the development secrets of the defaults
+    /// (`CONFAB__ENV`; see `confab_kit::secrets`).
+    #[serde(default)]
+    pub env: RunEnv,
     pub host: String,
     #[serde(default)]
     pub workers: usize,
@@ -86,6 +91,13 @@ impl Application {
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    refuse_development_secrets(
+        settings.env,
+        settings
+            .agents
+            .iter()
+            .map(|(name, agent)| Secret::new(format!("agents.{name}.key"), &agent.key)),
+    )?;
     let http = PerThreadClient::new(|| {
         reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5))
     })

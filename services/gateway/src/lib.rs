@@ -19,6 +19,7 @@ use std::time::Duration;
 use actix_web::web;
 use anyhow::Context;
 use confab_kit::db::{self, Db};
+use confab_kit::secrets::{RunEnv, Secret, refuse_development_secrets};
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
 use confab_kit::settings::ServiceSettings;
 use confab_kit::settings::{DatabaseSettings, ServerSettings, TelemetrySettings};
@@ -37,6 +38,10 @@ pub const SERVICE: ServiceInfo = ServiceInfo {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// `development` accepts the development secrets of the defaults
+    /// (`CONFAB__ENV`; see `confab_kit::secrets`).
+    #[serde(default)]
+    pub env: RunEnv,
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     #[serde(default)]
@@ -106,6 +111,13 @@ pub async fn build_on(
     listener: std::net::TcpListener,
     settings: Settings,
 ) -> anyhow::Result<Running> {
+    refuse_development_secrets(
+        settings.env,
+        [Secret::new(
+            "auth.service_token",
+            &settings.auth.service_token,
+        )],
+    )?;
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
     admin::bootstrap(&db, &settings.admin)
         .await

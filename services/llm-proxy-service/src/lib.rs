@@ -15,6 +15,7 @@ use std::sync::Arc;
 use actix_web::web;
 use confab_kit::auth::{JwtSettings, JwtVerifier, ServiceAuth};
 use confab_kit::db::{self, Db};
+use confab_kit::secrets::{RunEnv, Secret, refuse_development_secrets};
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
 use confab_kit::settings::{DatabaseSettings, ServerSettings, ServiceSettings, TelemetrySettings};
 use serde::Deserialize;
@@ -33,6 +34,10 @@ pub const SERVICE: ServiceInfo = ServiceInfo {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// `development` accepts the development secrets of the defaults
+    /// (`CONFAB__ENV`; see `confab_kit::secrets`).
+    #[serde(default)]
+    pub env: RunEnv,
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     #[serde(default)]
@@ -78,6 +83,19 @@ pub struct AppState {
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    let agent_keys = settings
+        .auth
+        .agent_keys
+        .iter()
+        .map(|(agent, key)| Secret::new(format!("auth.agent_keys.{agent}"), key));
+    refuse_development_secrets(
+        settings.env,
+        std::iter::once(Secret::new(
+            "auth.service_token",
+            &settings.auth.service_token,
+        ))
+        .chain(agent_keys),
+    )?;
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
     let providers = Providers::new(&settings.providers, settings.models.aliases.clone())?;
     let (recorder, recorder_stopped) = Recorder::start(db.clone(), &settings.recording)?;
