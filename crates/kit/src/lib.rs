@@ -8,6 +8,8 @@
 pub mod auth;
 pub mod db;
 pub mod error;
+#[cfg(feature = "testing")]
+pub mod fuzz;
 pub mod http_client;
 pub mod ids;
 pub mod secrets;

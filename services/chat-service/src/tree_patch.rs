@@ -175,6 +175,8 @@ pub fn serialised_len(value: &Value) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use confab_kit::fuzz;
+    use proptest::prelude::*;
     use serde_json::json;
 
     const LIMITS: TreeLimits = TreeLimits {
@@ -236,6 +238,65 @@ mod tests {
         let mut oversized = json!({"big": "y".repeat(200), "b": 1});
         let shrink = TreePatch::parse(&json!([{"op": "remove", "path": "/b"}]), small).unwrap();
         shrink.apply(&mut oversized, small).unwrap();
+    }
+
+    /// One operation as a client could write it: mostly well-formed, with
+    /// pointers into the kind of tree it patches, sometimes anything.
+    fn operation() -> impl Strategy<Value = Value> {
+        let pointer = prop_oneof![
+            prop::sample::select(vec!["", "/a", "/a/-", "/a/0", "/b", "/a/0/x", "/~1", "/-"])
+                .prop_map(str::to_owned),
+            any::<String>(),
+        ];
+        let op = prop::sample::select(vec!["add", "remove", "replace", "move", "copy", "test"]);
+        prop_oneof![
+            4 => (op, pointer.clone(), pointer, fuzz::json()).prop_map(|(op, path, from, value)| {
+                json!({"op": op, "path": path, "from": from, "value": value})
+            }),
+            1 => fuzz::json(),
+        ]
+    }
+
+    #[test]
+    fn fuzz_tree_patches_stay_within_the_limits_or_are_refused() {
+        let limits = TreeLimits {
+            max_bytes: 4096,
+            max_ops: 16,
+        };
+        let doubling = (0..30)
+            .map(|_| json!({"op": "copy", "from": "/a", "path": "/a/-"}))
+            .collect::<Vec<_>>();
+        let patches = prop_oneof![
+            4 => prop::collection::vec(operation(), 0..20).prop_map(Value::Array),
+            1 => fuzz::json(),
+            1 => (fuzz::json(), 0..30usize).prop_map(move |(value, copies)| {
+                let mut ops = vec![json!({"op": "add", "path": "/a", "value": [value]})];
+                ops.extend(doubling[..copies].iter().cloned());
+                Value::Array(ops)
+            }),
+        ];
+        let trees = prop_oneof![Just(json!({})), Just(json!({"a": [1]})), fuzz::json()];
+        fuzz::fuzz((trees, patches), |(tree, patch)| {
+            let initial = serialised_len(&tree);
+            match TreePatch::parse(&patch, limits) {
+                Err(PatchRefused::TooManyOps { ops, .. }) => prop_assert!(ops > limits.max_ops),
+                Err(refused) => prop_assert_eq!(refused.code(), "invalid_patch"),
+                Ok(parsed) => {
+                    let mut patched = tree.clone();
+                    match parsed.apply(&mut patched, limits) {
+                        Ok(()) => prop_assert!(
+                            serialised_len(&patched) <= limits.max_bytes.max(initial),
+                            "a patch that applied left the tree over the limit"
+                        ),
+                        Err(refused) => prop_assert!(
+                            matches!(refused.code(), "invalid_patch" | "tree_too_large"),
+                            "{refused}"
+                        ),
+                    }
+                }
+            }
+            Ok(())
+        });
     }
 
     #[test]

@@ -10,13 +10,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use common::{SERVICE_TOKEN, TestApp};
-use futures_util::{SinkExt, StreamExt};
+use common::TestApp;
+use common::ws::{next_json, open, send_text};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Resident memory of this process (the service runs in it), in KiB.
 fn rss_kib() -> u64 {
@@ -26,23 +23,6 @@ fn rss_kib() -> u64 {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
-}
-
-/// The next text frame of `ws`, as JSON.
-async fn next_json<S>(ws: &mut S) -> Value
-where
-    S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(30), ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Message::Text(text) = frame {
-            return serde_json::from_str(&text).unwrap();
-        }
-    }
 }
 
 /// An add of an 8,000-character string, then `copies` copies of the array
@@ -61,18 +41,12 @@ async fn a_tree_edit_that_doubles_the_tree_is_refused_before_memory_is_spent() {
     let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "tree").await;
 
-    let url = format!(
-        "{}/ws/chat?conversation_id={conversation}",
-        chat.url.replacen("http", "ws", 1)
-    );
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("x-service-token", SERVICE_TOKEN.parse().unwrap());
-    request
-        .headers_mut()
-        .insert("x-user-id", "usr-ada".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut ws = open(
+        &chat,
+        "usr-ada",
+        &format!("?conversation_id={conversation}"),
+    )
+    .await;
     assert_eq!(next_json(&mut ws).await["type"], "session_ready");
     assert_eq!(next_json(&mut ws).await["type"], "chat_history");
 
@@ -84,7 +58,7 @@ async fn a_tree_edit_that_doubles_the_tree_is_refused_before_memory_is_spent() {
         Value::Array(vec![json!({"op": "test", "path": "", "value": {}}); 101]),
     ] {
         let frame = json!({"type": "tree_edit", "data": {"patch": patch, "base_version": 0}});
-        ws.send(Message::text(frame.to_string())).await.unwrap();
+        send_text(&mut ws, &frame.to_string()).await;
         let answer = next_json(&mut ws).await;
         assert_eq!(answer["type"], "error", "{answer}");
         refused.push(answer["error"]["code"].as_str().unwrap().to_owned());

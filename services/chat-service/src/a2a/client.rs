@@ -396,3 +396,7 @@ fn parts(parts: Vec<confab_protocol::a2a::Part>) -> Vec<Result<AgentEvent, A2aEr
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "client_fuzz.rs"]
+mod fuzz;

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of this helper
 
+pub mod ws;
+
 use std::collections::BTreeMap;
 
 use confab_kit::settings::ServiceSettings;

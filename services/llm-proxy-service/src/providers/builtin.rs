@@ -727,3 +727,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "builtin_fuzz.rs"]
+mod fuzz;

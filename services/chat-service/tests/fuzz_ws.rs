@@ -1,0 +1,101 @@
+//! Fuzzing `/ws/chat` over a real socket, in both dialects: arbitrary text,
+//! arbitrary JSON and mutated valid frames. Whatever a client sends, every
+//! answer is a JSON frame, none is an internal error, and the socket keeps
+//! serving (it answers a ping afterwards). See `confab_kit::fuzz` for how
+//! to run this longer.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::TestApp;
+use common::ws::{Received, Socket, open, receive, send_text};
+use confab_kit::fuzz;
+use serde_json::Value;
+
+/// Valid frames of the envelope dialect (DESIGN §9); `close_session` is
+/// left out (it ends the socket, which mutations reach anyway).
+const ENVELOPE: &[&str] = &[
+    r#"{"type":"init_session","data":{"agent_id":"math"}}"#,
+    r#"{"type":"init_session","data":{"conversation_id":"conv-0000"}}"#,
+    r#"{"type":"user_prompt","data":{"prompt":"What is 6 * 7?"}}"#,
+    r#"{"type":"cancel","data":{}}"#,
+    r#"{"type":"tree_edit","data":{"patch":[{"op":"add","path":"/a","value":{"b":[1,2]}}],"base_version":0}}"#,
+    r#"{"type":"tree_edit","data":{"patch":[{"op":"copy","from":"/a","path":"/a/b/-"}],"base_version":1}}"#,
+    r#"{"type":"ping"}"#,
+];
+
+/// Valid frames of the compact dialect.
+const COMPACT: &[&str] = &[
+    r#"{"type":"message","text":"What is 6 * 7?"}"#,
+    r#"{"type":"ping"}"#,
+];
+
+/// Sends every fuzz input on one socket (a new one after a close), then
+/// checks the socket still answers a ping with a pong.
+async fn fuzz_dialect(chat: &TestApp, query: &str, samples: &[&str]) {
+    let samples = samples.iter().map(|s| (*s).to_owned()).collect();
+    let mut ws = open(chat, "usr-fuzz", query).await;
+    let mut sent = 0usize;
+    for text in fuzz::inputs(fuzz::client_text(samples)) {
+        send_text(&mut ws, &text).await;
+        sent += 1;
+        // Whatever came back so far: frames, or a close after a mutated
+        // close_session.
+        while let Ok(received) =
+            tokio::time::timeout(Duration::from_millis(5), receive(&mut ws)).await
+        {
+            match received {
+                Received::Json(frame) => check(&frame, &text),
+                Received::Closed(code) => {
+                    assert_eq!(code, Some(1000), "after {text:?}");
+                    ws = open(chat, "usr-fuzz", query).await;
+                }
+            }
+        }
+    }
+    assert!(sent > 0);
+    assert_pong(&mut ws).await;
+}
+
+/// A frame the server answered: JSON, and never an internal error.
+fn check(frame: &Value, after: &str) {
+    let code = match &frame["error"] {
+        Value::Object(error) => error.get("code").cloned(),
+        Value::String(_) => frame.get("code").cloned(),
+        _ => None,
+    };
+    assert_ne!(
+        code.as_ref().and_then(Value::as_str),
+        Some("internal"),
+        "{frame} after {after:?}"
+    );
+}
+
+/// Sends a ping and waits for the pong among whatever else comes.
+async fn assert_pong(ws: &mut Socket) {
+    send_text(ws, r#"{"type":"ping"}"#).await;
+    loop {
+        match receive(ws).await {
+            Received::Json(frame) if frame["type"] == "pong" => return,
+            Received::Json(frame) => check(&frame, "the final ping"),
+            Received::Closed(code) => panic!("the socket closed ({code:?})"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn fuzz_chat_socket_frames_get_clear_answers_in_both_dialects() {
+    let mut databases = Vec::new();
+    // Turns started by the fuzzer fail fast: nothing listens on port 9.
+    let agents = BTreeMap::from([("math".to_owned(), "http://127.0.0.1:9/".to_owned())]);
+    let chat = TestApp::start(&agents, &mut databases, |s| s.a2a.max_attempts = 1).await;
+    fuzz_dialect(&chat, "", ENVELOPE).await;
+    fuzz_dialect(&chat, "?dialect=compact", COMPACT).await;
+}
