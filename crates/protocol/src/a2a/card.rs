@@ -350,7 +350,10 @@ mod tests {
         assert_eq!(written["security"], json!([{"bearer": []}]));
         let read: AgentCard = serde_json::from_value(written).unwrap();
         assert_eq!(read, card);
-        assert_eq!(read.security_schemes["bearer"].http_scheme(), Some("Bearer"));
+        assert_eq!(
+            read.security_schemes["bearer"].http_scheme(),
+            Some("Bearer")
+        );
     }
 
     #[test]
@@ -370,7 +373,9 @@ mod tests {
         let schemes = &card.security_schemes;
         assert_eq!(schemes["v03"].http_scheme(), Some("bearer"));
         assert_eq!(schemes["v03"].v1, None);
-        assert!(matches!(&schemes["v1"].v1, Some(SecuritySchemeV1::ApiKey(key)) if key.name == "X-Key"));
+        assert!(
+            matches!(&schemes["v1"].v1, Some(SecuritySchemeV1::ApiKey(key)) if key.name == "X-Key")
+        );
         assert_eq!(schemes["oauth"], SecurityScheme::default());
         assert_eq!(schemes["mtls"], SecurityScheme::default());
         assert_eq!(card.security[1]["oauth"], vec!["read".to_owned()]);
