@@ -104,6 +104,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         chat: settings.chat.clone(),
         agents: Arc::new(Registry::new(
             settings.agents.clone(),
+            &settings.auth.service_token,
             reqwest::Client::new(),
         )?),
         a2a: A2aClient::new(
