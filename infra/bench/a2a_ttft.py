@@ -77,7 +77,9 @@ class Path:
 # --- the two paths: how a turn is sent and which events matter ------------------
 
 
-def direct_request(agent_url: str) -> tuple[str, dict, dict]:
+def direct_request(agent_url: str, token: str) -> tuple[str, dict, dict]:
+    """The agent takes calls only with the services' shared token, as
+    chat-service sends it."""
     body = {
         "jsonrpc": "2.0",
         "id": 1,
@@ -90,7 +92,7 @@ def direct_request(agent_url: str) -> tuple[str, dict, dict]:
             }
         },
     }
-    return agent_url, {"A2A-Version": "1.0"}, body
+    return agent_url, {"A2A-Version": "1.0", "Authorization": f"Bearer {token}"}, body
 
 
 def direct_event(event: dict) -> tuple[str | None, bool, str | None]:
@@ -222,7 +224,7 @@ async def worker(args, next_turn, direct: Path, through: Path, warm: bool, chat:
         in_conversation += 1
 
         async def go_direct():
-            url, headers, body = direct_request(args.agent_url)
+            url, headers, body = direct_request(args.agent_url, args.service_token)
             return await run_turn(agent_client, url, headers, body, direct_event)
 
         async def go_through():
@@ -294,7 +296,11 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agent-url", required=True, help="the agent's A2A JSON-RPC endpoint (POST)")
     parser.add_argument("--chat-url", required=True, help="chat-service's base URL")
-    parser.add_argument("--service-token", default="confab-dev-service-token")
+    parser.add_argument(
+        "--service-token",
+        default="confab-dev-service-token",
+        help="the services' shared token: chat-service trusts it, the agent requires it",
+    )
     parser.add_argument("--user", default="usr-bench")
     parser.add_argument("--turns", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=20)

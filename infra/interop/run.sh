@@ -13,8 +13,11 @@
 #      in a temporary directory (its log is there too), waits for /ready
 #   4. pytest -q infra/interop, with each service's URL in the environment:
 #        CONFAB_LLM_PROXY_URL   llm-proxy-service     (test_openai_llm_proxy.py)
-#        CONFAB_MATH_AGENT_URL, CONFAB_TEXT_AGENT_URL, CONFAB_TREE_AGENT_URL
-#                               demo-agents, thinking through a second
+#        CONFAB_MATH_AGENT_URL, CONFAB_TEXT_AGENT_URL, CONFAB_TREE_AGENT_URL,
+#        CONFAB_AGENT_TOKEN     demo-agents (every JSON-RPC call presents
+#                               CONFAB_AGENT_TOKEN, the services' shared
+#                               token: here their development default),
+#                               thinking through a second
 #                               llm-proxy-service whose builtin model is slowed
 #                               down so a task can be canceled or re-subscribed
 #                               to mid-way             (test_a2a_demo_agents.py)
@@ -390,6 +393,12 @@ main() {
         CONFAB__RATE_LIMITS__CHAT_POSTS_PER_MINUTE=1000
     service_database=0 start_service dashboard-proxy CONFAB_DASHBOARD_URL \
         "CONFAB__UPSTREAM__URL=ws://127.0.0.1:$gateway_port"
+
+    # The bearer token the demo agents accept: the shared service token,
+    # which every service here has at its development default.
+    CONFAB_AGENT_TOKEN=$(sed -n 's/^service_token = "\(.*\)"$/\1/p' "$repo/services/demo-agents/config/default.toml")
+    [[ -n "$CONFAB_AGENT_TOKEN" ]] || die "no service_token in services/demo-agents/config/default.toml"
+    export CONFAB_AGENT_TOKEN
 
     # The services are on 127.0.0.1: never through an HTTP proxy.
     export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"

@@ -24,6 +24,14 @@ The cancel and re-subscribe tests need a task that is still running a moment
 after it started: the environment is expected to slow the builtin LLM behind
 the agents down (llm-proxy-service's first_chunk_delay_ms / chunk_delay_ms).
 
+Every JSON-RPC call to an agent needs `Authorization: Bearer` with the
+services' shared token (or the agent's own inbound key); the card declares
+it (securitySchemes / securityRequirements in v1.0, / security in v0.3).
+The SDK clients here send it as a default header of their httpx client:
+CONFAB_AGENT_TOKEN (default: the development service token, which run.sh
+sets from the demo agents' defaults). One test checks that a call without
+it is refused.
+
 CONFAB_A2A_TIMEOUT (seconds, default 60) bounds each test, and every read of
 a stream.
 """
@@ -44,6 +52,7 @@ import pytest
 
 from a2a.client import A2ACardResolver, Client, ClientConfig, ClientFactory
 from a2a.client.card_resolver import parse_agent_card
+from a2a.client.errors import A2AClientError
 from a2a.compat.v0_3 import types as types_v03
 from a2a.compat.v0_3.versions import is_legacy_version
 from a2a.types.a2a_pb2 import (
@@ -75,6 +84,8 @@ CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
 QUESTION = "What is 6 * 7?"
 ANSWER = "42"
 TIMEOUT = float(os.environ.get("CONFAB_A2A_TIMEOUT", "60"))
+# The bearer token the agents accept (the services' shared token).
+AGENT_TOKEN = os.environ.get("CONFAB_AGENT_TOKEN") or "confab-dev-service-token"
 VERSIONS = ["1.0", "0.3"]
 
 # The JSON-RPC method names each version uses for the calls of these tests.
@@ -139,11 +150,13 @@ class Wire:
         )
 
 
-def new_http(wire: Wire | None = None) -> httpx.AsyncClient:
+def new_http(wire: Wire | None = None, token: str | None = AGENT_TOKEN) -> httpx.AsyncClient:
+    """An httpx client that presents `token` on every request (None: no credential)."""
     # httpx's default timeout is 5 s, which would end a stream whose events
     # come more than 5 s apart (A2AClientTimeoutError).
     hooks = {"request": [wire.on_request]} if wire else {}
-    return httpx.AsyncClient(timeout=httpx.Timeout(TIMEOUT), event_hooks=hooks)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.AsyncClient(timeout=httpx.Timeout(TIMEOUT), event_hooks=hooks, headers=headers)
 
 
 async def fetch_raw_card(http: httpx.AsyncClient, base: str) -> dict[str, Any]:
@@ -186,10 +199,13 @@ def v03_card(raw: dict[str, Any]) -> AgentCard:
 
 
 @contextlib.asynccontextmanager
-async def sdk_client(base: str, version: str) -> AsyncIterator[tuple[Client, Wire]]:
-    """An SDK client of the agent at `base` speaking `version`, and its wire."""
+async def sdk_client(
+    base: str, version: str, token: str | None = AGENT_TOKEN
+) -> AsyncIterator[tuple[Client, Wire]]:
+    """An SDK client of the agent at `base` speaking `version` and presenting
+    `token` (None: no credential), and its wire."""
     wire = Wire()
-    async with new_http(wire) as http:
+    async with new_http(wire, token) as http:
         if version == "1.0":
             card = await A2ACardResolver(http, base).get_agent_card()
         else:
@@ -307,6 +323,12 @@ def test_card_is_read_by_the_sdk(name):
     ]
     assert v1, f"no JSON-RPC interface with protocolVersion 1.0: {card.supported_interfaces}"
     assert all(url.rstrip("/") == base for url in v1), f"the v1.0 interface is not at {base}/: {v1}"
+    # Security as a v1.0 client reads it: one requirement, naming an HTTP
+    # bearer scheme declared in securitySchemes.
+    assert [list(r.schemes) for r in card.security_requirements] == [["bearer"]], card.security_requirements
+    scheme = card.security_schemes["bearer"]
+    assert scheme.WhichOneof("scheme") == "http_auth_security_scheme", scheme
+    assert scheme.http_auth_security_scheme.scheme.lower() == "bearer"
 
 
 @pytest.mark.parametrize("name", list(AGENT_VARS))
@@ -329,8 +351,56 @@ def test_card_is_read_by_v03_clients(name):
     assert is_legacy_version(legacy.protocol_version), (
         f"the card's protocolVersion {legacy.protocol_version!r} is not a v0.3 version"
     )
+    # Security as a v0.3 client reads it (OpenAPI shapes).
+    assert legacy.security == [{"bearer": []}], legacy.security
+    scheme = legacy.security_schemes["bearer"].root
+    assert isinstance(scheme, types_v03.HTTPAuthSecurityScheme), scheme
+    assert scheme.scheme.lower() == "bearer"
     card = v03_card(raw)
     assert card.supported_interfaces[0].url.rstrip("/") == base
+
+
+# --- authentication -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_call_without_the_credential_is_refused(version):
+    base = agent_url("math")
+
+    async def go():
+        async with new_http(token=None) as http:
+            # The card stays public.
+            raw_card = await fetch_raw_card(http, base)
+        async with sdk_client(base, version, token=None) as (client, wire):
+            with pytest.raises(A2AClientError) as refused:
+                await collect(client.send_message(user_message(QUESTION)))
+        # The same call as raw JSON-RPC, to read the agent's answer itself.
+        async with new_http(token=None) as http:
+            headers = {"A2A-Version": version} if version == "1.0" else {}
+            body = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": METHODS[version]["stream"],
+                "params": {"message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": QUESTION}]}},
+            }
+            raw = await http.post(base + "/", json=body, headers=headers)
+        async with new_http(token="not-the-token") as http:
+            wrong = await http.post(base + "/", json=body, headers=headers)
+        return raw_card, refused.value, wire, raw, wrong
+
+    raw_card, error, wire, raw, wrong = run(go())
+    assert "bearer" in raw_card.get("securitySchemes", {}), raw_card
+    wire.assert_spoke(version, "stream")
+    cause = error.__cause__
+    assert isinstance(cause, httpx.HTTPStatusError), f"not refused over HTTP: {error!r}"
+    assert cause.response.status_code == 401, error
+    assert raw.status_code == 401
+    assert raw.headers["www-authenticate"].startswith("Bearer")
+    answer = raw.json()
+    assert answer["jsonrpc"] == "2.0" and "result" not in answer, answer
+    assert "authentication required" in answer["error"]["message"], answer
+    assert wrong.status_code == 401
+    assert 'error="invalid_token"' in wrong.headers["www-authenticate"]
 
 
 # --- streaming ------------------------------------------------------------------

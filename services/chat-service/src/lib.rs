@@ -108,12 +108,17 @@ pub struct AppState {
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    let agent_keys = settings.agents.iter().filter_map(|(id, agent)| {
+        let key = agent.key.as_ref()?;
+        Some(Secret::new(format!("agents.{id}.key"), key.expose()))
+    });
     refuse_development_secrets(
         settings.env,
-        [Secret::new(
+        std::iter::once(Secret::new(
             "auth.service_token",
             &settings.auth.service_token,
-        )],
+        ))
+        .chain(agent_keys),
     )?;
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
     // Before any turn starts: replies a previous run left in flight were cut
@@ -130,6 +135,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         chat: settings.chat.clone(),
         agents: Arc::new(Registry::new(
             settings.agents.clone(),
+            &settings.auth.service_token,
             reqwest::Client::new(),
         )?),
         a2a: A2aClient::new(

@@ -63,6 +63,7 @@ async fn cancel_mid_stream_cancels_the_agents_task_and_keeps_the_message_cancele
     let task: Value = chat
         .http
         .post(&agents["math"])
+        .bearer_auth(common::SERVICE_TOKEN)
         .header("A2A-Version", "1.0")
         .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": task_id}}))
         .send()

@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
+use crate::auth::Authenticated;
 use crate::llm::{Attribution, LlmClient, LlmEvent};
 use crate::tasks::TaskStore;
 use crate::tree::WorkingTree;
@@ -84,7 +85,10 @@ impl Default for ConfabContext {
 }
 
 impl ConfabContext {
-    pub fn from_metadata(metadata: Option<&Map<String, Value>>) -> Self {
+    /// The context a request's metadata carries. Only an authenticated
+    /// request's: its `user_id` is passed on to llm-proxy-service under the
+    /// agent's own key, which attributes the calls to that user.
+    pub fn from_metadata(_caller: Authenticated, metadata: Option<&Map<String, Value>>) -> Self {
         let Some(confab) = metadata.and_then(|m| m.get("confab")) else {
             return Self::default();
         };
@@ -134,6 +138,12 @@ impl TaskRun {
     /// task's subscribers. A subscriber going away does not stop it; only
     /// `CancelTask` does.
     pub async fn run(self, llm: LlmClient) {
+        // However the run stops (a panic, the runtime going away), the task
+        // ends, and stops counting as running.
+        let _ended = EndsTask {
+            tasks: self.tasks.clone(),
+            task_id: self.task_id.clone(),
+        };
         let publish = |response| self.tasks.publish(&self.task_id, response);
         publish(StreamResponse::Task(Task {
             id: self.task_id.clone(),
@@ -312,5 +322,19 @@ impl TaskRun {
             status: self.status(state, text),
             metadata,
         })
+    }
+}
+
+/// Fails its task, if the task has not ended, when dropped: the task's run
+/// owns one for as long as it runs.
+struct EndsTask {
+    tasks: Arc<TaskStore>,
+    task_id: String,
+}
+
+impl Drop for EndsTask {
+    fn drop(&mut self) {
+        self.tasks
+            .fail_if_running(&self.task_id, "the agent stopped working on the task");
     }
 }

@@ -4,7 +4,9 @@
 //! One card for clients of both generations: `supportedInterfaces` lists the
 //! JSON-RPC endpoint once per version it speaks (v1.0 clients pick from it),
 //! and the v0.3 fields `url`, `preferredTransport` and `protocolVersion`
-//! point v0.3 clients at the same endpoint.
+//! point v0.3 clients at the same endpoint. Its security fields, in both
+//! versions' shapes, say that every call needs `Authorization: Bearer`
+//! ([`crate::auth`]).
 
 use confab_protocol::a2a::{
     AgentCapabilities, AgentCard, AgentInterface, AgentSkill, JSONRPC_BINDING, ProtocolVersion,
@@ -70,7 +72,7 @@ pub fn card(kind: AgentKind, base_url: &str) -> AgentCard {
         ),
     };
     let url = format!("{}/", base_url.trim_end_matches('/'));
-    AgentCard {
+    let mut card = AgentCard {
         name: name.into(),
         description: description.into(),
         supported_interfaces: ProtocolVersion::ALL
@@ -94,5 +96,10 @@ pub fn card(kind: AgentKind, base_url: &str) -> AgentCard {
         // v0.3 cards carry the full version number.
         protocol_version: Some("0.3.0".into()),
         additional_interfaces: Vec::new(),
-    }
+        security_schemes: Default::default(),
+        security_requirements: Vec::new(),
+        security: Vec::new(),
+    };
+    crate::auth::declare(&mut card);
+    card
 }

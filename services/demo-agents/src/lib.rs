@@ -2,6 +2,7 @@
 //! (DESIGN §8). Each agent is its own HTTP server on its own port.
 
 pub mod agent;
+pub mod auth;
 pub mod card;
 pub mod llm;
 pub mod rpc;
@@ -41,7 +42,22 @@ pub struct Settings {
     #[serde(default)]
     pub telemetry: TelemetrySettings,
     pub llm: LlmSettings,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
     pub agents: BTreeMap<String, AgentSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// The services' shared token: a caller presenting it may call every
+    /// agent (chat-service does).
+    pub service_token: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    /// Tasks one agent runs at once; past it a new one is refused (429).
+    pub max_running_tasks: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +66,11 @@ pub struct AgentSettings {
     pub port: u16,
     /// The agent key llm-proxy-service knows this agent by.
     pub key: String,
+    /// A key only this agent accepts from its callers, besides the service
+    /// token (for a caller that should reach this agent and no other
+    /// service). None, or empty, accepts the service token only.
+    #[serde(default)]
+    pub inbound_key: Option<String>,
     /// The URL the agent card advertises, when clients reach the agent by
     /// another name than `host:port` (a container name, a load balancer).
     #[serde(default)]
@@ -65,6 +86,7 @@ pub struct AgentState {
     pub kind: AgentKind,
     pub llm: LlmClient,
     pub tasks: std::sync::Arc<tasks::TaskStore>,
+    pub credentials: auth::Credentials,
 }
 
 /// The running agents, by name.
@@ -91,17 +113,29 @@ impl Application {
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    let agent_secrets = settings.agents.iter().flat_map(|(name, agent)| {
+        let inbound = agent
+            .inbound_key
+            .as_deref()
+            .map(|key| Secret::new(format!("agents.{name}.inbound_key"), key));
+        std::iter::once(Secret::new(format!("agents.{name}.key"), &agent.key)).chain(inbound)
+    });
     refuse_development_secrets(
         settings.env,
-        settings
-            .agents
-            .iter()
-            .map(|(name, agent)| Secret::new(format!("agents.{name}.key"), &agent.key)),
+        std::iter::once(Secret::new(
+            "auth.service_token",
+            &settings.auth.service_token,
+        ))
+        .chain(agent_secrets),
     )?;
     let http = PerThreadClient::new(|| {
         reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5))
     })
     .context("building the HTTP client")?;
+    anyhow::ensure!(
+        settings.limits.max_running_tasks > 0,
+        "limits.max_running_tasks must be at least 1 (it is how many tasks an agent runs at once)"
+    );
     let mut agents = Vec::new();
     for (name, agent) in &settings.agents {
         let kind = AgentKind::parse(name)
@@ -123,7 +157,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let state = web::Data::new(AgentState {
             kind,
             llm: LlmClient::new(http.clone(), settings.llm.clone(), agent.key.clone()),
-            tasks: Default::default(),
+            tasks: std::sync::Arc::new(tasks::TaskStore::new(settings.limits.max_running_tasks)),
+            credentials: auth::Credentials::new(
+                &settings.auth.service_token,
+                agent.inbound_key.as_deref(),
+            ),
         });
         let running = server::serve(
             listener,

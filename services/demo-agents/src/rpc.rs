@@ -7,6 +7,11 @@
 //! in 1.0, `message/stream` in 0.3); params are read into the internal model
 //! and results written back in the same version, so everything past this
 //! file is version-blind.
+//!
+//! Every call must be authenticated ([`crate::auth`]): one that is not gets
+//! HTTP 401 with a JSON-RPC error before its body is even read. A new task
+//! past the agent's limit of running tasks gets HTTP 429 with `Retry-After`
+//! and a JSON-RPC error, and is not started.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,7 +29,8 @@ use tokio::sync::broadcast;
 
 use crate::AgentState;
 use crate::agent::{ConfabContext, TaskRun};
-use crate::tasks::CancelError;
+use crate::auth::{Authenticated, Refusal};
+use crate::tasks::{Busy, CancelError};
 
 /// Largest JSON-RPC request read; a message to an agent is text, far below.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
@@ -32,11 +38,20 @@ pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// The versions an agent serves, as the error for any other names them.
 const SUPPORTED_VERSIONS: &str = "1.0, 0.3";
 
+/// Seconds a caller refused for a busy agent is asked to wait: a demo
+/// agent's task takes a few seconds, so a slot is soon free; chat-service's
+/// own first retry waits as long.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
 pub async fn handle(
     req: HttpRequest,
     agent: web::Data<AgentState>,
     payload: web::Payload,
 ) -> HttpResponse {
+    let caller = match agent.credentials.check(&req) {
+        Ok(caller) => caller,
+        Err(refusal) => return unauthenticated(agent.kind.name(), refusal),
+    };
     let request = match read_request(payload).await {
         Ok(request) => request,
         Err((id, error)) => return rpc_error(id, error),
@@ -96,9 +111,15 @@ pub async fn handle(
                 .as_ref()
                 .and_then(|c| c.blocking)
                 .unwrap_or(true);
-            let (task_id, live) = match start_task(&req, &agent, params) {
+            let (task_id, live) = match start_task(&req, &agent, caller, params) {
                 Ok(started) => started,
-                Err(error) => return rpc_error(id, error),
+                Err(StartError::Busy(busy)) => return agent_busy(id, busy),
+                Err(StartError::Vanished) => {
+                    return rpc_error(
+                        id,
+                        JsonRpcError::new(error_code::INTERNAL_ERROR, "the task vanished"),
+                    );
+                }
             };
             match method {
                 Method::SendStreamingMessage => sse(version, id, None, live),
@@ -171,37 +192,46 @@ fn requested_version(req: &HttpRequest) -> Result<ProtocolVersion, String> {
     }
 }
 
+/// Why no task was started.
+enum StartError {
+    Busy(Busy),
+    /// Forgotten between being stored and being subscribed to (cannot
+    /// happen: a running task is never forgotten).
+    Vanished,
+}
+
 /// Creates the task and starts its run; returns its id and a subscription
 /// taken before the run starts, so the caller misses none of its results.
 fn start_task(
     req: &HttpRequest,
     agent: &AgentState,
+    caller: Authenticated,
     params: SendMessageRequest,
-) -> Result<(String, broadcast::Receiver<Arc<StreamResponse>>), JsonRpcError> {
-    let context = ConfabContext::from_metadata(params.metadata.as_ref());
+) -> Result<(String, broadcast::Receiver<Arc<StreamResponse>>), StartError> {
+    let context = ConfabContext::from_metadata(caller, params.metadata.as_ref());
     let task_id = new_id("task");
     let context_id = params
         .message
         .context_id
         .clone()
         .unwrap_or_else(|| new_id("ctx"));
-    let cancel = agent.tasks.insert(Task {
-        id: task_id.clone(),
-        context_id: context_id.clone(),
-        status: TaskStatus {
-            state: TaskState::Submitted,
-            message: None,
-            timestamp: None,
-        },
-        artifacts: Vec::new(),
-        history: vec![params.message.clone()],
-        metadata: None,
-    });
+    let cancel = agent
+        .tasks
+        .try_insert(Task {
+            id: task_id.clone(),
+            context_id: context_id.clone(),
+            status: TaskStatus {
+                state: TaskState::Submitted,
+                message: None,
+                timestamp: None,
+            },
+            artifacts: Vec::new(),
+            history: vec![params.message.clone()],
+            metadata: None,
+        })
+        .map_err(StartError::Busy)?;
     let Some((_, live)) = agent.tasks.subscribe(&task_id) else {
-        return Err(JsonRpcError::new(
-            error_code::INTERNAL_ERROR,
-            "the task vanished",
-        ));
+        return Err(StartError::Vanished);
     };
     let run = TaskRun {
         kind: agent.kind,
@@ -361,4 +391,45 @@ fn invalid_params(id: Value, message: String) -> HttpResponse {
 /// JSON-RPC errors travel in a 200 response, as the binding specifies.
 fn rpc_error(id: Value, error: JsonRpcError) -> HttpResponse {
     HttpResponse::Ok().json(JsonRpcResponse::<Value>::failure(id, error))
+}
+
+/// HTTP 401, where A2A puts authentication (it has no JSON-RPC code for
+/// it), with the challenge RFC 6750 asks for and a JSON-RPC error saying
+/// what to send. The id is null: the body was not read.
+fn unauthenticated(agent: &str, refusal: Refusal) -> HttpResponse {
+    let (challenge, message) = match refusal {
+        Refusal::Missing => (
+            format!(r#"Bearer realm="{agent}""#),
+            "authentication required: send Authorization: Bearer with the service token \
+             or this agent's inbound key (see securitySchemes in the agent card)",
+        ),
+        Refusal::Invalid => (
+            format!(r#"Bearer realm="{agent}", error="invalid_token""#),
+            "the bearer token is not accepted by this agent",
+        ),
+    };
+    HttpResponse::Unauthorized()
+        .insert_header(("www-authenticate", challenge))
+        .json(JsonRpcResponse::<Value>::failure(
+            Value::Null,
+            JsonRpcError::new(error_code::UNAUTHENTICATED, message),
+        ))
+}
+
+/// HTTP 429 with `Retry-After`, which chat-service retries like any 429
+/// before the first event, and the JSON-RPC error that says why.
+fn agent_busy(id: Value, busy: Busy) -> HttpResponse {
+    let Busy { running, limit } = busy;
+    HttpResponse::TooManyRequests()
+        .insert_header(("retry-after", BUSY_RETRY_AFTER_SECS.to_string()))
+        .json(JsonRpcResponse::<Value>::failure(
+            id,
+            JsonRpcError::new(
+                error_code::INTERNAL_ERROR,
+                format!(
+                    "the agent is busy: {running} tasks are running (limit {limit}); \
+                     retry later"
+                ),
+            ),
+        ))
 }

@@ -95,6 +95,7 @@ async fn malformed_json_rpc_gets_the_right_error_and_the_agent_keeps_serving() {
         let request = agent
             .http
             .post(agent.url("math"))
+            .bearer_auth(&agent.service_token)
             .header("content-type", "application/json")
             .body(body);
         async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
@@ -144,6 +145,7 @@ async fn a_dropped_stream_is_picked_up_again_with_subscribe_to_task() {
     let response = agent
         .http
         .post(agent.url("math"))
+        .bearer_auth(&agent.service_token)
         .header("A2A-Version", "1.0")
         .json(&body)
         .send()

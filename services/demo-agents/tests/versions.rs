@@ -191,6 +191,7 @@ async fn the_version_header_decides_which_method_names_are_understood() {
     let by_query: Value = agents
         .http
         .post(format!("{}?A2A-Version=1.0", agents.url("math")))
+        .bearer_auth(&agents.service_token)
         .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": params}))
         .send()
         .await

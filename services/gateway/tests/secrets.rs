@@ -69,6 +69,7 @@ async fn every_service_refuses_to_start_with_the_development_secrets() {
     }
     let err = refusal(demo_agents::build(agents).await);
     assert!(err.contains("agents.math.key is too short"), "{err}");
+    assert!(err.contains("CONFAB__AUTH__SERVICE_TOKEN"), "{err}");
     assert!(err.contains("CONFAB__AGENTS__TREE__KEY"), "{err}");
 }
 

@@ -5,6 +5,13 @@
 //! v0.3 card has one `url` with its `preferredTransport`, `protocolVersion`
 //! and `additionalInterfaces`. A card may carry both, as the demo agents'
 //! cards do, so clients of either generation find an endpoint they speak.
+//!
+//! Security is declared the same way, in both generations' shapes at once:
+//! `securitySchemes` (one field name, two shapes: each scheme carries the
+//! v1.0 oneof member and the v0.3 OpenAPI fields side by side, see
+//! [`SecurityScheme`]), `securityRequirements` (v1.0) and `security` (v0.3).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +54,124 @@ pub struct AgentSkill {
     pub examples: Vec<String>,
 }
 
+/// HTTP authentication (`Authorization: <scheme> <credentials>`): the
+/// `HTTPAuthSecurityScheme` of both versions, which name its fields alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpAuthSecurityScheme {
+    /// The HTTP authentication scheme (RFC 7235), e.g. `Bearer`; case does
+    /// not matter.
+    pub scheme: String,
+    /// How a bearer token is formatted (e.g. `JWT`); documentation only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// An API key in a header, query parameter or cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeySecurityScheme {
+    /// The header, query parameter or cookie that carries the key.
+    pub name: String,
+    /// `header`, `query` or `cookie`.
+    pub location: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The v1.0 shape of a security scheme: a protobuf oneof, written as an
+/// object with exactly one member (`{"httpAuthSecurityScheme": {...}}`).
+/// The members Confab does not model (OAuth 2, OpenID Connect, mTLS) read
+/// as no v1.0 shape at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecuritySchemeV1 {
+    #[serde(rename = "httpAuthSecurityScheme")]
+    HttpAuth(HttpAuthSecurityScheme),
+    #[serde(rename = "apiKeySecurityScheme")]
+    ApiKey(ApiKeySecurityScheme),
+}
+
+/// The v0.3 shape of a security scheme: the OpenAPI 3.0 Security Scheme
+/// Object, tagged by `type`. The types Confab does not model (`oauth2`,
+/// `openIdConnect`, `mutualTLS`) read as no v0.3 shape at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum SecuritySchemeV03 {
+    #[serde(rename = "http")]
+    Http(HttpAuthSecurityScheme),
+    #[serde(rename = "apiKey")]
+    ApiKey {
+        name: String,
+        #[serde(rename = "in")]
+        location: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+}
+
+/// One entry of a card's `securitySchemes`, in either version's shape or
+/// in both at once (the members of one never collide with the other's:
+/// v1.0 nests under the oneof member's name, v0.3 is flat). Each reader
+/// takes its own shape and skips the other's fields as unknown, as both
+/// versions' readers do with the other's card fields. A scheme Confab does
+/// not model reads as `v1: None, v03: None` rather than failing the card:
+/// chat-service reads cards it did not write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SecurityScheme {
+    #[serde(flatten, default)]
+    pub v1: Option<SecuritySchemeV1>,
+    #[serde(flatten, default)]
+    pub v03: Option<SecuritySchemeV03>,
+}
+
+impl SecurityScheme {
+    /// `Authorization: Bearer <token>`, declared in both versions' shapes.
+    pub fn bearer(description: impl Into<String>) -> Self {
+        let description = Some(description.into());
+        Self {
+            v1: Some(SecuritySchemeV1::HttpAuth(HttpAuthSecurityScheme {
+                scheme: "Bearer".into(),
+                bearer_format: None,
+                description: description.clone(),
+            })),
+            // OpenAPI spells the scheme in lower case.
+            v03: Some(SecuritySchemeV03::Http(HttpAuthSecurityScheme {
+                scheme: "bearer".into(),
+                bearer_format: None,
+                description,
+            })),
+        }
+    }
+
+    /// The HTTP authentication scheme this declares, whichever shape it came in.
+    pub fn http_scheme(&self) -> Option<&str> {
+        match (&self.v1, &self.v03) {
+            (Some(SecuritySchemeV1::HttpAuth(http)), _)
+            | (_, Some(SecuritySchemeV03::Http(http))) => Some(&http.scheme),
+            _ => None,
+        }
+    }
+}
+
+/// The scopes one scheme of a requirement needs (v1.0 `StringList`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct StringList {
+    #[serde(default)]
+    pub list: Vec<String>,
+}
+
+/// v1.0: one way to satisfy a card's security, every scheme of it together
+/// (the requirements of a card are alternatives).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SecurityRequirement {
+    #[serde(default)]
+    pub schemes: BTreeMap<String, StringList>,
+}
+
+/// v0.3 (OpenAPI): scheme name → required scopes.
+pub type LegacySecurityRequirement = BTreeMap<String, Vec<String>>;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentCard {
@@ -76,9 +201,29 @@ pub struct AgentCard {
     /// v0.3: more endpoints, same protocol version as `url`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub additional_interfaces: Vec<LegacyInterface>,
+    /// Both versions: the schemes the requirements name, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub security_schemes: BTreeMap<String, SecurityScheme>,
+    /// v1.0: how to authenticate; any one requirement will do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_requirements: Vec<SecurityRequirement>,
+    /// v0.3: the same as `securityRequirements`, in the OpenAPI shape.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security: Vec<LegacySecurityRequirement>,
 }
 
 impl AgentCard {
+    /// Declares that every call needs the scheme `name`, in both versions'
+    /// fields.
+    pub fn require(&mut self, name: &str, scheme: SecurityScheme) {
+        self.security_schemes.insert(name.to_owned(), scheme);
+        self.security_requirements.push(SecurityRequirement {
+            schemes: BTreeMap::from([(name.to_owned(), StringList::default())]),
+        });
+        self.security
+            .push(BTreeMap::from([(name.to_owned(), Vec::new())]));
+    }
+
     /// Every endpoint the card names, v1.0 and v0.3 alike.
     pub fn interfaces(&self) -> Vec<AgentInterface> {
         let mut all = self.supported_interfaces.clone();
@@ -181,5 +326,59 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(card.jsonrpc_endpoint(), None);
+    }
+
+    #[test]
+    fn a_bearer_scheme_is_written_in_both_versions_shapes() {
+        let mut card: AgentCard = serde_json::from_value(json!({
+            "name": "math", "description": "d", "version": "1"
+        }))
+        .unwrap();
+        card.require("bearer", SecurityScheme::bearer("the token"));
+        let written = serde_json::to_value(&card).unwrap();
+        assert_eq!(
+            written["securitySchemes"],
+            json!({"bearer": {
+                "httpAuthSecurityScheme": {"scheme": "Bearer", "description": "the token"},
+                "type": "http", "scheme": "bearer", "description": "the token"
+            }})
+        );
+        assert_eq!(
+            written["securityRequirements"],
+            json!([{"schemes": {"bearer": {"list": []}}}])
+        );
+        assert_eq!(written["security"], json!([{"bearer": []}]));
+        let read: AgentCard = serde_json::from_value(written).unwrap();
+        assert_eq!(read, card);
+        assert_eq!(
+            read.security_schemes["bearer"].http_scheme(),
+            Some("Bearer")
+        );
+    }
+
+    #[test]
+    fn schemes_of_one_version_or_unmodelled_ones_do_not_fail_the_card() {
+        let card: AgentCard = serde_json::from_value(json!({
+            "name": "other", "description": "d", "version": "1",
+            "securitySchemes": {
+                "v03": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "v1": {"apiKeySecurityScheme": {"name": "X-Key", "location": "header"}},
+                "oauth": {"type": "oauth2", "flows": {"clientCredentials": {"tokenUrl": "https://t", "scopes": {}}}},
+                "mtls": {"mtlsSecurityScheme": {}}
+            },
+            "security": [{"v03": []}, {"oauth": ["read"]}],
+            "securityRequirements": [{"schemes": {"v1": {"list": []}}}]
+        }))
+        .unwrap();
+        let schemes = &card.security_schemes;
+        assert_eq!(schemes["v03"].http_scheme(), Some("bearer"));
+        assert_eq!(schemes["v03"].v1, None);
+        assert!(
+            matches!(&schemes["v1"].v1, Some(SecuritySchemeV1::ApiKey(key)) if key.name == "X-Key")
+        );
+        assert_eq!(schemes["oauth"], SecurityScheme::default());
+        assert_eq!(schemes["mtls"], SecurityScheme::default());
+        assert_eq!(card.security[1]["oauth"], vec!["read".to_owned()]);
+        assert!(card.security_requirements[0].schemes.contains_key("v1"));
     }
 }

@@ -102,6 +102,11 @@ pub mod error_code {
     pub const METHOD_NOT_FOUND: i64 = -32601;
     pub const INVALID_PARAMS: i64 = -32602;
     pub const INTERNAL_ERROR: i64 = -32603;
+    /// Confab's: a call without an accepted credential (HTTP 401). A2A
+    /// leaves authentication to HTTP and defines no JSON-RPC code for it;
+    /// this is the first of the implementation-defined server errors,
+    /// which A2A's own codes (-32001 on) leave free.
+    pub const UNAUTHENTICATED: i64 = -32000;
     pub const TASK_NOT_FOUND: i64 = -32001;
     pub const TASK_NOT_CANCELABLE: i64 = -32002;
     pub const PUSH_NOTIFICATION_NOT_SUPPORTED: i64 = -32003;

@@ -12,7 +12,9 @@ pub mod jsonrpc;
 pub mod model;
 pub mod v03;
 
-pub use card::{AgentCapabilities, AgentCard, AgentInterface, AgentSkill};
+pub use card::{
+    AgentCapabilities, AgentCard, AgentInterface, AgentSkill, SecurityRequirement, SecurityScheme,
+};
 pub use jsonrpc::{JsonRpcError, JsonRpcRequest, JsonRpcResponse, error_code};
 pub use model::*;
 

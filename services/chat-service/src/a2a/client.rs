@@ -1,6 +1,7 @@
 //! A2A calls to an agent over JSON-RPC, in the protocol version the agent's
 //! card offers (v1.0 or v0.3): streaming sends and re-subscriptions read as
-//! SSE with eventsource-stream, and `CancelTask`.
+//! SSE with eventsource-stream, and `CancelTask`. Every call presents the
+//! agent's credential as `Authorization: Bearer`.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use confab_protocol::a2a::{
 use confab_protocol::chat::TokenUsage;
 use eventsource_stream::Eventsource;
 use futures_util::{StreamExt, stream};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// An agent's stream results, as a turn reads them.
@@ -41,13 +43,21 @@ pub enum AgentEvent {
 }
 
 impl A2aError {
+    fn from_status(status: reqwest::StatusCode) -> Self {
+        match status {
+            reqwest::StatusCode::UNAUTHORIZED => A2aError::Unauthorized,
+            status => A2aError::Status(status.as_u16()),
+        }
+    }
+
     /// Worth another attempt: the agent could not be reached, was
     /// overloaded (429) or failed (5xx) before saying anything.
     pub fn is_retryable(&self) -> bool {
         match self {
             A2aError::Connect(_) => true,
             A2aError::Status(status) => *status == 429 || *status >= 500,
-            A2aError::Rpc { .. }
+            A2aError::Unauthorized
+            | A2aError::Rpc { .. }
             | A2aError::Stream(_)
             | A2aError::Canceled
             | A2aError::Unusable(_) => false,
@@ -61,6 +71,13 @@ pub enum A2aError {
     Connect(String),
     #[error("agent answered HTTP {0}")]
     Status(u16),
+    /// The agent refused chat-service's credential: a configuration error,
+    /// not worth a retry.
+    #[error(
+        "the agent refused chat-service's credential (HTTP 401): check the agent's `key` \
+         in chat-service's settings, or the service token both sides share"
+    )]
+    Unauthorized,
     #[error("agent error {code}: {message}")]
     Rpc { code: i64, message: String },
     #[error("agent stream broke: {0}")]
@@ -168,7 +185,7 @@ impl A2aClient {
             .await
             .map_err(|e| A2aError::Connect(e.to_string()))?;
         if !response.status().is_success() {
-            return Err(A2aError::Status(response.status().as_u16()));
+            return Err(A2aError::from_status(response.status()));
         }
         let body: JsonRpcResponse<Value> = response
             .json()
@@ -207,6 +224,7 @@ impl A2aClient {
             .http
             .get()
             .post(&agent.url)
+            .bearer_auth(agent.credential.expose())
             .header(VERSION_HEADER, agent.version.as_str())
             .json(&envelope);
         trace.apply(call)
@@ -227,7 +245,7 @@ impl A2aClient {
             .map_err(|e| A2aError::Connect(e.to_string()))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(A2aError::Status(status.as_u16()));
+            return Err(A2aError::from_status(status));
         }
         let is_sse = response
             .headers()
@@ -283,11 +301,40 @@ impl Trace {
     }
 }
 
-/// Where an agent is reached and the protocol version spoken there.
+/// Where an agent is reached, the protocol version spoken there and the
+/// credential it is called with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub url: String,
     pub version: ProtocolVersion,
+    pub credential: AgentCredential,
+}
+
+/// The bearer token chat-service presents to an agent: the agent's own key
+/// from the settings, else the service token. Never shown: its `Debug` is
+/// redacted, and reqwest marks the header it goes into as sensitive.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct AgentCredential(String);
+
+impl AgentCredential {
+    pub fn new(token: &str) -> Self {
+        Self(token.into())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AgentCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AgentCredential([redacted])")
+    }
 }
 
 /// How long `GetTask` or `CancelTask` may take: short calls, and a turn
@@ -395,6 +442,23 @@ fn parts(parts: Vec<confab_protocol::a2a::Part>) -> Vec<Result<AgentEvent, A2aEr
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_never_shows_its_credential() {
+        let endpoint = Endpoint {
+            url: "http://127.0.0.1:8101/".into(),
+            version: ProtocolVersion::V1_0,
+            credential: AgentCredential::new("s3cret-agent-key"),
+        };
+        let shown = format!("{endpoint:?} {:?}", endpoint.credential);
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! over what an agent says about itself (a card may name an address only
 //! reachable from elsewhere, such as a container's public URL). The card
 //! decides the protocol version: the newest JSON-RPC version it offers that
-//! Confab speaks, unless the configuration names one.
+//! Confab speaks, unless the configuration names one. Every call carries
+//! the agent's `key`, else the service token (DESIGN §5: agents accept
+//! JSON-RPC only from an authenticated caller).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use confab_protocol::a2a::{AGENT_CARD_PATH, AgentCard, ProtocolVersion};
 use serde::Deserialize;
 use tokio::sync::RwLock;
 
-use crate::a2a::client::{A2aError, Endpoint};
+use crate::a2a::client::{A2aError, AgentCredential, Endpoint};
 
 /// How long a fetched card is trusted before it is fetched again.
 const CARD_TTL: Duration = Duration::from_secs(300);
@@ -28,10 +30,15 @@ pub struct AgentEntry {
     /// decides.
     #[serde(default)]
     pub protocol_version: Option<String>,
+    /// The bearer token this agent accepts from chat-service (its inbound
+    /// key); without it, or empty, the service token is sent.
+    #[serde(default)]
+    pub key: Option<AgentCredential>,
 }
 
 pub struct Registry {
     agents: BTreeMap<String, AgentEntry>,
+    service_token: AgentCredential,
     cards: RwLock<HashMap<String, (AgentCard, Instant)>>,
     http: reqwest::Client,
 }
@@ -40,6 +47,7 @@ impl Registry {
     /// Fails on a configured protocol version Confab does not speak.
     pub fn new(
         agents: BTreeMap<String, AgentEntry>,
+        service_token: &str,
         http: reqwest::Client,
     ) -> anyhow::Result<Self> {
         for (id, agent) in &agents {
@@ -52,6 +60,7 @@ impl Registry {
         }
         Ok(Self {
             agents,
+            service_token: AgentCredential::new(service_token),
             cards: RwLock::new(HashMap::new()),
             http,
         })
@@ -81,9 +90,15 @@ impl Registry {
                 version
             }
         };
+        let credential = entry
+            .key
+            .clone()
+            .filter(|key| !key.is_empty())
+            .unwrap_or_else(|| self.service_token.clone());
         Ok(Endpoint {
             url: entry.url.clone(),
             version,
+            credential,
         })
     }
 

@@ -24,6 +24,16 @@ pub async fn start_agents(
     chunk_delay_ms: u64,
     databases: &mut Vec<TestDatabase>,
 ) -> BTreeMap<String, String> {
+    start_agents_with(chunk_delay_ms, databases, |_| {}).await
+}
+
+/// As `start_agents`, with the agents' settings adjusted by `tweak` (their
+/// default service token is chat-service's: both are the development one).
+pub async fn start_agents_with(
+    chunk_delay_ms: u64,
+    databases: &mut Vec<TestDatabase>,
+    tweak: impl FnOnce(&mut demo_agents::Settings),
+) -> BTreeMap<String, String> {
     init_test_tracing();
     let database = TestDatabase::new("llm-proxy").await.unwrap();
     let mut llm = llm_proxy_service::Settings::defaults().unwrap();
@@ -42,6 +52,7 @@ pub async fn start_agents(
     for agent in settings.agents.values_mut() {
         agent.port = 0;
     }
+    tweak(&mut settings);
     let names: Vec<String> = settings.agents.keys().cloned().collect();
     let agents = demo_agents::build(settings).await.unwrap();
     let urls = names

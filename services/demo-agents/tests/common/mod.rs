@@ -1,6 +1,7 @@
 //! The demo agents as tests start them: every agent on its own port, all
 //! thinking through a real llm-proxy-service (builtin model, fresh
-//! database), and one JSON-RPC client to call them with.
+//! database), and one JSON-RPC client to call them with, which presents
+//! the service token as chat-service does.
 
 #![allow(dead_code, reason = "each test file uses part of this helper")]
 
@@ -20,6 +21,10 @@ pub const V03: Option<&str> = None;
 pub struct Agents {
     urls: BTreeMap<String, String>,
     pub http: reqwest::Client,
+    /// The service token the agents accept, which `post` presents.
+    pub service_token: String,
+    /// The llm-proxy-service the agents think through.
+    llm_url: String,
     _database: TestDatabase,
 }
 
@@ -27,6 +32,14 @@ impl Agents {
     /// `chunk_delay_ms` slows the builtin model down, to leave time to
     /// cancel or drop a stream mid-way.
     pub async fn start(chunk_delay_ms: u64) -> Self {
+        Self::start_with(chunk_delay_ms, |_| {}).await
+    }
+
+    /// As `start`, with the agents' settings adjusted by `tweak`.
+    pub async fn start_with(
+        chunk_delay_ms: u64,
+        tweak: impl FnOnce(&mut demo_agents::Settings),
+    ) -> Self {
         init_test_tracing();
         let database = TestDatabase::new("llm-proxy").await.unwrap();
         let mut llm = llm_proxy_service::Settings::defaults().unwrap();
@@ -39,10 +52,12 @@ impl Agents {
         let llm_url = format!("http://127.0.0.1:{}", llm.port());
         tokio::spawn(llm.run_until_stopped());
         let mut settings = demo_agents::Settings::defaults().unwrap();
-        settings.llm.base_url = llm_url;
+        settings.llm.base_url = llm_url.clone();
         for agent in settings.agents.values_mut() {
             agent.port = 0;
         }
+        tweak(&mut settings);
+        let service_token = settings.auth.service_token.clone();
         let names: Vec<String> = settings.agents.keys().cloned().collect();
         let agents = demo_agents::build(settings).await.unwrap();
         let urls = names
@@ -56,6 +71,8 @@ impl Agents {
         Self {
             urls,
             http: reqwest::Client::new(),
+            service_token,
+            llm_url,
             _database: database,
         }
     }
@@ -64,11 +81,45 @@ impl Agents {
         &self.urls[agent]
     }
 
-    /// Posts a JSON-RPC request (any JSON) to `agent`.
+    /// The LLM calls llm-proxy-service recorded for `user`, newest first,
+    /// asked as the services ask (the service token and `X-User-Id`).
+    pub async fn llm_calls(&self, user: &str) -> Vec<Value> {
+        let page: Value = self
+            .http
+            .get(format!("{}/llm-calls", self.llm_url))
+            .header("x-service-token", &self.service_token)
+            .header("x-user-id", user)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["items"].as_array().unwrap().clone()
+    }
+
+    /// Posts a JSON-RPC request (any JSON) to `agent`, with the service
+    /// token.
     pub async fn post(&self, agent: &str, version: Option<&str>, body: Value) -> reqwest::Response {
+        self.post_with(agent, version, Some(&self.service_token), body)
+            .await
+    }
+
+    /// Posts a JSON-RPC request to `agent` with `token` as its bearer token,
+    /// or no `Authorization` at all.
+    pub async fn post_with(
+        &self,
+        agent: &str,
+        version: Option<&str>,
+        token: Option<&str>,
+        body: Value,
+    ) -> reqwest::Response {
         let mut request = self.http.post(self.url(agent)).json(&body);
         if let Some(version) = version {
             request = request.header("A2A-Version", version);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
         }
         request.send().await.unwrap()
     }
