@@ -10,47 +10,10 @@
 
 mod common;
 
-use common::echo::Echo;
+use common::echo::stack_with_echo;
 use common::{Stack, error_code};
 use futures_util::StreamExt;
-use gateway::proxy::routing::RouteConfig;
 use serde_json::{Value, json};
-
-fn route(prefix: &str, upstream: &str, rewrite: &str, inject_auth: bool) -> RouteConfig {
-    RouteConfig {
-        prefix: prefix.into(),
-        upstream: upstream.into(),
-        rewrite: rewrite.into(),
-        inject_auth,
-        rate_limited: false,
-    }
-}
-
-/// The stack plus an echo upstream behind `/echo` (auth injected), `/raw`
-/// (no auth), `/slow`, `/sse`, and `/down` (nothing listens there).
-async fn stack_with_echo(configure: impl FnOnce(&mut gateway::Settings)) -> (Stack, Echo) {
-    let echo = Echo::start().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let down = format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port());
-    drop(closed);
-    let echo_url = echo.url.clone();
-    let stack = Stack::start_with(move |settings| {
-        settings.upstreams.insert("echo".into(), echo_url);
-        settings.upstreams.insert("down".into(), down);
-        settings.extra_routes = vec![
-            route("/echo", "echo", "/echo", true),
-            route("/raw", "echo", "/raw", false),
-            route("/slow", "echo", "/slow", false),
-            route("/sse", "echo", "/sse", false),
-            route("/down", "down", "/", false),
-            route("/api/chat/sessions", "chat", "/chat/conversations", true),
-        ];
-        settings.timeouts.response_secs = 2;
-        configure(settings);
-    })
-    .await;
-    (stack, echo)
-}
 
 #[tokio::test]
 async fn forged_identity_from_a_client_never_reaches_an_upstream() {

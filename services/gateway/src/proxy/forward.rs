@@ -1,5 +1,10 @@
 //! Forwards a request along its route and streams the reply back.
 //!
+//! Paths: the path is decoded and checked once, before routing, for plain
+//! requests and WebSockets alike; a dot segment, an encoded `/` or `\` or a
+//! NUL is refused with 400 `bad_path` (see `path`), and the rest of the path
+//! goes upstream as segments the gateway encoded itself.
+//!
 //! Identity: whatever identity a client sends (`_auth` in the body,
 //! `X-User-*`, `X-Service-Token`, `Authorization`) is stripped; on routes
 //! that inject auth the gateway adds its own from the verified access token,
@@ -35,6 +40,7 @@ use serde_json::Value;
 
 use super::UpstreamClient;
 use super::coalesce::Coalesce;
+use super::path::RequestPath;
 use super::routing::Route;
 use super::upstream::{self, RequestBody};
 use crate::GatewayState;
@@ -91,9 +97,12 @@ pub async fn forward(
     } else {
         (None, req.query_string().to_owned())
     };
+    // Decoded and checked once, for plain requests and WebSockets alike:
+    // what is routed is what is forwarded (see `path`).
+    let path = RequestPath::parse(req.path())?;
     let (route, target) = state
         .routes
-        .resolve(req.path(), &query)
+        .resolve(&path, &query)
         .ok_or_else(|| ApiError::not_found("route"))?;
     // The routing table matches here, not actix: one lookup per request
     // instead of a pattern per route. So actix has no pattern to count the
@@ -123,6 +132,8 @@ pub async fn forward(
     let mut headers = upstream_headers(&req, &state, identity.as_ref());
 
     if upgrade {
+        // `target` was written segment by segment by `path`: the URL parse
+        // of the handshake finds nothing in it to normalise.
         let url = format!("{}{target}", route.upstream.base_url);
         return tunnel(&req, &state, &http.websocket, &url, headers, payload).await;
     }

@@ -11,6 +11,8 @@
 //!
 //! An idle connection is closed after [`KEEP_ALIVE`], so tests can see a
 //! kept-alive connection closed under the gateway.
+//!
+//! [`stack_with_echo`] starts the stack with the echo behind operator routes.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -19,8 +21,11 @@ use std::time::Duration;
 use actix_web::web::{Bytes, Data, Payload};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use futures_util::StreamExt;
+use gateway::proxy::routing::RouteConfig;
 use serde_json::json;
 use tokio::sync::Notify;
+
+use super::Stack;
 
 /// How long the echo keeps an idle connection open.
 pub const KEEP_ALIVE: Duration = Duration::from_millis(500);
@@ -117,4 +122,40 @@ async fn sse(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .streaming(events)
+}
+
+fn route(prefix: &str, upstream: &str, rewrite: &str, inject_auth: bool) -> RouteConfig {
+    RouteConfig {
+        prefix: prefix.into(),
+        upstream: upstream.into(),
+        rewrite: rewrite.into(),
+        inject_auth,
+        rate_limited: false,
+    }
+}
+
+/// The stack plus an echo upstream behind `/echo` (auth injected), `/raw`
+/// (no auth), `/slow`, `/sse`, and `/down` (nothing listens there).
+pub async fn stack_with_echo(configure: impl FnOnce(&mut gateway::Settings)) -> (Stack, Echo) {
+    let echo = Echo::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let echo_url = echo.url.clone();
+    let stack = Stack::start_with(move |settings| {
+        settings.upstreams.insert("echo".into(), echo_url);
+        settings.upstreams.insert("down".into(), down);
+        settings.extra_routes = vec![
+            route("/echo", "echo", "/echo", true),
+            route("/raw", "echo", "/raw", false),
+            route("/slow", "echo", "/slow", false),
+            route("/sse", "echo", "/sse", false),
+            route("/down", "down", "/", false),
+            route("/api/chat/sessions", "chat", "/chat/conversations", true),
+        ];
+        settings.timeouts.response_secs = 2;
+        configure(settings);
+    })
+    .await;
+    (stack, echo)
 }
