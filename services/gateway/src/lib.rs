@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use actix_web::web;
 use anyhow::Context;
+use confab_kit::auth::ServiceAuth;
 use confab_kit::db::{self, Db};
-use confab_kit::server::{self, Readiness, Running, ServiceInfo};
+use confab_kit::server::{self, MetricsAccess, Readiness, Running, ServiceInfo};
 use confab_kit::settings::ServiceSettings;
 use confab_kit::settings::{DatabaseSettings, ServerSettings, TelemetrySettings};
 use serde::Deserialize;
@@ -128,6 +129,16 @@ pub async fn build_on(
     let cors = cors::CorsPolicy::new(&settings.cors)?;
     let connect_timeout = Duration::from_secs(settings.timeouts.connect_secs);
     let websocket = proxy::UpstreamClient::websocket_client(connect_timeout)?;
+    // The gateway faces clients: its metrics (routes, traffic, timings) go
+    // to the service token or an admin only (issue 16).
+    let metrics_access = {
+        let keys = keys.clone();
+        let service = ServiceAuth::new(settings.auth.service_token.as_str());
+        MetricsAccess::Guarded(Arc::new(move |req| {
+            let (keys, service) = (keys.clone(), service.clone());
+            Box::pin(async move { auth::authenticate_operator(&req, &service, &keys).await })
+        }))
+    };
     let state = web::Data::new(GatewayState {
         db: db.clone(),
         keys,
@@ -145,11 +156,12 @@ pub async fn build_on(
         dummy_hash: passwords::dummy_hash().await?,
     });
     let body_limit = settings.limits.body_bytes;
-    let running = server::serve(
+    let running = server::serve_with(
         listener,
         &settings.server,
         SERVICE,
         Readiness::Database(db.clone()),
+        metrics_access,
         move |cfg| {
             // Everything the gateway serves itself or proxies sits in one
             // scope so the CORS policy wraps it (and answers preflights).

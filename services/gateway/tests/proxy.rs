@@ -287,6 +287,7 @@ async fn gateway_metrics(stack: &Stack) -> String {
     stack
         .http
         .get(format!("{}/metrics", stack.gateway))
+        .header("x-service-token", &stack.service_token)
         .send()
         .await
         .unwrap()
