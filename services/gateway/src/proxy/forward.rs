@@ -396,7 +396,17 @@ fn inject_auth(body: Bytes, identity: &AuthContext) -> Result<Bytes, ApiError> {
         _ => ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")),
     })?;
     if shape.names_auth {
-        let mut value: Value = serde_json::from_slice(&body).map_err(ApiError::internal)?;
+        // The shape check skipped values unbuilt; building them can still
+        // fail on what it let through (nesting past serde_json's recursion
+        // limit, a number out of f64's range): the client's doing, not ours.
+        let mut value: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "unsupported_json",
+                format!(
+                    "a body that names {AUTH_FIELD} is rewritten whole, and this one cannot be: {e}"
+                ),
+            )
+        })?;
         if let Some(object) = value.as_object_mut() {
             object.insert(
                 AUTH_FIELD.to_owned(),
@@ -588,6 +598,20 @@ mod tests {
         let body = inject_auth(Bytes::from(sent.clone()), &ada()).unwrap();
         assert!(body.starts_with(sent.trim_end_matches('}').as_bytes()));
         assert!(body.ends_with(br#""role":"user"}}"#));
+    }
+
+    #[test]
+    fn a_forged_auth_the_gateway_cannot_rebuild_is_a_client_error() {
+        let deep = format!(
+            r#"{{"_auth":{{}},"a":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        for body in [deep.as_str(), r#"{"_auth":1,"n":1e400}"#] {
+            let err = inject_auth(Bytes::from(body.to_owned()), &ada()).unwrap_err();
+            assert_eq!(err.status().as_u16(), 400, "{body}");
+            assert_eq!(err.code(), "unsupported_json", "{body}");
+        }
     }
 
     #[test]
