@@ -14,6 +14,7 @@ use common::echo::stack_with_echo;
 use common::{Stack, error_code};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[tokio::test]
 async fn forged_identity_from_a_client_never_reaches_an_upstream() {
@@ -86,6 +87,61 @@ async fn forged_identity_from_a_client_never_reaches_an_upstream() {
     // A new trace is started when the client sent none.
     let started = raw["headers"]["traceparent"][0].as_str().unwrap();
     assert_eq!(started.split('-').count(), 4, "{started}");
+}
+
+#[tokio::test]
+async fn agent_and_conversation_headers_from_a_client_never_reach_an_upstream() {
+    let (stack, echo) = stack_with_echo(|_| {}).await;
+    let user = stack.user("ada").await;
+    // With the service token the gateway adds, llm-proxy-service would take
+    // these as the call's attribution: they are the gateway's to set, not a
+    // client's.
+    for path in ["/echo/x", "/raw/x"] {
+        let seen: Value = stack
+            .http
+            .post(format!("{}{path}", stack.gateway))
+            .bearer_auth(&user.token)
+            .header("x-agent-id", "math")
+            .header("X-Conversation-Id", "conv-victim")
+            .json(&json!({"text": "hi"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let headers = &seen["headers"];
+        assert!(headers.get("x-agent-id").is_none(), "{path}: {headers}");
+        assert!(
+            headers.get("x-conversation-id").is_none(),
+            "{path}: {headers}"
+        );
+    }
+    // A WebSocket handshake passes on the same headers as a request.
+    let mut request = format!("{}/echo/ws?token={}", stack.gateway, user.token)
+        .replacen("http", "ws", 1)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("x-agent-id", "math".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("x-conversation-id", "conv-victim".parse().unwrap());
+    // The echo is no WebSocket server: it answers the handshake with 200.
+    assert!(tokio_tungstenite::connect_async(request).await.is_err());
+    let received = echo.received.lock().unwrap().clone();
+    let handshake = received.last().unwrap();
+    assert_eq!(handshake["path"], "/echo/ws", "{handshake}");
+    assert_eq!(handshake["headers"]["upgrade"], json!(["websocket"]));
+    assert!(
+        handshake["headers"].get("x-agent-id").is_none(),
+        "{handshake}"
+    );
+    assert!(
+        handshake["headers"].get("x-conversation-id").is_none(),
+        "{handshake}"
+    );
 }
 
 #[tokio::test]

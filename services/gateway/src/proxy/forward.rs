@@ -6,7 +6,8 @@
 //! goes upstream as segments the gateway encoded itself.
 //!
 //! Identity: whatever identity a client sends (`_auth` in the body,
-//! `X-User-*`, `X-Service-Token`, `Authorization`) is stripped; on routes
+//! `X-User-*`, `X-Service-Token`, `Authorization`, `X-Agent-Id`,
+//! `X-Conversation-Id`) is stripped; on routes
 //! that inject auth the gateway adds its own from the verified access token,
 //! with the service token. A JSON body that is rewritten loses its
 //! `Content-Length`.
@@ -31,8 +32,8 @@ use confab_kit::ApiError;
 use confab_kit::trace_context::TRACEPARENT;
 use confab_kit::ws_tunnel::{self, HandshakeError};
 use confab_protocol::auth::{
-    AUTH_FIELD, AuthContext, REQUEST_ID_HEADER, SERVICE_TOKEN_HEADER, USER_ID_HEADER,
-    USER_NAME_HEADER, USER_ROLE_HEADER,
+    AGENT_ID_HEADER, AUTH_FIELD, AuthContext, CONVERSATION_ID_HEADER, REQUEST_ID_HEADER,
+    SERVICE_TOKEN_HEADER, USER_ID_HEADER, USER_NAME_HEADER, USER_ROLE_HEADER,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::header::{CONTENT_LENGTH, HeaderMap as UpstreamHeaders, HeaderName, HeaderValue};
@@ -47,7 +48,10 @@ use crate::GatewayState;
 use crate::auth::{authenticate, authenticate_upgrade};
 
 /// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1),
-/// plus the ones the gateway sets itself.
+/// plus the ones the gateway sets itself, and the attribution headers a
+/// service trusts next to the service token (`X-Agent-Id`,
+/// `X-Conversation-Id`: llm-proxy-service files a call under them), which
+/// only the services themselves may send.
 const NOT_FORWARDED: &[&str] = &[
     "connection",
     "keep-alive",
@@ -66,6 +70,8 @@ const NOT_FORWARDED: &[&str] = &[
     USER_ID_HEADER,
     USER_ROLE_HEADER,
     USER_NAME_HEADER,
+    AGENT_ID_HEADER,
+    CONVERSATION_ID_HEADER,
     REQUEST_ID_HEADER,
 ];
 

@@ -3,7 +3,8 @@
 //! the gateway forwarded. It is not a copy of a Confab service.
 //!
 //! - `/echo/…`, `/raw/…`: `{"method","path","query","headers","body","body_len",
-//!   "peer_port"}` (the port of the connection the request came over)
+//!   "peer_port"}` (the port of the connection the request came over); a
+//!   WebSocket handshake is answered the same way (a refusal)
 //! - `/slow`: answers after 30 s (the gateway's 504)
 //! - `/sse`: two SSE events; the second only after the test calls
 //!   [`Echo::release_second_event`], so a gateway that buffered the first
@@ -73,10 +74,14 @@ type State = Data<(Arc<Notify>, Arc<Mutex<Vec<serde_json::Value>>>)>;
 
 async fn echo(req: HttpRequest, mut payload: Payload, state: State) -> HttpResponse {
     let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        match chunk {
-            Ok(chunk) => body.extend_from_slice(&chunk),
-            Err(_) => return HttpResponse::BadRequest().finish(),
+    // A WebSocket handshake's payload is the connection itself, read to its
+    // end: answered (200, a refusal) without reading it.
+    if !req.headers().contains_key("upgrade") {
+        while let Some(chunk) = payload.next().await {
+            match chunk {
+                Ok(chunk) => body.extend_from_slice(&chunk),
+                Err(_) => return HttpResponse::BadRequest().finish(),
+            }
         }
     }
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
