@@ -281,6 +281,41 @@ async fn the_eleventh_login_attempt_from_one_ip_in_a_minute_gets_429() {
 }
 
 #[tokio::test]
+async fn login_limits_count_an_ipv6_client_by_its_64() {
+    // Behind a reverse proxy the gateway is told to trust, the client's
+    // address comes in X-Forwarded-For: the way to test other addresses
+    // than 127.0.0.1.
+    let stack = Stack::start_with(|settings| {
+        settings.rate_limits.login_per_minute = 2;
+        settings.rate_limits.trust_forwarded_for = true;
+    })
+    .await;
+    let login_from = |ip: &'static str| {
+        stack
+            .http
+            .post(format!("{}/api/v1/auth/login", stack.gateway))
+            .header("x-forwarded-for", ip)
+            .json(&json!({"username": "nobody", "password": "wrong password"}))
+            .send()
+    };
+    // Three addresses of one /64 share its two attempts.
+    for ip in ["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe"] {
+        assert_eq!(login_from(ip).await.unwrap().status(), 401, "{ip}");
+    }
+    let limited = login_from("2001:db8:1:2:a:b:c:d").await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert_eq!(error_code(limited).await, "rate_limited");
+    // The next /64 is another client.
+    assert_eq!(login_from("2001:db8:1:3::1").await.unwrap().status(), 401);
+    // IPv4 counts per address, and an IPv4-mapped IPv6 address as IPv4.
+    for ip in ["10.0.0.1", "::ffff:10.0.0.1"] {
+        assert_eq!(login_from(ip).await.unwrap().status(), 401, "{ip}");
+    }
+    assert_eq!(login_from("10.0.0.1").await.unwrap().status(), 429);
+    assert_eq!(login_from("10.0.0.2").await.unwrap().status(), 401);
+}
+
+#[tokio::test]
 async fn registrations_are_limited_per_ip_too() {
     let stack = Stack::start_with(|settings| settings.rate_limits.register_per_minute = 3).await;
     for n in 0..3 {

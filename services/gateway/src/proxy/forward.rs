@@ -131,7 +131,7 @@ pub async fn forward(
     if route.rate_limited && req.method() == actix_web::http::Method::POST {
         let key = match &identity {
             Some(identity) => identity.user_id.clone(),
-            None => state.limits.client_ip(&req).to_string(),
+            None => crate::limits::rate_key(state.limits.client_ip(&req)).to_string(),
         };
         state.limits.check_chat_post(&key)?;
     }
