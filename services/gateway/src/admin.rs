@@ -43,7 +43,11 @@ impl std::fmt::Debug for AdminSettings {
     }
 }
 
-pub async fn bootstrap(db: &Db, settings: &AdminSettings) -> anyhow::Result<()> {
+pub async fn bootstrap(
+    db: &Db,
+    settings: &AdminSettings,
+    passwords: &passwords::Hasher,
+) -> anyhow::Result<()> {
     if settings.username.trim().is_empty() {
         return Ok(());
     }
@@ -74,7 +78,7 @@ pub async fn bootstrap(db: &Db, settings: &AdminSettings) -> anyhow::Result<()> 
     let row = UserRow {
         id: confab_kit::ids::new_id("usr"),
         username: username.as_str().to_owned(),
-        password_hash: passwords::hash(password.into_string()).await?,
+        password_hash: passwords.hash(password.into_string()).await?,
         role: admin.to_owned(),
         created_at: Utc::now().naive_utc(),
     };

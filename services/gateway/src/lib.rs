@@ -68,6 +68,8 @@ pub struct AuthSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct LimitSettings {
     pub body_bytes: usize,
+    /// Password hashes run at once (0: one per core).
+    pub password_hashes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,6 +96,8 @@ pub struct GatewayState {
     pub refresh_ttl_secs: i64,
     /// Verified against when a login names an unknown user (equal timing).
     pub dummy_hash: String,
+    /// Hashes and verifies passwords, a bounded number at a time.
+    pub passwords: passwords::Hasher,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
@@ -108,7 +112,8 @@ pub async fn build_on(
     settings: Settings,
 ) -> anyhow::Result<Running> {
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
-    admin::bootstrap(&db, &settings.admin)
+    let passwords = passwords::Hasher::new(settings.limits.password_hashes);
+    admin::bootstrap(&db, &settings.admin, &passwords)
         .await
         .context("bootstrapping the configured admin")?;
     let keys = KeyRing::load(
@@ -153,7 +158,8 @@ pub async fn build_on(
         response_timeout: Duration::from_secs(settings.timeouts.response_secs),
         body_limit: settings.limits.body_bytes,
         refresh_ttl_secs: settings.auth.refresh_token_ttl_secs,
-        dummy_hash: passwords::dummy_hash().await?,
+        dummy_hash: passwords.dummy_hash().await?,
+        passwords,
     });
     let body_limit = settings.limits.body_bytes;
     let running = server::serve_with(
