@@ -59,6 +59,25 @@ struct RequestTrace {
     hop: std::cell::OnceCell<String>,
 }
 
+/// Who may read `/metrics`.
+#[derive(Clone, Default)]
+pub enum MetricsAccess {
+    /// Anyone: for services that only the other services reach.
+    #[default]
+    Public,
+    /// Whoever the check lets through; its error is the answer otherwise.
+    /// The gateway faces clients, so it serves its metrics only to the
+    /// service token or an admin (issue 16).
+    Guarded(MetricsGuard),
+}
+
+/// The check run on every request to a guarded `/metrics`.
+pub type MetricsGuard = std::sync::Arc<
+    dyn Fn(HttpRequest) -> futures_util::future::LocalBoxFuture<'static, Result<(), ApiError>>
+        + Send
+        + Sync,
+>;
+
 /// A bound, not yet running service.
 pub struct Running {
     port: u16,
@@ -107,12 +126,34 @@ pub fn bind(settings: &ServerSettings) -> std::io::Result<TcpListener> {
 }
 
 /// Builds the HTTP server: the common routes and middleware around the
-/// service's own routes from `configure`.
+/// service's own routes from `configure`. `/metrics` is public.
 pub fn serve<F>(
     listener: TcpListener,
     settings: &ServerSettings,
     info: ServiceInfo,
     readiness: Readiness,
+    configure: F,
+) -> std::io::Result<Running>
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    serve_with(
+        listener,
+        settings,
+        info,
+        readiness,
+        MetricsAccess::Public,
+        configure,
+    )
+}
+
+/// [`serve`] with `/metrics` served as `metrics_access` says.
+pub fn serve_with<F>(
+    listener: TcpListener,
+    settings: &ServerSettings,
+    info: ServiceInfo,
+    readiness: Readiness,
+    metrics_access: MetricsAccess,
     configure: F,
 ) -> std::io::Result<Running>
 where
@@ -129,6 +170,7 @@ where
             .app_data(web::Data::new(info))
             .app_data(web::Data::new(readiness.clone()))
             .app_data(web::Data::new(metrics.clone()))
+            .app_data(web::Data::new(metrics_access.clone()))
             .wrap(from_fn(request_context))
             .route("/health", web::get().to(health))
             .route("/ready", web::get().to(ready))
@@ -186,11 +228,18 @@ async fn ready(readiness: web::Data<Readiness>) -> Result<HttpResponse, ApiError
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }
 
-async fn render_metrics(handle: web::Data<PrometheusHandle>) -> HttpResponse {
+async fn render_metrics(
+    req: HttpRequest,
+    handle: web::Data<PrometheusHandle>,
+    access: web::Data<MetricsAccess>,
+) -> Result<HttpResponse, ApiError> {
+    if let MetricsAccess::Guarded(check) = access.get_ref() {
+        check(req).await?;
+    }
     handle.run_upkeep();
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(handle.render())
+        .body(handle.render()))
 }
 
 async fn no_route() -> Result<HttpResponse, ApiError> {

@@ -1,10 +1,14 @@
 //! The administrator bootstrapped from configuration.
 //!
 //! With `[admin] username` set, start-up makes sure that user exists with
-//! the `admin` role: created with `[admin] password` when missing, promoted
-//! when it exists. An existing user's password is left alone, so the
-//! configured one is only the first password (change it afterwards; keep it
-//! in `CONFAB__ADMIN__PASSWORD`, not in a file).
+//! the `admin` role: created with `[admin] password` when missing. An
+//! existing account of that name that is not an admin is promoted only with
+//! `[admin] promote_existing = true`; otherwise start-up fails. Anyone may
+//! register a free username, so whoever registered `admin` before the
+//! operator configured it would otherwise become admin, with their own
+//! password, at the next restart. An existing user's password is left
+//! alone, so the configured one is only the first password (change it
+//! afterwards; keep it in `CONFAB__ADMIN__PASSWORD`, not in a file).
 
 use anyhow::Context;
 use chrono::Utc;
@@ -23,6 +27,10 @@ pub struct AdminSettings {
     pub username: String,
     #[serde(default)]
     pub password: String,
+    /// Promote an existing non-admin account of that name instead of
+    /// refusing to start.
+    #[serde(default)]
+    pub promote_existing: bool,
 }
 
 impl std::fmt::Debug for AdminSettings {
@@ -30,11 +38,16 @@ impl std::fmt::Debug for AdminSettings {
         f.debug_struct("AdminSettings")
             .field("username", &self.username)
             .field("password", &"***")
+            .field("promote_existing", &self.promote_existing)
             .finish()
     }
 }
 
-pub async fn bootstrap(db: &Db, settings: &AdminSettings) -> anyhow::Result<()> {
+pub async fn bootstrap(
+    db: &Db,
+    settings: &AdminSettings,
+    passwords: &passwords::Hasher,
+) -> anyhow::Result<()> {
     if settings.username.trim().is_empty() {
         return Ok(());
     }
@@ -43,6 +56,14 @@ pub async fn bootstrap(db: &Db, settings: &AdminSettings) -> anyhow::Result<()> 
     let admin = Role::Admin.as_str();
     if let Some(user) = users::by_username(db, username.as_str()).await? {
         if user.role != admin {
+            anyhow::ensure!(
+                settings.promote_existing,
+                "[admin] username '{}' names an existing account that is not an admin; \
+                 it is not promoted silently, since anyone may have registered that name. \
+                 Configure another username, or set [admin] promote_existing = true \
+                 (CONFAB__ADMIN__PROMOTE_EXISTING=true) if that account is the operator's",
+                user.username
+            );
             users::set_role(db, &user.id, admin).await?;
             tracing::info!(username = %user.username, "promoted the configured user to admin");
         }
@@ -57,7 +78,7 @@ pub async fn bootstrap(db: &Db, settings: &AdminSettings) -> anyhow::Result<()> 
     let row = UserRow {
         id: confab_kit::ids::new_id("usr"),
         username: username.as_str().to_owned(),
-        password_hash: passwords::hash(password.into_string()).await?,
+        password_hash: passwords.hash(password.into_string()).await?,
         role: admin.to_owned(),
         created_at: Utc::now().naive_utc(),
     };

@@ -4,8 +4,8 @@
 
 use actix_web::HttpRequest;
 use confab_kit::ApiError;
-use confab_kit::auth::bearer_token;
-use confab_protocol::auth::{AccessClaims, Role};
+use confab_kit::auth::{ServiceAuth, bearer_token};
+use confab_protocol::auth::{AccessClaims, Role, SERVICE_TOKEN_HEADER};
 
 use crate::tokens::KeyRing;
 
@@ -37,6 +37,29 @@ pub async fn authenticate_admin(
         return Err(ApiError::forbidden("administrators only"));
     }
     Ok(claims)
+}
+
+/// The operator's side (`/metrics`): the service token in
+/// `X-Service-Token`, or an administrator's access token. Else 401 (neither,
+/// or a wrong one) or 403 (a valid token of a user who is not an admin).
+pub async fn authenticate_operator(
+    req: &HttpRequest,
+    service: &ServiceAuth,
+    keys: &KeyRing,
+) -> Result<(), ApiError> {
+    if let Some(token) = req.headers().get(SERVICE_TOKEN_HEADER) {
+        return match token.to_str().is_ok_and(|t| service.is_service_token(t)) {
+            true => Ok(()),
+            false => Err(ApiError::unauthorized("invalid service token")),
+        };
+    }
+    let token = bearer_token(req).ok_or_else(|| {
+        ApiError::unauthorized("the service token or an administrator's access token is required")
+    })?;
+    if verify(token, keys).await?.role != Role::Admin {
+        return Err(ApiError::forbidden("administrators only"));
+    }
+    Ok(())
 }
 
 async fn verify(token: &str, keys: &KeyRing) -> Result<AccessClaims, ApiError> {

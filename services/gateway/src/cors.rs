@@ -58,7 +58,6 @@ impl CorsPolicy {
                 "accept",
                 "last-event-id",
                 "x-request-id",
-                "x-conversation-id",
                 "x-response-format",
                 "traceparent",
             ])

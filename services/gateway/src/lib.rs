@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use actix_web::web;
 use anyhow::Context;
+use confab_kit::auth::ServiceAuth;
 use confab_kit::db::{self, Db};
 use confab_kit::secrets::{RunEnv, Secret, refuse_development_secrets};
-use confab_kit::server::{self, Readiness, Running, ServiceInfo};
+use confab_kit::server::{self, MetricsAccess, Readiness, Running, ServiceInfo};
 use confab_kit::settings::ServiceSettings;
 use confab_kit::settings::{DatabaseSettings, ServerSettings, TelemetrySettings};
 use serde::Deserialize;
@@ -72,6 +73,8 @@ pub struct AuthSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct LimitSettings {
     pub body_bytes: usize,
+    /// Password hashes run at once (0: one per core).
+    pub password_hashes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +101,8 @@ pub struct GatewayState {
     pub refresh_ttl_secs: i64,
     /// Verified against when a login names an unknown user (equal timing).
     pub dummy_hash: String,
+    /// Hashes and verifies passwords, a bounded number at a time.
+    pub passwords: passwords::Hasher,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
@@ -119,7 +124,8 @@ pub async fn build_on(
         )],
     )?;
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
-    admin::bootstrap(&db, &settings.admin)
+    let passwords = passwords::Hasher::new(settings.limits.password_hashes);
+    admin::bootstrap(&db, &settings.admin, &passwords)
         .await
         .context("bootstrapping the configured admin")?;
     let keys = KeyRing::load(
@@ -140,6 +146,16 @@ pub async fn build_on(
     let cors = cors::CorsPolicy::new(&settings.cors)?;
     let connect_timeout = Duration::from_secs(settings.timeouts.connect_secs);
     let websocket = proxy::UpstreamClient::websocket_client(connect_timeout)?;
+    // The gateway faces clients: its metrics (routes, traffic, timings) go
+    // to the service token or an admin only (issue 16).
+    let metrics_access = {
+        let keys = keys.clone();
+        let service = ServiceAuth::new(settings.auth.service_token.as_str());
+        MetricsAccess::Guarded(Arc::new(move |req| {
+            let (keys, service) = (keys.clone(), service.clone());
+            Box::pin(async move { auth::authenticate_operator(&req, &service, &keys).await })
+        }))
+    };
     let state = web::Data::new(GatewayState {
         db: db.clone(),
         keys,
@@ -154,14 +170,16 @@ pub async fn build_on(
         response_timeout: Duration::from_secs(settings.timeouts.response_secs),
         body_limit: settings.limits.body_bytes,
         refresh_ttl_secs: settings.auth.refresh_token_ttl_secs,
-        dummy_hash: passwords::dummy_hash().await?,
+        dummy_hash: passwords.dummy_hash().await?,
+        passwords,
     });
     let body_limit = settings.limits.body_bytes;
-    let running = server::serve(
+    let running = server::serve_with(
         listener,
         &settings.server,
         SERVICE,
         Readiness::Database(db.clone()),
+        metrics_access,
         move |cfg| {
             // Everything the gateway serves itself or proxies sits in one
             // scope so the CORS policy wraps it (and answers preflights).

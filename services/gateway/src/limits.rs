@@ -1,5 +1,6 @@
 //! Rate limits (DESIGN §11): per client IP on login and register, per user
-//! on chat POSTs. Each is a GCRA limiter from the `governor` crate keyed by
+//! on chat POSTs. A client IP is counted by [`rate_key`]: an IPv6 client by
+//! its /64. Each is a GCRA limiter from the `governor` crate keyed by
 //! IP or user id: `per_minute` requests at once, refilled evenly over the
 //! minute. A request over the limit gets 429 with `Retry-After`, the seconds
 //! until one more would pass.
@@ -9,7 +10,7 @@
 //! of recently active clients.
 
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -81,11 +82,13 @@ impl RateLimits {
     }
 
     pub fn check_login(&self, req: &HttpRequest) -> Result<(), ApiError> {
-        self.login.check(&self.client_ip(req), "login attempts")
+        self.login
+            .check(&rate_key(self.client_ip(req)), "login attempts")
     }
 
     pub fn check_register(&self, req: &HttpRequest) -> Result<(), ApiError> {
-        self.register.check(&self.client_ip(req), "registrations")
+        self.register
+            .check(&rate_key(self.client_ip(req)), "registrations")
     }
 
     pub fn check_chat_post(&self, user_id: &str) -> Result<(), ApiError> {
@@ -104,6 +107,21 @@ impl RateLimits {
         forwarded
             .or_else(|| req.peer_addr().map(|peer| peer.ip()))
             .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+}
+
+/// What a client IP is limited under. IPv4 (and IPv4-mapped IPv6, as a
+/// dual-stack listener reports IPv4 peers) per address; IPv6 per /64: that
+/// is the smallest block a subscriber is given, and one host can pick any
+/// address in it (privacy addresses do), so per address it would get 2^64
+/// allowances instead of one.
+pub fn rate_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u128::from(u64::MAX)))),
+        },
     }
 }
 
@@ -139,6 +157,25 @@ mod tests {
         limiter
             .check(&IpAddr::from([10, 0, 0, 2]), "attempts")
             .unwrap();
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_and_ipv4_by_address() {
+        let key = |ip: &str| rate_key(ip.parse().unwrap()).to_string();
+        // One /64, whatever the interface id.
+        for ip in [
+            "2001:db8:1:2::1",
+            "2001:db8:1:2:ffff:ffff:ffff:ffff",
+            "2001:db8:1:2:a:b:c:d",
+        ] {
+            assert_eq!(key(ip), "2001:db8:1:2::", "{ip}");
+        }
+        // The next /64 is another client.
+        assert_eq!(key("2001:db8:1:3::1"), "2001:db8:1:3::");
+        // IPv4, plain or mapped, per address.
+        assert_eq!(key("10.0.0.1"), "10.0.0.1");
+        assert_eq!(key("::ffff:10.0.0.1"), "10.0.0.1");
+        assert_eq!(key("10.0.0.2"), "10.0.0.2");
     }
 
     #[test]

@@ -281,6 +281,41 @@ async fn the_eleventh_login_attempt_from_one_ip_in_a_minute_gets_429() {
 }
 
 #[tokio::test]
+async fn login_limits_count_an_ipv6_client_by_its_64() {
+    // Behind a reverse proxy the gateway is told to trust, the client's
+    // address comes in X-Forwarded-For: the way to test other addresses
+    // than 127.0.0.1.
+    let stack = Stack::start_with(|settings| {
+        settings.rate_limits.login_per_minute = 2;
+        settings.rate_limits.trust_forwarded_for = true;
+    })
+    .await;
+    let login_from = |ip: &'static str| {
+        stack
+            .http
+            .post(format!("{}/api/v1/auth/login", stack.gateway))
+            .header("x-forwarded-for", ip)
+            .json(&json!({"username": "nobody", "password": "wrong password"}))
+            .send()
+    };
+    // Three addresses of one /64 share its two attempts.
+    for ip in ["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe"] {
+        assert_eq!(login_from(ip).await.unwrap().status(), 401, "{ip}");
+    }
+    let limited = login_from("2001:db8:1:2:a:b:c:d").await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert_eq!(error_code(limited).await, "rate_limited");
+    // The next /64 is another client.
+    assert_eq!(login_from("2001:db8:1:3::1").await.unwrap().status(), 401);
+    // IPv4 counts per address, and an IPv4-mapped IPv6 address as IPv4.
+    for ip in ["10.0.0.1", "::ffff:10.0.0.1"] {
+        assert_eq!(login_from(ip).await.unwrap().status(), 401, "{ip}");
+    }
+    assert_eq!(login_from("10.0.0.1").await.unwrap().status(), 429);
+    assert_eq!(login_from("10.0.0.2").await.unwrap().status(), 401);
+}
+
+#[tokio::test]
 async fn registrations_are_limited_per_ip_too() {
     let stack = Stack::start_with(|settings| settings.rate_limits.register_per_minute = 3).await;
     for n in 0..3 {
@@ -444,6 +479,97 @@ async fn a_misconfigured_admin_password_stops_the_start() {
         format!("{err:#}").contains("CONFAB__ADMIN__PASSWORD"),
         "{err:#}"
     );
+}
+
+/// A gateway started on `database` with `configure`d settings, and its URL.
+async fn gateway_on(
+    database: &confab_kit::testing::TestDatabase,
+    configure: impl FnOnce(&mut gateway::Settings),
+) -> anyhow::Result<(String, actix_web::dev::ServerHandle)> {
+    let mut settings =
+        <gateway::Settings as confab_kit::settings::ServiceSettings>::defaults().unwrap();
+    settings.server.port = 0;
+    settings.database = database.settings.clone();
+    configure(&mut settings);
+    let running = gateway::build(settings).await?;
+    let url = format!("http://127.0.0.1:{}", running.port());
+    let handle = running.handle();
+    tokio::spawn(running.run_until_stopped());
+    Ok((url, handle))
+}
+
+/// A database on which someone registered `root` (password "squatter
+/// password") before an operator configured `root` as the admin.
+async fn root_registered_first() -> confab_kit::testing::TestDatabase {
+    let database = confab_kit::testing::TestDatabase::new("gateway")
+        .await
+        .unwrap();
+    let (url, handle) = gateway_on(&database, |_| {}).await.unwrap();
+    let registered = reqwest::Client::new()
+        .post(format!("{url}/api/v1/auth/register"))
+        .json(&json!({"username": "root", "password": "squatter password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    handle.stop(true).await;
+    database
+}
+
+/// root's role, as `me` reports it after logging in with root's own password.
+async fn role_of_root(gateway: &str) -> Value {
+    let http = reqwest::Client::new();
+    let tokens: Value = http
+        .post(format!("{gateway}/api/v1/auth/login"))
+        .json(&json!({"username": "root", "password": "squatter password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let me: Value = http
+        .get(format!("{gateway}/api/v1/auth/me"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    me["role"].clone()
+}
+
+#[tokio::test]
+async fn an_existing_user_with_the_admin_name_stops_the_start_and_stays_a_user() {
+    let database = root_registered_first().await;
+    let err = gateway_on(&database, |settings| {
+        settings.admin.username = "root".into();
+        settings.admin.password = "admin password".into();
+    })
+    .await
+    .err()
+    .unwrap();
+    let message = format!("{err:#}");
+    assert!(message.contains("promote_existing"), "{message}");
+    assert!(message.contains("'root'"), "{message}");
+    // Not promoted: started without the admin setting, the gateway still
+    // knows root as a plain user.
+    let (url, _handle) = gateway_on(&database, |_| {}).await.unwrap();
+    assert_eq!(role_of_root(&url).await, "user");
+}
+
+#[tokio::test]
+async fn an_existing_user_is_promoted_when_the_operator_allows_it() {
+    let database = root_registered_first().await;
+    let (url, _handle) = gateway_on(&database, |settings| {
+        settings.admin.username = "root".into();
+        settings.admin.password = "admin password".into();
+        settings.admin.promote_existing = true;
+    })
+    .await
+    .unwrap();
+    assert_eq!(role_of_root(&url).await, "admin");
 }
 
 fn kid_of(token: &str) -> String {

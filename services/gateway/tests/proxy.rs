@@ -10,47 +10,11 @@
 
 mod common;
 
-use common::echo::Echo;
+use common::echo::stack_with_echo;
 use common::{Stack, error_code};
 use futures_util::StreamExt;
-use gateway::proxy::routing::RouteConfig;
 use serde_json::{Value, json};
-
-fn route(prefix: &str, upstream: &str, rewrite: &str, inject_auth: bool) -> RouteConfig {
-    RouteConfig {
-        prefix: prefix.into(),
-        upstream: upstream.into(),
-        rewrite: rewrite.into(),
-        inject_auth,
-        rate_limited: false,
-    }
-}
-
-/// The stack plus an echo upstream behind `/echo` (auth injected), `/raw`
-/// (no auth), `/slow`, `/sse`, and `/down` (nothing listens there).
-async fn stack_with_echo(configure: impl FnOnce(&mut gateway::Settings)) -> (Stack, Echo) {
-    let echo = Echo::start().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let down = format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port());
-    drop(closed);
-    let echo_url = echo.url.clone();
-    let stack = Stack::start_with(move |settings| {
-        settings.upstreams.insert("echo".into(), echo_url);
-        settings.upstreams.insert("down".into(), down);
-        settings.extra_routes = vec![
-            route("/echo", "echo", "/echo", true),
-            route("/raw", "echo", "/raw", false),
-            route("/slow", "echo", "/slow", false),
-            route("/sse", "echo", "/sse", false),
-            route("/down", "down", "/", false),
-            route("/api/chat/sessions", "chat", "/chat/conversations", true),
-        ];
-        settings.timeouts.response_secs = 2;
-        configure(settings);
-    })
-    .await;
-    (stack, echo)
-}
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[tokio::test]
 async fn forged_identity_from_a_client_never_reaches_an_upstream() {
@@ -123,6 +87,61 @@ async fn forged_identity_from_a_client_never_reaches_an_upstream() {
     // A new trace is started when the client sent none.
     let started = raw["headers"]["traceparent"][0].as_str().unwrap();
     assert_eq!(started.split('-').count(), 4, "{started}");
+}
+
+#[tokio::test]
+async fn agent_and_conversation_headers_from_a_client_never_reach_an_upstream() {
+    let (stack, echo) = stack_with_echo(|_| {}).await;
+    let user = stack.user("ada").await;
+    // With the service token the gateway adds, llm-proxy-service would take
+    // these as the call's attribution: they are the gateway's to set, not a
+    // client's.
+    for path in ["/echo/x", "/raw/x"] {
+        let seen: Value = stack
+            .http
+            .post(format!("{}{path}", stack.gateway))
+            .bearer_auth(&user.token)
+            .header("x-agent-id", "math")
+            .header("X-Conversation-Id", "conv-victim")
+            .json(&json!({"text": "hi"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let headers = &seen["headers"];
+        assert!(headers.get("x-agent-id").is_none(), "{path}: {headers}");
+        assert!(
+            headers.get("x-conversation-id").is_none(),
+            "{path}: {headers}"
+        );
+    }
+    // A WebSocket handshake passes on the same headers as a request.
+    let mut request = format!("{}/echo/ws?token={}", stack.gateway, user.token)
+        .replacen("http", "ws", 1)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("x-agent-id", "math".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("x-conversation-id", "conv-victim".parse().unwrap());
+    // The echo is no WebSocket server: it answers the handshake with 200.
+    assert!(tokio_tungstenite::connect_async(request).await.is_err());
+    let received = echo.received.lock().unwrap().clone();
+    let handshake = received.last().unwrap();
+    assert_eq!(handshake["path"], "/echo/ws", "{handshake}");
+    assert_eq!(handshake["headers"]["upgrade"], json!(["websocket"]));
+    assert!(
+        handshake["headers"].get("x-agent-id").is_none(),
+        "{handshake}"
+    );
+    assert!(
+        handshake["headers"].get("x-conversation-id").is_none(),
+        "{handshake}"
+    );
 }
 
 #[tokio::test]
@@ -324,6 +343,7 @@ async fn gateway_metrics(stack: &Stack) -> String {
     stack
         .http
         .get(format!("{}/metrics", stack.gateway))
+        .header("x-service-token", &stack.service_token)
         .send()
         .await
         .unwrap()

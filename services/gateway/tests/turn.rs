@@ -164,6 +164,48 @@ async fn a_forged_auth_from_a_client_never_reaches_chat_service() {
 }
 
 #[tokio::test]
+async fn a_forged_auth_in_a_body_the_gateway_cannot_rebuild_gets_400() {
+    let stack = Stack::start().await;
+    let mallory = stack.user("mallory").await;
+    // A body naming `_auth` is rewritten whole; these cannot be: nested
+    // past serde_json's recursion limit (128), or holding a number no f64
+    // holds. Both used to answer 500.
+    let depth = 200;
+    for body in [
+        format!(
+            r#"{{"_auth":{{"user_id":"usr-victim","role":"admin"}},"title":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        ),
+        r#"{"title":"x","_auth":{"user_id":"usr-victim"},"n":1e400}"#.to_owned(),
+    ] {
+        let response = stack
+            .http
+            .post(format!("{}/api/v1/conversations", stack.gateway))
+            .bearer_auth(&mallory.token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{}", &body[..60]);
+        assert_eq!(error_code(response).await, "unsupported_json");
+    }
+    // Nothing was created.
+    let listed: Value = stack
+        .http
+        .get(format!("{}/api/v1/conversations", stack.gateway))
+        .bearer_auth(&mallory.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"], json!([]), "{listed}");
+}
+
+#[tokio::test]
 async fn identity_sent_straight_to_chat_service_needs_the_service_token() {
     let stack = Stack::start().await;
     let url = format!("{}/chat/conversations", stack.chat);

@@ -1,7 +1,13 @@
 //! Forwards a request along its route and streams the reply back.
 //!
+//! Paths: the path is decoded and checked once, before routing, for plain
+//! requests and WebSockets alike; a dot segment, an encoded `/` or `\` or a
+//! NUL is refused with 400 `bad_path` (see `path`), and the rest of the path
+//! goes upstream as segments the gateway encoded itself.
+//!
 //! Identity: whatever identity a client sends (`_auth` in the body,
-//! `X-User-*`, `X-Service-Token`, `Authorization`) is stripped; on routes
+//! `X-User-*`, `X-Service-Token`, `Authorization`, `X-Agent-Id`,
+//! `X-Conversation-Id`) is stripped; on routes
 //! that inject auth the gateway adds its own from the verified access token,
 //! with the service token. A JSON body that is rewritten loses its
 //! `Content-Length`.
@@ -26,8 +32,8 @@ use confab_kit::ApiError;
 use confab_kit::trace_context::TRACEPARENT;
 use confab_kit::ws_tunnel::{self, HandshakeError};
 use confab_protocol::auth::{
-    AUTH_FIELD, AuthContext, REQUEST_ID_HEADER, SERVICE_TOKEN_HEADER, USER_ID_HEADER,
-    USER_NAME_HEADER, USER_ROLE_HEADER,
+    AGENT_ID_HEADER, AUTH_FIELD, AuthContext, CONVERSATION_ID_HEADER, REQUEST_ID_HEADER,
+    SERVICE_TOKEN_HEADER, USER_ID_HEADER, USER_NAME_HEADER, USER_ROLE_HEADER,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::header::{CONTENT_LENGTH, HeaderMap as UpstreamHeaders, HeaderName, HeaderValue};
@@ -35,13 +41,17 @@ use serde_json::Value;
 
 use super::UpstreamClient;
 use super::coalesce::Coalesce;
+use super::path::RequestPath;
 use super::routing::Route;
 use super::upstream::{self, RequestBody};
 use crate::GatewayState;
 use crate::auth::{authenticate, authenticate_upgrade};
 
 /// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1),
-/// plus the ones the gateway sets itself.
+/// plus the ones the gateway sets itself, and the attribution headers a
+/// service trusts next to the service token (`X-Agent-Id`,
+/// `X-Conversation-Id`: llm-proxy-service files a call under them), which
+/// only the services themselves may send.
 const NOT_FORWARDED: &[&str] = &[
     "connection",
     "keep-alive",
@@ -60,6 +70,8 @@ const NOT_FORWARDED: &[&str] = &[
     USER_ID_HEADER,
     USER_ROLE_HEADER,
     USER_NAME_HEADER,
+    AGENT_ID_HEADER,
+    CONVERSATION_ID_HEADER,
     REQUEST_ID_HEADER,
 ];
 
@@ -91,9 +103,12 @@ pub async fn forward(
     } else {
         (None, req.query_string().to_owned())
     };
+    // Decoded and checked once, for plain requests and WebSockets alike:
+    // what is routed is what is forwarded (see `path`).
+    let path = RequestPath::parse(req.path())?;
     let (route, target) = state
         .routes
-        .resolve(req.path(), &query)
+        .resolve(&path, &query)
         .ok_or_else(|| ApiError::not_found("route"))?;
     // The routing table matches here, not actix: one lookup per request
     // instead of a pattern per route. So actix has no pattern to count the
@@ -116,13 +131,15 @@ pub async fn forward(
     if route.rate_limited && req.method() == actix_web::http::Method::POST {
         let key = match &identity {
             Some(identity) => identity.user_id.clone(),
-            None => state.limits.client_ip(&req).to_string(),
+            None => crate::limits::rate_key(state.limits.client_ip(&req)).to_string(),
         };
         state.limits.check_chat_post(&key)?;
     }
     let mut headers = upstream_headers(&req, &state, identity.as_ref());
 
     if upgrade {
+        // `target` was written segment by segment by `path`: the URL parse
+        // of the handshake finds nothing in it to normalise.
         let url = format!("{}{target}", route.upstream.base_url);
         return tunnel(&req, &state, &http.websocket, &url, headers, payload).await;
     }
@@ -385,7 +402,17 @@ fn inject_auth(body: Bytes, identity: &AuthContext) -> Result<Bytes, ApiError> {
         _ => ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")),
     })?;
     if shape.names_auth {
-        let mut value: Value = serde_json::from_slice(&body).map_err(ApiError::internal)?;
+        // The shape check skipped values unbuilt; building them can still
+        // fail on what it let through (nesting past serde_json's recursion
+        // limit, a number out of f64's range): the client's doing, not ours.
+        let mut value: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "unsupported_json",
+                format!(
+                    "a body that names {AUTH_FIELD} is rewritten whole, and this one cannot be: {e}"
+                ),
+            )
+        })?;
         if let Some(object) = value.as_object_mut() {
             object.insert(
                 AUTH_FIELD.to_owned(),
@@ -577,6 +604,20 @@ mod tests {
         let body = inject_auth(Bytes::from(sent.clone()), &ada()).unwrap();
         assert!(body.starts_with(sent.trim_end_matches('}').as_bytes()));
         assert!(body.ends_with(br#""role":"user"}}"#));
+    }
+
+    #[test]
+    fn a_forged_auth_the_gateway_cannot_rebuild_is_a_client_error() {
+        let deep = format!(
+            r#"{{"_auth":{{}},"a":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        for body in [deep.as_str(), r#"{"_auth":1,"n":1e400}"#] {
+            let err = inject_auth(Bytes::from(body.to_owned()), &ada()).unwrap_err();
+            assert_eq!(err.status().as_u16(), 400, "{body}");
+            assert_eq!(err.code(), "unsupported_json", "{body}");
+        }
     }
 
     #[test]

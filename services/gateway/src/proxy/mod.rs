@@ -3,6 +3,7 @@
 
 pub mod coalesce;
 pub mod forward;
+pub mod path;
 pub mod routing;
 pub mod upstream;
 

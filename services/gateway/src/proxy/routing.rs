@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde::Deserialize;
 
+use super::path::{RequestPath, push_segments};
 use super::upstream::Upstream;
 
 /// One route as configured.
@@ -104,8 +105,11 @@ impl RoutingTable {
     /// The route for `path` and the upstream's path (with `query`) it maps
     /// to, in origin form. A prefix matches whole path segments only:
     /// `/api/v1/chat` matches `/api/v1/chat` and `/api/v1/chat/x`, not
-    /// `/api/v1/chatter`.
-    pub fn resolve(&self, path: &str, query: &str) -> Option<(&Route, String)> {
+    /// `/api/v1/chatter`. Prefixes are matched against the decoded path; the
+    /// rest of it follows the rewritten prefix as segments encoded here
+    /// (see [`super::path`]).
+    pub fn resolve(&self, path: &RequestPath, query: &str) -> Option<(&Route, String)> {
+        let path = path.as_str();
         self.routes.iter().find_map(|route| {
             let rest = path.strip_prefix(&*route.prefix)?;
             if !(rest.is_empty() || rest.starts_with('/')) {
@@ -114,7 +118,7 @@ impl RoutingTable {
             let mut target =
                 String::with_capacity(route.rewrite.len() + rest.len() + query.len() + 2);
             target.push_str(&route.rewrite);
-            target.push_str(rest);
+            push_segments(&mut target, rest);
             if target.is_empty() {
                 target.push('/');
             }
@@ -156,7 +160,7 @@ mod tests {
         let table = table();
         let url = |path: &str, query: &str| {
             table
-                .resolve(path, query)
+                .resolve(&RequestPath::parse(path).unwrap(), query)
                 .map(|(route, target)| format!("{}{target}", route.upstream.base_url))
         };
         assert_eq!(

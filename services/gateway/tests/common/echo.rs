@@ -3,7 +3,8 @@
 //! the gateway forwarded. It is not a copy of a Confab service.
 //!
 //! - `/echo/…`, `/raw/…`: `{"method","path","query","headers","body","body_len",
-//!   "peer_port"}` (the port of the connection the request came over)
+//!   "peer_port"}` (the port of the connection the request came over); a
+//!   WebSocket handshake is answered the same way (a refusal)
 //! - `/slow`: answers after 30 s (the gateway's 504)
 //! - `/sse`: two SSE events; the second only after the test calls
 //!   [`Echo::release_second_event`], so a gateway that buffered the first
@@ -11,6 +12,8 @@
 //!
 //! An idle connection is closed after [`KEEP_ALIVE`], so tests can see a
 //! kept-alive connection closed under the gateway.
+//!
+//! [`stack_with_echo`] starts the stack with the echo behind operator routes.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -19,8 +22,11 @@ use std::time::Duration;
 use actix_web::web::{Bytes, Data, Payload};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use futures_util::StreamExt;
+use gateway::proxy::routing::RouteConfig;
 use serde_json::json;
 use tokio::sync::Notify;
+
+use super::Stack;
 
 /// How long the echo keeps an idle connection open.
 pub const KEEP_ALIVE: Duration = Duration::from_millis(500);
@@ -68,10 +74,14 @@ type State = Data<(Arc<Notify>, Arc<Mutex<Vec<serde_json::Value>>>)>;
 
 async fn echo(req: HttpRequest, mut payload: Payload, state: State) -> HttpResponse {
     let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        match chunk {
-            Ok(chunk) => body.extend_from_slice(&chunk),
-            Err(_) => return HttpResponse::BadRequest().finish(),
+    // A WebSocket handshake's payload is the connection itself, read to its
+    // end: answered (200, a refusal) without reading it.
+    if !req.headers().contains_key("upgrade") {
+        while let Some(chunk) = payload.next().await {
+            match chunk {
+                Ok(chunk) => body.extend_from_slice(&chunk),
+                Err(_) => return HttpResponse::BadRequest().finish(),
+            }
         }
     }
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -117,4 +127,40 @@ async fn sse(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .streaming(events)
+}
+
+fn route(prefix: &str, upstream: &str, rewrite: &str, inject_auth: bool) -> RouteConfig {
+    RouteConfig {
+        prefix: prefix.into(),
+        upstream: upstream.into(),
+        rewrite: rewrite.into(),
+        inject_auth,
+        rate_limited: false,
+    }
+}
+
+/// The stack plus an echo upstream behind `/echo` (auth injected), `/raw`
+/// (no auth), `/slow`, `/sse`, and `/down` (nothing listens there).
+pub async fn stack_with_echo(configure: impl FnOnce(&mut gateway::Settings)) -> (Stack, Echo) {
+    let echo = Echo::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let echo_url = echo.url.clone();
+    let stack = Stack::start_with(move |settings| {
+        settings.upstreams.insert("echo".into(), echo_url);
+        settings.upstreams.insert("down".into(), down);
+        settings.extra_routes = vec![
+            route("/echo", "echo", "/echo", true),
+            route("/raw", "echo", "/raw", false),
+            route("/slow", "echo", "/slow", false),
+            route("/sse", "echo", "/sse", false),
+            route("/down", "down", "/", false),
+            route("/api/chat/sessions", "chat", "/chat/conversations", true),
+        ];
+        settings.timeouts.response_secs = 2;
+        configure(settings);
+    })
+    .await;
+    (stack, echo)
 }

@@ -26,6 +26,8 @@ pub struct Stack {
     pub llm_db: Db,
     pub chat_db: Db,
     pub http: reqwest::Client,
+    /// The gateway's service token (it serves its /metrics to it).
+    pub service_token: String,
     _databases: Vec<TestDatabase>,
 }
 
@@ -100,6 +102,7 @@ impl Stack {
             .upstreams
             .insert("llm_proxy".into(), llm_url.clone());
         configure(&mut gateway);
+        let service_token = gateway.auth.service_token.clone();
         let gateway = gateway::build_on(gateway_listener, gateway).await.unwrap();
         let gateway_db = gateway.db().unwrap().clone();
         tokio::spawn(gateway.run_until_stopped());
@@ -121,6 +124,7 @@ impl Stack {
             llm_db,
             chat_db,
             http: reqwest::Client::new(),
+            service_token,
             _databases: vec![llm_database, chat_database, gateway_database],
         }
     }

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use super::body;
 use super::tokens::{self, no_store};
 use crate::GatewayState;
-use crate::passwords;
 use crate::store::users;
 
 #[derive(Deserialize)]
@@ -34,7 +33,9 @@ pub async fn login(
         Some(user) => user.password_hash.clone(),
         None => state.dummy_hash.clone(),
     };
-    let matches = passwords::verify(credentials.password, stored)
+    let matches = state
+        .passwords
+        .verify(credentials.password, stored)
         .await
         .map_err(ApiError::internal)?;
     let user = match user {

@@ -8,7 +8,6 @@ use confab_protocol::auth::{Credentials, Role, UserInfo};
 
 use crate::GatewayState;
 use crate::domain::{Password, Username};
-use crate::passwords;
 use crate::store::users::{self, UserRow};
 
 pub async fn register(
@@ -23,7 +22,9 @@ pub async fn register(
     let row = UserRow {
         id: confab_kit::ids::new_id("usr"),
         username: username.as_str().to_owned(),
-        password_hash: passwords::hash(password.into_string())
+        password_hash: state
+            .passwords
+            .hash(password.into_string())
             .await
             .map_err(ApiError::internal)?,
         role: Role::User.as_str().to_owned(),
