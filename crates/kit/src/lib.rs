@@ -12,6 +12,7 @@ pub mod http_client;
 pub mod ids;
 pub mod server;
 pub mod settings;
+pub mod slots;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -62,6 +62,8 @@ pub async fn unified(
     let format = Format::from_request(&req)?;
     let AuthedJson { caller, body } = request;
     let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
+    // Before the conversation is made: a refused turn leaves nothing.
+    let permit = state.turn_budget.admit(&caller.user_id)?;
     let named = body.conversation_id.filter(|id| !id.trim().is_empty());
     let (conversation_id, agent_id) = match named {
         Some(id) => {
@@ -90,7 +92,7 @@ pub async fn unified(
     };
     let started = begin(
         &state,
-        &caller.user_id,
+        permit,
         &conversation_id,
         text,
         Trace::from_request(&req),

@@ -45,6 +45,8 @@ pub async fn completions(
         ApiError::unprocessable("no_user_message", "messages has no user message")
     })?;
     let text = MessageText::parse(text, state.chat.max_message_chars)?;
+    // Before the conversation is made: a refused turn leaves nothing.
+    let permit = state.turn_budget.admit(&caller.user_id)?;
     let conversation_id = match named_conversation(&req, &body)? {
         Some(id) => {
             let conversation = conversations::get(&state.db, &caller.user_id, &id)
@@ -65,7 +67,7 @@ pub async fn completions(
     };
     let started = begin(
         &state,
-        &caller.user_id,
+        permit,
         &conversation_id,
         text,
         Trace::from_request(&req),
