@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of this helper
 
+pub mod ws;
+
 use std::collections::BTreeMap;
 
 use confab_kit::settings::ServiceSettings;
@@ -22,6 +24,16 @@ pub async fn start_agents(
     chunk_delay_ms: u64,
     databases: &mut Vec<TestDatabase>,
 ) -> BTreeMap<String, String> {
+    start_slow_agents(0, chunk_delay_ms, databases).await
+}
+
+/// [`start_agents`] with a builtin model that also waits
+/// `first_chunk_delay_ms` before each answer, so turns stay in flight.
+pub async fn start_slow_agents(
+    first_chunk_delay_ms: u64,
+    chunk_delay_ms: u64,
+    databases: &mut Vec<TestDatabase>,
+) -> BTreeMap<String, String> {
     init_test_tracing();
     let database = TestDatabase::new("llm-proxy").await.unwrap();
     let mut llm = llm_proxy_service::Settings::defaults().unwrap();
@@ -29,6 +41,7 @@ pub async fn start_agents(
     llm.database = database.settings.clone();
     if let Some(ProviderSettings::Builtin(builtin)) = llm.providers.get_mut("builtin") {
         builtin.chunk_delay_ms = chunk_delay_ms;
+        builtin.first_chunk_delay_ms = first_chunk_delay_ms;
     }
     databases.push(database);
     let llm = llm_proxy_service::build(llm).await.unwrap();
