@@ -95,7 +95,10 @@ mod tests {
         let first = slots.take("usr-a").unwrap();
         let _second = slots.take("usr-a").unwrap();
         assert!(slots.take("usr-a").is_none());
-        assert!(slots.take("usr-b").is_some(), "another user is not affected");
+        assert!(
+            slots.take("usr-b").is_some(),
+            "another user is not affected"
+        );
         drop(first);
         assert_eq!(slots.held("usr-a"), 1);
         assert!(slots.take("usr-a").is_some());

@@ -118,7 +118,10 @@ async fn the_fifth_turn_in_flight_of_a_user_is_an_error_frame_in_the_envelope_di
     assert_eq!(refused["type"], "error", "{refused}");
     assert_eq!(refused["error"]["code"], "rate_limited");
     assert!(refused["error"]["retry_after"].as_u64().unwrap() >= 1);
-    assert_eq!(refused["data"]["retry_after"], refused["error"]["retry_after"]);
+    assert_eq!(
+        refused["data"]["retry_after"],
+        refused["error"]["retry_after"]
+    );
     assert!(chat.messages("usr-ada", &conversation).await.is_empty());
 
     let mut bobs = chat.socket("usr-bob", "", false).await;
@@ -172,7 +175,8 @@ async fn the_fifth_turn_in_flight_over_compact_sockets_is_an_error_frame_and_cre
 
     let mut bobs = chat.socket("usr-bob", "", true).await;
     assert_eq!(bobs.json().await["type"], "welcome");
-    bobs.send(json!({"type": "message", "text": QUESTION})).await;
+    bobs.send(json!({"type": "message", "text": QUESTION}))
+        .await;
     let frames = bobs.until(|f| f["type"] != "token").await;
     let done = frames.last().unwrap();
     assert_eq!(done["type"], "done", "{frames:?}");
@@ -197,7 +201,13 @@ async fn turn_starts_over_the_rate_are_refused_with_retry_after_on_http_and_sock
     // Two a minute: one more every 30 s.
     assert!(retry_after <= 30, "{retry_after}");
 
-    let mut ws = chat.socket("usr-ada", &format!("?conversation_id={conversation}"), false).await;
+    let mut ws = chat
+        .socket(
+            "usr-ada",
+            &format!("?conversation_id={conversation}"),
+            false,
+        )
+        .await;
     assert_eq!(ws.json().await["type"], "session_ready");
     assert_eq!(ws.json().await["type"], "chat_history");
     ws.send(json!({"type": "user_prompt", "data": {"prompt": QUESTION}}))
@@ -240,7 +250,11 @@ async fn the_seventeenth_chat_socket_of_a_user_is_closed_with_1008() {
     }
 
     let mut bobs = chat.socket("usr-bob", "", true).await;
-    assert_eq!(bobs.json().await["type"], "welcome", "another user is not affected");
+    assert_eq!(
+        bobs.json().await["type"],
+        "welcome",
+        "another user is not affected"
+    );
 
     // A socket that goes away without a goodbye gives its place back.
     open.pop().unwrap().abandon();

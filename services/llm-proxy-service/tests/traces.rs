@@ -348,14 +348,20 @@ async fn the_ninth_trace_subscriber_of_a_user_is_refused_with_429() {
     assert!(retry_after.unwrap() >= 1);
     assert_eq!(body["error"]["code"], "rate_limited");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("at most 8"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 8"),
         "{body}"
     );
 
     let mut bobs = subscribe(&proxy, "math", "usr-bob", "").await.unwrap();
     until_live(&mut bobs).await;
     call(&proxy, MATH_KEY, "usr-ada").await;
-    assert_eq!(events(&mut open[0], EVENTS_PER_CALL).await.len(), EVENTS_PER_CALL);
+    assert_eq!(
+        events(&mut open[0], EVENTS_PER_CALL).await.len(),
+        EVENTS_PER_CALL
+    );
 
     // A socket that goes away without a goodbye gives its place back.
     drop(open.pop());

@@ -32,11 +32,7 @@ impl InFlight {
     /// Claims the conversation for a new turn of the permit's user; `None`
     /// while another turn runs in it. The claim (and the permit) last as
     /// long as the returned guard.
-    pub fn begin(
-        self: &Arc<Self>,
-        conversation_id: &str,
-        permit: TurnPermit,
-    ) -> Option<TurnClaim> {
+    pub fn begin(self: &Arc<Self>, conversation_id: &str, permit: TurnPermit) -> Option<TurnClaim> {
         let mut turns = self.lock();
         if turns.contains_key(conversation_id) {
             return None;

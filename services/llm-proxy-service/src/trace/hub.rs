@@ -251,7 +251,9 @@ impl TraceHub {
         let shards = state.matching(&event);
         // Lock coupling (see the module doc): the shards' locks before the
         // hub's is let go, the sends after.
-        let mut locked = shards.each_ref().map(|shard| shard.as_deref().map(Shard::lock));
+        let mut locked = shards
+            .each_ref()
+            .map(|shard| shard.as_deref().map(Shard::lock));
         drop(state);
         for subscribers in locked.iter_mut().flatten() {
             deliver(subscribers, &event);
@@ -320,7 +322,6 @@ impl TraceHub {
             state.remove_shard(filter);
         }
     }
-
 }
 
 /// Sends `event` to every subscriber of a shard, never waiting: one whose
