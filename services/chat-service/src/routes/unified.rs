@@ -8,7 +8,8 @@
 //! `X-Response-Format: openai` (the default) answers a `chat.completion`
 //! (chunks as SSE with `stream`), `v0.3` answers
 //! `{"conversation_id","agent_id","message"}` (the native events with
-//! `stream`); any other format is 422.
+//! `stream`); any other format is 422. A user over their turn budget gets
+//! 429 before anything is written (`crate::turns::budget`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;

@@ -9,7 +9,8 @@
 //!
 //! Refusals: an unknown `model` is 404 (as OpenAI answers), a named
 //! conversation with another agent than `model` is 422 `model_mismatch`,
-//! no user message or an empty one 422, a too long one 413.
+//! no user message or an empty one 422, a too long one 413, a user over
+//! their turn budget 429 (`crate::turns::budget`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
