@@ -106,6 +106,12 @@ impl ApiError {
         &self.message
     }
 
+    /// The seconds of `Retry-After`, for a refusal that has one (429); a
+    /// WebSocket passes it on in its error frame.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
     /// The JSON body for this error, carrying `request_id` when known.
     pub fn body(&self, request_id: Option<&str>) -> ErrorBody {
         let mut body = ErrorBody::new(self.code, self.message.clone());

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod secrets;
 pub mod server;
 pub mod settings;
+pub mod slots;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

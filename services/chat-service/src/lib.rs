@@ -19,13 +19,16 @@ use confab_kit::secrets::{RunEnv, Secret, refuse_development_secrets};
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
 use confab_kit::settings::ServiceSettings;
 use confab_kit::settings::{DatabaseSettings, ServerSettings, TelemetrySettings};
+use confab_kit::slots::UserSlots;
 use serde::Deserialize;
 
 use crate::a2a::client::A2aClient;
 use crate::a2a::registry::{AgentEntry, Registry};
 use crate::routes::conversations;
 use crate::turns::RetryPolicy;
+use crate::turns::budget::{LimitSettings, TurnBudget};
 use crate::turns::in_flight::InFlight;
+use crate::turns::notices::Notices;
 
 pub const SERVICE: ServiceInfo = ServiceInfo {
     name: "chat-service",
@@ -46,6 +49,8 @@ pub struct Settings {
     pub chat: ChatSettings,
     pub a2a: A2aSettings,
     pub agents: BTreeMap<String, AgentEntry>,
+    /// What one user may keep busy (DESIGN §14).
+    pub limits: LimitSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,8 +108,13 @@ pub struct AppState {
     pub a2a: A2aClient,
     pub in_flight: Arc<InFlight>,
     pub retry: RetryPolicy,
-    /// Tree edits made over one chat WebSocket, for the others.
-    pub tree_edits: routes::ws::TreeEdits,
+    /// Each user's turns per minute and in flight, for every entry point.
+    pub turn_budget: Arc<TurnBudget>,
+    /// Each user's open chat WebSockets.
+    pub sockets: Arc<UserSlots>,
+    /// News of each conversation (turns started, tree edits) for the
+    /// sockets attached to it.
+    pub notices: Arc<Notices>,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
@@ -147,7 +157,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
             max_attempts: settings.a2a.max_attempts.max(1),
             base: Duration::from_millis(settings.a2a.retry_base_ms),
         },
-        tree_edits: routes::ws::TreeEdits::default(),
+        turn_budget: TurnBudget::new(&settings.limits),
+        sockets: UserSlots::new(settings.limits.sockets_per_user),
+        notices: Arc::default(),
     });
     let service_auth = web::Data::new(ServiceAuth::new(settings.auth.service_token.clone()));
     let verifier = web::Data::new(JwtVerifier::new(settings.auth.jwt.clone()));

@@ -19,7 +19,7 @@ async fn each_agent_is_called_with_its_key_or_else_the_service_token() {
     let mut databases = Vec::new();
     // The agents share a service token chat-service does not have; math
     // also accepts its own inbound key.
-    let agents = start_agents_with(0, &mut databases, |settings| {
+    let agents = start_agents_with(0, 0, &mut databases, |settings| {
         settings.auth.service_token = "a-token-chat-service-does-not-know".into();
         settings.agents.get_mut("math").unwrap().inbound_key = Some(MATH_KEY.into());
     })

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::TestApp;
-use common::ws::{Received, Socket, open, receive, send_text};
+use common::ws::{Frame, Ws};
 use confab_kit::fuzz;
 use serde_json::Value;
 
@@ -32,30 +32,28 @@ const ENVELOPE: &[&str] = &[
 ];
 
 /// Valid frames of the compact dialect.
-const COMPACT: &[&str] = &[
+const COMPACT_FRAMES: &[&str] = &[
     r#"{"type":"message","text":"What is 6 * 7?"}"#,
     r#"{"type":"ping"}"#,
 ];
 
 /// Sends every fuzz input on one socket (a new one after a close), then
 /// checks the socket still answers a ping with a pong.
-async fn fuzz_dialect(chat: &TestApp, query: &str, samples: &[&str]) {
+async fn fuzz_dialect(chat: &TestApp, compact: bool, samples: &[&str]) {
     let samples = samples.iter().map(|s| (*s).to_owned()).collect();
-    let mut ws = open(chat, "usr-fuzz", query).await;
+    let mut ws = chat.socket("usr-fuzz", "", compact).await;
     let mut sent = 0usize;
     for text in fuzz::inputs(fuzz::client_text(samples)) {
-        send_text(&mut ws, &text).await;
+        ws.send_text(&text).await;
         sent += 1;
         // Whatever came back so far: frames, or a close after a mutated
         // close_session.
-        while let Ok(received) =
-            tokio::time::timeout(Duration::from_millis(5), receive(&mut ws)).await
-        {
+        while let Ok(received) = tokio::time::timeout(Duration::from_millis(5), ws.frame()).await {
             match received {
-                Received::Json(frame) => check(&frame, &text),
-                Received::Closed(code) => {
-                    assert_eq!(code, Some(1000), "after {text:?}");
-                    ws = open(chat, "usr-fuzz", query).await;
+                Frame::Json(frame) => check(&frame, &text),
+                Frame::Closed(close) => {
+                    assert_eq!(close.map(|(code, _)| code), Some(1000), "after {text:?}");
+                    ws = chat.socket("usr-fuzz", "", compact).await;
                 }
             }
         }
@@ -79,13 +77,13 @@ fn check(frame: &Value, after: &str) {
 }
 
 /// Sends a ping and waits for the pong among whatever else comes.
-async fn assert_pong(ws: &mut Socket) {
-    send_text(ws, r#"{"type":"ping"}"#).await;
+async fn assert_pong(ws: &mut Ws) {
+    ws.send_text(r#"{"type":"ping"}"#).await;
     loop {
-        match receive(ws).await {
-            Received::Json(frame) if frame["type"] == "pong" => return,
-            Received::Json(frame) => check(&frame, "the final ping"),
-            Received::Closed(code) => panic!("the socket closed ({code:?})"),
+        match ws.frame().await {
+            Frame::Json(frame) if frame["type"] == "pong" => return,
+            Frame::Json(frame) => check(&frame, "the final ping"),
+            Frame::Closed(close) => panic!("the socket closed ({close:?})"),
         }
     }
 }
@@ -96,6 +94,6 @@ async fn fuzz_chat_socket_frames_get_clear_answers_in_both_dialects() {
     // Turns started by the fuzzer fail fast: nothing listens on port 9.
     let agents = BTreeMap::from([("math".to_owned(), "http://127.0.0.1:9/".to_owned())]);
     let chat = TestApp::start(&agents, &mut databases, |s| s.a2a.max_attempts = 1).await;
-    fuzz_dialect(&chat, "", ENVELOPE).await;
-    fuzz_dialect(&chat, "?dialect=compact", COMPACT).await;
+    fuzz_dialect(&chat, false, ENVELOPE).await;
+    fuzz_dialect(&chat, true, COMPACT_FRAMES).await;
 }

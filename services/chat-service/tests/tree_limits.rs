@@ -12,7 +12,6 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::TestApp;
-use common::ws::{next_json, open, send_text};
 use serde_json::{Value, json};
 
 /// Resident memory of this process (the service runs in it), in KiB.
@@ -41,14 +40,10 @@ async fn a_tree_edit_that_doubles_the_tree_is_refused_before_memory_is_spent() {
     let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "tree").await;
 
-    let mut ws = open(
-        &chat,
-        "usr-ada",
-        &format!("?conversation_id={conversation}"),
-    )
-    .await;
-    assert_eq!(next_json(&mut ws).await["type"], "session_ready");
-    assert_eq!(next_json(&mut ws).await["type"], "chat_history");
+    let query = format!("?conversation_id={conversation}");
+    let mut ws = chat.socket("usr-ada", &query, false).await;
+    assert_eq!(ws.json().await["type"], "session_ready");
+    assert_eq!(ws.json().await["type"], "chat_history");
 
     let before = rss_kib();
     let mut refused = Vec::new();
@@ -57,9 +52,9 @@ async fn a_tree_edit_that_doubles_the_tree_is_refused_before_memory_is_spent() {
         doubling_patch(10),
         Value::Array(vec![json!({"op": "test", "path": "", "value": {}}); 101]),
     ] {
-        let frame = json!({"type": "tree_edit", "data": {"patch": patch, "base_version": 0}});
-        send_text(&mut ws, &frame.to_string()).await;
-        let answer = next_json(&mut ws).await;
+        ws.send(json!({"type": "tree_edit", "data": {"patch": patch, "base_version": 0}}))
+            .await;
+        let answer = ws.json().await;
         assert_eq!(answer["type"], "error", "{answer}");
         refused.push(answer["error"]["code"].as_str().unwrap().to_owned());
     }

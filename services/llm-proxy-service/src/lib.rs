@@ -18,6 +18,7 @@ use confab_kit::db::{self, Db};
 use confab_kit::secrets::{RunEnv, Secret, refuse_development_secrets};
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
 use confab_kit::settings::{DatabaseSettings, ServerSettings, ServiceSettings, TelemetrySettings};
+use confab_kit::slots::UserSlots;
 use serde::Deserialize;
 
 use crate::auth::AgentKeys;
@@ -80,6 +81,8 @@ pub struct AppState {
     pub agent_keys: Arc<AgentKeys>,
     pub retry: RetrySettings,
     pub trace: TraceSettings,
+    /// Each user's open trace subscriptions.
+    pub subscribers: Arc<UserSlots>,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
@@ -115,6 +118,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         agent_keys: Arc::new(AgentKeys::new(settings.auth.agent_keys.clone())),
         retry: settings.retry.clone(),
         trace: settings.trace.clone(),
+        subscribers: UserSlots::new(settings.trace.subscribers_per_user),
     });
     let service_auth = web::Data::new(state.service_auth.clone());
     let verifier = web::Data::new(JwtVerifier::new(settings.auth.jwt.clone()));

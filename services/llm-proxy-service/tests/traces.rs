@@ -309,3 +309,145 @@ async fn a_subscriber_without_identity_is_refused() {
     let refused = tokio_tungstenite::connect_async(request).await.unwrap_err();
     assert!(matches!(refused, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 401));
 }
+
+/// A subscription that is refused: its status, `Retry-After` and JSON body.
+async fn refused(proxy: &Proxy, agent: &str, user: &str) -> (u16, Option<u64>, Value) {
+    let mut request = proxy
+        .ws_url(&format!("/ws/trace/{agent}"))
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("x-service-token", SERVICE_TOKEN.parse().unwrap());
+    headers.insert("x-user-id", user.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse().unwrap());
+            let body = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            (response.status().as_u16(), retry_after, body)
+        }
+        Ok(_) => panic!("the subscription was accepted"),
+        Err(err) => panic!("{err}"),
+    }
+}
+
+#[tokio::test]
+async fn the_ninth_trace_subscriber_of_a_user_is_refused_with_429() {
+    let proxy = Proxy::start(|_| {}).await;
+    let mut open = Vec::new();
+    for agent in ["math", "text"].repeat(4) {
+        let mut socket = subscribe(&proxy, agent, "usr-ada", "").await.unwrap();
+        until_live(&mut socket).await;
+        open.push(socket);
+    }
+
+    let (status, retry_after, body) = refused(&proxy, "math", "usr-ada").await;
+    assert_eq!(status, 429);
+    assert!(retry_after.unwrap() >= 1);
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 8"),
+        "{body}"
+    );
+
+    let mut bobs = subscribe(&proxy, "math", "usr-bob", "").await.unwrap();
+    until_live(&mut bobs).await;
+    call(&proxy, MATH_KEY, "usr-ada").await;
+    assert_eq!(
+        events(&mut open[0], EVENTS_PER_CALL).await.len(),
+        EVENTS_PER_CALL
+    );
+
+    // A socket that goes away without a goodbye gives its place back.
+    drop(open.pop());
+    for attempt in 0.. {
+        match subscribe(&proxy, "math", "usr-ada", "").await {
+            Ok(_) => break,
+            Err(status) => {
+                assert_eq!(status, 429);
+                assert!(attempt < 100, "the place was never given back");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Every event a socket has been sent and not yet read, waiting until it has
+/// been quiet for a while.
+async fn drain(socket: &mut Socket) -> Vec<Value> {
+    let mut events = Vec::new();
+    let quiet = std::time::Duration::from_millis(500);
+    while let Ok(Some(frame)) = tokio::time::timeout(quiet, next_frame(socket)).await {
+        events.push(frame["event"].clone());
+    }
+    events
+}
+
+#[tokio::test]
+async fn subscribers_joining_while_events_pour_in_get_each_event_once_and_in_order() {
+    let proxy = Proxy::start(|settings| {
+        if let Some(llm_proxy_service::providers::ProviderSettings::Builtin(builtin)) =
+            settings.providers.get_mut("builtin")
+        {
+            builtin.chunk_delay_ms = 5;
+        }
+    })
+    .await;
+    const WORKERS: usize = 3;
+    const CALLS: usize = 5;
+    let calling = futures_util::future::join_all((0..WORKERS).flat_map(|_| {
+        ["usr-ada", "usr-bob"].map(|user| {
+            let proxy = &proxy;
+            async move {
+                for _ in 0..CALLS {
+                    call(proxy, MATH_KEY, user).await;
+                }
+            }
+        })
+    }));
+    // Replaying from the start, live only, and an admin's all-users
+    // subscription, joining one after another while the calls run.
+    let joining = async {
+        let mut sockets = Vec::new();
+        for (user, query) in [
+            ("usr-ada", "since=0"),
+            ("usr-admin-1", "all_users=true&since=0"),
+            ("usr-ada", ""),
+            ("usr-ada", "since=0"),
+            ("usr-admin-1", "all_users=true&since=0"),
+            ("usr-ada", ""),
+        ] {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let mut socket = subscribe(&proxy, "math", user, query).await.unwrap();
+            let replayed = until_live(&mut socket).await;
+            sockets.push((user, query, socket, replayed));
+        }
+        sockets
+    };
+    let (_, sockets) = tokio::join!(calling, joining);
+
+    let total = WORKERS * CALLS * EVENTS_PER_CALL;
+    let ada = seqs(&stored(&proxy, "math", "usr-ada", total).await);
+    let mut everyone = ada.clone();
+    everyone.extend(seqs(&stored(&proxy, "math", "usr-bob", total).await));
+    everyone.sort_unstable();
+    for (user, query, mut socket, replayed) in sockets {
+        let received: Vec<i64> = seqs(&replayed)
+            .into_iter()
+            .chain(seqs(&drain(&mut socket).await))
+            .collect();
+        let expected = if user == "usr-ada" { &ada } else { &everyone };
+        if query.contains("since=0") {
+            assert_eq!(&received, expected, "{user} {query}");
+        } else {
+            // From where it joined on, every event once, in order.
+            let joined = expected.len() - received.len();
+            assert_eq!(received, expected[joined..], "{user} {query}");
+        }
+    }
+}

@@ -8,7 +8,8 @@
 //! `X-Response-Format: openai` (the default) answers a `chat.completion`
 //! (chunks as SSE with `stream`), `v0.3` answers
 //! `{"conversation_id","agent_id","message"}` (the native events with
-//! `stream`); any other format is 422.
+//! `stream`); any other format is 422. A user over their turn budget gets
+//! 429 before anything is written (`crate::turns::budget`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
@@ -62,6 +63,8 @@ pub async fn unified(
     let format = Format::from_request(&req)?;
     let AuthedJson { caller, body } = request;
     let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
+    // Before the conversation is made: a refused turn leaves nothing.
+    let permit = state.turn_budget.admit(&caller.user_id)?;
     let named = body.conversation_id.filter(|id| !id.trim().is_empty());
     let (conversation_id, agent_id) = match named {
         Some(id) => {
@@ -90,7 +93,7 @@ pub async fn unified(
     };
     let started = begin(
         &state,
-        &caller.user_id,
+        permit,
         &conversation_id,
         text,
         Trace::from_request(&req),

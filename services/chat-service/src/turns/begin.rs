@@ -1,6 +1,8 @@
 //! Starting a turn, for every way a client can ask for one (SSE, a plain
-//! POST, the WebSocket): validation, the conversation's claim, the user
-//! message and the reply row written together, then the turn's task.
+//! POST, unified, OpenAI, both WebSocket dialects): the user's permit from
+//! their turn budget ([`super::budget`]), validation, the conversation's
+//! claim, the user message and the reply row written together, then the
+//! turn's task; the sockets on the conversation hear that it started.
 
 use std::sync::Arc;
 
@@ -8,7 +10,9 @@ use confab_kit::ApiError;
 use confab_protocol::chat::{MessageRole, MessageStatus};
 use serde_json::json;
 
+use super::budget::TurnPermit;
 use super::log::TurnLog;
+use super::notices::Notice;
 use super::{Turn, start};
 use crate::AppState;
 use crate::a2a::client::Trace;
@@ -22,16 +26,20 @@ pub struct Started {
     pub reply_id: String,
 }
 
-/// Starts a turn of `user_id` in `conversation_id`. 404 for a conversation
-/// that is not theirs, 409 while another turn runs in it, 422 when its agent
-/// is not registered (any more). Nothing is written when it is refused.
+/// Starts a turn of the permit's user in `conversation_id` (the permit,
+/// from [`super::budget::TurnBudget::admit`], is how every entry point
+/// shares one budget). 404 for a conversation that is not theirs, 409
+/// while another turn runs in it, 422 when its agent is not registered (any
+/// more). Nothing is written when it is refused.
 pub async fn begin(
     state: &AppState,
-    user_id: &str,
+    permit: TurnPermit,
     conversation_id: &str,
     text: MessageText,
     trace: Trace,
 ) -> Result<Started, ApiError> {
+    let user_id = permit.user_id().to_owned();
+    let user_id = user_id.as_str();
     let conversation = conversations::get(&state.db, user_id, conversation_id)
         .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
@@ -46,7 +54,7 @@ pub async fn begin(
     }
     let claim = state
         .in_flight
-        .begin(conversation_id, user_id)
+        .begin(conversation_id, permit)
         .ok_or_else(|| {
             ApiError::conflict(
                 "turn_in_flight",
@@ -117,5 +125,7 @@ pub async fn begin(
         tree_limits: state.chat.tree_limits(),
         retry: state.retry,
     });
+    // Once its task runs, so that a socket that follows it sees it end.
+    state.notices.notify(conversation_id, Notice::TurnStarted);
     Ok(Started { log, reply_id })
 }

@@ -1,13 +1,14 @@
 //! The turns in flight, one per conversation at most: the way to refuse a
 //! second turn (409), to reach a running turn to cancel it, and to find its
-//! event log to re-attach to.
+//! event log to re-attach to. A turn's claim holds its user's
+//! [`TurnPermit`], so the turn counts against their budget while it runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::budget::TurnPermit;
 use super::log::TurnLog;
 
 struct Entry {
@@ -19,9 +20,6 @@ struct Entry {
 #[derive(Default)]
 pub struct InFlight {
     turns: Mutex<HashMap<String, Entry>>,
-    /// Counts the turns started, so that a WebSocket watching a
-    /// conversation learns at once that a turn began (started elsewhere).
-    started: watch::Sender<u64>,
 }
 
 impl InFlight {
@@ -31,9 +29,10 @@ impl InFlight {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Claims the conversation for a new turn; `None` while another turn
-    /// runs in it. The claim lasts as long as the returned guard.
-    pub fn begin(self: &Arc<Self>, conversation_id: &str, user_id: &str) -> Option<TurnClaim> {
+    /// Claims the conversation for a new turn of the permit's user; `None`
+    /// while another turn runs in it. The claim (and the permit) last as
+    /// long as the returned guard.
+    pub fn begin(self: &Arc<Self>, conversation_id: &str, permit: TurnPermit) -> Option<TurnClaim> {
         let mut turns = self.lock();
         if turns.contains_key(conversation_id) {
             return None;
@@ -43,25 +42,19 @@ impl InFlight {
         turns.insert(
             conversation_id.to_owned(),
             Entry {
-                user_id: user_id.to_owned(),
+                user_id: permit.user_id().to_owned(),
                 cancel: cancel.clone(),
                 log: log.clone(),
             },
         );
         drop(turns);
-        self.started.send_modify(|started| *started += 1);
         Some(TurnClaim {
             registry: self.clone(),
             conversation_id: conversation_id.to_owned(),
             cancel,
             log,
+            _permit: permit,
         })
-    }
-
-    /// Changes each time a turn starts, in any conversation; whoever waits
-    /// on it then looks up [`Self::log`] of their own.
-    pub fn watch_started(&self) -> watch::Receiver<u64> {
-        self.started.subscribe()
     }
 
     /// The event log of the caller's turn in flight in the conversation.
@@ -94,6 +87,8 @@ pub struct TurnClaim {
     pub cancel: CancellationToken,
     /// Where the turn's events go.
     pub log: Arc<TurnLog>,
+    /// Given back with the claim.
+    _permit: TurnPermit,
 }
 
 impl Drop for TurnClaim {
@@ -105,18 +100,25 @@ impl Drop for TurnClaim {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::turns::budget::{LimitSettings, TurnBudget};
 
-    #[test]
-    fn a_conversation_holds_one_turn_at_a_time() {
+    #[tokio::test]
+    async fn a_conversation_holds_one_turn_at_a_time() {
+        let budget = TurnBudget::new(&LimitSettings {
+            turns_per_minute: 0,
+            turns_in_flight: 0,
+            sockets_per_user: 0,
+        });
+        let permit = || budget.admit("usr-1").unwrap();
         let in_flight = Arc::new(InFlight::default());
-        let claim = in_flight.begin("conv-1", "usr-1").unwrap();
-        assert!(in_flight.begin("conv-1", "usr-1").is_none());
-        assert!(in_flight.begin("conv-2", "usr-1").is_some());
+        let claim = in_flight.begin("conv-1", permit()).unwrap();
+        assert!(in_flight.begin("conv-1", permit()).is_none());
+        assert!(in_flight.begin("conv-2", permit()).is_some());
         assert!(!in_flight.cancel("conv-1", "usr-2"), "another user's turn");
         assert!(!claim.cancel.is_cancelled());
         assert!(in_flight.cancel("conv-1", "usr-1"));
         assert!(claim.cancel.is_cancelled());
         drop(claim);
-        assert!(in_flight.begin("conv-1", "usr-1").is_some());
+        assert!(in_flight.begin("conv-1", permit()).is_some());
     }
 }

@@ -10,8 +10,10 @@
 //! `CancelTask` and the message kept `canceled` with what had arrived.
 
 pub mod begin;
+pub mod budget;
 pub mod in_flight;
 pub mod log;
+pub mod notices;
 mod tree;
 
 use std::sync::Arc;

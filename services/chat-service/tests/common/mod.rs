@@ -24,12 +24,24 @@ pub async fn start_agents(
     chunk_delay_ms: u64,
     databases: &mut Vec<TestDatabase>,
 ) -> BTreeMap<String, String> {
-    start_agents_with(chunk_delay_ms, databases, |_| {}).await
+    start_agents_with(0, chunk_delay_ms, databases, |_| {}).await
 }
 
-/// As `start_agents`, with the agents' settings adjusted by `tweak` (their
-/// default service token is chat-service's: both are the development one).
+/// [`start_agents`] with a builtin model that also waits
+/// `first_chunk_delay_ms` before each answer, so turns stay in flight.
+pub async fn start_slow_agents(
+    first_chunk_delay_ms: u64,
+    chunk_delay_ms: u64,
+    databases: &mut Vec<TestDatabase>,
+) -> BTreeMap<String, String> {
+    start_agents_with(first_chunk_delay_ms, chunk_delay_ms, databases, |_| {}).await
+}
+
+/// [`start_slow_agents`], with the agents' settings adjusted by `tweak`
+/// (their default service token is chat-service's: both are the
+/// development one).
 pub async fn start_agents_with(
+    first_chunk_delay_ms: u64,
     chunk_delay_ms: u64,
     databases: &mut Vec<TestDatabase>,
     tweak: impl FnOnce(&mut demo_agents::Settings),
@@ -41,6 +53,7 @@ pub async fn start_agents_with(
     llm.database = database.settings.clone();
     if let Some(ProviderSettings::Builtin(builtin)) = llm.providers.get_mut("builtin") {
         builtin.chunk_delay_ms = chunk_delay_ms;
+        builtin.first_chunk_delay_ms = first_chunk_delay_ms;
     }
     databases.push(database);
     let llm = llm_proxy_service::build(llm).await.unwrap();

@@ -1,20 +1,45 @@
 //! The trace hub: numbers every event, keeps the recent ones in memory,
 //! fans them out to subscribers and hands them to the recorder.
 //!
-//! Ordering and replay. Every event gets the next `seq` of one sequence over
-//! the whole proxy (a single instance owns its database). The place in the
+//! Replay. Every event gets the next `seq` of one sequence over the whole
+//! proxy (a single instance owns its database). The place in the
 //! recorder's queue is reserved *before* the `seq` is taken, so at most
 //! `queue_capacity + batch_size` numbered events can be unwritten at any
 //! moment; the in-memory ring holds more than that. A subscriber resuming
 //! with `?since=` therefore gets older events from the database, newer ones
-//! from the ring, and everything after from its channel, registered under
-//! the same lock as the ring snapshot: no gap, no duplicate.
+//! from the ring, and everything after from its channel.
+//!
+//! Fan-out. Subscribers are kept in shards by what they filter on: one
+//! shard per agent and user, and one per agent for the admins who follow
+//! every user. An event touches at most two shards (its agent and user's,
+//! its agent's all-users one), never anyone else's subscribers. The hub's
+//! one lock (the sequence, the ring, the shard map) is held only to number
+//! the event, remember it and find its shards; the sends happen under each
+//! shard's own lock.
+//!
+//! Ordering: every subscriber gets its events in `seq` order, with no gap
+//! and no duplicate, by lock coupling. A publisher takes the locks of its
+//! event's shards *before* it lets go of the hub's lock, and sends after.
+//! So for one shard, the publisher of `seq` n holds the shard's lock before
+//! the publisher of n+1 can even take the hub's lock (which it needs to be
+//! numbered n+1), and n+1 then waits for the shard until n has sent: sends
+//! into a shard happen in `seq` order. A new subscriber takes the hub's
+//! lock, snapshots the ring (every event numbered so far) and joins its
+//! shard under the shard's lock, still holding the hub's: an older event
+//! still being sent to that shard is sent before it joins (and is in its
+//! snapshot), and a newer one cannot be numbered before it has joined. So
+//! each event is either replayed or live, exactly once. Locks are always
+//! taken hub first, then shards (a user's before its agent's all-users
+//! one), and nobody waits for anything while holding a shard's lock, so
+//! there is no deadlock. The hub's lock can wait for a shard whose previous
+//! event is still being sent; that is a handful of `try_send`s, because a
+//! user may hold only `trace.subscribers_per_user` subscriptions.
 //!
 //! Slow subscribers. Fan-out never waits: each subscriber has a bounded
 //! channel, and one that is full is dropped and told so (its WebSocket then
 //! closes with 1013), so it can never slow the proxy or anyone else.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -55,17 +80,88 @@ impl Filter {
 
 struct Subscriber {
     id: u64,
-    filter: Filter,
     tx: mpsc::Sender<Arc<TraceEvent>>,
     lagged: Arc<AtomicBool>,
+}
+
+/// The subscribers of one filter.
+#[derive(Default)]
+struct Shard {
+    subscribers: Mutex<Vec<Subscriber>>,
+}
+
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, Vec<Subscriber>> {
+        // Sends and membership changes leave the list whole even when
+        // interrupted; keep serving it.
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The shards of one agent.
+#[derive(Default)]
+struct AgentShards {
+    /// Admins following every user.
+    all_users: Option<Arc<Shard>>,
+    by_user: HashMap<String, Arc<Shard>>,
 }
 
 struct State {
     next_seq: i64,
     ring: VecDeque<Arc<TraceEvent>>,
     ring_capacity: usize,
-    subscribers: Vec<Subscriber>,
+    shards: HashMap<String, AgentShards>,
+    subscribers: usize,
     next_subscriber: u64,
+}
+
+impl State {
+    /// The shards an event goes to: its user's, then its agent's all-users
+    /// one (the order every publisher locks them in).
+    fn matching(&self, event: &TraceEvent) -> [Option<Arc<Shard>>; 2] {
+        let Some(agent) = event.agent_id.as_deref().and_then(|a| self.shards.get(a)) else {
+            return [None, None];
+        };
+        let user = event
+            .user_id
+            .as_deref()
+            .and_then(|u| agent.by_user.get(u))
+            .cloned();
+        [user, agent.all_users.clone()]
+    }
+
+    fn shard(&mut self, filter: &Filter) -> Arc<Shard> {
+        let agent = self.shards.entry(filter.agent_id.clone()).or_default();
+        match &filter.user_id {
+            Some(user) => agent.by_user.entry(user.clone()).or_default().clone(),
+            None => agent.all_users.get_or_insert_default().clone(),
+        }
+    }
+
+    fn existing_shard(&self, filter: &Filter) -> Option<Arc<Shard>> {
+        let agent = self.shards.get(&filter.agent_id)?;
+        match &filter.user_id {
+            Some(user) => agent.by_user.get(user).cloned(),
+            None => agent.all_users.clone(),
+        }
+    }
+
+    fn remove_shard(&mut self, filter: &Filter) {
+        let Some(agent) = self.shards.get_mut(&filter.agent_id) else {
+            return;
+        };
+        match &filter.user_id {
+            Some(user) => {
+                agent.by_user.remove(user);
+            }
+            None => agent.all_users = None,
+        }
+        if agent.all_users.is_none() && agent.by_user.is_empty() {
+            self.shards.remove(&filter.agent_id);
+        }
+    }
 }
 
 pub struct TraceHub {
@@ -74,7 +170,8 @@ pub struct TraceHub {
     subscriber_buffer: usize,
 }
 
-/// A new subscription: what to replay, then the live channel.
+/// A new subscription: what to replay, then the live channel. Dropping it
+/// unsubscribes.
 pub struct Subscription {
     pub id: u64,
     /// Older events are in the database: those with `since < seq < db_until`.
@@ -85,6 +182,14 @@ pub struct Subscription {
     pub live: mpsc::Receiver<Arc<TraceEvent>>,
     /// Set when the hub dropped this subscriber for not keeping up.
     pub lagged: Arc<AtomicBool>,
+    hub: Arc<TraceHub>,
+    filter: Filter,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.id, &self.filter);
+    }
 }
 
 impl TraceHub {
@@ -103,7 +208,8 @@ impl TraceHub {
                 next_seq: last_seq + 1,
                 ring: VecDeque::with_capacity(ring_capacity),
                 ring_capacity,
-                subscribers: Vec::new(),
+                shards: HashMap::new(),
+                subscribers: 0,
                 next_subscriber: 1,
             }),
             recorder,
@@ -126,46 +232,40 @@ impl TraceHub {
             return;
         };
         let now = Utc::now().naive_utc();
-        let row = {
-            let mut state = self.lock();
-            let event = Arc::new(TraceEvent {
-                seq: state.next_seq,
-                kind,
-                call_id: context.call_id.clone(),
-                agent_id: context.agent_id.clone(),
-                user_id: context.user_id.clone(),
-                conversation_id: context.conversation_id.clone(),
-                data,
-                created_at: rfc3339(now),
-            });
-            state.next_seq += 1;
-            if state.ring.len() == state.ring_capacity {
-                state.ring.pop_front();
-            }
-            state.ring.push_back(event.clone());
-            state.subscribers.retain(|sub| {
-                if !sub.filter.matches(&event) {
-                    return true;
-                }
-                match sub.tx.try_send(event.clone()) {
-                    Ok(()) => true,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        sub.lagged.store(true, Ordering::Release);
-                        metrics::counter!("llm_proxy_trace_subscribers_dropped_total").increment(1);
-                        false
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => false,
-                }
-            });
-            metrics::gauge!("llm_proxy_trace_subscribers").set(state.subscribers.len() as f64);
-            to_row(&event, now)
-        };
-        slot.send(Record::Trace(row));
+        let mut state = self.lock();
+        let event = Arc::new(TraceEvent {
+            seq: state.next_seq,
+            kind,
+            call_id: context.call_id.clone(),
+            agent_id: context.agent_id.clone(),
+            user_id: context.user_id.clone(),
+            conversation_id: context.conversation_id.clone(),
+            data,
+            created_at: rfc3339(now),
+        });
+        state.next_seq += 1;
+        if state.ring.len() == state.ring_capacity {
+            state.ring.pop_front();
+        }
+        state.ring.push_back(event.clone());
+        let shards = state.matching(&event);
+        // Lock coupling (see the module doc): the shards' locks before the
+        // hub's is let go, the sends after.
+        let mut locked = shards
+            .each_ref()
+            .map(|shard| shard.as_deref().map(Shard::lock));
+        drop(state);
+        for subscribers in locked.iter_mut().flatten() {
+            deliver(subscribers, &event);
+        }
+        drop(locked);
+        slot.send(Record::Trace(to_row(&event, now)));
         self.recorder.report_depth();
     }
 
-    /// Subscribes to `filter`, replaying what came after `since`.
-    pub fn subscribe(&self, filter: Filter, since: Option<i64>) -> Subscription {
+    /// Subscribes to `filter`, replaying what came after `since`; dropping
+    /// the subscription unsubscribes.
+    pub fn subscribe(self: &Arc<Self>, filter: Filter, since: Option<i64>) -> Subscription {
         let (tx, live) = mpsc::channel(self.subscriber_buffer);
         let lagged = Arc::new(AtomicBool::new(false));
         let mut state = self.lock();
@@ -175,37 +275,67 @@ impl TraceHub {
             None => (None, Vec::new()),
             Some(since) => {
                 let oldest_in_memory = state.ring.front().map_or(state.next_seq, |e| e.seq);
+                // The ring is in `seq` order: skip what the client has.
+                let after = state.ring.partition_point(|e| e.seq <= since);
                 let recent = state
                     .ring
-                    .iter()
-                    .filter(|e| e.seq > since && filter.matches(e))
+                    .range(after..)
+                    .filter(|e| filter.matches(e))
                     .cloned()
                     .collect();
                 let db_until = (since + 1 < oldest_in_memory).then_some(oldest_in_memory);
                 (db_until, recent)
             }
         };
-        state.subscribers.push(Subscriber {
+        // Joins under the shard's lock, the hub's still held (module doc).
+        state.shard(&filter).lock().push(Subscriber {
             id,
-            filter,
             tx,
             lagged: lagged.clone(),
         });
-        metrics::gauge!("llm_proxy_trace_subscribers").set(state.subscribers.len() as f64);
+        state.subscribers += 1;
+        metrics::gauge!("llm_proxy_trace_subscribers").set(state.subscribers as f64);
+        drop(state);
         Subscription {
             id,
             db_until,
             recent,
             live,
             lagged,
+            hub: self.clone(),
+            filter,
         }
     }
 
-    pub fn unsubscribe(&self, id: u64) {
+    fn unsubscribe(&self, id: u64, filter: &Filter) {
         let mut state = self.lock();
-        state.subscribers.retain(|sub| sub.id != id);
-        metrics::gauge!("llm_proxy_trace_subscribers").set(state.subscribers.len() as f64);
+        state.subscribers = state.subscribers.saturating_sub(1);
+        metrics::gauge!("llm_proxy_trace_subscribers").set(state.subscribers as f64);
+        let Some(shard) = state.existing_shard(filter) else {
+            return;
+        };
+        let mut subscribers = shard.lock();
+        subscribers.retain(|sub| sub.id != id);
+        let empty = subscribers.is_empty();
+        drop(subscribers);
+        if empty {
+            state.remove_shard(filter);
+        }
     }
+}
+
+/// Sends `event` to every subscriber of a shard, never waiting: one whose
+/// channel is full is dropped (and told so), one that is gone is removed.
+fn deliver(subscribers: &mut Vec<Subscriber>, event: &Arc<TraceEvent>) {
+    subscribers.retain(|sub| match sub.tx.try_send(event.clone()) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            sub.lagged.store(true, Ordering::Release);
+            metrics::counter!("llm_proxy_trace_subscribers_dropped_total").increment(1);
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    });
 }
 
 fn to_row(event: &TraceEvent, now: NaiveDateTime) -> TraceEventRow {

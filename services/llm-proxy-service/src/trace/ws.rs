@@ -5,6 +5,11 @@
 //! an admin may add `?all_users=true`. `?since=<seq>` first replays what came
 //! after `seq`, then a `live` frame, then live events. The server pings every
 //! `heartbeat_secs` and drops a peer silent for `client_timeout_secs`.
+//!
+//! A user may have `subscribers_per_user` subscriptions open at once (an
+//! admin's all-users ones included); the upgrade over it is refused with
+//! 429 and the JSON error body. The place is given back when the socket's
+//! task ends, however it ends.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -24,6 +29,11 @@ use crate::trace::hub::{Filter, Subscription, from_row};
 /// Rows read from the database per replay query.
 const REPLAY_PAGE: i64 = 500;
 
+/// `Retry-After` of a subscription refused for the per-user cap: a place
+/// comes back when one of the user's sockets closes, which is not known;
+/// 10 s keeps a reconnecting client from hammering.
+const SUBSCRIBER_RETRY_SECS: u64 = 10;
+
 #[derive(Debug, Deserialize)]
 pub struct TraceQuery {
     token: Option<String>,
@@ -36,6 +46,8 @@ pub struct TraceQuery {
 pub struct TraceSettings {
     /// Events a subscriber may have waiting before it is dropped (1013).
     pub subscriber_buffer: usize,
+    /// Subscriptions one user may have open at once; 0: no limit.
+    pub subscribers_per_user: usize,
     pub heartbeat_secs: u64,
     pub client_timeout_secs: u64,
 }
@@ -56,6 +68,14 @@ pub async fn subscribe(
             ApiError::unprocessable("invalid_since", "since must be a seq (0 or more)").into(),
         );
     }
+    let Some(slot) = state.subscribers.take(&caller.user_id) else {
+        let limit = state.subscribers.limit();
+        return Err(ApiError::too_many_requests(
+            SUBSCRIBER_RETRY_SECS,
+            format!("too many trace subscriptions open: at most {limit} per user; close one first"),
+        )
+        .into());
+    };
     let filter = Filter {
         agent_id: path.into_inner(),
         user_id: (!query.all_users).then_some(caller.user_id),
@@ -64,6 +84,9 @@ pub async fn subscribe(
     let subscription = state.hub.subscribe(filter.clone(), query.since);
     let state = state.into_inner();
     actix_web::rt::spawn(async move {
+        // Both held while the socket lives; the subscription unsubscribes
+        // when dropped.
+        let _slot = slot;
         let id = subscription.id;
         let end = serve(
             session,
@@ -74,7 +97,6 @@ pub async fn subscribe(
             &state,
         )
         .await;
-        state.hub.unsubscribe(id);
         tracing::debug!(subscriber = id, ?end, "trace subscriber left");
     });
     Ok(response)

@@ -19,9 +19,10 @@ pub async fn begin_posted(
 ) -> Result<(Caller, Started), ApiError> {
     let AuthedJson { caller, body } = request;
     let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
+    let permit = state.turn_budget.admit(&caller.user_id)?;
     let started = begin(
         state,
-        &caller.user_id,
+        permit,
         conversation_id,
         text,
         Trace::from_request(req),

@@ -9,7 +9,8 @@
 //!
 //! Refusals: an unknown `model` is 404 (as OpenAI answers), a named
 //! conversation with another agent than `model` is 422 `model_mismatch`,
-//! no user message or an empty one 422, a too long one 413.
+//! no user message or an empty one 422, a too long one 413, a user over
+//! their turn budget 429 (`crate::turns::budget`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
@@ -45,6 +46,8 @@ pub async fn completions(
         ApiError::unprocessable("no_user_message", "messages has no user message")
     })?;
     let text = MessageText::parse(text, state.chat.max_message_chars)?;
+    // Before the conversation is made: a refused turn leaves nothing.
+    let permit = state.turn_budget.admit(&caller.user_id)?;
     let conversation_id = match named_conversation(&req, &body)? {
         Some(id) => {
             let conversation = conversations::get(&state.db, &caller.user_id, &id)
@@ -65,7 +68,7 @@ pub async fn completions(
     };
     let started = begin(
         &state,
-        &caller.user_id,
+        permit,
         &conversation_id,
         text,
         Trace::from_request(&req),

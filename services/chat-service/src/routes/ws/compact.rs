@@ -8,7 +8,10 @@
 //! `tools_used` counts them.
 //!
 //! The conversation is `?conversation_id=`, or one created with the default
-//! agent on the first message.
+//! agent on the first message (once the user's turn budget allows the turn:
+//! a refused message creates nothing). A refusal is
+//! `{"type":"error","error","code"}`, with `retry_after` (seconds) when it
+//! is `rate_limited`.
 
 use actix_ws::{CloseCode, CloseReason, Closed};
 use confab_kit::ApiError;
@@ -37,15 +40,19 @@ impl Compact {
     }
 
     async fn message(&mut self, conn: &mut Conn, text: String) -> Result<Flow, Closed> {
+        let prompt = match conn.prepare(text) {
+            Ok(prompt) => prompt,
+            Err(err) => return refused(conn, &err).await,
+        };
         if conn.conversation().is_none() {
             match conn.create(None).await {
                 Ok(row) => conn.attach(row.id),
-                Err(err) => return error(conn, err.message()).await,
+                Err(err) => return refused(conn, &err).await,
             }
         }
-        match conn.prompt(text).await {
+        match conn.prompt(prompt).await {
             Ok(()) => Ok(Flow::Continue),
-            Err(err) => error(conn, err.message()).await,
+            Err(err) => refused(conn, &err).await,
         }
     }
 }
@@ -114,6 +121,16 @@ impl Dialect for Compact {
 async fn error(conn: &mut Conn, message: &str) -> Result<Flow, Closed> {
     conn.send(&json!({"type": "error", "error": message}))
         .await?;
+    Ok(Flow::Continue)
+}
+
+/// A request refused; the connection stays open.
+async fn refused(conn: &mut Conn, err: &ApiError) -> Result<Flow, Closed> {
+    let mut frame = json!({"type": "error", "error": err.message(), "code": err.code()});
+    if let Some(secs) = err.retry_after() {
+        frame["retry_after"] = secs.into();
+    }
+    conn.send(&frame).await?;
     Ok(Flow::Continue)
 }
 

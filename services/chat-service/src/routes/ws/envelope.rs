@@ -160,10 +160,17 @@ impl Dialect for Envelope {
                 Err(why) => self.unreadable(conn, &why).await,
             },
             "user_prompt" => match parse::<UserPrompt>(&kind, data) {
-                Ok(prompt) => match conn.prompt(prompt.prompt).await {
-                    Ok(()) => Ok(Flow::Continue),
-                    Err(err) => error(conn, &err).await,
-                },
+                Ok(_) if conn.conversation().is_none() => error(conn, &no_session()).await,
+                Ok(prompt) => {
+                    let started = match conn.prepare(prompt.prompt) {
+                        Ok(prompt) => conn.prompt(prompt).await,
+                        Err(refused) => Err(refused),
+                    };
+                    match started {
+                        Ok(()) => Ok(Flow::Continue),
+                        Err(err) => error(conn, &err).await,
+                    }
+                }
                 Err(why) => self.unreadable(conn, &why).await,
             },
             "cancel" => {
@@ -301,9 +308,12 @@ async fn send_error(
     message: &str,
     extra: Value,
 ) -> Result<(), Closed> {
-    let error = json!({"code": code, "message": message});
+    let mut error = json!({"code": code, "message": message});
     let mut data = json!({"code": code, "message": message});
-    if let (Value::Object(data), Value::Object(extra)) = (&mut data, extra) {
+    if let (Value::Object(error), Value::Object(data), Value::Object(extra)) =
+        (&mut error, &mut data, extra)
+    {
+        error.extend(extra.clone());
         data.extend(extra);
     }
     let mut frame = envelope(conn, "error", data);
@@ -311,8 +321,13 @@ async fn send_error(
     conn.send(&Value::Object(frame)).await
 }
 
-/// An error frame; the connection stays open.
+/// An error frame; the connection stays open. A refusal to be retried
+/// later (`rate_limited`) says when: `retry_after`, in seconds.
 async fn error(conn: &mut Conn, err: &ApiError) -> Result<Flow, Closed> {
-    send_error(conn, err.code(), err.message(), Value::Null).await?;
+    let extra = match err.retry_after() {
+        Some(secs) => json!({"retry_after": secs}),
+        None => Value::Null,
+    };
+    send_error(conn, err.code(), err.message(), extra).await?;
     Ok(Flow::Continue)
 }

@@ -8,4 +8,3 @@ mod session;
 mod tree_edit;
 
 pub use connect::chat;
-pub use tree_edit::TreeEdits;

@@ -10,11 +10,17 @@
 //! started them (this socket, another tab, an HTTP client): a socket
 //! attached to a conversation follows the log of the turn in flight there
 //! ([`crate::turns::in_flight::InFlight::log`]), read from its first event.
-//! It looks for one when it attaches, each time a turn starts anywhere
-//! ([`crate::turns::in_flight::InFlight::watch_started`]), and when the turn
-//! it followed ends; a turn's claim is released before its `done`, so an
-//! ended turn is never picked up twice, and one started meanwhile is not
-//! missed.
+//! It looks for one when it attaches, each time a turn starts in its
+//! conversation ([`crate::turns::notices`]: a socket watches only the
+//! conversation it is attached to, and is never woken by another's), and
+//! when the turn it followed ends; a turn's claim is released before its
+//! `done`, so an ended turn is never picked up twice, and one started
+//! meanwhile is not missed. Tree edits made over one socket reach the
+//! others on the conversation the same way.
+//!
+//! A turn asked for over a socket takes a permit from its user's turn
+//! budget like any other ([`Conn::prepare`]); a refusal is an `error`
+//! frame with code `rate_limited` and `retry_after` (seconds).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,9 +35,7 @@ use confab_protocol::chat::ChatEvent;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use serde_json::Value;
-use tokio::sync::{broadcast, watch};
-
-use super::tree_edit::TreeEdited;
+use tokio::sync::broadcast;
 
 use crate::AppState;
 use crate::a2a::client::Trace;
@@ -39,7 +43,9 @@ use crate::domain::{ConversationTitle, MessageText};
 use crate::store::conversations;
 use crate::store::models::ConversationRow;
 use crate::turns::begin::begin;
+use crate::turns::budget::TurnPermit;
 use crate::turns::log::TurnLog;
+use crate::turns::notices::{Notice, TreeEdited, Watch};
 
 /// Tells the sockets apart, for tree edits announced to the others.
 static SOCKETS: AtomicU64 = AtomicU64::new(1);
@@ -100,14 +106,18 @@ pub struct Conn {
     conversation: Option<String>,
     turn: Option<BoxStream<'static, (u64, ChatEvent)>>,
     pub progress: TurnProgress,
-    started: watch::Receiver<u64>,
-    tree_edits: broadcast::Receiver<Arc<TreeEdited>>,
+    /// News of the attached conversation.
+    watch: Option<Watch>,
+}
+
+/// A prompt that may start a turn: its text, and the permit for the turn.
+pub struct Prompt {
+    text: MessageText,
+    permit: TurnPermit,
 }
 
 impl Conn {
     pub fn new(ws: Session, state: Arc<AppState>, caller: Caller, trace: Trace) -> Self {
-        let started = state.in_flight.watch_started();
-        let tree_edits = state.tree_edits.subscribe();
         Self {
             id: SOCKETS.fetch_add(1, Ordering::Relaxed),
             ws,
@@ -117,8 +127,7 @@ impl Conn {
             conversation: None,
             turn: None,
             progress: TurnProgress::default(),
-            started,
-            tree_edits,
+            watch: None,
         }
     }
 
@@ -126,22 +135,22 @@ impl Conn {
     /// tree made over this one.
     pub fn announce_tree_edit(&self, delta: Value, version: i64) {
         if let Some(conversation_id) = &self.conversation {
-            self.state.tree_edits.announce(TreeEdited {
+            let edited = TreeEdited {
                 socket: self.id,
                 user_id: self.caller.user_id.clone(),
-                conversation_id: conversation_id.clone(),
                 delta,
                 version,
-            });
+            };
+            self.state
+                .notices
+                .notify(conversation_id, Notice::TreeEdited(Arc::new(edited)));
         }
     }
 
-    /// An edit announced by another socket on this conversation, as the
+    /// An edit announced on this conversation by another socket, as the
     /// event a dialect shows.
     fn edit_for_me(&self, edited: &TreeEdited) -> Option<ChatEvent> {
-        let mine = edited.socket != self.id
-            && edited.user_id == self.caller.user_id
-            && self.conversation.as_deref() == Some(edited.conversation_id.as_str());
+        let mine = edited.socket != self.id && edited.user_id == self.caller.user_id;
         mine.then(|| ChatEvent::TreeUpdate {
             patch: edited.delta.clone(),
             version: edited.version,
@@ -158,8 +167,13 @@ impl Conn {
     }
 
     /// Attaches the socket to a conversation the caller owns, and follows
-    /// its turn in flight if there is one.
+    /// its turn in flight if there is one. It watches the conversation
+    /// before it looks, so a turn that starts meanwhile is not missed.
     pub fn attach(&mut self, conversation_id: String) {
+        let watching = self.watch.as_ref().map(Watch::conversation_id);
+        if watching != Some(conversation_id.as_str()) {
+            self.watch = Some(self.state.notices.watch(&conversation_id));
+        }
         self.conversation = Some(conversation_id);
         self.follow(None);
     }
@@ -204,18 +218,25 @@ impl Conn {
         Ok(row)
     }
 
+    /// A prompt checked, with a permit from the user's turn budget (429
+    /// `rate_limited` when it is spent), before anything is written.
+    pub fn prepare(&self, prompt: String) -> Result<Prompt, ApiError> {
+        let text = MessageText::parse(prompt, self.state.chat.max_message_chars)?;
+        let permit = self.state.turn_budget.admit(self.user_id())?;
+        Ok(Prompt { text, permit })
+    }
+
     /// Starts a turn in the attached conversation and follows it.
-    pub async fn prompt(&mut self, prompt: String) -> Result<(), ApiError> {
+    pub async fn prompt(&mut self, prompt: Prompt) -> Result<(), ApiError> {
         let conversation_id = self
             .conversation
             .clone()
             .ok_or_else(|| ApiError::conflict("no_session", "send init_session first"))?;
-        let text = MessageText::parse(prompt, self.state.chat.max_message_chars)?;
         let started = begin(
             &self.state,
-            &self.caller.user_id,
+            prompt.permit,
             &conversation_id,
-            text,
+            prompt.text,
             self.trace.clone(),
         )
         .await?;
@@ -247,6 +268,7 @@ pub async fn run<D: Dialect>(
             Err(Closed) => return End::ClientGone,
         }
         let turn = &mut conn.turn;
+        let watch = &mut conn.watch;
         flow = tokio::select! {
             message = from_client.next() => {
                 last_heard = Instant::now();
@@ -285,25 +307,34 @@ pub async fn run<D: Dialect>(
                     Ok(Flow::Continue)
                 }
             },
-            changed = conn.started.changed() => {
-                match changed {
-                    Ok(()) => conn.follow(None),
-                    // The registry lives as long as the service.
-                    Err(_) => return End::ClientGone,
+            notice = async {
+                match watch.as_mut() {
+                    Some(watch) => watch.next().await,
+                    None => std::future::pending().await,
                 }
-                Ok(Flow::Continue)
+            } => {
+                metrics::counter!("chat_socket_wakeups_total").increment(1);
+                match notice {
+                    Ok(Notice::TurnStarted) => {
+                        conn.follow(None);
+                        Ok(Flow::Continue)
+                    }
+                    Ok(Notice::TreeEdited(edited)) => match conn.edit_for_me(&edited) {
+                        Some(event) => dialect.event(&mut conn, &event).await,
+                        None => Ok(Flow::Continue),
+                    },
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "a chat socket fell behind its conversation's news");
+                        conn.follow(None);
+                        Ok(Flow::Continue)
+                    }
+                    // Not while the watch lives; stop listening rather than spin.
+                    Err(broadcast::error::RecvError::Closed) => {
+                        conn.watch = None;
+                        Ok(Flow::Continue)
+                    }
+                }
             }
-            edited = conn.tree_edits.recv() => match edited {
-                Ok(edited) => match conn.edit_for_me(&edited) {
-                    Some(event) => dialect.event(&mut conn, &event).await,
-                    None => Ok(Flow::Continue),
-                },
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "a chat socket fell behind the tree edits");
-                    Ok(Flow::Continue)
-                }
-                Err(broadcast::error::RecvError::Closed) => return End::ClientGone,
-            },
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > interval * 2 {
                     let reason = CloseReason { code: CloseCode::Away, description: Some("no answer to pings".into()) };

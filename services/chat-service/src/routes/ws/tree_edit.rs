@@ -3,57 +3,12 @@
 //! still at that version, and within the tree's limits
 //! ([`crate::tree_patch`]).
 
-use std::sync::Arc;
-
 use confab_kit::ApiError;
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
 
 use crate::AppState;
 use crate::store::trees;
 use crate::tree_patch::TreePatch;
-
-/// Edits waiting for the slowest socket. When it is full the oldest go:
-/// a socket that fell that far behind misses them, and its client learns
-/// at its next edit (`stale_tree`) that the tree moved on.
-const ANNOUNCED_EDITS: usize = 256;
-
-/// Tree edits made over one socket, announced to the other sockets on the
-/// same conversation (the editor's own socket answers it directly).
-#[derive(Clone)]
-pub struct TreeEdits {
-    sender: broadcast::Sender<Arc<TreeEdited>>,
-}
-
-/// One edit that was applied.
-#[derive(Debug)]
-pub struct TreeEdited {
-    /// The socket the edit came from.
-    pub socket: u64,
-    pub user_id: String,
-    pub conversation_id: String,
-    pub delta: Value,
-    pub version: i64,
-}
-
-impl Default for TreeEdits {
-    fn default() -> Self {
-        Self {
-            sender: broadcast::Sender::new(ANNOUNCED_EDITS),
-        }
-    }
-}
-
-impl TreeEdits {
-    pub fn announce(&self, edited: TreeEdited) {
-        // No socket listening is not an error.
-        let _ = self.sender.send(Arc::new(edited));
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<TreeEdited>> {
-        self.sender.subscribe()
-    }
-}
 
 /// Why an edit was refused.
 pub enum Refused {

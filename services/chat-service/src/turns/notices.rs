@@ -1,0 +1,144 @@
+//! News of one conversation for the chat sockets attached to it: a turn
+//! started there (by any client), its tree edited over one of them.
+//!
+//! Each watched conversation has its own broadcast channel, made when the
+//! first socket attaches and removed when the last one leaves, so a socket
+//! wakes only for its own conversation and news of a conversation nobody
+//! watches costs a map lookup.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+/// News waiting for the slowest socket of a conversation. When it is full
+/// the oldest go: a socket that fell behind looks for the turn in flight
+/// itself, and learns at its next tree edit (`stale_tree`) that the tree
+/// moved on.
+const NOTICES_PER_CONVERSATION: usize = 64;
+
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// A turn started; its log is found with
+    /// [`crate::turns::in_flight::InFlight::log`].
+    TurnStarted,
+    TreeEdited(Arc<TreeEdited>),
+}
+
+/// One edit of a conversation's tree that was applied.
+#[derive(Debug)]
+pub struct TreeEdited {
+    /// The socket the edit came from (which answers it directly).
+    pub socket: u64,
+    pub user_id: String,
+    pub delta: Value,
+    pub version: i64,
+}
+
+#[derive(Default)]
+pub struct Notices {
+    watched: Mutex<HashMap<String, broadcast::Sender<Notice>>>,
+}
+
+/// A socket's watch on one conversation; stops watching when dropped.
+pub struct Watch {
+    notices: Arc<Notices>,
+    conversation_id: String,
+    /// Always there until the watch is dropped.
+    receiver: Option<broadcast::Receiver<Notice>>,
+}
+
+impl Notices {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, broadcast::Sender<Notice>>> {
+        // Every change is one insert or remove: nothing half-done to fear.
+        self.watched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts watching `conversation_id`.
+    pub fn watch(self: &Arc<Self>, conversation_id: &str) -> Watch {
+        let mut watched = self.lock();
+        let receiver = watched
+            .entry(conversation_id.to_owned())
+            .or_insert_with(|| broadcast::Sender::new(NOTICES_PER_CONVERSATION))
+            .subscribe();
+        metrics::gauge!("chat_conversations_watched").set(watched.len() as f64);
+        Watch {
+            notices: self.clone(),
+            conversation_id: conversation_id.to_owned(),
+            receiver: Some(receiver),
+        }
+    }
+
+    /// Tells the sockets on `conversation_id`, if any.
+    pub fn notify(&self, conversation_id: &str, notice: Notice) {
+        let sender = self.lock().get(conversation_id).cloned();
+        if let Some(sender) = sender {
+            // Every receiver may have gone since: nobody to tell.
+            let _ = sender.send(notice);
+        }
+    }
+
+    /// The sockets watching `conversation_id`.
+    pub fn watchers(&self, conversation_id: &str) -> usize {
+        self.lock()
+            .get(conversation_id)
+            .map_or(0, broadcast::Sender::receiver_count)
+    }
+}
+
+impl Watch {
+    pub fn conversation_id(&self) -> &str {
+        &self.conversation_id
+    }
+
+    /// The next notice. `Lagged` when some were missed; never `Closed`
+    /// while the watch lives (the channel is kept while it has a receiver).
+    pub async fn next(&mut self) -> Result<Notice, broadcast::error::RecvError> {
+        match self.receiver.as_mut() {
+            Some(receiver) => receiver.recv().await,
+            None => Err(broadcast::error::RecvError::Closed),
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // Under the lock, so that a socket attaching meanwhile either finds
+        // the channel before it is removed, or makes a new one after.
+        let mut watched = self.notices.lock();
+        drop(self.receiver.take());
+        if watched
+            .get(&self.conversation_id)
+            .is_some_and(|sender| sender.receiver_count() == 0)
+        {
+            watched.remove(&self.conversation_id);
+        }
+        metrics::gauge!("chat_conversations_watched").set(watched.len() as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_watch_hears_only_its_conversation_and_the_last_one_out_removes_the_channel() {
+        let notices = Arc::new(Notices::default());
+        let mut a = notices.watch("conv-a");
+        let b1 = notices.watch("conv-b");
+        let b2 = notices.watch("conv-b");
+        assert_eq!(notices.watchers("conv-b"), 2);
+        notices.notify("conv-b", Notice::TurnStarted);
+        notices.notify("conv-a", Notice::TurnStarted);
+        assert!(matches!(a.next().await.unwrap(), Notice::TurnStarted));
+        assert!(a.receiver.as_mut().unwrap().try_recv().is_err(), "b's news");
+        drop(b1);
+        assert_eq!(notices.watchers("conv-b"), 1);
+        drop(b2);
+        assert!(!notices.lock().contains_key("conv-b"));
+        notices.notify("conv-b", Notice::TurnStarted);
+    }
+}
