@@ -30,6 +30,8 @@ impl Process {
             .env("DATABASE_URL", database_url)
             .env("CONFAB__AGENTS__MATH__URL", math_url)
             .env("RUST_LOG", "warn")
+            // Development: it runs on the development secrets of the defaults.
+            .env("CONFAB__ENV", "development")
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("TEST_LOG").is_some() {
                 Stdio::inherit()
