@@ -566,6 +566,66 @@ mod tests {
         assert_eq!(value["z"][1]["a"], "é");
     }
 
+    /// Every top-level `_auth` of a JSON object, however its key is
+    /// escaped; other members are skipped unbuilt.
+    struct TopLevelAuths(Vec<Value>);
+
+    impl<'de> serde::Deserialize<'de> for TopLevelAuths {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl<'de> serde::de::Visitor<'de> for Visitor {
+                type Value = TopLevelAuths;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<TopLevelAuths, A::Error> {
+                    let mut auths = Vec::new();
+                    while let Some(key) = map.next_key::<String>()? {
+                        if key == AUTH_FIELD {
+                            auths.push(map.next_value()?);
+                        } else {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                    Ok(TopLevelAuths(auths))
+                }
+            }
+            deserializer.deserialize_map(Visitor)
+        }
+    }
+
+    #[test]
+    fn fuzz_any_body_gets_exactly_the_real_identity_or_a_4xx() {
+        use confab_kit::fuzz;
+        use proptest::prelude::*;
+        let samples = [
+            r#"{"message":"hi","agent_id":"math"}"#,
+            r#"{"_auth":{"user_id":"usr-victim","role":"admin"},"message":"hi"}"#,
+            r#"{"message":"hi","\u005fauth":{"user_id":"usr-victim","role":"admin"}}"#,
+            r#"{"_auth":"x","_auth":{"role":"admin"},"n":1e400}"#,
+            r#"{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],"b":1.00000000000000000001}"#,
+            r#"{}"#,
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let identity = serde_json::to_value(ada()).unwrap();
+        fuzz::fuzz(fuzz::client_text(samples), |body| {
+            match inject_auth(Bytes::from(body.clone()), &ada()) {
+                Err(err) => prop_assert!(err.status().is_client_error(), "{body:?}: {err:?}"),
+                Ok(out) if out.is_empty() => prop_assert!(body.trim().is_empty()),
+                Ok(out) => {
+                    let auths: TopLevelAuths = serde_json::from_slice(&out)
+                        .map_err(|e| TestCaseError::fail(format!("{body:?} → not JSON: {e}")))?;
+                    prop_assert_eq!(&auths.0, &vec![identity.clone()], "{:?}", body);
+                }
+            }
+            Ok(())
+        });
+    }
+
     #[test]
     fn an_empty_object_gets_only_the_identity() {
         let body = inject_auth(Bytes::from("{ }"), &ada()).unwrap();

@@ -212,6 +212,47 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_paths_are_refused_or_forwarded_without_dot_segments() {
+        use confab_kit::fuzz;
+        use proptest::prelude::*;
+        let samples = [
+            "/api/v1/conversations/conv-1/messages",
+            "/ws/trace/math",
+            "/ws/trace/%2e%2e/%2e%2e/metrics",
+            "/ws/chat/%252e%252e/x",
+            "/api/v1/a%2fb/c%5cd/%00",
+            "/caf%C3%A9/100%25",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let paths = prop_oneof![
+            4 => fuzz::mutated(samples),
+            1 => any::<String>().prop_map(|s| format!("/{s}")),
+        ];
+        fuzz::fuzz(paths, |raw| {
+            let Ok(out) = forwarded(&raw) else {
+                prop_assert_eq!(RequestPath::parse(&raw).unwrap_err().status().as_u16(), 400);
+                return Ok(());
+            };
+            // However often an upstream decodes what it is sent, it finds
+            // no dot segment, no NUL and no backslash.
+            let mut seen = out.clone().into_bytes();
+            for _ in 0..=MAX_DECODINGS + 1 {
+                for segment in seen.split(|&b| b == b'/') {
+                    prop_assert!(!matches!(segment, b"." | b".."), "{raw:?} → {out:?}");
+                    prop_assert!(!segment.contains(&0) && !segment.contains(&b'\\'));
+                }
+                seen = percent_decode(&seen).collect();
+            }
+            // Forwarding is stable, and a URL library leaves it alone.
+            prop_assert_eq!(forwarded(&out).ok(), Some(out.clone()));
+            let url = reqwest::Url::parse(&format!("http://upstream{out}"));
+            prop_assert_eq!(url.map(|u| u.path().to_owned()).ok(), Some(out));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn what_is_written_out_parses_back_to_the_same_path() {
         // A URL library given the forwarded path (the WebSocket handshake's
         // reqwest) finds nothing to normalise in it.
