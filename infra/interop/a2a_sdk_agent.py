@@ -8,6 +8,11 @@ It answers every message by echoing it: the reply "You said: <text>" is
 streamed as one artifact in 3 chunks (append / lastChunk set), --chunk-delay
 seconds apart, then the task completes. A cancel stops it (state canceled).
 
+A hostile agent on request: to the message TREE_BOMB it returns, before the
+echo, a DataPart {"tree_patch": [...]} that adds an 8,000-character string
+and copies it into itself 25 times (asking for 8,000 x 2^25 bytes), so the
+suites can show chat-service refuses it within its tree limits.
+
 --protocol 1.0  the card advertises one JSON-RPC interface, protocolVersion
                 "1.0"; only the v1.0 methods (SendMessage,
                 SendStreamingMessage, GetTask, CancelTask, SubscribeToTask, ...)
@@ -59,9 +64,10 @@ from a2a.types.a2a_pb2 import (
     Part,
     TaskState,
 )
-from a2a.helpers import new_task
+from a2a.helpers import new_data_part, new_task
 
 CHUNKS = 3
+TREE_BOMB = "send the tree patch that doubles the tree"
 
 
 def split_in(text: str, n: int) -> list[str]:
@@ -90,6 +96,14 @@ class EchoExecutor(AgentExecutor):
             )
         updater = TaskUpdater(event_queue, task_id, context_id)
         await updater.start_work()
+        if context.get_user_input() == TREE_BOMB:
+            bomb = [{"op": "add", "path": "/a", "value": ["x" * 8000]}]
+            bomb += [{"op": "copy", "from": "/a", "path": "/a/-"}] * 25
+            await updater.add_artifact(
+                [new_data_part({"tree_patch": bomb})],
+                artifact_id=f"bomb-{task_id}",
+                name="tree_patch",
+            )
         reply = f"You said: {context.get_user_input()}"
         artifact_id = f"echo-{task_id}"
         for i, chunk in enumerate(split_in(reply, CHUNKS)):

@@ -94,3 +94,24 @@ def test_a_turn_with_an_sdk_agent_streams_and_persists_its_reply(agent, version)
         assert reply["content"] == text
         assert reply["status"] == "complete"
         assert reply["agent_task_id"], "the SDK agent's task id is kept"
+
+
+@pytest.mark.parametrize("agent", ["sdk_v1", "sdk_v03"])
+def test_an_agents_tree_patch_that_doubles_the_tree_is_refused(agent):
+    """A hostile agent's tree_patch (a2a_sdk_agent.py's TREE_BOMB: 25 copies
+    of an 8,000-character string into itself) is an `error` event
+    `tree_too_large`; the turn still ends, and the tree and its version are
+    unchanged."""
+    with client("usr-interop-tree") as http:
+        created = http.post("/chat/conversations", json={"agent_id": agent})
+        assert created.status_code == 201, created.text
+        conversation = created.json()["id"]
+
+        events = stream_turn(http, conversation, "send the tree patch that doubles the tree")
+        errors = [e["error"]["code"] for e in events if e["type"] == "error"]
+        assert errors == ["tree_too_large"], events
+        assert events[-1]["type"] == "done", events
+
+        read = http.get(f"/chat/conversations/{conversation}").raise_for_status().json()
+        assert read["tree"] == {}
+        assert read["tree_version"] == 0

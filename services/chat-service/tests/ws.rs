@@ -12,118 +12,21 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{SERVICE_TOKEN, TestApp, start_agents};
-use futures_util::{SinkExt, StreamExt};
+use common::ws::{Frame, Ws};
+use common::{TestApp, start_agents};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::client::Response;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// Longest wait for any one frame.
-const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
-
-struct Ws {
-    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-/// What the server sent next.
-#[derive(Debug)]
-enum Frame {
-    Json(Value),
-    /// The close code, when the server closed.
-    Closed(Option<u16>),
-}
-
-async fn try_connect(
-    chat: &TestApp,
-    user: Option<&str>,
-    query: &str,
-    protocol: Option<&str>,
-) -> Result<(Ws, Response), tokio_tungstenite::tungstenite::Error> {
-    let url = format!("{}/ws/chat{query}", chat.url.replacen("http", "ws", 1));
-    let mut request = url.into_client_request().unwrap();
-    if let Some(user) = user {
-        let headers = request.headers_mut();
-        headers.insert("x-service-token", SERVICE_TOKEN.parse().unwrap());
-        headers.insert("x-user-id", user.parse().unwrap());
-    }
-    if let Some(protocol) = protocol {
-        request
-            .headers_mut()
-            .insert("sec-websocket-protocol", protocol.parse().unwrap());
-    }
-    let (stream, response) = tokio_tungstenite::connect_async(request).await?;
-    Ok((Ws { stream }, response))
-}
-
+/// An envelope socket of `user`.
 async fn connect(chat: &TestApp, user: &str, query: &str) -> Ws {
-    try_connect(chat, Some(user), query, None).await.unwrap().0
+    chat.socket(user, query, false).await
 }
 
-impl Ws {
-    async fn send(&mut self, frame: Value) {
-        self.stream
-            .send(Message::text(frame.to_string()))
-            .await
-            .unwrap();
-    }
-
-    async fn frame(&mut self) -> Frame {
-        loop {
-            let next = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
-                .await
-                .unwrap();
-            match next {
-                Some(Ok(Message::Text(text))) => {
-                    return Frame::Json(serde_json::from_str(&text).unwrap());
-                }
-                Some(Ok(Message::Close(close))) => {
-                    return Frame::Closed(close.map(|c| u16::from(c.code)));
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Frame::Closed(None),
-            }
-        }
-    }
-
-    async fn json(&mut self) -> Value {
-        match self.frame().await {
-            Frame::Json(value) => value,
-            Frame::Closed(code) => panic!("closed ({code:?}) where a frame was expected"),
-        }
-    }
-
-    /// Frames up to and including the first that `last` accepts.
-    async fn until(&mut self, last: impl Fn(&Value) -> bool) -> Vec<Value> {
-        let mut frames = Vec::new();
-        loop {
-            let frame = self.json().await;
-            let stop = last(&frame);
-            frames.push(frame);
-            if stop {
-                return frames;
-            }
-        }
-    }
-
-    /// The frames of a turn, up to its final `assistant_response`.
-    async fn turn(&mut self) -> Vec<Value> {
-        self.until(|f| f["type"] == "assistant_response" && f["data"]["chunk"] == false)
-            .await
-    }
-
-    /// `init_session`; the `session_ready` frame (after checking that
-    /// `chat_history` follows it).
-    async fn init(&mut self, data: Value) -> Value {
-        self.send(json!({"type": "init_session", "data": data}))
-            .await;
-        let ready = self.json().await;
-        assert_eq!(ready["type"], "session_ready", "{ready}");
-        let history = self.json().await;
-        assert_eq!(history["type"], "chat_history", "{history}");
-        ready
+/// The close code of a frame that is a close.
+fn close_code(frame: Frame) -> Option<u16> {
+    match frame {
+        Frame::Closed(close) => close.map(|(code, _)| code),
+        Frame::Json(_) => None,
     }
 }
 
@@ -319,7 +222,8 @@ async fn compact_dialect_by_subprotocol_creates_a_conversation_and_counts_tools(
     let mut databases = Vec::new();
     let agents = start_agents(0, &mut databases).await;
     let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
-    let (mut ws, response) = try_connect(&chat, Some("usr-ada"), "", Some("confab.compact.v1"))
+    let (mut ws, response) = chat
+        .try_socket(Some("usr-ada"), "", Some("confab.compact.v1"))
         .await
         .unwrap();
     assert_eq!(
@@ -379,16 +283,13 @@ async fn malformed_frames_are_answered_with_errors_and_the_socket_stays_open() {
     ws.send(json!({"type": "user_prompt", "data": {"prompt": "hi"}}))
         .await;
     assert_eq!(ws.json().await["error"]["code"], "no_session");
-    ws.stream.send(Message::text("not json")).await.unwrap();
+    ws.send_text("not json").await;
     assert_eq!(ws.json().await["error"]["code"], "invalid_frame");
     ws.send(json!({"type": "bogus"})).await;
     assert_eq!(ws.json().await["error"]["code"], "invalid_frame");
     ws.send(json!({"data": {}})).await;
     assert_eq!(ws.json().await["error"]["code"], "invalid_frame");
-    ws.stream
-        .send(Message::binary(vec![1_u8, 2, 3]))
-        .await
-        .unwrap();
+    ws.send_message(Message::binary(vec![1_u8, 2, 3])).await;
     assert_eq!(ws.json().await["error"]["code"], "invalid_frame");
 
     ws.init(json!({})).await;
@@ -408,7 +309,7 @@ async fn malformed_frames_are_answered_with_errors_and_the_socket_stays_open() {
 
     ws.send(json!({"type": "user_prompt", "data": {"prompt": oversized}}))
         .await;
-    assert!(matches!(ws.frame().await, Frame::Closed(Some(1009))));
+    assert_eq!(close_code(ws.frame().await), Some(1009));
 }
 
 #[tokio::test]
@@ -419,7 +320,7 @@ async fn close_session_closes_normally() {
     let mut ws = connect(&chat, "usr-ada", "").await;
     ws.init(json!({})).await;
     ws.send(json!({"type": "close_session"})).await;
-    assert!(matches!(ws.frame().await, Frame::Closed(Some(1000))));
+    assert_eq!(close_code(ws.frame().await), Some(1000));
 }
 
 #[tokio::test]
@@ -435,7 +336,7 @@ async fn another_users_conversation_is_an_error_then_a_close() {
         let mut ws = connect(&chat, "usr-bob", &query).await;
         let error = ws.json().await;
         assert_eq!(error["type"], "error", "{error}");
-        assert!(matches!(ws.frame().await, Frame::Closed(Some(1008))));
+        assert_eq!(close_code(ws.frame().await), Some(1008));
     }
 }
 
@@ -444,7 +345,7 @@ async fn an_unauthenticated_upgrade_is_refused_with_401() {
     let mut databases = Vec::new();
     let agents = start_agents(0, &mut databases).await;
     let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
-    let refused = try_connect(&chat, None, "", None).await;
+    let refused = chat.try_socket(None, "", None).await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 401);
@@ -470,7 +371,7 @@ async fn a_silent_peer_is_dropped_and_an_answering_one_is_kept() {
     assert_eq!(answering.json().await["type"], "pong");
 
     // The silent one never read its pings.
-    assert!(matches!(silent.frame().await, Frame::Closed(Some(1001))));
+    assert_eq!(close_code(silent.frame().await), Some(1001));
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Response;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::{SERVICE_TOKEN, TestApp};
@@ -33,16 +34,34 @@ impl TestApp {
     /// A socket of `user` on `/ws/chat{query}`, in the compact dialect
     /// when `compact`.
     pub async fn socket(&self, user: &str, query: &str, compact: bool) -> Ws {
+        let protocol = compact.then_some(COMPACT);
+        self.try_socket(Some(user), query, protocol)
+            .await
+            .unwrap()
+            .0
+    }
+
+    /// The handshake of a socket on `/ws/chat{query}`: as `user` (none: no
+    /// credentials at all), offering `protocol`; refusals come back as the
+    /// client's error.
+    pub async fn try_socket(
+        &self,
+        user: Option<&str>,
+        query: &str,
+        protocol: Option<&str>,
+    ) -> Result<(Ws, Response), tokio_tungstenite::tungstenite::Error> {
         let url = format!("{}/ws/chat{query}", self.url.replacen("http", "ws", 1));
         let mut request = url.into_client_request().unwrap();
         let headers = request.headers_mut();
-        headers.insert("x-service-token", SERVICE_TOKEN.parse().unwrap());
-        headers.insert("x-user-id", user.parse().unwrap());
-        if compact {
-            headers.insert("sec-websocket-protocol", COMPACT.parse().unwrap());
+        if let Some(user) = user {
+            headers.insert("x-service-token", SERVICE_TOKEN.parse().unwrap());
+            headers.insert("x-user-id", user.parse().unwrap());
         }
-        let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        Ws { stream }
+        if let Some(protocol) = protocol {
+            headers.insert("sec-websocket-protocol", protocol.parse().unwrap());
+        }
+        let (stream, response) = tokio_tungstenite::connect_async(request).await?;
+        Ok((Ws { stream }, response))
     }
 }
 
@@ -56,7 +75,12 @@ impl Ws {
 
     /// Sends `text` as it is, JSON or not.
     pub async fn send_text(&mut self, text: &str) {
-        self.stream.send(Message::text(text)).await.unwrap();
+        self.send_message(Message::text(text)).await;
+    }
+
+    /// Sends any WebSocket message (a binary frame, say).
+    pub async fn send_message(&mut self, message: Message) {
+        self.stream.send(message).await.unwrap();
     }
 
     pub async fn frame(&mut self) -> Frame {
