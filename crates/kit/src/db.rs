@@ -27,10 +27,12 @@ use crate::settings::DatabaseSettings;
 pub type PgConn = AsyncPgConnection;
 pub type SqliteConn = SyncConnectionWrapper<diesel::SqliteConnection>;
 
-/// PRAGMAs for every SQLite connection: WAL lets readers run beside the one
-/// writer, `busy_timeout` makes a second writer wait instead of failing, and
-/// foreign keys are off by default in SQLite.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+/// PRAGMAs for every SQLite connection: `busy_timeout` makes a second
+/// writer wait instead of failing (first: switching to WAL itself needs the
+/// lock, and failed at once with "database is locked" while another
+/// connection to the file was still closing), WAL lets readers run beside
+/// the one writer, and foreign keys are off by default in SQLite.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
 /// How long a request waits for a pooled connection before failing.
