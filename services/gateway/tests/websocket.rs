@@ -171,3 +171,41 @@ async fn the_live_trace_is_reached_through_the_gateway() {
     assert_eq!(first["user_id"], user.id.as_str());
     assert_eq!(first["conversation_id"], conversation.as_str());
 }
+
+#[tokio::test]
+async fn sockets_past_a_users_caps_are_refused_through_the_gateway() {
+    let stack = Stack::start().await;
+    let user = stack.user("ada").await;
+    let other = stack.user("bob").await;
+
+    // chat-service's [limits] sockets_per_user: 16; the 17th is closed.
+    let chat = format!("{}/ws/chat", stack.gateway);
+    let mut open = Vec::new();
+    for _ in 0..16 {
+        open.push(connect(&chat, Some(&user.token)).await);
+    }
+    let mut seventeenth = connect(&chat, Some(&user.token)).await;
+    match seventeenth.frame().await {
+        Frame::Closed(Some((code, reason))) => {
+            assert_eq!(code, 1008);
+            assert!(reason.contains("16"), "{reason}");
+        }
+        other => panic!("expected close 1008, got {other:?}"),
+    }
+    let mut bobs = connect(&chat, Some(&other.token)).await;
+    bobs.send(json!({"type": "ping"})).await;
+    assert_eq!(bobs.json().await["type"], "pong", "another user is served");
+
+    // llm-proxy-service's [trace] subscribers_per_user: 8; the 9th is 429.
+    let trace = format!("{}/ws/trace/math", stack.gateway);
+    for _ in 0..8 {
+        open.push(connect(&trace, Some(&user.token)).await);
+    }
+    match try_connect(&trace, Some(&user.token)).await {
+        Err(WsError::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        other => panic!("expected a 429 handshake, got {:?}", other.map(|_| ())),
+    }
+}

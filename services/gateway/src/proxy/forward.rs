@@ -248,10 +248,14 @@ async fn tunnel(
             headers,
             body,
         }) => {
+            // Passed back as an HTTP reply is: its end-to-end headers
+            // (`Retry-After` of a 429, `WWW-Authenticate` of a 401) go too.
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
             let mut reply = HttpResponse::build(status);
-            if let Some(kind) = headers.get(reqwest::header::CONTENT_TYPE) {
-                reply.insert_header((header::CONTENT_TYPE, kind.as_bytes()));
+            for (name, value) in &headers {
+                if !NOT_RETURNED.contains(&name.as_str()) {
+                    reply.append_header((name.as_str(), value.as_bytes()));
+                }
             }
             Ok(reply.body(body))
         }
