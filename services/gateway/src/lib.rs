@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod console;
 pub mod cors;
 pub mod domain;
 pub mod limits;
@@ -143,6 +144,7 @@ pub async fn build_on(
         .cloned()
         .collect();
     let routes = RoutingTable::new(&route_configs, &settings.upstreams)?;
+    let console = web::Data::new(console::Console::new()?);
     let cors = cors::CorsPolicy::new(&settings.cors)?;
     let connect_timeout = Duration::from_secs(settings.timeouts.connect_secs);
     let websocket = proxy::UpstreamClient::websocket_client(connect_timeout)?;
@@ -193,6 +195,9 @@ pub async fn build_on(
                 .app_data(web::Data::new(http))
                 .app_data(web::PayloadConfig::new(body_limit))
                 .app_data(web::JsonConfig::default().limit(body_limit))
+                .app_data(console.clone())
+                .route("/", web::get().to(console::page))
+                .route("/assets/{build}/{file:.*}", web::get().to(console::asset))
                 .route("/.well-known/jwks.json", web::get().to(routes::jwks::jwks))
                 .route(
                     "/api/v1/auth/register",

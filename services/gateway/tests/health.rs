@@ -86,13 +86,14 @@ async fn request_ids_are_kept_or_made() {
 #[tokio::test]
 async fn unknown_routes_answer_with_the_json_error_body() {
     let stack = Stack::start().await;
-    for base in [&stack.gateway, &stack.chat, &stack.llm] {
-        let response = stack
-            .http
-            .get(format!("{base}/no/such/thing"))
-            .send()
-            .await
-            .unwrap();
+    // On the gateway an unknown path outside the APIs is a deep link into
+    // the web console (tests/console.rs); an unknown API path is not found.
+    for url in [
+        format!("{}/api/v1/no/such/thing", stack.gateway),
+        format!("{}/no/such/thing", stack.chat),
+        format!("{}/no/such/thing", stack.llm),
+    ] {
+        let response = stack.http.get(url).send().await.unwrap();
         assert_eq!(response.status(), 404);
         assert_eq!(error_code(response).await, "not_found");
     }

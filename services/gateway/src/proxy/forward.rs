@@ -46,6 +46,7 @@ use super::routing::Route;
 use super::upstream::{self, RequestBody};
 use crate::GatewayState;
 use crate::auth::{authenticate, authenticate_upgrade};
+use crate::console::{self, Console};
 
 /// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1),
 /// plus the ones the gateway sets itself, and the attribution headers a
@@ -94,6 +95,7 @@ pub async fn forward(
     req: HttpRequest,
     state: web::Data<GatewayState>,
     http: web::Data<UpstreamClient>,
+    console: web::Data<Console>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let upgrade = ws_tunnel::is_upgrade(&req);
@@ -106,10 +108,13 @@ pub async fn forward(
     // Decoded and checked once, for plain requests and WebSockets alike:
     // what is routed is what is forwarded (see `path`).
     let path = RequestPath::parse(req.path())?;
-    let (route, target) = state
-        .routes
-        .resolve(&path, &query)
-        .ok_or_else(|| ApiError::not_found("route"))?;
+    let Some((route, target)) = state.routes.resolve(&path, &query) else {
+        // A deep link into the web console, or nothing at all.
+        if !upgrade && console::is_page(&req) {
+            return Ok(console.page(&req));
+        }
+        return Err(ApiError::not_found("route"));
+    };
     // The routing table matches here, not actix: one lookup per request
     // instead of a pattern per route. So actix has no pattern to count the
     // request under in /metrics; the route's prefix is.
