@@ -20,6 +20,7 @@ use confab_protocol::auth::{
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::JwtVerifier;
@@ -28,20 +29,26 @@ use crate::error::ApiError;
 /// The service's trust configuration, registered as app data.
 #[derive(Clone)]
 pub struct ServiceAuth {
-    service_token: Arc<str>,
+    /// SHA-256 of the service token; `None` (nothing accepted) when empty.
+    digest: Option<Arc<[u8; 32]>>,
 }
 
 impl ServiceAuth {
     pub fn new(service_token: impl Into<Arc<str>>) -> Self {
+        let token: Arc<str> = service_token.into();
         Self {
-            service_token: service_token.into(),
+            digest: (!token.is_empty()).then(|| Arc::new(Sha256::digest(token.as_bytes()).into())),
         }
     }
 
-    /// Compares in constant time so the token cannot be guessed byte by byte.
+    /// Compares digests in constant time: neither the token's bytes nor its
+    /// length can be found by timing the answers (comparing the tokens
+    /// themselves stops at once when the lengths differ).
     pub fn is_service_token(&self, candidate: &str) -> bool {
-        !self.service_token.is_empty()
-            && bool::from(candidate.as_bytes().ct_eq(self.service_token.as_bytes()))
+        let candidate: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
+        self.digest
+            .as_ref()
+            .is_some_and(|digest| bool::from(digest.ct_eq(&candidate)))
     }
 }
 
@@ -238,4 +245,31 @@ async fn parse_authed<T: DeserializeOwned>(
     let body = serde_json::from_value(value)
         .map_err(|e| ApiError::unprocessable("invalid_body", format!("invalid body: {e}")))?;
     Ok(AuthedJson { caller, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_whole_service_token_is_accepted() {
+        let auth = ServiceAuth::new("a-service-token-of-some-length-123");
+        assert!(auth.is_service_token("a-service-token-of-some-length-123"));
+        for wrong in [
+            "",
+            "a",
+            "a-service-token-of-some-length-12",
+            "a-service-token-of-some-length-1234",
+            "A-service-token-of-some-length-123",
+        ] {
+            assert!(!auth.is_service_token(wrong), "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_service_token_accepts_nothing() {
+        let auth = ServiceAuth::new("");
+        assert!(!auth.is_service_token(""));
+        assert!(!auth.is_service_token("x"));
+    }
 }
