@@ -131,6 +131,14 @@ pub fn init_test_tracing() {
     });
 }
 
+/// The value of the unlabelled metric `name` in a `/metrics` page
+/// (Prometheus text), when it is listed.
+pub fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

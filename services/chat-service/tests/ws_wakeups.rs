@@ -26,10 +26,7 @@ async fn wakeups(chat: &TestApp) -> u64 {
         .text()
         .await
         .unwrap();
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("chat_socket_wakeups_total "))
-        .map_or(0, |value| value.trim().parse().unwrap())
+    confab_kit::testing::metric(&metrics, "chat_socket_wakeups_total").map_or(0, |n| n as u64)
 }
 
 #[tokio::test]

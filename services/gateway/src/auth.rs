@@ -4,8 +4,8 @@
 
 use actix_web::HttpRequest;
 use confab_kit::ApiError;
-use confab_kit::auth::{ServiceAuth, bearer_token};
-use confab_protocol::auth::{AccessClaims, Role, SERVICE_TOKEN_HEADER};
+use confab_kit::auth::{ServiceAuth, bearer_token, service_token_state};
+use confab_protocol::auth::{AccessClaims, Role};
 
 use crate::tokens::KeyRing;
 
@@ -47,11 +47,8 @@ pub async fn authenticate_operator(
     service: &ServiceAuth,
     keys: &KeyRing,
 ) -> Result<(), ApiError> {
-    if let Some(token) = req.headers().get(SERVICE_TOKEN_HEADER) {
-        return match token.to_str().is_ok_and(|t| service.is_service_token(t)) {
-            true => Ok(()),
-            false => Err(ApiError::unauthorized("invalid service token")),
-        };
+    if service_token_state(req, service)? {
+        return Ok(());
     }
     let token = bearer_token(req).ok_or_else(|| {
         ApiError::unauthorized("the service token or an administrator's access token is required")

@@ -43,12 +43,8 @@ async fn peak_under_a_login_flood(stack: &Stack) -> u64 {
         .await
         .unwrap();
     let gauge = |name: &str| {
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        confab_kit::testing::metric(&metrics, name)
             .unwrap_or_else(|| panic!("no {name}: {metrics}"))
-            .parse::<f64>()
-            .unwrap()
     };
     // The flood is over: nothing runs or waits.
     assert_eq!(gauge("gateway_password_hashes_running"), 0.0);

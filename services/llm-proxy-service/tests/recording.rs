@@ -94,10 +94,7 @@ async fn write_failures(proxy: &Proxy) -> f64 {
         .text()
         .await
         .unwrap();
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("llm_proxy_record_write_failures_total "))
-        .map_or(0.0, |value| value.trim().parse().unwrap())
+    confab_kit::testing::metric(&metrics, "llm_proxy_record_write_failures_total").unwrap_or(0.0)
 }
 
 #[tokio::test]

@@ -9,5 +9,5 @@ mod verified;
 pub use check::TokenCheck;
 pub use jwt::{JwtSettings, JwtVerifier};
 pub use refetch::RefetchGate;
-pub use service::{AuthedJson, Caller, ServiceAuth, bearer_token, header};
+pub use service::{AuthedJson, Caller, ServiceAuth, bearer_token, header, service_token_state};
 use verified::VerifiedTokens;

@@ -78,7 +78,7 @@ impl From<AuthContext> for Caller {
 
 /// Whether the request carries a valid service token. A present but wrong
 /// token is an error, not "absent".
-fn service_token_state(req: &HttpRequest, auth: &ServiceAuth) -> Result<bool, ApiError> {
+pub fn service_token_state(req: &HttpRequest, auth: &ServiceAuth) -> Result<bool, ApiError> {
     match req.headers().get(SERVICE_TOKEN_HEADER) {
         None => Ok(false),
         Some(value) => {

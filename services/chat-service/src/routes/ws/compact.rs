@@ -136,8 +136,7 @@ async fn refused(conn: &mut Conn, err: &ApiError) -> Result<Flow, Closed> {
 
 /// The requested conversation is not the caller's: say so and close.
 async fn refuse(conn: &mut Conn, err: &ApiError) -> Result<Flow, Closed> {
-    conn.send(&json!({"type": "error", "error": err.message(), "code": err.code()}))
-        .await?;
+    refused(conn, err).await?;
     Ok(Flow::Close(CloseReason {
         code: CloseCode::Policy,
         description: Some(err.message().to_owned()),
