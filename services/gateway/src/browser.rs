@@ -309,6 +309,48 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_no_cookie_the_gateway_reads_survives_stripping() {
+        use confab_kit::fuzz;
+        use proptest::prelude::*;
+        let samples = [
+            "a=1; confab_access=x.y.z; b=2",
+            "confab_refresh=abc;confab_access=\"q\"; c",
+            " confab_access =v ; =x; ;; confab_refresh",
+            "https://evil.example",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let browser = browser(&["https://console.example"]);
+        fuzz::fuzz(fuzz::client_text(samples), |text| {
+            let Ok(value) = actix_web::http::header::HeaderValue::from_str(&text) else {
+                return Ok(());
+            };
+            let request = TestRequest::post()
+                .insert_header(("cookie", value.clone()))
+                .insert_header(("origin", value.clone()))
+                .to_http_request();
+            let _ = browser.check_origin(&request);
+            let Some(stripped) = strip_cookies(value.as_bytes()) else {
+                return Ok(());
+            };
+            let forwarded = TestRequest::default()
+                .insert_header(("cookie", stripped.clone()))
+                .to_http_request();
+            prop_assert_eq!(access_cookie(&forwarded), None, "{:?}", text);
+            prop_assert_eq!(refresh_cookie(&forwarded), None, "{:?}", text);
+            for pair in stripped.split(|&b| b == b';') {
+                let pair = pair.trim_ascii();
+                prop_assert!(
+                    value.as_bytes().windows(pair.len()).any(|w| w == pair),
+                    "{:?}",
+                    text
+                );
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_cookie_is_read_by_its_exact_name() {
         let req = TestRequest::default()
             .insert_header((
