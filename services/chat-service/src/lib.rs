@@ -76,6 +76,8 @@ pub struct ChatSettings {
     /// How long an ended turn's event log stays in memory for clients that
     /// re-attach late.
     pub ended_turn_linger_secs: u64,
+    /// How often a stream kept open between turns gets a comment line.
+    pub sse_keep_alive_ms: u64,
 }
 
 impl ChatSettings {

@@ -13,9 +13,11 @@
 //!   `bad_last_event_id`.
 //! - Without one, the stream starts with the turn in flight, or waits for
 //!   the next one.
-//! - A comment line (`: keep-alive`) goes out every [`KEEP_ALIVE`], so that
-//!   no proxy closes a quiet stream and a client that left is noticed.
-//! - The stream ends when the conversation is deleted.
+//! - A comment line (`: keep-alive`) goes out every `[chat]
+//!   sse_keep_alive_ms` (15 s), so that no proxy closes a quiet stream and
+//!   a client that left is noticed.
+//! - The stream ends when the conversation is deleted (noticed at the next
+//!   keep-alive).
 //! - 404 for a conversation that is not the caller's; a user follows at
 //!   most `[limits] followers_per_user` conversations at once (then 429).
 //!
@@ -48,10 +50,6 @@ use crate::AppState;
 use crate::store::models::MessageRow;
 use crate::store::{conversations, messages};
 use crate::turns::notices::Watch;
-
-/// How often a quiet stream gets a comment line: 15 s, well under the
-/// idle timeouts of common proxies (60 s) and the gateway's.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Frames waiting for a slow client. When full the follower waits for it;
 /// the turns it follows do not (they log their events in memory).
@@ -192,10 +190,8 @@ impl Follower {
     }
 
     async fn run(mut self, mut cursor: Cursor) {
-        let mut keep_alive = tokio::time::interval_at(
-            tokio::time::Instant::now() + KEEP_ALIVE,
-            KEEP_ALIVE,
-        );
+        let every = Duration::from_millis(self.state.chat.sse_keep_alive_ms.max(10));
+        let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // Sent at once, so that the client (and any proxy) sees the stream
         // open before the first turn.
