@@ -74,7 +74,8 @@ async fn a_first_message_creates_a_session_and_the_next_one_continues_it() {
         .agent_chat(
             ada,
             "",
-            &json!({"message": QUESTION, "session_id": null, "character_id": 526379435}).to_string(),
+            &json!({"message": QUESTION, "session_id": null, "character_id": 526379435})
+                .to_string(),
         )
         .await;
     assert_eq!(first.status(), 200);
@@ -91,7 +92,8 @@ async fn a_first_message_creates_a_session_and_the_next_one_continues_it() {
         .agent_chat(
             ada,
             "",
-            &json!({"message": "and again", "session_id": session_id, "character_id": 1}).to_string(),
+            &json!({"message": "and again", "session_id": session_id, "character_id": 1})
+                .to_string(),
         )
         .await
         .json()
@@ -169,17 +171,36 @@ async fn history_is_the_newest_messages_in_order_in_the_seeds_shape() {
     assert_eq!(history["session_id"], session_id);
     assert_eq!(history["message_count"], 4);
     let messages = history["messages"].as_array().unwrap();
-    let roles: Vec<&str> = messages.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
     assert_eq!(roles, ["user", "assistant", "user", "assistant"]);
     let reply = &messages[1];
-    let mut fields: Vec<&str> = reply.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut fields: Vec<&str> = reply
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     fields.sort_unstable();
     assert_eq!(
         fields,
-        ["content", "content_blocks", "created_at", "id", "role", "status", "token_usage"]
+        [
+            "content",
+            "content_blocks",
+            "created_at",
+            "id",
+            "role",
+            "status",
+            "token_usage"
+        ]
     );
     assert_eq!(reply["content"], "The answer is 42.");
-    assert!(reply["token_usage"]["output_tokens"].as_u64().unwrap() > 0, "{reply}");
+    assert!(
+        reply["token_usage"]["output_tokens"].as_u64().unwrap() > 0,
+        "{reply}"
+    );
     assert_eq!(reply["content_blocks"][0]["type"], "text");
 
     // `limit` keeps the newest, still oldest first; the count is all of them.
@@ -219,9 +240,21 @@ async fn bad_input_is_refused_and_writes_nothing() {
             (json!({"session_id": null}).to_string(), 422, "invalid_body"),
             (json!({"message": ["hi"]}).to_string(), 422, "invalid_body"),
             (json!({"message": "  "}).to_string(), 422, "empty_message"),
-            (json!({"message": "x".repeat(10_001)}).to_string(), 413, "message_too_long"),
-            (json!({"message": "hi", "agent_id": "nobody"}).to_string(), 422, "unknown_agent"),
-            (json!({"message": "hi", "session_id": "conv-nope"}).to_string(), 404, "not_found"),
+            (
+                json!({"message": "x".repeat(10_001)}).to_string(),
+                413,
+                "message_too_long",
+            ),
+            (
+                json!({"message": "hi", "agent_id": "nobody"}).to_string(),
+                422,
+                "unknown_agent",
+            ),
+            (
+                json!({"message": "hi", "session_id": "conv-nope"}).to_string(),
+                404,
+                "not_found",
+            ),
         ] {
             let refused = chat.agent_chat(ada, path, &body).await;
             assert_eq!(refused.status(), status, "{path} {body:.40}");
@@ -236,7 +269,11 @@ async fn bad_input_is_refused_and_writes_nothing() {
     // Hostile text is only text.
     let hostile = "<img src=x onerror=alert(1)> [x](javascript:alert(1))";
     let answered: Value = chat
-        .agent_chat(ada, "", &json!({"message": hostile, "agent_id": "text"}).to_string())
+        .agent_chat(
+            ada,
+            "",
+            &json!({"message": hostile, "agent_id": "text"}).to_string(),
+        )
         .await
         .json()
         .await
@@ -268,7 +305,11 @@ async fn another_users_session_is_not_found() {
     }
     let refused = chat.agent_history("usr-bob", session_id, "").await;
     assert_eq!(refused.status(), 404);
-    assert_eq!(chat.messages("usr-ada", session_id).await.len(), 2, "untouched");
+    assert_eq!(
+        chat.messages("usr-ada", session_id).await.len(),
+        2,
+        "untouched"
+    );
     let unknown = chat.agent_history("usr-ada", "conv-nope", "").await;
     assert_eq!(unknown.status(), 404);
 }
@@ -284,8 +325,12 @@ async fn a_turn_whose_agent_is_down_reports_retries_and_a_text_error() {
     let agents = BTreeMap::from([("math".to_owned(), format!("http://127.0.0.1:{dead_port}/"))]);
     let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
     let streamed = events(
-        chat.agent_chat("usr-ada", "/stream", &json!({"message": QUESTION}).to_string())
-            .await,
+        chat.agent_chat(
+            "usr-ada",
+            "/stream",
+            &json!({"message": QUESTION}).to_string(),
+        )
+        .await,
     )
     .await;
     let retries: Vec<&Value> = streamed.iter().filter(|e| e["type"] == "retry").collect();
@@ -293,7 +338,10 @@ async fn a_turn_whose_agent_is_down_reports_retries_and_a_text_error() {
     assert_eq!(retries[0]["attempt"], 2);
     assert_eq!(retries[0]["max_attempts"], 3);
     let error = streamed.iter().find(|e| e["type"] == "error").unwrap();
-    assert!(error["error"].as_str().is_some_and(|e| !e.is_empty()), "{error}");
+    assert!(
+        error["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{error}"
+    );
     assert_eq!(error["code"], "agent_failed");
     let done = streamed.last().unwrap();
     assert_eq!(done["type"], "done");

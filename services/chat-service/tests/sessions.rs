@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use common::{TestApp, start_agents};
 use eventsource_stream::Eventsource;
-use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -46,7 +46,12 @@ impl TestApp {
     }
 
     /// `GET /chat/sessions/{id}/messages/stream`, with `Last-Event-ID`.
-    async fn follow(&self, user: &str, session: &str, last_event_id: Option<&str>) -> reqwest::Response {
+    async fn follow(
+        &self,
+        user: &str,
+        session: &str,
+        last_event_id: Option<&str>,
+    ) -> reqwest::Response {
         let mut request = self.session(Method::GET, &format!("/{session}/messages/stream"), user);
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
@@ -85,8 +90,8 @@ impl Follower {
     async fn next(&mut self) -> Event {
         tokio::time::timeout(EVENT_TIMEOUT, self.events.next())
             .await
-            .expect("an event in time")
-            .expect("the stream stays open")
+            .unwrap()
+            .unwrap()
     }
 
     /// Events up to and including the next `done`.
@@ -133,7 +138,9 @@ async fn error_code(response: reqwest::Response) -> String {
     body["error"]["code"].as_str().unwrap().to_owned()
 }
 
-async fn chat_with(tweak: impl FnOnce(&mut chat_service::Settings)) -> (TestApp, Vec<confab_kit::testing::TestDatabase>) {
+async fn chat_with(
+    tweak: impl FnOnce(&mut chat_service::Settings),
+) -> (TestApp, Vec<confab_kit::testing::TestDatabase>) {
     let mut databases = Vec::new();
     // 30 ms a chunk: a turn of twenty words lasts long enough to leave it
     // in the middle.
@@ -234,7 +241,12 @@ async fn every_session_path_answers_with_and_without_a_trailing_slash() {
 async fn a_session_is_created_with_or_without_a_body_and_a_bad_body_is_refused() {
     let (chat, _databases) = chat_with(|_| {}).await;
     let ada = "usr-ada";
-    for body in ["", "  \n", "{}", r#"{"agent_id": "text", "title": "<img src=x onerror=alert(1)>"}"#] {
+    for body in [
+        "",
+        "  \n",
+        "{}",
+        r#"{"agent_id": "text", "title": "<img src=x onerror=alert(1)>"}"#,
+    ] {
         let created = chat
             .session(Method::POST, "", ada)
             .header("content-type", "application/json")
@@ -286,7 +298,11 @@ async fn a_session_is_created_with_or_without_a_body_and_a_bad_body_is_refused()
         .unwrap();
     assert_eq!(anonymous.status(), 401);
     let listed: Value = chat.list(ada, "").await.json().await.unwrap();
-    assert_eq!(listed["items"].as_array().unwrap().len(), 4, "nothing more was made");
+    assert_eq!(
+        listed["items"].as_array().unwrap().len(),
+        4,
+        "nothing more was made"
+    );
 }
 
 #[tokio::test]
@@ -296,11 +312,17 @@ async fn the_posted_stream_says_text_token_and_numbers_its_events_in_the_convers
     let session = new_session(&chat, ada).await;
 
     let first = chat.session_turn(ada, &session, QUESTION).await;
-    let types: Vec<&str> = first.iter().map(|(_, e)| e["type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = first
+        .iter()
+        .map(|(_, e)| e["type"].as_str().unwrap())
+        .collect();
     assert_eq!(types.first(), Some(&"message_start"), "{types:?}");
     assert_eq!(types.last(), Some(&"done"), "{types:?}");
     assert!(types.contains(&"text_token"), "{types:?}");
-    assert!(!types.contains(&"text"), "no native text events here: {types:?}");
+    assert!(
+        !types.contains(&"text"),
+        "no native text events here: {types:?}"
+    );
     assert_eq!(text_of(&first), "The answer is 42.");
     // Turn 1's reply is message 2: its events are 2.1, 2.2, …, 2.end.
     let expected: Vec<String> = (1..first.len())
@@ -317,7 +339,10 @@ async fn the_posted_stream_says_text_token_and_numbers_its_events_in_the_convers
     // The native path still says `text`.
     let native = chat.turn(ada, &session, "native").await;
     assert!(native.iter().any(|e| e["type"] == "text"), "{native:?}");
-    assert!(native.iter().all(|e| e["type"] != "text_token"), "{native:?}");
+    assert!(
+        native.iter().all(|e| e["type"] != "text_token"),
+        "{native:?}"
+    );
 }
 
 #[tokio::test]
@@ -337,18 +362,27 @@ async fn the_posted_stream_refuses_bad_input_and_other_users() {
         (json!({"message": ""}).to_string(), 422, "empty_message"),
         (json!({"message": 42}).to_string(), 422, "invalid_body"),
         (json!({"text": "hi"}).to_string(), 422, "invalid_body"),
-        (json!({"message": "x".repeat(10_001)}).to_string(), 413, "message_too_long"),
+        (
+            json!({"message": "x".repeat(10_001)}).to_string(),
+            413,
+            "message_too_long",
+        ),
     ] {
         let refused = post(ada, session.clone(), body.clone()).await.unwrap();
         assert_eq!(refused.status(), status, "{body:.40}");
         assert_eq!(error_code(refused).await, code, "{body:.40}");
     }
     let message = json!({"message": QUESTION}).to_string();
-    let bobs = post("usr-bob", session.clone(), message.clone()).await.unwrap();
+    let bobs = post("usr-bob", session.clone(), message.clone())
+        .await
+        .unwrap();
     assert_eq!(bobs.status(), 404);
     let unknown = post(ada, "conv-nope".into(), message).await.unwrap();
     assert_eq!(unknown.status(), 404);
-    assert!(chat.messages(ada, &session).await.is_empty(), "nothing written");
+    assert!(
+        chat.messages(ada, &session).await.is_empty(),
+        "nothing written"
+    );
 }
 
 #[tokio::test]
@@ -417,7 +451,12 @@ async fn a_follower_that_reconnects_with_last_event_id_misses_nothing_and_repeat
         .await
         .unwrap();
     let mut seen = Vec::new();
-    while seen.iter().filter(|(_, e): &&Event| e["type"] == "text_token").count() < 3 {
+    while seen
+        .iter()
+        .filter(|(_, e): &&Event| e["type"] == "text_token")
+        .count()
+        < 3
+    {
         seen.push(follower.next().await);
     }
     drop(follower);
@@ -459,8 +498,14 @@ async fn a_turn_whose_log_is_gone_is_rebuilt_from_storage_and_resumes_by_its_own
     let rebuilt = follower.turn().await;
     assert_eq!(ids(&rebuilt), ["4.s1", "4.s2", "4.end"]);
     assert_eq!(rebuilt[0].1["message_id"], second[0].1["message_id"]);
-    assert_eq!(rebuilt[0].1["user_message_id"], second[0].1["user_message_id"]);
-    assert_eq!(rebuilt[1].1, json!({"type": "text_token", "text": "one two three"}));
+    assert_eq!(
+        rebuilt[0].1["user_message_id"],
+        second[0].1["user_message_id"]
+    );
+    assert_eq!(
+        rebuilt[1].1,
+        json!({"type": "text_token", "text": "one two three"})
+    );
     assert_eq!(rebuilt[2].1, second.last().unwrap().1, "the same done");
 
     // A rebuilt turn resumes exactly by its own ids.
@@ -484,13 +529,28 @@ async fn following_refuses_bad_ids_other_users_and_too_many_followers() {
     let session = new_session(&chat, ada).await;
     chat.session_turn(ada, &session, QUESTION).await;
 
-    for bad in ["abc", "7", "2.", "2.x", "-1.1", "0.end", "2.s", "9.1", "1.1", &"9".repeat(100)] {
+    for bad in [
+        "abc",
+        "7",
+        "2.",
+        "2.x",
+        "-1.1",
+        "0.end",
+        "2.s",
+        "9.1",
+        "1.1",
+        &"9".repeat(100),
+    ] {
         let refused = chat.follow(ada, &session, Some(bad)).await;
         assert_eq!(refused.status(), 422, "{bad:.20}");
         assert_eq!(error_code(refused).await, "bad_last_event_id", "{bad:.20}");
     }
     let by_query = chat
-        .session(Method::GET, &format!("/{session}/messages/stream?last_event_id=nope"), ada)
+        .session(
+            Method::GET,
+            &format!("/{session}/messages/stream?last_event_id=nope"),
+            ada,
+        )
         .send()
         .await
         .unwrap();
@@ -499,7 +559,10 @@ async fn following_refuses_bad_ids_other_users_and_too_many_followers() {
     assert_eq!(chat.follow(ada, "conv-nope", None).await.status(), 404);
     let anonymous = chat
         .http
-        .get(format!("{}/chat/sessions/{session}/messages/stream", chat.url))
+        .get(format!(
+            "{}/chat/sessions/{session}/messages/stream",
+            chat.url
+        ))
         .send()
         .await
         .unwrap();
@@ -512,7 +575,10 @@ async fn following_refuses_bad_ids_other_users_and_too_many_followers() {
     assert!(over.headers().contains_key("retry-after"));
     assert_eq!(error_code(over).await, "rate_limited");
     let bobs_session = new_session(&chat, "usr-bob").await;
-    assert_eq!(chat.follow("usr-bob", &bobs_session, None).await.status(), 200);
+    assert_eq!(
+        chat.follow("usr-bob", &bobs_session, None).await.status(),
+        200
+    );
     // Its place comes back once it is closed (noticed at the next keep-alive).
     drop(open);
     let mut status = 429;
@@ -535,19 +601,19 @@ async fn a_quiet_follower_gets_keep_alives_and_ends_when_its_session_is_deleted(
     let mut body = response.bytes_stream();
     let mut raw = String::new();
     while raw.matches(": keep-alive").count() < 2 {
-        let chunk = tokio::time::timeout(EVENT_TIMEOUT, body.next()).await.unwrap();
+        let chunk = tokio::time::timeout(EVENT_TIMEOUT, body.next())
+            .await
+            .unwrap();
         raw.push_str(std::str::from_utf8(&chunk.unwrap().unwrap()).unwrap());
     }
     assert!(raw.starts_with(": following"), "{raw}");
     let deleted = chat.delete(ada, &session).await;
     assert_eq!(deleted.status(), 204);
     // The stream ends.
-    loop {
-        match tokio::time::timeout(EVENT_TIMEOUT, body.next()).await.unwrap() {
-            Some(chunk) => {
-                chunk.unwrap();
-            }
-            None => break,
-        }
+    while let Some(chunk) = tokio::time::timeout(EVENT_TIMEOUT, body.next())
+        .await
+        .unwrap()
+    {
+        chunk.unwrap();
     }
 }

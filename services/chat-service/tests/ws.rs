@@ -332,8 +332,14 @@ async fn init_session_continues_the_session_a_seed_004_client_names_by_session_i
     chat.turn("usr-ada", &conversation, "What is 6 * 7?").await;
     // Beside `data`, where seed 004 puts it, and inside it.
     for (turns_before, frame) in [
-        (1, json!({"type": "init_session", "data": {}, "session_id": conversation})),
-        (2, json!({"type": "init_session", "data": {"session_id": conversation}})),
+        (
+            1,
+            json!({"type": "init_session", "data": {}, "session_id": conversation}),
+        ),
+        (
+            2,
+            json!({"type": "init_session", "data": {"session_id": conversation}}),
+        ),
     ] {
         let mut ws = connect(&chat, "usr-ada", "").await;
         ws.send(frame).await;

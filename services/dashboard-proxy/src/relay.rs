@@ -58,8 +58,7 @@ pub async fn relay(
         ));
     }
     let (token, mut query) = split_token(req.query_string());
-    let dialect =
-        (req.path() == state.chat.path).then(|| chat_dialect(&req, &mut query, &state));
+    let dialect = (req.path() == state.chat.path).then(|| chat_dialect(&req, &mut query, &state));
     let Some(token) = token else {
         return accept_and_close(&req, payload, Ending::Unauthorized("missing token"));
     };
@@ -118,9 +117,7 @@ fn chat_dialect(req: &HttpRequest, query: &mut String, state: &RelayState) -> Di
         // As chat-service reads it: anything but compact is the envelope.
         Some(named) if named == Dialect::Compact.as_str() => Dialect::Compact,
         Some(_) => Dialect::Envelope,
-        None if offered_protocols(req).iter().any(|p| p == COMPACT_PROTOCOL) => {
-            Dialect::Compact
-        }
+        None if offered_protocols(req).iter().any(|p| p == COMPACT_PROTOCOL) => Dialect::Compact,
         None => {
             let dialect = state.chat.default_dialect;
             // An empty `dialect=` names nothing; one is enough.

@@ -68,7 +68,10 @@ async fn seed_000_sessions_are_default_routes_with_or_without_a_trailing_slash()
         .map(|(_, e)| e["text"].as_str().unwrap())
         .collect();
     assert_eq!(text, "The answer is 42.");
-    assert!(events.iter().all(|(_, e)| e["type"] != "text"), "{events:?}");
+    assert!(
+        events.iter().all(|(_, e)| e["type"] != "text"),
+        "{events:?}"
+    );
     assert_eq!(events.last().unwrap().0, "2.end", "{events:?}");
 
     for path in [
@@ -77,23 +80,39 @@ async fn seed_000_sessions_are_default_routes_with_or_without_a_trailing_slash()
         format!("/api/chat/sessions/{id}/history"),
         format!("/api/chat/sessions/{id}/messages/"),
     ] {
-        let response = stack.seed(Method::GET, &path, &ada.token).send().await.unwrap();
+        let response = stack
+            .seed(Method::GET, &path, &ada.token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "{path}");
     }
     let history: Value = stack
-        .seed(Method::GET, &format!("/api/chat/sessions/{id}/history"), &ada.token)
+        .seed(
+            Method::GET,
+            &format!("/api/chat/sessions/{id}/history"),
+            &ada.token,
+        )
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(history["messages"].as_array().unwrap().len(), 2, "{history}");
+    assert_eq!(
+        history["messages"].as_array().unwrap().len(),
+        2,
+        "{history}"
+    );
 
     // Bob, and nobody, cannot reach it.
     let bob = stack.user("bob").await;
     let response = stack
-        .seed(Method::GET, &format!("/api/chat/sessions/{id}/"), &bob.token)
+        .seed(
+            Method::GET,
+            &format!("/api/chat/sessions/{id}/"),
+            &bob.token,
+        )
         .send()
         .await
         .unwrap();
@@ -108,7 +127,11 @@ async fn seed_000_sessions_are_default_routes_with_or_without_a_trailing_slash()
     assert_eq!(error_code(response).await, "unauthorized");
 
     let deleted = stack
-        .seed(Method::DELETE, &format!("/api/chat/sessions/{id}/"), &ada.token)
+        .seed(
+            Method::DELETE,
+            &format!("/api/chat/sessions/{id}/"),
+            &ada.token,
+        )
         .send()
         .await
         .unwrap();
@@ -157,7 +180,11 @@ async fn seed_003_agent_chat_is_a_default_route_that_continues_its_session() {
         .unwrap();
     assert_eq!(history["session_id"], session_id);
     assert_eq!(history["message_count"], 4);
-    assert_eq!(history["messages"].as_array().unwrap().len(), 3, "{history}");
+    assert_eq!(
+        history["messages"].as_array().unwrap().len(),
+        3,
+        "{history}"
+    );
 
     let bob = stack.user("bob").await;
     let response = stack

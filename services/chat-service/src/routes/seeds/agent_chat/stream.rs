@@ -34,7 +34,10 @@ pub async fn stream(
     let turn = begin_agent_turn(&req, &state, request).await?;
     let session_id = turn.session_id;
     let frames = turn.started.log.subscribe(0).map(move |(seq, event)| {
-        Bytes::from(format!("id: {seq}\ndata: {}\n\n", to_json(&event, &session_id)))
+        Bytes::from(format!(
+            "id: {seq}\ndata: {}\n\n",
+            to_json(&event, &session_id)
+        ))
     });
     Ok(sse::frames(frames))
 }

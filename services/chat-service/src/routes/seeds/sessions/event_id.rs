@@ -73,9 +73,9 @@ impl EventId {
 
     pub fn reply_seq(self) -> i64 {
         match self {
-            Self::Live { reply_seq, .. } | Self::Stored { reply_seq, .. } | Self::End { reply_seq } => {
-                reply_seq
-            }
+            Self::Live { reply_seq, .. }
+            | Self::Stored { reply_seq, .. }
+            | Self::End { reply_seq } => reply_seq,
         }
     }
 }
@@ -126,8 +126,23 @@ mod tests {
     #[test]
     fn ids_this_path_never_hands_out_are_refused() {
         for raw in [
-            "", "7", "2.", ".7", "0.1", "-2.7", "2.-7", "2.x", "2.s", "2.end.1", "2.7.1", " 2.7",
-            "2.7 ", "+2.7", "2.s+1", "2.END", "99999999999999999999.1",
+            "",
+            "7",
+            "2.",
+            ".7",
+            "0.1",
+            "-2.7",
+            "2.-7",
+            "2.x",
+            "2.s",
+            "2.end.1",
+            "2.7.1",
+            " 2.7",
+            "2.7 ",
+            "+2.7",
+            "2.s+1",
+            "2.END",
+            "99999999999999999999.1",
         ] {
             let err = EventId::parse(raw).unwrap_err();
             assert_eq!(err.code(), "bad_last_event_id", "{raw:?}");

@@ -103,7 +103,7 @@ pub async fn follow(
     };
     let cursor = match last_event_id {
         Some(id) => follower.resume_after(id).await?,
-        None => follower.from_now().await?,
+        None => follower.at_the_present().await?,
     };
     let (frames, to_client) = mpsc::channel(FRAMES_BUFFERED);
     follower.frames = Some(frames);
@@ -127,7 +127,7 @@ enum Next {
         after: u64,
     },
     /// Rebuilt from storage, the events after the `after`th.
-    Stored { reply: MessageRow, after: u64 },
+    Stored { reply: Box<MessageRow>, after: u64 },
 }
 
 /// The client has gone, or the stream has to end.
@@ -147,7 +147,7 @@ struct Follower {
 impl Follower {
     /// Without `Last-Event-ID`: the turn in flight from its start, or
     /// whatever turn comes next.
-    async fn from_now(&self) -> Result<Cursor, ApiError> {
+    async fn at_the_present(&self) -> Result<Cursor, ApiError> {
         let newest =
             messages::newest_reply(&self.state.db, &self.user_id, &self.conversation_id).await?;
         let after = match newest {
@@ -203,7 +203,11 @@ impl Follower {
             return;
         }
         loop {
-            if self.deliver_all(&mut cursor, &mut keep_alive).await.is_err() {
+            if self
+                .deliver_all(&mut cursor, &mut keep_alive)
+                .await
+                .is_err()
+            {
                 return;
             }
             let Some(frames) = self.frames.clone() else {
@@ -293,9 +297,12 @@ impl Follower {
                     after: event,
                 },
                 // Its log is gone (kept only so long): the turn again, whole.
-                (EventId::Live { .. }, None) => Next::Stored { reply, after: 0 },
+                (EventId::Live { .. }, None) => Next::Stored {
+                    reply: Box::new(reply),
+                    after: 0,
+                },
                 (EventId::Stored { event, .. }, _) => Next::Stored {
-                    reply,
+                    reply: Box::new(reply),
                     after: event,
                 },
                 (EventId::End { .. }, _) => return Ok(None),
@@ -329,7 +336,10 @@ impl Follower {
             // no log; wait until the turn running now is over to tell.
             return Ok(None);
         }
-        Ok(Some(Next::Stored { reply, after: 0 }))
+        Ok(Some(Next::Stored {
+            reply: Box::new(reply),
+            after: 0,
+        }))
     }
 
     fn turn_log(&self, reply: &MessageRow) -> Option<std::sync::Arc<crate::turns::log::TurnLog>> {

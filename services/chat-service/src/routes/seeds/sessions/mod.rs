@@ -32,8 +32,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     both(cfg, "", || web::post().to(create::create));
     both(cfg, "", || web::get().to(conversations::list::list));
     both(cfg, "/{id}", || web::get().to(conversations::get::get));
-    both(cfg, "/{id}", || web::patch().to(conversations::rename::rename));
-    both(cfg, "/{id}", || web::delete().to(conversations::delete::delete));
+    both(cfg, "/{id}", || {
+        web::patch().to(conversations::rename::rename)
+    });
+    both(cfg, "/{id}", || {
+        web::delete().to(conversations::delete::delete)
+    });
     both(cfg, "/{id}/history", || {
         web::get().to(conversations::history::history)
     });
@@ -46,7 +50,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     both(cfg, "/{id}/messages/stream", || {
         web::post().to(stream::stream)
     });
-    both(cfg, "/{id}/messages/stream", || web::get().to(follow::follow));
+    both(cfg, "/{id}/messages/stream", || {
+        web::get().to(follow::follow)
+    });
     both(cfg, "/{id}/cancel", || {
         web::post().to(conversations::cancel::cancel)
     });

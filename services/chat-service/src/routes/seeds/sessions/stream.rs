@@ -23,8 +23,9 @@ pub async fn stream(
 ) -> Result<HttpResponse, ApiError> {
     let (_, started) = begin_posted(&req, &state, &path, request).await?;
     let reply_seq = started.reply_seq;
-    let frames = started.log.subscribe(0).map(move |(seq, event)| {
-        encode::frame(encode::live_id(reply_seq, seq, &event), &event)
-    });
+    let frames = started
+        .log
+        .subscribe(0)
+        .map(move |(seq, event)| encode::frame(encode::live_id(reply_seq, seq, &event), &event));
     Ok(sse::frames(frames))
 }
