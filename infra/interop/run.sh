@@ -37,6 +37,11 @@
 #                                             test_websockets_front_door.py)
 #        CONFAB_DASHBOARD_URL   dashboard-proxy, relaying WebSockets to that
 #                               gateway       (test_websockets_front_door.py)
+#      The seeds' frontends (test_seeds.py; alone: run.sh -k seeds) use the
+#      gateway, dashboard-proxy (its default chat dialect, seed 001's) and
+#      CONFAB_AGENTS_LLM_URL (seed 000's TraceView connects to it directly);
+#      chat-service also has an agent `offline` that nothing answers for, so
+#      a turn can fail with retries and an error (seed 003).
 #   5. on exit, however it happens: stops the services it started (TERM, then
 #      KILL after INTEROP_STOP_TIMEOUT s) and removes the temporary directory
 # The exit status is pytest's (or 1 when setting up failed).
@@ -372,12 +377,16 @@ main() {
     export CONFAB_TREE_AGENT_URL=http://127.0.0.1:$tree_port
     start_sdk_agent a2a-sdk-agent-v1 CONFAB_SDK_V1_AGENT_URL 1.0
     start_sdk_agent a2a-sdk-agent-v03 CONFAB_SDK_V03_AGENT_URL 0.3
+    # An agent nothing answers for: a port that was free a moment ago.
+    local offline_port
+    offline_port=$(free_port)
     start_service chat-service CONFAB_CHAT_URL \
         "CONFAB__AGENTS__MATH__URL=$CONFAB_MATH_AGENT_URL/" \
         "CONFAB__AGENTS__TEXT__URL=$CONFAB_TEXT_AGENT_URL/" \
         "CONFAB__AGENTS__TREE__URL=$CONFAB_TREE_AGENT_URL/" \
         "CONFAB__AGENTS__SDK_V1__URL=$CONFAB_SDK_V1_AGENT_URL/" \
         "CONFAB__AGENTS__SDK_V03__URL=$CONFAB_SDK_V03_AGENT_URL/" \
+        "CONFAB__AGENTS__OFFLINE__URL=http://127.0.0.1:$offline_port/" \
         "$jwks"
 
     printf '\n---- gateway and dashboard-proxy x OpenAI Python SDK, websockets ----\n'

@@ -8,7 +8,9 @@ the Python `websockets` library (DESIGN.md §9, §10, §13):
 Both chat dialects: envelope (`init_session`, `user_prompt` →
 `assistant_response` chunks, then the final one) and compact (`welcome`,
 `message` → `token` … `done`), the latter asked for by `?dialect=compact` or
-by the `confab.compact.v1` subprotocol. Close codes travel both ways through
+by the `confab.compact.v1` subprotocol. The gateway's default is the
+envelope, dashboard-proxy's the compact one (seed 001's frames; see
+test_seeds.py), so the envelope is asked for by name there. Close codes travel both ways through
 both hops; a missing or refused token is a 401 handshake at the gateway and
 close code 4401 at dashboard-proxy (which accepts first, so a browser can read
 the code). The live trace shows a user their own agent calls, and nobody
@@ -214,7 +216,7 @@ async def stored_messages(user: User, conversation_id: str) -> list[Frame]:
 def test_an_envelope_turn_runs_through_dashboard_proxy_and_the_gateway() -> None:
     async def test() -> None:
         user = await new_user()
-        async with open_ws(dashboard(f"/ws/chat?token={user.token}")) as ws:
+        async with open_ws(dashboard(f"/ws/chat?dialect=envelope&token={user.token}")) as ws:
             assert ws.subprotocol is None
             conversation_id, final = await envelope_turn(ws)
         stored = await stored_messages(user, conversation_id)
@@ -280,7 +282,7 @@ def test_a_compact_turn_runs_through_the_gateway_with_the_token_in_the_query() -
 def test_the_clients_close_code_comes_back_through_both_hops() -> None:
     async def test() -> None:
         user = await new_user()
-        async with open_ws(dashboard(f"/ws/chat?token={user.token}")) as ws:
+        async with open_ws(dashboard(f"/ws/chat?dialect=envelope&token={user.token}")) as ws:
             await send(ws, {"type": "init_session", "data": {}})
             assert (await receive(ws))["type"] == "session_ready"
             await ws.close(code=4000, reason="bye")
@@ -295,7 +297,7 @@ def test_the_clients_close_code_comes_back_through_both_hops() -> None:
 def test_close_session_closes_the_socket_with_1000() -> None:
     async def test() -> None:
         user = await new_user()
-        async with open_ws(dashboard(f"/ws/chat?token={user.token}")) as ws:
+        async with open_ws(dashboard(f"/ws/chat?dialect=envelope&token={user.token}")) as ws:
             await send(ws, {"type": "init_session", "data": {}})
             assert (await receive(ws))["type"] == "session_ready"
             await send(ws, {"type": "close_session"})

@@ -73,6 +73,11 @@ pub struct ChatSettings {
     pub tree_max_bytes: usize,
     /// Most operations in one tree patch (an agent's or a client's).
     pub tree_max_patch_ops: usize,
+    /// How long an ended turn's event log stays in memory for clients that
+    /// re-attach late.
+    pub ended_turn_linger_secs: u64,
+    /// How often a stream kept open between turns gets a comment line.
+    pub sse_keep_alive_ms: u64,
 }
 
 impl ChatSettings {
@@ -112,6 +117,8 @@ pub struct AppState {
     pub turn_budget: Arc<TurnBudget>,
     /// Each user's open chat WebSockets.
     pub sockets: Arc<UserSlots>,
+    /// Each user's open conversation followers (seed 000's `EventSource`).
+    pub followers: Arc<UserSlots>,
     /// News of each conversation (turns started, tree edits) for the
     /// sockets attached to it.
     pub notices: Arc<Notices>,
@@ -152,13 +159,16 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
             Duration::from_secs(settings.a2a.connect_timeout_secs),
             Duration::from_secs(settings.a2a.read_timeout_secs),
         )?,
-        in_flight: Arc::default(),
+        in_flight: Arc::new(InFlight::new(Duration::from_secs(
+            settings.chat.ended_turn_linger_secs,
+        ))),
         retry: RetryPolicy {
             max_attempts: settings.a2a.max_attempts.max(1),
             base: Duration::from_millis(settings.a2a.retry_base_ms),
         },
         turn_budget: TurnBudget::new(&settings.limits),
         sockets: UserSlots::new(settings.limits.sockets_per_user),
+        followers: UserSlots::new(settings.limits.followers_per_user),
         notices: Arc::default(),
     });
     let service_auth = web::Data::new(ServiceAuth::new(settings.auth.service_token.clone()));
@@ -181,7 +191,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
                     web::post().to(routes::openai::completions::completions),
                 )
                 .route("/chat/models", web::get().to(routes::openai::models::list))
-                .service(web::scope("/chat/conversations").configure(conversations::routes));
+                .service(web::scope("/chat/conversations").configure(conversations::routes))
+                // The seeds' own forms (issue 17): 000's sessions, 003's agent chat.
+                .service(web::scope("/chat/sessions").configure(routes::seeds::sessions::routes))
+                .service(
+                    web::scope("/chat/agent/chat").configure(routes::seeds::agent_chat::routes),
+                );
         },
     )?;
     tracing::info!(

@@ -242,9 +242,9 @@ async fn compact_dialect_by_subprotocol_creates_a_conversation_and_counts_tools(
         .collect();
     assert_eq!(tokens, "The answer is 42.");
     let result = compact_done(&frames);
-    let calls = result["tool_calls"].as_array().unwrap();
-    assert!(!calls.is_empty(), "{result}");
-    assert_eq!(result["tools_used"], calls.len());
+    // As seed 001 has it: the tools by name, the calls counted.
+    assert_eq!(result["tools_used"], json!(["calculator"]), "{result}");
+    assert_eq!(result["tool_calls"], 1, "{result}");
     assert!(result["tokens_used"].as_u64().unwrap() > 0, "{result}");
     let conversation = result["conversation_id"].as_str().unwrap();
     let messages = chat.messages("usr-ada", conversation).await;
@@ -321,6 +321,59 @@ async fn close_session_closes_normally() {
     ws.init(json!({})).await;
     ws.send(json!({"type": "close_session"})).await;
     assert_eq!(close_code(ws.frame().await), Some(1000));
+}
+
+#[tokio::test]
+async fn init_session_continues_the_session_a_seed_004_client_names_by_session_id() {
+    let mut databases = Vec::new();
+    let agents = start_agents(0, &mut databases).await;
+    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let conversation = chat.conversation("usr-ada", "math").await;
+    chat.turn("usr-ada", &conversation, "What is 6 * 7?").await;
+    // Beside `data`, where seed 004 puts it, and inside it.
+    for (turns_before, frame) in [
+        (
+            1,
+            json!({"type": "init_session", "data": {}, "session_id": conversation}),
+        ),
+        (
+            2,
+            json!({"type": "init_session", "data": {"session_id": conversation}}),
+        ),
+    ] {
+        let mut ws = connect(&chat, "usr-ada", "").await;
+        ws.send(frame).await;
+        let ready = ws.json().await;
+        assert_eq!(ready["type"], "session_ready", "{ready}");
+        assert_eq!(ready["data"]["session_id"], conversation.as_str());
+        assert_eq!(ready["session_id"], conversation.as_str());
+        let history = ws.json().await;
+        assert_eq!(history["type"], "chat_history");
+        let messages = history["data"]["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 2 * turns_before);
+        // The seed's prompt carries the session id beside its data.
+        ws.send(json!({
+            "type": "user_prompt",
+            "data": {"prompt": "again"},
+            "session_id": conversation,
+        }))
+        .await;
+        let frames = ws.turn().await;
+        assert_eq!(frames.last().unwrap()["data"]["text"], "again");
+    }
+    // Someone else's session is not theirs to continue.
+    let mut ws = connect(&chat, "usr-bob", "").await;
+    ws.send(json!({"type": "init_session", "data": {}, "session_id": conversation}))
+        .await;
+    let error = ws.json().await;
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["error"]["code"], "not_found");
+    // A session id that is not text is a bad frame, not a new session.
+    ws.send(json!({"type": "init_session", "data": {"session_id": 7}}))
+        .await;
+    let error = ws.json().await;
+    assert_eq!(error["error"]["code"], "invalid_frame", "{error}");
+    assert_eq!(chat.messages("usr-ada", &conversation).await.len(), 6);
 }
 
 #[tokio::test]

@@ -25,6 +25,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub upstream: UpstreamSettings,
     pub relay: RelaySettings,
+    pub chat: ChatSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +42,33 @@ pub struct RelaySettings {
     pub paths: Vec<String>,
 }
 
+/// The chat WebSocket path, and the dialect its clients get when they name
+/// none.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatSettings {
+    pub path: String,
+    pub default_dialect: Dialect,
+}
+
+/// The two dialects of `/ws/chat` (DESIGN §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// Seed 001's flat frames.
+    Compact,
+    /// Seed 004's `{type, data, session_id, timestamp, error}` frames.
+    Envelope,
+}
+
+impl Dialect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Compact => "compact",
+            Dialect::Envelope => "envelope",
+        }
+    }
+}
+
 impl ServiceSettings for Settings {
     const DEFAULTS: &'static str = include_str!("../config/default.toml");
 }
@@ -52,6 +80,7 @@ pub struct RelayState {
     /// also towards a `wss://` gateway that would offer h2) and follows no
     /// redirect (a 3xx is a refusal, not a place to send the token to).
     pub http: reqwest::Client,
+    pub chat: ChatSettings,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
@@ -64,6 +93,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         upstream_url: settings.upstream.url.clone(),
         connect_timeout: Duration::from_secs(settings.upstream.connect_timeout_secs),
         http,
+        chat: settings.chat.clone(),
     });
     let paths = settings.relay.paths.clone();
     let listener = server::bind(&settings.server)?;
@@ -83,6 +113,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         service = SERVICE.name,
         url = %format!("http://{}:{}", settings.server.host, running.port()),
         upstream = %settings.upstream.url,
+        chat_dialect = settings.chat.default_dialect.as_str(),
         "listening"
     );
     Ok(running)

@@ -6,10 +6,19 @@
 //! ([`confab_kit::ws_tunnel`]), so frames, fragments, pings, close codes and
 //! the negotiated subprotocol pass unchanged both ways.
 //!
+//! On the chat path a client that names no dialect (no `?dialect=`, no
+//! `confab.compact.v1` subprotocol offered) is given `[chat]
+//! default_dialect`, asked of the gateway as `?dialect=`: seed 001's
+//! compact frames unless configured otherwise.
+//!
 //! When no tunnel can be opened, the client's WebSocket is accepted here so
 //! that the reason reaches it as something a browser can read: close code 4401
 //! for a missing or refused token, or an error frame then 1011 when the
 //! gateway is unavailable. A failed handshake would only tell it "error".
+//! The error frame is in the chat socket's dialect: `{"type":"error",
+//! "error":"<message>","code"}` in the compact one (the seed reads a text),
+//! an envelope frame in the other; on other paths
+//! `{"type":"error","error":{"code","message"}}`.
 
 use actix_web::http::header::SEC_WEBSOCKET_PROTOCOL;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -21,7 +30,10 @@ use confab_kit::ws_tunnel::{self, HandshakeError, split_token};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
 
-use crate::RelayState;
+use crate::{Dialect, RelayState};
+
+/// The subprotocol that asks for the compact dialect.
+pub const COMPACT_PROTOCOL: &str = "confab.compact.v1";
 
 /// Close code for a missing or refused token (DESIGN §9).
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
@@ -45,7 +57,8 @@ pub async fn relay(
             "this path only accepts a WebSocket upgrade",
         ));
     }
-    let (token, query) = split_token(req.query_string());
+    let (token, mut query) = split_token(req.query_string());
+    let dialect = (req.path() == state.chat.path).then(|| chat_dialect(&req, &mut query, &state));
     let Some(token) = token else {
         return accept_and_close(&req, payload, Ending::Unauthorized("missing token"));
     };
@@ -86,7 +99,32 @@ pub async fn relay(
                 HandshakeError::TimedOut => "the gateway did not answer in time".to_owned(),
                 HandshakeError::Unreachable(_) => "the gateway is unreachable".to_owned(),
             };
-            accept_and_close(&req, payload, Ending::Unavailable(message))
+            accept_and_close(&req, payload, Ending::Unavailable { message, dialect })
+        }
+    }
+}
+
+/// The dialect of a chat socket: the one the client names (`?dialect=`, or
+/// the compact subprotocol offered), else the configured default, which is
+/// then added to the forwarded `query`.
+fn chat_dialect(req: &HttpRequest, query: &mut String, state: &RelayState) -> Dialect {
+    let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let named = pairs
+        .iter()
+        .find(|(key, value)| key == "dialect" && !value.is_empty())
+        .map(|(_, value)| value.clone());
+    match named {
+        // As chat-service reads it: anything but compact is the envelope.
+        Some(named) if named == Dialect::Compact.as_str() => Dialect::Compact,
+        Some(_) => Dialect::Envelope,
+        None if offered_protocols(req).iter().any(|p| p == COMPACT_PROTOCOL) => Dialect::Compact,
+        None => {
+            let dialect = state.chat.default_dialect;
+            // An empty `dialect=` names nothing; one is enough.
+            pairs.retain(|(key, _)| key != "dialect");
+            pairs.push(("dialect".to_owned(), dialect.as_str().to_owned()));
+            *query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+            dialect
         }
     }
 }
@@ -94,7 +132,11 @@ pub async fn relay(
 /// Why a client's WebSocket is accepted here only to be closed.
 enum Ending {
     Unauthorized(&'static str),
-    Unavailable(String),
+    Unavailable {
+        message: String,
+        /// The chat socket's dialect; `None` on other paths.
+        dialect: Option<Dialect>,
+    },
 }
 
 /// Accepts the client's WebSocket, tells it why there is no tunnel, and
@@ -114,11 +156,8 @@ fn accept_and_close(
     actix_web::rt::spawn(async move {
         match ending {
             Ending::Unauthorized(reason) => close(session, CLOSE_UNAUTHORIZED, reason).await,
-            Ending::Unavailable(message) => {
-                let frame = json!({
-                    "type": "error",
-                    "error": {"code": "upstream_unavailable", "message": message},
-                });
+            Ending::Unavailable { message, dialect } => {
+                let frame = unavailable_frame(&message, dialect);
                 if session.text(frame.to_string()).await.is_ok() {
                     close(session, CLOSE_UNAVAILABLE, "upstream unavailable").await;
                 }
@@ -129,6 +168,22 @@ fn accept_and_close(
         drop(stream);
     });
     Ok(response)
+}
+
+/// The error frame that says the gateway is unavailable, in the socket's
+/// dialect.
+fn unavailable_frame(message: &str, dialect: Option<Dialect>) -> serde_json::Value {
+    const CODE: &str = "upstream_unavailable";
+    match dialect {
+        Some(Dialect::Compact) => json!({"type": "error", "error": message, "code": CODE}),
+        Some(Dialect::Envelope) => json!({
+            "type": "error",
+            "data": {"code": CODE, "message": message},
+            "error": {"code": CODE, "message": message},
+            "timestamp": chrono::Utc::now().to_rfc3339(),
+        }),
+        None => json!({"type": "error", "error": {"code": CODE, "message": message}}),
+    }
 }
 
 /// The subprotocols the client offered, in its order of preference.

@@ -314,8 +314,8 @@ async fn the_token_becomes_a_bearer_header_and_leaves_the_forwarded_query() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].authorization.as_deref(), Some("Bearer good-token"));
     assert_eq!(
-        seen[0].uri, "/ws/chat?conversation_id=conv-1",
-        "the token is not passed on in the URL"
+        seen[0].uri, "/ws/chat?conversation_id=conv-1&dialect=compact",
+        "the token is not passed on in the URL; the default dialect is asked for"
     );
     assert_eq!(seen[0].request_id.as_deref(), Some("req-from-the-browser"));
 }
@@ -513,15 +513,36 @@ async fn an_unreachable_upstream_sends_an_error_frame_then_closes_1011() {
         .unwrap()
         .port();
     let proxy = proxy(&format!("ws://127.0.0.1:{port}")).await;
+    // A chat socket in the default dialect, seed 001's: the error is a text.
     let mut client = connect(&format!("{proxy}/ws/chat?token=good-token")).await;
-    let (close, before) = close_of(&mut client).await;
+    let frame = error_frame_then_1011(&mut client).await;
+    assert_eq!(frame["type"], "error");
+    assert_eq!(frame["error"], "the gateway is unreachable");
+    assert_eq!(frame["code"], "upstream_unavailable");
+    // The envelope dialect, asked for: an envelope frame.
+    let mut client = connect(&format!(
+        "{proxy}/ws/chat?dialect=envelope&token=good-token"
+    ))
+    .await;
+    let frame = error_frame_then_1011(&mut client).await;
+    assert_eq!(frame["type"], "error");
+    assert_eq!(frame["error"]["code"], "upstream_unavailable");
+    assert_eq!(frame["data"]["message"], "the gateway is unreachable");
+    assert!(frame["timestamp"].is_string(), "{frame}");
+    // A trace socket.
+    let mut client = connect(&format!("{proxy}/ws/trace/math?token=good-token")).await;
+    let frame = error_frame_then_1011(&mut client).await;
+    assert_eq!(frame["error"]["code"], "upstream_unavailable");
+}
+
+/// The one error frame before a close with 1011.
+async fn error_frame_then_1011(client: &mut Client) -> serde_json::Value {
+    let (close, before) = close_of(client).await;
     assert_eq!(close.map(|c| c.0), Some(1011));
     let [Message::Text(text)] = before.as_slice() else {
         panic!("expected one error frame, got {before:?}");
     };
-    let frame: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
-    assert_eq!(frame["type"], "error");
-    assert_eq!(frame["error"]["code"], "upstream_unavailable");
+    serde_json::from_str(text.as_str()).unwrap()
 }
 
 #[tokio::test]
@@ -532,17 +553,9 @@ async fn an_upstream_that_never_answers_sends_an_error_frame_then_closes_1011() 
     let upstream_url = format!("ws://{}", silent.local_addr().unwrap());
     let proxy = proxy_with(&upstream_url, |s| s.upstream.connect_timeout_secs = 1).await;
     let mut client = connect(&format!("{proxy}/ws/chat?token=good-token")).await;
-    let (close, before) = close_of(&mut client).await;
-    assert_eq!(close.map(|c| c.0), Some(1011));
-    let [Message::Text(text)] = before.as_slice() else {
-        panic!("expected one error frame, got {before:?}");
-    };
-    let frame: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
-    assert_eq!(frame["error"]["code"], "upstream_unavailable");
-    assert_eq!(
-        frame["error"]["message"],
-        "the gateway did not answer in time"
-    );
+    let frame = error_frame_then_1011(&mut client).await;
+    assert_eq!(frame["code"], "upstream_unavailable");
+    assert_eq!(frame["error"], "the gateway did not answer in time");
 }
 
 #[tokio::test]
@@ -561,6 +574,87 @@ async fn an_upstream_refusal_other_than_unauthorized_sends_an_error_frame_then_c
         frame["error"]["message"],
         "the gateway refused the connection (status 404)"
     );
+}
+
+#[tokio::test]
+async fn a_chat_client_that_names_no_dialect_is_given_the_configured_default() {
+    let upstream = upstream().await;
+    let compact = proxy(&upstream.url).await;
+    let envelope = proxy_with(&upstream.url, |s| {
+        s.chat.default_dialect = dashboard_proxy::Dialect::Envelope
+    })
+    .await;
+    for url in [
+        format!("{compact}/ws/chat?token=good-token"),
+        // An empty dialect names none; it is not passed on twice.
+        format!("{compact}/ws/chat?dialect=&token=good-token"),
+        format!("{envelope}/ws/chat?token=good-token&conversation_id=conv-1"),
+    ] {
+        let mut client = connect(&url).await;
+        client.send(Message::text("hello")).await.unwrap();
+        assert_eq!(next_data(&mut client).await, Message::text("hello"));
+    }
+    let uris: Vec<String> = upstream.seen().into_iter().map(|s| s.uri).collect();
+    assert_eq!(
+        uris,
+        [
+            "/ws/chat?dialect=compact",
+            "/ws/chat?dialect=compact",
+            "/ws/chat?conversation_id=conv-1&dialect=envelope",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_dialect_the_client_names_is_left_as_it_is() {
+    let upstream = upstream().await;
+    let proxy = proxy(&upstream.url).await;
+    for dialect in ["envelope", "compact"] {
+        let mut client = connect(&format!(
+            "{proxy}/ws/chat?dialect={dialect}&token=good-token"
+        ))
+        .await;
+        client.send(Message::text("hello")).await.unwrap();
+        next_data(&mut client).await;
+    }
+    // Offering the compact subprotocol names the dialect too.
+    let (mut client, response) = connect_with(
+        &format!("{proxy}/ws/chat?token=good-token"),
+        &[("sec-websocket-protocol", COMPACT)],
+    )
+    .await;
+    assert_eq!(response.headers()["sec-websocket-protocol"], COMPACT);
+    client.send(Message::text("hello")).await.unwrap();
+    next_data(&mut client).await;
+    // Trace sockets have no dialect.
+    let mut client = connect(&format!("{proxy}/ws/trace/math?token=good-token")).await;
+    client.send(Message::text("hello")).await.unwrap();
+    next_data(&mut client).await;
+    let uris: Vec<String> = upstream.seen().into_iter().map(|s| s.uri).collect();
+    assert_eq!(
+        uris,
+        [
+            "/ws/chat?dialect=envelope",
+            "/ws/chat?dialect=compact",
+            "/ws/chat",
+            "/ws/trace/math",
+        ]
+    );
+}
+
+#[test]
+fn a_default_dialect_that_does_not_exist_is_refused() {
+    let chat = |dialect: &str| {
+        serde_json::from_value::<dashboard_proxy::ChatSettings>(serde_json::json!({
+            "path": "/ws/chat",
+            "default_dialect": dialect,
+        }))
+    };
+    assert!(chat("compact").is_ok());
+    assert!(chat("envelope").is_ok());
+    for bad in ["", "Compact", "binary"] {
+        assert!(chat(bad).is_err(), "{bad}");
+    }
 }
 
 #[tokio::test]

@@ -150,7 +150,7 @@ async fn an_operator_route_maps_its_own_prefix_onto_a_service() {
     let user = stack.user("ada").await;
     let created = stack
         .http
-        .post(format!("{}/api/chat/sessions", stack.gateway))
+        .post(format!("{}/api/legacy/chats", stack.gateway))
         .bearer_auth(&user.token)
         .json(&json!({"title": "via the operator's route"}))
         .send()

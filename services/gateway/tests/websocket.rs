@@ -95,7 +95,11 @@ async fn a_turn_runs_through_dashboard_proxy_with_the_token_in_the_query() {
 async fn closing_either_end_closes_the_other_with_the_same_code() {
     let stack = Stack::start().await;
     let user = stack.user("ada").await;
-    let url = format!("{}/ws/chat?token={}", stack.dashboard, user.token);
+    // The envelope dialect, named: dashboard-proxy's default is seed 001's.
+    let url = format!(
+        "{}/ws/chat?dialect=envelope&token={}",
+        stack.dashboard, user.token
+    );
 
     // The client closes: chat-service answers the close with the client's
     // own code and reason, which come back through both hops.

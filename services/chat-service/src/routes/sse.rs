@@ -9,11 +9,15 @@ use confab_protocol::chat::ChatEvent;
 use futures_util::{Stream, StreamExt};
 
 pub fn response(events: impl Stream<Item = (u64, ChatEvent)> + 'static) -> HttpResponse {
-    let frames = events.map(|(seq, event)| Ok::<_, Infallible>(Bytes::from(event.to_sse(seq))));
+    frames(events.map(|(seq, event)| Bytes::from(event.to_sse(seq))))
+}
+
+/// An SSE response of frames already encoded.
+pub fn frames(frames: impl Stream<Item = Bytes> + 'static) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))
         // Tells a buffering reverse proxy (nginx) to pass events on at once.
         .insert_header(("x-accel-buffering", "no"))
-        .streaming(frames)
+        .streaming(frames.map(Ok::<_, Infallible>))
 }

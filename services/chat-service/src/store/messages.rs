@@ -6,7 +6,7 @@ use confab_kit::db_run;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use confab_protocol::chat::{MessageStatus, TokenUsage};
+use confab_protocol::chat::{MessageRole, MessageStatus, TokenUsage};
 
 use super::models::{MessageRow, NewMessage};
 use super::schema::{conversations, messages};
@@ -186,6 +186,85 @@ pub async fn get(db: &Db, user_id: &str, id: &str) -> Result<Option<MessageRow>,
             .first(conn)
             .await
             .optional()
+            .map_err(DbError::from)
+    })
+}
+
+/// The first reply (assistant message) after `after_seq` in a conversation
+/// `user_id` owns, in flight or not: the next turn a follower of the
+/// conversation has to deliver.
+pub async fn next_reply(
+    db: &Db,
+    user_id: &str,
+    conversation_id: &str,
+    after_seq: i64,
+) -> Result<Option<MessageRow>, DbError> {
+    db_run!(db, |conn| {
+        messages::table
+            .filter(messages::conversation_id.eq(conversation_id))
+            .filter(messages::user_id.eq(user_id))
+            .filter(messages::role.eq(MessageRole::Assistant.as_str()))
+            .filter(messages::seq.gt(after_seq))
+            .order(messages::seq.asc())
+            .select(MessageRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .map_err(DbError::from)
+    })
+}
+
+/// The newest reply of a conversation `user_id` owns, in flight or not.
+pub async fn newest_reply(
+    db: &Db,
+    user_id: &str,
+    conversation_id: &str,
+) -> Result<Option<MessageRow>, DbError> {
+    db_run!(db, |conn| {
+        messages::table
+            .filter(messages::conversation_id.eq(conversation_id))
+            .filter(messages::user_id.eq(user_id))
+            .filter(messages::role.eq(MessageRole::Assistant.as_str()))
+            .order(messages::seq.desc())
+            .select(MessageRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .map_err(DbError::from)
+    })
+}
+
+/// The message at `seq` of a conversation `user_id` owns, in flight or not.
+pub async fn at_seq(
+    db: &Db,
+    user_id: &str,
+    conversation_id: &str,
+    seq: i64,
+) -> Result<Option<MessageRow>, DbError> {
+    db_run!(db, |conn| {
+        messages::table
+            .filter(messages::conversation_id.eq(conversation_id))
+            .filter(messages::user_id.eq(user_id))
+            .filter(messages::seq.eq(seq))
+            .select(MessageRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .map_err(DbError::from)
+    })
+}
+
+/// How many messages a conversation of `user_id` lists (a reply in flight
+/// is not counted until it is finished).
+pub async fn count(db: &Db, user_id: &str, conversation_id: &str) -> Result<i64, DbError> {
+    db_run!(db, |conn| {
+        messages::table
+            .filter(messages::conversation_id.eq(conversation_id))
+            .filter(messages::user_id.eq(user_id))
+            .filter(messages::in_flight.eq(false))
+            .count()
+            .get_result(conn)
+            .await
             .map_err(DbError::from)
     })
 }

@@ -24,6 +24,8 @@ use crate::store::{conversations, messages};
 pub struct Started {
     pub log: Arc<TurnLog>,
     pub reply_id: String,
+    /// The reply's place in the conversation (its `seq`).
+    pub reply_seq: i64,
 }
 
 /// Starts a turn of the permit's user in `conversation_id` (the permit,
@@ -52,9 +54,12 @@ pub async fn begin(
             ),
         ));
     }
+    // The reply's id is known to the claim before the reply is written, so
+    // whoever finds the reply row in flight also finds its turn's log.
+    let reply_id = confab_kit::ids::new_id("msg");
     let claim = state
         .in_flight
-        .begin(conversation_id, permit)
+        .begin(conversation_id, &reply_id, permit)
         .ok_or_else(|| {
             ApiError::conflict(
                 "turn_in_flight",
@@ -69,8 +74,8 @@ pub async fn begin(
         state.chat.history_messages,
     )
     .await?;
-    let message = |role, content: &str, status, in_flight| NewMessage {
-        id: confab_kit::ids::new_id("msg"),
+    let message = |id, role, content: &str, status, in_flight| NewMessage {
+        id,
         role,
         content: content.to_owned(),
         content_blocks: if content.is_empty() {
@@ -89,6 +94,7 @@ pub async fn begin(
         conversation_id,
         vec![
             message(
+                confab_kit::ids::new_id("msg"),
                 MessageRole::User,
                 text.as_str(),
                 MessageStatus::Complete,
@@ -96,7 +102,13 @@ pub async fn begin(
             ),
             // The reply, in flight until the turn finishes it; `incomplete`
             // is what it would be if nothing more were ever written.
-            message(MessageRole::Assistant, "", MessageStatus::Incomplete, true),
+            message(
+                reply_id,
+                MessageRole::Assistant,
+                "",
+                MessageStatus::Incomplete,
+                true,
+            ),
         ],
     )
     .await?
@@ -108,6 +120,7 @@ pub async fn begin(
         )));
     };
     let reply_id = reply.id.clone();
+    let reply_seq = reply.seq;
     let log = start(Turn {
         db: state.db.clone(),
         client: state.a2a.clone(),
@@ -127,5 +140,9 @@ pub async fn begin(
     });
     // Once its task runs, so that a socket that follows it sees it end.
     state.notices.notify(conversation_id, Notice::TurnStarted);
-    Ok(Started { log, reply_id })
+    Ok(Started {
+        log,
+        reply_id,
+        reply_seq,
+    })
 }

@@ -37,6 +37,9 @@ pub struct LimitSettings {
     pub turns_in_flight: usize,
     /// Chat WebSockets one user may have open; 0: no limit.
     pub sockets_per_user: usize,
+    /// Conversation followers (`GET /chat/sessions/{id}/messages/stream`,
+    /// an `EventSource` each) one user may have open; 0: no limit.
+    pub followers_per_user: usize,
 }
 
 pub struct TurnBudget {
@@ -121,6 +124,7 @@ mod tests {
             turns_per_minute,
             turns_in_flight,
             sockets_per_user: 0,
+            followers_per_user: 0,
         })
     }
 

@@ -2,37 +2,116 @@
 //! second turn (409), to reach a running turn to cancel it, and to find its
 //! event log to re-attach to. A turn's claim holds its user's
 //! [`TurnPermit`], so the turn counts against their budget while it runs.
+//!
+//! A turn's log also outlives the turn for a while ([`Lingering`]): a client
+//! that lost its connection near the end of a turn (an `EventSource`
+//! reconnecting, a reloaded page) reads the events it missed from the log
+//! itself, exactly, instead of a reply rebuilt from storage.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::budget::TurnPermit;
 use super::log::TurnLog;
 
+/// Most ended turns kept at once, whatever the linger time: a bound on the
+/// memory a burst of turns can leave behind (each log holds one reply).
+const MAX_LINGERING: usize = 10_000;
+
 struct Entry {
     user_id: String,
+    /// The id of the assistant message the turn writes.
+    reply_id: String,
     cancel: CancellationToken,
     log: Arc<TurnLog>,
 }
 
-#[derive(Default)]
+/// Logs of ended turns by reply id, kept `linger` after their turn ended.
+struct Lingering {
+    linger: Duration,
+    logs: HashMap<String, (String, Arc<TurnLog>)>,
+    /// When each turn ended, oldest first, to let them go in order.
+    ended: VecDeque<(Instant, String)>,
+}
+
+impl Lingering {
+    fn keep(&mut self, reply_id: String, user_id: String, log: Arc<TurnLog>) {
+        if self.linger.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        self.prune(now);
+        while self.ended.len() >= MAX_LINGERING {
+            if let Some((_, oldest)) = self.ended.pop_front() {
+                self.logs.remove(&oldest);
+            }
+        }
+        self.ended.push_back((now, reply_id.clone()));
+        self.logs.insert(reply_id, (user_id, log));
+    }
+
+    fn prune(&mut self, now: Instant) {
+        while let Some((at, _)) = self.ended.front() {
+            if now.duration_since(*at) < self.linger {
+                break;
+            }
+            if let Some((_, reply_id)) = self.ended.pop_front() {
+                self.logs.remove(&reply_id);
+            }
+        }
+    }
+}
+
 pub struct InFlight {
     turns: Mutex<HashMap<String, Entry>>,
+    lingering: Mutex<Lingering>,
+}
+
+impl Default for InFlight {
+    /// No ended turn is kept.
+    fn default() -> Self {
+        Self::new(Duration::ZERO)
+    }
 }
 
 impl InFlight {
+    /// Keeps each ended turn's log for `linger` after the turn ended.
+    pub fn new(linger: Duration) -> Self {
+        Self {
+            turns: Mutex::default(),
+            lingering: Mutex::new(Lingering {
+                linger,
+                logs: HashMap::new(),
+                ended: VecDeque::new(),
+            }),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         self.turns
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Claims the conversation for a new turn of the permit's user; `None`
-    /// while another turn runs in it. The claim (and the permit) last as
-    /// long as the returned guard.
-    pub fn begin(self: &Arc<Self>, conversation_id: &str, permit: TurnPermit) -> Option<TurnClaim> {
+    fn lock_lingering(&self) -> MutexGuard<'_, Lingering> {
+        // Every change is a few inserts and removes of whole entries.
+        self.lingering
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Claims the conversation for a new turn of the permit's user, whose
+    /// reply will be the message `reply_id`; `None` while another turn runs
+    /// in it. The claim (and the permit) last as long as the returned guard.
+    pub fn begin(
+        self: &Arc<Self>,
+        conversation_id: &str,
+        reply_id: &str,
+        permit: TurnPermit,
+    ) -> Option<TurnClaim> {
         let mut turns = self.lock();
         if turns.contains_key(conversation_id) {
             return None;
@@ -43,6 +122,7 @@ impl InFlight {
             conversation_id.to_owned(),
             Entry {
                 user_id: permit.user_id().to_owned(),
+                reply_id: reply_id.to_owned(),
                 cancel: cancel.clone(),
                 log: log.clone(),
             },
@@ -61,6 +141,33 @@ impl InFlight {
     pub fn log(&self, conversation_id: &str, user_id: &str) -> Option<Arc<TurnLog>> {
         match self.lock().get(conversation_id) {
             Some(entry) if entry.user_id == user_id => Some(entry.log.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether the caller has a turn in flight in the conversation.
+    pub fn is_running(&self, conversation_id: &str, user_id: &str) -> bool {
+        self.log(conversation_id, user_id).is_some()
+    }
+
+    /// The log of the caller's turn whose reply is `reply_id`: in flight in
+    /// the conversation, or ended less than the linger time ago.
+    pub fn turn_log(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        reply_id: &str,
+    ) -> Option<Arc<TurnLog>> {
+        if let Some(entry) = self.lock().get(conversation_id)
+            && entry.user_id == user_id
+            && entry.reply_id == reply_id
+        {
+            return Some(entry.log.clone());
+        }
+        let mut lingering = self.lock_lingering();
+        lingering.prune(Instant::now());
+        match lingering.logs.get(reply_id) {
+            Some((owner, log)) if owner == user_id => Some(log.clone()),
             _ => None,
         }
     }
@@ -93,7 +200,14 @@ pub struct TurnClaim {
 
 impl Drop for TurnClaim {
     fn drop(&mut self) {
-        self.registry.lock().remove(&self.conversation_id);
+        let entry = self.registry.lock().remove(&self.conversation_id);
+        // A turn that never started (refused after its claim) logged
+        // nothing and has nothing to keep.
+        if let Some(entry) = entry.filter(|e| !e.log.is_empty()) {
+            self.registry
+                .lock_lingering()
+                .keep(entry.reply_id, entry.user_id, entry.log);
+        }
     }
 }
 
@@ -101,24 +215,66 @@ impl Drop for TurnClaim {
 mod tests {
     use super::*;
     use crate::turns::budget::{LimitSettings, TurnBudget};
+    use confab_protocol::chat::ChatEvent;
 
-    #[tokio::test]
-    async fn a_conversation_holds_one_turn_at_a_time() {
-        let budget = TurnBudget::new(&LimitSettings {
+    fn budget() -> Arc<TurnBudget> {
+        TurnBudget::new(&LimitSettings {
             turns_per_minute: 0,
             turns_in_flight: 0,
             sockets_per_user: 0,
-        });
+            followers_per_user: 0,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_conversation_holds_one_turn_at_a_time() {
+        let budget = budget();
         let permit = || budget.admit("usr-1").unwrap();
         let in_flight = Arc::new(InFlight::default());
-        let claim = in_flight.begin("conv-1", permit()).unwrap();
-        assert!(in_flight.begin("conv-1", permit()).is_none());
-        assert!(in_flight.begin("conv-2", permit()).is_some());
+        let claim = in_flight.begin("conv-1", "msg-2", permit()).unwrap();
+        assert!(in_flight.begin("conv-1", "msg-4", permit()).is_none());
+        assert!(in_flight.begin("conv-2", "msg-9", permit()).is_some());
         assert!(!in_flight.cancel("conv-1", "usr-2"), "another user's turn");
         assert!(!claim.cancel.is_cancelled());
         assert!(in_flight.cancel("conv-1", "usr-1"));
         assert!(claim.cancel.is_cancelled());
         drop(claim);
-        assert!(in_flight.begin("conv-1", permit()).is_some());
+        assert!(in_flight.begin("conv-1", "msg-4", permit()).is_some());
+    }
+
+    #[tokio::test]
+    async fn an_ended_turns_log_lingers_for_its_owner_only() {
+        let budget = budget();
+        let in_flight = Arc::new(InFlight::new(Duration::from_secs(60)));
+        let claim = in_flight
+            .begin("conv-1", "msg-2", budget.admit("usr-1").unwrap())
+            .unwrap();
+        claim.log.push(ChatEvent::Text { text: "hi".into() });
+        assert!(in_flight.turn_log("conv-1", "usr-1", "msg-2").is_some());
+        assert!(in_flight.turn_log("conv-1", "usr-1", "msg-4").is_none());
+        drop(claim);
+        assert!(!in_flight.is_running("conv-1", "usr-1"));
+        let kept = in_flight.turn_log("conv-1", "usr-1", "msg-2").unwrap();
+        assert_eq!(kept.len(), 1);
+        assert!(in_flight.turn_log("conv-1", "usr-2", "msg-2").is_none());
+
+        // A claim refused its turn logged nothing: nothing lingers.
+        let unused = in_flight
+            .begin("conv-1", "msg-4", budget.admit("usr-1").unwrap())
+            .unwrap();
+        drop(unused);
+        assert!(in_flight.turn_log("conv-1", "usr-1", "msg-4").is_none());
+    }
+
+    #[tokio::test]
+    async fn without_a_linger_time_an_ended_turns_log_goes_with_it() {
+        let budget = budget();
+        let in_flight = Arc::new(InFlight::default());
+        let claim = in_flight
+            .begin("conv-1", "msg-2", budget.admit("usr-1").unwrap())
+            .unwrap();
+        claim.log.push(ChatEvent::Text { text: "hi".into() });
+        drop(claim);
+        assert!(in_flight.turn_log("conv-1", "usr-1", "msg-2").is_none());
     }
 }

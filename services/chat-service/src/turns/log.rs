@@ -53,6 +53,20 @@ impl TurnLog {
         seq
     }
 
+    /// How many events are logged so far.
+    pub fn len(&self) -> u64 {
+        self.lock().events.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the turn has ended (its last event, `done`, is logged).
+    pub fn has_ended(&self) -> bool {
+        self.lock().ended
+    }
+
     /// No more events will come (the last was `done`).
     pub fn end(&self) {
         self.lock().ended = true;

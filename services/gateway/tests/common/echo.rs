@@ -156,7 +156,7 @@ pub async fn stack_with_echo(configure: impl FnOnce(&mut gateway::Settings)) -> 
             route("/slow", "echo", "/slow", false),
             route("/sse", "echo", "/sse", false),
             route("/down", "down", "/", false),
-            route("/api/chat/sessions", "chat", "/chat/conversations", true),
+            route("/api/legacy/chats", "chat", "/chat/conversations", true),
         ];
         settings.timeouts.response_secs = 2;
         configure(settings);

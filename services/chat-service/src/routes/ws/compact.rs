@@ -1,11 +1,13 @@
-//! The compact dialect: flat frames. The server greets with
-//! `{"type":"welcome","text"}`; the client sends `{"type":"message","text"}`;
-//! the server answers `{"type":"token","text"}` per chunk, then
-//! `{"type":"done","result":{tokens_used, tools_used, tool_calls,
-//! message_id, conversation_id}}`, or `{"type":"error","error"}`.
-//! The demo agents report each tool they run as one reasoning step
-//! (`name(arguments) → result`): `tool_calls` lists the turn's steps and
-//! `tools_used` counts them.
+//! The compact dialect, seed 001's frames (OMNI2's ChatWidget): flat
+//! frames. The server greets with `{"type":"welcome","text"}`; the client
+//! sends `{"type":"message","text"}`; the server answers
+//! `{"type":"token","text"}` per chunk, then `{"type":"done","result":
+//! {tokens_used, tools_used, tool_calls, message_id, conversation_id,
+//! status, text}}`, or `{"type":"error","error"}` with `error` a text.
+//! As in the seed, `tools_used` names the tools the turn ran (each once, in
+//! the order first used) and `tool_calls` counts the calls. The demo agents
+//! report each tool they run as one reasoning step (`name(arguments) →
+//! result`); other reasoning steps are not tool calls.
 //!
 //! The conversation is `?conversation_id=`, or one created with the default
 //! agent on the first message (once the user's turn budget allows the turn:
@@ -101,10 +103,22 @@ impl Dialect for Compact {
                 token_usage,
             } => {
                 let tokens_used = token_usage.map_or(0, |u| u.input_tokens + u.output_tokens);
+                let calls: Vec<&str> = conn
+                    .progress
+                    .steps
+                    .iter()
+                    .filter_map(|step| tool_name(step))
+                    .collect();
+                let mut tools_used: Vec<&str> = Vec::new();
+                for name in &calls {
+                    if !tools_used.contains(name) {
+                        tools_used.push(name);
+                    }
+                }
                 json!({"type": "done", "result": {
                     "tokens_used": tokens_used,
-                    "tools_used": conn.progress.steps.len(),
-                    "tool_calls": conn.progress.steps,
+                    "tools_used": tools_used,
+                    "tool_calls": calls.len(),
                     "message_id": message_id,
                     "conversation_id": conversation_id,
                     "status": status,
@@ -116,6 +130,17 @@ impl Dialect for Compact {
         conn.send(&frame).await?;
         Ok(Flow::Continue)
     }
+}
+
+/// The tool a reasoning step reports having run (`name(arguments) →
+/// result`), if it is one.
+fn tool_name(step: &str) -> Option<&str> {
+    let (name, rest) = step.split_once('(')?;
+    let is_name = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    (is_name && rest.contains(") → ")).then_some(name)
 }
 
 async fn error(conn: &mut Conn, message: &str) -> Result<Flow, Closed> {
@@ -141,4 +166,21 @@ async fn refuse(conn: &mut Conn, err: &ApiError) -> Result<Flow, Closed> {
         code: CloseCode::Policy,
         description: Some(err.message().to_owned()),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tool_name;
+
+    #[test]
+    fn a_tool_step_names_its_tool_and_other_steps_name_none() {
+        assert_eq!(
+            tool_name("calculator({\"expression\":\"6 * 7\"}) → 42"),
+            Some("calculator")
+        );
+        assert_eq!(tool_name("word_count({}) → 3"), Some("word_count"));
+        for step in ["thinking", "(x) → y", "two words(x) → y", "f(x)", ""] {
+            assert_eq!(tool_name(step), None, "{step}");
+        }
+    }
 }

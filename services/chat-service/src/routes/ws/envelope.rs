@@ -1,6 +1,19 @@
-//! The envelope dialect: every server frame is
+//! The envelope dialect, seed 004's protocol: every server frame is
 //! `{"type","data","session_id"?,"timestamp","error"?}`; a client frame is
-//! `{"type","data"?}` (the fields may also sit beside `type`).
+//! `{"type","data"?,"session_id"?}` (the fields may also sit beside `type`).
+//! `init_session` continues the conversation named by `conversation_id`,
+//! or by `session_id` (the seed's name for it, in `data` or beside it, as a
+//! seed client resuming after a disconnect sends it).
+//!
+//! Where it still differs from seed 004, on purpose (DESIGN §9):
+//! - `error.code` is a text (`rate_limited`, `not_found`, …), as in every
+//!   Confab error body, not the seed's number;
+//! - `tree_update.delta` is an RFC 6902 JSON Patch with the tree's
+//!   `version`, not the seed's `{action, path, node}`: a patch says every
+//!   edit the seed's deltas can and applies with any JSON Patch library;
+//! - `reasoning.steps` holds one step per frame, sent as the agent works;
+//! - `debug` frames come only to a client that asks (`?debug=true` or
+//!   `init_session {debug: true}`): they carry the agent's raw data.
 
 use actix_ws::{CloseCode, CloseReason, Closed};
 use confab_kit::ApiError;
@@ -27,6 +40,8 @@ pub struct Envelope {
 #[derive(Debug, Default, Deserialize)]
 struct InitSession {
     conversation_id: Option<String>,
+    /// Seed 004's name for the conversation.
+    session_id: Option<String>,
     agent_id: Option<String>,
     debug: Option<bool>,
 }
@@ -82,7 +97,10 @@ impl Envelope {
         if let Some(debug) = init.debug {
             self.debug = debug;
         }
-        let wanted = init.conversation_id.filter(|id| !id.is_empty());
+        let wanted = init
+            .conversation_id
+            .filter(|id| !id.is_empty())
+            .or(init.session_id.filter(|id| !id.is_empty()));
         let row = match (conn.conversation().map(str::to_owned), wanted) {
             (Some(attached), Some(wanted)) if attached != wanted => {
                 let refused = ApiError::conflict(
@@ -267,7 +285,9 @@ fn no_session() -> ApiError {
     ApiError::conflict("no_session", "send init_session first")
 }
 
-/// A client frame's type and its fields (`data`, or the frame itself).
+/// A client frame's type and its fields (`data`, or the frame itself). A
+/// `session_id` beside `data` (where seed 004 puts it) counts as one of
+/// its fields unless `data` has its own.
 fn split(text: &str) -> Result<(String, Value), String> {
     let mut frame: Map<String, Value> = serde_json::from_str(text)
         .map_err(|err| format!("a frame is a JSON object with a type: {err}"))?;
@@ -275,7 +295,12 @@ fn split(text: &str) -> Result<(String, Value), String> {
         return Err("a frame needs a string \"type\"".into());
     };
     let data = match frame.remove("data") {
-        Some(data @ Value::Object(_)) => data,
+        Some(Value::Object(mut data)) => {
+            if let Some(session_id) = frame.remove("session_id") {
+                data.entry("session_id").or_insert(session_id);
+            }
+            Value::Object(data)
+        }
         Some(Value::Null) | None => Value::Object(frame),
         Some(_) => return Err("\"data\" must be an object".into()),
     };

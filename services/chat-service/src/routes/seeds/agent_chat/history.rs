@@ -1,0 +1,49 @@
+//! `GET /chat/agent/chat/history/{session_id}?limit=`: the session's newest
+//! `limit` messages (default 100, at most 1000), oldest first, as seed 003
+//! reads them: `{session_id, message_count, messages: [{id, role, content,
+//! content_blocks, created_at, token_usage, status}]}`. `message_count` is
+//! every message of the session (it may be more than the page holds); a
+//! reply still being written is in neither. 404 for a session that is not
+//! the caller's; a `limit` that is not a whole number from 1 to 1000 is 422
+//! `invalid_limit`.
+
+use actix_web::{HttpResponse, web};
+use confab_kit::ApiError;
+use confab_kit::auth::Caller;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::request::seed_message;
+use crate::AppState;
+use crate::domain::PageLimit;
+use crate::store::{conversations, messages};
+
+/// The seed's default page.
+const DEFAULT_LIMIT: i64 = 100;
+/// As many as the native `…/history` answers with.
+const MAX_LIMIT: i64 = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    limit: Option<String>,
+}
+
+pub async fn history(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = PageLimit::parse(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?.get();
+    let session_id = path.into_inner();
+    conversations::get(&state.db, &caller.user_id, &session_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))?;
+    let rows = messages::page(&state.db, &caller.user_id, &session_id, None, limit).await?;
+    let message_count = messages::count(&state.db, &caller.user_id, &session_id).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "session_id": session_id,
+        "message_count": message_count,
+        "messages": rows.iter().map(seed_message).collect::<Vec<_>>(),
+    })))
+}

@@ -1,0 +1,94 @@
+//! What `POST /chat/agent/chat` and `…/stream` share: the seed's request
+//! body, its session found or made, and the turn begun in it.
+
+use actix_web::HttpRequest;
+use confab_kit::ApiError;
+use confab_kit::auth::{AuthedJson, Caller};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::a2a::client::Trace;
+use crate::a2a::select;
+use crate::domain::MessageText;
+use crate::routes::one_turn;
+use crate::store::conversations;
+use crate::store::models::MessageRow;
+use crate::turns::begin::{Started, begin};
+
+/// `{message, session_id?, agent_id?}`; unknown fields (the seed's
+/// `character_id`) are ignored.
+#[derive(Debug, Deserialize)]
+pub struct AgentChatRequest {
+    pub message: String,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub agent_id: Option<String>,
+}
+
+/// A turn begun for the request, in the session it names or a new one.
+pub struct AgentTurn {
+    pub caller: Caller,
+    pub session_id: String,
+    pub started: Started,
+}
+
+/// Checks the request, finds its session (404 when not the caller's) or
+/// makes one, and begins the turn. A refused request leaves nothing: the
+/// turn budget is checked before a session is made.
+pub async fn begin_agent_turn(
+    req: &HttpRequest,
+    state: &AppState,
+    request: AuthedJson<AgentChatRequest>,
+) -> Result<AgentTurn, ApiError> {
+    let AuthedJson { caller, body } = request;
+    let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
+    let permit = state.turn_budget.admit(&caller.user_id)?;
+    let named = body.session_id.filter(|id| !id.trim().is_empty());
+    let session_id = match named {
+        Some(id) => {
+            conversations::get(&state.db, &caller.user_id, &id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("session"))?;
+            id
+        }
+        None => {
+            let agent_id = match body.agent_id.filter(|a| !a.is_empty()) {
+                Some(agent_id) if state.agents.contains(&agent_id) => agent_id,
+                Some(agent_id) => {
+                    return Err(ApiError::unprocessable(
+                        "unknown_agent",
+                        format!("no agent '{agent_id}' is registered"),
+                    ));
+                }
+                None => select::by_skills(&state.agents, text.as_str())
+                    .await
+                    .unwrap_or_else(|| state.chat.default_agent.clone()),
+            };
+            one_turn::new_conversation(state, &caller.user_id, &text, agent_id).await?
+        }
+    };
+    let started = begin(state, permit, &session_id, text, Trace::from_request(req)).await?;
+    Ok(AgentTurn {
+        caller,
+        session_id,
+        started,
+    })
+}
+
+/// A message as the seed's history lists it: `{id, role, content,
+/// content_blocks, created_at, token_usage}`, and its `status` (how a reply
+/// ended: the seed's error states).
+pub fn seed_message(row: &MessageRow) -> Value {
+    let message = row.to_api();
+    json!({
+        "id": message.id,
+        "role": message.role,
+        "content": message.content,
+        "content_blocks": message.content_blocks,
+        "created_at": message.created_at,
+        "token_usage": message.token_usage,
+        "status": message.status,
+    })
+}

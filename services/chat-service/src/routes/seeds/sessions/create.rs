@@ -1,0 +1,29 @@
+//! `POST /chat/sessions` (or `/chat/sessions/`): a new conversation, as
+//! `POST /chat/conversations` makes it, except that the body may be left
+//! out altogether: seed 000's playground creates a session without saying
+//! anything about it. A body, when there is one, is `{title?, agent_id?}`
+//! and is checked as the native one is.
+
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use confab_kit::auth::{AuthedJson, Caller};
+use confab_protocol::chat::CreateConversation;
+
+use crate::AppState;
+use crate::routes::conversations::create;
+
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, actix_web::Error> {
+    let request = if body.iter().all(u8::is_ascii_whitespace) {
+        AuthedJson {
+            caller: Caller::from_request_or_token(&req, None).await?,
+            body: CreateConversation::default(),
+        }
+    } else {
+        let mut payload = actix_web::dev::Payload::from(body);
+        AuthedJson::<CreateConversation>::from_request(&req, &mut payload).await?
+    };
+    Ok(create::create(state, request).await?)
+}

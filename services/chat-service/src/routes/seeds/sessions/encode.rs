@@ -1,0 +1,138 @@
+//! A turn's events as seed 000's client reads them: the native events,
+//! except that streamed text is `{"type":"text_token","text"}` (the seed's
+//! `data.type === 'text_token'`), each with an [`EventId`] of the
+//! conversation.
+
+use actix_web::web::Bytes;
+use confab_protocol::chat::{ChatEvent, MessageRole, MessageStatus};
+use serde::Serialize;
+
+use super::event_id::EventId;
+use crate::store::models::MessageRow;
+
+/// `{"type":"text_token","text"}`, `type` first as in the native events.
+#[derive(Serialize)]
+struct TextToken<'a> {
+    r#type: &'static str,
+    text: &'a str,
+}
+
+/// The event as JSON text on this path.
+pub fn to_json(event: &ChatEvent) -> String {
+    // Serialising a value made only of strings, numbers and JSON values
+    // cannot fail.
+    let json = match event {
+        ChatEvent::Text { text } => serde_json::to_string(&TextToken {
+            r#type: "text_token",
+            text,
+        }),
+        other => serde_json::to_string(other),
+    };
+    json.unwrap_or_else(|_| String::from("{}"))
+}
+
+/// One SSE frame.
+pub fn frame(id: EventId, event: &ChatEvent) -> Bytes {
+    Bytes::from(format!("id: {id}\ndata: {}\n\n", to_json(event)))
+}
+
+/// The id of event `seq` of the log of turn `reply_seq`: its `done` is
+/// `R.end`, the others `R.E`.
+pub fn live_id(reply_seq: i64, seq: u64, event: &ChatEvent) -> EventId {
+    match event {
+        ChatEvent::Done { .. } => EventId::End { reply_seq },
+        _ => EventId::Live {
+            reply_seq,
+            event: seq,
+        },
+    }
+}
+
+/// A finished turn rebuilt from storage, with its ids: `message_start`, its
+/// text (whole) as `text_token`, its `data` parts, `done`. Always the same
+/// events for the same reply, so a client resumes it with `R.sE`.
+pub fn stored_turn(
+    question: Option<&MessageRow>,
+    reply: &MessageRow,
+    agent_id: &str,
+) -> Vec<(EventId, ChatEvent)> {
+    let message = reply.to_api();
+    let user_message_id = question
+        .filter(|q| q.role == MessageRole::User.as_str())
+        .map(|q| q.id.clone())
+        .unwrap_or_default();
+    let mut events = vec![ChatEvent::MessageStart {
+        conversation_id: message.conversation_id.clone(),
+        user_message_id,
+        message_id: message.id.clone(),
+        agent_id: agent_id.to_owned(),
+    }];
+    if !message.content.is_empty() {
+        events.push(ChatEvent::Text {
+            text: message.content.clone(),
+        });
+    }
+    let data_blocks = message
+        .content_blocks
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|block| block["type"] == "data");
+    events.extend(data_blocks.map(|block| ChatEvent::Data {
+        data: block["data"].clone(),
+    }));
+    events.push(ChatEvent::Done {
+        message_id: message.id,
+        conversation_id: message.conversation_id,
+        // A reply still marked in flight here belongs to a turn that never
+        // ran (it has no log): it stays as it was begun.
+        status: if reply.in_flight {
+            MessageStatus::Incomplete
+        } else {
+            message.status
+        },
+        token_usage: message.token_usage,
+    });
+    let reply_seq = reply.seq;
+    let last = events.len();
+    (1..)
+        .zip(events)
+        .map(|(n, event)| {
+            let id = if n == last {
+                EventId::End { reply_seq }
+            } else {
+                EventId::Stored {
+                    reply_seq,
+                    event: n as u64,
+                }
+            };
+            (id, event)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_a_text_token_and_the_rest_is_native() {
+        let text = ChatEvent::Text { text: "4".into() };
+        let retry = ChatEvent::Retry {
+            attempt: 2,
+            max_attempts: 3,
+            delay_ms: 10,
+        };
+        assert_eq!(to_json(&retry), serde_json::to_string(&retry).unwrap());
+        assert_eq!(
+            frame(
+                EventId::Live {
+                    reply_seq: 2,
+                    event: 3
+                },
+                &text
+            ),
+            Bytes::from("id: 2.3\ndata: {\"type\":\"text_token\",\"text\":\"4\"}\n\n")
+        );
+    }
+}
