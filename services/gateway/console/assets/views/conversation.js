@@ -10,9 +10,9 @@
 // - a connection that drops mid-reply re-attaches with `Last-Event-ID` set
 //   to the last event seen and gets exactly the events after it;
 // - a page loaded (or reloaded) while a reply is being written finds the
-//   reply row still `incomplete` as the newest message and re-attaches from
-//   the turn's start (`Last-Event-ID: 0`): the text it shows is rebuilt
-//   from the log, every word exactly once, whatever had been saved so far;
+//   question as the newest message (a reply is listed once it has ended)
+//   and re-attaches from the turn's start (`Last-Event-ID: 0`): the text it
+//   shows is rebuilt from the log, every word exactly once;
 // - `message_start` (the first event of a turn, and of an ended turn's
 //   replay) resets the reply it names, so a replay never doubles text.
 //
@@ -97,7 +97,7 @@ export class ConversationPane {
     this.conversation = null;
     this.follow = true;
     this.build();
-    this.load();
+    this.ready = this.load();
   }
 
   build() {
@@ -240,8 +240,10 @@ export class ConversationPane {
     this.loaded = true;
     this.olderObserver.observe(this.topSentinel);
 
+    // The reply being written is not listed until it ends, and every turn
+    // ends with one: a question without a reply means a turn is in flight.
     const newest = page.items[page.items.length - 1];
-    if (newest && newest.role === "assistant" && newest.status === "incomplete") this.attach();
+    if (newest && newest.role === "user") this.attach();
     this.connectSocket();
     this.setTree(this.treePreference(), false);
   }
@@ -367,8 +369,16 @@ export class ConversationPane {
   }
 
   async send() {
+    // Enter pressed while the conversation is still loading sends once it has.
+    if (!this.conversation) {
+      if (this.waitingToSend) return;
+      this.waitingToSend = true;
+      await this.ready;
+      this.waitingToSend = false;
+      if (!this.conversation) return;
+    }
     const text = this.input.value;
-    if (!text.trim() || this.turn || !this.conversation) return;
+    if (!text.trim() || this.turn) return;
     this.showError("");
     const firstMessage = this.list.children.length === 0;
     const question = this.view({ ...recordOf({ role: "user", content: text, status: "sending" }), id: null });
@@ -593,7 +603,8 @@ export class ConversationPane {
     if (this.controller.signal.aborted) return;
     const socket = new ChatSocket(this.id);
     this.socket = socket;
-    const payload = (frame) => (frame && typeof frame === "object" && frame.data && typeof frame.data === "object" ? frame.data : frame) || {};
+    // Handlers get (data, frame); a whole frame is read too, to be safe.
+    const payload = (data) => (data && typeof data.data === "object" && data.data ? data.data : data) || {};
     const begun = () => {
       if (this.socketTurnOpen) return;
       this.socketTurnOpen = true;
@@ -610,6 +621,22 @@ export class ConversationPane {
       if (!this.turn && data.message_id && (!known || known.record.status === "streaming")) this.attach();
     });
     socket.on("reasoning", begun);
+    // Back after the connection dropped: a turn may have begun (or ended)
+    // unseen meanwhile.
+    let opened = 0;
+    socket.on("open", () => {
+      opened += 1;
+      if (opened > 1) this.resync();
+    });
+  }
+
+  /** Catches up with the newest messages, and with a turn in flight. */
+  async resync() {
+    await this.syncTail();
+    if (this.turn || this.controller.signal.aborted) return;
+    const last = this.list.lastElementChild;
+    const newest = last && this.views.get(last.dataset.id);
+    if (newest && newest.record.role === "user") this.attach();
   }
 
   treePreference() {
