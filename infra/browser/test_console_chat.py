@@ -157,6 +157,7 @@ def test_a_reply_streams_in_with_its_token_usage_and_is_announced_politely(page:
     reply = replies(page).last
     expect(reply).to_have_attribute("data-status", "streaming")
     expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    screenshot(page, "chat-streaming-desktop")
     expect(page.get_by_role("button", name="Send")).to_be_disabled()
     expect(reply).to_have_attribute("data-status", "complete", timeout=LONG)
     assert reply_body(page).inner_text().split() == message.split()
@@ -172,6 +173,25 @@ def test_a_reply_streams_in_with_its_token_usage_and_is_announced_politely(page:
     # The conversation is named after its first message and moves to the top.
     expect(page.locator("#conversation-title")).to_have_text(re.compile(r"^w001 w002"))
     expect(page.locator("li.conversation-item").first).to_have_attribute("data-id", conversation_id)
+
+
+def test_the_agents_reasoning_is_shown_collapsed_and_opens_on_demand(page: Page, user, screenshot):
+    conversation_id = new_conversation(user, "math")
+    open_conversation(page, user, conversation_id)
+    send(page, "What is 12 * (3 + 4)?")
+    reply = replies(page).last
+    expect(reply).to_have_attribute("data-status", "complete", timeout=LONG)
+    expect(reply.locator(".message-body")).to_have_text("The answer is 84.")
+    reasoning = reply.locator("details.reasoning")
+    expect(reasoning).not_to_have_attribute("open", "")
+    expect(reasoning.locator("li").first).to_be_hidden()
+    reasoning.locator("summary").click()
+    expect(reasoning).to_have_attribute("open", "")
+    expect(reasoning.locator("li").first).to_be_visible()
+
+    send(page, "Markdown is rendered: **bold**, `code`, a [link](https://example.com/) and a list:\n- one\n- two")
+    expect(replies(page).last).to_have_attribute("data-status", "complete", timeout=LONG)
+    expect(replies(page).last.locator("li")).to_have_text(["one", "two"])
     screenshot(page, "chat-desktop")
 
 

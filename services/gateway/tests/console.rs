@@ -179,7 +179,10 @@ async fn assets_are_cached_by_build_and_their_modules_resolve() {
             continue;
         }
         assert_eq!(module.status(), 200, "{url}");
-        assert!(header(&module, "content-type").contains("javascript"), "{url}");
+        assert!(
+            header(&module, "content-type").contains("javascript"),
+            "{url}"
+        );
         let text = module.text().await.unwrap();
         let base = url.rsplit_once('/').unwrap().0;
         for import in imports(&text) {
@@ -187,7 +190,10 @@ async fn assets_are_cached_by_build_and_their_modules_resolve() {
         }
     }
     assert!(seen.len() > 5, "the app's modules: {seen:?}");
-    assert!(seen.iter().all(|url| url.starts_with(&directory)), "{seen:?}");
+    assert!(
+        seen.iter().all(|url| url.starts_with(&directory)),
+        "{seen:?}"
+    );
 
     // Another build's URL, or a file that is not there, is not found.
     let stale = script.replacen(&directory, "/assets/000000000000", 1);

@@ -17,13 +17,22 @@ import { ApiError } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
+/** A path segment decoded; a malformed escape is kept as it was written. */
+function segment(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 const ROUTES = [
   { pattern: /^\/$/, section: "chat", load: () => import("./views/chat.js"), params: () => ({}) },
   {
     pattern: /^\/c\/([^/]+)$/,
     section: "chat",
     load: () => import("./views/chat.js"),
-    params: (m) => ({ conversationId: decodeURIComponent(m[1]) }),
+    params: (m) => ({ conversationId: segment(m[1]) }),
   },
   {
     pattern: /^\/trace(?:\/([^/]+))?$/,
@@ -31,7 +40,7 @@ const ROUTES = [
     title: "Live trace",
     external: true,
     load: () => import("./views/trace.js"),
-    params: (m) => ({ agentId: m[1] ? decodeURIComponent(m[1]) : undefined }),
+    params: (m) => ({ agentId: m[1] ? segment(m[1]) : undefined }),
   },
   {
     pattern: /^\/calls(?:\/([^/]+))?$/,
@@ -39,7 +48,7 @@ const ROUTES = [
     title: "LLM calls",
     external: true,
     load: () => import("./views/calls.js"),
-    params: (m) => ({ callId: m[1] ? decodeURIComponent(m[1]) : undefined }),
+    params: (m) => ({ callId: m[1] ? segment(m[1]) : undefined }),
   },
   { pattern: /^\/account$/, section: "account", load: () => import("./views/account.js"), params: () => ({}) },
 ];

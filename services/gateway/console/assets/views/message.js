@@ -75,14 +75,16 @@ export class MessageView {
     const li = this.el;
     li.dataset.role = r.role;
     li.dataset.status = r.status;
+    li.setAttribute("aria-busy", String(r.status === "streaming" || r.status === "sending"));
     if (r.id) li.dataset.id = r.id;
     li.classList.toggle("from-user", r.role === "user");
     li.classList.toggle("from-agent", r.role !== "user");
 
     const meta = el("div", "message-meta");
     meta.append(el("span", "author", r.role === "user" ? "You" : r.role === "system" ? "System" : this.agentName));
-    if (r.createdAt) {
-      const time = el("time", null, timeFormat.format(new Date(r.createdAt)));
+    const created = new Date(r.createdAt || "");
+    if (!Number.isNaN(created.getTime())) {
+      const time = el("time", null, timeFormat.format(created));
       time.dateTime = r.createdAt;
       meta.append(time);
     }

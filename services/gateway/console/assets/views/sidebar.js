@@ -20,7 +20,12 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-const when = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "short" });
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "short" });
+
+function when(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? "" : dateTime.format(date);
+}
 
 export class Sidebar {
   /**
@@ -149,7 +154,9 @@ export class Sidebar {
     const count = conversation.message_count;
     const meta = el("span", {
       className: "conversation-meta",
-      textContent: `${conversation.agent_id} · ${count} message${count === 1 ? "" : "s"} · ${when.format(new Date(conversation.updated_at))}`,
+      textContent: [conversation.agent_id, `${count} message${count === 1 ? "" : "s"}`, when(conversation.updated_at)]
+        .filter(Boolean)
+        .join(" · "),
     });
     const link = el("a", { className: "conversation-link", href: `/c/${encodeURIComponent(conversation.id)}` }, title, meta);
     if (conversation.id === this.selected) link.setAttribute("aria-current", "page");
