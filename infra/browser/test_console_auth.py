@@ -128,3 +128,39 @@ def test_the_sign_in_form_works_on_a_phone(new_context, user, screenshot):
     sign_in(page, user)
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the page is {width} px wide on a {PHONE['width']} px screen"
+
+
+def test_a_refused_access_token_is_refreshed_and_the_request_tried_once_more(page: Page, user):
+    sign_in(page, user)
+    refused = []
+
+    def refuse_once(route):
+        if not refused:
+            refused.append(route.request.url)
+            route.fulfill(
+                status=401,
+                content_type="application/json",
+                body='{"error":{"code":"token_expired","message":"the token expired","request_id":"t"}}',
+            )
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/conversations?*", refuse_once)
+    with page.expect_request("**/api/v1/auth/refresh") as refresh:
+        page.get_by_label("Agent").select_option("text")
+    assert refresh.value.method == "POST"
+    expect(page.locator(".list-status")).to_have_text("No conversation with this agent yet.")
+    assert len(refused) == 1
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+
+
+def test_the_access_token_is_renewed_before_it_expires(page: Page, user):
+    page.clock.install()
+    sign_in(page, user)
+    page.goto("/account")
+    expect(page.get_by_role("heading", name="Account")).to_be_visible()
+    # The gateway's access tokens last 30 minutes.
+    with page.expect_request("**/api/v1/auth/refresh") as refresh:
+        page.clock.run_for("30:00")
+    assert refresh.value.method == "POST"
+    assert refresh.value.headers.get("x-confab-client") == "console"
