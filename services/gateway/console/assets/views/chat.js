@@ -26,7 +26,10 @@ export function mount(root, { api, navigate, params }) {
   });
   sidebar.onRenamed = (conversation) => pane?.renamed(conversation);
   const host = el("div", { className: "conversation-host" });
-  const layout = el("div", { className: "chat-screen" }, sidebar.el, host);
+  // The screen's title for assistive technology; the sidebar and the
+  // conversation carry the visible headings.
+  const title = el("h1", { className: "visually-hidden", textContent: "Chat" });
+  const layout = el("div", { className: "chat-screen" }, title, sidebar.el, host);
   root.append(layout);
   sidebar.reload();
 
@@ -51,6 +54,8 @@ export function mount(root, { api, navigate, params }) {
   function show(next) {
     const id = next.conversationId || null;
     layout.classList.toggle("has-conversation", Boolean(id));
+    // Where the router puts the focus: the list, or the open conversation's composer.
+    sidebar.heading.toggleAttribute("data-autofocus", !id);
     if (id === openId && (pane || !id)) return false;
     pane?.unmount();
     pane = null;
