@@ -72,6 +72,42 @@ fn asset_urls(page: &str) -> Vec<String> {
         .collect()
 }
 
+/// Modules the console imports when it first needs them and does without
+/// when a build lacks them (their screen or panel then says so).
+const OPTIONAL_MODULES: &[&str] = &[
+    "/views/trace.js",
+    "/views/calls.js",
+    "/views/tree.js",
+    "/chat-socket.js",
+];
+
+/// The relative specifiers a module imports, statically (`… from "./x.js"`)
+/// or dynamically (`import("./x.js")`).
+fn imports(module: &str) -> Vec<String> {
+    ["from \"", "import(\""]
+        .iter()
+        .flat_map(|marker| module.split(marker).skip(1))
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|spec| spec.starts_with("./") || spec.starts_with("../"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `spec` (`./a.js`, `../b.js`) relative to the directory URL `base`.
+fn resolve(base: &str, spec: &str) -> String {
+    let mut parts: Vec<&str> = base.split('/').collect();
+    for part in spec.split('/') {
+        match part {
+            "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
+}
+
 #[tokio::test]
 async fn the_page_is_served_at_the_root_with_strict_headers_and_no_inline_code() {
     let gateway = Gateway::start().await;
@@ -127,19 +163,40 @@ async fn assets_are_cached_by_build_and_their_modules_resolve() {
         assert_eq!(again.status(), 304, "{url}");
     }
 
-    // The app's own imports are in the same build.
+    // Every module the app imports, however deep, is in the same build.
     let app = gateway.get(script).await;
     assert!(header(&app, "content-type").contains("javascript"));
-    let app = app.text().await.unwrap();
-    let directory = script.rsplit_once('/').unwrap().0;
-    for import in app.split("from \"./").skip(1) {
-        let file = import.split('"').next().unwrap();
-        let url = format!("{directory}/{file}");
-        assert_eq!(gateway.get(&url).await.status(), 200, "{url}");
+    let directory = script.rsplit_once('/').unwrap().0.to_owned();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut pending = vec![script.clone()];
+    while let Some(url) = pending.pop() {
+        if !seen.insert(url.clone()) {
+            continue;
+        }
+        let module = gateway.get(&url).await;
+        let optional = OPTIONAL_MODULES.iter().any(|m| url.ends_with(m));
+        if optional && module.status() == 404 {
+            continue;
+        }
+        assert_eq!(module.status(), 200, "{url}");
+        assert!(
+            header(&module, "content-type").contains("javascript"),
+            "{url}"
+        );
+        let text = module.text().await.unwrap();
+        let base = url.rsplit_once('/').unwrap().0;
+        for import in imports(&text) {
+            pending.push(resolve(base, &import));
+        }
     }
+    assert!(seen.len() > 5, "the app's modules: {seen:?}");
+    assert!(
+        seen.iter().all(|url| url.starts_with(&directory)),
+        "{seen:?}"
+    );
 
     // Another build's URL, or a file that is not there, is not found.
-    let stale = script.replacen(directory, "/assets/000000000000", 1);
+    let stale = script.replacen(&directory, "/assets/000000000000", 1);
     assert_eq!(gateway.get(&stale).await.status(), 404);
     assert_eq!(
         gateway
@@ -153,7 +210,13 @@ async fn assets_are_cached_by_build_and_their_modules_resolve() {
 #[tokio::test]
 async fn deep_links_get_the_page_and_api_paths_never_do() {
     let gateway = Gateway::start().await;
-    for path in ["/conversations/conv-123", "/trace/math", "/account"] {
+    for path in [
+        "/c/conv-123",
+        "/trace/math",
+        "/calls/call-1",
+        "/account",
+        "/no/such/screen",
+    ] {
         let response = gateway.get(path).await;
         assert_eq!(response.status(), 200, "{path}");
         assert!(header(&response, "content-type").starts_with("text/html"));
