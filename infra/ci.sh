@@ -14,6 +14,8 @@
 #      create databases, otherwise a throwaway cluster this script starts on a
 #      free port (55432 upward) and removes again
 #   7. interoperability suites: infra/interop/run.sh when it exists
+#   8. the web console's browser suite on SQLite: infra/browser/run.sh (Debian's
+#      Chromium, installed with apt-get when missing, driven by Playwright)
 # Any failure stops the run with a non-zero exit and names the failing step.
 #
 # Environment:
@@ -315,26 +317,29 @@ main() {
 
     echo "Confab CI in $PWD ($(uname -sm), $(date -u '+%Y-%m-%d %H:%M:%S UTC'))"
 
-    step "1/7 tools"
+    step "1/8 tools"
     ensure_tools
 
-    step "2/7 docker-compose.dev.yml against the Compose Specification"
+    step "2/8 docker-compose.dev.yml against the Compose Specification"
     bash infra/check-compose.sh
 
-    step "3/7 cargo fmt --all -- --check"
+    step "3/8 cargo fmt --all -- --check"
     cargo fmt --all -- --check
 
-    step "4/7 cargo clippy --workspace --all-targets -- -D warnings"
+    step "4/8 cargo clippy --workspace --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets -- -D warnings
 
-    step "5/7 cargo test --workspace (SQLite)"
+    step "5/8 cargo test --workspace (SQLite)"
     cargo test --workspace
 
-    step "6/7 cargo test --workspace (PostgreSQL)"
+    step "6/8 cargo test --workspace (PostgreSQL)"
     with_test_postgres cargo test --workspace
 
-    step "7/7 interoperability suites"
+    step "7/8 interoperability suites"
     interop_suites
+
+    step "8/8 the web console in Chromium (infra/browser/run.sh, SQLite)"
+    bash infra/browser/run.sh
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
