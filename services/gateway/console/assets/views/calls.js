@@ -24,6 +24,20 @@ function el(tag, attributes = {}, ...children) {
   return node;
 }
 
+/**
+ * Links views.css once. The shell links it for the routes it knows to need
+ * it, with the same marker; a view mounted elsewhere (the tree, inside the
+ * chat screen) brings it itself.
+ */
+function ensureStyles() {
+  if (document.querySelector("link[data-views-css]")) return;
+  const link = document.createElement("link");
+  link.rel = "stylesheet";
+  link.href = new URL("../views.css", import.meta.url).href;
+  link.dataset.viewsCss = "";
+  document.head.append(link);
+}
+
 function when(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso || "";
@@ -53,18 +67,14 @@ function explain(error) {
 const pretty = (value) => (typeof value === "string" ? value : JSON.stringify(value, null, 2));
 
 export function mount(root, ctx) {
+  ensureStyles();
   const { api } = ctx;
   let unmounted = false;
-  const section = el("section", { className: "view-calls", "aria-labelledby": "calls-title" });
+  const section = el("section", { className: "calls-view", "aria-labelledby": "calls-title" });
   root.append(section);
 
-  function go(path, render) {
-    ctx.navigate(path);
-    // A shell that mounts the route again has unmounted this view by now.
-    if (!unmounted) render();
-  }
-
-  function link(path, text, render, attributes = {}) {
+  /** A link inside the console: the shell routes it (and calls `update`). */
+  function link(path, text, attributes = {}) {
     return el("a", {
       href: path,
       text,
@@ -72,9 +82,17 @@ export function mount(root, ctx) {
       onclick: (event) => {
         if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
         event.preventDefault();
-        go(path, render);
+        ctx.navigate(path);
       },
     });
+  }
+
+  /** After moving between the table and a call, the heading takes focus. */
+  function focusHeading() {
+    const heading = section.querySelector("h2");
+    if (!heading) return;
+    heading.tabIndex = -1;
+    heading.focus({ preventScroll: true });
   }
 
   // --- the table ---
@@ -90,7 +108,7 @@ export function mount(root, ctx) {
       body);
     const more = el("button", { type: "button", className: "calls-more", text: "Load more", hidden: true });
     section.replaceChildren(
-      el("header", { className: "view-header" },
+      el("header", { className: "views-header" },
         el("h2", { id: "calls-title", text: "LLM calls" }),
         el("div", { className: "calls-controls" },
           el("label", { for: "calls-agent", text: "Agent" }), agentSelect, refresh)),
@@ -106,10 +124,10 @@ export function mount(root, ctx) {
       const path = `/calls/${encodeURIComponent(call.id)}`;
       const cell = (label, ...content) => el("td", { "data-label": label }, ...content);
       return el("tr", { "data-call-id": call.id, "data-status": call.status },
-        cell("Time", link(path, when(call.created_at), () => showCall(call.id), { "aria-label": `Call of ${when(call.created_at)}, ${call.model || ""}` })),
+        cell("Time", link(path, when(call.created_at), { "aria-label": `Call of ${when(call.created_at)}, ${call.model || ""}` })),
         cell("Agent", call.agent_id || "—"),
         cell("Model", call.model || "—"),
-        cell("Status", el("span", { className: `badge badge-${call.status === "ok" ? "done" : "error"}`, text: call.status })),
+        cell("Status", el("span", { className: `views-badge views-badge-${call.status === "ok" ? "done" : "error"}`, text: call.status })),
         cell("Latency", formatMs(call.latency_ms)),
         cell("Tokens", tokens(call.usage)));
     }
@@ -163,9 +181,9 @@ export function mount(root, ctx) {
     const status = el("p", { className: "calls-status", role: "status", "aria-live": "polite", text: "Loading…" });
     const content = el("div", { className: "call-detail" });
     section.replaceChildren(
-      el("header", { className: "view-header" },
+      el("header", { className: "views-header" },
         el("h2", { id: "calls-title", text: "LLM call" }),
-        link("/calls", "← All calls", showList, { className: "back" })),
+        link("/calls", "← All calls", { className: "back" })),
       status,
       content);
     api.request("GET", `/api/v1/llm-calls/${encodeURIComponent(id)}`)
@@ -194,8 +212,8 @@ export function mount(root, ctx) {
         const block = (title, value, name) => el("section", { className: `call-part call-${name}`, "aria-label": title },
           el("h3", { text: title }),
           value === null || value === undefined
-            ? el("p", { className: "muted", text: "None recorded." })
-            : el("pre", { className: "json", tabindex: "0", text: pretty(value) }));
+            ? el("p", { className: "views-muted", text: "None recorded." })
+            : el("pre", { className: "views-json", tabindex: "0", text: pretty(value) }));
         const tools = Array.isArray(call.tool_calls) ? call.tool_calls : [];
         const toolList = tools.length
           ? el("ol", { className: "call-tools" }, tools.map((tool) => {
@@ -207,9 +225,9 @@ export function mount(root, ctx) {
             }
             return el("li", {},
               el("p", {}, el("strong", { text: tool.name || "?" }), tool.id ? ` (${tool.id})` : ""),
-              el("pre", { className: "json", tabindex: "0", text: pretty(args) }));
+              el("pre", { className: "views-json", tabindex: "0", text: pretty(args) }));
           }))
-          : el("p", { className: "muted", text: "No tool calls." });
+          : el("p", { className: "views-muted", text: "No tool calls." });
         content.replaceChildren(
           facts,
           block("Request", call.request, "request"),
@@ -222,12 +240,26 @@ export function mount(root, ctx) {
       });
   }
 
-  const callId = ctx.params && (ctx.params.call_id || ctx.params.callId || ctx.params.id);
-  if (callId) showCall(callId);
+  const callOf = (params) => (params && (params.callId || params.call_id)) || null;
+  let shown = callOf(ctx.params);
+  if (shown) showCall(shown);
   else showList();
 
-  return function unmount() {
-    unmounted = true;
-    section.remove();
+  return {
+    unmount() {
+      unmounted = true;
+      section.remove();
+    },
+    /** Another path of this view (/calls ↔ /calls/{id}): shown in place. */
+    update(params) {
+      const callId = callOf(params);
+      if (callId !== shown) {
+        shown = callId;
+        if (callId) showCall(callId);
+        else showList();
+        focusHeading();
+      }
+      return true;
+    },
   };
 }

@@ -66,6 +66,20 @@ function el(tag, attributes = {}, ...children) {
   return node;
 }
 
+/**
+ * Links views.css once. The shell links it for the routes it knows to need
+ * it, with the same marker; a view mounted elsewhere (the tree, inside the
+ * chat screen) brings it itself.
+ */
+function ensureStyles() {
+  if (document.querySelector("link[data-views-css]")) return;
+  const link = document.createElement("link");
+  link.rel = "stylesheet";
+  link.href = new URL("../views.css", import.meta.url).href;
+  link.dataset.viewsCss = "";
+  document.head.append(link);
+}
+
 function clock(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return "";
@@ -160,6 +174,7 @@ function statusOf(call) {
 }
 
 export function mount(root, ctx) {
+  ensureStyles();
   const { api, user } = ctx;
   const tokenGetter = typeof api.accessToken === "function" ? () => api.accessToken() : null;
   const state = {
@@ -191,8 +206,8 @@ export function mount(root, ctx) {
   const announcer = el("p", { className: "visually-hidden", "aria-live": "polite" });
   const list = el("ol", { className: "trace-calls", "aria-label": "LLM calls, newest first" });
   const empty = el("p", { className: "trace-empty", text: "Choose an agent to follow its LLM calls." });
-  const section = el("section", { className: "view-trace", "aria-labelledby": "trace-title" },
-    el("header", { className: "view-header" },
+  const section = el("section", { className: "trace-view", "aria-labelledby": "trace-title" },
+    el("header", { className: "views-header" },
       el("h2", { id: "trace-title", text: "Live trace" }),
       el("div", { className: "trace-controls" },
         el("label", { for: "trace-agent", text: "Agent" }),
@@ -345,7 +360,7 @@ export function mount(root, ctx) {
    */
   function jsonDetails(callId, summaryText, value) {
     const key = `${callId}\n${summaryText}`;
-    const pre = el("pre", { className: "json" });
+    const pre = el("pre", { className: "views-json" });
     const details = el("details", { className: "trace-json" }, el("summary", { text: summaryText }), pre);
     if (state.open.has(key)) {
       details.open = true;
@@ -386,7 +401,7 @@ export function mount(root, ctx) {
     const head = el("div", { className: "trace-call-head" },
       el("time", { dateTime: call.startedAt, text: clock(call.startedAt) }),
       el("strong", { className: "trace-model", text: model }),
-      el("span", { className: `badge badge-${callStatus}`, text: callStatus === "streaming" ? "in progress" : callStatus }),
+      el("span", { className: `views-badge views-badge-${callStatus}`, text: callStatus === "streaming" ? "in progress" : callStatus }),
       el("a", {
         href: `/calls/${encodeURIComponent(call.id)}`,
         className: "trace-open",
@@ -622,16 +637,16 @@ export function mount(root, ctx) {
 
   agentSelect.addEventListener("change", () => {
     const agentId = agentSelect.value;
+    // The shell routes it and calls `update`, which follows the agent.
     ctx.navigate(agentId ? `/trace/${encodeURIComponent(agentId)}` : "/trace");
-    // A shell that mounts the route again has unmounted this view by now.
-    if (!state.unmounted) follow(agentId);
   });
 
   const onPageHide = () => save();
   window.addEventListener("pagehide", onPageHide);
 
   // The agents to choose from; the one in the route is followed at once.
-  const wanted = (ctx.params && (ctx.params.agent_id || ctx.params.agentId || ctx.params.id)) || null;
+  const agentOf = (params) => (params && (params.agentId || params.agent_id)) || null;
+  const wanted = agentOf(ctx.params);
   api.request("GET", "/api/v1/agents")
     .then((page) => {
       if (state.unmounted) return;
@@ -654,13 +669,26 @@ export function mount(root, ctx) {
   if (wanted) follow(wanted);
   else showSummary();
 
-  return function unmount() {
-    save();
-    state.unmounted = true;
-    disconnect();
-    clearTimeout(state.saveTimer);
-    if (state.frame !== null) cancelAnimationFrame(state.frame);
-    window.removeEventListener("pagehide", onPageHide);
-    section.remove();
+  return {
+    unmount() {
+      save();
+      state.unmounted = true;
+      disconnect();
+      clearTimeout(state.saveTimer);
+      if (state.frame !== null) cancelAnimationFrame(state.frame);
+      window.removeEventListener("pagehide", onPageHide);
+      section.remove();
+    },
+    /** /trace/{agent_id} for another agent (the select, back, forward): followed in place. */
+    update(params) {
+      const agentId = agentOf(params);
+      if (agentId !== state.agentId) {
+        if (agentId && ![...agentSelect.options].some((o) => o.value === agentId)) {
+          agentSelect.append(el("option", { value: agentId, text: agentId }));
+        }
+        follow(agentId);
+      }
+      return true;
+    },
   };
 }

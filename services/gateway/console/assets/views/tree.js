@@ -36,7 +36,12 @@ const MAX_REBASES = 5;
 // --- JSON Patch (RFC 6902) and JSON Pointer (RFC 6901) ---------------------
 
 /** Why a patch or pointer was refused; the document is then unchanged. */
-export class PatchError extends Error {}
+export class PatchError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "PatchError";
+  }
+}
 
 const has = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
 const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
@@ -381,7 +386,17 @@ export function planEdit(doc, intent) {
       if (after.length > parent.length && parent.every((v, i) => v === after[i]) && after[parent.length] > index) {
         after[parent.length] -= 1;
       }
-      ops.push({ op: "move", from: pointerOf(path), path: `${pointerOf(after)}/children/-` });
+      let from = path;
+      if (after.length >= path.length && path.every((v, i) => v === after[i])) {
+        // The new parent is the next sibling (or under it): its path after
+        // the removal starts with `from`, which §4.4 forbids. The node first
+        // moves to the end of its siblings, out of the way; the new parent
+        // is then where `after` says (as the tree agent does it).
+        const last = nodeAt(tree, parent).children.length - 1;
+        ops.push({ op: "move", from: pointerOf(path), path: `${pointerOf(parent)}/children/-` });
+        from = [...parent, last];
+      }
+      ops.push({ op: "move", from: pointerOf(from), path: `${pointerOf(after)}/children/-` });
       return { ops };
     }
     case "reorder": {
@@ -435,6 +450,20 @@ function el(tag, attributes = {}, ...children) {
   return node;
 }
 
+/**
+ * Links views.css once. The shell links it for the routes it knows to need
+ * it, with the same marker; a view mounted elsewhere (the tree, inside the
+ * chat screen) brings it itself.
+ */
+function ensureStyles() {
+  if (document.querySelector("link[data-views-css]")) return;
+  const link = document.createElement("link");
+  link.rel = "stylesheet";
+  link.href = new URL("../views.css", import.meta.url).href;
+  link.dataset.viewsCss = "";
+  document.head.append(link);
+}
+
 let instances = 0;
 
 /**
@@ -443,6 +472,7 @@ let instances = 0;
  * does not close it). Returns the unmount.
  */
 export function mountTree(root, { api, conversationId, socket }) {
+  ensureStyles();
   instances += 1;
   const uid = `tree${instances}`;
   const state = {
@@ -470,7 +500,7 @@ export function mountTree(root, { api, conversationId, socket }) {
   const editor = el("div", { className: "tree-editor" });
   const section = el(
     "section",
-    { className: "view-tree", "aria-labelledby": `${uid}-title` },
+    { className: "tree-view", "aria-labelledby": `${uid}-title` },
     el("header", { className: "tree-header" },
       el("h2", { id: `${uid}-title`, text: "Tree" }),
       el("span", { className: "tree-meta" }, status, versionText)),
@@ -584,6 +614,7 @@ export function mountTree(root, { api, conversationId, socket }) {
     afterSync();
     if (mine) {
       state.pending = null;
+      renderEditor();
       if (pending.rebases > 0) {
         notice(`Re-applied on version ${data.version}: ${describe(pending.intent)}.`, "conflict-resolved");
       } else {
@@ -668,6 +699,7 @@ export function mountTree(root, { api, conversationId, socket }) {
       state.pending = null;
       state.queue.unshift(intent);
     }
+    renderEditor();
   }
 
   // --- rendering ---
@@ -686,7 +718,7 @@ export function mountTree(root, { api, conversationId, socket }) {
       state.selected = null;
       outline.replaceChildren(
         el("p", { className: "tree-empty", text: "This tree is not made of {id, label, children} nodes; it is shown as JSON and cannot be edited here." }),
-        el("pre", { className: "json", text: JSON.stringify(doc, null, 2) }),
+        el("pre", { className: "views-json", text: JSON.stringify(doc, null, 2) }),
       );
       renderEditor();
       return;
@@ -713,7 +745,7 @@ export function mountTree(root, { api, conversationId, socket }) {
     if (children.length) {
       row.append(el("button", {
         type: "button",
-        className: "tree-toggle",
+        className: "tree-node-toggle",
         "aria-expanded": open ? "true" : "false",
         "aria-label": `${open ? "Collapse" : "Expand"} ${label}`,
         "data-focus-key": `toggle:${node.id}`,
@@ -745,7 +777,7 @@ export function mountTree(root, { api, conversationId, socket }) {
       row.append(el("span", { className: "tree-count", text: `${children.length}` , "aria-label": `${children.length} children` }));
     }
     const item = el("li", {
-      className: selected ? "tree-node selected" : "tree-node",
+      className: selected ? "tree-node tree-node-selected" : "tree-node",
       "data-node-id": node.id,
       "data-level": String(level),
     }, row);
