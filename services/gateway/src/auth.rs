@@ -1,38 +1,57 @@
 //! The user behind a request: a valid access token in `Authorization:
-//! Bearer`, or for a WebSocket upgrade (browsers cannot set headers there)
-//! in `?token=`.
+//! Bearer`, for a WebSocket upgrade (browsers cannot set headers there) in
+//! `?token=`, and from a browser in the `confab_access` cookie (see
+//! `browser`). The header wins over the query, both over the cookie. A
+//! request signed in by the cookie passes the CSRF check first (403
+//! `csrf_rejected`); a token that does not verify is 401 wherever it came
+//! from.
 
 use actix_web::HttpRequest;
 use confab_kit::ApiError;
 use confab_kit::auth::{ServiceAuth, bearer_token, service_token_state};
 use confab_protocol::auth::{AccessClaims, Role};
 
+use crate::browser::{self, Browser};
 use crate::tokens::KeyRing;
 
-pub async fn authenticate(req: &HttpRequest, keys: &KeyRing) -> Result<AccessClaims, ApiError> {
-    let token =
-        bearer_token(req).ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
-    verify(token, keys).await
+pub async fn authenticate(
+    req: &HttpRequest,
+    keys: &KeyRing,
+    browser: &Browser,
+) -> Result<AccessClaims, ApiError> {
+    if let Some(token) = bearer_token(req) {
+        return verify(token, keys).await;
+    }
+    let token = browser::access_cookie(req)
+        .ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
+    browser.check_cookie_request(req, false)?;
+    verify(&token, keys).await
 }
 
-/// For WebSocket upgrades: the bearer token, else `?token=`.
+/// For WebSocket upgrades: the bearer token, else `?token=`, else the
+/// access cookie (whose upgrade must come from a trusted origin).
 pub async fn authenticate_upgrade(
     req: &HttpRequest,
     query_token: Option<&str>,
     keys: &KeyRing,
+    browser: &Browser,
 ) -> Result<AccessClaims, ApiError> {
-    let token = bearer_token(req)
-        .or(query_token)
+    if let Some(token) = bearer_token(req).or(query_token) {
+        return verify(token, keys).await;
+    }
+    let token = browser::access_cookie(req)
         .ok_or_else(|| ApiError::unauthorized("a bearer token or ?token= is required"))?;
-    verify(token, keys).await
+    browser.check_cookie_request(req, true)?;
+    verify(&token, keys).await
 }
 
 /// An administrator's token, else 401 (no valid token) or 403.
 pub async fn authenticate_admin(
     req: &HttpRequest,
     keys: &KeyRing,
+    browser: &Browser,
 ) -> Result<AccessClaims, ApiError> {
-    let claims = authenticate(req, keys).await?;
+    let claims = authenticate(req, keys, browser).await?;
     if claims.role != Role::Admin {
         return Err(ApiError::forbidden("administrators only"));
     }
@@ -40,7 +59,8 @@ pub async fn authenticate_admin(
 }
 
 /// The operator's side (`/metrics`): the service token in
-/// `X-Service-Token`, or an administrator's access token. Else 401 (neither,
+/// `X-Service-Token`, or an administrator's access token in `Authorization`
+/// (not the console's cookie: scrapers and scripts read metrics, not pages). Else 401 (neither,
 /// or a wrong one) or 403 (a valid token of a user who is not an admin).
 pub async fn authenticate_operator(
     req: &HttpRequest,

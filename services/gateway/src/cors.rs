@@ -52,6 +52,9 @@ impl CorsPolicy {
         };
         let cors = cors
             .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+            // Never `x-confab-client`: that no other site's page can send
+            // the console marker is what lets the CSRF check accept it in
+            // place of an Origin (see `browser`).
             .allowed_headers([
                 "authorization",
                 "content-type",

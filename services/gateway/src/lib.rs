@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod browser;
 pub mod console;
 pub mod cors;
 pub mod domain;
@@ -28,6 +29,7 @@ use confab_kit::settings::{DatabaseSettings, ServerSettings, TelemetrySettings};
 use serde::Deserialize;
 
 use crate::admin::AdminSettings;
+use crate::browser::{Browser, BrowserSettings};
 use crate::cors::CorsSettings;
 use crate::limits::{RateLimitSettings, RateLimits};
 use crate::proxy::routing::{RouteConfig, RoutingTable};
@@ -52,6 +54,9 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub rate_limits: RateLimitSettings,
     pub cors: CorsSettings,
+    /// The console's cookies and their CSRF check (see `browser`).
+    #[serde(default)]
+    pub browser: BrowserSettings,
     #[serde(default)]
     pub admin: AdminSettings,
     pub timeouts: TimeoutSettings,
@@ -100,6 +105,8 @@ pub struct GatewayState {
     pub response_timeout: Duration,
     pub body_limit: usize,
     pub refresh_ttl_secs: i64,
+    /// The console's cookies and the CSRF check of requests they sign in.
+    pub browser: Browser,
     /// Verified against when a login names an unknown user (equal timing).
     pub dummy_hash: String,
     /// Hashes and verifies passwords, a bounded number at a time.
@@ -146,6 +153,11 @@ pub async fn build_on(
     let routes = RoutingTable::new(&route_configs, &settings.upstreams)?;
     let console = web::Data::new(console::Console::new()?);
     let cors = cors::CorsPolicy::new(&settings.cors)?;
+    let browser = Browser::new(
+        &settings.browser,
+        settings.auth.access_token_ttl_secs,
+        settings.auth.refresh_token_ttl_secs,
+    )?;
     let connect_timeout = Duration::from_secs(settings.timeouts.connect_secs);
     let websocket = proxy::UpstreamClient::websocket_client(connect_timeout)?;
     // The gateway faces clients: its metrics (routes, traffic, timings) go
@@ -172,6 +184,7 @@ pub async fn build_on(
         response_timeout: Duration::from_secs(settings.timeouts.response_secs),
         body_limit: settings.limits.body_bytes,
         refresh_ttl_secs: settings.auth.refresh_token_ttl_secs,
+        browser,
         dummy_hash: passwords.dummy_hash().await?,
         passwords,
     });

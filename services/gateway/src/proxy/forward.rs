@@ -10,7 +10,9 @@
 //! `X-Conversation-Id`) is stripped; on routes
 //! that inject auth the gateway adds its own from the verified access token,
 //! with the service token. A JSON body that is rewritten loses its
-//! `Content-Length`.
+//! `Content-Length`. The gateway's own cookies (`confab_access`,
+//! `confab_refresh`) are taken out of the `Cookie` header, which is dropped
+//! when nothing else is left in it (see `browser`).
 //!
 //! Bodies: on auth-injected routes a body is read whole (it is rewritten;
 //! at most `[limits] body_bytes`); elsewhere it is streamed to the upstream
@@ -46,6 +48,7 @@ use super::routing::Route;
 use super::upstream::{self, RequestBody};
 use crate::GatewayState;
 use crate::auth::{authenticate, authenticate_upgrade};
+use crate::browser;
 use crate::console::{self, Console};
 
 /// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1),
@@ -122,8 +125,11 @@ pub async fn forward(
         .insert(confab_kit::server::RouteLabel(route.prefix.clone()));
     let identity = if route.inject_auth {
         let claims = match upgrade {
-            true => authenticate_upgrade(&req, query_token.as_deref(), &state.keys).await?,
-            false => authenticate(&req, &state.keys).await?,
+            true => {
+                authenticate_upgrade(&req, query_token.as_deref(), &state.keys, &state.browser)
+                    .await?
+            }
+            false => authenticate(&req, &state.keys, &state.browser).await?,
         };
         Some(AuthContext {
             user_id: claims.sub,
@@ -287,9 +293,22 @@ fn upstream_headers(
         if NOT_FORWARDED.contains(&name.as_str()) {
             continue;
         }
+        // The gateway's own cookies (the console's tokens) stay here.
+        let stripped;
+        let value = if name == header::COOKIE {
+            match browser::strip_cookies(value.as_bytes()) {
+                Some(rest) => {
+                    stripped = rest;
+                    stripped.as_slice()
+                }
+                None => continue,
+            }
+        } else {
+            value.as_bytes()
+        };
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
+            HeaderValue::from_bytes(value),
         ) {
             headers.append(name, value);
         }

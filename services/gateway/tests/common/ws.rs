@@ -39,6 +39,20 @@ pub async fn try_connect(url: &str, bearer: Option<&str>) -> Result<Ws, Error> {
     Ok(Ws { stream })
 }
 
+/// Opens `url` with the given handshake headers (a browser's `Cookie` and
+/// `Origin`, say).
+pub async fn try_connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Ws, Error> {
+    let mut request = url.replacen("http", "ws", 1).into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().append(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    let (stream, _) = tokio_tungstenite::connect_async(request).await?;
+    Ok(Ws { stream })
+}
+
 pub async fn connect(url: &str, bearer: Option<&str>) -> Ws {
     try_connect(url, bearer).await.unwrap()
 }

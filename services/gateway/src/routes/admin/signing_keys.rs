@@ -14,7 +14,7 @@ pub async fn list(
     req: HttpRequest,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, ApiError> {
-    authenticate_admin(&req, &state.keys).await?;
+    authenticate_admin(&req, &state.keys, &state.browser).await?;
     let keys = state.keys.describe().await.map_err(ApiError::internal)?;
     let items: Vec<_> = keys
         .into_iter()
@@ -34,7 +34,7 @@ pub async fn rotate(
     req: HttpRequest,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, ApiError> {
-    let admin = authenticate_admin(&req, &state.keys).await?;
+    let admin = authenticate_admin(&req, &state.keys, &state.browser).await?;
     let kid = state.keys.rotate().await.map_err(|err| {
         let racing = err
             .downcast_ref::<confab_kit::db::DbError>()

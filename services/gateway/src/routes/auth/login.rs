@@ -1,6 +1,11 @@
 //! `POST /api/v1/auth/login`: JSON `{"username","password"}` or an OAuth2
 //! password form (`grant_type=password&username=…&password=…`). Limited
 //! per client IP (`[rate_limits] login_per_minute`).
+//!
+//! From the web console (`X-Confab-Client: console`), which must come from a
+//! trusted origin (login CSRF: no other site may sign a browser in to an
+//! account of its choosing), the tokens are set as cookies and the JSON
+//! carries no refresh token (see `browser`).
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,6 +15,7 @@ use serde::Deserialize;
 use super::body;
 use super::tokens::{self, no_store};
 use crate::GatewayState;
+use crate::browser;
 use crate::store::users;
 
 #[derive(Deserialize)]
@@ -24,6 +30,10 @@ pub async fn login(
     state: web::Data<GatewayState>,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    let console = browser::is_console(&req);
+    if console {
+        state.browser.check_origin(&req)?;
+    }
     state.limits.check_login(&req)?;
     let credentials: LoginBody = body::parse(&req, &body)?;
     body::check_grant_type(credentials.grant_type.as_deref(), "password")?;
@@ -42,5 +52,9 @@ pub async fn login(
         Some(user) if matches => user,
         _ => return Err(ApiError::unauthorized("wrong username or password")),
     };
-    Ok(no_store().json(tokens::for_login(&state, &user).await?))
+    let tokens = tokens::for_login(&state, &user).await?;
+    Ok(match console {
+        true => tokens::console_answer(&req, &state, tokens),
+        false => no_store().json(tokens),
+    })
 }

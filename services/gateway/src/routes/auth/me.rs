@@ -12,7 +12,7 @@ pub async fn me(
     req: HttpRequest,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = authenticate(&req, &state.keys).await?;
+    let claims = authenticate(&req, &state.keys, &state.browser).await?;
     let user = users::by_id(&state.db, &claims.sub)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;

@@ -2,23 +2,34 @@
 //! (`grant_type=refresh_token&refresh_token=…`). The presented token is used
 //! up and a new pair is returned (rotation); a token presented twice revokes
 //! every token of its login (reuse detection, see `store::refresh_tokens`).
+//!
+//! The web console's token comes in the `confab_refresh` cookie instead,
+//! with an empty body (or `{}`); a token in the body wins over the cookie.
+//! A refresh by cookie, or any refresh with `X-Confab-Client: console`,
+//! must come from a trusted origin, sets both cookies again and answers
+//! without the refresh token (see `browser`). When the cookie's token is
+//! refused (401: unknown, used, revoked, expired, its user gone) the answer
+//! also clears both cookies: that sign-in is over. A 403 `csrf_rejected`
+//! leaves them alone, so another site cannot sign the console out.
 
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
+use confab_protocol::auth::TokenResponse;
 use serde::Deserialize;
 
 use super::body;
 use super::tokens::{self, hash_refresh_token, no_store};
 use crate::GatewayState;
+use crate::browser;
 use crate::store::refresh_tokens::{self, Rotation};
 use crate::store::users;
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct RefreshBody {
     grant_type: Option<String>,
-    refresh_token: String,
+    refresh_token: Option<String>,
 }
 
 pub async fn refresh(
@@ -26,16 +37,43 @@ pub async fn refresh(
     state: web::Data<GatewayState>,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let presented: RefreshBody = body::parse(&req, &body)?;
+    let cookie = browser::refresh_cookie(&req);
+    let console = browser::is_console(&req);
+    let presented: RefreshBody = match tokens::is_blank(&body) && (cookie.is_some() || console) {
+        true => RefreshBody::default(),
+        false => body::parse(&req, &body)?,
+    };
     body::check_grant_type(presented.grant_type.as_deref(), "refresh_token")?;
+    let (token, from_cookie) = match (presented.refresh_token, cookie) {
+        (Some(token), Some(cookie)) if token.trim().is_empty() => (cookie, true),
+        (Some(token), _) => (token.trim().to_owned(), false),
+        (None, Some(cookie)) => (cookie, true),
+        (None, None) => {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "invalid body: missing field `refresh_token`",
+            ));
+        }
+    };
+    let cookie_form = from_cookie || console;
+    if cookie_form {
+        state.browser.check_origin(&req)?;
+    }
+    match rotate(&state, &token).await {
+        Ok(tokens) if cookie_form => Ok(tokens::console_answer(&req, &state, tokens)),
+        Ok(tokens) => Ok(no_store().json(tokens)),
+        Err(err) if from_cookie && err.status().is_client_error() => {
+            Ok(tokens::error_clearing_cookies(&req, &state, &err))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Uses `presented` up and makes the next pair.
+async fn rotate(state: &GatewayState, presented: &str) -> Result<TokenResponse, ApiError> {
     // The user and family are filled in by the store from the used token.
-    let (refresh_token, next) = tokens::new_refresh_token(&state, "", String::new());
-    let rotation = refresh_tokens::rotate(
-        &state.db,
-        &hash_refresh_token(presented.refresh_token.trim()),
-        next,
-    )
-    .await?;
+    let (refresh_token, next) = tokens::new_refresh_token(state, "", String::new());
+    let rotation = refresh_tokens::rotate(&state.db, &hash_refresh_token(presented), next).await?;
     let user_id = match rotation {
         Rotation::Rotated { user_id } => user_id,
         Rotation::Reused => {
@@ -62,7 +100,7 @@ pub async fn refresh(
     let user = users::by_id(&state.db, &user_id)
         .await?
         .ok_or_else(|| invalid("invalid_refresh_token", "the token's user no longer exists"))?;
-    Ok(no_store().json(tokens::access_with(&state, &user, refresh_token)?))
+    tokens::access_with(state, &user, refresh_token)
 }
 
 fn invalid(code: &'static str, message: &str) -> ApiError {

@@ -1,13 +1,15 @@
-//! The token pair that login and refresh answer with.
+//! The token pair that login and refresh answer with: as JSON for API
+//! clients, in cookies for the web console (see `browser`).
 
-use actix_web::HttpResponse;
 use actix_web::HttpResponseBuilder;
+use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
 use confab_kit::ApiError;
 use confab_protocol::auth::{Role, TokenResponse};
 use rand::RngCore;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::GatewayState;
@@ -19,6 +21,66 @@ pub fn no_store() -> HttpResponseBuilder {
     let mut response = HttpResponse::Ok();
     response.insert_header(("cache-control", "no-store"));
     response
+}
+
+/// The console's answer to login and refresh: the refresh token travels only
+/// in its `HttpOnly` cookie, out of any script's reach. The gateway alone
+/// writes this shape (the console reads it), so it is not a protocol type.
+#[derive(Debug, Serialize)]
+pub struct ConsoleTokens {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+}
+
+/// `tokens` for the console: both cookies set, the JSON without the refresh
+/// token.
+pub fn console_answer(
+    req: &HttpRequest,
+    state: &GatewayState,
+    tokens: TokenResponse,
+) -> HttpResponse {
+    let TokenResponse {
+        access_token,
+        token_type,
+        expires_in,
+        refresh_token,
+    } = tokens;
+    let mut response = no_store();
+    for cookie in state
+        .browser
+        .session_cookies(req, access_token.clone(), refresh_token)
+    {
+        response.cookie(cookie);
+    }
+    response.json(ConsoleTokens {
+        access_token,
+        token_type,
+        expires_in,
+    })
+}
+
+/// `err` as its JSON error, with both cookies cleared. Built here rather
+/// than returned as an error: the error middleware renders errors anew and
+/// would drop the cookies.
+pub fn error_clearing_cookies(
+    req: &HttpRequest,
+    state: &GatewayState,
+    err: &ApiError,
+) -> HttpResponse {
+    let request_id = confab_kit::server::request_id(req);
+    let mut response = HttpResponse::build(err.status());
+    response.insert_header(("cache-control", "no-store"));
+    for cookie in state.browser.removal_cookies(req) {
+        response.cookie(cookie);
+    }
+    response.json(err.body(request_id.as_deref()))
+}
+
+/// The body of a request that may come empty (the console's refresh and
+/// logout carry their token in a cookie): blank means `{}`.
+pub fn is_blank(body: &[u8]) -> bool {
+    body.trim_ascii().is_empty()
 }
 
 /// Tokens for a fresh login: a new refresh token family.
