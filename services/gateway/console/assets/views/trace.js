@@ -43,14 +43,6 @@ const BACKOFF_MAX_MS = 30_000;
 /** How often the saved copy is brought up to date while events flow. */
 const SAVE_EVERY_MS = 400;
 
-const KIND_LABELS = {
-  "llm.request": "request",
-  "llm.delta": "delta",
-  "llm.tool_call": "tool call",
-  "llm.response": "response",
-  "llm.error": "error",
-};
-
 function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {

@@ -689,7 +689,7 @@ export function mountTree(root, { api, conversationId, socket }) {
       return;
     }
     if (plan.impossible) {
-      notice(`Your edit (${describe(intent)}) could not be applied: ${plan.impossible}.`, rebases > 0 ? "error" : "error");
+      notice(`Your edit (${describe(intent)}) could not be applied: ${plan.impossible}.`, "error");
       pump();
       return;
     }
