@@ -5,6 +5,7 @@ agent, and a row opening the call's request, response and tool calls."""
 from __future__ import annotations
 
 import re
+import time
 
 from conftest import PHONE, Api, User, sign_in
 from playwright.sync_api import Page, expect
@@ -19,6 +20,17 @@ def chat(api: Api, message: str, agent: str = "math") -> dict:
     return api.post(f"/api/v1/conversations/{conversation['id']}/messages", {"message": message})
 
 
+def calls_of(api: Api, count: int) -> list[dict]:
+    """The user's calls, newest first, once `count` are stored:
+    llm-proxy-service writes them off the request path (DESIGN §10)."""
+    deadline = time.monotonic() + 30
+    while True:
+        items = api.get("/api/v1/llm-calls")["items"]
+        if len(items) >= count or time.monotonic() > deadline:
+            return items
+        time.sleep(0.1)
+
+
 def rows(page: Page):
     return page.locator(".calls-table tbody tr")
 
@@ -28,7 +40,7 @@ def test_the_calls_of_a_math_chat_are_listed_with_time_agent_model_status_latenc
 ):
     api = user.api()
     chat(api, "what is 2+3")
-    listed = api.get("/api/v1/llm-calls")["items"]
+    listed = calls_of(api, 2)
     assert len(listed) == 2
     sign_in(page, user)
     page.goto("/calls")
@@ -57,7 +69,7 @@ def test_a_row_opens_the_calls_request_response_and_tool_calls(page: Page, user:
     api = user.api()
     chat(api, "what is 2+3")
     chat(api, f"please repeat {HOSTILE}")
-    echo, answer, asked = api.get("/api/v1/llm-calls")["items"]
+    echo, answer, asked = calls_of(api, 3)
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     sign_in(page, user)
@@ -99,7 +111,7 @@ def test_a_row_opens_the_calls_request_response_and_tool_calls(page: Page, user:
 def test_another_users_call_is_not_shown(page: Page, user: User, new_user):
     other = new_user()
     chat(other.api(), "what is 2+3")
-    theirs = other.api().get("/api/v1/llm-calls")["items"][0]["id"]
+    theirs = calls_of(other.api(), 2)[0]["id"]
     sign_in(page, user)
     page.goto("/calls")
     expect(page.locator(".calls-status")).to_contain_text("No LLM calls yet")
@@ -113,6 +125,7 @@ def test_more_calls_than_a_page_load_on_demand_and_the_table_narrows_to_an_agent
     for n in range(26):
         chat(api, f"what is {n}+1")
     chat(api, "count the words in: one two three", agent="text")
+    calls_of(api, 54)
     sign_in(page, user)
     page.goto("/calls")
     expect(rows(page)).to_have_count(50)

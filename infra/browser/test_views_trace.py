@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import Counter
 from urllib.parse import parse_qs, urlparse
 
@@ -24,8 +25,7 @@ def chat(api: Api, message: str, agent: str = "math") -> dict:
     return api.post(f"/api/v1/conversations/{conversation['id']}/messages", {"message": message})
 
 
-def stored_events(api: Api, agent: str = "math") -> list[dict]:
-    """Every trace event of the user's `agent`, oldest first."""
+def read_events(api: Api, agent: str) -> list[dict]:
     events, since = [], 0
     while True:
         page = api.get("/api/v1/traces", params={"agent_id": agent, "limit": 1000, "since": since})
@@ -33,6 +33,21 @@ def stored_events(api: Api, agent: str = "math") -> list[dict]:
         if not page["next_cursor"]:
             return events
         since = int(page["next_cursor"])
+
+
+def stored_events(api: Api, agent: str = "math") -> list[dict]:
+    """Every trace event of the user's `agent`, oldest first, once each call
+    has its last event stored: llm-proxy-service writes them off the
+    request path (DESIGN §10), so a turn's answer can come before its
+    call's last event is in the database."""
+    deadline = time.monotonic() + 30
+    while True:
+        events = read_events(api, agent)
+        started = {e["call_id"] for e in events if e["kind"] == "llm.request"}
+        ended = {e["call_id"] for e in events if e["kind"] in ("llm.response", "llm.error")}
+        if started <= ended or time.monotonic() > deadline:
+            return events
+        time.sleep(0.1)
 
 
 def shown_calls(page: Page) -> dict[str, int]:
@@ -87,7 +102,7 @@ def test_a_math_chat_shows_its_calls_on_the_timeline_with_latency_and_tokens(
     expect(answer.locator('[data-kind="llm.delta"]')).to_contain_text(f"×{deltas}")
     # The request as JSON, on demand.
     answer.get_by_text("Request", exact=True).click()
-    expect(answer.locator("pre.json").first).to_contain_text('"role": "system"')
+    expect(answer.locator("pre.views-json").first).to_contain_text('"role": "system"')
     screenshot(page, "trace-desktop")
     page.set_viewport_size(PHONE)
     expect(calls.first).to_be_visible()

@@ -36,8 +36,10 @@ def shape(node: dict) -> dict:
 def open_tree(page: Page, conversation_id: str):
     """The conversation's page with its tree panel open; the tree section."""
     page.goto(f"/c/{conversation_id}")
+    # The chat screen has loaded the conversation (and decided whether its
+    # tree panel starts open) once the composer names the agent.
+    expect(page.get_by_label("Message")).to_have_attribute("placeholder", re.compile(r"^Message .+…$"))
     toggle = page.get_by_role("button", name="Tree", exact=True)
-    expect(toggle).to_be_visible()
     if toggle.get_attribute("aria-expanded") != "true":
         toggle.click()
     tree = page.locator("#tree-panel").get_by_role("region", name="Tree")
@@ -90,9 +92,12 @@ def test_the_tree_agent_changes_the_outline_live_and_nodes_collapse(page: Page, 
     expect(node(tree, "Apples")).to_be_visible()
     screenshot(page, "tree-desktop")
 
+    # On a phone the panel is opened with the "Tree" button; it then fills
+    # the conversation's place.
     page.set_viewport_size(PHONE)
-    page.reload()
-    tree = open_tree(page, conversation)
+    toggle = page.get_by_role("button", name="Tree", exact=True)
+    if toggle.get_attribute("aria-expanded") != "true":
+        toggle.click()
     expect(node(tree, "Apples")).to_be_visible()
     screenshot(page, "tree-phone")
 
