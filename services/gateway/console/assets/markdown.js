@@ -11,6 +11,7 @@
 // bulleted and numbered lists (nested by indentation), GFM tables, rules,
 // and inline code, **strong**, *emphasis*, ~~strike~~, links, autolinks and
 // bare URLs, backslash escapes. Anything it does not read stays text.
+import { textElement as el } from "./dom.js";
 
 const SAFE_SCHEMES = new Set(["http:", "https:", "mailto:"]);
 
@@ -24,13 +25,6 @@ export function safeHref(raw) {
   } catch {
     return null;
   }
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 function link(href, children) {

@@ -1,11 +1,6 @@
 // Account (issue 17, point 7): who is signed in; sign out of this device or
 // of every device. The app shows the sign-in form when the session ends.
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
+import { create as el } from "../dom.js";
 
 export function mount(root, { api, user }) {
   const heading = el("h1", { id: "account-title", textContent: "Account", tabIndex: -1 });

@@ -6,37 +6,9 @@
 // The table can be narrowed to one agent (the API's `agent_id`); "Load
 // more" fetches the next page. A row's time is a link to the call, so a
 // call has an address that can be opened in a new tab or shared.
+import { element as el, ensureViewStyles as ensureStyles } from "../dom.js";
 
 const PAGE = 50;
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value === false || value === null || value === undefined) continue;
-    if (name === "text") node.textContent = value;
-    else if (name === "className") node.className = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child !== null && child !== undefined && child !== false) node.append(child);
-  }
-  return node;
-}
-
-/**
- * Links views.css once. The shell links it for the routes it knows to need
- * it, with the same marker; a view mounted elsewhere (the tree, inside the
- * chat screen) brings it itself.
- */
-function ensureStyles() {
-  if (document.querySelector("link[data-views-css]")) return;
-  const link = document.createElement("link");
-  link.rel = "stylesheet";
-  link.href = new URL("../views.css", import.meta.url).href;
-  link.dataset.viewsCss = "";
-  document.head.append(link);
-}
 
 function when(iso) {
   const date = new Date(iso);

@@ -4,12 +4,7 @@
 // screen with a way back.
 import { ConversationPane } from "./conversation.js";
 import { Sidebar } from "./sidebar.js";
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
+import { create as el } from "../dom.js";
 
 export function mount(root, { api, navigate, params }) {
   // The agents are listed once per visit of the screen.

@@ -35,18 +35,13 @@
 import { readEvents } from "../sse.js";
 import { Announcer } from "./announcer.js";
 import { MessageView, recordOf } from "./message.js";
+import { create as el } from "../dom.js";
 
 const PAGE = 50;
 const UNTITLED = "New conversation";
 /** Re-attaching after a dropped connection: tries, and the first wait (ms, doubled each time). */
 const REATTACH_TRIES = 5;
 const REATTACH_WAIT_MS = 500;
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 const sleep = (ms, signal) =>
   new Promise((resolve) => {

@@ -1,11 +1,6 @@
 // Modal dialogs of the chat screen, on the native <dialog> (focus kept
 // inside, Esc cancels, focus returns to the control that opened it).
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
+import { create as el } from "../dom.js";
 
 function open(dialog) {
   const opener = document.activeElement;

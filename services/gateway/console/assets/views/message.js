@@ -9,6 +9,7 @@
 // `.message-status`, `.usage`, `.retry-note`, `.message-error`,
 // `details.reasoning`.
 import { renderMarkdown } from "../markdown.js";
+import { textElement as el } from "../dom.js";
 
 const STATUS_TEXT = {
   sending: "Sending…",
@@ -18,13 +19,6 @@ const STATUS_TEXT = {
   failed: "Failed",
   interrupted: "Interrupted: Confab restarted during this reply",
 };
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 

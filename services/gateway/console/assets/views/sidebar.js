@@ -11,14 +11,9 @@
 // (`a.conversation-link`, `aria-current="page"` when open) and buttons named
 // "Rename …" and "Delete …"; the rename field labelled "New title".
 import { agentDialog, confirmDialog } from "./dialogs.js";
+import { create as el } from "../dom.js";
 
 const PAGE = 20;
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "short" });
 

@@ -31,6 +31,7 @@
 // while the console also has its access token in memory
 // (`api.accessToken()`), that is appended as `?token=`, the fallback
 // ChatSocket documents.
+import { element as el, ensureViewStyles as ensureStyles } from "../dom.js";
 
 /** Calls kept in the timeline (and in sessionStorage); older ones are in "LLM calls". */
 const MAX_CALLS = 50;
@@ -42,35 +43,6 @@ const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 /** How often the saved copy is brought up to date while events flow. */
 const SAVE_EVERY_MS = 400;
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value === false || value === null || value === undefined) continue;
-    if (name === "text") node.textContent = value;
-    else if (name === "className") node.className = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child !== null && child !== undefined && child !== false) node.append(child);
-  }
-  return node;
-}
-
-/**
- * Links views.css once. The shell links it for the routes it knows to need
- * it, with the same marker; a view mounted elsewhere (the tree, inside the
- * chat screen) brings it itself.
- */
-function ensureStyles() {
-  if (document.querySelector("link[data-views-css]")) return;
-  const link = document.createElement("link");
-  link.rel = "stylesheet";
-  link.href = new URL("../views.css", import.meta.url).href;
-  link.dataset.viewsCss = "";
-  document.head.append(link);
-}
 
 function clock(iso) {
   const date = new Date(iso);

@@ -29,6 +29,7 @@
 // sent again; one it cannot satisfy any more (its node was removed) is
 // dropped with a notice saying so. An edit whose answer was lost with the
 // connection is checked the same way against the tree of `session_ready`.
+import { element as el, ensureViewStyles as ensureStyles } from "../dom.js";
 
 /** An edit is re-applied at most this many times in a row on conflicts. */
 const MAX_REBASES = 5;
@@ -434,35 +435,6 @@ function describe(intent) {
 }
 
 // --- The view ---------------------------------------------------------------
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value === false || value === null || value === undefined) continue;
-    if (name === "text") node.textContent = value;
-    else if (name === "className") node.className = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child !== null && child !== undefined && child !== false) node.append(child);
-  }
-  return node;
-}
-
-/**
- * Links views.css once. The shell links it for the routes it knows to need
- * it, with the same marker; a view mounted elsewhere (the tree, inside the
- * chat screen) brings it itself.
- */
-function ensureStyles() {
-  if (document.querySelector("link[data-views-css]")) return;
-  const link = document.createElement("link");
-  link.rel = "stylesheet";
-  link.href = new URL("../views.css", import.meta.url).href;
-  link.dataset.viewsCss = "";
-  document.head.append(link);
-}
 
 let instances = 0;
 
