@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use confab_kit::http_client::PerThreadClient;
 use confab_protocol::a2a::{
     JsonRpcRequest, JsonRpcResponse, Method, ProtocolVersion, SendMessageRequest, StreamResponse,
@@ -12,7 +13,7 @@ use confab_protocol::a2a::{
 };
 use confab_protocol::chat::TokenUsage;
 use eventsource_stream::Eventsource;
-use futures_util::{StreamExt, stream};
+use futures_util::{Stream, StreamExt, stream};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -267,10 +268,43 @@ impl A2aClient {
             });
         }
         let version = agent.version;
-        Ok(Box::pin(response.bytes_stream().eventsource().flat_map(
-            move |event| stream::iter(decode(version, event)),
-        )))
+        Ok(Box::pin(
+            without_bom(response.bytes_stream())
+                .eventsource()
+                .flat_map(move |event| stream::iter(decode(version, event))),
+        ))
     }
+}
+
+/// The UTF-8 byte order mark, which an SSE stream may start with (the SSE
+/// specification says to ignore it).
+const BOM: &[u8] = "\u{feff}".as_bytes();
+
+/// `stream` with a leading byte order mark removed, however the first
+/// chunks split it. eventsource-stream 0.2.3 strips a BOM by slicing one
+/// byte off a three-byte character and panics, so an agent that sends one
+/// would crash the turn; the fuzz test found it.
+pub(crate) fn without_bom<E>(
+    stream: impl Stream<Item = Result<Bytes, E>>,
+) -> impl Stream<Item = Result<Bytes, E>> {
+    // `Some(prefix)` while the start could still be a BOM; `None` once decided.
+    stream.scan(Some(Vec::new()), |start, chunk| {
+        let out = match (start.as_mut(), chunk) {
+            (Some(prefix), Ok(bytes)) => {
+                prefix.extend_from_slice(&bytes);
+                if prefix.len() < BOM.len() && BOM.starts_with(prefix) {
+                    Ok(Bytes::new())
+                } else {
+                    let prefix = std::mem::take(prefix);
+                    *start = None;
+                    let body = prefix.strip_prefix(BOM).unwrap_or(&prefix);
+                    Ok(Bytes::copy_from_slice(body))
+                }
+            }
+            (_, chunk) => chunk,
+        };
+        std::future::ready(Some(out))
+    })
 }
 
 /// What a turn's calls to its agent carry along from the request that

@@ -12,7 +12,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use proptest::prelude::*;
 
-use super::decode;
+use super::{decode, without_bom};
 
 /// SSE frames an agent sends, in both versions: a task, a status update
 /// with usage, an artifact with text and a tree patch, an error.
@@ -52,7 +52,7 @@ fn fuzz_an_agents_sse_stream_is_read_without_panicking() {
             .map(|w| Ok(Bytes::copy_from_slice(&bytes[w[0]..w[1]])))
             .collect();
         let events = runtime.block_on(
-            futures_util::stream::iter(chunks)
+            without_bom(futures_util::stream::iter(chunks))
                 .eventsource()
                 .map(|event| decode(version, event))
                 .collect::<Vec<_>>(),
@@ -60,4 +60,25 @@ fn fuzz_an_agents_sse_stream_is_read_without_panicking() {
         prop_assert!(events.len() <= bytes.len() + 1);
         Ok(())
     });
+}
+
+#[test]
+fn a_stream_that_starts_with_a_byte_order_mark_is_read_however_it_is_split() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let bytes = "\u{feff}data: {}\n\n".as_bytes();
+    for cut in 0..=bytes.len() {
+        let chunks: Vec<Result<Bytes, Infallible>> = vec![
+            Ok(Bytes::copy_from_slice(&bytes[..cut])),
+            Ok(Bytes::copy_from_slice(&bytes[cut..])),
+        ];
+        let events = runtime.block_on(
+            without_bom(futures_util::stream::iter(chunks))
+                .eventsource()
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(events.len(), 1, "cut at {cut}");
+        assert_eq!(events[0].as_ref().map(|e| e.data.as_str()).ok(), Some("{}"));
+    }
 }
