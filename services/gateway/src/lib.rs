@@ -74,6 +74,9 @@ pub struct AuthSettings {
     pub audience: String,
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
+    /// How long a used refresh token may be presented again (a reply lost
+    /// to a reload, two tabs at once) before that counts as reuse; 0: never.
+    pub refresh_reuse_grace_secs: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,6 +108,7 @@ pub struct GatewayState {
     pub response_timeout: Duration,
     pub body_limit: usize,
     pub refresh_ttl_secs: i64,
+    pub refresh_reuse_grace: chrono::TimeDelta,
     /// The console's cookies and the CSRF check of requests they sign in.
     pub browser: Browser,
     /// Verified against when a login names an unknown user (equal timing).
@@ -184,6 +188,9 @@ pub async fn build_on(
         response_timeout: Duration::from_secs(settings.timeouts.response_secs),
         body_limit: settings.limits.body_bytes,
         refresh_ttl_secs: settings.auth.refresh_token_ttl_secs,
+        refresh_reuse_grace: chrono::TimeDelta::seconds(
+            settings.auth.refresh_reuse_grace_secs.into(),
+        ),
         browser,
         dummy_hash: passwords.dummy_hash().await?,
         passwords,

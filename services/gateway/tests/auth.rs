@@ -1,5 +1,5 @@
 //! Users and tokens end to end: registration rules, login in both shapes,
-//! refresh rotation with reuse detection, logout, the bootstrapped admin,
+//! refresh rotation with reuse detection and its grace, logout, the bootstrapped admin,
 //! key rotation seen by the other services, and the per-IP limits.
 
 #![expect(
@@ -183,10 +183,73 @@ async fn a_refresh_token_is_rotated_and_its_reuse_revokes_the_whole_login() {
     assert_eq!(stack.refresh(other_token).await.status(), 200);
 }
 
+/// The new refresh token in a 200 answer.
+async fn next_token(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
-async fn concurrent_uses_of_one_refresh_token_leave_no_live_token() {
+async fn a_token_presented_again_within_the_grace_gets_a_new_one_until_a_later_one_is_used() {
     let stack = Stack::start().await;
     let user = stack.user("ada").await;
+
+    // The answer to the first refresh never arrives (a reload)…
+    let lost = next_token(stack.refresh(&user.refresh_token).await).await;
+    // …so the client presents the same token again: a new one, no revocation.
+    let again = next_token(stack.refresh(&user.refresh_token).await).await;
+    assert_ne!(again, lost);
+    assert_ne!(again, user.refresh_token);
+    let newest = next_token(stack.refresh(&again).await).await;
+
+    // Once a later token of the login was used, the first one is a replay.
+    let replay = stack.refresh(&user.refresh_token).await;
+    assert_eq!(replay.status(), 401);
+    assert_eq!(error_code(replay).await, "refresh_token_reused");
+    let revoked = stack.refresh(&newest).await;
+    assert_eq!(error_code(revoked).await, "refresh_token_revoked");
+    let lost = stack.refresh(&lost).await;
+    assert_eq!(error_code(lost).await, "refresh_token_revoked");
+}
+
+#[tokio::test]
+async fn concurrent_uses_of_one_refresh_token_both_get_a_token_of_the_same_login() {
+    let stack = Stack::start().await;
+    let user = stack.user("ada").await;
+    let (a, b) = tokio::join!(
+        stack.refresh(&user.refresh_token),
+        stack.refresh(&user.refresh_token)
+    );
+    let (a, b) = (next_token(a).await, next_token(b).await);
+    assert_ne!(a, b);
+    let a_next = next_token(stack.refresh(&a).await).await;
+    // The sibling is still good: it was never used.
+    let b_next = next_token(stack.refresh(&b).await).await;
+    // The original again, now that its successors were used: reuse.
+    let replay = stack.refresh(&user.refresh_token).await;
+    assert_eq!(error_code(replay).await, "refresh_token_reused");
+    for token in [a_next, b_next] {
+        let revoked = stack.refresh(&token).await;
+        assert_eq!(error_code(revoked).await, "refresh_token_revoked");
+    }
+}
+
+#[tokio::test]
+async fn with_no_grace_a_token_presented_twice_revokes_its_login_at_once() {
+    let stack = Stack::start_with(|settings| settings.auth.refresh_reuse_grace_secs = 0).await;
+    let user = stack.user("ada").await;
+    let next = next_token(stack.refresh(&user.refresh_token).await).await;
+    let replay = stack.refresh(&user.refresh_token).await;
+    assert_eq!(error_code(replay).await, "refresh_token_reused");
+    let revoked = stack.refresh(&next).await;
+    assert_eq!(error_code(revoked).await, "refresh_token_revoked");
+
+    // Two at once: one wins, the other is reuse, and the winner's token
+    // died with the family.
+    let user = stack.user("bob").await;
     let (a, b) = tokio::join!(
         stack.refresh(&user.refresh_token),
         stack.refresh(&user.refresh_token)
@@ -194,13 +257,20 @@ async fn concurrent_uses_of_one_refresh_token_leave_no_live_token() {
     let mut statuses = [a.status().as_u16(), b.status().as_u16()];
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 401]);
-    // Whichever won, its new token died with the family.
-    let winner = if a.status() == 200 { a } else { b };
-    let new_token = winner.json::<Value>().await.unwrap()["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(stack.refresh(&new_token).await.status(), 401);
+    let winner = next_token(if a.status() == 200 { a } else { b }).await;
+    assert_eq!(stack.refresh(&winner).await.status(), 401);
+}
+
+#[tokio::test]
+async fn past_the_grace_a_token_presented_again_revokes_its_login() {
+    let stack = Stack::start_with(|settings| settings.auth.refresh_reuse_grace_secs = 1).await;
+    let user = stack.user("ada").await;
+    let next = next_token(stack.refresh(&user.refresh_token).await).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let replay = stack.refresh(&user.refresh_token).await;
+    assert_eq!(error_code(replay).await, "refresh_token_reused");
+    let revoked = stack.refresh(&next).await;
+    assert_eq!(error_code(revoked).await, "refresh_token_revoked");
 }
 
 #[tokio::test]

@@ -253,6 +253,43 @@ async fn api_clients_keep_the_json_form_and_get_no_cookies() {
     assert!(set_cookies(&after).is_empty());
 }
 
+/// `GET /api/v1/auth/me` signed in by the access cookie `access` alone.
+async fn me_by_cookie(stack: &Stack, access: &str) -> reqwest::Response {
+    get(stack, "/api/v1/auth/me")
+        .header("cookie", format!("confab_access={access}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A console refresh by the cookie `refresh`, from the console's origin.
+async fn cookie_refresh(stack: &Stack, refresh: &str) -> reqwest::Response {
+    post(stack, "/api/v1/auth/refresh")
+        .header("cookie", format!("confab_refresh={refresh}"))
+        .header("origin", &stack.gateway)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_reload_that_lost_the_rotated_cookie_stays_signed_in() {
+    let stack = Stack::start().await;
+    let first = registered(&stack, "ada").await;
+    // The page reloads while the refresh's Set-Cookie is in flight: the
+    // browser keeps the old cookie and refreshes with it again.
+    let lost = cookie_refresh(&stack, &first.refresh).await;
+    assert_eq!(lost.status(), 200);
+    let again = cookie_refresh(&stack, &first.refresh).await;
+    assert_eq!(again.status(), 200);
+    let lines = set_cookies(&again);
+    let (refresh, _) = parse_line(line_of(&lines, "confab_refresh"));
+    let (access, _) = parse_line(line_of(&lines, "confab_access"));
+    assert_ne!(refresh, first.refresh);
+    assert_eq!(me_by_cookie(&stack, &access).await.status(), 200);
+    assert_eq!(cookie_refresh(&stack, &refresh).await.status(), 200);
+}
+
 #[tokio::test]
 async fn a_refresh_by_cookie_rotates_and_the_old_cookie_is_then_refused_as_reused() {
     let stack = Stack::start().await;
@@ -290,12 +327,7 @@ async fn a_refresh_by_cookie_rotates_and_the_old_cookie_is_then_refused_as_reuse
         seen.push(refresh.clone());
         current = refresh;
         // The new access cookie signs in.
-        let me = get(&stack, "/api/v1/auth/me")
-            .header("cookie", format!("confab_access={access}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(me.status(), 200);
+        assert_eq!(me_by_cookie(&stack, &access).await.status(), 200);
     }
 
     // The first cookie again: reuse, the login is revoked, cookies cleared.

@@ -4,8 +4,15 @@
 //! adds its successor to the family. A token presented a second time means
 //! it leaked (or was stolen and already used), so the whole family is
 //! revoked: the thief's and the user's tokens alike (reuse detection).
+//!
+//! One exception keeps honest clients signed in: a token presented again
+//! within the reuse grace of its use, while no token of its family has been
+//! used since, gets another successor instead. That is a reply lost on the
+//! way (a browser reloaded while the refresh's `Set-Cookie` was in flight)
+//! or two tabs refreshing at once, not a thief: the thief's replay comes
+//! after the rightful client has moved on to the successor, and is caught.
 
-use chrono::{NaiveDateTime, Utc};
+use chrono::{NaiveDateTime, TimeDelta, Utc};
 use confab_kit::db::{Db, DbError};
 use confab_kit::db_run;
 use diesel::prelude::*;
@@ -69,10 +76,15 @@ pub async fn start_family(db: &Db, first: &RefreshTokenRow) -> Result<(), DbErro
 /// is updated while its token is claimed: a revocation racing this rotation
 /// waits for it and then revokes the new token's family too, or wins and
 /// this rotation finds the family revoked.
+///
+/// A used token is given `next` anyway when it was used no more than
+/// `reuse_grace` ago and no token of its family has been used since (see
+/// the module's note); otherwise its family is revoked.
 pub async fn rotate(
     db: &Db,
     presented: &str,
     mut next: RefreshTokenRow,
+    reuse_grace: TimeDelta,
 ) -> Result<Rotation, DbError> {
     let presented = presented.to_owned();
     db_run!(db, |conn| {
@@ -89,16 +101,38 @@ pub async fn rotate(
             .get_result(conn)
             .await
             .optional()?;
-            let Some(claimed) = claimed else {
-                let known: Option<RefreshTokenRow> = refresh_tokens::table
-                    .filter(refresh_tokens::token_hash.eq(&presented))
-                    .select(RefreshTokenRow::as_select())
-                    .first(conn)
-                    .await
-                    .optional()?;
-                return Ok(match known {
-                    None => Rotation::Unknown,
-                    Some(token) if token.used_at.is_some() => {
+            let claimed = match claimed {
+                Some(claimed) => claimed,
+                None => {
+                    let known: Option<RefreshTokenRow> = refresh_tokens::table
+                        .filter(refresh_tokens::token_hash.eq(&presented))
+                        .select(RefreshTokenRow::as_select())
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    let Some(token) = known else {
+                        return Ok(Rotation::Unknown);
+                    };
+                    // Unused yet not claimed: past its expiry.
+                    let Some(used_at) = token.used_at else {
+                        return Ok(Rotation::Expired);
+                    };
+                    // A zero grace is none, even for a use at this very
+                    // instant (two transactions may read the same clock).
+                    let within_grace = reuse_grace > TimeDelta::zero()
+                        && now - used_at <= reuse_grace
+                        && token.expires_at > now;
+                    // Nothing of the family used since: its successor never
+                    // reached the client. Asked only within the grace.
+                    let lost_reply = within_grace
+                        && refresh_tokens::table
+                            .filter(refresh_tokens::family_id.eq(&token.family_id))
+                            .filter(refresh_tokens::used_at.gt(used_at))
+                            .count()
+                            .get_result::<i64>(conn)
+                            .await?
+                            == 0;
+                    if !lost_reply {
                         diesel::update(
                             refresh_families::table
                                 .filter(refresh_families::id.eq(&token.family_id))
@@ -107,10 +141,12 @@ pub async fn rotate(
                         .set(refresh_families::revoked_at.eq(now))
                         .execute(conn)
                         .await?;
-                        Rotation::Reused
+                        return Ok(Rotation::Reused);
                     }
-                    Some(_) => Rotation::Expired,
-                });
+                    // Within the grace: a lost reply or a concurrent
+                    // refresh. The family lives on with one more token.
+                    token
+                }
             };
             let live = diesel::update(
                 refresh_families::table

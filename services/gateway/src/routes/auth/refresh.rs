@@ -1,7 +1,9 @@
 //! `POST /api/v1/auth/refresh`: JSON `{"refresh_token"}` or an OAuth2 form
 //! (`grant_type=refresh_token&refresh_token=…`). The presented token is used
 //! up and a new pair is returned (rotation); a token presented twice revokes
-//! every token of its login (reuse detection, see `store::refresh_tokens`).
+//! every token of its login (reuse detection), unless it comes back within
+//! `auth.refresh_reuse_grace_secs` with nothing of its login used since (a
+//! reply lost to a reload; see `store::refresh_tokens`).
 //!
 //! The web console's token comes in the `confab_refresh` cookie instead,
 //! with an empty body (or `{}`); a token in the body wins over the cookie.
@@ -73,7 +75,13 @@ pub async fn refresh(
 async fn rotate(state: &GatewayState, presented: &str) -> Result<TokenResponse, ApiError> {
     // The user and family are filled in by the store from the used token.
     let (refresh_token, next) = tokens::new_refresh_token(state, "", String::new());
-    let rotation = refresh_tokens::rotate(&state.db, &hash_refresh_token(presented), next).await?;
+    let rotation = refresh_tokens::rotate(
+        &state.db,
+        &hash_refresh_token(presented),
+        next,
+        state.refresh_reuse_grace,
+    )
+    .await?;
     let user_id = match rotation {
         Rotation::Rotated { user_id } => user_id,
         Rotation::Reused => {
