@@ -228,6 +228,34 @@ pub struct ChatCompletion {
     pub usage: Option<Usage>,
 }
 
+/// OpenAI's error body, `{"error": {"message", "type", "code"}}`: the answer
+/// to a refused call, and the last `data:` of a stream that broke.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorObject {
+    pub message: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn new(message: impl Into<String>, kind: &str, code: &str) -> Self {
+        Self {
+            error: ErrorObject {
+                message: message.into(),
+                kind: kind.to_owned(),
+                code: Some(code.to_owned()),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

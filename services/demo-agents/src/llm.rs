@@ -5,7 +5,8 @@ use std::time::Duration;
 use confab_kit::http_client::PerThreadClient;
 use confab_protocol::auth::{AGENT_ID_HEADER, CONVERSATION_ID_HEADER, USER_ID_HEADER};
 use confab_protocol::openai::{
-    ChatCompletionChunk, ChatCompletionRequest, ChatMessage, StreamOptions, ToolCallDelta, Usage,
+    ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ErrorBody, StreamOptions,
+    ToolCallDelta, Usage,
 };
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
@@ -115,6 +116,13 @@ fn decode<E: std::fmt::Display>(
         Ok(event) if event.data == "[DONE]" => return Vec::new(),
         Ok(event) => event,
     };
+    // A stream that broke ends with OpenAI's error body.
+    if let Ok(body) = serde_json::from_str::<ErrorBody>(&event.data) {
+        return vec![Err(anyhow::anyhow!(
+            "the model failed: {}",
+            body.error.message
+        ))];
+    }
     let chunk = match serde_json::from_str::<ChatCompletionChunk>(&event.data) {
         Ok(chunk) => chunk,
         Err(err) => return vec![Err(anyhow::anyhow!("unreadable LLM chunk: {err}"))],

@@ -14,7 +14,7 @@ use chrono::Utc;
 use confab_kit::ApiError;
 use confab_kit::ids::new_id;
 use confab_protocol::openai::{
-    ChatCompletion, ChatCompletionRequest, ToolCall, ToolCallDelta, Usage,
+    ChatCompletion, ChatCompletionRequest, ErrorBody, ToolCall, ToolCallDelta, Usage,
 };
 use confab_protocol::trace::TraceKind;
 use futures_util::{FutureExt, StreamExt};
@@ -398,14 +398,14 @@ async fn forward(
     // Events that arrived together (one read from the upstream) go to the
     // client as one write: the same bytes, fewer wake-ups and syscalls.
     let mut pending = BytesMut::new();
-    'stream: while let Some(item) = upstream.next().await {
+    while let Some(item) = upstream.next().await {
         let mut item = Some(item);
         while let Some(next) = item.take() {
             let data = match next {
                 Ok(data) => data,
                 Err(err) => {
                     error = Some(err.to_string());
-                    break 'stream;
+                    break;
                 }
             };
             if call.first_chunk_ms.is_none() {
@@ -429,8 +429,11 @@ async fn forward(
             }
             item = upstream.next().now_or_never().flatten();
         }
+        // What arrived before a break still goes out, ahead of the error.
         if !pending.is_empty() && tx.send(pending.split().freeze()).await.is_err() {
-            error = Some("the client disconnected".into());
+            error.get_or_insert_with(|| "the client disconnected".into());
+        }
+        if error.is_some() {
             break;
         }
     }
@@ -471,7 +474,8 @@ async fn forward(
                     json!({"error": message, "partial": response}),
                 )
                 .await;
-            let frame = json!({"error": {"message": message, "type": "upstream_error", "code": "stream_broken"}});
+            let frame = ErrorBody::new(message.as_str(), "upstream_error", "stream_broken");
+            let frame = serde_json::to_string(&frame).unwrap_or_default();
             Bytes::from(format!("data: {frame}\n\n"))
         }
     };

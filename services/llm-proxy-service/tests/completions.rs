@@ -113,6 +113,58 @@ async fn a_streamed_completion_sends_usage_only_to_a_client_that_asked() {
 }
 
 #[tokio::test]
+async fn a_model_that_breaks_off_streams_what_it_said_then_the_error_and_records_both() {
+    // The builtin model, with no delay, hands the proxy its words and the
+    // break in one read: the words still go out, ahead of the error.
+    let app = Proxy::start(|_| {}).await;
+    let body = json!({
+        "model": "builtin",
+        "stream": true,
+        "messages": [{"role": "user", "content": "simulate an error: disk full"}],
+    });
+    let response = app
+        .completions(Some(MATH_KEY))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let data = sse_data(response).await;
+    let parsed: Vec<Value> = data
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let (last, chunks) = parsed.split_last().unwrap();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Let me think about that", "{data:?}");
+    assert_eq!(last["error"]["code"], "stream_broken");
+    assert_eq!(
+        last["error"]["message"],
+        "the model broke off (simulated): disk full"
+    );
+    let calls = app.calls(1).await;
+    assert_eq!(calls[0].status, "error");
+    let partial: Value = serde_json::from_str(calls[0].response.as_deref().unwrap()).unwrap();
+    assert_eq!(partial["content"], "Let me think about that");
+
+    // Not streamed, the same rule is an HTTP 500 with OpenAI's error body.
+    let mut body = body;
+    body["stream"] = json!(false);
+    let response = app
+        .completions(Some(MATH_KEY))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "builtin_failure");
+}
+
+#[tokio::test]
 async fn callers_without_a_known_key_are_refused_and_nothing_is_recorded() {
     let app = Proxy::start(|_| {}).await;
     for key in [None, Some("not-a-key")] {

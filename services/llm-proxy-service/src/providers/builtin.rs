@@ -4,8 +4,11 @@
 //! compiled in as the default): the first rule whose regex matches the last
 //! user message, or the last tool result, answers with its text and/or tool
 //! calls, `$1`/`${name}` replaced by the regex's captures. With no matching
-//! rule it echoes the last user message. Usage is counted per token (a word
-//! with its leading whitespace). It can wait before the first chunk and
+//! rule it echoes the last user message. A rule may also `fail`: the model
+//! then breaks off after its text, as a provider whose connection drops mid-
+//! answer (streamed), or answers HTTP 500 (not streamed), so the error paths
+//! can be seen offline too. Usage is counted per token (a word with its
+//! leading whitespace). It can wait before the first chunk and
 //! between chunks, so benchmarks see realistic timing, and it streams through
 //! the same code a real provider does.
 
@@ -15,14 +18,14 @@ use anyhow::Context;
 use chrono::Utc;
 use confab_protocol::openai::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, Choice, ChunkChoice,
-    Delta, FunctionCallDelta, ToolCall, ToolCallDelta, Usage,
+    Delta, ErrorBody, FunctionCallDelta, ToolCall, ToolCallDelta, Usage,
 };
 use futures_util::StreamExt;
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::Start;
+use super::{Start, UpstreamError};
 
 /// The demo fixtures, used when no `fixtures` file is configured.
 const DEMO_FIXTURES: &str = include_str!("../../../../infra/llm-fixtures/demo.toml");
@@ -58,6 +61,9 @@ struct RuleSpec {
     text: Option<String>,
     #[serde(default)]
     tool_calls: Vec<ToolCallSpec>,
+    /// The model fails with this message after the text (captures expand).
+    #[serde(default)]
+    fail: Option<String>,
 }
 
 /// `tool = "name"` or `tool = ["name", …]`.
@@ -92,6 +98,7 @@ struct Rule {
     pattern: Regex,
     text: Option<String>,
     tool_calls: Vec<ToolCallSpec>,
+    fail: Option<String>,
 }
 
 /// What the builtin model says to one request.
@@ -101,6 +108,8 @@ pub struct Answer {
     pub tokens: Vec<String>,
     pub tool_calls: Vec<ToolCall>,
     pub usage: Usage,
+    /// The error the model breaks off with, after the text.
+    pub failure: Option<String>,
 }
 
 impl Answer {
@@ -168,7 +177,7 @@ impl Builtin {
             }
             rule.pattern.captures(&subject).map(|caps| (rule, caps))
         });
-        let (text, tool_calls) = match rule {
+        let (text, tool_calls, failure) = match rule {
             Some((rule, caps)) => {
                 let expand = |template: &str| {
                     let mut out = String::new();
@@ -188,12 +197,12 @@ impl Builtin {
                         )
                     })
                     .collect();
-                (text, calls)
+                (text, calls, rule.fail.as_deref().map(expand))
             }
             None if last_user.trim().is_empty() => {
-                ("I have nothing to answer yet.".to_owned(), Vec::new())
+                ("I have nothing to answer yet.".to_owned(), Vec::new(), None)
             }
-            None => (last_user, Vec::new()),
+            None => (last_user, Vec::new(), None),
         };
         let input_tokens = request
             .messages
@@ -210,17 +219,30 @@ impl Builtin {
             tokens,
             tool_calls,
             usage,
+            failure,
         }
     }
 
     /// Answers `body` (already validated) as a whole completion or a stream.
-    pub async fn start(&self, model: &str, body: &Map<String, Value>, stream: bool) -> Start {
+    pub async fn start(
+        &self,
+        model: &str,
+        body: &Map<String, Value>,
+        stream: bool,
+    ) -> Result<Start, UpstreamError> {
         let request: ChatCompletionRequest = serde_json::from_value(Value::Object(body.clone()))
             .unwrap_or_else(|_| empty_request(model));
         let answer = self.answer(&request);
         let id = format!("chatcmpl-{}", short_id());
         if !stream {
             tokio::time::sleep(self.first_chunk_delay).await;
+            if let Some(message) = &answer.failure {
+                let body = ErrorBody::new(message.as_str(), "server_error", "builtin_failure");
+                return Err(UpstreamError::Refused {
+                    status: 500,
+                    body: serde_json::to_string(&body).unwrap_or_default(),
+                });
+            }
             // Like OpenAI: a message that only calls tools has no content.
             let message = if answer.tool_calls.is_empty() {
                 ChatMessage::new("assistant", answer.text())
@@ -242,9 +264,17 @@ impl Builtin {
                 }],
                 usage: Some(answer.usage),
             };
-            return Start::Complete(serde_json::to_value(completion).unwrap_or(Value::Null));
+            return Ok(Start::Complete(
+                serde_json::to_value(completion).unwrap_or(Value::Null),
+            ));
         }
-        let chunks = stream_chunks(&id, model, &answer);
+        let mut chunks: Vec<Result<String, UpstreamError>> = stream_chunks(&id, model, &answer)
+            .into_iter()
+            .map(Ok)
+            .collect();
+        if let Some(message) = answer.failure {
+            chunks.push(Err(UpstreamError::Broken(message)));
+        }
         let (first, between) = (self.first_chunk_delay, self.chunk_delay);
         let stream = futures_util::stream::iter(chunks.into_iter().enumerate()).then(
             move |(i, chunk)| async move {
@@ -252,15 +282,16 @@ impl Builtin {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                Ok(chunk)
+                chunk
             },
         );
-        Start::Stream(Box::pin(stream))
+        Ok(Start::Stream(Box::pin(stream)))
     }
 }
 
 /// The chunks of a streamed answer: the role, one per token, the tool calls
-/// (each in two pieces, as real models split them), the finish, the usage.
+/// (each in two pieces, as real models split them), the finish, the usage;
+/// or, for an answer that fails, the role and the text's tokens only.
 fn stream_chunks(id: &str, model: &str, answer: &Answer) -> Vec<String> {
     let created = Utc::now().timestamp();
     let chunk = |delta: Delta, finish: Option<&str>, usage: Option<Usage>| {
@@ -300,6 +331,9 @@ fn stream_chunks(id: &str, model: &str, answer: &Answer) -> Vec<String> {
             None,
             None,
         ));
+    }
+    if answer.failure.is_some() {
+        return chunks;
     }
     for (index, call) in answer.tool_calls.iter().enumerate() {
         let arguments = &call.function.arguments;
@@ -358,8 +392,8 @@ fn parse_rules(text: &str) -> anyhow::Result<Vec<Rule>> {
                 ),
             };
             anyhow::ensure!(
-                spec.text.is_some() || !spec.tool_calls.is_empty(),
-                "rule {} has neither text nor tool_calls",
+                spec.text.is_some() || !spec.tool_calls.is_empty() || spec.fail.is_some(),
+                "rule {} has neither text, tool_calls nor fail",
                 i + 1
             );
             Ok(Rule {
@@ -373,6 +407,7 @@ fn parse_rules(text: &str) -> anyhow::Result<Vec<Rule>> {
                     .with_context(|| format!("rule {}: bad pattern", i + 1))?,
                 text: spec.text,
                 tool_calls: spec.tool_calls,
+                fail: spec.fail,
             })
         })
         .collect()
@@ -593,7 +628,51 @@ mod tests {
         let err = parse_rules("[[rules]]\npattern = '('\ntext = 'x'\n").unwrap_err();
         assert!(format!("{err:#}").contains("rule 1"));
         let err = parse_rules("[[rules]]\npattern = 'x'\n").unwrap_err();
-        assert!(format!("{err:#}").contains("neither text nor tool_calls"));
+        assert!(format!("{err:#}").contains("neither text, tool_calls nor fail"));
+    }
+
+    #[tokio::test]
+    async fn a_failing_rule_streams_its_text_then_breaks_and_refuses_unstreamed() {
+        let model = Builtin {
+            rules: parse_rules(DEMO_FIXTURES).unwrap(),
+            first_chunk_delay: Duration::ZERO,
+            chunk_delay: Duration::ZERO,
+        };
+        let body = serde_json::json!({
+            "model": "builtin",
+            "messages": [{"role": "user", "content": "Simulate an error: disk full"}],
+        });
+        let body = body.as_object().unwrap();
+        let Ok(Start::Stream(stream)) = model.start("builtin", body, true).await else {
+            panic!("a failing rule still starts a stream");
+        };
+        let items: Vec<_> = stream.collect().await;
+        let (last, chunks) = items.split_last().unwrap();
+        let text: String = chunks
+            .iter()
+            .map(|c| serde_json::from_str::<ChatCompletionChunk>(c.as_ref().unwrap()).unwrap())
+            .flat_map(|c| c.choices)
+            .filter_map(|c| c.delta.content)
+            .collect();
+        assert_eq!(text, "Let me think about that");
+        match last {
+            Err(UpstreamError::Broken(message)) => {
+                assert_eq!(message, "the model broke off (simulated): disk full")
+            }
+            other => panic!("the stream ends broken, not {other:?}"),
+        }
+
+        match model.start("builtin", body, false).await {
+            Err(UpstreamError::Refused { status: 500, body }) => {
+                let body: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(
+                    body["error"]["message"],
+                    "the model broke off (simulated): disk full"
+                );
+            }
+            Err(other) => panic!("an HTTP 500, not {other:?}"),
+            Ok(_) => panic!("an HTTP 500, not an answer"),
+        }
     }
 
     #[test]

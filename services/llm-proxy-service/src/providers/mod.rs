@@ -135,7 +135,7 @@ impl Providers {
         stream: bool,
     ) -> Result<Start, UpstreamError> {
         match self.providers.get(&target.provider) {
-            Some(Provider::Builtin(p)) => Ok(p.start(&target.model, body, stream).await),
+            Some(Provider::Builtin(p)) => p.start(&target.model, body, stream).await,
             Some(Provider::OpenAi(p)) => p.start(&target.model, body, stream).await,
             None => Err(UpstreamError::Retryable(format!(
                 "no provider '{}'",
