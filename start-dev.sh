@@ -31,6 +31,10 @@
 #       the development secrets of their defaults (every service refuses them
 #       otherwise). Set CONFAB__ENV=production with secrets of your own to try
 #       the stack as it runs in production.
+#   START_DEV_CONFIG_DIR=DIR a service with a file DIR/<service>.toml (e.g.
+#       DIR/chat-service.toml) is started with CONFAB_CONFIG set to it: its
+#       own settings over the defaults, e.g. one more agent for chat-service
+#       only, where a CONFAB__AGENTS__… variable would reach demo-agents too
 #   START_DEV_NO_BUILD=1     skip `cargo build` and use the binaries already built
 #   START_DEV_BIN_DIR=DIR    take the binaries from DIR instead of
 #                            ${CARGO_TARGET_DIR:-target}/<profile>
@@ -211,15 +215,19 @@ for entry in "${services[@]}"; do
     db_url=""
     [[ -n "$db_var" ]] && db_url=${!db_var:-}
     [[ -n "$db_url" ]] && env_args+=("DATABASE_URL=$db_url")
+    config=""
+    if [[ -n "${START_DEV_CONFIG_DIR:-}" && -f "$START_DEV_CONFIG_DIR/$name.toml" ]]; then
+        config=$(cd "$START_DEV_CONFIG_DIR" && pwd)/$name.toml
+        env_args+=("CONFAB_CONFIG=$config")
+    fi
     # Runs from the repo root so ./data and infra/llm-fixtures resolve.
     "${launcher[@]}" env "${env_args[@]}" "$bin_dir/$name" >"$log" 2>&1 </dev/null &
     pid_of[$name]=$!
     pids+=("$!")
-    if [[ -n "$db_url" ]]; then
-        echo "==> started $name (pid $!, DATABASE_URL from $db_var), log $log"
-    else
-        echo "==> started $name (pid $!), log $log"
-    fi
+    details="pid $!"
+    [[ -n "$db_url" ]] && details+=", DATABASE_URL from $db_var"
+    [[ -n "$config" ]] && details+=", settings from $config"
+    echo "==> started $name ($details), log $log"
 done
 
 # --- wait for /ready --------------------------------------------------------

@@ -18,7 +18,10 @@
 #          chunk, so a reply is still streaming when a test stops or reloads;
 #        - the gateway taking the client IP from X-Forwarded-For, so each test
 #          is its own client for the per-IP login and register limits (the
-#          browser contexts send a unique X-Forwarded-For; conftest.py)
+#          browser contexts send a unique X-Forwarded-For; conftest.py);
+#        - chat-service with one more agent, `offline`, on a port nothing
+#          listens on, so a turn is retried and fails for real
+#          (START_DEV_CONFIG_DIR with a chat-service.toml)
 #   5. pytest -q infra/browser with CONSOLE_URL (the gateway), DASHBOARD_URL,
 #      BROWSER_CHROMIUM and BROWSER_SCREENSHOTS in the environment
 #   6. on exit, however it happens: stops the stack (start-dev.sh stops what it
@@ -125,11 +128,18 @@ fi
 
 # --- 4. the stack -----------------------------------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/confab-browser.XXXXXX")
-mkdir -p "$screenshots"
+mkdir -p "$screenshots" "$tmp/config"
+# A port that was free a moment ago: nothing will answer for this agent.
+offline_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$tmp/config/chat-service.toml" <<TOML
+[agents.offline]
+url = "http://127.0.0.1:$offline_port/"
+TOML
 say "starting the stack (./start-dev.sh), databases and logs in $tmp"
 (
     cd "$repo"
     START_DEV_NO_BUILD=1 \
+        START_DEV_CONFIG_DIR="$tmp/config" \
         GATEWAY_DATABASE_URL="sqlite://$tmp/gateway.db" \
         CHAT_DATABASE_URL="sqlite://$tmp/chat.db" \
         LLM_PROXY_DATABASE_URL="sqlite://$tmp/llm_proxy.db" \

@@ -6,7 +6,8 @@ reload that keeps the person signed in)."""
 import re
 import secrets
 
-from conftest import PHONE, sign_in
+import httpx
+from conftest import CONSOLE_URL, PHONE, sign_in
 from playwright.sync_api import Page, expect
 
 
@@ -164,3 +165,33 @@ def test_the_access_token_is_renewed_before_it_expires(page: Page, user):
         page.clock.run_for("30:00")
     assert refresh.value.method == "POST"
     assert refresh.value.headers.get("x-confab-client") == "console"
+
+
+def test_a_reload_that_lost_a_refresh_answer_stays_signed_in(page: Page, user):
+    """The race a reload can lose: the console's refresh reached the gateway
+    (its token was used up and a new one made) but the page went away before
+    the answer's Set-Cookie arrived, so the browser still holds the used
+    token. Presented again within the gateway's reuse grace, it gets a new
+    one instead of signing the person out as a stolen token would."""
+    sign_in(page, user)
+    used = {c["name"]: c["value"] for c in page.context.cookies()}["confab_refresh"]
+    # The refresh whose answer is lost: the gateway rotates, nobody listens.
+    lost = httpx.post(
+        f"{CONSOLE_URL}/api/v1/auth/refresh",
+        headers={
+            "cookie": f"confab_refresh={used}",
+            "origin": CONSOLE_URL,
+            "x-confab-client": "console",
+            "x-forwarded-for": user.ip,
+        },
+    )
+    assert lost.status_code == 200, lost.text
+
+    page.reload()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    expect(page.get_by_text(f"Signed in as {user.username}")).to_be_visible()
+    fresh = {c["name"]: c["value"] for c in page.context.cookies()}["confab_refresh"]
+    assert fresh != used
+    # And the session goes on: the next reload refreshes with the new token.
+    page.reload()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()

@@ -126,6 +126,6 @@ def test_a_message_shows_its_retries_reasoning_failure_and_usage(console: Page):
     assert shown["reasoning"] == "Reasoning (1 step)"
     assert shown["open"] is False, "reasoning starts collapsed"
     assert shown["retried"] is False
-    assert shown["status"] == "Failed"
+    assert shown["status"] == "Failed: the agent gave no reply"
     assert shown["error"] == "the agent is unreachable"
     assert shown["usage"] == "Tokens: 12 in · 0 out"

@@ -133,6 +133,75 @@ async fn a_second_turn_gets_the_next_sequence_numbers() {
 }
 
 #[tokio::test]
+async fn a_model_breaking_off_leaves_an_incomplete_reply_with_its_words_and_is_traced() {
+    let stack = Stack::start().await;
+    let ada = stack.user("ada").await;
+    let conversation = stack.conversation(&ada).await;
+    let events = sse_events(
+        stack
+            .post_stream(&ada, &conversation, "simulate an error: disk full")
+            .await,
+    )
+    .await;
+    let of_type = |kind: &'static str| {
+        events
+            .iter()
+            .map(|(_, e)| e)
+            .filter(move |e| e["type"] == kind)
+    };
+    let errors: Vec<&Value> = of_type("error").collect();
+    assert_eq!(errors.len(), 1, "{events:?}");
+    assert_eq!(errors[0]["error"]["code"], "agent_incomplete");
+    assert_eq!(
+        errors[0]["error"]["message"],
+        "the model failed: the model broke off (simulated): disk full"
+    );
+    // The words said before the break are kept: the reply is incomplete
+    // (DESIGN §7).
+    let said: String = of_type("text")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(said, "Let me think about that");
+    let done = &events.last().unwrap().1;
+    assert_eq!(done["type"], "done");
+    assert_eq!(done["status"], "incomplete", "{events:?}");
+    let reply = stack
+        .message_items(&ada, &conversation)
+        .await
+        .pop()
+        .unwrap();
+    assert_eq!(reply["status"], "incomplete", "{reply}");
+    assert_eq!(reply["content"], said.as_str());
+
+    let calls = llm_calls_of(&stack.llm_db, &ada.id, 1).await;
+    assert_eq!(calls[0].status, "error");
+    let filter = llm_proxy_service::store::trace_events::EventFilter {
+        user_id: Some(ada.id.clone()),
+        limit: 100,
+        ..Default::default()
+    };
+    let mut kinds = Vec::new();
+    for _ in 0..400 {
+        kinds = llm_proxy_service::store::trace_events::list(&stack.llm_db, &filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|event| event.kind)
+            .collect();
+        if kinds.last().is_some_and(|kind| kind == "llm.error") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(kinds.first().map(String::as_str), Some("llm.request"));
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("llm.error"),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_forged_auth_from_a_client_never_reaches_chat_service() {
     let stack = Stack::start().await;
     let ada = stack.user("ada").await;

@@ -16,7 +16,7 @@ const STATUS_TEXT = {
   streaming: "Writing…",
   incomplete: "Incomplete: the agent stopped before finishing",
   canceled: "Canceled",
-  failed: "Failed",
+  failed: "Failed: the agent gave no reply",
   interrupted: "Interrupted: Confab restarted during this reply",
 };
 
