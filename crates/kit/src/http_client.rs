@@ -2,17 +2,11 @@
 //! thread that made them.
 //!
 //! A `reqwest::Client` reads each of its pooled connections in a task on the
-//! runtime that opened the connection. An actix service runs one runtime
-//! per worker thread, so with one client shared by every worker, a call made
-//! on worker B over a connection worker A opened has each chunk of its reply
-//! read on A and handed over to B: a thread wake-up per chunk, and chunks
-//! that pile up while B waits for a CPU. `infra/bench/gateway.sh` measured it
-//! on chat-service's calls to agents: on one worker the first event of a
-//! turn left chat-service after 1.34 ms (p50), with the shared client on two
-//! workers after 1.70 ms, and a stream in 5.4 writes instead of 8 on the
-//! connections of the worker that did not own the agent connection. With a
-//! client per thread a call always goes over a connection of its own
-//! thread.
+//! runtime that opened the connection, and an actix service runs one runtime
+//! per worker thread: with one shared client, a reply could be read on
+//! another worker's thread and handed over chunk by chunk. With a client per
+//! thread a call always goes over a connection of its own thread (figures:
+//! `infra/bench/README.md`).
 
 use std::sync::Arc;
 

@@ -195,8 +195,7 @@ where
 /// Turns Nagle's algorithm off on every accepted connection. Confab streams
 /// small frames (SSE events, WebSocket messages): with Nagle on, a frame
 /// written while the previous one is unacknowledged waits for the peer's
-/// delayed ACK, 40 ms on Linux, which `infra/bench/a2a.sh` showed on every
-/// first streamed chunk of a kept-alive connection.
+/// delayed ACK (40 ms on Linux).
 fn no_delay(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
     if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
         && let Err(err) = tcp.set_nodelay(true)

@@ -77,8 +77,8 @@ pub fn for_this_hop(span: &tracing::Span, parent: &opentelemetry::Context) -> St
 }
 
 /// Lower-case hex, as trace context writes its ids. The gateway makes this
-/// header for every proxied request; `format!`'s `{:032x}` of the ids took
-/// about 1% of its CPU (perf, `infra/bench/gateway.sh`).
+/// header for every proxied request, so it skips `format!`'s machinery
+/// (`infra/bench/README.md`).
 fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for byte in bytes {

@@ -1,8 +1,8 @@
 use confab_kit::settings::ServiceSettings;
 
 /// mimalloc: the gateway allocates and frees many small buffers per proxied
-/// request (headers, bodies, futures); glibc's malloc was ~6% of its CPU in
-/// `infra/bench/gateway.sh` profiles.
+/// request (headers, bodies, futures), which glibc's malloc handles slower
+/// (`infra/bench/README.md`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

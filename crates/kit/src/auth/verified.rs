@@ -2,8 +2,8 @@
 //! token skips the Ed25519 signature check.
 //!
 //! A client sends one token for up to 30 minutes, and checking its
-//! signature was the largest single cost of a proxied request
-//! (`infra/bench/gateway.sh`, profiled with perf). The cache is keyed by the
+//! signature is the largest single cost of a proxied request
+//! (`infra/bench/README.md`). The cache is keyed by the
 //! whole token, signature included, so any change to a token misses it; an
 //! entry is used only until the token's `exp` (plus the same 5 s leeway the
 //! full check allows), so caching never extends a token's life. Tokens
