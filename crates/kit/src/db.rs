@@ -15,7 +15,7 @@ use std::time::Duration;
 use diesel::Connection;
 use diesel::migration::MigrationSource;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::deadpool::{BuildError, Object, Pool, PoolError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -43,12 +43,20 @@ pub enum DbError {
     #[error("database query failed")]
     Query(#[from] diesel::result::Error),
     #[error("no database connection available: {0}")]
-    Pool(String),
-    #[error("cannot open the database {url}: {reason}")]
-    Connect { url: String, reason: String },
+    Pool(#[from] PoolError),
+    #[error("cannot build the database pool: {0}")]
+    Build(#[from] BuildError),
+    #[error("cannot open the database {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: BoxError,
+    },
     #[error("migrations failed: {0}")]
-    Migration(String),
+    Migration(#[source] BoxError),
 }
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl DbError {
     /// True when the query broke a UNIQUE constraint (a duplicate).
@@ -125,8 +133,7 @@ impl Db {
                 .max_size(settings.max_connections.max(1))
                 .wait_timeout(Some(POOL_WAIT))
                 .runtime(deadpool_runtime())
-                .build()
-                .map_err(|e| DbError::Pool(e.to_string()))?;
+                .build()?;
             Db::Postgres(pool)
         } else {
             let path = sqlite_path(url).to_owned();
@@ -136,7 +143,7 @@ impl Db {
             {
                 std::fs::create_dir_all(parent).map_err(|e| DbError::Connect {
                     url: path.clone(),
-                    reason: e.to_string(),
+                    source: e.into(),
                 })?;
             }
             run_sqlite_migrations(&path, &migrations.sqlite).await?;
@@ -156,8 +163,7 @@ impl Db {
                 .max_size(settings.max_connections.max(1))
                 .wait_timeout(Some(POOL_WAIT))
                 .runtime(deadpool_runtime())
-                .build()
-                .map_err(|e| DbError::Pool(e.to_string()))?;
+                .build()?;
             Db::Sqlite(pool)
         };
         db.ping().await?;
@@ -166,16 +172,8 @@ impl Db {
 
     pub async fn get(&self) -> Result<Conn, DbError> {
         match self {
-            Db::Postgres(pool) => pool
-                .get()
-                .await
-                .map(Conn::Postgres)
-                .map_err(|e| DbError::Pool(e.to_string())),
-            Db::Sqlite(pool) => pool
-                .get()
-                .await
-                .map(Conn::Sqlite)
-                .map_err(|e| DbError::Pool(e.to_string())),
+            Db::Postgres(pool) => pool.get().await.map(Conn::Postgres).map_err(DbError::from),
+            Db::Sqlite(pool) => pool.get().await.map(Conn::Sqlite).map_err(DbError::from),
         }
     }
 
@@ -242,15 +240,15 @@ async fn run_sqlite_migrations(
         let mut conn =
             diesel::SqliteConnection::establish(&path).map_err(|e| DbError::Connect {
                 url: path.clone(),
-                reason: e.to_string(),
+                source: e.into(),
             })?;
         diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_PRAGMAS)?;
         conn.run_pending_migrations(Source(migrations))
             .map(|_| ())
-            .map_err(|e| DbError::Migration(e.to_string()))
+            .map_err(DbError::Migration)
     })
     .await
-    .map_err(|e| DbError::Migration(e.to_string()))?
+    .map_err(|e| DbError::Migration(e.into()))?
 }
 
 async fn run_postgres_migrations(
@@ -263,15 +261,15 @@ async fn run_postgres_migrations(
             <AsyncConnectionWrapper<PgConn> as Connection>::establish(&url).map_err(|e| {
                 DbError::Connect {
                     url: describe(&url),
-                    reason: e.to_string(),
+                    source: e.into(),
                 }
             })?;
         conn.run_pending_migrations(Source(migrations))
             .map(|_| ())
-            .map_err(|e| DbError::Migration(e.to_string()))
+            .map_err(DbError::Migration)
     })
     .await
-    .map_err(|e| DbError::Migration(e.to_string()))?
+    .map_err(|e| DbError::Migration(e.into()))?
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDateTime;
-use confab_kit::ApiError;
+
+use crate::error::ChatError;
 
 /// The text of a user message: not blank, at most the configured number of
 /// characters (characters, not bytes, so every script gets the same room).
@@ -11,19 +12,16 @@ use confab_kit::ApiError;
 pub struct MessageText(String);
 
 impl MessageText {
-    pub fn parse(text: String, max_chars: usize) -> Result<Self, ApiError> {
+    pub fn parse(text: String, max_chars: usize) -> Result<Self, ChatError> {
         if text.trim().is_empty() {
-            return Err(ApiError::unprocessable(
-                "empty_message",
-                "the message is empty",
-            ));
+            return Err(ChatError::EmptyMessage);
         }
         let chars = text.chars().count();
         if chars > max_chars {
-            return Err(ApiError::payload_too_large(
-                "message_too_long",
-                format!("the message has {chars} characters; at most {max_chars} are allowed"),
-            ));
+            return Err(ChatError::MessageTooLong {
+                chars,
+                max: max_chars,
+            });
         }
         Ok(Self(text))
     }
@@ -48,17 +46,17 @@ impl ConversationTitle {
         Self("New conversation".to_owned())
     }
 
-    pub fn parse(title: &str) -> Result<Self, ApiError> {
+    pub fn parse(title: &str) -> Result<Self, ChatError> {
         let title = title.trim();
         if title.is_empty() {
-            return Err(ApiError::unprocessable("empty_title", "the title is empty"));
+            return Err(ChatError::EmptyTitle);
         }
         let chars = title.chars().count();
         if chars > MAX_TITLE_CHARS {
-            return Err(ApiError::unprocessable(
-                "title_too_long",
-                format!("the title has {chars} characters; at most {MAX_TITLE_CHARS} are allowed"),
-            ));
+            return Err(ChatError::TitleTooLong {
+                chars,
+                max: MAX_TITLE_CHARS,
+            });
         }
         Ok(Self(title.to_owned()))
     }
@@ -94,16 +92,13 @@ pub struct PageLimit(i64);
 
 impl PageLimit {
     /// `raw` is the `limit` query parameter; absent or empty means `default`.
-    pub fn parse(raw: Option<&str>, default: i64, max: i64) -> Result<Self, ApiError> {
+    pub fn parse(raw: Option<&str>, default: i64, max: i64) -> Result<Self, ChatError> {
         let Some(raw) = raw.filter(|r| !r.is_empty()) else {
             return Ok(Self(default));
         };
         match raw.parse::<i64>() {
             Ok(n) if (1..=max).contains(&n) => Ok(Self(n)),
-            _ => Err(ApiError::unprocessable(
-                "invalid_limit",
-                format!("limit must be a whole number from 1 to {max}"),
-            )),
+            _ => Err(ChatError::InvalidLimit { max }),
         }
     }
 
@@ -132,13 +127,8 @@ const CURSOR_TIME: &str = "%Y-%m-%dT%H:%M:%S%.9f";
 const MAX_CURSOR_LEN: usize = 512;
 
 impl ConversationCursor {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        let invalid = || {
-            ApiError::unprocessable(
-                "invalid_cursor",
-                "cursor is not one this service handed out; start again without it",
-            )
-        };
+    pub fn parse(raw: &str) -> Result<Self, ChatError> {
+        let invalid = || ChatError::InvalidCursor;
         if raw.len() > MAX_CURSOR_LEN {
             return Err(invalid());
         }

@@ -3,6 +3,7 @@
 
 pub mod a2a;
 pub mod domain;
+pub mod error;
 pub mod routes;
 pub mod store;
 pub mod tree_patch;

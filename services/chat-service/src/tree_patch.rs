@@ -14,7 +14,6 @@
 
 use std::io;
 
-use confab_kit::ApiError;
 use json_patch::PatchOperation;
 use serde::Deserialize;
 use serde_json::Value;
@@ -47,16 +46,6 @@ impl PatchRefused {
             PatchRefused::Invalid(_) => "invalid_patch",
             PatchRefused::TooManyOps { .. } => "patch_too_large",
             PatchRefused::TreeTooLarge { .. } => "tree_too_large",
-        }
-    }
-}
-
-impl From<PatchRefused> for ApiError {
-    fn from(refused: PatchRefused) -> Self {
-        let code = refused.code();
-        match refused {
-            PatchRefused::Invalid(message) => ApiError::unprocessable(code, message),
-            too_large => ApiError::payload_too_large(code, too_large.to_string()),
         }
     }
 }

@@ -55,7 +55,7 @@ impl A2aError {
     /// overloaded (429) or failed (5xx) before saying anything.
     pub fn is_retryable(&self) -> bool {
         match self {
-            A2aError::Connect(_) => true,
+            A2aError::Connect(_) | A2aError::Card(_) => true,
             A2aError::Status(status) => *status == 429 || *status >= 500,
             A2aError::Unauthorized
             | A2aError::Rpc { .. }
@@ -69,7 +69,10 @@ impl A2aError {
 #[derive(Debug, thiserror::Error)]
 pub enum A2aError {
     #[error("agent unreachable: {0}")]
-    Connect(String),
+    Connect(#[source] reqwest::Error),
+    /// The agent's card, which says how to call it, could not be had.
+    #[error("agent unreachable: {0}")]
+    Card(#[from] CardError),
     #[error("agent answered HTTP {0}")]
     Status(u16),
     /// The agent refused chat-service's credential: a configuration error,
@@ -89,6 +92,25 @@ pub enum A2aError {
     /// Nothing to retry: the agent is unknown or speaks no version we do.
     #[error("{0}")]
     Unusable(String),
+}
+
+/// Why an agent's card could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    #[error("no agent {0}")]
+    NotRegistered(String),
+    #[error("fetching {url}: {source}")]
+    Fetch {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("reading the card at {url}: {source}")]
+    Read {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
 }
 
 /// A turn's calls go over connections of its own worker
@@ -184,7 +206,7 @@ impl A2aClient {
             .timeout(UNARY_TIMEOUT)
             .send()
             .await
-            .map_err(|e| A2aError::Connect(e.to_string()))?;
+            .map_err(A2aError::Connect)?;
         if !response.status().is_success() {
             return Err(A2aError::from_status(response.status()));
         }
@@ -243,7 +265,7 @@ impl A2aClient {
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .send()
             .await
-            .map_err(|e| A2aError::Connect(e.to_string()))?;
+            .map_err(A2aError::Connect)?;
         let status = response.status();
         if !status.is_success() {
             return Err(A2aError::from_status(status));

@@ -16,7 +16,7 @@ use confab_protocol::a2a::{AGENT_CARD_PATH, AgentCard, ProtocolVersion};
 use serde::Deserialize;
 use tokio::sync::RwLock;
 
-use crate::a2a::client::{A2aError, AgentCredential, Endpoint};
+use crate::a2a::client::{A2aError, AgentCredential, CardError, Endpoint};
 
 /// How long a fetched card is trusted before it is fetched again.
 const CARD_TTL: Duration = Duration::from_secs(300);
@@ -81,7 +81,7 @@ impl Registry {
         let version = match configured {
             Some(version) => version,
             None => {
-                let card = self.card(id).await.map_err(A2aError::Connect)?;
+                let card = self.card(id).await?;
                 let (_, version) = card.jsonrpc_endpoint().ok_or_else(|| {
                     A2aError::Unusable(format!(
                         "agent {id}'s card offers no JSON-RPC interface in A2A 1.0 or 0.3"
@@ -115,7 +115,7 @@ impl Registry {
     }
 
     /// The agent's card, from the cache or freshly fetched.
-    pub async fn card(&self, id: &str) -> Result<AgentCard, String> {
+    pub async fn card(&self, id: &str) -> Result<AgentCard, CardError> {
         if let Some((card, fetched)) = self.cards.read().await.get(id)
             && fetched.elapsed() < CARD_TTL
         {
@@ -124,7 +124,7 @@ impl Registry {
         let entry = self
             .agents
             .get(id)
-            .ok_or_else(|| format!("no agent {id}"))?;
+            .ok_or_else(|| CardError::NotRegistered(id.to_owned()))?;
         let url = format!("{}{AGENT_CARD_PATH}", origin(&entry.url));
         let card: AgentCard = self
             .http
@@ -133,10 +133,16 @@ impl Registry {
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("fetching {url}: {e}"))?
+            .map_err(|source| CardError::Fetch {
+                url: url.clone(),
+                source,
+            })?
             .json()
             .await
-            .map_err(|e| format!("reading the card at {url}: {e}"))?;
+            .map_err(|source| CardError::Read {
+                url: url.clone(),
+                source,
+            })?;
         self.cards
             .write()
             .await

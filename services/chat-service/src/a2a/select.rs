@@ -12,6 +12,31 @@ use std::collections::HashSet;
 use confab_protocol::a2a::AgentCard;
 
 use crate::a2a::registry::Registry;
+use crate::error::ChatError;
+
+/// The agent a new conversation is bound to (DESIGN §7): the one
+/// `requested`, else the one whose skills best match its first `message`,
+/// else `default`. Whichever it is must be registered.
+pub async fn choose(
+    registry: &Registry,
+    requested: Option<String>,
+    message: Option<&str>,
+    default: &str,
+) -> Result<String, ChatError> {
+    let chosen = match requested.filter(|id| !id.is_empty()) {
+        Some(id) => id,
+        None => match message {
+            Some(text) => by_skills(registry, text).await,
+            None => None,
+        }
+        .unwrap_or_else(|| default.to_owned()),
+    };
+    if registry.contains(&chosen) {
+        Ok(chosen)
+    } else {
+        Err(ChatError::UnknownAgent(chosen))
+    }
+}
 
 /// The registered agent whose skills best match `text`, if one matches
 /// better than all others. An agent whose card cannot be fetched is not a

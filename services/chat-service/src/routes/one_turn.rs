@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 
 use crate::AppState;
 use crate::domain::{ConversationTitle, MessageText};
+use crate::error::ChatError;
 use crate::store::{conversations, messages};
 use crate::turns::begin::Started;
 
@@ -34,6 +35,6 @@ pub async fn finished_reply(
     started.log.subscribe(0).for_each(|_| async {}).await;
     let reply = messages::get(&state.db, user_id, &started.reply_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+        .ok_or(ChatError::ConversationNotFound)?;
     Ok(reply.to_api())
 }

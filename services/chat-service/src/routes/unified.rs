@@ -21,6 +21,7 @@ use crate::AppState;
 use crate::a2a::client::Trace;
 use crate::a2a::select;
 use crate::domain::MessageText;
+use crate::error::ChatError;
 use crate::routes::one_turn;
 use crate::routes::openai::convert::{self, Completion};
 use crate::routes::sse;
@@ -36,7 +37,7 @@ enum Format {
 }
 
 impl Format {
-    fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
+    fn from_request(req: &HttpRequest) -> Result<Self, ChatError> {
         let Some(value) = req.headers().get(FORMAT_HEADER) else {
             return Ok(Self::OpenAi);
         };
@@ -47,10 +48,7 @@ impl Format {
         {
             Ok("" | "openai") => Ok(Self::OpenAi),
             Ok("v0.3") => Ok(Self::V03),
-            _ => Err(ApiError::unprocessable(
-                "unknown_response_format",
-                "X-Response-Format must be 'openai' or 'v0.3'",
-            )),
+            _ => Err(ChatError::UnknownResponseFormat),
         }
     }
 }
@@ -68,24 +66,17 @@ pub async fn unified(
     let named = body.conversation_id.filter(|id| !id.trim().is_empty());
     let (conversation_id, agent_id) = match named {
         Some(id) => {
-            let conversation = conversations::get(&state.db, &caller.user_id, &id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("conversation"))?;
+            let conversation = conversations::owned(&state.db, &caller.user_id, &id).await?;
             (id, conversation.agent_id)
         }
         None => {
-            let agent_id = match body.agent_id.filter(|a| !a.is_empty()) {
-                Some(agent_id) if state.agents.contains(&agent_id) => agent_id,
-                Some(agent_id) => {
-                    return Err(ApiError::unprocessable(
-                        "unknown_agent",
-                        format!("no agent '{agent_id}' is registered"),
-                    ));
-                }
-                None => select::by_skills(&state.agents, text.as_str())
-                    .await
-                    .unwrap_or_else(|| state.chat.default_agent.clone()),
-            };
+            let agent_id = select::choose(
+                &state.agents,
+                body.agent_id,
+                Some(text.as_str()),
+                &state.chat.default_agent,
+            )
+            .await?;
             let id = one_turn::new_conversation(&state, &caller.user_id, &text, agent_id.clone())
                 .await?;
             (id, agent_id)

@@ -9,6 +9,7 @@ use diesel_async::RunQueryDsl;
 use super::models::ConversationRow;
 use super::schema::conversations;
 use crate::domain::{ConversationCursor, ConversationTitle};
+use crate::error::ChatError;
 
 pub async fn create(db: &Db, row: &ConversationRow) -> Result<(), DbError> {
     db_run!(db, |conn| {
@@ -33,6 +34,14 @@ pub async fn get(db: &Db, user_id: &str, id: &str) -> Result<Option<Conversation
             .optional()
             .map_err(DbError::from)
     })
+}
+
+/// The conversation `id` of `user_id`: another user's is not found, the
+/// same as one that does not exist (DESIGN §4).
+pub async fn owned(db: &Db, user_id: &str, id: &str) -> Result<ConversationRow, ChatError> {
+    get(db, user_id, id)
+        .await?
+        .ok_or(ChatError::ConversationNotFound)
 }
 
 /// Up to `limit` of `user_id`'s conversations, most recently updated first

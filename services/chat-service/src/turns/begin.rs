@@ -17,6 +17,7 @@ use super::{Turn, start};
 use crate::AppState;
 use crate::a2a::client::Trace;
 use crate::domain::MessageText;
+use crate::error::ChatError;
 use crate::store::models::NewMessage;
 use crate::store::{conversations, messages};
 
@@ -42,17 +43,9 @@ pub async fn begin(
 ) -> Result<Started, ApiError> {
     let user_id = permit.user_id().to_owned();
     let user_id = user_id.as_str();
-    let conversation = conversations::get(&state.db, user_id, conversation_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let conversation = conversations::owned(&state.db, user_id, conversation_id).await?;
     if !state.agents.contains(&conversation.agent_id) {
-        return Err(ApiError::unprocessable(
-            "unknown_agent",
-            format!(
-                "the conversation's agent '{}' is not registered",
-                conversation.agent_id
-            ),
-        ));
+        return Err(ChatError::AgentGone(conversation.agent_id).into());
     }
     // The reply's id is known to the claim before the reply is written, so
     // whoever finds the reply row in flight also finds its turn's log.
@@ -60,12 +53,7 @@ pub async fn begin(
     let claim = state
         .in_flight
         .begin(conversation_id, &reply_id, permit)
-        .ok_or_else(|| {
-            ApiError::conflict(
-                "turn_in_flight",
-                "a reply is still being written in this conversation; wait for it or cancel it",
-            )
-        })?;
+        .ok_or_else(|| ApiError::from(ChatError::TurnInFlight))?;
     let history = messages::page(
         &state.db,
         user_id,
@@ -112,7 +100,7 @@ pub async fn begin(
         ],
     )
     .await?
-    .ok_or_else(|| ApiError::not_found("conversation"))?;
+    .ok_or(ChatError::ConversationNotFound)?;
     let mut rows = rows.into_iter();
     let (Some(user_message), Some(reply)) = (rows.next(), rows.next()) else {
         return Err(ApiError::internal(anyhow::anyhow!(

@@ -18,11 +18,12 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use confab_kit::ApiError;
 use confab_kit::slots::{UserSlot, UserSlots};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::Deserialize;
+
+use crate::error::ChatError;
 
 /// `Retry-After` of a refusal for too many turns in flight: when one ends
 /// is not known; a reply takes seconds, so asking again sooner would
@@ -74,25 +75,20 @@ impl TurnBudget {
     /// A permit for one turn of `user_id`; 429 `rate_limited` with the
     /// seconds to wait when they have as many turns in flight as they may,
     /// or started as many as they may this minute.
-    pub fn admit(&self, user_id: &str) -> Result<TurnPermit, ApiError> {
+    pub fn admit(&self, user_id: &str) -> Result<TurnPermit, ChatError> {
         let Some(slot) = self.in_flight.take(user_id) else {
             let limit = self.in_flight.limit();
-            return Err(ApiError::too_many_requests(
-                IN_FLIGHT_RETRY_SECS,
-                format!(
-                    "you have {limit} replies being written already, the most at once; wait for one to finish"
-                ),
-            ));
+            return Err(ChatError::TooManyTurnsInFlight {
+                limit,
+                retry_after: IN_FLIGHT_RETRY_SECS,
+            });
         };
         if let Some(rate) = &self.rate {
             // The slot goes back when this returns early.
             rate.check_key(&user_id.to_owned()).map_err(|not_until| {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                ApiError::too_many_requests(
-                    secs,
-                    format!("too many messages this minute; retry in {secs} s"),
-                )
+                ChatError::TooManyTurnsThisMinute { retry_after: secs }
             })?;
         }
         Ok(TurnPermit { slot })
@@ -118,6 +114,7 @@ async fn forget_idle_keys(budget: Weak<TurnBudget>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use confab_kit::ApiError;
 
     fn budget(turns_per_minute: u32, turns_in_flight: usize) -> Arc<TurnBudget> {
         TurnBudget::new(&LimitSettings {
@@ -133,7 +130,7 @@ mod tests {
         let budget = budget(0, 2);
         let first = budget.admit("usr-a").unwrap();
         let _second = budget.admit("usr-a").unwrap();
-        let refused = budget.admit("usr-a").unwrap_err();
+        let refused = ApiError::from(budget.admit("usr-a").unwrap_err());
         assert_eq!(refused.status().as_u16(), 429);
         assert_eq!(refused.code(), "rate_limited");
         assert_eq!(refused.retry_after(), Some(IN_FLIGHT_RETRY_SECS));
@@ -148,7 +145,7 @@ mod tests {
         for _ in 0..3 {
             drop(budget.admit("usr-a").unwrap());
         }
-        let refused = budget.admit("usr-a").unwrap_err();
+        let refused = ApiError::from(budget.admit("usr-a").unwrap_err());
         assert_eq!(refused.status().as_u16(), 429);
         // One start comes back every 20 s.
         assert!(

@@ -14,7 +14,9 @@ pub async fn list(state: web::Data<AppState>, _caller: Caller) -> Result<HttpRes
     for (id, entry) in state.agents.ids() {
         let item = match state.agents.card(id).await {
             Ok(card) => json!({"id": id, "url": entry.url, "card": card}),
-            Err(reason) => json!({"id": id, "url": entry.url, "card": null, "error": reason}),
+            Err(reason) => {
+                json!({"id": id, "url": entry.url, "card": null, "error": reason.to_string()})
+            }
         };
         items.push(item);
     }

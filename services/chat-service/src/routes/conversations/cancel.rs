@@ -10,6 +10,7 @@ use confab_kit::auth::Caller;
 use serde_json::json;
 
 use crate::AppState;
+use crate::error::ChatError;
 use crate::store::conversations;
 
 pub async fn cancel(
@@ -18,14 +19,9 @@ pub async fn cancel(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let conversation_id = path.into_inner();
-    conversations::get(&state.db, &caller.user_id, &conversation_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    conversations::owned(&state.db, &caller.user_id, &conversation_id).await?;
     if !state.in_flight.cancel(&conversation_id, &caller.user_id) {
-        return Err(ApiError::conflict(
-            "no_turn_in_flight",
-            "no reply is being written in this conversation",
-        ));
+        return Err(ChatError::NoTurnInFlight.into());
     }
     Ok(HttpResponse::Accepted().json(json!({
         "conversation_id": conversation_id,

@@ -6,6 +6,7 @@ use confab_kit::auth::AuthedJson;
 use confab_protocol::chat::CreateConversation;
 
 use crate::AppState;
+use crate::a2a::select;
 use crate::domain::ConversationTitle;
 use crate::store::conversations;
 
@@ -20,16 +21,13 @@ pub async fn create(
         None | Some("") => ConversationTitle::untitled(),
         Some(title) => ConversationTitle::parse(title)?,
     };
-    let agent_id = body
-        .agent_id
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| state.chat.default_agent.clone());
-    if !state.agents.contains(&agent_id) {
-        return Err(ApiError::unprocessable(
-            "unknown_agent",
-            format!("no agent '{agent_id}' is registered"),
-        ));
-    }
+    let agent_id = select::choose(
+        &state.agents,
+        body.agent_id,
+        None,
+        &state.chat.default_agent,
+    )
+    .await?;
     let row = conversations::new_row(&caller.user_id, title, agent_id);
     conversations::create(&state.db, &row).await?;
     Ok(HttpResponse::Created().json(row.to_api(true)))

@@ -10,6 +10,7 @@ use confab_kit::ApiError;
 use confab_kit::auth::Caller;
 
 use crate::AppState;
+use crate::error::ChatError;
 use crate::store::conversations;
 
 pub async fn delete(
@@ -19,7 +20,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let conversation_id = path.into_inner();
     if !conversations::delete(&state.db, &caller.user_id, &conversation_id).await? {
-        return Err(ApiError::not_found("conversation"));
+        return Err(ChatError::ConversationNotFound.into());
     }
     state.in_flight.cancel(&conversation_id, &caller.user_id);
     Ok(HttpResponse::NoContent().finish())

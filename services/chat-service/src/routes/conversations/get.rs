@@ -5,6 +5,7 @@ use confab_kit::ApiError;
 use confab_kit::auth::Caller;
 
 use crate::AppState;
+use crate::error::ChatError;
 use crate::store::conversations;
 
 pub async fn get(
@@ -14,6 +15,6 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let row = conversations::get(&state.db, &caller.user_id, &path.into_inner())
         .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+        .ok_or(ChatError::ConversationNotFound)?;
     Ok(HttpResponse::Ok().json(row.to_api(true)))
 }

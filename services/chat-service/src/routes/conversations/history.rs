@@ -23,9 +23,7 @@ pub async fn history(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let conversation_id = path.into_inner();
-    let conversation = conversations::get(&state.db, &caller.user_id, &conversation_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let conversation = conversations::owned(&state.db, &caller.user_id, &conversation_id).await?;
     // Only messages the conversation had counted when it was read: a turn
     // appending meanwhile does not slip in messages its count leaves out.
     let rows = messages::page(

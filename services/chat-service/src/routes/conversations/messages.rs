@@ -7,6 +7,7 @@ use confab_protocol::chat::Page;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::error::ChatError;
 use crate::store::{conversations, messages};
 
 const DEFAULT_LIMIT: i64 = 100;
@@ -26,15 +27,10 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::unprocessable(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        ));
+        return Err(ChatError::InvalidLimit { max: MAX_LIMIT }.into());
     }
     let conversation_id = path.into_inner();
-    conversations::get(&state.db, &caller.user_id, &conversation_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    conversations::owned(&state.db, &caller.user_id, &conversation_id).await?;
     let rows = messages::page(
         &state.db,
         &caller.user_id,

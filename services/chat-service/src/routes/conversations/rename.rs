@@ -9,6 +9,7 @@ use confab_protocol::chat::RenameConversation;
 
 use crate::AppState;
 use crate::domain::ConversationTitle;
+use crate::error::ChatError;
 use crate::store::conversations;
 
 pub async fn rename(
@@ -20,6 +21,6 @@ pub async fn rename(
     let title = ConversationTitle::parse(&body.title)?;
     let row = conversations::rename(&state.db, &caller.user_id, &path.into_inner(), &title)
         .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+        .ok_or(ChatError::ConversationNotFound)?;
     Ok(HttpResponse::Ok().json(row.to_api(true)))
 }

@@ -14,6 +14,7 @@ use confab_protocol::chat::{ChatEvent, MessageRole};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::error::ChatError;
 use crate::routes::sse;
 use crate::store::{conversations, messages};
 
@@ -30,15 +31,10 @@ pub async fn resume(
     query: web::Query<ResumeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let conversation_id = path.into_inner();
-    let conversation = conversations::get(&state.db, &caller.user_id, &conversation_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let conversation = conversations::owned(&state.db, &caller.user_id, &conversation_id).await?;
     let after = match header(&req, "last-event-id") {
         Some(id) => id.trim().parse::<u64>().map_err(|_| {
-            ApiError::unprocessable(
-                "bad_last_event_id",
-                "Last-Event-ID must be the number of an event of the turn",
-            )
+            ChatError::BadLastEventId("Last-Event-ID must be the number of an event of the turn")
         })?,
         None => query.last_event_id.unwrap_or(0),
     };
@@ -55,11 +51,7 @@ pub async fn resume(
         }
         [reply] if reply.role == MessageRole::Assistant.as_str() => (None, reply),
         _ => {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::NOT_FOUND,
-                "no_turn",
-                "this conversation has no reply to re-attach to",
-            ));
+            return Err(ChatError::NoTurn.into());
         }
     };
     let reply = reply.to_api();

@@ -22,6 +22,7 @@ use super::convert::{self, Completion};
 use crate::AppState;
 use crate::a2a::client::Trace;
 use crate::domain::MessageText;
+use crate::error::ChatError;
 use crate::routes::one_turn;
 use crate::store::conversations;
 use crate::turns::begin::begin;
@@ -36,31 +37,23 @@ pub async fn completions(
     let AuthedJson { caller, body } = request;
     let model = body.model.clone();
     if !state.agents.contains(&model) {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::NOT_FOUND,
-            "model_not_found",
-            format!("the model '{model}' does not exist: models are the registered agents"),
-        ));
+        return Err(ChatError::ModelNotFound(model).into());
     }
-    let text = body.last_user_text().ok_or_else(|| {
-        ApiError::unprocessable("no_user_message", "messages has no user message")
-    })?;
+    let text = body
+        .last_user_text()
+        .ok_or_else(|| ChatError::NoUserMessage)?;
     let text = MessageText::parse(text, state.chat.max_message_chars)?;
     // Before the conversation is made: a refused turn leaves nothing.
     let permit = state.turn_budget.admit(&caller.user_id)?;
     let conversation_id = match named_conversation(&req, &body)? {
         Some(id) => {
-            let conversation = conversations::get(&state.db, &caller.user_id, &id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("conversation"))?;
+            let conversation = conversations::owned(&state.db, &caller.user_id, &id).await?;
             if conversation.agent_id != model {
-                return Err(ApiError::unprocessable(
-                    "model_mismatch",
-                    format!(
-                        "the conversation is with '{}', not '{model}'",
-                        conversation.agent_id
-                    ),
-                ));
+                return Err(ChatError::ModelMismatch {
+                    agent: conversation.agent_id,
+                    model,
+                }
+                .into());
             }
             id
         }
@@ -92,11 +85,11 @@ pub async fn completions(
 fn named_conversation(
     req: &HttpRequest,
     body: &ChatCompletionRequest,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, ChatError> {
     if let Some(header) = req.headers().get(CONVERSATION_HEADER) {
-        let id = header.to_str().map_err(|_| {
-            ApiError::bad_request("invalid_header", "X-Conversation-Id is not text")
-        })?;
+        let id = header
+            .to_str()
+            .map_err(|_| ChatError::HeaderNotText("X-Conversation-Id"))?;
         return Ok(Some(id.trim().to_owned()).filter(|id| !id.is_empty()));
     }
     match body
@@ -106,9 +99,6 @@ fn named_conversation(
     {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(id)) if !id.trim().is_empty() => Ok(Some(id.trim().to_owned())),
-        Some(_) => Err(ApiError::unprocessable(
-            "invalid_conversation_id",
-            "metadata.conversation_id must be a conversation id",
-        )),
+        Some(_) => Err(ChatError::InvalidConversationId),
     }
 }

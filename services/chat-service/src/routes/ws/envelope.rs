@@ -24,6 +24,7 @@ use serde_json::{Map, Value, json};
 
 use super::session::{Conn, Dialect, Flow};
 use super::tree_edit;
+use crate::error::ChatError;
 use crate::store::messages;
 use crate::store::models::ConversationRow;
 
@@ -103,10 +104,7 @@ impl Envelope {
             .or(init.session_id.filter(|id| !id.is_empty()));
         let row = match (conn.conversation().map(str::to_owned), wanted) {
             (Some(attached), Some(wanted)) if attached != wanted => {
-                let refused = ApiError::conflict(
-                    "session_exists",
-                    "this socket is attached to another conversation; open a new socket",
-                );
+                let refused = ApiError::from(ChatError::SessionExists);
                 return error(conn, &refused).await;
             }
             (Some(id), _) | (None, Some(id)) => conn.owned(&id).await,
@@ -198,10 +196,7 @@ impl Dialect for Envelope {
                 match canceled {
                     None => error(conn, &no_session()).await,
                     Some(false) => {
-                        let none = ApiError::conflict(
-                            "no_turn_in_flight",
-                            "no reply is being written in this conversation",
-                        );
+                        let none = ApiError::from(ChatError::NoTurnInFlight);
                         error(conn, &none).await
                     }
                     Some(true) => Ok(Flow::Continue),
@@ -282,7 +277,7 @@ impl Dialect for Envelope {
 }
 
 fn no_session() -> ApiError {
-    ApiError::conflict("no_session", "send init_session first")
+    ChatError::NoSession.into()
 }
 
 /// A client frame's type and its fields (`data`, or the frame itself). A

@@ -39,7 +39,9 @@ use tokio::sync::broadcast;
 
 use crate::AppState;
 use crate::a2a::client::Trace;
+use crate::a2a::select;
 use crate::domain::{ConversationTitle, MessageText};
+use crate::error::ChatError;
 use crate::store::conversations;
 use crate::store::models::ConversationRow;
 use crate::turns::begin::begin;
@@ -197,22 +199,18 @@ impl Conn {
 
     /// The caller's conversation `id`: 404 when it is not theirs.
     pub async fn owned(&self, id: &str) -> Result<ConversationRow, ApiError> {
-        conversations::get(&self.state.db, self.user_id(), id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("conversation"))
+        Ok(conversations::owned(&self.state.db, self.user_id(), id).await?)
     }
 
     /// A new conversation of the caller with `agent_id` or the default agent.
     pub async fn create(&self, agent_id: Option<String>) -> Result<ConversationRow, ApiError> {
-        let agent_id = agent_id
-            .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| self.state.chat.default_agent.clone());
-        if !self.state.agents.contains(&agent_id) {
-            return Err(ApiError::unprocessable(
-                "unknown_agent",
-                format!("no agent '{agent_id}' is registered"),
-            ));
-        }
+        let agent_id = select::choose(
+            &self.state.agents,
+            agent_id,
+            None,
+            &self.state.chat.default_agent,
+        )
+        .await?;
         let row = conversations::new_row(self.user_id(), ConversationTitle::untitled(), agent_id);
         conversations::create(&self.state.db, &row).await?;
         Ok(row)
@@ -228,10 +226,7 @@ impl Conn {
 
     /// Starts a turn in the attached conversation and follows it.
     pub async fn prompt(&mut self, prompt: Prompt) -> Result<(), ApiError> {
-        let conversation_id = self
-            .conversation
-            .clone()
-            .ok_or_else(|| ApiError::conflict("no_session", "send init_session first"))?;
+        let conversation_id = self.conversation.clone().ok_or(ChatError::NoSession)?;
         let started = begin(
             &self.state,
             prompt.permit,

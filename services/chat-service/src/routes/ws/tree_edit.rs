@@ -7,8 +7,9 @@ use confab_kit::ApiError;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::error::ChatError;
 use crate::store::trees;
-use crate::tree_patch::TreePatch;
+use crate::tree_patch::{PatchRefused, TreePatch};
 
 /// Why an edit was refused.
 pub enum Refused {
@@ -28,19 +29,17 @@ pub async fn edit(
     base_version: i64,
 ) -> Result<i64, Refused> {
     let limits = state.chat.tree_limits();
-    let patch = TreePatch::parse(patch, limits).map_err(|err| Refused::Invalid(err.into()))?;
+    let patch = TreePatch::parse(patch, limits).map_err(Refused::patch)?;
     let (mut tree, version) = trees::get(&state.db, user_id, conversation_id)
         .await
         .map_err(|err| Refused::Invalid(err.into()))?
-        .ok_or_else(|| Refused::Invalid(ApiError::not_found("conversation")))?;
+        .ok_or_else(|| Refused::Invalid(ChatError::ConversationNotFound.into()))?;
     if version != base_version {
         return Err(Refused::Stale {
             current_version: version,
         });
     }
-    patch
-        .apply(&mut tree, limits)
-        .map_err(|err| Refused::Invalid(err.into()))?;
+    patch.apply(&mut tree, limits).map_err(Refused::patch)?;
     match trees::replace(&state.db, user_id, conversation_id, base_version, &tree).await {
         Ok(Some(version)) => Ok(version),
         Ok(None) => {
@@ -57,6 +56,10 @@ pub async fn edit(
 }
 
 impl Refused {
+    fn patch(refused: PatchRefused) -> Self {
+        Refused::Invalid(ChatError::from(refused).into())
+    }
+
     /// `{code, message}` and extra data for the client.
     pub fn describe(&self) -> (&'static str, String, Value) {
         match self {

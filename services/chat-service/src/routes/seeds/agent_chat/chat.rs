@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::request::{AgentChatRequest, begin_agent_turn, seed_message};
 use crate::AppState;
+use crate::error::ChatError;
 use crate::store::messages;
 
 pub async fn chat(
@@ -40,7 +41,7 @@ pub async fn chat(
         .await;
     let reply = messages::get(&state.db, &turn.caller.user_id, &turn.started.reply_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("session"))?;
+        .ok_or(ChatError::SessionNotFound)?;
     let status = reply.to_api().status;
     let mut body = json!({
         "session_id": turn.session_id,

@@ -16,6 +16,7 @@ use serde_json::json;
 use super::request::seed_message;
 use crate::AppState;
 use crate::domain::PageLimit;
+use crate::error::ChatError;
 use crate::store::{conversations, messages};
 
 /// The seed's default page.
@@ -38,7 +39,7 @@ pub async fn history(
     let session_id = path.into_inner();
     conversations::get(&state.db, &caller.user_id, &session_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("session"))?;
+        .ok_or(ChatError::SessionNotFound)?;
     let rows = messages::page(&state.db, &caller.user_id, &session_id, None, limit).await?;
     let message_count = messages::count(&state.db, &caller.user_id, &session_id).await?;
     Ok(HttpResponse::Ok().json(json!({

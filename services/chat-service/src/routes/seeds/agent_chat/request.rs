@@ -11,6 +11,7 @@ use crate::AppState;
 use crate::a2a::client::Trace;
 use crate::a2a::select;
 use crate::domain::MessageText;
+use crate::error::ChatError;
 use crate::routes::one_turn;
 use crate::store::conversations;
 use crate::store::models::MessageRow;
@@ -50,22 +51,17 @@ pub async fn begin_agent_turn(
         Some(id) => {
             conversations::get(&state.db, &caller.user_id, &id)
                 .await?
-                .ok_or_else(|| ApiError::not_found("session"))?;
+                .ok_or(ChatError::SessionNotFound)?;
             id
         }
         None => {
-            let agent_id = match body.agent_id.filter(|a| !a.is_empty()) {
-                Some(agent_id) if state.agents.contains(&agent_id) => agent_id,
-                Some(agent_id) => {
-                    return Err(ApiError::unprocessable(
-                        "unknown_agent",
-                        format!("no agent '{agent_id}' is registered"),
-                    ));
-                }
-                None => select::by_skills(&state.agents, text.as_str())
-                    .await
-                    .unwrap_or_else(|| state.chat.default_agent.clone()),
-            };
+            let agent_id = select::choose(
+                &state.agents,
+                body.agent_id,
+                Some(text.as_str()),
+                &state.chat.default_agent,
+            )
+            .await?;
             one_turn::new_conversation(state, &caller.user_id, &text, agent_id).await?
         }
     };

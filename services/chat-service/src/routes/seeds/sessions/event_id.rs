@@ -21,7 +21,7 @@
 
 use std::fmt;
 
-use confab_kit::ApiError;
+use crate::error::ChatError;
 
 /// Longest `Last-Event-ID` read: two numbers and a separator.
 const MAX_LEN: usize = 48;
@@ -39,10 +39,9 @@ pub enum EventId {
 impl EventId {
     /// A `Last-Event-ID` (or `?last_event_id=`) as this path hands them out;
     /// anything else is 422 `bad_last_event_id`.
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, ChatError> {
         let invalid = || {
-            ApiError::unprocessable(
-                "bad_last_event_id",
+            ChatError::BadLastEventId(
                 "Last-Event-ID must be the id of an event of this stream (R.E, R.sE or R.end)",
             )
         };

@@ -47,6 +47,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::encode;
 use super::event_id::EventId;
 use crate::AppState;
+use crate::error::ChatError;
 use crate::store::models::MessageRow;
 use crate::store::{conversations, messages};
 use crate::turns::notices::Watch;
@@ -72,24 +73,20 @@ pub async fn follow(
 ) -> Result<HttpResponse, ApiError> {
     let conversation_id = path.into_inner();
     let user_id = caller.user_id;
-    let conversation = conversations::get(&state.db, &user_id, &conversation_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let conversation = conversations::owned(&state.db, &user_id, &conversation_id).await?;
     let last_event_id = header(&req, "last-event-id")
         .or(query.last_event_id.as_deref())
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .map(EventId::parse)
         .transpose()?;
-    let slot = state.followers.take(&user_id).ok_or_else(|| {
-        ApiError::too_many_requests(
-            FOLLOWERS_RETRY_SECS,
-            format!(
-                "too many conversations followed at once: at most {} per user; close one first",
-                state.followers.limit()
-            ),
-        )
-    })?;
+    let slot = state
+        .followers
+        .take(&user_id)
+        .ok_or_else(|| ChatError::TooManyFollowed {
+            limit: state.followers.limit(),
+            retry_after: FOLLOWERS_RETRY_SECS,
+        })?;
     // Before anything is looked at: a turn that starts meanwhile is heard of.
     let watch = state.notices.watch(&conversation_id);
     let mut follower = Follower {
@@ -172,10 +169,7 @@ impl Follower {
         .await?
         .filter(|row| row.role == MessageRole::Assistant.as_str())
         .ok_or_else(|| {
-            ApiError::unprocessable(
-                "bad_last_event_id",
-                "Last-Event-ID names no reply of this conversation",
-            )
+            ChatError::BadLastEventId("Last-Event-ID names no reply of this conversation")
         })?;
         Ok(match id {
             EventId::End { reply_seq } => Cursor {

@@ -1,0 +1,183 @@
+//! Every refusal chat-service answers, each a variant, mapped to its status
+//! and code in one place ([`From<ChatError> for ApiError`]).
+//!
+//! Code below the handlers returns a `ChatError`; `?` in a handler turns it
+//! into the [`ApiError`] the JSON error body and the WebSocket `error` frames
+//! are made from. The messages are what a client shows, so they say what to
+//! do next where there is something to do.
+
+use actix_web::http::StatusCode;
+use confab_kit::ApiError;
+use confab_kit::db::DbError;
+
+use crate::tree_patch::PatchRefused;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// Also what another user's conversation answers, so existence does not
+    /// leak (DESIGN §4).
+    #[error("conversation not found")]
+    ConversationNotFound,
+    /// [`Self::ConversationNotFound`] in the words of the seed APIs that call
+    /// a conversation a session.
+    #[error("session not found")]
+    SessionNotFound,
+    #[error("the message is empty")]
+    EmptyMessage,
+    #[error("the message has {chars} characters; at most {max} are allowed")]
+    MessageTooLong { chars: usize, max: usize },
+    #[error("the title is empty")]
+    EmptyTitle,
+    #[error("the title has {chars} characters; at most {max} are allowed")]
+    TitleTooLong { chars: usize, max: usize },
+    #[error("limit must be a whole number from 1 to {max}")]
+    InvalidLimit { max: i64 },
+    #[error("cursor is not one this service handed out; start again without it")]
+    InvalidCursor,
+    /// A `Last-Event-ID` that names no event of the stream; the text says
+    /// which ids that stream hands out.
+    #[error("{0}")]
+    BadLastEventId(&'static str),
+    #[error("no agent '{0}' is registered")]
+    UnknownAgent(String),
+    /// The conversation's agent was removed from the settings since.
+    #[error("the conversation's agent '{0}' is not registered")]
+    AgentGone(String),
+    #[error("the model '{0}' does not exist: models are the registered agents")]
+    ModelNotFound(String),
+    #[error("the conversation is with '{agent}', not '{model}'")]
+    ModelMismatch { agent: String, model: String },
+    #[error("messages has no user message")]
+    NoUserMessage,
+    #[error("{0} is not text")]
+    HeaderNotText(&'static str),
+    #[error("metadata.conversation_id must be a conversation id")]
+    InvalidConversationId,
+    #[error("X-Response-Format must be 'openai' or 'v0.3'")]
+    UnknownResponseFormat,
+    #[error("a reply is still being written in this conversation; wait for it or cancel it")]
+    TurnInFlight,
+    #[error("no reply is being written in this conversation")]
+    NoTurnInFlight,
+    #[error("this conversation has no reply to re-attach to")]
+    NoTurn,
+    #[error(
+        "you have {limit} replies being written already, the most at once; wait for one to finish"
+    )]
+    TooManyTurnsInFlight { limit: usize, retry_after: u64 },
+    #[error("too many messages this minute; retry in {retry_after} s")]
+    TooManyTurnsThisMinute { retry_after: u64 },
+    #[error("too many conversations followed at once: at most {limit} per user; close one first")]
+    TooManyFollowed { limit: usize, retry_after: u64 },
+    /// A WebSocket frame that needs a conversation before `init_session`.
+    #[error("send init_session first")]
+    NoSession,
+    #[error("this socket is attached to another conversation; open a new socket")]
+    SessionExists,
+    #[error(transparent)]
+    Patch(#[from] PatchRefused),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Ours, not the client's: logged with its cause, answered as a bare 500.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ChatError {
+    /// The code clients see in `error.code`.
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use ChatError as E;
+        match self {
+            E::ConversationNotFound | E::SessionNotFound => (StatusCode::NOT_FOUND, "not_found"),
+            E::EmptyMessage => (StatusCode::UNPROCESSABLE_ENTITY, "empty_message"),
+            E::MessageTooLong { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "message_too_long"),
+            E::EmptyTitle => (StatusCode::UNPROCESSABLE_ENTITY, "empty_title"),
+            E::TitleTooLong { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "title_too_long"),
+            E::InvalidLimit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_limit"),
+            E::InvalidCursor => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_cursor"),
+            E::BadLastEventId(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_last_event_id"),
+            E::UnknownAgent(_) | E::AgentGone(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "unknown_agent")
+            }
+            E::ModelNotFound(_) => (StatusCode::NOT_FOUND, "model_not_found"),
+            E::ModelMismatch { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "model_mismatch"),
+            E::NoUserMessage => (StatusCode::UNPROCESSABLE_ENTITY, "no_user_message"),
+            E::HeaderNotText(_) => (StatusCode::BAD_REQUEST, "invalid_header"),
+            E::InvalidConversationId => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_conversation_id")
+            }
+            E::UnknownResponseFormat => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "unknown_response_format")
+            }
+            E::TurnInFlight => (StatusCode::CONFLICT, "turn_in_flight"),
+            E::NoTurnInFlight => (StatusCode::CONFLICT, "no_turn_in_flight"),
+            E::NoTurn => (StatusCode::NOT_FOUND, "no_turn"),
+            E::TooManyTurnsInFlight { .. }
+            | E::TooManyTurnsThisMinute { .. }
+            | E::TooManyFollowed { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            E::NoSession => (StatusCode::CONFLICT, "no_session"),
+            E::SessionExists => (StatusCode::CONFLICT, "session_exists"),
+            E::Patch(refused @ PatchRefused::Invalid(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, refused.code())
+            }
+            E::Patch(refused) => (StatusCode::PAYLOAD_TOO_LARGE, refused.code()),
+            E::Db(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(err: ChatError) -> Self {
+        match err {
+            ChatError::TooManyTurnsInFlight { retry_after, .. }
+            | ChatError::TooManyTurnsThisMinute { retry_after }
+            | ChatError::TooManyFollowed { retry_after, .. } => {
+                ApiError::too_many_requests(retry_after, err.to_string())
+            }
+            ChatError::Db(_) | ChatError::Internal(_) => ApiError::internal(err),
+            _ => {
+                let (status, code) = err.status_and_code();
+                ApiError::new(status, code, err.to_string())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_keeps_its_code_status_and_words() {
+        let api = ApiError::from(ChatError::MessageTooLong { chars: 12, max: 10 });
+        assert_eq!(api.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(api.code(), "message_too_long");
+        assert_eq!(
+            api.message(),
+            "the message has 12 characters; at most 10 are allowed"
+        );
+    }
+
+    #[test]
+    fn a_rate_limit_carries_its_wait() {
+        let api = ApiError::from(ChatError::TooManyTurnsThisMinute { retry_after: 7 });
+        assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(api.code(), "rate_limited");
+        assert_eq!(api.retry_after(), Some(7));
+    }
+
+    #[test]
+    fn an_internal_error_shows_no_cause() {
+        let api = ApiError::from(ChatError::Internal(anyhow::anyhow!("secret detail")));
+        assert_eq!(api.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(api.message(), "internal server error");
+        assert!(
+            std::error::Error::source(&api).is_some(),
+            "the cause is kept for the log"
+        );
+    }
+}
