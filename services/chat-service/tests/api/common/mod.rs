@@ -1,0 +1,337 @@
+//! chat-service as tests start it, in front of the real demo agents (which
+//! think through a real llm-proxy-service with its builtin model), and a
+//! client with one method per endpoint, calling as the gateway does
+//! (service token and `X-User-Id`).
+
+pub mod ws;
+
+use std::collections::BTreeMap;
+
+use confab_kit::settings::ServiceSettings;
+use confab_kit::testing::{TestDatabase, init_test_tracing};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use llm_proxy_service::providers::ProviderSettings;
+use serde_json::{Value, json};
+
+pub const SERVICE_TOKEN: &str = "confab-dev-service-token";
+
+/// llm-proxy-service and every demo agent on free ports; the agents' A2A
+/// URLs by name. `chunk_delay_ms` slows the builtin model down.
+pub async fn start_agents(
+    chunk_delay_ms: u64,
+    databases: &mut Vec<TestDatabase>,
+) -> BTreeMap<String, String> {
+    start_agents_with(0, chunk_delay_ms, databases, |_| {}).await
+}
+
+/// [`start_agents`] with a builtin model that also waits
+/// `first_chunk_delay_ms` before each answer, so turns stay in flight.
+pub async fn start_slow_agents(
+    first_chunk_delay_ms: u64,
+    chunk_delay_ms: u64,
+    databases: &mut Vec<TestDatabase>,
+) -> BTreeMap<String, String> {
+    start_agents_with(first_chunk_delay_ms, chunk_delay_ms, databases, |_| {}).await
+}
+
+/// [`start_slow_agents`], with the agents' settings adjusted by `tweak`
+/// (their default service token is chat-service's: both are the
+/// development one).
+pub async fn start_agents_with(
+    first_chunk_delay_ms: u64,
+    chunk_delay_ms: u64,
+    databases: &mut Vec<TestDatabase>,
+    tweak: impl FnOnce(&mut demo_agents::Settings),
+) -> BTreeMap<String, String> {
+    init_test_tracing();
+    let database = TestDatabase::new("llm-proxy").await.unwrap();
+    let mut llm = llm_proxy_service::Settings::defaults().unwrap();
+    llm.server.port = 0;
+    llm.database = database.settings.clone();
+    if let Some(ProviderSettings::Builtin(builtin)) = llm.providers.get_mut("builtin") {
+        builtin.chunk_delay_ms = chunk_delay_ms;
+        builtin.first_chunk_delay_ms = first_chunk_delay_ms;
+    }
+    databases.push(database);
+    let llm = llm_proxy_service::build(llm).await.unwrap();
+    let llm_url = format!("http://127.0.0.1:{}", llm.port());
+    tokio::spawn(llm.run_until_stopped());
+
+    let mut settings = demo_agents::Settings::defaults().unwrap();
+    settings.llm.base_url = llm_url;
+    for agent in settings.agents.values_mut() {
+        agent.port = 0;
+    }
+    tweak(&mut settings);
+    let names: Vec<String> = settings.agents.keys().cloned().collect();
+    let agents = demo_agents::build(settings).await.unwrap();
+    let urls = names
+        .into_iter()
+        .map(|name| {
+            let url = format!("http://127.0.0.1:{}/", agents.port(&name).unwrap());
+            (name, url)
+        })
+        .collect();
+    tokio::spawn(agents.run_until_stopped());
+    urls
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub http: reqwest::Client,
+    /// chat-service's own database, for tests that check what is stored.
+    pub db: confab_kit::db::Db,
+}
+
+impl TestApp {
+    /// chat-service on a fresh database, its agents at `agents` (id → URL),
+    /// its settings adjusted by `tweak`.
+    pub async fn start(
+        agents: &BTreeMap<String, String>,
+        databases: &mut Vec<TestDatabase>,
+        tweak: impl FnOnce(&mut chat_service::Settings),
+    ) -> Self {
+        init_test_tracing();
+        let database = TestDatabase::new("chat").await.unwrap();
+        let mut settings = chat_service::Settings::defaults().unwrap();
+        settings.server.port = 0;
+        settings.database = database.settings.clone();
+        databases.push(database);
+        settings.agents = agents
+            .iter()
+            .map(|(id, url)| {
+                let entry = serde_json::from_value(json!({"url": url})).unwrap();
+                (id.clone(), entry)
+            })
+            .collect();
+        settings.a2a.retry_base_ms = 10;
+        tweak(&mut settings);
+        let app = chat_service::build(settings).await.unwrap();
+        let url = format!("http://127.0.0.1:{}", app.port());
+        let db = app.db().cloned().unwrap();
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            url,
+            http: reqwest::Client::new(),
+            db,
+        }
+    }
+
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .header("x-service-token", SERVICE_TOKEN)
+            .header("x-user-id", user)
+    }
+
+    /// `POST /chat/conversations` with `body`.
+    pub async fn create(&self, user: &str, body: Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, "/chat/conversations", user)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /chat/conversations?{query}`.
+    pub async fn list(&self, user: &str, query: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::GET,
+            &format!("/chat/conversations?{query}"),
+            user,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// `GET /chat/conversations/{id}`.
+    pub async fn get(&self, user: &str, conversation: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::GET,
+            &format!("/chat/conversations/{conversation}"),
+            user,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// `PATCH /chat/conversations/{id}` with `body`.
+    pub async fn patch(&self, user: &str, conversation: &str, body: Value) -> reqwest::Response {
+        self.request(
+            reqwest::Method::PATCH,
+            &format!("/chat/conversations/{conversation}"),
+            user,
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// `DELETE /chat/conversations/{id}`.
+    pub async fn delete(&self, user: &str, conversation: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::DELETE,
+            &format!("/chat/conversations/{conversation}"),
+            user,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// `GET /chat/conversations/{id}/history`.
+    pub async fn history(&self, user: &str, conversation: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::GET,
+            &format!("/chat/conversations/{conversation}/history"),
+            user,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// A new conversation of `user` with `agent`; its id.
+    pub async fn conversation(&self, user: &str, agent: &str) -> String {
+        let created: Value = self
+            .create(user, json!({"agent_id": agent}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET …/messages?{query}`.
+    pub async fn page(&self, user: &str, conversation: &str, query: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::GET,
+            &format!("/chat/conversations/{conversation}/messages?{query}"),
+            user,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// Starts a turn; the response streams its events.
+    pub async fn stream(&self, user: &str, conversation: &str, message: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::POST,
+            &format!("/chat/conversations/{conversation}/messages/stream"),
+            user,
+        )
+        .json(&json!({"message": message}))
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// A whole turn: its events.
+    pub async fn turn(&self, user: &str, conversation: &str, message: &str) -> Vec<Value> {
+        let response = self.stream(user, conversation, message).await;
+        assert_eq!(response.status(), 200, "the turn started");
+        events(response).await
+    }
+
+    pub async fn cancel(&self, user: &str, conversation: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::POST,
+            &format!("/chat/conversations/{conversation}/cancel"),
+            user,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// The conversation's messages, oldest first.
+    pub async fn messages(&self, user: &str, conversation: &str) -> Vec<Value> {
+        let page: Value = self
+            .page(user, conversation, "")
+            .await
+            .json()
+            .await
+            .unwrap();
+        page["items"].as_array().unwrap().clone()
+    }
+}
+
+impl TestApp {
+    /// `POST /chat/unified` with `body`, answered in `format`
+    /// (`X-Response-Format`) when given.
+    pub async fn unified(
+        &self,
+        user: &str,
+        body: Value,
+        format: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self.request(reqwest::Method::POST, "/chat/unified", user);
+        if let Some(format) = format {
+            request = request.header("x-response-format", format);
+        }
+        request.json(&body).send().await.unwrap()
+    }
+
+    /// `POST /chat/completions` with `body`, in `conversation`
+    /// (`X-Conversation-Id`) when given.
+    pub async fn completions(
+        &self,
+        user: &str,
+        body: Value,
+        conversation: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self.request(reqwest::Method::POST, "/chat/completions", user);
+        if let Some(conversation) = conversation {
+            request = request.header("x-conversation-id", conversation);
+        }
+        request.json(&body).send().await.unwrap()
+    }
+
+    /// `GET /chat/models`.
+    pub async fn models(&self, user: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, "/chat/models", user)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The `data:` payloads of an SSE stream as sent, to its end (for OpenAI
+/// chunks, whose last one is `[DONE]`).
+pub async fn data_lines(response: reqwest::Response) -> Vec<String> {
+    response
+        .bytes_stream()
+        .eventsource()
+        .map(|event| event.unwrap().data)
+        .collect()
+        .await
+}
+
+/// Every event of a turn's SSE stream, to its end.
+pub async fn events(response: reqwest::Response) -> Vec<Value> {
+    response
+        .bytes_stream()
+        .eventsource()
+        .map(|event| serde_json::from_str::<Value>(&event.unwrap().data).unwrap())
+        .collect()
+        .await
+}
+
+/// The text a turn streamed.
+pub fn streamed_text(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter(|e| e["type"] == "text")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect()
+}

@@ -1,0 +1,26 @@
+//! chat-service's integration tests, one binary: each module is one area, each
+//! test starts the real services it needs on port 0.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
+
+mod agent_auth;
+mod agent_chat;
+mod agent_faults;
+mod api;
+mod common;
+mod conversations;
+mod crash;
+mod fuzz_ws;
+mod limits;
+mod openai;
+mod resume;
+mod sessions;
+mod tree_limits;
+mod turns;
+mod unified;
+mod ws;
+mod ws_wakeups;

@@ -1,0 +1,166 @@
+//! The demo agents as tests start them: every agent on its own port, all
+//! thinking through a real llm-proxy-service (builtin model, fresh
+//! database), and one JSON-RPC client to call them with, which presents
+//! the service token as chat-service does.
+
+use std::collections::BTreeMap;
+
+use confab_kit::settings::ServiceSettings;
+use confab_kit::testing::{TestDatabase, init_test_tracing};
+use eventsource_stream::Eventsource;
+use futures_util::{Stream, StreamExt};
+use llm_proxy_service::providers::ProviderSettings;
+use serde_json::{Value, json};
+
+/// The `A2A-Version` header of a call; `None` sends none (which means 0.3).
+pub const V1: Option<&str> = Some("1.0");
+pub const V03: Option<&str> = None;
+
+pub struct Agents {
+    urls: BTreeMap<String, String>,
+    pub http: reqwest::Client,
+    /// The service token the agents accept, which `post` presents.
+    pub service_token: String,
+    /// The llm-proxy-service the agents think through.
+    llm_url: String,
+    _database: TestDatabase,
+}
+
+impl Agents {
+    /// `chunk_delay_ms` slows the builtin model down, to leave time to
+    /// cancel or drop a stream mid-way.
+    pub async fn start(chunk_delay_ms: u64) -> Self {
+        Self::start_with(chunk_delay_ms, |_| {}).await
+    }
+
+    /// As `start`, with the agents' settings adjusted by `tweak`.
+    pub async fn start_with(
+        chunk_delay_ms: u64,
+        tweak: impl FnOnce(&mut demo_agents::Settings),
+    ) -> Self {
+        init_test_tracing();
+        let database = TestDatabase::new("llm-proxy").await.unwrap();
+        let mut llm = llm_proxy_service::Settings::defaults().unwrap();
+        llm.server.port = 0;
+        llm.database = database.settings.clone();
+        if let Some(ProviderSettings::Builtin(builtin)) = llm.providers.get_mut("builtin") {
+            builtin.chunk_delay_ms = chunk_delay_ms;
+        }
+        let llm = llm_proxy_service::build(llm).await.unwrap();
+        let llm_url = format!("http://127.0.0.1:{}", llm.port());
+        tokio::spawn(llm.run_until_stopped());
+        let mut settings = demo_agents::Settings::defaults().unwrap();
+        settings.llm.base_url = llm_url.clone();
+        for agent in settings.agents.values_mut() {
+            agent.port = 0;
+        }
+        tweak(&mut settings);
+        let service_token = settings.auth.service_token.clone();
+        let names: Vec<String> = settings.agents.keys().cloned().collect();
+        let agents = demo_agents::build(settings).await.unwrap();
+        let urls = names
+            .into_iter()
+            .map(|name| {
+                let url = format!("http://127.0.0.1:{}/", agents.port(&name).unwrap());
+                (name, url)
+            })
+            .collect();
+        tokio::spawn(agents.run_until_stopped());
+        Self {
+            urls,
+            http: reqwest::Client::new(),
+            service_token,
+            llm_url,
+            _database: database,
+        }
+    }
+
+    pub fn url(&self, agent: &str) -> &str {
+        &self.urls[agent]
+    }
+
+    /// The LLM calls llm-proxy-service recorded for `user`, newest first,
+    /// asked as the services ask (the service token and `X-User-Id`).
+    pub async fn llm_calls(&self, user: &str) -> Vec<Value> {
+        let page: Value = self
+            .http
+            .get(format!("{}/llm-calls", self.llm_url))
+            .header("x-service-token", &self.service_token)
+            .header("x-user-id", user)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["items"].as_array().unwrap().clone()
+    }
+
+    /// Posts a JSON-RPC request (any JSON) to `agent`, with the service
+    /// token.
+    pub async fn post(&self, agent: &str, version: Option<&str>, body: Value) -> reqwest::Response {
+        self.post_with(agent, version, Some(&self.service_token), body)
+            .await
+    }
+
+    /// Posts a JSON-RPC request to `agent` with `token` as its bearer token,
+    /// or no `Authorization` at all.
+    pub async fn post_with(
+        &self,
+        agent: &str,
+        version: Option<&str>,
+        token: Option<&str>,
+        body: Value,
+    ) -> reqwest::Response {
+        let mut request = self.http.post(self.url(agent)).json(&body);
+        if let Some(version) = version {
+            request = request.header("A2A-Version", version);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// A non-streaming call; the whole JSON-RPC response.
+    pub async fn rpc(
+        &self,
+        agent: &str,
+        version: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+        self.post(agent, version, body).await.json().await.unwrap()
+    }
+
+    /// A streaming call; the JSON-RPC response of each SSE event.
+    pub async fn stream(
+        &self,
+        agent: &str,
+        version: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> impl Stream<Item = Value> + use<> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let response = self.post(agent, version, body).await;
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/event-stream",
+            "a stream, not an error"
+        );
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|event| serde_json::from_str::<Value>(&event.unwrap().data).unwrap())
+    }
+
+    /// `SendStreamingMessage` of `text` over v1.0; the stream's results.
+    pub async fn send_v1(&self, agent: &str, text: &str) -> impl Stream<Item = Value> + use<> {
+        let params =
+            json!({"message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": text}]}});
+        self.stream(agent, V1, "SendStreamingMessage", params)
+            .await
+            .map(|response| response["result"].clone())
+    }
+}

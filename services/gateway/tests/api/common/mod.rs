@@ -1,0 +1,294 @@
+//! The whole stack for integration tests: llm-proxy-service, the math agent,
+//! chat-service and the gateway, each the real service started with its
+//! `build()` on port 0 against a fresh database (SQLite, or PostgreSQL when
+//! `CONFAB_TEST_DATABASE_URL` is set).
+
+pub mod echo;
+pub mod ws;
+
+use confab_kit::db::Db;
+use confab_kit::settings::ServiceSettings;
+use confab_kit::testing::{TestDatabase, init_test_tracing};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+pub struct Stack {
+    pub gateway: String,
+    /// dashboard-proxy, relaying WebSockets to the gateway.
+    pub dashboard: String,
+    pub gateway_db: Db,
+    pub chat: String,
+    pub llm: String,
+    pub math_agent: String,
+    pub llm_db: Db,
+    pub http: reqwest::Client,
+    /// The gateway's service token (it serves its /metrics to it).
+    pub service_token: String,
+    _databases: Vec<TestDatabase>,
+}
+
+/// A registered, logged-in user.
+pub struct User {
+    pub id: String,
+    pub token: String,
+    pub refresh_token: String,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Self::start_with(|_| {}).await
+    }
+
+    /// The stack with the gateway's settings adjusted by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut gateway::Settings)) -> Stack {
+        init_test_tracing();
+        let llm_database = TestDatabase::new("llm-proxy").await.unwrap();
+        let chat_database = TestDatabase::new("chat").await.unwrap();
+        let gateway_database = TestDatabase::new("gateway").await.unwrap();
+        // Bound first: the other services verify user tokens against its JWKS.
+        let gateway_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let gateway_url = format!(
+            "http://127.0.0.1:{}",
+            gateway_listener.local_addr().unwrap().port()
+        );
+        let jwks_url = format!("{gateway_url}/.well-known/jwks.json");
+
+        let mut llm = llm_proxy_service::Settings::defaults().unwrap();
+        llm.server.port = 0;
+        llm.database = llm_database.settings.clone();
+        llm.auth.jwt.jwks_url = jwks_url.clone();
+        let llm = llm_proxy_service::build(llm).await.unwrap();
+        let llm_url = format!("http://127.0.0.1:{}", llm.port());
+        let llm_db = llm.db().unwrap().clone();
+        tokio::spawn(llm.run_until_stopped());
+
+        let mut agents = demo_agents::Settings::defaults().unwrap();
+        agents.llm.base_url = llm_url.clone();
+        for agent in agents.agents.values_mut() {
+            agent.port = 0;
+        }
+        let agents = demo_agents::build(agents).await.unwrap();
+        let math_agent = format!("http://127.0.0.1:{}", agents.port("math").unwrap());
+        let agent_urls: Vec<(String, String)> = ["math", "text", "tree"]
+            .into_iter()
+            .map(|name| {
+                let url = format!("http://127.0.0.1:{}/", agents.port(name).unwrap());
+                (name.to_owned(), url)
+            })
+            .collect();
+        tokio::spawn(agents.run_until_stopped());
+
+        let mut chat = chat_service::Settings::defaults().unwrap();
+        chat.server.port = 0;
+        chat.database = chat_database.settings.clone();
+        chat.auth.jwt.jwks_url = jwks_url;
+        for (name, url) in agent_urls {
+            chat.agents.get_mut(&name).unwrap().url = url;
+        }
+        let chat = chat_service::build(chat).await.unwrap();
+        let chat_url = format!("http://127.0.0.1:{}", chat.port());
+        tokio::spawn(chat.run_until_stopped());
+
+        let mut gateway = gateway::Settings::defaults().unwrap();
+        gateway.server.port = 0;
+        gateway.database = gateway_database.settings.clone();
+        gateway.upstreams.insert("chat".into(), chat_url.clone());
+        gateway
+            .upstreams
+            .insert("llm_proxy".into(), llm_url.clone());
+        configure(&mut gateway);
+        let service_token = gateway.auth.service_token.clone();
+        let gateway = gateway::build_on(gateway_listener, gateway).await.unwrap();
+        let gateway_db = gateway.db().unwrap().clone();
+        tokio::spawn(gateway.run_until_stopped());
+
+        let mut dashboard = dashboard_proxy::Settings::defaults().unwrap();
+        dashboard.server.port = 0;
+        dashboard.upstream.url = gateway_url.replace("http://", "ws://");
+        let dashboard = dashboard_proxy::build(dashboard).await.unwrap();
+        let dashboard_url = format!("http://127.0.0.1:{}", dashboard.port());
+        tokio::spawn(dashboard.run_until_stopped());
+
+        Stack {
+            gateway: gateway_url,
+            dashboard: dashboard_url,
+            gateway_db,
+            chat: chat_url,
+            llm: llm_url,
+            math_agent,
+            llm_db,
+            http: reqwest::Client::new(),
+            service_token,
+            _databases: vec![llm_database, chat_database, gateway_database],
+        }
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/auth/register", self.gateway))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/auth/login", self.gateway))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers and logs in a user.
+    pub async fn user(&self, username: &str) -> User {
+        let registered: Value = self
+            .register(username, "correct horse battery")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let tokens: Value = self
+            .login(username, "correct horse battery")
+            .await
+            .json()
+            .await
+            .unwrap();
+        User {
+            id: registered["id"].as_str().unwrap().to_owned(),
+            token: tokens["access_token"].as_str().unwrap().to_owned(),
+            refresh_token: tokens["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// `POST /api/v1/auth/{endpoint}` with a JSON body.
+    pub async fn auth_post(&self, endpoint: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/auth/{endpoint}", self.gateway))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.auth_post("refresh", json!({"refresh_token": refresh_token}))
+            .await
+    }
+
+    pub async fn me(&self, token: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/api/v1/auth/me", self.gateway))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn create_conversation(&self, user: &User, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/conversations", self.gateway))
+            .bearer_auth(&user.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a conversation and returns its id.
+    pub async fn conversation(&self, user: &User) -> String {
+        let created: Value = self
+            .create_conversation(user, json!({}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Posts raw bytes as a turn through the gateway.
+    pub async fn post_stream_raw(
+        &self,
+        user: &User,
+        conversation: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!(
+                "{}/api/v1/conversations/{conversation}/messages/stream",
+                self.gateway
+            ))
+            .bearer_auth(&user.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_stream(
+        &self,
+        user: &User,
+        conversation: &str,
+        message: &str,
+    ) -> reqwest::Response {
+        self.post_stream_raw(user, conversation, json!({"message": message}).to_string())
+            .await
+    }
+
+    pub async fn messages(&self, user: &User, conversation: &str) -> reqwest::Response {
+        self.http
+            .get(format!(
+                "{}/api/v1/conversations/{conversation}/messages",
+                self.gateway
+            ))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The messages of a conversation, as its owner sees them.
+    pub async fn message_items(&self, user: &User, conversation: &str) -> Vec<Value> {
+        let page: Value = self
+            .messages(user, conversation)
+            .await
+            .json()
+            .await
+            .unwrap();
+        page["items"].as_array().unwrap().clone()
+    }
+}
+
+/// Reads an SSE response to its end: each event's `id` and JSON `data`.
+pub async fn sse_events(response: reqwest::Response) -> Vec<(String, Value)> {
+    let mut events = Vec::new();
+    let mut stream = response.bytes_stream().eventsource();
+    while let Some(event) = stream.next().await {
+        let event = event.unwrap();
+        events.push((event.id, serde_json::from_str(&event.data).unwrap()));
+    }
+    events
+}
+
+/// Asserts the JSON error body and returns its code.
+pub async fn error_code(response: reqwest::Response) -> String {
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = response.json().await.unwrap();
+    let error = &body["error"];
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(
+        error["request_id"].as_str().map(str::to_owned),
+        request_id,
+        "{body}"
+    );
+    error["code"].as_str().unwrap().to_owned()
+}
