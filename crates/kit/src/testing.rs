@@ -115,6 +115,45 @@ fn replace_database(url: &str, database: &str) -> String {
     }
 }
 
+/// What one test started: the services it spawned and the databases they
+/// use, which live as long as the `Stack` (on PostgreSQL each is dropped
+/// when it goes). Services start with their own crate's `testing::start`,
+/// which takes the stack so the test holds one value, not a list of
+/// databases beside its clients.
+pub struct Stack {
+    databases: Vec<TestDatabase>,
+}
+
+impl Stack {
+    pub fn new() -> Self {
+        init_test_tracing();
+        Self {
+            databases: Vec::new(),
+        }
+    }
+
+    /// A fresh database for `service`, owned by the stack.
+    pub async fn database(&mut self, service: &str) -> anyhow::Result<DatabaseSettings> {
+        let database = TestDatabase::new(service).await?;
+        let settings = database.settings.clone();
+        self.databases.push(database);
+        Ok(settings)
+    }
+
+    /// Runs `server` until the test's runtime ends; its URL.
+    pub fn spawn(&mut self, server: crate::server::Running) -> String {
+        let url = format!("http://127.0.0.1:{}", server.port());
+        tokio::spawn(server.run_until_stopped());
+        url
+    }
+}
+
+impl Default for Stack {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Installs a test subscriber printing logs, only when `TEST_LOG` is set.
 pub fn init_test_tracing() {
     static INIT: Once = Once::new();

@@ -7,6 +7,8 @@ pub mod card;
 pub mod llm;
 pub mod rpc;
 pub mod tasks;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tools;
 pub mod tree;
 

@@ -7,6 +7,8 @@ pub mod providers;
 pub mod recorder;
 pub mod routes;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod trace;
 
 use std::collections::{BTreeMap, HashMap};

@@ -2,22 +2,24 @@
 //! agent's own `key` when its entry has one, else the service token. The
 //! real demo agents refuse anything else.
 
-use crate::common::{TestApp, start_agents_with, streamed_text};
 use chat_service::a2a::client::AgentCredential;
+use confab_kit::testing::Stack;
+
+use crate::common::{TestApp, start_agents_with, streamed_text};
 
 const MATH_KEY: &str = "math-inbound-key-for-tests";
 
 #[tokio::test]
 async fn each_agent_is_called_with_its_key_or_else_the_service_token() {
-    let mut databases = Vec::new();
+    let mut stack = Stack::new();
     // The agents share a service token chat-service does not have; math
     // also accepts its own inbound key.
-    let agents = start_agents_with(0, 0, &mut databases, |settings| {
+    let agents = start_agents_with(0, 0, &mut stack, |settings| {
         settings.auth.service_token = "a-token-chat-service-does-not-know".into();
         settings.agents.get_mut("math").unwrap().inbound_key = Some(MATH_KEY.into());
     })
     .await;
-    let chat = TestApp::start(&agents, &mut databases, |settings| {
+    let chat = TestApp::start(&agents, &mut stack, |settings| {
         settings.agents.get_mut("math").unwrap().key = Some(AgentCredential::new(MATH_KEY));
     })
     .await;

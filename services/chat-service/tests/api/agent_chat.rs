@@ -4,12 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{TestApp, start_agents};
-use confab_kit::testing::TestDatabase;
+use confab_kit::testing::Stack;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::common::{TestApp, start_agents};
 
 const QUESTION: &str = "What is 6 * 7?";
 
@@ -51,16 +52,16 @@ async fn error_code(response: reqwest::Response) -> String {
     body["error"]["code"].as_str().unwrap().to_owned()
 }
 
-async fn chat() -> (TestApp, Vec<TestDatabase>) {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
-    (chat, databases)
+async fn chat() -> (TestApp, Stack) {
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    (chat, stack)
 }
 
 #[tokio::test]
 async fn a_first_message_creates_a_session_and_the_next_one_continues_it() {
-    let (chat, _databases) = chat().await;
+    let (chat, _stack) = chat().await;
     let ada = "usr-ada";
     // Exactly the seed's request, its `character_id` included.
     let first = chat
@@ -100,7 +101,7 @@ async fn a_first_message_creates_a_session_and_the_next_one_continues_it() {
 
 #[tokio::test]
 async fn the_stream_names_a_new_session_first_and_continues_a_named_one() {
-    let (chat, _databases) = chat().await;
+    let (chat, _stack) = chat().await;
     let ada = "usr-ada";
     let first = events(
         chat.agent_chat(ada, "/stream", &json!({"message": QUESTION}).to_string())
@@ -139,7 +140,7 @@ async fn the_stream_names_a_new_session_first_and_continues_a_named_one() {
 
 #[tokio::test]
 async fn history_is_the_newest_messages_in_order_in_the_seeds_shape() {
-    let (chat, _databases) = chat().await;
+    let (chat, _stack) = chat().await;
     let ada = "usr-ada";
     let first: Value = chat
         .agent_chat(ada, "", &json!({"message": QUESTION}).to_string())
@@ -223,7 +224,7 @@ async fn history_is_the_newest_messages_in_order_in_the_seeds_shape() {
 
 #[tokio::test]
 async fn bad_input_is_refused_and_writes_nothing() {
-    let (chat, _databases) = chat().await;
+    let (chat, _stack) = chat().await;
     let ada = "usr-ada";
     for path in ["", "/stream"] {
         for (body, status, code) in [
@@ -282,7 +283,7 @@ async fn bad_input_is_refused_and_writes_nothing() {
 
 #[tokio::test]
 async fn another_users_session_is_not_found() {
-    let (chat, _databases) = chat().await;
+    let (chat, _stack) = chat().await;
     let first: Value = chat
         .agent_chat("usr-ada", "", &json!({"message": QUESTION}).to_string())
         .await
@@ -314,9 +315,9 @@ async fn a_turn_whose_agent_is_down_reports_retries_and_a_text_error() {
         .local_addr()
         .unwrap()
         .port();
-    let mut databases = Vec::new();
+    let mut stack = Stack::new();
     let agents = BTreeMap::from([("math".to_owned(), format!("http://127.0.0.1:{dead_port}/"))]);
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let streamed = events(
         chat.agent_chat(
             "usr-ada",

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::common::{TestApp, start_agents, streamed_text};
-use confab_kit::testing::TestDatabase;
+use confab_kit::testing::Stack;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::common::{TestApp, start_agents, streamed_text};
 
 /// How the front door before the agent misbehaves with JSON-RPC calls.
 #[derive(Clone, Copy)]
@@ -26,8 +27,8 @@ enum Fault {
 
 /// The math agent (its builtin model streaming a chunk every 30 ms) behind
 /// a TCP front door that misbehaves as `fault` says; the door's URL.
-async fn flaky_agent(fault: Fault, databases: &mut Vec<TestDatabase>) -> String {
-    let agents = start_agents(30, databases).await;
+async fn flaky_agent(fault: Fault, stack: &mut Stack) -> String {
+    let agents = start_agents(30, stack).await;
     let agent_port: u16 = agents["math"]
         .trim_end_matches('/')
         .rsplit(':')
@@ -110,11 +111,11 @@ async fn relay_then_cut(client: TcpStream, agent: TcpStream, events: usize) {
 /// agent is behind the front door: its events, and the persisted messages.
 async fn turn_through(
     agent_url: String,
-    databases: &mut Vec<TestDatabase>,
+    stack: &mut Stack,
     message: &str,
 ) -> (Vec<Value>, Vec<Value>) {
     let agents = BTreeMap::from([("math".to_owned(), agent_url)]);
-    let chat = TestApp::start(&agents, databases, |_| {}).await;
+    let chat = TestApp::start(&agents, stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     let events = chat.turn("usr-ada", &conversation, message).await;
     (events, chat.messages("usr-ada", &conversation).await)
@@ -122,9 +123,9 @@ async fn turn_through(
 
 #[tokio::test]
 async fn an_agent_that_refuses_two_connections_is_retried_then_answers() {
-    let mut databases = Vec::new();
-    let agent = flaky_agent(Fault::Refuse(2), &mut databases).await;
-    let (events, _) = turn_through(agent, &mut databases, "What is 6 * 7?").await;
+    let mut stack = Stack::new();
+    let agent = flaky_agent(Fault::Refuse(2), &mut stack).await;
+    let (events, _) = turn_through(agent, &mut stack, "What is 6 * 7?").await;
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
         &types[..3],
@@ -139,15 +140,15 @@ async fn an_agent_that_refuses_two_connections_is_retried_then_answers() {
 
 #[tokio::test]
 async fn a_dropped_stream_is_resumed_without_a_gap_or_a_duplicate() {
-    let mut databases = Vec::new();
+    let mut stack = Stack::new();
     let fault = Fault::CutAfterEvents {
         events: 3,
         agent_lives: true,
         reconnect_delay_ms: 0,
     };
-    let agent = flaky_agent(fault, &mut databases).await;
+    let agent = flaky_agent(fault, &mut stack).await;
     let words = vec!["word"; 20].join(" ");
-    let (events, messages) = turn_through(agent, &mut databases, &words).await;
+    let (events, messages) = turn_through(agent, &mut stack, &words).await;
     assert_eq!(streamed_text(&events), words);
     assert_eq!(events.last().unwrap()["status"], "complete");
     assert_eq!(messages[1]["content"], words.as_str());
@@ -156,7 +157,7 @@ async fn a_dropped_stream_is_resumed_without_a_gap_or_a_duplicate() {
 
 #[tokio::test]
 async fn a_task_that_ended_while_its_stream_was_down_is_read_back_whole() {
-    let mut databases = Vec::new();
+    let mut stack = Stack::new();
     // The 20 words take about 0.6 s; the stream is back only after 2 s,
     // when the task has ended and can no longer be subscribed to.
     let fault = Fault::CutAfterEvents {
@@ -164,9 +165,9 @@ async fn a_task_that_ended_while_its_stream_was_down_is_read_back_whole() {
         agent_lives: true,
         reconnect_delay_ms: 2000,
     };
-    let agent = flaky_agent(fault, &mut databases).await;
+    let agent = flaky_agent(fault, &mut stack).await;
     let words = vec!["word"; 20].join(" ");
-    let (events, messages) = turn_through(agent, &mut databases, &words).await;
+    let (events, messages) = turn_through(agent, &mut stack, &words).await;
     assert_eq!(streamed_text(&events), words, "no gap, no duplicate");
     let done = events.last().unwrap();
     assert_eq!(done["status"], "complete", "{events:?}");
@@ -180,15 +181,15 @@ async fn a_task_that_ended_while_its_stream_was_down_is_read_back_whole() {
 
 #[tokio::test]
 async fn an_agent_that_dies_after_three_chunks_leaves_an_incomplete_message() {
-    let mut databases = Vec::new();
+    let mut stack = Stack::new();
     let fault = Fault::CutAfterEvents {
         events: 3,
         agent_lives: false,
         reconnect_delay_ms: 0,
     };
-    let agent = flaky_agent(fault, &mut databases).await;
+    let agent = flaky_agent(fault, &mut stack).await;
     let words = vec!["word"; 20].join(" ");
-    let (events, messages) = turn_through(agent, &mut databases, &words).await;
+    let (events, messages) = turn_through(agent, &mut stack, &words).await;
     let partial = streamed_text(&events);
     assert!(
         !partial.is_empty() && partial.len() < words.len(),

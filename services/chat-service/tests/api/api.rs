@@ -4,27 +4,28 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::TestApp;
-use confab_kit::testing::TestDatabase;
+use confab_kit::testing::Stack;
 use serde_json::{Value, json};
 
+use crate::common::TestApp;
+
 /// chat-service whose `math` agent points at a port nothing listens on; the
-/// databases live as long as the second value.
-async fn start() -> (TestApp, Vec<TestDatabase>) {
+/// stack live as long as the second value.
+async fn start() -> (TestApp, Stack) {
     let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let agents = BTreeMap::from([("math".to_owned(), format!("http://127.0.0.1:{dead_port}/"))]);
-    let mut databases = Vec::new();
-    let app = TestApp::start(&agents, &mut databases, |_| {}).await;
-    (app, databases)
+    let mut stack = Stack::new();
+    let app = TestApp::start(&agents, &mut stack, |_| {}).await;
+    (app, stack)
 }
 
 #[tokio::test]
 async fn a_turn_whose_agent_is_down_ends_failed_with_one_assistant_message() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let conversation = app.conversation("usr-ada", "math").await;
     let events = app.turn("usr-ada", &conversation, "hello?").await;
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
@@ -56,7 +57,7 @@ async fn a_turn_whose_agent_is_down_ends_failed_with_one_assistant_message() {
 
 #[tokio::test]
 async fn messages_page_backwards_with_before_seq() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let conversation = app.conversation("usr-ada", "math").await;
     for n in 0..3 {
         app.turn("usr-ada", &conversation, &format!("message {n}"))
@@ -97,7 +98,7 @@ async fn messages_page_backwards_with_before_seq() {
 
 #[tokio::test]
 async fn conversations_are_created_for_known_agents_only() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let response = app
         .create("usr-ada", json!({"title": "  Sums  ", "agent_id": "math"}))
         .await;
@@ -129,7 +130,7 @@ async fn conversations_are_created_for_known_agents_only() {
 
 #[tokio::test]
 async fn another_users_conversation_is_not_found() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let conversation = app.conversation("usr-ada", "math").await;
     assert_eq!(
         app.page("usr-mallory", &conversation, "").await.status(),

@@ -4,18 +4,19 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::common::TestApp;
 use chat_service::store::schema::messages;
 use confab_kit::db::{Db, DbError};
 use confab_kit::db_run;
-use confab_kit::testing::TestDatabase;
+use confab_kit::testing::Stack;
 use diesel::prelude::*;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{Value, json};
 
+use crate::common::TestApp;
+
 /// chat-service whose agents `math` and `text` point at a port nothing
-/// listens on; the databases live as long as the second value.
-async fn start() -> (TestApp, Vec<TestDatabase>) {
+/// listens on; the stack live as long as the second value.
+async fn start() -> (TestApp, Stack) {
     let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -23,9 +24,9 @@ async fn start() -> (TestApp, Vec<TestDatabase>) {
         .port();
     let url = format!("http://127.0.0.1:{dead_port}/");
     let agents = BTreeMap::from([("math".to_owned(), url.clone()), ("text".to_owned(), url)]);
-    let mut databases = Vec::new();
-    let app = TestApp::start(&agents, &mut databases, |_| {}).await;
-    (app, databases)
+    let mut stack = Stack::new();
+    let app = TestApp::start(&agents, &mut stack, |_| {}).await;
+    (app, stack)
 }
 
 /// The body of a response that must have `status`.
@@ -62,7 +63,7 @@ async fn stored_messages(db: &Db, conversation: &str) -> i64 {
 
 #[tokio::test]
 async fn conversations_are_listed_newest_first_and_a_new_message_moves_one_to_the_top() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let first = app.conversation("usr-ada", "math").await;
     let second = app.conversation("usr-ada", "math").await;
     let third = app.conversation("usr-ada", "math").await;
@@ -91,7 +92,7 @@ async fn conversations_are_listed_newest_first_and_a_new_message_moves_one_to_th
 
 #[tokio::test]
 async fn forty_five_conversations_page_as_twenty_twenty_and_five() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let mut created = Vec::new();
     for _ in 0..45 {
         created.push(app.conversation("usr-ada", "math").await);
@@ -130,7 +131,7 @@ async fn forty_five_conversations_page_as_twenty_twenty_and_five() {
 
 #[tokio::test]
 async fn conversations_updated_at_the_same_instant_page_by_id() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let mut created = Vec::new();
     for _ in 0..5 {
         created.push(app.conversation("usr-ada", "math").await);
@@ -160,7 +161,7 @@ async fn conversations_updated_at_the_same_instant_page_by_id() {
 
 #[tokio::test]
 async fn conversations_are_filtered_by_agent() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let math = app.conversation("usr-ada", "math").await;
     let text = app.conversation("usr-ada", "text").await;
     let math_too = app.conversation("usr-ada", "math").await;
@@ -189,7 +190,7 @@ async fn conversations_are_filtered_by_agent() {
 
 #[tokio::test]
 async fn bad_limits_and_cursors_are_refused_with_422() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     app.conversation("usr-ada", "math").await;
     app.conversation("usr-ada", "math").await;
     for bad in ["limit=0", "limit=-1", "limit=101", "limit=ten", "limit=2.5"] {
@@ -211,7 +212,7 @@ async fn bad_limits_and_cursors_are_refused_with_422() {
 
 #[tokio::test]
 async fn a_conversation_read_alone_comes_with_its_tree() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let created = json_with(
         app.create("usr-ada", json!({"title": "Sums", "agent_id": "math"}))
             .await,
@@ -231,7 +232,7 @@ async fn a_conversation_read_alone_comes_with_its_tree() {
 
 #[tokio::test]
 async fn a_renamed_conversation_answers_its_new_title_and_moves_to_the_top() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let renamed = app.conversation("usr-ada", "math").await;
     let other = app.conversation("usr-ada", "math").await;
     let before = json_with(app.get("usr-ada", &renamed).await, 200).await;
@@ -267,7 +268,7 @@ async fn a_renamed_conversation_answers_its_new_title_and_moves_to_the_top() {
 
 #[tokio::test]
 async fn bad_titles_are_refused_and_change_nothing() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let id = app.conversation("usr-ada", "math").await;
     let before = json_with(app.get("usr-ada", &id).await, 200).await;
     let refused = [
@@ -308,7 +309,7 @@ async fn bad_titles_are_refused_and_change_nothing() {
 
 #[tokio::test]
 async fn creating_with_a_bad_title_follows_the_same_rules() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let body = json_with(
         app.create("usr-ada", json!({"title": "é".repeat(201)}))
             .await,
@@ -324,7 +325,7 @@ async fn creating_with_a_bad_title_follows_the_same_rules() {
 
 #[tokio::test]
 async fn deleting_a_conversation_deletes_its_messages() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let doomed = app.conversation("usr-ada", "math").await;
     let kept = app.conversation("usr-ada", "math").await;
     app.turn("usr-ada", &doomed, "one").await;
@@ -348,7 +349,7 @@ async fn deleting_a_conversation_deletes_its_messages() {
 
 #[tokio::test]
 async fn history_holds_the_conversation_and_its_messages_oldest_first() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let id = app.conversation("usr-ada", "math").await;
     let empty = json_with(app.history("usr-ada", &id).await, 200).await;
     assert_eq!(empty["messages"], json!([]));
@@ -382,7 +383,7 @@ async fn history_holds_the_conversation_and_its_messages_oldest_first() {
 
 #[tokio::test]
 async fn history_is_capped_at_the_newest_thousand_messages() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let id = app.conversation("usr-ada", "math").await;
     // 1,005 messages written straight to the database, which is faster than
     // 500 turns. Only columns of the first migration, so later ones (with
@@ -420,7 +421,7 @@ async fn history_is_capped_at_the_newest_thousand_messages() {
 
 #[tokio::test]
 async fn another_users_conversation_is_not_found_on_every_endpoint() {
-    let (app, _databases) = start().await;
+    let (app, _stack) = start().await;
     let id = app.conversation("usr-ada", "math").await;
     app.turn("usr-ada", &id, "mine").await;
     let before = json_with(app.history("usr-ada", &id).await, 200).await;

@@ -5,11 +5,12 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{SERVICE_TOKEN, start_agents, streamed_text};
-use confab_kit::testing::TestDatabase;
+use confab_kit::testing::{Stack, TestDatabase};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+
+use crate::common::{SERVICE_TOKEN, start_agents, streamed_text};
 
 /// The chat-service binary on `port`, killed when dropped.
 struct Process(Child);
@@ -71,8 +72,8 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn a_turn_cut_off_by_a_crash_is_interrupted_and_the_conversation_goes_on() {
-    let mut databases = Vec::new();
-    let agents = start_agents(40, &mut databases).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(40, &mut stack).await;
     let database = TestDatabase::new("chat").await.unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");

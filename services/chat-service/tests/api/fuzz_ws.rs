@@ -7,10 +7,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use confab_kit::fuzz;
+use confab_kit::testing::Stack;
+use serde_json::Value;
+
 use crate::common::TestApp;
 use crate::common::ws::{Frame, Ws};
-use confab_kit::fuzz;
-use serde_json::Value;
 
 /// Valid frames of the envelope dialect (DESIGN §9); `close_session` is
 /// left out (it ends the socket, which mutations reach anyway).
@@ -83,10 +85,10 @@ async fn assert_pong(ws: &mut Ws) {
 
 #[tokio::test]
 async fn fuzz_chat_socket_frames_get_clear_answers_in_both_dialects() {
-    let mut databases = Vec::new();
+    let mut stack = Stack::new();
     // Turns started by the fuzzer fail fast: nothing listens on port 9.
     let agents = BTreeMap::from([("math".to_owned(), "http://127.0.0.1:9/".to_owned())]);
-    let chat = TestApp::start(&agents, &mut databases, |s| s.a2a.max_attempts = 1).await;
+    let chat = TestApp::start(&agents, &mut stack, |s| s.a2a.max_attempts = 1).await;
     fuzz_dialect(&chat, false, ENVELOPE).await;
     fuzz_dialect(&chat, true, COMPACT_FRAMES).await;
 }

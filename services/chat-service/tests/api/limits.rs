@@ -6,9 +6,11 @@
 
 use std::time::Duration;
 
+use confab_kit::testing::Stack;
+use serde_json::{Value, json};
+
 use crate::common::ws::{Frame, Ws};
 use crate::common::{TestApp, start_agents, start_slow_agents};
-use serde_json::{Value, json};
 
 /// Each answer of the builtin model waits this long: a math turn (a tool
 /// call, then the answer) stays in flight for twice that.
@@ -56,9 +58,9 @@ async fn conversations(chat: &TestApp, user: &str) -> Vec<String> {
 #[tokio::test]
 async fn the_fifth_turn_in_flight_of_a_user_is_refused_on_every_http_entry_point_while_another_user_is_served()
  {
-    let mut databases = Vec::new();
-    let agents = start_slow_agents(SLOW_MS, 0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_slow_agents(SLOW_MS, 0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let mut running = fill(&chat, "usr-ada", 4).await;
     let fifth = chat.conversation("usr-ada", "math").await;
 
@@ -96,9 +98,9 @@ async fn the_fifth_turn_in_flight_of_a_user_is_refused_on_every_http_entry_point
 
 #[tokio::test]
 async fn the_fifth_turn_in_flight_of_a_user_is_an_error_frame_in_the_envelope_dialect() {
-    let mut databases = Vec::new();
-    let agents = start_slow_agents(SLOW_MS, 0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_slow_agents(SLOW_MS, 0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     // Turns started over HTTP count against the same budget.
     let _running = fill(&chat, "usr-ada", 4).await;
 
@@ -127,9 +129,9 @@ async fn the_fifth_turn_in_flight_of_a_user_is_an_error_frame_in_the_envelope_di
 
 #[tokio::test]
 async fn the_fifth_turn_in_flight_over_compact_sockets_is_an_error_frame_and_creates_nothing() {
-    let mut databases = Vec::new();
-    let agents = start_slow_agents(SLOW_MS, 0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_slow_agents(SLOW_MS, 0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     // The attack: every compact socket opens a conversation and a turn.
     let mut sockets = Vec::new();
     for _ in 0..4 {
@@ -178,9 +180,9 @@ async fn the_fifth_turn_in_flight_over_compact_sockets_is_an_error_frame_and_cre
 
 #[tokio::test]
 async fn turn_starts_over_the_rate_are_refused_with_retry_after_on_http_and_sockets() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |settings| {
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |settings| {
         settings.limits.turns_per_minute = 2;
     })
     .await;
@@ -225,9 +227,9 @@ async fn closed_at_once(ws: &mut Ws) -> Option<(u16, String)> {
 
 #[tokio::test]
 async fn the_seventeenth_chat_socket_of_a_user_is_closed_with_1008() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let mut open = Vec::new();
     for _ in 0..16 {
         let mut ws = chat.socket("usr-ada", "", true).await;

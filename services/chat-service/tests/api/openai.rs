@@ -1,8 +1,10 @@
 //! The OpenAI chat-completions API of chat-service (`/chat/completions`,
 //! `/chat/models`) against the real demo agents: `model` is the agent.
 
-use crate::common::{TestApp, data_lines, start_agents};
+use confab_kit::testing::Stack;
 use serde_json::{Value, json};
+
+use crate::common::{TestApp, data_lines, start_agents};
 
 fn ask(model: &str, text: &str) -> Value {
     json!({"model": model, "messages": [
@@ -13,9 +15,9 @@ fn ask(model: &str, text: &str) -> Value {
 
 #[tokio::test]
 async fn models_are_the_registered_agents() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
 
     let response = chat.models("usr-ada").await;
     assert_eq!(response.status(), 200);
@@ -37,9 +39,9 @@ async fn models_are_the_registered_agents() {
 
 #[tokio::test]
 async fn a_completion_answers_with_the_reply_in_a_new_conversation() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
 
     let response = chat
         .completions("usr-ada", ask("math", "What is 6 * 7?"), None)
@@ -82,9 +84,9 @@ async fn a_completion_answers_with_the_reply_in_a_new_conversation() {
 
 #[tokio::test]
 async fn a_streamed_completion_sends_role_then_deltas_then_stop_and_done() {
-    let mut databases = Vec::new();
-    let agents = start_agents(5, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(5, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
 
     let mut body = ask("math", "What is 6 * 7?");
     body["stream"] = json!(true);
@@ -137,9 +139,9 @@ async fn a_streamed_completion_sends_role_then_deltas_then_stop_and_done() {
 
 #[tokio::test]
 async fn a_conversation_is_continued_by_header_or_metadata() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
 
     let first: Value = chat
         .completions("usr-ada", ask("math", "What is 6 * 7?"), None)
@@ -181,9 +183,9 @@ async fn a_conversation_is_continued_by_header_or_metadata() {
 
 #[tokio::test]
 async fn other_users_conversation_is_not_found() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
 
     let response = chat
@@ -202,9 +204,9 @@ async fn other_users_conversation_is_not_found() {
 
 #[tokio::test]
 async fn bad_requests_are_refused_and_start_nothing() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |s| {
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |s| {
         s.chat.max_message_chars = 50;
     })
     .await;
@@ -273,7 +275,7 @@ async fn bad_requests_are_refused_and_start_nothing() {
 
 #[tokio::test]
 async fn a_failed_turn_still_ends_the_stream_cleanly_and_says_so() {
-    let mut databases = Vec::new();
+    let mut stack = Stack::new();
     // An agent nobody listens for: every attempt is refused.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -281,7 +283,7 @@ async fn a_failed_turn_still_ends_the_stream_cleanly_and_says_so() {
         .unwrap()
         .port();
     let agents = [("math".to_owned(), format!("http://127.0.0.1:{port}/"))].into();
-    let chat = TestApp::start(&agents, &mut databases, |s| {
+    let chat = TestApp::start(&agents, &mut stack, |s| {
         s.a2a.max_attempts = 2;
     })
     .await;

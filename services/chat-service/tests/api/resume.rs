@@ -1,10 +1,12 @@
 //! Turns are owned by the server: a client that goes away loses nothing,
 //! and re-attaches with `Last-Event-ID`.
 
-use crate::common::{TestApp, events, start_agents, streamed_text};
+use confab_kit::testing::Stack;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::Value;
+
+use crate::common::{TestApp, events, start_agents, streamed_text};
 
 /// `GET …/stream` with `Last-Event-ID: after`; every event as (id, JSON).
 async fn resume(
@@ -41,9 +43,9 @@ async fn numbered(response: reqwest::Response) -> Vec<(u64, Value)> {
 
 #[tokio::test]
 async fn a_client_that_drops_after_the_first_text_loses_nothing_and_resumes_exactly() {
-    let mut databases = Vec::new();
-    let agents = start_agents(30, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(30, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     let words = vec!["word"; 20].join(" ");
 
@@ -91,9 +93,9 @@ async fn a_client_that_drops_after_the_first_text_loses_nothing_and_resumes_exac
 
 #[tokio::test]
 async fn every_reader_of_a_turn_gets_the_same_events() {
-    let mut databases = Vec::new();
-    let agents = start_agents(20, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(20, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     let words = ["word"; 10].join(" ");
 
@@ -109,9 +111,9 @@ async fn every_reader_of_a_turn_gets_the_same_events() {
 
 #[tokio::test]
 async fn re_attaching_is_for_the_owner_only_and_needs_a_reply() {
-    let mut databases = Vec::new();
-    let agents = start_agents(20, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(20, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
 
     let nothing_yet = resume(&chat, "usr-ada", &conversation, None).await;
@@ -145,9 +147,9 @@ async fn re_attaching_is_for_the_owner_only_and_needs_a_reply() {
 
 #[tokio::test]
 async fn a_plain_post_answers_with_the_finished_reply() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     let response = chat
         .request(

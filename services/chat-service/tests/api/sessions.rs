@@ -6,12 +6,14 @@
 
 use std::time::Duration;
 
-use crate::common::{TestApp, start_agents};
+use confab_kit::testing::Stack;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::common::{TestApp, start_agents};
 
 const QUESTION: &str = "What is 6 * 7?";
 
@@ -131,15 +133,13 @@ async fn error_code(response: reqwest::Response) -> String {
     body["error"]["code"].as_str().unwrap().to_owned()
 }
 
-async fn chat_with(
-    tweak: impl FnOnce(&mut chat_service::Settings),
-) -> (TestApp, Vec<confab_kit::testing::TestDatabase>) {
-    let mut databases = Vec::new();
+async fn chat_with(tweak: impl FnOnce(&mut chat_service::Settings)) -> (TestApp, Stack) {
+    let mut stack = Stack::new();
     // 30 ms a chunk: a turn of twenty words lasts long enough to leave it
     // in the middle.
-    let agents = start_agents(30, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, tweak).await;
-    (chat, databases)
+    let agents = start_agents(30, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, tweak).await;
+    (chat, stack)
 }
 
 async fn new_session(chat: &TestApp, user: &str) -> String {
@@ -151,7 +151,7 @@ async fn new_session(chat: &TestApp, user: &str) -> String {
 
 #[tokio::test]
 async fn every_session_path_answers_with_and_without_a_trailing_slash() {
-    let (chat, _databases) = chat_with(|_| {}).await;
+    let (chat, _stack) = chat_with(|_| {}).await;
     let ada = "usr-ada";
     let session = new_session(&chat, ada).await;
     let turn = chat.session_turn(ada, &session, QUESTION).await;
@@ -232,7 +232,7 @@ async fn every_session_path_answers_with_and_without_a_trailing_slash() {
 
 #[tokio::test]
 async fn a_session_is_created_with_or_without_a_body_and_a_bad_body_is_refused() {
-    let (chat, _databases) = chat_with(|_| {}).await;
+    let (chat, _stack) = chat_with(|_| {}).await;
     let ada = "usr-ada";
     for body in [
         "",
@@ -300,7 +300,7 @@ async fn a_session_is_created_with_or_without_a_body_and_a_bad_body_is_refused()
 
 #[tokio::test]
 async fn the_posted_stream_says_text_token_and_numbers_its_events_in_the_conversation() {
-    let (chat, _databases) = chat_with(|_| {}).await;
+    let (chat, _stack) = chat_with(|_| {}).await;
     let ada = "usr-ada";
     let session = new_session(&chat, ada).await;
 
@@ -340,7 +340,7 @@ async fn the_posted_stream_says_text_token_and_numbers_its_events_in_the_convers
 
 #[tokio::test]
 async fn the_posted_stream_refuses_bad_input_and_other_users() {
-    let (chat, _databases) = chat_with(|_| {}).await;
+    let (chat, _stack) = chat_with(|_| {}).await;
     let ada = "usr-ada";
     let session = new_session(&chat, ada).await;
     let post = |user: &'static str, session: String, body: String| {
@@ -380,7 +380,7 @@ async fn the_posted_stream_refuses_bad_input_and_other_users() {
 
 #[tokio::test]
 async fn an_eventsource_follows_turns_posted_elsewhere_one_after_the_other() {
-    let (chat, _databases) = chat_with(|_| {}).await;
+    let (chat, _stack) = chat_with(|_| {}).await;
     let ada = "usr-ada";
     let session = new_session(&chat, ada).await;
     let mut follower = chat.follower(ada, &session, None).await;
@@ -403,7 +403,7 @@ async fn an_eventsource_follows_turns_posted_elsewhere_one_after_the_other() {
 
 #[tokio::test]
 async fn a_follower_that_opens_mid_turn_gets_the_turn_from_its_start() {
-    let (chat, _databases) = chat_with(|_| {}).await;
+    let (chat, _stack) = chat_with(|_| {}).await;
     let ada = "usr-ada";
     let session = new_session(&chat, ada).await;
     let words = ["word"; 20].join(" ");
@@ -429,7 +429,7 @@ async fn a_follower_that_opens_mid_turn_gets_the_turn_from_its_start() {
 
 #[tokio::test]
 async fn a_follower_that_reconnects_with_last_event_id_misses_nothing_and_repeats_nothing() {
-    let (chat, _databases) = chat_with(|_| {}).await;
+    let (chat, _stack) = chat_with(|_| {}).await;
     let ada = "usr-ada";
     let session = new_session(&chat, ada).await;
     let words = ["word"; 20].join(" ");
@@ -480,7 +480,7 @@ async fn a_follower_that_reconnects_with_last_event_id_misses_nothing_and_repeat
 #[tokio::test]
 async fn a_turn_whose_log_is_gone_is_rebuilt_from_storage_and_resumes_by_its_own_ids() {
     // No ended turn is kept: a late reconnect gets the stored reply.
-    let (chat, _databases) = chat_with(|s| s.chat.ended_turn_linger_secs = 0).await;
+    let (chat, _stack) = chat_with(|s| s.chat.ended_turn_linger_secs = 0).await;
     let ada = "usr-ada";
     let session = new_session(&chat, ada).await;
     chat.session_turn(ada, &session, QUESTION).await;
@@ -512,7 +512,7 @@ async fn a_turn_whose_log_is_gone_is_rebuilt_from_storage_and_resumes_by_its_own
 
 #[tokio::test]
 async fn following_refuses_bad_ids_other_users_and_too_many_followers() {
-    let (chat, _databases) = chat_with(|s| {
+    let (chat, _stack) = chat_with(|s| {
         s.limits.followers_per_user = 1;
         // A client that left is noticed at the next keep-alive.
         s.chat.sse_keep_alive_ms = 50;
@@ -587,7 +587,7 @@ async fn following_refuses_bad_ids_other_users_and_too_many_followers() {
 
 #[tokio::test]
 async fn a_quiet_follower_gets_keep_alives_and_ends_when_its_session_is_deleted() {
-    let (chat, _databases) = chat_with(|s| s.chat.sse_keep_alive_ms = 50).await;
+    let (chat, _stack) = chat_with(|s| s.chat.sse_keep_alive_ms = 50).await;
     let ada = "usr-ada";
     let session = new_session(&chat, ada).await;
     let response = chat.follow(ada, &session, None).await;

@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::TestApp;
+use confab_kit::testing::Stack;
 use serde_json::{Value, json};
+
+use crate::common::TestApp;
 
 /// Resident memory of this process (the service runs in it), in KiB.
 fn rss_kib() -> u64 {
@@ -27,10 +29,10 @@ fn doubling_patch(copies: usize) -> Value {
 
 #[tokio::test]
 async fn a_tree_edit_that_doubles_the_tree_is_refused_before_memory_is_spent() {
-    let mut databases = Vec::new();
+    let mut stack = Stack::new();
     // No turn runs here: the agent only has to be registered.
     let agents = BTreeMap::from([("tree".to_owned(), "http://127.0.0.1:9/".to_owned())]);
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "tree").await;
 
     let query = format!("?conversation_id={conversation}");

@@ -1,16 +1,18 @@
 //! Turns against the real demo agents: canceling one mid-stream, refusing a
 //! second one while the first runs, and speaking the agent's A2A version.
 
-use crate::common::{TestApp, start_agents, streamed_text};
+use confab_kit::testing::Stack;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use crate::common::{TestApp, start_agents, streamed_text};
+
 #[tokio::test]
 async fn cancel_mid_stream_cancels_the_agents_task_and_keeps_the_message_canceled() {
-    let mut databases = Vec::new();
-    let agents = start_agents(40, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(40, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     let words = vec!["word"; 100].join(" ");
 
@@ -70,9 +72,9 @@ async fn cancel_mid_stream_cancels_the_agents_task_and_keeps_the_message_cancele
 
 #[tokio::test]
 async fn a_second_turn_while_one_runs_is_refused_and_writes_nothing() {
-    let mut databases = Vec::new();
-    let agents = start_agents(20, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(20, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     let words = vec!["word"; 30].join(" ");
 
@@ -105,9 +107,9 @@ async fn a_second_turn_while_one_runs_is_refused_and_writes_nothing() {
 
 #[tokio::test]
 async fn an_agent_configured_for_v03_is_spoken_to_in_v03() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |settings| {
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |settings| {
         let math = settings.agents.get_mut("math").unwrap();
         math.protocol_version = Some("0.3".into());
     })
@@ -145,9 +147,9 @@ async fn a_protocol_version_confab_does_not_speak_is_refused_at_start() {
 
 #[tokio::test]
 async fn the_tree_agents_patch_updates_the_conversations_tree_version_by_version() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "tree").await;
     let events = chat
         .turn("usr-ada", &conversation, "add node Fruits under root")

@@ -2,14 +2,16 @@
 //! by the first message, the agent chosen by its skills, both response
 //! formats, streaming and not.
 
-use crate::common::{TestApp, data_lines, events, start_agents, streamed_text};
+use confab_kit::testing::Stack;
 use serde_json::{Value, json};
+
+use crate::common::{TestApp, data_lines, events, start_agents, streamed_text};
 
 #[tokio::test]
 async fn the_first_message_creates_a_conversation_titled_by_it() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
 
     let response = chat
         .unified("usr-ada", json!({"message": "  What is 6 * 7?\n"}), None)
@@ -39,9 +41,9 @@ async fn the_first_message_creates_a_conversation_titled_by_it() {
 
 #[tokio::test]
 async fn a_long_first_message_makes_a_title_of_its_start() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
 
     let message = format!("Count the words in:\n{}", "word ".repeat(100));
     let answer: Value = chat
@@ -68,9 +70,9 @@ async fn a_long_first_message_makes_a_title_of_its_start() {
 
 #[tokio::test]
 async fn the_agent_is_chosen_by_its_skills_else_the_default() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |s| {
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |s| {
         s.chat.default_agent = "tree".into();
     })
     .await;
@@ -98,9 +100,9 @@ async fn the_agent_is_chosen_by_its_skills_else_the_default() {
 
 #[tokio::test]
 async fn agent_id_chooses_the_agent_and_an_unknown_one_is_refused() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
 
     let answer: Value = chat
         .unified(
@@ -128,9 +130,9 @@ async fn agent_id_chooses_the_agent_and_an_unknown_one_is_refused() {
 
 #[tokio::test]
 async fn v03_answers_the_message_and_streams_native_events() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
 
     let response = chat
         .unified(
@@ -173,9 +175,9 @@ async fn v03_answers_the_message_and_streams_native_events() {
 
 #[tokio::test]
 async fn openai_streaming_ends_with_done_and_continues_the_conversation() {
-    let mut databases = Vec::new();
-    let agents = start_agents(5, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(5, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
 
     let response = chat
@@ -208,9 +210,9 @@ async fn openai_streaming_ends_with_done_and_continues_the_conversation() {
 
 #[tokio::test]
 async fn other_users_conversation_is_not_found() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
 
     let response = chat
@@ -226,9 +228,9 @@ async fn other_users_conversation_is_not_found() {
 
 #[tokio::test]
 async fn bad_requests_are_refused_and_create_nothing() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |s| {
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |s| {
         s.chat.max_message_chars = 50;
     })
     .await;

@@ -5,10 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::common::ws::{Frame, Ws};
-use crate::common::{TestApp, start_agents};
+use confab_kit::testing::Stack;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::ws::{Frame, Ws};
+use crate::common::{TestApp, start_agents};
 
 /// An envelope socket of `user`.
 async fn connect(chat: &TestApp, user: &str, query: &str) -> Ws {
@@ -33,9 +35,9 @@ fn chunks(frames: &[Value]) -> String {
 
 #[tokio::test]
 async fn envelope_session_streams_reasoning_and_chunks_then_the_whole_reply() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let mut ws = connect(&chat, "usr-ada", "").await;
 
     let ready = ws.init(json!({})).await;
@@ -79,9 +81,9 @@ async fn envelope_session_streams_reasoning_and_chunks_then_the_whole_reply() {
 
 #[tokio::test]
 async fn a_second_tab_receives_the_events_of_a_turn_started_in_the_first() {
-    let mut databases = Vec::new();
-    let agents = start_agents(5, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(5, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let mut first = connect(&chat, "usr-ada", "").await;
     let ready = first.init(json!({"agent_id": "math"})).await;
     let conversation = ready["session_id"].as_str().unwrap().to_owned();
@@ -116,9 +118,9 @@ async fn a_second_tab_receives_the_events_of_a_turn_started_in_the_first() {
 
 #[tokio::test]
 async fn cancel_over_the_socket_ends_the_turn_canceled() {
-    let mut databases = Vec::new();
-    let agents = start_agents(40, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(40, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let mut ws = connect(&chat, "usr-ada", "").await;
     let ready = ws.init(json!({})).await;
     let conversation = ready["session_id"].as_str().unwrap().to_owned();
@@ -153,9 +155,9 @@ async fn cancel_over_the_socket_ends_the_turn_canceled() {
 
 #[tokio::test]
 async fn tree_edits_apply_at_the_current_version_and_stale_ones_are_refused() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let mut ws = connect(&chat, "usr-ada", "").await;
     let ready = ws.init(json!({"agent_id": "tree"})).await;
     let conversation = ready["session_id"].as_str().unwrap().to_owned();
@@ -212,9 +214,9 @@ fn compact_done(frames: &[Value]) -> &Value {
 
 #[tokio::test]
 async fn compact_dialect_by_subprotocol_creates_a_conversation_and_counts_tools() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let (mut ws, response) = chat
         .try_socket(Some("usr-ada"), "", Some("confab.compact.v1"))
         .await
@@ -249,9 +251,9 @@ async fn compact_dialect_by_subprotocol_creates_a_conversation_and_counts_tools(
 
 #[tokio::test]
 async fn compact_dialect_by_query_continues_the_given_conversation() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     let query = format!("?dialect=compact&conversation_id={conversation}");
     let mut ws = connect(&chat, "usr-ada", &query).await;
@@ -268,9 +270,9 @@ async fn compact_dialect_by_query_continues_the_given_conversation() {
 
 #[tokio::test]
 async fn malformed_frames_are_answered_with_errors_and_the_socket_stays_open() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let mut ws = connect(&chat, "usr-ada", "").await;
 
     ws.send(json!({"type": "user_prompt", "data": {"prompt": "hi"}}))
@@ -307,9 +309,9 @@ async fn malformed_frames_are_answered_with_errors_and_the_socket_stays_open() {
 
 #[tokio::test]
 async fn close_session_closes_normally() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let mut ws = connect(&chat, "usr-ada", "").await;
     ws.init(json!({})).await;
     ws.send(json!({"type": "close_session"})).await;
@@ -318,9 +320,9 @@ async fn close_session_closes_normally() {
 
 #[tokio::test]
 async fn init_session_continues_the_session_a_seed_004_client_names_by_session_id() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     chat.turn("usr-ada", &conversation, "What is 6 * 7?").await;
     // Beside `data`, where seed 004 puts it, and inside it.
@@ -371,9 +373,9 @@ async fn init_session_continues_the_session_a_seed_004_client_names_by_session_i
 
 #[tokio::test]
 async fn another_users_conversation_is_an_error_then_a_close() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     for query in [
         format!("?conversation_id={conversation}"),
@@ -388,9 +390,9 @@ async fn another_users_conversation_is_an_error_then_a_close() {
 
 #[tokio::test]
 async fn an_unauthenticated_upgrade_is_refused_with_401() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let refused = chat.try_socket(None, "", None).await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
@@ -402,9 +404,9 @@ async fn an_unauthenticated_upgrade_is_refused_with_401() {
 
 #[tokio::test]
 async fn a_silent_peer_is_dropped_and_an_answering_one_is_kept() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |settings| {
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |settings| {
         settings.chat.ws_heartbeat_ms = 100;
     })
     .await;
@@ -422,9 +424,9 @@ async fn a_silent_peer_is_dropped_and_an_answering_one_is_kept() {
 
 #[tokio::test]
 async fn debug_frames_go_only_to_sockets_that_asked_for_them() {
-    let mut databases = Vec::new();
+    let mut stack = Stack::new();
     let unreachable = BTreeMap::from([("math".to_owned(), "http://127.0.0.1:1/".to_owned())]);
-    let chat = TestApp::start(&unreachable, &mut databases, |_| {}).await;
+    let chat = TestApp::start(&unreachable, &mut stack, |_| {}).await;
     let mut debugging = connect(&chat, "usr-ada", "").await;
     let ready = debugging.init(json!({"debug": true})).await;
     let conversation = ready["session_id"].as_str().unwrap().to_owned();
@@ -455,11 +457,11 @@ async fn debug_frames_go_only_to_sockets_that_asked_for_them() {
 
 #[tokio::test]
 async fn an_agent_patch_made_stale_by_an_edit_is_refused_and_the_edit_stands() {
-    let mut databases = Vec::new();
+    let mut stack = Stack::new();
     // Slow chunks: the user's edit lands while the agent is still answering,
     // after it read the tree and before its patch arrives.
-    let agents = start_agents(60, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let agents = start_agents(60, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let mut ws = connect(&chat, "usr-ada", "").await;
     let ready = ws.init(json!({"agent_id": "tree"})).await;
     let conversation = ready["session_id"].as_str().unwrap().to_owned();

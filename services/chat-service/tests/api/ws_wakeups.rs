@@ -6,8 +6,10 @@
 
 use std::time::Duration;
 
-use crate::common::{TestApp, start_agents};
+use confab_kit::testing::Stack;
 use serde_json::json;
+
+use crate::common::{TestApp, start_agents};
 
 async fn wakeups(chat: &TestApp) -> u64 {
     let metrics = chat
@@ -24,9 +26,9 @@ async fn wakeups(chat: &TestApp) -> u64 {
 
 #[tokio::test]
 async fn a_socket_on_one_conversation_is_not_woken_by_turns_or_tree_edits_in_another() {
-    let mut databases = Vec::new();
-    let agents = start_agents(0, &mut databases).await;
-    let chat = TestApp::start(&agents, &mut databases, |_| {}).await;
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
     let mut on_a = chat.socket("usr-ada", "", false).await;
     on_a.init(json!({"agent_id": "tree"})).await;
     let mut on_b = chat.socket("usr-ada", "", false).await;

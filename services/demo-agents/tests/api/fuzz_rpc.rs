@@ -4,10 +4,11 @@
 //! envelope (or, for a streaming call it accepted, an SSE stream of them),
 //! never a 5xx. See `confab_kit::fuzz` for how to run this longer.
 
-use crate::common::Agents;
 use confab_kit::fuzz;
 use proptest::prelude::*;
 use serde_json::Value;
+
+use crate::common::Agents;
 
 /// Valid requests of both versions: every method, with the shapes the
 /// specification gives.

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use crate::common::{Agents, V1, V03};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+
+use crate::common::{Agents, V1, V03};
 
 const INBOUND_KEY: &str = "math-only-inbound-key-for-tests";
 

@@ -2,10 +2,11 @@
 //! task mid-stream. The agent thinks through a real llm-proxy-service whose
 //! builtin model is slowed down, so there is time to cancel.
 
-use crate::common::{Agents, V1};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+
+use crate::common::{Agents, V1};
 
 #[tokio::test]
 async fn cancel_stops_a_running_task_and_it_ends_canceled() {

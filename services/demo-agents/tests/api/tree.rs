@@ -3,9 +3,10 @@
 //! `metadata.confab.tree`. The agent thinks through a real
 //! llm-proxy-service whose builtin model follows `infra/llm-fixtures`.
 
-use crate::common::{Agents, V1};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+
+use crate::common::{Agents, V1};
 
 /// The tree agent, and the two calls these tests make to it.
 struct TreeAgent(Agents);

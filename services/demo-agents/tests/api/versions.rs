@@ -1,9 +1,10 @@
 //! The demo agents speak A2A v1.0 and v0.3, chosen per request by the
 //! `A2A-Version` header (none means 0.3), and say so in their card.
 
-use crate::common::{Agents, V1, V03};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+
+use crate::common::{Agents, V1, V03};
 
 fn v03_message(text: &str) -> Value {
     json!({"message": {"kind": "message", "messageId": "m1", "role": "user",

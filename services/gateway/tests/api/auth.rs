@@ -2,8 +2,9 @@
 //! refresh rotation with reuse detection and its grace, logout, the bootstrapped admin,
 //! key rotation seen by the other services, and the per-IP limits.
 
-use crate::common::{Stack, error_code};
 use serde_json::{Value, json};
+
+use crate::common::{Stack, error_code};
 
 const PASSWORD: &str = "correct horse battery";
 

@@ -6,12 +6,13 @@
 //! one), and the cookies never reach an upstream. API clients see no
 //! difference. Real gateway, real services, a real echo upstream.
 
-use crate::common::echo::stack_with_echo;
-use crate::common::ws::try_connect_with;
-use crate::common::{Stack, error_code};
 use reqwest::RequestBuilder;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Error as WsError;
+
+use crate::common::echo::stack_with_echo;
+use crate::common::ws::try_connect_with;
+use crate::common::{Stack, error_code};
 
 const PASSWORD: &str = "correct horse battery";
 const MARKER: (&str, &str) = ("x-confab-client", "console");

@@ -2,8 +2,9 @@
 //! and answers unknown routes with the JSON error body. The gateway's
 //! /metrics is for the service token and admins only.
 
-use crate::common::{Stack, error_code};
 use serde_json::Value;
+
+use crate::common::{Stack, error_code};
 
 #[tokio::test]
 async fn every_service_reports_health_readiness_and_metrics() {

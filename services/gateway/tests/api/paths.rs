@@ -7,9 +7,10 @@
 
 use std::time::Duration;
 
-use crate::common::echo::stack_with_echo;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::echo::stack_with_echo;
 
 /// How a request is sent.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -3,11 +3,12 @@
 //! CORS and trace headers. Operator routes point at a plain echo server
 //! (`crate::common::echo`) so the test sees what the gateway forwarded.
 
-use crate::common::echo::stack_with_echo;
-use crate::common::{Stack, error_code};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::common::echo::stack_with_echo;
+use crate::common::{Stack, error_code};
 
 #[tokio::test]
 async fn forged_identity_from_a_client_never_reaches_an_upstream() {

@@ -3,14 +3,15 @@
 //! upgrades), chat-service and llm-proxy-service called directly (REST and
 //! WebSocket), and dashboard-proxy (close 4401).
 
-use crate::common::ws::{Frame, connect, try_connect};
-use crate::common::{Stack, User};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use confab_protocol::auth::{AccessClaims, Role};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Error as WsError;
+
+use crate::common::ws::{Frame, connect, try_connect};
+use crate::common::{Stack, User};
 
 /// The gateway's signing key and its kid, read from its database.
 async fn signing_key(stack: &Stack) -> (String, EncodingKey, String) {

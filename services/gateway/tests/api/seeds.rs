@@ -4,9 +4,10 @@
 //! gateway injects. (What the seed forms say is tested in chat-service;
 //! here, that the default routes lead there, for their owner only.)
 
-use crate::common::{Stack, error_code, sse_events};
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::common::{Stack, error_code, sse_events};
 
 const QUESTION: &str = "What is 6 * 7?";
 

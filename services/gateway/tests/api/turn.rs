@@ -1,9 +1,10 @@
 //! One chat turn end to end: gateway → chat-service → math agent →
 //! llm-proxy-service, and the ways a client can get it wrong.
 
-use crate::common::{Stack, error_code, sse_events};
 use confab_kit::db::Db;
 use serde_json::{Value, json};
+
+use crate::common::{Stack, error_code, sse_events};
 
 /// The LLM calls recorded for a user, once `expected` of them are written
 /// (the proxy records off the request path, a moment after answering).

@@ -2,10 +2,11 @@
 //! llm-proxy-service), and client → dashboard-proxy → gateway → …, with a
 //! real WebSocket client and the real services.
 
-use crate::common::Stack;
-use crate::common::ws::{Frame, connect, try_connect};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Error as WsError;
+
+use crate::common::Stack;
+use crate::common::ws::{Frame, connect, try_connect};
 
 fn final_reply(frame: &serde_json::Value) -> bool {
     frame["type"] == "assistant_response" && frame["data"]["chunk"] == false

@@ -1,9 +1,10 @@
 //! llm-proxy-service's OpenAI-compatible API on the builtin model, with the
 //! recording of every call.
 
-use crate::common::{MATH_KEY, Proxy, sse_data};
 use llm_proxy_service::store::llm_calls;
 use serde_json::{Value, json};
+
+use crate::common::{MATH_KEY, Proxy, sse_data};
 
 fn request(stream: bool, include_usage: bool) -> Value {
     let mut body = json!({

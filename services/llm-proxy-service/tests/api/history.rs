@@ -1,8 +1,9 @@
 //! `GET /llm-calls`, `GET /llm-calls/{id}` and `GET /traces`: paginated and
 //! always scoped to the caller.
 
-use crate::common::{MATH_KEY, Proxy, SERVICE_TOKEN};
 use serde_json::{Value, json};
+
+use crate::common::{MATH_KEY, Proxy, SERVICE_TOKEN};
 
 async fn call_as(proxy: &Proxy, user: &str, message: &str) -> String {
     let calculator = json!({"type": "function", "function": {"name": "calculator", "parameters": {"type": "object"}}});

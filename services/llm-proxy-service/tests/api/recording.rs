@@ -1,11 +1,12 @@
 //! The recorder under pressure: a full queue slows callers down but loses
 //! nothing, and a graceful shutdown writes everything still queued.
 
-use crate::common::{MATH_KEY, Proxy, sse_data};
 use confab_kit::db::Db;
 use llm_proxy_service::store::llm_calls;
 use llm_proxy_service::store::trace_events::{self, EventFilter};
 use serde_json::json;
+
+use crate::common::{MATH_KEY, Proxy, sse_data};
 
 async fn streamed_call(proxy: &Proxy) {
     let response = proxy

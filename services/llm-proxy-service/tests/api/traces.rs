@@ -2,11 +2,12 @@
 //! `since=` (from memory and, after a restart, from the database), and a
 //! subscriber that stops reading.
 
-use crate::common::{MATH_KEY, Proxy, SERVICE_TOKEN, TEXT_KEY, sse_data};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::common::{MATH_KEY, Proxy, SERVICE_TOKEN, TEXT_KEY, sse_data};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

@@ -1,8 +1,9 @@
 //! llm-proxy-service in front of a real HTTP upstream that the test starts:
 //! pass-through, retry, fallback, a stream that dies, a refusal.
 
-use crate::common::{MATH_KEY, Proxy, Upstream, openai_provider, sse_data};
 use serde_json::{Value, json};
+
+use crate::common::{MATH_KEY, Proxy, Upstream, openai_provider, sse_data};
 
 async fn proxy_for(upstream: &Upstream) -> Proxy {
     let dead = std::net::TcpListener::bind("127.0.0.1:0")

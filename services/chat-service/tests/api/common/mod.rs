@@ -8,21 +8,18 @@ pub mod ws;
 use std::collections::BTreeMap;
 
 use confab_kit::settings::ServiceSettings;
-use confab_kit::testing::{TestDatabase, init_test_tracing};
+use confab_kit::testing::Stack;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use llm_proxy_service::providers::ProviderSettings;
+use llm_proxy_service::testing::slow_builtin;
 use serde_json::{Value, json};
 
 pub const SERVICE_TOKEN: &str = "confab-dev-service-token";
 
 /// llm-proxy-service and every demo agent on free ports; the agents' A2A
 /// URLs by name. `chunk_delay_ms` slows the builtin model down.
-pub async fn start_agents(
-    chunk_delay_ms: u64,
-    databases: &mut Vec<TestDatabase>,
-) -> BTreeMap<String, String> {
-    start_agents_with(0, chunk_delay_ms, databases, |_| {}).await
+pub async fn start_agents(chunk_delay_ms: u64, stack: &mut Stack) -> BTreeMap<String, String> {
+    start_agents_with(0, chunk_delay_ms, stack, |_| {}).await
 }
 
 /// [`start_agents`] with a builtin model that also waits
@@ -30,9 +27,9 @@ pub async fn start_agents(
 pub async fn start_slow_agents(
     first_chunk_delay_ms: u64,
     chunk_delay_ms: u64,
-    databases: &mut Vec<TestDatabase>,
+    stack: &mut Stack,
 ) -> BTreeMap<String, String> {
-    start_agents_with(first_chunk_delay_ms, chunk_delay_ms, databases, |_| {}).await
+    start_agents_with(first_chunk_delay_ms, chunk_delay_ms, stack, |_| {}).await
 }
 
 /// [`start_slow_agents`], with the agents' settings adjusted by `tweak`
@@ -41,40 +38,15 @@ pub async fn start_slow_agents(
 pub async fn start_agents_with(
     first_chunk_delay_ms: u64,
     chunk_delay_ms: u64,
-    databases: &mut Vec<TestDatabase>,
+    stack: &mut Stack,
     tweak: impl FnOnce(&mut demo_agents::Settings),
 ) -> BTreeMap<String, String> {
-    init_test_tracing();
-    let database = TestDatabase::new("llm-proxy").await.unwrap();
-    let mut llm = llm_proxy_service::Settings::defaults().unwrap();
-    llm.server.port = 0;
-    llm.database = database.settings.clone();
-    if let Some(ProviderSettings::Builtin(builtin)) = llm.providers.get_mut("builtin") {
-        builtin.chunk_delay_ms = chunk_delay_ms;
-        builtin.first_chunk_delay_ms = first_chunk_delay_ms;
-    }
-    databases.push(database);
-    let llm = llm_proxy_service::build(llm).await.unwrap();
-    let llm_url = format!("http://127.0.0.1:{}", llm.port());
-    tokio::spawn(llm.run_until_stopped());
-
-    let mut settings = demo_agents::Settings::defaults().unwrap();
-    settings.llm.base_url = llm_url;
-    for agent in settings.agents.values_mut() {
-        agent.port = 0;
-    }
-    tweak(&mut settings);
-    let names: Vec<String> = settings.agents.keys().cloned().collect();
-    let agents = demo_agents::build(settings).await.unwrap();
-    let urls = names
-        .into_iter()
-        .map(|name| {
-            let url = format!("http://127.0.0.1:{}/", agents.port(&name).unwrap());
-            (name, url)
-        })
-        .collect();
-    tokio::spawn(agents.run_until_stopped());
-    urls
+    let llm = llm_proxy_service::testing::start(stack, |settings| {
+        slow_builtin(settings, first_chunk_delay_ms, chunk_delay_ms);
+    })
+    .await
+    .unwrap();
+    demo_agents::testing::start(&llm.url, tweak).await.unwrap()
 }
 
 pub struct TestApp {
@@ -89,15 +61,12 @@ impl TestApp {
     /// its settings adjusted by `tweak`.
     pub async fn start(
         agents: &BTreeMap<String, String>,
-        databases: &mut Vec<TestDatabase>,
+        stack: &mut Stack,
         tweak: impl FnOnce(&mut chat_service::Settings),
     ) -> Self {
-        init_test_tracing();
-        let database = TestDatabase::new("chat").await.unwrap();
         let mut settings = chat_service::Settings::defaults().unwrap();
         settings.server.port = 0;
-        settings.database = database.settings.clone();
-        databases.push(database);
+        settings.database = stack.database("chat").await.unwrap();
         settings.agents = agents
             .iter()
             .map(|(id, url)| {
@@ -108,9 +77,8 @@ impl TestApp {
         settings.a2a.retry_base_ms = 10;
         tweak(&mut settings);
         let app = chat_service::build(settings).await.unwrap();
-        let url = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().cloned().unwrap();
-        tokio::spawn(app.run_until_stopped());
+        let url = stack.spawn(app);
         Self {
             url,
             http: reqwest::Client::new(),

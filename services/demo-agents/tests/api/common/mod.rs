@@ -5,11 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use confab_kit::settings::ServiceSettings;
-use confab_kit::testing::{TestDatabase, init_test_tracing};
+use confab_kit::testing::Stack;
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
-use llm_proxy_service::providers::ProviderSettings;
+use llm_proxy_service::testing::slow_builtin;
 use serde_json::{Value, json};
 
 /// The `A2A-Version` header of a call; `None` sends none (which means 0.3).
@@ -23,7 +22,8 @@ pub struct Agents {
     pub service_token: String,
     /// The llm-proxy-service the agents think through.
     llm_url: String,
-    _database: TestDatabase,
+    /// The services' databases, kept for the life of the test.
+    _stack: Stack,
 }
 
 impl Agents {
@@ -38,40 +38,26 @@ impl Agents {
         chunk_delay_ms: u64,
         tweak: impl FnOnce(&mut demo_agents::Settings),
     ) -> Self {
-        init_test_tracing();
-        let database = TestDatabase::new("llm-proxy").await.unwrap();
-        let mut llm = llm_proxy_service::Settings::defaults().unwrap();
-        llm.server.port = 0;
-        llm.database = database.settings.clone();
-        if let Some(ProviderSettings::Builtin(builtin)) = llm.providers.get_mut("builtin") {
-            builtin.chunk_delay_ms = chunk_delay_ms;
-        }
-        let llm = llm_proxy_service::build(llm).await.unwrap();
-        let llm_url = format!("http://127.0.0.1:{}", llm.port());
-        tokio::spawn(llm.run_until_stopped());
-        let mut settings = demo_agents::Settings::defaults().unwrap();
-        settings.llm.base_url = llm_url.clone();
-        for agent in settings.agents.values_mut() {
-            agent.port = 0;
-        }
-        tweak(&mut settings);
-        let service_token = settings.auth.service_token.clone();
-        let names: Vec<String> = settings.agents.keys().cloned().collect();
-        let agents = demo_agents::build(settings).await.unwrap();
-        let urls = names
-            .into_iter()
-            .map(|name| {
-                let url = format!("http://127.0.0.1:{}/", agents.port(&name).unwrap());
-                (name, url)
-            })
-            .collect();
-        tokio::spawn(agents.run_until_stopped());
+        let mut stack = Stack::new();
+        let llm = llm_proxy_service::testing::start(&mut stack, |settings| {
+            slow_builtin(settings, 0, chunk_delay_ms);
+        })
+        .await
+        .unwrap();
+        let mut service_token = String::new();
+        let urls = demo_agents::testing::start(&llm.url, |settings| {
+            tweak(settings);
+            service_token.clone_from(&settings.auth.service_token);
+        })
+        .await
+        .unwrap();
+        let llm_url = llm.url;
         Self {
             urls,
             http: reqwest::Client::new(),
             service_token,
             llm_url,
-            _database: database,
+            _stack: stack,
         }
     }
 

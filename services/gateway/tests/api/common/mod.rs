@@ -8,7 +8,7 @@ pub mod ws;
 
 use confab_kit::db::Db;
 use confab_kit::settings::ServiceSettings;
-use confab_kit::testing::{TestDatabase, init_test_tracing};
+use confab_kit::testing;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -25,7 +25,8 @@ pub struct Stack {
     pub http: reqwest::Client,
     /// The gateway's service token (it serves its /metrics to it).
     pub service_token: String,
-    _databases: Vec<TestDatabase>,
+    /// The services' databases, kept for the life of the test.
+    _stack: testing::Stack,
 }
 
 /// A registered, logged-in user.
@@ -42,10 +43,7 @@ impl Stack {
 
     /// The stack with the gateway's settings adjusted by `configure`.
     pub async fn start_with(configure: impl FnOnce(&mut gateway::Settings)) -> Stack {
-        init_test_tracing();
-        let llm_database = TestDatabase::new("llm-proxy").await.unwrap();
-        let chat_database = TestDatabase::new("chat").await.unwrap();
-        let gateway_database = TestDatabase::new("gateway").await.unwrap();
+        let mut stack = testing::Stack::new();
         // Bound first: the other services verify user tokens against its JWKS.
         let gateway_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let gateway_url = format!(
@@ -54,49 +52,30 @@ impl Stack {
         );
         let jwks_url = format!("{gateway_url}/.well-known/jwks.json");
 
-        let mut llm = llm_proxy_service::Settings::defaults().unwrap();
-        llm.server.port = 0;
-        llm.database = llm_database.settings.clone();
-        llm.auth.jwt.jwks_url = jwks_url.clone();
-        let llm = llm_proxy_service::build(llm).await.unwrap();
-        let llm_url = format!("http://127.0.0.1:{}", llm.port());
-        let llm_db = llm.db().unwrap().clone();
-        tokio::spawn(llm.run_until_stopped());
-
-        let mut agents = demo_agents::Settings::defaults().unwrap();
-        agents.llm.base_url = llm_url.clone();
-        for agent in agents.agents.values_mut() {
-            agent.port = 0;
-        }
-        let agents = demo_agents::build(agents).await.unwrap();
-        let math_agent = format!("http://127.0.0.1:{}", agents.port("math").unwrap());
-        let agent_urls: Vec<(String, String)> = ["math", "text", "tree"]
-            .into_iter()
-            .map(|name| {
-                let url = format!("http://127.0.0.1:{}/", agents.port(name).unwrap());
-                (name.to_owned(), url)
-            })
-            .collect();
-        tokio::spawn(agents.run_until_stopped());
+        let llm = llm_proxy_service::testing::start(&mut stack, |settings| {
+            settings.auth.jwt.jwks_url.clone_from(&jwks_url);
+        })
+        .await
+        .unwrap();
+        let agent_urls = demo_agents::testing::start(&llm.url, |_| {}).await.unwrap();
+        let math_agent = agent_urls["math"].trim_end_matches('/').to_owned();
 
         let mut chat = chat_service::Settings::defaults().unwrap();
         chat.server.port = 0;
-        chat.database = chat_database.settings.clone();
+        chat.database = stack.database("chat").await.unwrap();
         chat.auth.jwt.jwks_url = jwks_url;
         for (name, url) in agent_urls {
             chat.agents.get_mut(&name).unwrap().url = url;
         }
-        let chat = chat_service::build(chat).await.unwrap();
-        let chat_url = format!("http://127.0.0.1:{}", chat.port());
-        tokio::spawn(chat.run_until_stopped());
+        let chat_url = stack.spawn(chat_service::build(chat).await.unwrap());
 
         let mut gateway = gateway::Settings::defaults().unwrap();
         gateway.server.port = 0;
-        gateway.database = gateway_database.settings.clone();
+        gateway.database = stack.database("gateway").await.unwrap();
         gateway.upstreams.insert("chat".into(), chat_url.clone());
         gateway
             .upstreams
-            .insert("llm_proxy".into(), llm_url.clone());
+            .insert("llm_proxy".into(), llm.url.clone());
         configure(&mut gateway);
         let service_token = gateway.auth.service_token.clone();
         let gateway = gateway::build_on(gateway_listener, gateway).await.unwrap();
@@ -106,21 +85,19 @@ impl Stack {
         let mut dashboard = dashboard_proxy::Settings::defaults().unwrap();
         dashboard.server.port = 0;
         dashboard.upstream.url = gateway_url.replace("http://", "ws://");
-        let dashboard = dashboard_proxy::build(dashboard).await.unwrap();
-        let dashboard_url = format!("http://127.0.0.1:{}", dashboard.port());
-        tokio::spawn(dashboard.run_until_stopped());
+        let dashboard_url = stack.spawn(dashboard_proxy::build(dashboard).await.unwrap());
 
         Stack {
             gateway: gateway_url,
             dashboard: dashboard_url,
             gateway_db,
             chat: chat_url,
-            llm: llm_url,
+            llm: llm.url,
             math_agent,
-            llm_db,
+            llm_db: llm.db,
             http: reqwest::Client::new(),
             service_token,
-            _databases: vec![llm_database, chat_database, gateway_database],
+            _stack: stack,
         }
     }
 
