@@ -10,10 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use futures_util::stream::BoxStream;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use self::builtin::{Builtin, BuiltinSettings};
 use self::openai::{OpenAi, OpenAiSettings};
+use crate::call::ClientRequest;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -131,12 +132,12 @@ impl Providers {
     pub async fn start(
         &self,
         target: &Target,
-        body: &Map<String, Value>,
+        request: &ClientRequest,
         stream: bool,
     ) -> Result<Start, UpstreamError> {
         match self.providers.get(&target.provider) {
-            Some(Provider::Builtin(p)) => p.start(&target.model, body, stream).await,
-            Some(Provider::OpenAi(p)) => p.start(&target.model, body, stream).await,
+            Some(Provider::Builtin(p)) => p.start(&target.model, &request.parsed, stream).await,
+            Some(Provider::OpenAi(p)) => p.start(&target.model, request.object(), stream).await,
             None => Err(UpstreamError::Retryable(format!(
                 "no provider '{}'",
                 target.provider

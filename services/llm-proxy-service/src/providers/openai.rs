@@ -97,10 +97,9 @@ impl OpenAi {
     pub async fn start(
         &self,
         model: &str,
-        body: &Map<String, Value>,
+        mut body: Map<String, Value>,
         stream: bool,
     ) -> Result<Start, UpstreamError> {
-        let mut body = body.clone();
         body.insert("model".into(), Value::String(model.to_owned()));
         if stream {
             let options = body.entry("stream_options").or_insert_with(|| json!({}));

@@ -2,11 +2,16 @@
 //! file that is almost right is refused with an error, never a panic, and
 //! one that loads answers any conversation.
 
+use std::time::Duration;
+
 use confab_kit::fuzz;
+use confab_protocol::openai::{ChatCompletionRequest, ChatMessage};
 use proptest::prelude::*;
 use serde_json::json;
 
-use super::*;
+use super::Builtin;
+use super::fixtures::{DEMO_FIXTURES, parse_rules};
+use super::tests::empty_request;
 
 #[test]
 fn fuzz_fixtures_files_load_or_are_refused_and_answer_anything() {

@@ -1,0 +1,90 @@
+//! A streamed answer put together from its chunks: text, tool calls, usage,
+//! finish reason and model.
+
+use std::collections::BTreeMap;
+
+use confab_protocol::openai::{ToolCall, ToolCallDelta, Usage};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// The parts of a streamed chunk the proxy reads. Deliberately not the full
+/// `ChatCompletionChunk` (whose flattened extra fields make parsing several
+/// times slower): every chunk of every stream is parsed on the hot path, and
+/// the client gets the upstream's bytes, not a re-encoding.
+#[derive(Deserialize)]
+pub(super) struct ChunkView {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    pub choices: Vec<ChoiceView>,
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ChoiceView {
+    #[serde(default)]
+    delta: DeltaView,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct DeltaView {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+/// What a stream said so far.
+#[derive(Default)]
+pub(super) struct Assembly {
+    pub content: String,
+    pub tool_calls: BTreeMap<u32, ToolCall>,
+    pub usage: Option<Usage>,
+    pub finish_reason: Option<String>,
+    pub model: Option<String>,
+}
+
+impl Assembly {
+    /// Adds a chunk; returns the trace data of its delta, if it had one.
+    pub fn add(&mut self, chunk: &ChunkView) -> Option<Value> {
+        if let Some(usage) = chunk.usage {
+            self.usage = Some(usage);
+        }
+        if self.model.is_none() {
+            self.model.clone_from(&chunk.model);
+        }
+        let choice = chunk.choices.first()?;
+        if let Some(reason) = &choice.finish_reason {
+            self.finish_reason = Some(reason.clone());
+        }
+        let mut delta = Map::new();
+        if let Some(text) = choice.delta.content.as_ref().filter(|t| !t.is_empty()) {
+            self.content.push_str(text);
+            delta.insert("content".into(), Value::String(text.clone()));
+        }
+        if let Some(pieces) = &choice.delta.tool_calls {
+            for piece in pieces {
+                let call = self
+                    .tool_calls
+                    .entry(piece.index)
+                    .or_insert_with(|| ToolCall::function("", "", ""));
+                if let Some(id) = &piece.id {
+                    call.id.clone_from(id);
+                }
+                if let Some(function) = &piece.function {
+                    if let Some(name) = &function.name {
+                        call.function.name.push_str(name);
+                    }
+                    if let Some(arguments) = &function.arguments {
+                        call.function.arguments.push_str(arguments);
+                    }
+                }
+            }
+            delta.insert("tool_calls".into(), json!(pieces));
+        }
+        (!delta.is_empty()).then_some(Value::Object(delta))
+    }
+}

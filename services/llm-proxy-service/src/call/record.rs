@@ -1,0 +1,138 @@
+//! What is known about a call as it goes, its GenAI span, and the
+//! `llm_calls` row it becomes.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use confab_kit::ids::new_id;
+use confab_protocol::openai::{ToolCall, Usage};
+
+use super::request::CallRequest;
+use crate::AppState;
+use crate::providers::Target;
+use crate::recorder::Record;
+use crate::store::llm_calls::LlmCall;
+use crate::store::tool_calls::ToolCallRow;
+use crate::trace::hub::EventContext;
+
+/// What is known about a call as it goes; becomes its `llm_calls` row.
+pub(super) struct CallState {
+    pub id: String,
+    pub events: EventContext,
+    pub model: String,
+    pub stream: bool,
+    pub raw_request: String,
+    pub started: Instant,
+    pub provider: String,
+    pub upstream_model: Option<String>,
+    pub attempts: i64,
+    pub first_chunk_ms: Option<i64>,
+    pub span: tracing::Span,
+}
+
+impl CallState {
+    /// A new call, with its id and its `gen_ai.chat` span.
+    pub fn new(call: &CallRequest, targets: &[Target]) -> Self {
+        let request = &call.request.parsed;
+        let id = new_id("call");
+        let span = tracing::info_span!(
+            "gen_ai.chat",
+            otel.name = %format!("chat {}", request.model),
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = %request.model,
+            gen_ai.provider.name = tracing::field::Empty,
+            gen_ai.response.model = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            gen_ai.conversation.id = call.identity.conversation_id.as_deref().unwrap_or(""),
+            gen_ai.agent.id = call.identity.agent_id.as_deref().unwrap_or(""),
+            confab.call_id = %id,
+        );
+        Self {
+            events: EventContext {
+                call_id: id.clone(),
+                agent_id: call.identity.agent_id.clone(),
+                user_id: call.identity.user_id.clone(),
+                conversation_id: call.identity.conversation_id.clone(),
+            },
+            id,
+            model: request.model.clone(),
+            stream: request.is_stream(),
+            raw_request: call.request.raw_text(),
+            started: call.started,
+            provider: targets
+                .first()
+                .map(|t| t.provider.clone())
+                .unwrap_or_default(),
+            upstream_model: None,
+            attempts: 0,
+            first_chunk_ms: None,
+            span,
+        }
+    }
+
+    /// Notes the first chunk's time, once.
+    pub fn first_chunk_now(&mut self) {
+        if self.first_chunk_ms.is_none() {
+            self.first_chunk_ms = Some(elapsed_ms(self.started));
+        }
+    }
+}
+
+/// Records the call and its tool calls (through the recorder's queue).
+pub(super) async fn finish(
+    state: &AppState,
+    call: CallState,
+    response: Option<String>,
+    usage: Usage,
+    tool_calls: Vec<ToolCall>,
+    error: Option<String>,
+) {
+    call.span
+        .record("gen_ai.provider.name", call.provider.as_str());
+    call.span
+        .record("gen_ai.usage.input_tokens", usage.prompt_tokens);
+    call.span
+        .record("gen_ai.usage.output_tokens", usage.completion_tokens);
+    let now = Utc::now().naive_utc();
+    let tools = tool_calls
+        .into_iter()
+        .enumerate()
+        .map(|(idx, tool)| ToolCallRow {
+            id: new_id("tool"),
+            call_id: call.id.clone(),
+            idx: idx as i64,
+            tool_call_id: tool.id,
+            name: tool.function.name,
+            arguments: tool.function.arguments,
+            created_at: now,
+        })
+        .collect();
+    let status = if error.is_some() { "error" } else { "ok" };
+    metrics::counter!("llm_proxy_calls_total", "provider" => call.provider.clone(), "status" => status).increment(1);
+    let row = LlmCall {
+        id: call.id,
+        user_id: call.events.user_id,
+        agent_id: call.events.agent_id,
+        conversation_id: call.events.conversation_id,
+        provider: call.provider,
+        model: call.model,
+        stream: call.stream,
+        request: call.raw_request,
+        response,
+        status: status.into(),
+        error,
+        latency_ms: elapsed_ms(call.started),
+        first_chunk_ms: call.first_chunk_ms,
+        input_tokens: i64::try_from(usage.prompt_tokens).unwrap_or(i64::MAX),
+        output_tokens: i64::try_from(usage.completion_tokens).unwrap_or(i64::MAX),
+        created_at: now,
+        upstream_model: call.upstream_model,
+        attempts: call.attempts,
+    };
+    state.recorder.record(Record::Call(row, tools)).await;
+}
+
+fn elapsed_ms(since: Instant) -> i64 {
+    i64::try_from(since.elapsed().as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,126 @@
+//! The answers that are not streams: a whole completion, a failure, and the
+//! headers every answer carries.
+
+use std::time::Duration;
+
+use actix_web::HttpResponse;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use confab_kit::ApiError;
+use confab_protocol::openai::{ChatCompletion, Usage};
+use confab_protocol::trace::TraceKind;
+use serde_json::{Value, json};
+
+use super::attempt::Failure;
+use super::record::{CallState, finish};
+use crate::AppState;
+
+/// Header with the time the proxy itself added, in milliseconds.
+pub const OVERHEAD_HEADER: &str = "x-confab-overhead-ms";
+/// Header with the id of the call's `llm_calls` row, to look it up later.
+pub const CALL_ID_HEADER: &str = "x-confab-call-id";
+
+pub(super) fn with_overhead(
+    mut response: HttpResponse,
+    overhead: Duration,
+    call_id: &str,
+) -> HttpResponse {
+    let ms = overhead.as_secs_f64() * 1000.0;
+    for (name, value) in [
+        (OVERHEAD_HEADER, format!("{ms:.3}")),
+        (CALL_ID_HEADER, call_id.to_owned()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(name), value);
+        }
+    }
+    metrics::histogram!("llm_proxy_overhead_seconds").record(overhead.as_secs_f64());
+    response
+}
+
+impl Failure {
+    pub(super) async fn respond(
+        self,
+        state: &AppState,
+        call: CallState,
+        overhead: Duration,
+    ) -> HttpResponse {
+        let (message, response) = match self {
+            Failure::Exhausted(reason) => {
+                let message = format!("no upstream could answer: {reason}");
+                let response = actix_web::ResponseError::error_response(&ApiError::bad_gateway(
+                    message.clone(),
+                ));
+                (message, response)
+            }
+            Failure::Refused { status, body } => {
+                let status = actix_web::http::StatusCode::from_u16(status)
+                    .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+                let response = HttpResponse::build(status)
+                    .content_type("application/json")
+                    .body(body.clone());
+                (
+                    format!("upstream refused the request ({status}): {body}"),
+                    response,
+                )
+            }
+        };
+        state
+            .hub
+            .publish(&call.events, TraceKind::Error, json!({"error": message}))
+            .await;
+        let call_id = call.id.clone();
+        finish(
+            state,
+            call,
+            None,
+            Usage::default(),
+            Vec::new(),
+            Some(message),
+        )
+        .await;
+        with_overhead(response, overhead, &call_id)
+    }
+}
+
+/// A whole completion: recorded, traced, passed on unchanged.
+pub(super) async fn complete(state: &AppState, mut call: CallState, body: Value) -> HttpResponse {
+    call.first_chunk_now();
+    let parsed: Option<ChatCompletion> = serde_json::from_value(body.clone()).ok();
+    let usage = parsed.as_ref().and_then(|c| c.usage).unwrap_or_default();
+    let message = parsed
+        .as_ref()
+        .and_then(|c| c.choices.first())
+        .map(|c| &c.message);
+    let content = message.map(|m| m.text()).unwrap_or_default();
+    let tool_calls = message
+        .and_then(|m| m.tool_calls.clone())
+        .unwrap_or_default();
+    let finish_reason = parsed
+        .as_ref()
+        .and_then(|c| c.choices.first())
+        .and_then(|c| c.finish_reason.clone());
+    if let Some(model) = parsed.as_ref().map(|c| c.model.clone()) {
+        call.span.record("gen_ai.response.model", model.as_str());
+    }
+    for tool_call in &tool_calls {
+        state
+            .hub
+            .publish(&call.events, TraceKind::ToolCall, json!(tool_call))
+            .await;
+    }
+    state
+        .hub
+        .publish(
+            &call.events,
+            TraceKind::Response,
+            json!({"content": content, "tool_calls": tool_calls, "usage": usage, "finish_reason": finish_reason}),
+        )
+        .await;
+    let text = body.to_string();
+    finish(state, call, Some(text.clone()), usage, tool_calls, None).await;
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(text)
+}

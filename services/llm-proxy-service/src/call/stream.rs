@@ -1,0 +1,122 @@
+//! A streamed answer: forwarded chunk by chunk, assembled and traced on the
+//! way, ended with `[DONE]` or an error frame, then recorded.
+
+use actix_web::web::Bytes;
+use confab_protocol::openai::{ErrorBody, ToolCall};
+use confab_protocol::trace::TraceKind;
+use futures_util::stream::BoxStream;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::arrived_together::{ArrivedTogether, Next};
+use super::assembly::{Assembly, ChunkView};
+use super::record::{CallState, finish};
+use crate::AppState;
+use crate::providers::UpstreamError;
+
+/// Chunks buffered towards a slow client; when full, reading the upstream
+/// waits, so memory per stream stays bounded.
+pub(super) const STREAM_BUFFER: usize = 32;
+
+/// Forwards a stream to the client chunk by chunk, then records the call.
+pub(super) async fn forward(
+    state: AppState,
+    mut call: CallState,
+    upstream: BoxStream<'static, Result<String, UpstreamError>>,
+    include_usage: bool,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let active = metrics::gauge!("llm_proxy_streams_active");
+    active.increment(1);
+    let mut assembly = Assembly::default();
+    let mut error = None;
+    let mut client = ArrivedTogether::new(upstream, tx);
+    loop {
+        let data = match client.next().await {
+            Next::Chunk(data) => data,
+            Next::Broken(err) => {
+                error = Some(err.to_string());
+                break;
+            }
+            Next::ClientGone => {
+                error = Some("the client disconnected".to_owned());
+                break;
+            }
+            Next::End => break,
+        };
+        call.first_chunk_now();
+        let chunk: Option<ChunkView> = serde_json::from_str(&data).ok();
+        if let Some(delta) = chunk.as_ref().and_then(|c| assembly.add(c)) {
+            state
+                .hub
+                .publish(&call.events, TraceKind::Delta, delta)
+                .await;
+        }
+        // The usage chunk the proxy asked for on its own account.
+        let usage_only = chunk
+            .as_ref()
+            .is_some_and(|c| c.choices.is_empty() && c.usage.is_some());
+        if !usage_only || include_usage {
+            client.queue(&data);
+        }
+    }
+    // What arrived before a break still goes out, ahead of the error.
+    if !client.flush().await {
+        error.get_or_insert_with(|| "the client disconnected".into());
+    }
+    if error.is_none() && assembly.finish_reason.is_none() {
+        error = Some("the upstream stream ended before the model finished".into());
+    }
+    if let Some(model) = &assembly.model {
+        call.span.record("gen_ai.response.model", model.as_str());
+    }
+    let tool_calls: Vec<ToolCall> = assembly.tool_calls.into_values().collect();
+    for tool_call in &tool_calls {
+        state
+            .hub
+            .publish(&call.events, TraceKind::ToolCall, json!(tool_call))
+            .await;
+    }
+    let usage = assembly.usage.unwrap_or_default();
+    let response = json!({
+        "content": assembly.content,
+        "tool_calls": tool_calls,
+        "usage": usage,
+        "finish_reason": assembly.finish_reason,
+    });
+    let last_frame = match &error {
+        None => {
+            state
+                .hub
+                .publish(&call.events, TraceKind::Response, response.clone())
+                .await;
+            Bytes::from_static(b"data: [DONE]\n\n")
+        }
+        Some(message) => {
+            state
+                .hub
+                .publish(
+                    &call.events,
+                    TraceKind::Error,
+                    json!({"error": message, "partial": response}),
+                )
+                .await;
+            let frame = ErrorBody::new(message.as_str(), "upstream_error", "stream_broken");
+            let frame = serde_json::to_string(&frame).unwrap_or_default();
+            Bytes::from(format!("data: {frame}\n\n"))
+        }
+    };
+    // Queued for writing before the client sees the end of the stream: once
+    // a response is complete its row cannot be lost to a shutdown.
+    finish(
+        &state,
+        call,
+        Some(response.to_string()),
+        usage,
+        tool_calls,
+        error,
+    )
+    .await;
+    client.end_with(last_frame).await;
+    active.decrement(1);
+}
