@@ -1,8 +1,10 @@
 //! The proxy half of the gateway: the routing table, the client towards the
 //! upstreams, and the forwarding of requests and their (streamed) replies.
 
-pub mod coalesce;
+mod body;
 pub mod forward;
+mod headers;
+mod inject_auth;
 pub mod path;
 pub mod routing;
 pub mod upstream;

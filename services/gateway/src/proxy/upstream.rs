@@ -1,19 +1,14 @@
 //! The gateway's client towards the upstream services.
 //!
-//! Proxied requests go over hyper's HTTP/1.1 connections directly, kept
-//! alive in a pool of this worker's own. The gateway first used reqwest,
-//! then hyper-util's pooled client; profiling `infra/bench/gateway.sh` with
-//! perf showed about a tenth of the gateway's CPU in reqwest's layers
-//! (re-parsing each URL, redirect and retry wrappers a proxy does not want:
-//! redirects belong to the client, and a retried POST could run twice), and
-//! then 8.8% of its CPU samples in hyper-util's `send_request` (its pool
-//! 3.3%): a lock and a hash-map lookup per request, a connect future built
-//! and dropped, a task spawned to put the connection back. A worker serves a
-//! request from start to end on its one thread, so its pool needs none of
-//! that: a connection is taken from the worker's list and put back when the
-//! reply's body has ended. WebSocket handshakes still use reqwest, for its
-//! upgrade support (`confab_kit::ws_tunnel`); they are one per connection,
-//! not per message.
+//! Proxied requests go over hyper's HTTP/1.1 connections directly: reqwest's
+//! redirects and retries are not a proxy's to make (redirects belong to the
+//! client, and a retried POST could run twice). The pool is this worker's
+//! own rather than hyper-util's shared one: a worker serves a request from
+//! start to end on its one thread, so a connection is taken from the
+//! worker's list and put back when the reply's body has ended, with no lock,
+//! lookup or spawned task per request. WebSocket handshakes still use
+//! reqwest, for its upgrade support (`confab_kit::ws_tunnel`); they are one
+//! per connection, not per message.
 
 use std::cell::RefCell;
 use std::pin::Pin;

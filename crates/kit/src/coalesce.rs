@@ -1,4 +1,4 @@
-//! Joins the chunks of a streamed reply that arrive together into one.
+//! Joins the chunks of a streamed body that arrive together into one.
 //!
 //! An upstream often sends several SSE events in one TCP segment (a model's
 //! tokens, then `done` and the end of the body). hyper hands them over one
@@ -10,30 +10,29 @@
 //!
 //! How "together" is known: hyper's connection task decodes the next chunk
 //! only after the previous one was taken, so after taking a chunk the stream
-//! gives the worker's scheduler one turn (the connection task runs on the
-//! same worker's thread, see `upstream.rs`). If that turn brought another
-//! chunk, it gathers again; if it brought nothing, what it has goes out. A chunk is
-//! thus held for at most one scheduler turn per chunk joined to it, and
-//! never for more than [`MAX_JOINED`] bytes, so a continuous stream still
-//! flows. The end of the body, arriving with the last event, goes out in
-//! the same write.
+//! gives the scheduler one turn; this relies on that task running on the
+//! same thread, as a client per actix worker has it. If that turn brought
+//! another chunk, it gathers again; if it brought nothing, what it has goes
+//! out. A chunk is thus held for at most one scheduler turn per chunk joined
+//! to it, and never for more than [`MAX_JOINED`] bytes, so a continuous
+//! stream still flows. The end of the body, arriving with the last event,
+//! goes out in the same write.
 //!
 //! The first chunk is never held: actix writes the reply's head as soon as
 //! the body has nothing ready, so a turn given then would send the head
-//! alone and the first event in a second write, waking the client twice
-//! (`infra/bench/gateway.sh` showed the first event up to a millisecond
-//! later that way). The first chunk goes out with the head; joining starts
-//! after it.
+//! alone and the first event in a second write, waking the client twice.
+//! The first chunk goes out with the head; joining starts after it.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use actix_web::web::{Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 
 /// The most bytes joined into one chunk.
 pub const MAX_JOINED: usize = 64 * 1024;
 
+/// A stream of byte chunks, with what arrived together joined into one.
 pub struct Coalesce<S, E> {
     inner: S,
     /// What has been gathered and not yet passed on.
