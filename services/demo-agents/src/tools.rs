@@ -1,5 +1,7 @@
 //! The tools each agent offers its LLM (OpenAI tools API), and running them.
 
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -9,154 +11,205 @@ use crate::tree::{TreeError, WorkingTree};
 /// Longest expression the calculator evaluates; longer ones are refused.
 const MAX_EXPRESSION_CHARS: usize = 200;
 
-/// One function tool: its parameters are strings, `(name, about, required)`.
-fn function(name: &str, description: &str, parameters: &[(&str, &str, bool)]) -> Value {
-    let properties: serde_json::Map<String, Value> = parameters
-        .iter()
-        .map(|(parameter, about, _)| {
-            (
-                (*parameter).to_owned(),
-                json!({"type": "string", "description": about}),
-            )
-        })
-        .collect();
-    let required: Vec<&str> = parameters
-        .iter()
-        .filter(|(_, _, required)| *required)
-        .map(|(parameter, _, _)| *parameter)
-        .collect();
-    json!({"type": "function", "function": {
-        "name": name,
-        "description": description,
-        "parameters": {"type": "object", "properties": properties, "required": required}
-    }})
+/// One tool: what the model is told about it, and what running it does.
+struct Tool {
+    name: &'static str,
+    description: &'static str,
+    /// The agent that offers it; a model that calls another agent's tool is
+    /// told there is none.
+    offered_by: AgentKind,
+    /// The JSON Schema of its arguments, derived from their struct.
+    parameters: fn() -> Value,
+    /// Runs it on its arguments; the result (or the error, for the model to
+    /// read) as text. Tree tools edit the task's working tree.
+    run: fn(&str, Value, &mut WorkingTree) -> String,
+}
+
+/// Every agent's tools.
+const TOOLS: &[Tool] = &[
+    Tool {
+        name: "calculator",
+        description: "Evaluates an arithmetic expression (+ - * / % ^ and parentheses).",
+        offered_by: AgentKind::Math,
+        parameters: schema::<Expression>,
+        run: |name, arguments, _| {
+            with(name, arguments, |a: Expression| {
+                Ok(calculate(&a.expression))
+            })
+        },
+    },
+    Tool {
+        name: "word_count",
+        description: "word_count of a text",
+        offered_by: AgentKind::Text,
+        parameters: schema::<Text>,
+        run: |name, arguments, _| {
+            with(name, arguments, |a: Text| {
+                Ok(a.text.split_whitespace().count().to_string())
+            })
+        },
+    },
+    Tool {
+        name: "uppercase",
+        description: "uppercase of a text",
+        offered_by: AgentKind::Text,
+        parameters: schema::<Text>,
+        run: |name, arguments, _| with(name, arguments, |a: Text| Ok(a.text.to_uppercase())),
+    },
+    Tool {
+        name: "lowercase",
+        description: "lowercase of a text",
+        offered_by: AgentKind::Text,
+        parameters: schema::<Text>,
+        run: |name, arguments, _| with(name, arguments, |a: Text| Ok(a.text.to_lowercase())),
+    },
+    Tool {
+        name: "reverse",
+        description: "reverse of a text",
+        offered_by: AgentKind::Text,
+        parameters: schema::<Text>,
+        run: |name, arguments, _| {
+            with(name, arguments, |a: Text| {
+                Ok(a.text.chars().rev().collect())
+            })
+        },
+    },
+    Tool {
+        name: "add_node",
+        description: "Adds a node as the last child of a parent node. Without an id, the id is the label in lower case with dashes between words (Red Apples → red-apples).",
+        offered_by: AgentKind::Tree,
+        parameters: schema::<AddNode>,
+        run: |name, arguments, tree| {
+            with(name, arguments, |a: AddNode| {
+                tree.add_node(&a.parent_id, a.id.as_deref(), &a.label)
+            })
+        },
+    },
+    Tool {
+        name: "remove_node",
+        description: "Removes a node and every node under it. The root cannot be removed.",
+        offered_by: AgentKind::Tree,
+        parameters: schema::<RemoveNode>,
+        run: |name, arguments, tree| with(name, arguments, |a: RemoveNode| tree.remove_node(&a.id)),
+    },
+    Tool {
+        name: "rename_node",
+        description: "Gives a node a new label; its id stays the same.",
+        offered_by: AgentKind::Tree,
+        parameters: schema::<RenameNode>,
+        run: |name, arguments, tree| {
+            with(name, arguments, |a: RenameNode| {
+                tree.rename_node(&a.id, &a.label)
+            })
+        },
+    },
+    Tool {
+        name: "move_node",
+        description: "Moves a node, with every node under it, to the end of another node's children.",
+        offered_by: AgentKind::Tree,
+        parameters: schema::<MoveNode>,
+        run: |name, arguments, tree| {
+            with(name, arguments, |a: MoveNode| {
+                tree.move_node(&a.id, &a.new_parent_id)
+            })
+        },
+    },
+];
+
+#[derive(Deserialize, JsonSchema)]
+struct Expression {
+    /// the expression, e.g. 12 * (3 + 4)
+    expression: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Text {
+    /// the text
+    text: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct AddNode {
+    /// id of the parent node, e.g. root
+    parent_id: String,
+    /// id of the new node; optional
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    id: Option<String>,
+    /// label of the new node
+    label: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct RemoveNode {
+    /// id of the node to remove
+    id: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct RenameNode {
+    /// id of the node to rename
+    id: String,
+    /// the new label
+    label: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct MoveNode {
+    /// id of the node to move
+    id: String,
+    /// id of its new parent
+    new_parent_id: String,
+}
+
+/// The schema of `A` inline, as the OpenAI tools API takes `parameters`:
+/// no `$schema` or `title`.
+fn schema<A: JsonSchema>() -> Value {
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.meta_schema = None;
+    settings.inline_subschemas = true;
+    let mut schema = settings
+        .into_generator()
+        .into_root_schema_for::<A>()
+        .to_value();
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("title");
+    }
+    schema
 }
 
 /// The `tools` of a chat-completion request for this agent.
 pub fn definitions(kind: AgentKind) -> Vec<Value> {
-    match kind {
-        AgentKind::Math => vec![function(
-            "calculator",
-            "Evaluates an arithmetic expression (+ - * / % ^ and parentheses).",
-            &[("expression", "the expression, e.g. 12 * (3 + 4)", true)],
-        )],
-        AgentKind::Text => ["word_count", "uppercase", "lowercase", "reverse"]
-            .into_iter()
-            .map(|name| {
-                function(
-                    name,
-                    &format!("{name} of a text"),
-                    &[("text", "the text", true)],
-                )
-            })
-            .collect(),
-        AgentKind::Tree => vec![
-            function(
-                "add_node",
-                "Adds a node as the last child of a parent node. Without an id, the id is the label in lower case with dashes between words (Red Apples → red-apples).",
-                &[
-                    ("parent_id", "id of the parent node, e.g. root", true),
-                    ("id", "id of the new node; optional", false),
-                    ("label", "label of the new node", true),
-                ],
-            ),
-            function(
-                "remove_node",
-                "Removes a node and every node under it. The root cannot be removed.",
-                &[("id", "id of the node to remove", true)],
-            ),
-            function(
-                "rename_node",
-                "Gives a node a new label; its id stays the same.",
-                &[
-                    ("id", "id of the node to rename", true),
-                    ("label", "the new label", true),
-                ],
-            ),
-            function(
-                "move_node",
-                "Moves a node, with every node under it, to the end of another node's children.",
-                &[
-                    ("id", "id of the node to move", true),
-                    ("new_parent_id", "id of its new parent", true),
-                ],
-            ),
-        ],
-    }
+    offered(kind)
+        .map(|tool| {
+            json!({"type": "function", "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": (tool.parameters)(),
+            }})
+        })
+        .collect()
 }
 
-/// Whether `kind` offers the tool `name`: a model that calls another tool
-/// is told there is none, rather than reaching another agent's tools.
-fn offers(kind: AgentKind, name: &str) -> bool {
-    definitions(kind)
-        .iter()
-        .any(|tool| tool["function"]["name"] == name)
-}
-
-#[derive(Deserialize)]
-struct AddNode {
-    parent_id: String,
-    #[serde(default)]
-    id: Option<String>,
-    label: String,
-}
-
-#[derive(Deserialize)]
-struct NodeId {
-    id: String,
-}
-
-#[derive(Deserialize)]
-struct RenameNode {
-    id: String,
-    label: String,
-}
-
-#[derive(Deserialize)]
-struct MoveNode {
-    id: String,
-    new_parent_id: String,
+fn offered(kind: AgentKind) -> impl Iterator<Item = &'static Tool> {
+    TOOLS.iter().filter(move |tool| tool.offered_by == kind)
 }
 
 /// Runs a tool call of agent `kind`; the result (or the error, for the
 /// model to read) as text. Tree tools edit `tree`, the task's working copy.
 pub fn run(kind: AgentKind, name: &str, arguments: &str, tree: &mut WorkingTree) -> String {
-    if !offers(kind, name) {
+    let Some(tool) = offered(kind).find(|tool| tool.name == name) else {
         return format!("error: no tool named {name}");
-    }
-    let arguments: Value = match serde_json::from_str(arguments) {
-        Ok(value) => value,
-        Err(err) => return format!("error: the arguments are not JSON: {err}"),
     };
-    let text = |key: &str| {
-        arguments
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    match name {
-        "calculator" => calculate(&text("expression")),
-        "word_count" => text("text").split_whitespace().count().to_string(),
-        "uppercase" => text("text").to_uppercase(),
-        "lowercase" => text("text").to_lowercase(),
-        "reverse" => text("text").chars().rev().collect(),
-        "add_node" => edit(name, arguments, |a: AddNode| {
-            tree.add_node(&a.parent_id, a.id.as_deref(), &a.label)
-        }),
-        "remove_node" => edit(name, arguments, |a: NodeId| tree.remove_node(&a.id)),
-        "rename_node" => edit(name, arguments, |a: RenameNode| {
-            tree.rename_node(&a.id, &a.label)
-        }),
-        "move_node" => edit(name, arguments, |a: MoveNode| {
-            tree.move_node(&a.id, &a.new_parent_id)
-        }),
-        other => format!("error: no tool named {other}"),
+    match serde_json::from_str(arguments) {
+        Ok(arguments) => (tool.run)(name, arguments, tree),
+        Err(err) => format!("error: the arguments are not JSON: {err}"),
     }
 }
 
-/// A tree edit from its arguments, its outcome as the tool's text.
-fn edit<A: serde::de::DeserializeOwned>(
+/// A tool's arguments parsed into `A` and `apply`'d; the outcome as the
+/// tool's text.
+fn with<A: serde::de::DeserializeOwned>(
     name: &str,
     arguments: Value,
     apply: impl FnOnce(A) -> Result<String, TreeError>,
@@ -216,6 +269,35 @@ mod tests {
         assert_eq!(run_text("reverse", r#"{"text": "abc"}"#), "cba");
         assert!(run_text("nope", "{}").starts_with("error"));
         assert!(run_text("word_count", "not json").starts_with("error"));
+        assert_eq!(
+            run_text("word_count", "{}"),
+            "error: invalid arguments for word_count: missing field `text`"
+        );
+    }
+
+    #[test]
+    fn a_tools_parameters_are_its_argument_struct_and_optional_fields_are_not_required() {
+        let tools = definitions(AgentKind::Tree);
+        let names: Vec<&str> = tools
+            .iter()
+            .map(|tool| tool["function"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["add_node", "remove_node", "rename_node", "move_node"]
+        );
+        assert_eq!(
+            tools[0]["function"]["parameters"],
+            serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "parent_id": {"type": "string", "description": "id of the parent node, e.g. root"},
+                    "id": {"type": "string", "description": "id of the new node; optional"},
+                    "label": {"type": "string", "description": "label of the new node"}
+                },
+                "required": ["parent_id", "label"]
+            })
+        );
     }
 
     #[test]
