@@ -89,6 +89,10 @@ impl ChatError {
         self.status_and_code().1
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         use ChatError as E;
         match self {

@@ -52,7 +52,7 @@ pub async fn bootstrap(
         return Ok(());
     }
     let username = Username::parse(&settings.username)
-        .map_err(|e| anyhow::anyhow!("[admin] username: {}", e.message()))?;
+        .map_err(|e| anyhow::anyhow!("[admin] username: {}", e))?;
     let admin = Role::Admin.as_str();
     if let Some(user) = users::by_username(db, username.as_str()).await? {
         if user.role != admin {
@@ -69,12 +69,8 @@ pub async fn bootstrap(
         }
         return Ok(());
     }
-    let password = Password::parse(settings.password.clone()).map_err(|e| {
-        anyhow::anyhow!(
-            "[admin] password (CONFAB__ADMIN__PASSWORD): {}",
-            e.message()
-        )
-    })?;
+    let password = Password::parse(settings.password.clone())
+        .map_err(|e| anyhow::anyhow!("[admin] password (CONFAB__ADMIN__PASSWORD): {}", e))?;
     let row = UserRow {
         id: confab_kit::ids::new_id("usr"),
         username: username.as_str().to_owned(),

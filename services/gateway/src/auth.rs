@@ -12,6 +12,7 @@ use confab_kit::auth::{ServiceAuth, bearer_token, service_token_state};
 use confab_protocol::auth::{AccessClaims, Role};
 
 use crate::browser::{self, Browser};
+use crate::error::GatewayError;
 use crate::tokens::KeyRing;
 
 pub async fn authenticate(
@@ -22,8 +23,7 @@ pub async fn authenticate(
     if let Some(token) = bearer_token(req) {
         return verify(token, keys).await;
     }
-    let token = browser::access_cookie(req)
-        .ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
+    let token = browser::access_cookie(req).ok_or_else(|| GatewayError::BearerRequired)?;
     browser.check_cookie_request(req, false)?;
     verify(&token, keys).await
 }
@@ -39,8 +39,7 @@ pub async fn authenticate_upgrade(
     if let Some(token) = bearer_token(req).or(query_token) {
         return verify(token, keys).await;
     }
-    let token = browser::access_cookie(req)
-        .ok_or_else(|| ApiError::unauthorized("a bearer token or ?token= is required"))?;
+    let token = browser::access_cookie(req).ok_or_else(|| GatewayError::BearerOrQueryRequired)?;
     browser.check_cookie_request(req, true)?;
     verify(&token, keys).await
 }
@@ -53,7 +52,7 @@ pub async fn authenticate_admin(
 ) -> Result<AccessClaims, ApiError> {
     let claims = authenticate(req, keys, browser).await?;
     if claims.role != Role::Admin {
-        return Err(ApiError::forbidden("administrators only"));
+        return Err(GatewayError::AdminsOnly.into());
     }
     Ok(claims)
 }
@@ -70,11 +69,9 @@ pub async fn authenticate_operator(
     if service_token_state(req, service)? {
         return Ok(());
     }
-    let token = bearer_token(req).ok_or_else(|| {
-        ApiError::unauthorized("the service token or an administrator's access token is required")
-    })?;
+    let token = bearer_token(req).ok_or_else(|| GatewayError::ServiceOrAdminRequired)?;
     if verify(token, keys).await?.role != Role::Admin {
-        return Err(ApiError::forbidden("administrators only"));
+        return Err(GatewayError::AdminsOnly.into());
     }
     Ok(())
 }
@@ -82,5 +79,5 @@ pub async fn authenticate_operator(
 async fn verify(token: &str, keys: &KeyRing) -> Result<AccessClaims, ApiError> {
     keys.verify(token)
         .await
-        .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))
+        .ok_or_else(|| ApiError::from(GatewayError::InvalidToken))
 }

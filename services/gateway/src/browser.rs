@@ -42,9 +42,11 @@
 use actix_web::HttpRequest;
 use actix_web::cookie::time::Duration;
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use confab_kit::ApiError;
 use serde::Deserialize;
+
+use crate::error::GatewayError;
 
 /// The header that marks the web console, and its value.
 pub const CLIENT_HEADER: &str = "x-confab-client";
@@ -208,13 +210,7 @@ fn cookie(
 }
 
 fn csrf_rejected() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "csrf_rejected",
-        "a request signed in by the console's cookies must come from the console's own site: \
-         send Origin with this gateway's origin (or one of [browser] trusted_origins), or, \
-         without an Origin, the header X-Confab-Client: console",
-    )
+    GatewayError::CsrfRejected.into()
 }
 
 /// Whether the request carries the console marker.

@@ -1,22 +1,19 @@
 //! Credentials parsed at the edge.
 
-use confab_kit::ApiError;
+use crate::error::GatewayError;
 
 /// 3–32 characters of `a-z 0-9 _ . -`, case-insensitive (kept lower-case).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
 impl Username {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, GatewayError> {
         let name = raw.trim().to_lowercase();
         let valid_chars = name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'));
         if !(3..=32).contains(&name.chars().count()) || !valid_chars {
-            return Err(ApiError::unprocessable(
-                "invalid_username",
-                "a username has 3 to 32 characters: letters, digits, '_', '.' or '-'",
-            ));
+            return Err(GatewayError::InvalidUsername);
         }
         Ok(Self(name))
     }
@@ -31,19 +28,13 @@ impl Username {
 pub struct Password(String);
 
 impl Password {
-    pub fn parse(raw: String) -> Result<Self, ApiError> {
+    pub fn parse(raw: String) -> Result<Self, GatewayError> {
         let chars = raw.chars().count();
         if chars < 8 {
-            return Err(ApiError::unprocessable(
-                "weak_password",
-                "a password has at least 8 characters",
-            ));
+            return Err(GatewayError::WeakPassword);
         }
         if chars > 1024 {
-            return Err(ApiError::unprocessable(
-                "invalid_password",
-                "a password has at most 1024 characters",
-            ));
+            return Err(GatewayError::PasswordTooLong);
         }
         Ok(Self(raw))
     }

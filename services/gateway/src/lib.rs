@@ -7,6 +7,7 @@ pub mod browser;
 pub mod console;
 pub mod cors;
 pub mod domain;
+pub mod error;
 pub mod limits;
 pub mod passwords;
 pub mod proxy;

@@ -16,10 +16,11 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use actix_web::HttpRequest;
-use confab_kit::ApiError;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::Deserialize;
+
+use crate::error::GatewayError;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RateLimitSettings {
@@ -50,14 +51,17 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         Self(NonZeroU32::new(rate).map(|n| DefaultKeyedRateLimiter::keyed(Quota::per_minute(n))))
     }
 
-    fn check(&self, key: &K, what: &str) -> Result<(), ApiError> {
+    fn check(&self, key: &K, what: &'static str) -> Result<(), GatewayError> {
         let Some(limiter) = &self.0 else {
             return Ok(());
         };
         limiter.check_key(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            ApiError::too_many_requests(secs, format!("too many {what}; retry in {secs} s"))
+            GatewayError::RateLimited {
+                what,
+                retry_after: secs,
+            }
         })
     }
 
@@ -81,17 +85,17 @@ impl RateLimits {
         limits
     }
 
-    pub fn check_login(&self, req: &HttpRequest) -> Result<(), ApiError> {
+    pub fn check_login(&self, req: &HttpRequest) -> Result<(), GatewayError> {
         self.login
             .check(&rate_key(self.client_ip(req)), "login attempts")
     }
 
-    pub fn check_register(&self, req: &HttpRequest) -> Result<(), ApiError> {
+    pub fn check_register(&self, req: &HttpRequest) -> Result<(), GatewayError> {
         self.register
             .check(&rate_key(self.client_ip(req)), "registrations")
     }
 
-    pub fn check_chat_post(&self, user_id: &str) -> Result<(), ApiError> {
+    pub fn check_chat_post(&self, user_id: &str) -> Result<(), GatewayError> {
         self.chat_posts.check(&user_id.to_owned(), "chat requests")
     }
 

@@ -16,6 +16,7 @@ use reqwest::header::{CONTENT_LENGTH, HeaderMap as UpstreamHeaders, HeaderValue}
 
 use super::inject_auth::inject_auth;
 use super::upstream::{self, RequestBody};
+use crate::error::GatewayError;
 
 /// Chunks of a streamed request body in flight to the upstream; the reader
 /// waits when they are all taken, so a slow upstream slows the client.
@@ -62,29 +63,27 @@ pub async fn request_body(
 }
 
 /// `Content-Length`, when the client declared one; a malformed one is 400.
-fn declared_length(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
+fn declared_length(headers: &HeaderMap) -> Result<Option<usize>, GatewayError> {
     headers
         .get(header::CONTENT_LENGTH)
         .map(|v| {
             v.to_str()
                 .ok()
                 .and_then(|v| v.trim().parse().ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request("bad_content_length", "invalid Content-Length")
-                })
+                .ok_or_else(|| GatewayError::BadContentLength)
         })
         .transpose()
 }
 
 pub fn too_large(limit: usize) -> ApiError {
-    ApiError::payload_too_large("body_too_large", format!("body exceeds {limit} bytes"))
+    GatewayError::BodyTooLarge(limit).into()
 }
 
 /// The whole body, refused with 413 as soon as it passes `limit`.
 async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
+        let chunk = chunk.map_err(GatewayError::BadBody)?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(limit));
         }

@@ -34,6 +34,7 @@ use super::upstream::RequestBody;
 use crate::GatewayState;
 use crate::auth::{authenticate, authenticate_upgrade};
 use crate::console::{self, Console};
+use crate::error::GatewayError;
 
 pub async fn forward(
     req: HttpRequest,
@@ -57,7 +58,7 @@ pub async fn forward(
         if !upgrade && console::is_page(&req) {
             return Ok(console.page(&req));
         }
-        return Err(ApiError::not_found("route"));
+        return Err(GatewayError::NoRoute.into());
     };
     // The routing table matches here, not actix: one lookup per request
     // instead of a pattern per route. So actix has no pattern to count the
@@ -96,9 +97,8 @@ pub async fn forward(
         return tunnel(&req, &state, &http.websocket, &url, headers, payload).await;
     }
     let method = hyper::Method::from_bytes(req.method().as_str().as_bytes())
-        .map_err(|_| ApiError::bad_request("bad_method", "unsupported method"))?;
-    let uri = hyper::Uri::try_from(target.as_str())
-        .map_err(|_| ApiError::bad_request("bad_path", "the path cannot be forwarded"))?;
+        .map_err(|_| GatewayError::BadMethod)?;
+    let uri = hyper::Uri::try_from(target.as_str()).map_err(|_| GatewayError::UnforwardablePath)?;
     let (body, overflowed) = request_body(
         req.headers(),
         payload,
@@ -130,13 +130,13 @@ async fn send(
         http.send(&route.upstream, request),
     )
         .await
-        .map_err(|_| ApiError::gateway_timeout("the upstream did not answer in time"))?
+        .map_err(|_| GatewayError::UpstreamTimeout)?
         .map_err(|err| {
             if overflowed.load(Ordering::Relaxed) {
                 return too_large(state.body_limit);
             }
             tracing::warn!(route = %route.prefix, url = %format_args!("{base_url}{path}"), error = %format!("{err:#}"), "upstream request failed");
-            ApiError::bad_gateway("the upstream service is unavailable")
+            GatewayError::UpstreamUnavailable.into()
         })?;
 
     let mut reply = client_reply(response.status().as_u16(), response.headers());
@@ -176,10 +176,8 @@ async fn tunnel(
         }) => Ok(client_reply(status, &headers).body(body)),
         Err(HandshakeError::Unreachable(reason)) => {
             tracing::warn!(url = %url, reason = %reason, "upstream WebSocket unreachable");
-            Err(ApiError::bad_gateway("the upstream service is unavailable"))
+            Err(GatewayError::UpstreamUnavailable.into())
         }
-        Err(HandshakeError::TimedOut) => Err(ApiError::gateway_timeout(
-            "the upstream did not answer the WebSocket handshake in time",
-        )),
+        Err(HandshakeError::TimedOut) => Err(GatewayError::HandshakeTimeout.into()),
     }
 }

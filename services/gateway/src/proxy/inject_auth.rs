@@ -17,6 +17,8 @@ use confab_protocol::auth::{AUTH_FIELD, AuthContext};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
+use crate::error::GatewayError;
+
 /// Room for `,"_auth":` and a serialised identity, so the body is copied
 /// once.
 const IDENTITY_ROOM: usize = 256;
@@ -27,10 +29,8 @@ pub fn inject_auth(body: Bytes, identity: &AuthContext) -> Result<Bytes, ApiErro
         return Ok(Bytes::new());
     }
     let shape: ObjectShape = serde_json::from_slice(&body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::unprocessable("invalid_body", "the body must be a JSON object")
-        }
-        _ => ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")),
+        serde_json::error::Category::Data => GatewayError::BodyNotObject,
+        _ => GatewayError::MalformedJson(e),
     })?;
     if shape.names_auth {
         return rewrite_whole(&body, identity);
@@ -62,14 +62,7 @@ fn rewrite_whole(body: &[u8], identity: &AuthContext) -> Result<Bytes, ApiError>
     // The shape check skipped values unbuilt; building them can still fail
     // on what it let through (nesting past serde_json's recursion limit, a
     // number out of f64's range): the client's doing, not ours.
-    let mut value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(
-            "unsupported_json",
-            format!(
-                "a body that names {AUTH_FIELD} is rewritten whole, and this one cannot be: {e}"
-            ),
-        )
-    })?;
+    let mut value: Value = serde_json::from_slice(body).map_err(GatewayError::UnsupportedJson)?;
     if let Some(object) = value.as_object_mut() {
         object.insert(
             AUTH_FIELD.to_owned(),

@@ -19,8 +19,9 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use confab_kit::ApiError;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode, percent_decode_str};
+
+use crate::error::GatewayError;
 
 /// Percent-encoded in a segment written for the upstream: everything a path
 /// segment may not hold as it is (RFC 3986 `pchar`), `%` itself (a decoded
@@ -56,7 +57,7 @@ pub struct RequestPath<'a>(Cow<'a, str>);
 
 impl<'a> RequestPath<'a> {
     /// `raw` as the request line carries it (percent-encoded).
-    pub fn parse(raw: &'a str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &'a str) -> Result<Self, GatewayError> {
         let segments = raw
             .strip_prefix('/')
             .ok_or_else(|| bad_path("the path must start with '/'"))?;
@@ -100,7 +101,7 @@ pub fn push_segments(out: &mut String, rest: &str) {
 }
 
 /// Checks one segment, decoded once, and what it decodes to after that.
-fn check(segment: &[u8]) -> Result<(), ApiError> {
+fn check(segment: &[u8]) -> Result<(), GatewayError> {
     let mut segment = Cow::Borrowed(segment);
     for _ in 0..MAX_DECODINGS {
         if matches!(&*segment, b"." | b"..") {
@@ -128,8 +129,8 @@ fn check(segment: &[u8]) -> Result<(), ApiError> {
     Err(bad_path("the path is percent-encoded too many times"))
 }
 
-fn bad_path(why: &str) -> ApiError {
-    ApiError::bad_request("bad_path", format!("bad path: {why}"))
+fn bad_path(why: &'static str) -> GatewayError {
+    GatewayError::BadPath(why)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::GatewayState;
 use crate::auth::authenticate_admin;
+use crate::error::GatewayError;
 
 pub async fn list(
     req: HttpRequest,
@@ -40,10 +41,7 @@ pub async fn rotate(
             .downcast_ref::<confab_kit::db::DbError>()
             .is_some_and(|e| e.is_unique_violation());
         if racing {
-            ApiError::conflict(
-                "rotation_in_progress",
-                "another rotation is in progress; retry",
-            )
+            GatewayError::RotationInProgress.into()
         } else {
             ApiError::internal(err)
         }

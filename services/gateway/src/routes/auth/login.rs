@@ -16,6 +16,7 @@ use super::body;
 use super::tokens::{self, no_store};
 use crate::GatewayState;
 use crate::browser;
+use crate::error::GatewayError;
 use crate::store::users;
 
 #[derive(Deserialize)]
@@ -50,7 +51,7 @@ pub async fn login(
         .map_err(ApiError::internal)?;
     let user = match user {
         Some(user) if matches => user,
-        _ => return Err(ApiError::unauthorized("wrong username or password")),
+        _ => return Err(GatewayError::WrongCredentials.into()),
     };
     let tokens = tokens::for_login(&state, &user).await?;
     Ok(match console {

@@ -24,6 +24,7 @@ use super::tokens::{self, hash_refresh_token};
 use crate::GatewayState;
 use crate::auth::authenticate;
 use crate::browser;
+use crate::error::GatewayError;
 use crate::store::refresh_tokens;
 
 #[derive(Default, Deserialize)]
@@ -54,10 +55,7 @@ pub async fn logout(
         (None, cookie) => cookie,
     };
     if token.is_none() && !request.everywhere && !cookie_form {
-        return Err(ApiError::unprocessable(
-            "invalid_body",
-            "give the refresh_token to sign out, or everywhere: true",
-        ));
+        return Err(GatewayError::NothingToSignOut.into());
     }
     if request.everywhere {
         let claims = authenticate(&req, &state.keys, &state.browser).await?;

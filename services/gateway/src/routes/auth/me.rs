@@ -6,6 +6,7 @@ use confab_protocol::auth::{Role, UserInfo};
 
 use crate::GatewayState;
 use crate::auth::authenticate;
+use crate::error::GatewayError;
 use crate::store::users;
 
 pub async fn me(
@@ -15,7 +16,7 @@ pub async fn me(
     let claims = authenticate(&req, &state.keys, &state.browser).await?;
     let user = users::by_id(&state.db, &claims.sub)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
+        .ok_or_else(|| GatewayError::UserGone)?;
     Ok(HttpResponse::Ok().json(UserInfo {
         id: user.id,
         username: user.username,

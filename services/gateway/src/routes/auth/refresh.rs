@@ -14,7 +14,6 @@
 //! also clears both cookies: that sign-in is over. A 403 `csrf_rejected`
 //! leaves them alone, so another site cannot sign the console out.
 
-use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
@@ -25,6 +24,7 @@ use super::body;
 use super::tokens::{self, hash_refresh_token, no_store};
 use crate::GatewayState;
 use crate::browser;
+use crate::error::GatewayError;
 use crate::store::refresh_tokens::{self, Rotation};
 use crate::store::users;
 
@@ -51,10 +51,7 @@ pub async fn refresh(
         (Some(token), _) => (token.trim().to_owned(), false),
         (None, Some(cookie)) => (cookie, true),
         (None, None) => {
-            return Err(ApiError::unprocessable(
-                "invalid_body",
-                "invalid body: missing field `refresh_token`",
-            ));
+            return Err(GatewayError::MissingRefreshToken.into());
         }
     };
     let cookie_form = from_cookie || console;
@@ -86,31 +83,18 @@ async fn rotate(state: &GatewayState, presented: &str) -> Result<TokenResponse, 
         Rotation::Rotated { user_id } => user_id,
         Rotation::Reused => {
             tracing::warn!("a used refresh token was presented again; its family is revoked");
-            return Err(invalid(
-                "refresh_token_reused",
-                "this refresh token was already used; every session of its login is now signed out",
-            ));
+            return Err(GatewayError::RefreshTokenReused.into());
         }
         Rotation::Revoked => {
-            return Err(invalid(
-                "refresh_token_revoked",
-                "this refresh token was revoked",
-            ));
+            return Err(GatewayError::RefreshTokenRevoked.into());
         }
         Rotation::Expired => {
-            return Err(invalid(
-                "refresh_token_expired",
-                "this refresh token expired",
-            ));
+            return Err(GatewayError::RefreshTokenExpired.into());
         }
-        Rotation::Unknown => return Err(invalid("invalid_refresh_token", "unknown refresh token")),
+        Rotation::Unknown => return Err(GatewayError::UnknownRefreshToken.into()),
     };
     let user = users::by_id(&state.db, &user_id)
         .await?
-        .ok_or_else(|| invalid("invalid_refresh_token", "the token's user no longer exists"))?;
+        .ok_or(GatewayError::RefreshTokenUserGone)?;
     tokens::access_with(state, &user, refresh_token)
-}
-
-fn invalid(code: &'static str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
 }

@@ -8,6 +8,7 @@ use confab_protocol::auth::{Credentials, Role, UserInfo};
 
 use crate::GatewayState;
 use crate::domain::{Password, Username};
+use crate::error::GatewayError;
 use crate::store::users::{self, UserRow};
 
 pub async fn register(
@@ -36,10 +37,7 @@ pub async fn register(
             username: row.username,
             role: Role::User,
         })),
-        Err(err) if err.is_unique_violation() => Err(ApiError::conflict(
-            "username_taken",
-            "that username is taken",
-        )),
+        Err(err) if err.is_unique_violation() => Err(GatewayError::UsernameTaken.into()),
         Err(err) => Err(err.into()),
     }
 }

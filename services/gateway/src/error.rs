@@ -1,0 +1,207 @@
+//! Every refusal the gateway answers, each a variant, mapped to its status
+//! and code in one place ([`From<GatewayError> for ApiError`]).
+//!
+//! Code below the handlers returns a `GatewayError`; `?` in a handler turns
+//! it into the [`ApiError`] the JSON error body is made from. A parse error
+//! a client caused keeps its cause as the source and says it in the message,
+//! so the client can fix the request.
+
+use actix_web::http::StatusCode;
+use confab_kit::ApiError;
+use confab_kit::db::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("a username has 3 to 32 characters: letters, digits, '_', '.' or '-'")]
+    InvalidUsername,
+    #[error("a password has at least 8 characters")]
+    WeakPassword,
+    #[error("a password has at most 1024 characters")]
+    PasswordTooLong,
+    #[error("that username is taken")]
+    UsernameTaken,
+    #[error("wrong username or password")]
+    WrongCredentials,
+    /// A valid access token whose user was deleted since.
+    #[error("the token's user no longer exists")]
+    UserGone,
+    #[error("a bearer token is required")]
+    BearerRequired,
+    /// A WebSocket, which a browser cannot give headers, may carry it in the
+    /// query.
+    #[error("a bearer token or ?token= is required")]
+    BearerOrQueryRequired,
+    #[error("the service token or an administrator's access token is required")]
+    ServiceOrAdminRequired,
+    #[error("invalid or expired token")]
+    InvalidToken,
+    #[error("administrators only")]
+    AdminsOnly,
+    #[error(
+        "a request signed in by the console's cookies must come from the console's own site: \
+         send Origin with this gateway's origin (or one of [browser] trusted_origins), or, \
+         without an Origin, the header X-Confab-Client: console"
+    )]
+    CsrfRejected,
+    #[error("this refresh token was already used; every session of its login is now signed out")]
+    RefreshTokenReused,
+    #[error("this refresh token was revoked")]
+    RefreshTokenRevoked,
+    #[error("this refresh token expired")]
+    RefreshTokenExpired,
+    #[error("unknown refresh token")]
+    UnknownRefreshToken,
+    #[error("the token's user no longer exists")]
+    RefreshTokenUserGone,
+    #[error("invalid body: missing field `refresh_token`")]
+    MissingRefreshToken,
+    #[error("give the refresh_token to sign out, or everywhere: true")]
+    NothingToSignOut,
+    #[error("only grant_type={0} is supported here")]
+    UnsupportedGrantType(&'static str),
+    #[error("malformed JSON: {0}")]
+    MalformedJson(#[source] serde_json::Error),
+    #[error("invalid body: {0}")]
+    InvalidBody(#[source] serde_json::Error),
+    #[error("invalid form: {0}")]
+    InvalidForm(#[source] serde_urlencoded::de::Error),
+    #[error("the body must be a JSON object")]
+    BodyNotObject,
+    /// A body that carries its own `_auth` is rewritten whole, which needs
+    /// every value built; this one has a value serde_json cannot build.
+    #[error("a body that names _auth is rewritten whole, and this one cannot be: {0}")]
+    UnsupportedJson(#[source] serde_json::Error),
+    #[error("route not found")]
+    NoRoute,
+    #[error("unsupported method")]
+    BadMethod,
+    #[error("bad path: {0}")]
+    BadPath(&'static str),
+    #[error("the path cannot be forwarded")]
+    UnforwardablePath,
+    #[error("invalid Content-Length")]
+    BadContentLength,
+    #[error("body exceeds {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("{0}")]
+    BadBody(#[source] actix_web::error::PayloadError),
+    #[error("the upstream did not answer in time")]
+    UpstreamTimeout,
+    #[error("the upstream did not answer the WebSocket handshake in time")]
+    HandshakeTimeout,
+    #[error("the upstream service is unavailable")]
+    UpstreamUnavailable,
+    #[error("another rotation is in progress; retry")]
+    RotationInProgress,
+    #[error("too many {what}; retry in {retry_after} s")]
+    RateLimited {
+        what: &'static str,
+        retry_after: u64,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Ours, not the client's: logged with its cause, answered as a bare 500.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl GatewayError {
+    /// The code clients see in `error.code`.
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use GatewayError as E;
+        use StatusCode as S;
+        match self {
+            E::InvalidUsername => (S::UNPROCESSABLE_ENTITY, "invalid_username"),
+            E::WeakPassword => (S::UNPROCESSABLE_ENTITY, "weak_password"),
+            E::PasswordTooLong => (S::UNPROCESSABLE_ENTITY, "invalid_password"),
+            E::UsernameTaken => (S::CONFLICT, "username_taken"),
+            E::WrongCredentials
+            | E::UserGone
+            | E::BearerRequired
+            | E::BearerOrQueryRequired
+            | E::ServiceOrAdminRequired
+            | E::InvalidToken => (S::UNAUTHORIZED, "unauthorized"),
+            E::AdminsOnly => (S::FORBIDDEN, "forbidden"),
+            E::CsrfRejected => (S::FORBIDDEN, "csrf_rejected"),
+            E::RefreshTokenReused => (S::UNAUTHORIZED, "refresh_token_reused"),
+            E::RefreshTokenRevoked => (S::UNAUTHORIZED, "refresh_token_revoked"),
+            E::RefreshTokenExpired => (S::UNAUTHORIZED, "refresh_token_expired"),
+            E::UnknownRefreshToken | E::RefreshTokenUserGone => {
+                (S::UNAUTHORIZED, "invalid_refresh_token")
+            }
+            E::MissingRefreshToken
+            | E::NothingToSignOut
+            | E::InvalidBody(_)
+            | E::InvalidForm(_)
+            | E::BodyNotObject => (S::UNPROCESSABLE_ENTITY, "invalid_body"),
+            E::UnsupportedGrantType(_) => (S::BAD_REQUEST, "unsupported_grant_type"),
+            E::MalformedJson(_) => (S::BAD_REQUEST, "malformed_json"),
+            E::UnsupportedJson(_) => (S::BAD_REQUEST, "unsupported_json"),
+            E::NoRoute => (S::NOT_FOUND, "not_found"),
+            E::BadMethod => (S::BAD_REQUEST, "bad_method"),
+            E::BadPath(_) | E::UnforwardablePath => (S::BAD_REQUEST, "bad_path"),
+            E::BadContentLength => (S::BAD_REQUEST, "bad_content_length"),
+            E::BodyTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "body_too_large"),
+            E::BadBody(_) => (S::BAD_REQUEST, "bad_body"),
+            E::UpstreamTimeout | E::HandshakeTimeout => (S::GATEWAY_TIMEOUT, "upstream_timeout"),
+            E::UpstreamUnavailable => (S::BAD_GATEWAY, "upstream_unavailable"),
+            E::RotationInProgress => (S::CONFLICT, "rotation_in_progress"),
+            E::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited"),
+            E::Db(_) | E::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<GatewayError> for ApiError {
+    fn from(err: GatewayError) -> Self {
+        match err {
+            GatewayError::RateLimited { retry_after, .. } => {
+                ApiError::too_many_requests(retry_after, err.to_string())
+            }
+            GatewayError::Db(_) | GatewayError::Internal(_) => ApiError::internal(err),
+            _ => {
+                let (status, code) = err.status_and_code();
+                ApiError::new(status, code, err.to_string())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_keeps_its_code_status_and_words() {
+        let api = ApiError::from(GatewayError::BodyTooLarge(1024));
+        assert_eq!(api.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(api.code(), "body_too_large");
+        assert_eq!(api.message(), "body exceeds 1024 bytes");
+    }
+
+    #[test]
+    fn a_rate_limit_carries_its_wait() {
+        let api = ApiError::from(GatewayError::RateLimited {
+            what: "login attempts",
+            retry_after: 6,
+        });
+        assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(api.retry_after(), Some(6));
+        assert_eq!(api.message(), "too many login attempts; retry in 6 s");
+    }
+
+    #[test]
+    fn an_internal_error_shows_no_cause() {
+        let api = ApiError::from(GatewayError::Internal(anyhow::anyhow!("secret detail")));
+        assert_eq!(api.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(api.message(), "internal server error");
+    }
+}
