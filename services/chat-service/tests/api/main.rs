@@ -23,4 +23,3 @@ mod tree_limits;
 mod turns;
 mod unified;
 mod ws;
-mod ws_wakeups;

@@ -11,7 +11,6 @@ mod common;
 mod console;
 mod cookies;
 mod health;
-mod passwords;
 mod paths;
 mod proxy;
 mod secrets;
