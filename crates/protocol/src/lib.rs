@@ -10,3 +10,4 @@ pub mod chat;
 pub mod error;
 pub mod openai;
 pub mod trace;
+pub mod ws;

@@ -27,6 +27,7 @@ use confab_kit::ApiError;
 use confab_kit::server;
 use confab_kit::trace_context::TRACEPARENT;
 use confab_kit::ws_tunnel::{self, HandshakeError, split_token};
+use confab_protocol::ws::{compact, envelope};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
 
@@ -158,7 +159,7 @@ fn accept_and_close(
             Ending::Unauthorized(reason) => close(session, CLOSE_UNAUTHORIZED, reason).await,
             Ending::Unavailable { message, dialect } => {
                 let frame = unavailable_frame(&message, dialect);
-                if session.text(frame.to_string()).await.is_ok() {
+                if session.text(frame).await.is_ok() {
                     close(session, CLOSE_UNAVAILABLE, "upstream unavailable").await;
                 }
             }
@@ -172,17 +173,22 @@ fn accept_and_close(
 
 /// The error frame that says the gateway is unavailable, in the socket's
 /// dialect.
-fn unavailable_frame(message: &str, dialect: Option<Dialect>) -> serde_json::Value {
+fn unavailable_frame(message: &str, dialect: Option<Dialect>) -> String {
     const CODE: &str = "upstream_unavailable";
     match dialect {
-        Some(Dialect::Compact) => json!({"type": "error", "error": message, "code": CODE}),
-        Some(Dialect::Envelope) => json!({
-            "type": "error",
-            "data": {"code": CODE, "message": message},
-            "error": {"code": CODE, "message": message},
-            "timestamp": chrono::Utc::now().to_rfc3339(),
-        }),
-        None => json!({"type": "error", "error": {"code": CODE, "message": message}}),
+        Some(Dialect::Compact) => compact::ServerFrame::Error {
+            error: message.to_owned(),
+            code: Some(CODE.to_owned()),
+            retry_after: None,
+        }
+        .to_text(),
+        Some(Dialect::Envelope) => envelope::ServerFrame::new(
+            envelope::ServerEvent::Error(envelope::FrameError::new(CODE, message)),
+            None,
+            chrono::Utc::now().to_rfc3339(),
+        )
+        .to_text(),
+        None => json!({"type": "error", "error": {"code": CODE, "message": message}}).to_string(),
     }
 }
 

@@ -1,16 +1,18 @@
 //! What an agent does with a message: one LLM conversation through
 //! llm-proxy-service, reported as A2A stream results.
 
+use confab_protocol::a2a::confab::{ConfabMetadata, TreePatchPart, UsageMetadata};
 use confab_protocol::a2a::{
     Artifact, Message, Part, Role, StreamResponse, Task, TaskArtifactUpdateEvent, TaskState,
     TaskStatus, TaskStatusUpdateEvent,
 };
+use confab_protocol::chat::TokenUsage;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use confab_protocol::openai::{ChatMessage, ToolCall, Usage};
 use futures_util::StreamExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
 use crate::auth::Authenticated;
@@ -89,34 +91,20 @@ impl ConfabContext {
     /// request's: its `user_id` is passed on to llm-proxy-service under the
     /// agent's own key, which attributes the calls to that user.
     pub fn from_metadata(_caller: Authenticated, metadata: Option<&Map<String, Value>>) -> Self {
-        let Some(confab) = metadata.and_then(|m| m.get("confab")) else {
+        let Some(confab) = ConfabMetadata::read(metadata) else {
             return Self::default();
         };
-        let text = |key: &str| confab.get(key).and_then(Value::as_str).map(str::to_owned);
         let history = confab
-            .get("history")
-            .and_then(Value::as_array)
-            .map(|turns| {
-                turns
-                    .iter()
-                    .filter_map(|t| {
-                        let role = t.get("role").and_then(Value::as_str)?;
-                        let content = t.get("content").and_then(Value::as_str)?;
-                        matches!(role, "user" | "assistant")
-                            .then(|| ChatMessage::new(role, content))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+            .history
+            .into_iter()
+            .filter(|turn| matches!(turn.role.as_str(), "user" | "assistant"))
+            .map(|turn| ChatMessage::new(&turn.role, turn.content))
+            .collect();
         Self {
-            user_id: text("user_id"),
-            conversation_id: text("conversation_id"),
+            user_id: confab.user_id,
+            conversation_id: confab.conversation_id,
             history,
-            tree: confab
-                .get("tree")
-                .filter(|tree| !tree.is_null())
-                .cloned()
-                .unwrap_or_else(crate::tree::empty),
+            tree: confab.tree.unwrap_or_else(crate::tree::empty),
         }
     }
 }
@@ -258,12 +246,11 @@ impl TaskRun {
                     publish(self.tree_patch(&tree));
                 }
                 let metadata = usage.map(|u| {
-                    let mut m = Map::new();
-                    m.insert(
-                        "usage".into(),
-                        json!({"input_tokens": u.prompt_tokens, "output_tokens": u.completion_tokens}),
-                    );
-                    m
+                    let usage = TokenUsage {
+                        input_tokens: u.prompt_tokens,
+                        output_tokens: u.completion_tokens,
+                    };
+                    UsageMetadata { usage }.into_metadata()
                 });
                 self.status_update(TaskState::Completed, None, metadata)
             }
@@ -279,6 +266,8 @@ impl TaskRun {
     /// `{"tree_patch": [RFC 6902 ops]}` that applies to the tree the task
     /// was given (DESIGN §8).
     fn tree_patch(&self, tree: &WorkingTree) -> StreamResponse {
+        // Operations hold only strings and JSON values, which always encode.
+        let tree_patch = serde_json::to_value(tree.patch()).unwrap_or_default();
         StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
             task_id: self.task_id.clone(),
             context_id: self.context_id.clone(),
@@ -286,7 +275,7 @@ impl TaskRun {
                 artifact_id: format!("{}-tree-patch", self.task_id),
                 name: Some("tree_patch".into()),
                 description: Some("JSON Patch (RFC 6902) of the conversation's tree".into()),
-                parts: vec![Part::data(json!({ "tree_patch": tree.patch() }))],
+                parts: vec![Part::data(TreePatchPart { tree_patch }.into_data())],
                 metadata: None,
             },
             append: false,

@@ -8,6 +8,7 @@
 
 pub mod card;
 mod codec;
+pub mod confab;
 pub mod jsonrpc;
 pub mod model;
 pub mod v03;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use confab_kit::http_client::PerThreadClient;
+use confab_protocol::a2a::confab::UsageMetadata;
 use confab_protocol::a2a::{
     JsonRpcRequest, JsonRpcResponse, Method, ProtocolVersion, SendMessageRequest, StreamResponse,
     Task, TaskState, VERSION_HEADER, error_code,
@@ -433,7 +434,7 @@ fn decode<E: std::fmt::Display>(
         StreamResponse::Message(message) => parts(message.parts),
         StreamResponse::ArtifactUpdate(update) => parts(update.artifact.parts),
         StreamResponse::StatusUpdate(update) => {
-            let usage = usage(update.metadata.as_ref());
+            let usage = UsageMetadata::read(update.metadata.as_ref());
             vec![
                 Ok(AgentEvent::Task {
                     task_id: update.task_id,
@@ -478,15 +479,9 @@ fn task_events(task: Task) -> Vec<Result<AgentEvent, A2aError>> {
             .message
             .map(|m| m.text())
             .filter(|t| !t.is_empty()),
-        usage: usage(task.metadata.as_ref()),
+        usage: UsageMetadata::read(task.metadata.as_ref()),
     }));
     events
-}
-
-/// The token usage an agent reports in metadata (DESIGN §8).
-fn usage(metadata: Option<&serde_json::Map<String, Value>>) -> Option<TokenUsage> {
-    let usage = metadata?.get("usage")?;
-    serde_json::from_value(usage.clone()).ok()
 }
 
 fn parts(parts: Vec<confab_protocol::a2a::Part>) -> Vec<Result<AgentEvent, A2aError>> {

@@ -20,11 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use confab_kit::db::Db;
+use confab_protocol::a2a::confab::{ConfabMetadata, HistoryTurn, TreePatchPart};
 use confab_protocol::a2a::{Message as A2aMessage, Part, Role, SendMessageRequest, TaskState};
 use confab_protocol::chat::{ChatEvent, EventError, MessageStatus, TokenUsage};
 use futures_util::StreamExt;
 use rand::Rng;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::a2a::client::{A2aClient, A2aError, AgentEvent, AgentStream, Endpoint, Trace};
 use crate::a2a::registry::Registry;
@@ -290,7 +291,7 @@ impl Turn {
     /// (or, when it does not apply, an `error`, the tree unchanged).
     async fn data(&self, data: Value, reply: &mut Reply, out: &Emitter) {
         reply.data.push(data.clone());
-        let Some(patch) = data.get("tree_patch") else {
+        let Some(TreePatchPart { tree_patch: patch }) = TreePatchPart::read(&data) else {
             out.emit(ChatEvent::Data { data });
             return;
         };
@@ -298,15 +299,12 @@ impl Turn {
             &self.db,
             &self.user_id,
             &self.conversation_id,
-            patch,
+            &patch,
             self.tree_limits,
         )
         .await;
         match applied {
-            Ok(version) => out.emit(ChatEvent::TreeUpdate {
-                patch: patch.clone(),
-                version,
-            }),
+            Ok(version) => out.emit(ChatEvent::TreeUpdate { patch, version }),
             Err(refused) => {
                 tracing::warn!(conversation_id = %self.conversation_id, code = refused.code, message = %refused.message, "tree patch refused");
                 out.emit(ChatEvent::Error {
@@ -377,22 +375,21 @@ impl Turn {
     /// The A2A request: the user's text, the conversation as `contextId`, and
     /// the `confab` metadata of DESIGN §8.
     fn a2a_request(&self) -> SendMessageRequest {
-        let history: Vec<Value> = self
+        let history = self
             .history
             .iter()
             .filter(|m| !m.content.is_empty())
-            .map(|m| json!({"role": m.role, "content": m.content}))
+            .map(|m| HistoryTurn {
+                role: m.role.clone(),
+                content: m.content.clone(),
+            })
             .collect();
-        let mut metadata = Map::new();
-        metadata.insert(
-            "confab".into(),
-            json!({
-                "user_id": self.user_id,
-                "conversation_id": self.conversation_id,
-                "history": history,
-                "tree": self.tree,
-            }),
-        );
+        let confab = ConfabMetadata {
+            user_id: Some(self.user_id.clone()),
+            conversation_id: Some(self.conversation_id.clone()),
+            history,
+            tree: Some(self.tree.clone()),
+        };
         SendMessageRequest {
             message: A2aMessage {
                 message_id: self.user_message.id.clone(),
@@ -403,7 +400,7 @@ impl Turn {
                 metadata: None,
             },
             configuration: None,
-            metadata: Some(metadata),
+            metadata: Some(confab.into_metadata()),
         }
     }
 }

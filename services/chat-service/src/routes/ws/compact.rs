@@ -18,8 +18,7 @@
 use actix_ws::{CloseCode, CloseReason, Closed};
 use confab_kit::ApiError;
 use confab_protocol::chat::ChatEvent;
-use serde::Deserialize;
-use serde_json::json;
+use confab_protocol::ws::compact::{ClientFrame, DoneResult, ServerFrame};
 
 use super::session::{Conn, Dialect, Flow};
 
@@ -27,13 +26,6 @@ const WELCOME: &str = "Connected to Confab. Send {\"type\":\"message\",\"text\":
 
 pub struct Compact {
     requested: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ClientFrame {
-    Message { text: String },
-    Ping,
 }
 
 impl Compact {
@@ -67,22 +59,21 @@ impl Dialect for Compact {
                 Err(err) => return refuse(conn, &err).await,
             }
         }
-        conn.send(&json!({"type": "welcome", "text": WELCOME}))
-            .await?;
+        let welcome = ServerFrame::Welcome {
+            text: WELCOME.into(),
+        };
+        conn.send(welcome.to_text()).await?;
         Ok(Flow::Continue)
     }
 
     async fn frame(&mut self, conn: &mut Conn, text: &str) -> Result<Flow, Closed> {
-        match serde_json::from_str::<ClientFrame>(text) {
+        match ClientFrame::parse(text) {
             Ok(ClientFrame::Message { text }) => self.message(conn, text).await,
             Ok(ClientFrame::Ping) => {
-                conn.send(&json!({"type": "pong"})).await?;
+                conn.send(ServerFrame::Pong.to_text()).await?;
                 Ok(Flow::Continue)
             }
-            Err(err) => {
-                let why = format!("expected {{\"type\":\"message\",\"text\":\"…\"}}: {err}");
-                self.unreadable(conn, &why).await
-            }
+            Err(why) => self.unreadable(conn, &why).await,
         }
     }
 
@@ -92,10 +83,12 @@ impl Dialect for Compact {
 
     async fn event(&mut self, conn: &mut Conn, event: &ChatEvent) -> Result<Flow, Closed> {
         let frame = match event {
-            ChatEvent::Text { text } => json!({"type": "token", "text": text}),
-            ChatEvent::Error { error } => {
-                json!({"type": "error", "error": error.message, "code": error.code})
-            }
+            ChatEvent::Text { text } => ServerFrame::Token { text: text.clone() },
+            ChatEvent::Error { error } => ServerFrame::Error {
+                error: error.message.clone(),
+                code: Some(error.code.clone()),
+                retry_after: None,
+            },
             ChatEvent::Done {
                 message_id,
                 conversation_id,
@@ -115,19 +108,21 @@ impl Dialect for Compact {
                         tools_used.push(name);
                     }
                 }
-                json!({"type": "done", "result": {
-                    "tokens_used": tokens_used,
-                    "tools_used": tools_used,
-                    "tool_calls": calls.len(),
-                    "message_id": message_id,
-                    "conversation_id": conversation_id,
-                    "status": status,
-                    "text": conn.progress.text,
-                }})
+                ServerFrame::Done {
+                    result: DoneResult {
+                        tokens_used,
+                        tools_used: tools_used.into_iter().map(str::to_owned).collect(),
+                        tool_calls: calls.len(),
+                        message_id: message_id.clone(),
+                        conversation_id: conversation_id.clone(),
+                        status: *status,
+                        text: conn.progress.text.clone(),
+                    },
+                }
             }
             _ => return Ok(Flow::Continue),
         };
-        conn.send(&frame).await?;
+        conn.send(frame.to_text()).await?;
         Ok(Flow::Continue)
     }
 }
@@ -144,18 +139,23 @@ fn tool_name(step: &str) -> Option<&str> {
 }
 
 async fn error(conn: &mut Conn, message: &str) -> Result<Flow, Closed> {
-    conn.send(&json!({"type": "error", "error": message}))
-        .await?;
+    let frame = ServerFrame::Error {
+        error: message.to_owned(),
+        code: None,
+        retry_after: None,
+    };
+    conn.send(frame.to_text()).await?;
     Ok(Flow::Continue)
 }
 
 /// A request refused; the connection stays open.
 async fn refused(conn: &mut Conn, err: &ApiError) -> Result<Flow, Closed> {
-    let mut frame = json!({"type": "error", "error": err.message(), "code": err.code()});
-    if let Some(secs) = err.retry_after() {
-        frame["retry_after"] = secs.into();
-    }
-    conn.send(&frame).await?;
+    let frame = ServerFrame::Error {
+        error: err.message().to_owned(),
+        code: Some(err.code().to_owned()),
+        retry_after: err.retry_after(),
+    };
+    conn.send(frame.to_text()).await?;
     Ok(Flow::Continue)
 }
 

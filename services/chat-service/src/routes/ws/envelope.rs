@@ -18,9 +18,10 @@
 use actix_ws::{CloseCode, CloseReason, Closed};
 use confab_kit::ApiError;
 use confab_protocol::chat::ChatEvent;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
+use confab_protocol::ws::envelope::{
+    AssistantResponse, ChatHistory, ClientFrame, DebugLevel, DebugNote, FrameError, InitSession,
+    Pong, Reasoning, ServerEvent, ServerFrame, SessionReady, TreeEdit, TreeUpdate,
+};
 
 use super::session::{Conn, Dialect, Flow};
 use super::tree_edit;
@@ -36,26 +37,6 @@ pub struct Envelope {
     requested: Option<String>,
     /// Whether the client wants `debug` frames.
     debug: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct InitSession {
-    conversation_id: Option<String>,
-    /// Seed 004's name for the conversation.
-    session_id: Option<String>,
-    agent_id: Option<String>,
-    debug: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-struct UserPrompt {
-    prompt: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct TreeEdit {
-    patch: Value,
-    base_version: i64,
 }
 
 impl Envelope {
@@ -80,17 +61,17 @@ impl Envelope {
             Err(err) => return error(conn, &ApiError::from(err)).await,
         };
         conn.attach(row.id.clone());
-        let ready = json!({
-            "session_id": row.id,
-            "conversation_id": row.id,
-            "agent_id": row.agent_id,
-            "title": conversation.title,
-            "initial_tree": conversation.tree,
-            "tree_version": conversation.tree_version,
-        });
-        send(conn, "session_ready", ready).await?;
-        let messages: Vec<_> = history.iter().map(|m| m.to_api()).collect();
-        send(conn, "chat_history", json!({"messages": messages})).await?;
+        let ready = SessionReady {
+            session_id: row.id.clone(),
+            conversation_id: row.id,
+            agent_id: row.agent_id,
+            title: conversation.title,
+            initial_tree: conversation.tree,
+            tree_version: conversation.tree_version,
+        };
+        send(conn, ServerEvent::SessionReady(ready)).await?;
+        let messages = history.iter().map(|m| m.to_api()).collect();
+        send(conn, ServerEvent::ChatHistory(ChatHistory { messages })).await?;
         Ok(Flow::Continue)
     }
 
@@ -131,17 +112,15 @@ impl Envelope {
         match edited {
             Ok(version) => {
                 conn.announce_tree_edit(edit.patch.clone(), version);
-                send(
-                    conn,
-                    "tree_update",
-                    json!({"delta": edit.patch, "version": version}),
-                )
-                .await?;
+                let update = TreeUpdate {
+                    delta: edit.patch,
+                    version,
+                };
+                send(conn, ServerEvent::TreeUpdate(update)).await?;
                 Ok(Flow::Continue)
             }
             Err(refused) => {
-                let (code, message, data) = refused.describe();
-                send_error(conn, code, &message, data).await?;
+                send_error(conn, refused.describe()).await?;
                 Ok(Flow::Continue)
             }
         }
@@ -166,30 +145,26 @@ impl Dialect for Envelope {
     }
 
     async fn frame(&mut self, conn: &mut Conn, text: &str) -> Result<Flow, Closed> {
-        let (kind, data) = match split(text) {
-            Ok(split) => split,
+        let frame = match ClientFrame::parse(text) {
+            Ok(frame) => frame,
             Err(why) => return self.unreadable(conn, &why).await,
         };
-        match kind.as_str() {
-            "init_session" => match parse::<InitSession>(&kind, data) {
-                Ok(init) => self.init_session(conn, init).await,
-                Err(why) => self.unreadable(conn, &why).await,
-            },
-            "user_prompt" => match parse::<UserPrompt>(&kind, data) {
-                Ok(_) if conn.conversation().is_none() => error(conn, &no_session()).await,
-                Ok(prompt) => {
-                    let started = match conn.prepare(prompt.prompt) {
-                        Ok(prompt) => conn.prompt(prompt).await,
-                        Err(refused) => Err(refused),
-                    };
-                    match started {
-                        Ok(()) => Ok(Flow::Continue),
-                        Err(err) => error(conn, &err).await,
-                    }
+        match frame {
+            ClientFrame::InitSession(init) => self.init_session(conn, init).await,
+            ClientFrame::UserPrompt(_) if conn.conversation().is_none() => {
+                error(conn, &no_session()).await
+            }
+            ClientFrame::UserPrompt(prompt) => {
+                let started = match conn.prepare(prompt.prompt) {
+                    Ok(prompt) => conn.prompt(prompt).await,
+                    Err(refused) => Err(refused),
+                };
+                match started {
+                    Ok(()) => Ok(Flow::Continue),
+                    Err(err) => error(conn, &err).await,
                 }
-                Err(why) => self.unreadable(conn, &why).await,
-            },
-            "cancel" => {
+            }
+            ClientFrame::Cancel => {
                 let canceled = conn
                     .conversation()
                     .map(|id| conn.state.in_flight.cancel(id, conn.user_id()));
@@ -202,76 +177,70 @@ impl Dialect for Envelope {
                     Some(true) => Ok(Flow::Continue),
                 }
             }
-            "tree_edit" => match parse::<TreeEdit>(&kind, data) {
-                Ok(edit) => self.tree_edit(conn, edit).await,
-                Err(why) => self.unreadable(conn, &why).await,
-            },
-            "ping" => {
-                send(conn, "pong", json!({})).await?;
+            ClientFrame::TreeEdit(edit) => self.tree_edit(conn, edit).await,
+            ClientFrame::Ping => {
+                send(conn, ServerEvent::Pong(Pong {})).await?;
                 Ok(Flow::Continue)
             }
-            "close_session" => Ok(Flow::Close(CloseReason {
+            ClientFrame::CloseSession => Ok(Flow::Close(CloseReason {
                 code: CloseCode::Normal,
                 description: Some("session closed".into()),
             })),
-            other => {
-                let why = format!("unknown frame type '{other}'");
-                self.unreadable(conn, &why).await
-            }
         }
     }
 
     async fn unreadable(&mut self, conn: &mut Conn, why: &str) -> Result<Flow, Closed> {
-        send_error(conn, "invalid_frame", why, Value::Null).await?;
+        send_error(conn, FrameError::new("invalid_frame", why)).await?;
         Ok(Flow::Continue)
     }
 
     async fn event(&mut self, conn: &mut Conn, event: &ChatEvent) -> Result<Flow, Closed> {
-        let (kind, data) = match event {
+        let event = match event {
             ChatEvent::MessageStart { .. } => return Ok(Flow::Continue),
             ChatEvent::Text { text } => {
-                ("assistant_response", json!({"text": text, "chunk": true}))
+                ServerEvent::AssistantResponse(AssistantResponse::chunk(text.as_str()))
             }
-            ChatEvent::Reasoning { text } => ("reasoning", json!({"steps": [text]})),
-            ChatEvent::TreeUpdate { patch, version } => {
-                ("tree_update", json!({"delta": patch, "version": version}))
-            }
+            ChatEvent::Reasoning { text } => ServerEvent::Reasoning(Reasoning {
+                steps: vec![text.clone()],
+            }),
+            ChatEvent::TreeUpdate { patch, version } => ServerEvent::TreeUpdate(TreeUpdate {
+                delta: patch.clone(),
+                version: *version,
+            }),
             ChatEvent::Error { error } => {
-                send_error(conn, &error.code, &error.message, Value::Null).await?;
+                send_error(conn, FrameError::new(&error.code, &error.message)).await?;
                 return Ok(Flow::Continue);
             }
-            ChatEvent::Data { data } if self.debug => (
-                "debug",
-                json!({"message": data.to_string(), "level": "info", "data": data}),
-            ),
+            ChatEvent::Data { data } if self.debug => ServerEvent::Debug(DebugNote {
+                message: data.to_string(),
+                level: DebugLevel::Info,
+                data: Some(data.clone()),
+            }),
             ChatEvent::Retry {
                 attempt,
                 max_attempts,
                 delay_ms,
-            } if self.debug => {
-                let message = format!(
+            } if self.debug => ServerEvent::Debug(DebugNote {
+                message: format!(
                     "agent unreachable; attempt {attempt} of {max_attempts} in {delay_ms} ms"
-                );
-                ("debug", json!({"message": message, "level": "warn"}))
-            }
+                ),
+                level: DebugLevel::Warn,
+                data: None,
+            }),
             ChatEvent::Data { .. } | ChatEvent::Retry { .. } => return Ok(Flow::Continue),
             ChatEvent::Done {
                 message_id,
                 status,
                 token_usage,
                 ..
-            } => (
-                "assistant_response",
-                json!({
-                    "text": conn.progress.text,
-                    "chunk": false,
-                    "message_id": message_id,
-                    "status": status,
-                    "token_usage": token_usage,
-                }),
-            ),
+            } => ServerEvent::AssistantResponse(AssistantResponse::last(
+                conn.progress.text.as_str(),
+                message_id.as_str(),
+                *status,
+                *token_usage,
+            )),
         };
-        send(conn, kind, data).await?;
+        send(conn, event).await?;
         Ok(Flow::Continue)
     }
 }
@@ -280,74 +249,26 @@ fn no_session() -> ApiError {
     ChatError::NoSession.into()
 }
 
-/// A client frame's type and its fields (`data`, or the frame itself). A
-/// `session_id` beside `data` (where seed 004 puts it) counts as one of
-/// its fields unless `data` has its own.
-fn split(text: &str) -> Result<(String, Value), String> {
-    let mut frame: Map<String, Value> = serde_json::from_str(text)
-        .map_err(|err| format!("a frame is a JSON object with a type: {err}"))?;
-    let Some(Value::String(kind)) = frame.remove("type") else {
-        return Err("a frame needs a string \"type\"".into());
-    };
-    let data = match frame.remove("data") {
-        Some(Value::Object(mut data)) => {
-            if let Some(session_id) = frame.remove("session_id") {
-                data.entry("session_id").or_insert(session_id);
-            }
-            Value::Object(data)
-        }
-        Some(Value::Null) | None => Value::Object(frame),
-        Some(_) => return Err("\"data\" must be an object".into()),
-    };
-    Ok((kind, data))
+async fn send(conn: &mut Conn, event: ServerEvent) -> Result<(), Closed> {
+    let frame = ServerFrame::new(
+        event,
+        conn.conversation().map(str::to_owned),
+        chrono::Utc::now().to_rfc3339(),
+    );
+    conn.send(frame.to_text()).await
 }
 
-fn parse<T: DeserializeOwned>(kind: &str, data: Value) -> Result<T, String> {
-    serde_json::from_value(data).map_err(|err| format!("invalid {kind}: {err}"))
-}
-
-fn envelope(conn: &Conn, kind: &str, data: Value) -> Map<String, Value> {
-    let mut frame = Map::new();
-    frame.insert("type".into(), kind.into());
-    frame.insert("data".into(), data);
-    if let Some(id) = conn.conversation() {
-        frame.insert("session_id".into(), id.into());
-    }
-    frame.insert("timestamp".into(), chrono::Utc::now().to_rfc3339().into());
-    frame
-}
-
-async fn send(conn: &mut Conn, kind: &str, data: Value) -> Result<(), Closed> {
-    let frame = envelope(conn, kind, data);
-    conn.send(&Value::Object(frame)).await
-}
-
-async fn send_error(
-    conn: &mut Conn,
-    code: &str,
-    message: &str,
-    extra: Value,
-) -> Result<(), Closed> {
-    let mut error = json!({"code": code, "message": message});
-    let mut data = json!({"code": code, "message": message});
-    if let (Value::Object(error), Value::Object(data), Value::Object(extra)) =
-        (&mut error, &mut data, extra)
-    {
-        error.extend(extra.clone());
-        data.extend(extra);
-    }
-    let mut frame = envelope(conn, "error", data);
-    frame.insert("error".into(), error);
-    conn.send(&Value::Object(frame)).await
+async fn send_error(conn: &mut Conn, error: FrameError) -> Result<(), Closed> {
+    send(conn, ServerEvent::Error(error)).await
 }
 
 /// An error frame; the connection stays open. A refusal to be retried
 /// later (`rate_limited`) says when: `retry_after`, in seconds.
 async fn error(conn: &mut Conn, err: &ApiError) -> Result<Flow, Closed> {
-    let extra = match err.retry_after() {
-        Some(secs) => json!({"retry_after": secs}),
-        None => Value::Null,
+    let error = FrameError {
+        retry_after: err.retry_after(),
+        ..FrameError::new(err.code(), err.message())
     };
-    send_error(conn, err.code(), err.message(), extra).await?;
+    send_error(conn, error).await?;
     Ok(Flow::Continue)
 }

@@ -239,8 +239,9 @@ impl Conn {
         Ok(())
     }
 
-    pub async fn send(&mut self, frame: &Value) -> Result<(), Closed> {
-        self.ws.text(frame.to_string()).await
+    /// Sends a frame, encoded by its dialect.
+    pub async fn send(&mut self, frame: String) -> Result<(), Closed> {
+        self.ws.text(frame).await
     }
 }
 

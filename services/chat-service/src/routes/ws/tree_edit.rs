@@ -4,7 +4,8 @@
 //! ([`crate::tree_patch`]).
 
 use confab_kit::ApiError;
-use serde_json::{Value, json};
+use confab_protocol::ws::envelope::FrameError;
+use serde_json::Value;
 
 use crate::AppState;
 use crate::error::ChatError;
@@ -60,17 +61,19 @@ impl Refused {
         Refused::Invalid(ChatError::from(refused).into())
     }
 
-    /// `{code, message}` and extra data for the client.
-    pub fn describe(&self) -> (&'static str, String, Value) {
+    /// The error the client gets.
+    pub fn describe(&self) -> FrameError {
         match self {
-            Refused::Stale { current_version } => (
-                "stale_tree",
-                format!(
-                    "the tree is at version {current_version}; reload it and edit that version"
-                ),
-                json!({"current_version": current_version}),
-            ),
-            Refused::Invalid(err) => (err.code(), err.message().to_owned(), Value::Null),
+            Refused::Stale { current_version } => FrameError {
+                current_version: Some(*current_version),
+                ..FrameError::new(
+                    "stale_tree",
+                    format!(
+                        "the tree is at version {current_version}; reload it and edit that version"
+                    ),
+                )
+            },
+            Refused::Invalid(err) => FrameError::new(err.code(), err.message()),
         }
     }
 }
