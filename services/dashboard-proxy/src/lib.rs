@@ -2,6 +2,7 @@
 //! `Authorization: Bearer` towards the gateway (DESIGN §9), built on
 //! [`confab_kit::ws_tunnel`].
 
+pub mod error;
 pub mod relay;
 
 use std::time::Duration;

@@ -31,6 +31,7 @@ use confab_protocol::ws::{compact, envelope};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
 
+use crate::error::RelayError;
 use crate::{Dialect, RelayState};
 
 /// The subprotocol that asks for the compact dialect.
@@ -53,10 +54,7 @@ pub async fn relay(
     state: web::Data<RelayState>,
 ) -> Result<HttpResponse, ApiError> {
     if !ws_tunnel::is_upgrade(&req) {
-        return Err(ApiError::bad_request(
-            "not_websocket",
-            "this path only accepts a WebSocket upgrade",
-        ));
+        return Err(RelayError::NotWebSocket.into());
     }
     let (token, mut query) = split_token(req.query_string());
     let dialect = (req.path() == state.chat.path).then(|| chat_dialect(&req, &mut query, &state));
@@ -151,9 +149,8 @@ fn accept_and_close(
 ) -> Result<HttpResponse, ApiError> {
     let offered = offered_protocols(req);
     let offered: Vec<&str> = offered.iter().map(String::as_str).collect();
-    let (response, mut session, stream) =
-        actix_ws::handle_with_protocols(req, payload, &offered)
-            .map_err(|e| ApiError::bad_request("bad_websocket_handshake", e.to_string()))?;
+    let (response, mut session, stream) = actix_ws::handle_with_protocols(req, payload, &offered)
+        .map_err(RelayError::BadHandshake)?;
     actix_web::rt::spawn(async move {
         match ending {
             Ending::Unauthorized(reason) => close(session, CLOSE_UNAUTHORIZED, reason).await,

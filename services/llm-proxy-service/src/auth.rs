@@ -16,6 +16,8 @@ use confab_protocol::auth::{
 };
 use subtle::ConstantTimeEq;
 
+use crate::error::ProxyError;
+
 /// Attribution of one LLM call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallIdentity {
@@ -64,18 +66,16 @@ pub async fn identify(
         if service.is_service_token(token) {
             return Ok(attributed(header(req, AGENT_ID_HEADER).map(str::to_owned)));
         }
-        return Err(ApiError::unauthorized("invalid service token"));
+        return Err(ProxyError::InvalidServiceToken.into());
     }
-    let bearer = bearer_token(req).ok_or_else(|| {
-        ApiError::unauthorized("an agent key or access token is required as Authorization: Bearer")
-    })?;
+    let bearer = bearer_token(req).ok_or_else(|| ApiError::from(ProxyError::CredentialRequired))?;
     if let Some(agent) = keys.agent_for(bearer) {
         // The key names the agent; a different X-Agent-Id cannot override it.
         return Ok(attributed(Some(agent.to_owned())));
     }
     let caller = Caller::from_request_or_token(req, Some(bearer))
         .await
-        .map_err(|_| ApiError::unauthorized("unknown agent key or invalid access token"))?;
+        .map_err(|_| ProxyError::UnknownCredential)?;
     Ok(CallIdentity {
         agent_id: None,
         user_id: Some(caller.user_id),

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod call;
+pub mod error;
 pub mod providers;
 pub mod recorder;
 pub mod routes;

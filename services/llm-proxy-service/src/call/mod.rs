@@ -33,6 +33,7 @@ use self::record::CallState;
 use self::respond::{complete, with_overhead};
 use self::stream::{STREAM_BUFFER, forward};
 use crate::AppState;
+use crate::error::ProxyError;
 use crate::providers::Start;
 
 pub async fn handle(state: &AppState, call: CallRequest) -> Result<HttpResponse, ApiError> {
@@ -40,7 +41,7 @@ pub async fn handle(state: &AppState, call: CallRequest) -> Result<HttpResponse,
     let targets = state
         .providers
         .resolve(&request.model)
-        .ok_or_else(|| ApiError::not_found(&format!("model '{}'", request.model)))?;
+        .ok_or_else(|| ProxyError::UnknownModel(request.model.clone()))?;
     let stream = request.is_stream();
     let include_usage = request
         .stream_options

@@ -3,11 +3,11 @@
 use std::time::Instant;
 
 use actix_web::web::Bytes;
-use confab_kit::ApiError;
 use confab_protocol::openai::ChatCompletionRequest;
 use serde_json::{Map, Value};
 
 use crate::auth::CallIdentity;
+use crate::error::ProxyError;
 
 /// A chat-completion request, validated: the typed form everything reads,
 /// and the exact bytes the client sent.
@@ -22,23 +22,15 @@ pub struct ClientRequest {
 
 impl ClientRequest {
     /// Parses and validates a request body.
-    pub fn parse(raw: Bytes) -> Result<Self, ApiError> {
-        let value: Value = serde_json::from_slice(&raw)
-            .map_err(|e| ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")))?;
+    pub fn parse(raw: Bytes) -> Result<Self, ProxyError> {
+        let value: Value = serde_json::from_slice(&raw).map_err(ProxyError::MalformedJson)?;
         if !value.is_object() {
-            return Err(ApiError::unprocessable(
-                "invalid_body",
-                "the body must be a JSON object",
-            ));
+            return Err(ProxyError::BodyNotObject);
         }
-        let parsed: ChatCompletionRequest = serde_json::from_value(value).map_err(|e| {
-            ApiError::unprocessable("invalid_body", format!("invalid request: {e}"))
-        })?;
+        let parsed: ChatCompletionRequest =
+            serde_json::from_value(value).map_err(ProxyError::InvalidRequest)?;
         if parsed.messages.is_empty() {
-            return Err(ApiError::unprocessable(
-                "invalid_body",
-                "messages must not be empty",
-            ));
+            return Err(ProxyError::NoMessages);
         }
         Ok(Self { parsed, raw })
     }

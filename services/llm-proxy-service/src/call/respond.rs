@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::attempt::Failure;
 use super::record::{CallState, finish};
 use crate::AppState;
+use crate::error::ProxyError;
 
 /// Header with the time the proxy itself added, in milliseconds.
 pub const OVERHEAD_HEADER: &str = "x-confab-overhead-ms";
@@ -48,10 +49,9 @@ impl Failure {
     ) -> HttpResponse {
         let (message, response) = match self {
             Failure::Exhausted(reason) => {
-                let message = format!("no upstream could answer: {reason}");
-                let response = actix_web::ResponseError::error_response(&ApiError::bad_gateway(
-                    message.clone(),
-                ));
+                let refusal = ApiError::from(ProxyError::NoUpstream(reason));
+                let response = actix_web::ResponseError::error_response(&refusal);
+                let message = refusal.message().to_owned();
                 (message, response)
             }
             Failure::Refused { status, body } => {

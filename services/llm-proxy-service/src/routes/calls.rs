@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::error::ProxyError;
 use crate::store::llm_calls::{self, CallFilter, LlmCall};
 use crate::store::tool_calls;
 use crate::trace::hub::rfc3339;
@@ -25,25 +26,20 @@ pub struct ListQuery {
 }
 
 /// Whose rows a caller reads: their own, or everyone's for an admin who asks.
-pub fn scope(caller: &Caller, all_users: bool) -> Result<Option<String>, ApiError> {
+pub fn scope(caller: &Caller, all_users: bool) -> Result<Option<String>, ProxyError> {
     match (all_users, caller.is_admin()) {
         (false, _) => Ok(Some(caller.user_id.clone())),
         (true, true) => Ok(None),
-        (true, false) => Err(ApiError::forbidden(
-            "only an admin may read every user's calls",
-        )),
+        (true, false) => Err(ProxyError::AdminsOnly("read every user's calls")),
     }
 }
 
-pub fn limit(requested: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+pub fn limit(requested: Option<i64>, default: i64, max: i64) -> Result<i64, ProxyError> {
     let limit = requested.unwrap_or(default);
     if (1..=max).contains(&limit) {
         Ok(limit)
     } else {
-        Err(ApiError::unprocessable(
-            "invalid_limit",
-            format!("limit must be between 1 and {max}"),
-        ))
+        Err(ProxyError::InvalidLimit { max })
     }
 }
 
@@ -85,7 +81,7 @@ pub async fn get(
     let id = path.into_inner();
     let call = llm_calls::get(&state.db, &id, user)
         .await?
-        .ok_or_else(|| ApiError::not_found("llm call"))?;
+        .ok_or(ProxyError::CallNotFound)?;
     let tools = tool_calls::for_call(&state.db, &id).await?;
     let mut body = summary(&call);
     body["request"] = parse_json(&call.request);

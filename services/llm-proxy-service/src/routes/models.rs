@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::identify;
+use crate::error::ProxyError;
 
 fn model(id: &str) -> Value {
     json!({"id": id, "object": "model", "created": 0, "owned_by": "confab"})
@@ -30,7 +31,7 @@ pub async fn get(
     identify(&req, &state.service_auth, &state.agent_keys).await?;
     let id = path.into_inner();
     if state.providers.resolve(&id).is_none() {
-        return Err(ApiError::not_found(&format!("model '{id}'")));
+        return Err(ProxyError::UnknownModel(id).into());
     }
     Ok(HttpResponse::Ok().json(model(&id)))
 }

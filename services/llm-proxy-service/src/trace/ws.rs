@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
-use confab_kit::ApiError;
 use confab_kit::auth::Caller;
 use confab_protocol::trace::{TraceEvent, TraceFrame};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::error::ProxyError;
 use crate::store::trace_events::{self, EventFilter};
 use crate::trace::hub::{Filter, Subscription, from_row};
 
@@ -61,19 +61,17 @@ pub async fn subscribe(
 ) -> Result<HttpResponse, actix_web::Error> {
     let caller = Caller::from_request_or_token(&req, query.token.as_deref()).await?;
     if query.all_users && !caller.is_admin() {
-        return Err(ApiError::forbidden("only an admin may follow every user's events").into());
+        return Err(ProxyError::AdminsOnly("follow every user's events").into());
     }
     if query.since.is_some_and(|s| s < 0) {
-        return Err(
-            ApiError::unprocessable("invalid_since", "since must be a seq (0 or more)").into(),
-        );
+        return Err(ProxyError::InvalidSince.into());
     }
     let Some(slot) = state.subscribers.take(&caller.user_id) else {
         let limit = state.subscribers.limit();
-        return Err(ApiError::too_many_requests(
-            SUBSCRIBER_RETRY_SECS,
-            format!("too many trace subscriptions open: at most {limit} per user; close one first"),
-        )
+        return Err(ProxyError::TooManySubscriptions {
+            limit,
+            retry_after: SUBSCRIBER_RETRY_SECS,
+        }
         .into());
     };
     let filter = Filter {

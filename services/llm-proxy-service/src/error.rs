@@ -1,0 +1,121 @@
+//! Every refusal llm-proxy-service answers, each a variant, mapped to its
+//! status and code in one place ([`From<ProxyError> for ApiError`]).
+//!
+//! What an upstream model answered is not one of these: the proxy passes an
+//! upstream's own refusal on as it came (`call::respond`).
+
+use actix_web::http::StatusCode;
+use confab_kit::ApiError;
+use confab_kit::db::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("invalid service token")]
+    InvalidServiceToken,
+    #[error("an agent key or access token is required as Authorization: Bearer")]
+    CredentialRequired,
+    #[error("unknown agent key or invalid access token")]
+    UnknownCredential,
+    /// Reading other users' rows or events, which only an admin may.
+    #[error("only an admin may {0}")]
+    AdminsOnly(&'static str),
+    #[error("model '{0}' not found")]
+    UnknownModel(String),
+    #[error("malformed JSON: {0}")]
+    MalformedJson(#[source] serde_json::Error),
+    #[error("the body must be a JSON object")]
+    BodyNotObject,
+    #[error("invalid request: {0}")]
+    InvalidRequest(#[source] serde_json::Error),
+    #[error("messages must not be empty")]
+    NoMessages,
+    #[error("limit must be between 1 and {max}")]
+    InvalidLimit { max: i64 },
+    #[error("since must be a seq (0 or more)")]
+    InvalidSince,
+    #[error("llm call not found")]
+    CallNotFound,
+    #[error("too many trace subscriptions open: at most {limit} per user; close one first")]
+    TooManySubscriptions { limit: usize, retry_after: u64 },
+    /// Every upstream of the model failed before answering.
+    #[error("no upstream could answer: {0}")]
+    NoUpstream(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl ProxyError {
+    /// The code clients see in `error.code`.
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use ProxyError as E;
+        use StatusCode as S;
+        match self {
+            E::InvalidServiceToken | E::CredentialRequired | E::UnknownCredential => {
+                (S::UNAUTHORIZED, "unauthorized")
+            }
+            E::AdminsOnly(_) => (S::FORBIDDEN, "forbidden"),
+            E::UnknownModel(_) | E::CallNotFound => (S::NOT_FOUND, "not_found"),
+            E::MalformedJson(_) => (S::BAD_REQUEST, "malformed_json"),
+            E::BodyNotObject | E::InvalidRequest(_) | E::NoMessages => {
+                (S::UNPROCESSABLE_ENTITY, "invalid_body")
+            }
+            E::InvalidLimit { .. } => (S::UNPROCESSABLE_ENTITY, "invalid_limit"),
+            E::InvalidSince => (S::UNPROCESSABLE_ENTITY, "invalid_since"),
+            E::TooManySubscriptions { .. } => (S::TOO_MANY_REQUESTS, "rate_limited"),
+            E::NoUpstream(_) => (S::BAD_GATEWAY, "upstream_unavailable"),
+            E::Db(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<ProxyError> for ApiError {
+    fn from(err: ProxyError) -> Self {
+        match err {
+            ProxyError::TooManySubscriptions { retry_after, .. } => {
+                ApiError::too_many_requests(retry_after, err.to_string())
+            }
+            ProxyError::Db(_) => ApiError::internal(err),
+            _ => {
+                let (status, code) = err.status_and_code();
+                ApiError::new(status, code, err.to_string())
+            }
+        }
+    }
+}
+
+impl From<ProxyError> for actix_web::Error {
+    fn from(err: ProxyError) -> Self {
+        ApiError::from(err).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_keeps_its_code_status_and_words() {
+        let api = ApiError::from(ProxyError::UnknownModel("builtin/nope".into()));
+        assert_eq!(api.status(), StatusCode::NOT_FOUND);
+        assert_eq!(api.code(), "not_found");
+        assert_eq!(api.message(), "model 'builtin/nope' not found");
+    }
+
+    #[test]
+    fn a_full_subscription_count_carries_its_wait() {
+        let api = ApiError::from(ProxyError::TooManySubscriptions {
+            limit: 8,
+            retry_after: 5,
+        });
+        assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(api.retry_after(), Some(5));
+    }
+}
