@@ -16,49 +16,10 @@ use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
 use crate::auth::Authenticated;
+use crate::kind::AgentKind;
 use crate::llm::{Attribution, LlmClient, LlmEvent};
 use crate::tasks::TaskStore;
 use crate::tree::WorkingTree;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AgentKind {
-    Math,
-    Text,
-    Tree,
-}
-
-impl AgentKind {
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "math" => Some(AgentKind::Math),
-            "text" => Some(AgentKind::Text),
-            "tree" => Some(AgentKind::Tree),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            AgentKind::Math => "math",
-            AgentKind::Text => "text",
-            AgentKind::Tree => "tree",
-        }
-    }
-
-    fn system_prompt(self) -> &'static str {
-        match self {
-            AgentKind::Math => {
-                "You are Confab's math agent. Use the calculator tool for any arithmetic and answer exactly and briefly."
-            }
-            AgentKind::Text => {
-                "You are Confab's text agent. Use your tools to count words and change case or order of a text."
-            }
-            AgentKind::Tree => {
-                "You are Confab's tree agent. The conversation has a tree of labelled nodes, given below as JSON. Change it only with your tools (add_node, remove_node, rename_node, move_node), naming nodes by id, then say briefly what changed or why it could not."
-            }
-        }
-    }
-}
 
 /// LLM rounds a task may take (each tool use is one more); a model that
 /// keeps calling tools is stopped there.

@@ -12,7 +12,7 @@ use confab_protocol::a2a::{
     AgentCapabilities, AgentCard, AgentInterface, AgentSkill, JSONRPC_BINDING, ProtocolVersion,
 };
 
-use crate::agent::AgentKind;
+use crate::kind::AgentKind;
 
 pub fn card(kind: AgentKind, base_url: &str) -> AgentCard {
     let (name, description, skills) = match kind {

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod auth;
 pub mod card;
+pub mod kind;
 pub mod llm;
 pub mod rpc;
 pub mod tasks;
@@ -24,7 +25,7 @@ use confab_kit::settings::{ServerSettings, TelemetrySettings};
 use confab_protocol::a2a::AGENT_CARD_PATH;
 use serde::Deserialize;
 
-use crate::agent::AgentKind;
+use crate::kind::AgentKind;
 use crate::llm::{LlmClient, LlmSettings};
 
 pub const SERVICE: ServiceInfo = ServiceInfo {

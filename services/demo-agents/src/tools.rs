@@ -5,7 +5,7 @@ use schemars::generate::SchemaSettings;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::agent::AgentKind;
+use crate::kind::AgentKind;
 use crate::tree::{TreeError, WorkingTree};
 
 /// Longest expression the calculator evaluates; longer ones are refused.
