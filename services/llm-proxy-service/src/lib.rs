@@ -6,6 +6,7 @@ pub mod call;
 pub mod error;
 pub mod providers;
 pub mod recorder;
+pub mod request;
 pub mod routes;
 pub mod store;
 #[cfg(feature = "testing")]

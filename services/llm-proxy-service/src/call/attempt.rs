@@ -5,9 +5,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::record::CallState;
-use super::request::ClientRequest;
 use crate::AppState;
 use crate::providers::{Start, Target, UpstreamError};
+use crate::request::ClientRequest;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RetrySettings {

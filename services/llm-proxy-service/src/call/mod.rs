@@ -7,7 +7,6 @@ mod arrived_together;
 mod assembly;
 mod attempt;
 mod record;
-mod request;
 mod respond;
 mod stream;
 
@@ -25,7 +24,6 @@ use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
 
 pub use self::attempt::RetrySettings;
-pub use self::request::{CallRequest, ClientRequest};
 pub use self::respond::{CALL_ID_HEADER, OVERHEAD_HEADER};
 
 use self::attempt::attempt;
@@ -35,6 +33,7 @@ use self::stream::{STREAM_BUFFER, forward};
 use crate::AppState;
 use crate::error::ProxyError;
 use crate::providers::Start;
+use crate::request::CallRequest;
 
 pub async fn handle(state: &AppState, call: CallRequest) -> Result<HttpResponse, ApiError> {
     let request = &call.request.parsed;

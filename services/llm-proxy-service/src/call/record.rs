@@ -7,10 +7,10 @@ use chrono::Utc;
 use confab_kit::ids::new_id;
 use confab_protocol::openai::{ToolCall, Usage};
 
-use super::request::CallRequest;
 use crate::AppState;
 use crate::providers::Target;
 use crate::recorder::Record;
+use crate::request::CallRequest;
 use crate::store::llm_calls::LlmCall;
 use crate::store::tool_calls::ToolCallRow;
 use crate::trace::hub::EventContext;

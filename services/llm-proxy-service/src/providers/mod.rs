@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use self::builtin::{Builtin, BuiltinSettings};
 use self::openai::{OpenAi, OpenAiSettings};
-use crate::call::ClientRequest;
+use crate::request::ClientRequest;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

@@ -8,7 +8,8 @@ use confab_kit::ApiError;
 
 use crate::AppState;
 use crate::auth::identify;
-use crate::call::{self, CallRequest, ClientRequest};
+use crate::call;
+use crate::request::{CallRequest, ClientRequest};
 
 pub async fn create(
     req: HttpRequest,
