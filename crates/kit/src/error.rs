@@ -153,6 +153,41 @@ impl ResponseError for ApiError {
     }
 }
 
+/// A service's error enum: every variant a refusal with its status and
+/// code, its `Display` the message the client reads. Each service has one
+/// (`error.rs`), mapped to [`ApiError`] here, the same way for all: a 500
+/// (a failure of ours) keeps the error as the logged cause and shows the
+/// client nothing of it, a 429 carries its `Retry-After`.
+pub trait Refusal: std::error::Error + Send + Sync + 'static {
+    /// The status and the code clients see in `error.code`.
+    fn status_and_code(&self) -> (StatusCode, &'static str);
+
+    /// Seconds for `Retry-After`, for a refusal that has one (429).
+    fn retry_after(&self) -> Option<u64> {
+        None
+    }
+
+    fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
+    fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+}
+
+impl<R: Refusal> From<R> for ApiError {
+    fn from(refusal: R) -> Self {
+        let (status, code) = refusal.status_and_code();
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            return ApiError::internal(refusal);
+        }
+        let mut err = ApiError::new(status, code, refusal.to_string());
+        err.retry_after = refusal.retry_after().map(|secs| secs.max(1));
+        err
+    }
+}
+
 impl From<crate::db::DbError> for ApiError {
     fn from(err: crate::db::DbError) -> Self {
         ApiError::internal(err)
@@ -220,4 +255,58 @@ pub fn from_actix(err: &actix_web::Error) -> ApiError {
         err.to_string()
     };
     ApiError::new(status, code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Refused {
+        #[error("slow down")]
+        Busy,
+        #[error("the upstream is down")]
+        Down,
+        #[error("the disk said no")]
+        Ours,
+    }
+
+    impl Refusal for Refused {
+        fn status_and_code(&self) -> (StatusCode, &'static str) {
+            match self {
+                Refused::Busy => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+                Refused::Down => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
+                Refused::Ours => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            }
+        }
+
+        fn retry_after(&self) -> Option<u64> {
+            matches!(self, Refused::Busy).then_some(0)
+        }
+    }
+
+    #[test]
+    fn a_refusal_answers_its_status_code_and_words() {
+        let err = ApiError::from(Refused::Down);
+        assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(err.code(), "upstream_unavailable");
+        assert_eq!(err.message(), "the upstream is down");
+        assert_eq!(err.retry_after(), None);
+    }
+
+    #[test]
+    fn a_rate_limit_waits_at_least_a_second() {
+        let err = ApiError::from(Refused::Busy);
+        assert_eq!(err.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(err.retry_after(), Some(1));
+    }
+
+    #[test]
+    fn a_failure_of_ours_shows_nothing_of_it_and_keeps_it_for_the_log() {
+        let err = ApiError::from(Refused::Ours);
+        assert_eq!(err.code(), "internal");
+        assert_eq!(err.message(), "internal server error");
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("the disk said no"));
+    }
 }

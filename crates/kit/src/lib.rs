@@ -23,4 +23,4 @@ pub mod testing;
 pub mod trace_context;
 pub mod ws_tunnel;
 
-pub use error::ApiError;
+pub use error::{ApiError, Refusal};

@@ -156,6 +156,8 @@ impl ConversationCursor {
 
 #[cfg(test)]
 mod tests {
+    use confab_kit::Refusal;
+
     use super::*;
 
     #[test]

@@ -1,13 +1,14 @@
 //! Every refusal chat-service answers, each a variant, mapped to its status
-//! and code in one place ([`From<ChatError> for ApiError`]).
+//! and code in one place (its [`Refusal`] impl, which kit maps to
+//! [`confab_kit::ApiError`] the same way in every service).
 //!
 //! Code below the handlers returns a `ChatError`; `?` in a handler turns it
-//! into the [`ApiError`] the JSON error body and the WebSocket `error` frames
+//! into the `ApiError` the JSON error body and the WebSocket `error` frames
 //! are made from. The messages are what a client shows, so they say what to
 //! do next where there is something to do.
 
 use actix_web::http::StatusCode;
-use confab_kit::ApiError;
+use confab_kit::Refusal;
 use confab_kit::db::DbError;
 
 use crate::tree_patch::PatchRefused;
@@ -83,16 +84,7 @@ pub enum ChatError {
     Internal(#[from] anyhow::Error),
 }
 
-impl ChatError {
-    /// The code clients see in `error.code`.
-    pub fn code(&self) -> &'static str {
-        self.status_and_code().1
-    }
-
-    pub fn status(&self) -> StatusCode {
-        self.status_and_code().0
-    }
-
+impl Refusal for ChatError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         use ChatError as E;
         match self {
@@ -132,27 +124,21 @@ impl ChatError {
             E::Db(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
-}
 
-impl From<ChatError> for ApiError {
-    fn from(err: ChatError) -> Self {
-        match err {
+    fn retry_after(&self) -> Option<u64> {
+        match self {
             ChatError::TooManyTurnsInFlight { retry_after, .. }
             | ChatError::TooManyTurnsThisMinute { retry_after }
-            | ChatError::TooManyFollowed { retry_after, .. } => {
-                ApiError::too_many_requests(retry_after, err.to_string())
-            }
-            ChatError::Db(_) | ChatError::Internal(_) => ApiError::internal(err),
-            _ => {
-                let (status, code) = err.status_and_code();
-                ApiError::new(status, code, err.to_string())
-            }
+            | ChatError::TooManyFollowed { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use confab_kit::ApiError;
+
     use super::*;
 
     #[test]
@@ -163,25 +149,6 @@ mod tests {
         assert_eq!(
             api.message(),
             "the message has 12 characters; at most 10 are allowed"
-        );
-    }
-
-    #[test]
-    fn a_rate_limit_carries_its_wait() {
-        let api = ApiError::from(ChatError::TooManyTurnsThisMinute { retry_after: 7 });
-        assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(api.code(), "rate_limited");
-        assert_eq!(api.retry_after(), Some(7));
-    }
-
-    #[test]
-    fn an_internal_error_shows_no_cause() {
-        let api = ApiError::from(ChatError::Internal(anyhow::anyhow!("secret detail")));
-        assert_eq!(api.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(api.message(), "internal server error");
-        assert!(
-            std::error::Error::source(&api).is_some(),
-            "the cause is kept for the log"
         );
     }
 }

@@ -150,7 +150,7 @@ fn accept_and_close(
     let offered = offered_protocols(req);
     let offered: Vec<&str> = offered.iter().map(String::as_str).collect();
     let (response, mut session, stream) = actix_ws::handle_with_protocols(req, payload, &offered)
-        .map_err(RelayError::BadHandshake)?;
+        .map_err(|e| RelayError::BadHandshake(e.to_string()))?;
     actix_web::rt::spawn(async move {
         match ending {
             Ending::Unauthorized(reason) => close(session, CLOSE_UNAUTHORIZED, reason).await,

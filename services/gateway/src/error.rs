@@ -1,13 +1,14 @@
 //! Every refusal the gateway answers, each a variant, mapped to its status
-//! and code in one place ([`From<GatewayError> for ApiError`]).
+//! and code in one place (its [`Refusal`] impl, which kit maps to
+//! [`confab_kit::ApiError`] the same way in every service).
 //!
 //! Code below the handlers returns a `GatewayError`; `?` in a handler turns
-//! it into the [`ApiError`] the JSON error body is made from. A parse error
+//! it into the `ApiError` the JSON error body is made from. A parse error
 //! a client caused keeps its cause as the source and says it in the message,
 //! so the client can fix the request.
 
 use actix_web::http::StatusCode;
-use confab_kit::ApiError;
+use confab_kit::Refusal;
 use confab_kit::db::DbError;
 
 #[derive(Debug, thiserror::Error)]
@@ -105,16 +106,7 @@ pub enum GatewayError {
     Internal(#[from] anyhow::Error),
 }
 
-impl GatewayError {
-    /// The code clients see in `error.code`.
-    pub fn code(&self) -> &'static str {
-        self.status_and_code().1
-    }
-
-    pub fn status(&self) -> StatusCode {
-        self.status_and_code().0
-    }
-
+impl Refusal for GatewayError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         use GatewayError as E;
         use StatusCode as S;
@@ -158,25 +150,19 @@ impl GatewayError {
             E::Db(_) | E::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
-}
 
-impl From<GatewayError> for ApiError {
-    fn from(err: GatewayError) -> Self {
-        match err {
-            GatewayError::RateLimited { retry_after, .. } => {
-                ApiError::too_many_requests(retry_after, err.to_string())
-            }
-            GatewayError::Db(_) | GatewayError::Internal(_) => ApiError::internal(err),
-            _ => {
-                let (status, code) = err.status_and_code();
-                ApiError::new(status, code, err.to_string())
-            }
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            GatewayError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use confab_kit::ApiError;
+
     use super::*;
 
     #[test]
@@ -185,23 +171,5 @@ mod tests {
         assert_eq!(api.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(api.code(), "body_too_large");
         assert_eq!(api.message(), "body exceeds 1024 bytes");
-    }
-
-    #[test]
-    fn a_rate_limit_carries_its_wait() {
-        let api = ApiError::from(GatewayError::RateLimited {
-            what: "login attempts",
-            retry_after: 6,
-        });
-        assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(api.retry_after(), Some(6));
-        assert_eq!(api.message(), "too many login attempts; retry in 6 s");
-    }
-
-    #[test]
-    fn an_internal_error_shows_no_cause() {
-        let api = ApiError::from(GatewayError::Internal(anyhow::anyhow!("secret detail")));
-        assert_eq!(api.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(api.message(), "internal server error");
     }
 }

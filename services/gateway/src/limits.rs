@@ -146,6 +146,8 @@ async fn forget_idle_keys(limits: Weak<RateLimits>) {
 
 #[cfg(test)]
 mod tests {
+    use confab_kit::Refusal;
+
     use super::*;
 
     #[tokio::test]

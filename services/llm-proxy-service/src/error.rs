@@ -1,11 +1,12 @@
 //! Every refusal llm-proxy-service answers, each a variant, mapped to its
-//! status and code in one place ([`From<ProxyError> for ApiError`]).
+//! status and code in one place (its [`Refusal`] impl, which kit maps to
+//! [`confab_kit::ApiError`] the same way in every service).
 //!
 //! What an upstream model answered is not one of these: the proxy passes an
 //! upstream's own refusal on as it came (`call::respond`).
 
 use actix_web::http::StatusCode;
-use confab_kit::ApiError;
+use confab_kit::Refusal;
 use confab_kit::db::DbError;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,16 +45,7 @@ pub enum ProxyError {
     Db(#[from] DbError),
 }
 
-impl ProxyError {
-    /// The code clients see in `error.code`.
-    pub fn code(&self) -> &'static str {
-        self.status_and_code().1
-    }
-
-    pub fn status(&self) -> StatusCode {
-        self.status_and_code().0
-    }
-
+impl Refusal for ProxyError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         use ProxyError as E;
         use StatusCode as S;
@@ -74,31 +66,25 @@ impl ProxyError {
             E::Db(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
-}
 
-impl From<ProxyError> for ApiError {
-    fn from(err: ProxyError) -> Self {
-        match err {
-            ProxyError::TooManySubscriptions { retry_after, .. } => {
-                ApiError::too_many_requests(retry_after, err.to_string())
-            }
-            ProxyError::Db(_) => ApiError::internal(err),
-            _ => {
-                let (status, code) = err.status_and_code();
-                ApiError::new(status, code, err.to_string())
-            }
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ProxyError::TooManySubscriptions { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 }
 
 impl From<ProxyError> for actix_web::Error {
     fn from(err: ProxyError) -> Self {
-        ApiError::from(err).into()
+        confab_kit::ApiError::from(err).into()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use confab_kit::ApiError;
+
     use super::*;
 
     #[test]

@@ -135,6 +135,8 @@ fn bad_path(why: &'static str) -> GatewayError {
 
 #[cfg(test)]
 mod tests {
+    use confab_kit::Refusal;
+
     use super::*;
 
     fn forwarded(raw: &str) -> Result<String, &'static str> {

@@ -96,6 +96,8 @@ impl fmt::Display for EventId {
 
 #[cfg(test)]
 mod tests {
+    use confab_kit::Refusal;
+
     use super::*;
 
     #[test]
