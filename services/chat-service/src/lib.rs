@@ -7,6 +7,7 @@ pub mod error;
 pub mod routes;
 pub mod store;
 pub mod tree_patch;
+pub mod trees;
 pub mod turns;
 
 use std::collections::BTreeMap;
@@ -26,10 +27,10 @@ use serde::Deserialize;
 use crate::a2a::client::A2aClient;
 use crate::a2a::registry::{AgentEntry, Registry};
 use crate::routes::conversations;
-use crate::turns::RetryPolicy;
 use crate::turns::budget::{LimitSettings, TurnBudget};
 use crate::turns::in_flight::InFlight;
 use crate::turns::notices::Notices;
+use crate::turns::{RetryPolicy, TurnServices};
 
 pub const SERVICE: ServiceInfo = ServiceInfo {
     name: "chat-service",
@@ -123,6 +124,22 @@ pub struct AppState {
     /// News of each conversation (turns started, tree edits) for the
     /// sockets attached to it.
     pub notices: Arc<Notices>,
+}
+
+impl AppState {
+    /// What starting a turn takes from the state ([`turns::begin::begin`]).
+    pub fn turn_services(&self) -> TurnServices<'_> {
+        TurnServices {
+            db: &self.db,
+            agents: &self.agents,
+            client: &self.a2a,
+            in_flight: &self.in_flight,
+            notices: &self.notices,
+            history_messages: self.chat.history_messages,
+            tree_limits: self.chat.tree_limits(),
+            retry: self.retry,
+        }
+    }
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {

@@ -83,7 +83,7 @@ pub async fn unified(
         }
     };
     let started = begin(
-        &state,
+        state.turn_services(),
         permit,
         &conversation_id,
         text,

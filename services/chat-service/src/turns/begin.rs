@@ -6,20 +6,36 @@
 
 use std::sync::Arc;
 
-use confab_kit::ApiError;
+use confab_kit::db::Db;
 use confab_protocol::chat::{MessageRole, MessageStatus};
 use serde_json::json;
 
 use super::budget::TurnPermit;
+use super::in_flight::InFlight;
 use super::log::TurnLog;
-use super::notices::Notice;
-use super::{Turn, start};
-use crate::AppState;
-use crate::a2a::client::Trace;
+use super::notices::{Notice, Notices};
+use super::{RetryPolicy, Turn, start};
+use crate::a2a::client::{A2aClient, Trace};
+use crate::a2a::registry::Registry;
 use crate::domain::MessageText;
 use crate::error::ChatError;
 use crate::store::models::NewMessage;
 use crate::store::{conversations, messages};
+use crate::tree_patch::TreeLimits;
+
+/// What starting a turn takes from the service, lent by its state.
+#[derive(Clone, Copy)]
+pub struct TurnServices<'a> {
+    pub db: &'a Db,
+    pub agents: &'a Arc<Registry>,
+    pub client: &'a A2aClient,
+    pub in_flight: &'a Arc<InFlight>,
+    pub notices: &'a Notices,
+    /// Earlier messages sent to the agent with the prompt, at most.
+    pub history_messages: i64,
+    pub tree_limits: TreeLimits,
+    pub retry: RetryPolicy,
+}
 
 /// A turn that has started.
 pub struct Started {
@@ -35,31 +51,31 @@ pub struct Started {
 /// while another turn runs in it, 422 when its agent is not registered (any
 /// more). Nothing is written when it is refused.
 pub async fn begin(
-    state: &AppState,
+    services: TurnServices<'_>,
     permit: TurnPermit,
     conversation_id: &str,
     text: MessageText,
     trace: Trace,
-) -> Result<Started, ApiError> {
+) -> Result<Started, ChatError> {
     let user_id = permit.user_id().to_owned();
     let user_id = user_id.as_str();
-    let conversation = conversations::owned(&state.db, user_id, conversation_id).await?;
-    if !state.agents.contains(&conversation.agent_id) {
-        return Err(ChatError::AgentGone(conversation.agent_id).into());
+    let conversation = conversations::owned(services.db, user_id, conversation_id).await?;
+    if !services.agents.contains(&conversation.agent_id) {
+        return Err(ChatError::AgentGone(conversation.agent_id));
     }
     // The reply's id is known to the claim before the reply is written, so
     // whoever finds the reply row in flight also finds its turn's log.
     let reply_id = confab_kit::ids::new_id("msg");
-    let claim = state
+    let claim = services
         .in_flight
         .begin(conversation_id, &reply_id, permit)
-        .ok_or_else(|| ApiError::from(ChatError::TurnInFlight))?;
+        .ok_or(ChatError::TurnInFlight)?;
     let history = messages::page(
-        &state.db,
+        services.db,
         user_id,
         conversation_id,
         None,
-        state.chat.history_messages,
+        services.history_messages,
     )
     .await?;
     let message = |id, role, content: &str, status, in_flight| NewMessage {
@@ -77,7 +93,7 @@ pub async fn begin(
         in_flight,
     };
     let rows = messages::append_all(
-        &state.db,
+        services.db,
         user_id,
         conversation_id,
         vec![
@@ -103,19 +119,19 @@ pub async fn begin(
     .ok_or(ChatError::ConversationNotFound)?;
     let mut rows = rows.into_iter();
     let (Some(user_message), Some(reply)) = (rows.next(), rows.next()) else {
-        return Err(ApiError::internal(anyhow::anyhow!(
+        return Err(ChatError::Internal(anyhow::anyhow!(
             "the turn's messages were not written"
         )));
     };
     let reply_id = reply.id.clone();
     let reply_seq = reply.seq;
     let log = start(Turn {
-        db: state.db.clone(),
-        client: state.a2a.clone(),
+        db: services.db.clone(),
+        client: services.client.clone(),
         user_id: user_id.to_owned(),
         conversation_id: conversation_id.to_owned(),
         agent_id: conversation.agent_id.clone(),
-        agents: state.agents.clone(),
+        agents: services.agents.clone(),
         claim,
         user_message,
         reply,
@@ -123,11 +139,13 @@ pub async fn begin(
         history,
         trace,
         tree: serde_json::from_str(&conversation.tree).unwrap_or_else(|_| json!({})),
-        tree_limits: state.chat.tree_limits(),
-        retry: state.retry,
+        tree_limits: services.tree_limits,
+        retry: services.retry,
     });
     // Once its task runs, so that a socket that follows it sees it end.
-    state.notices.notify(conversation_id, Notice::TurnStarted);
+    services
+        .notices
+        .notify(conversation_id, Notice::TurnStarted);
     Ok(Started {
         log,
         reply_id,

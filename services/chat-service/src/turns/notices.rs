@@ -9,8 +9,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde_json::Value;
 use tokio::sync::broadcast;
+
+use crate::trees::TreeEdited;
 
 /// News waiting for the slowest socket of a conversation. When it is full
 /// the oldest go: a socket that fell behind looks for the turn in flight
@@ -23,17 +24,8 @@ pub enum Notice {
     /// A turn started; its log is found with
     /// [`crate::turns::in_flight::InFlight::log`].
     TurnStarted,
+    /// A client's edit of the tree was applied ([`crate::trees`]).
     TreeEdited(Arc<TreeEdited>),
-}
-
-/// One edit of a conversation's tree that was applied.
-#[derive(Debug)]
-pub struct TreeEdited {
-    /// The socket the edit came from (which answers it directly).
-    pub socket: u64,
-    pub user_id: String,
-    pub delta: Value,
-    pub version: i64,
 }
 
 #[derive(Default)]

@@ -21,7 +21,7 @@ pub async fn begin_posted(
     let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
     let permit = state.turn_budget.admit(&caller.user_id)?;
     let started = begin(
-        state,
+        state.turn_services(),
         permit,
         conversation_id,
         text,

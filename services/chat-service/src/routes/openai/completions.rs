@@ -60,7 +60,7 @@ pub async fn completions(
         None => one_turn::new_conversation(&state, &caller.user_id, &text, model.clone()).await?,
     };
     let started = begin(
-        &state,
+        state.turn_services(),
         permit,
         &conversation_id,
         text,

@@ -20,6 +20,7 @@ use actix_ws::{CloseCode, CloseReason};
 use confab_kit::auth::Caller;
 use serde::Deserialize;
 
+use super::MAX_FRAME_BYTES;
 use super::compact::Compact;
 use super::envelope::Envelope;
 use super::session::{self, Conn};
@@ -28,11 +29,6 @@ use crate::a2a::client::Trace;
 
 /// The subprotocol of the compact dialect.
 pub const COMPACT_PROTOCOL: &str = "confab.compact.v1";
-
-/// Largest frame a client may send: a prompt is at most a few tens of KiB
-/// (10,000 characters by default), a tree edit a small patch. A larger
-/// frame closes the socket with 1009.
-pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub struct ChatQuery {

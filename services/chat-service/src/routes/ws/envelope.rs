@@ -24,10 +24,10 @@ use confab_protocol::ws::envelope::{
 };
 
 use super::session::{Conn, Dialect, Flow};
-use super::tree_edit;
 use crate::error::ChatError;
 use crate::store::messages;
 use crate::store::models::ConversationRow;
+use crate::trees::EditRefused;
 
 /// Messages sent in `chat_history`: as many as `…/history` answers with.
 const HISTORY_MESSAGES: i64 = 1000;
@@ -101,17 +101,11 @@ impl Envelope {
         let Some(conversation_id) = conn.conversation().map(str::to_owned) else {
             return error(conn, &no_session()).await;
         };
-        let edited = tree_edit::edit(
-            &conn.state,
-            conn.user_id(),
-            &conversation_id,
-            &edit.patch,
-            edit.base_version,
-        )
-        .await;
+        let edited = conn
+            .edit_tree(&conversation_id, &edit.patch, edit.base_version)
+            .await;
         match edited {
             Ok(version) => {
-                conn.announce_tree_edit(edit.patch.clone(), version);
                 let update = TreeUpdate {
                     delta: edit.patch,
                     version,
@@ -120,7 +114,7 @@ impl Envelope {
                 Ok(Flow::Continue)
             }
             Err(refused) => {
-                send_error(conn, refused.describe()).await?;
+                send_error(conn, edit_refused(refused)).await?;
                 Ok(Flow::Continue)
             }
         }
@@ -271,4 +265,23 @@ async fn error(conn: &mut Conn, err: &ApiError) -> Result<Flow, Closed> {
     };
     send_error(conn, error).await?;
     Ok(Flow::Continue)
+}
+
+/// The error a client gets for an edit of the tree that was refused.
+fn edit_refused(refused: EditRefused) -> FrameError {
+    match refused {
+        EditRefused::Stale { current_version } => FrameError {
+            current_version: Some(current_version),
+            ..FrameError::new(
+                "stale_tree",
+                format!(
+                    "the tree is at version {current_version}; reload it and edit that version"
+                ),
+            )
+        },
+        EditRefused::Invalid(err) => {
+            let err = ApiError::from(err);
+            FrameError::new(err.code(), err.message())
+        }
+    }
 }

@@ -5,6 +5,9 @@ mod compact;
 mod connect;
 mod envelope;
 mod session;
-mod tree_edit;
 
 pub use connect::chat;
+
+/// Largest frame a client may send: room for a prompt of the default
+/// longest length or a tree edit; a larger frame closes the socket with 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;

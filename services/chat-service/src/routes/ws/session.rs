@@ -44,10 +44,11 @@ use crate::domain::{ConversationTitle, MessageText};
 use crate::error::ChatError;
 use crate::store::conversations;
 use crate::store::models::ConversationRow;
+use crate::trees::{self, EditRefused, TreeEdited};
 use crate::turns::begin::begin;
 use crate::turns::budget::TurnPermit;
 use crate::turns::log::TurnLog;
-use crate::turns::notices::{Notice, TreeEdited, Watch};
+use crate::turns::notices::{Notice, Watch};
 
 /// Tells the sockets apart, for tree edits announced to the others.
 static SOCKETS: AtomicU64 = AtomicU64::new(1);
@@ -133,30 +134,31 @@ impl Conn {
         }
     }
 
-    /// Tells the other sockets on the conversation about an edit of its
-    /// tree made over this one.
-    pub fn announce_tree_edit(&self, delta: Value, version: i64) {
-        if let Some(conversation_id) = &self.conversation {
-            let edited = TreeEdited {
-                socket: self.id,
-                user_id: self.caller.user_id.clone(),
-                delta,
-                version,
-            };
-            self.state
-                .notices
-                .notify(conversation_id, Notice::TreeEdited(Arc::new(edited)));
-        }
-    }
-
-    /// An edit announced on this conversation by another socket, as the
-    /// event a dialect shows.
-    fn edit_for_me(&self, edited: &TreeEdited) -> Option<ChatEvent> {
-        let mine = edited.socket != self.id && edited.user_id == self.caller.user_id;
-        mine.then(|| ChatEvent::TreeUpdate {
-            patch: edited.delta.clone(),
-            version: edited.version,
-        })
+    /// Applies the client's edit of the tree of `conversation_id` (the
+    /// conversation attached) and tells the other sockets on it.
+    pub async fn edit_tree(
+        &self,
+        conversation_id: &str,
+        patch: &Value,
+        base_version: i64,
+    ) -> Result<i64, EditRefused> {
+        let version = trees::edit(
+            &self.state.db,
+            self.state.chat.tree_limits(),
+            self.user_id(),
+            conversation_id,
+            patch,
+            base_version,
+        )
+        .await?;
+        let edited = TreeEdited {
+            socket: self.id,
+            user_id: self.caller.user_id.clone(),
+            delta: patch.clone(),
+            version,
+        };
+        edited.announce(&self.state.notices, conversation_id);
+        Ok(version)
     }
 
     pub fn user_id(&self) -> &str {
@@ -228,7 +230,7 @@ impl Conn {
     pub async fn prompt(&mut self, prompt: Prompt) -> Result<(), ApiError> {
         let conversation_id = self.conversation.clone().ok_or(ChatError::NoSession)?;
         let started = begin(
-            &self.state,
+            self.state.turn_services(),
             prompt.permit,
             &conversation_id,
             prompt.text,
@@ -280,7 +282,7 @@ pub async fn run<D: Dialect>(
                         return End::ClientClosed;
                     }
                     Some(Err(actix_ws::ProtocolError::Overflow)) => {
-                        let reason = format!("a frame may have at most {} bytes", super::connect::MAX_FRAME_BYTES);
+                        let reason = format!("a frame may have at most {} bytes", super::MAX_FRAME_BYTES);
                         close(conn.ws, CloseReason { code: CloseCode::Size, description: Some(reason) }).await;
                         return End::TooLarge;
                     }
@@ -315,7 +317,7 @@ pub async fn run<D: Dialect>(
                         conn.follow(None);
                         Ok(Flow::Continue)
                     }
-                    Ok(Notice::TreeEdited(edited)) => match conn.edit_for_me(&edited) {
+                    Ok(Notice::TreeEdited(edited)) => match edited.update_for(conn.id, conn.user_id()) {
                         Some(event) => dialect.event(&mut conn, &event).await,
                         None => Ok(Flow::Continue),
                     },

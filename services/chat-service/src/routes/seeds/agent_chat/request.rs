@@ -65,7 +65,14 @@ pub async fn begin_agent_turn(
             one_turn::new_conversation(state, &caller.user_id, &text, agent_id).await?
         }
     };
-    let started = begin(state, permit, &session_id, text, Trace::from_request(req)).await?;
+    let started = begin(
+        state.turn_services(),
+        permit,
+        &session_id,
+        text,
+        Trace::from_request(req),
+    )
+    .await?;
     Ok(AgentTurn {
         caller,
         session_id,
