@@ -4,8 +4,6 @@
 //! and the tree's limits themselves are [`crate::tree_patch`], which knows
 //! nothing of storage.
 
-use std::sync::Arc;
-
 use confab_kit::db::Db;
 use confab_protocol::chat::{ChatEvent, EventError};
 use serde_json::Value;
@@ -13,7 +11,6 @@ use serde_json::Value;
 use crate::error::ChatError;
 use crate::store::trees;
 use crate::tree_patch::{PatchRefused, TreeLimits, TreePatch};
-use crate::turns::notices::{Notice, Notices};
 
 /// Attempts when the tree changes between reading and writing it (another
 /// edit landed); the agent's patch is checked again against each newer tree.
@@ -153,35 +150,6 @@ pub async fn edit(
             Err(EditRefused::Stale { current_version })
         }
         Err(err) => Err(EditRefused::Invalid(err.into())),
-    }
-}
-
-/// One client edit of a conversation's tree that was applied, as news for
-/// the other sockets on the conversation.
-#[derive(Debug)]
-pub struct TreeEdited {
-    /// The socket the edit came from (which answers it directly).
-    pub socket: u64,
-    pub user_id: String,
-    pub delta: Value,
-    pub version: i64,
-}
-
-impl TreeEdited {
-    /// Tells the sockets on `conversation_id` about the edit.
-    pub fn announce(self, notices: &Notices, conversation_id: &str) {
-        notices.notify(conversation_id, Notice::TreeEdited(Arc::new(self)));
-    }
-
-    /// The `tree_update` that socket `socket` of `user_id` shows for the
-    /// edit: none on the socket it came from, which has answered already,
-    /// nor on another user's.
-    pub fn update_for(&self, socket: u64, user_id: &str) -> Option<ChatEvent> {
-        let mine = self.socket != socket && self.user_id == user_id;
-        mine.then(|| ChatEvent::TreeUpdate {
-            patch: self.delta.clone(),
-            version: self.version,
-        })
     }
 }
 

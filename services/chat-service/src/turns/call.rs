@@ -1,32 +1,12 @@
 //! Reaching the turn's agent: the A2A request, sent again with backoff
 //! while the failure is worth retrying and no event has arrived yet.
 
-use std::time::Duration;
-
 use confab_protocol::a2a::confab::{ConfabMetadata, HistoryTurn};
 use confab_protocol::a2a::{Message as A2aMessage, Part, Role, SendMessageRequest};
 use confab_protocol::chat::ChatEvent;
-use rand::Rng;
 
-use super::run::{Emitter, Turn};
+use super::turn::{Emitter, Turn};
 use crate::a2a::client::{A2aError, AgentStream, Endpoint};
-
-/// How often and how patiently a turn tries to reach its agent.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub base: Duration,
-}
-
-impl RetryPolicy {
-    /// The wait after failed attempt `n` (1-based): base × 2^(n-1), ±20 %
-    /// so that many turns failing at once do not retry in lockstep.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let exact = self.base.saturating_mul(1 << (attempt - 1).min(16));
-        let jitter = rand::thread_rng().gen_range(0.8..=1.2);
-        exact.mul_f64(jitter)
-    }
-}
 
 impl Turn {
     /// Calls the agent, retrying what is worth retrying before the first

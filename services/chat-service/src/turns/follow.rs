@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::reply::Reply;
-use super::run::{Emitter, Turn};
+use super::turn::{Emitter, Turn};
 use crate::a2a::client::{AgentEvent, AgentStream, Endpoint};
 use crate::trees;
 

@@ -17,8 +17,11 @@ pub mod in_flight;
 pub mod log;
 pub mod notices;
 mod reply;
+mod retry;
 mod run;
+mod turn;
 
 pub use begin::TurnServices;
-pub use call::RetryPolicy;
-pub use run::{Turn, start};
+pub use retry::RetryPolicy;
+pub use run::start;
+pub use turn::Turn;

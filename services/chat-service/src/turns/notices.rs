@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
-use crate::trees::TreeEdited;
+use confab_protocol::chat::ChatEvent;
+use serde_json::Value;
 
 /// News waiting for the slowest socket of a conversation. When it is full
 /// the oldest go: a socket that fell behind looks for the turn in flight
@@ -26,6 +27,36 @@ pub enum Notice {
     TurnStarted,
     /// A client's edit of the tree was applied ([`crate::trees`]).
     TreeEdited(Arc<TreeEdited>),
+}
+
+/// One client edit of a conversation's tree that was applied
+/// ([`crate::trees::edit`]), as news for the other sockets on the
+/// conversation.
+#[derive(Debug)]
+pub struct TreeEdited {
+    /// The socket the edit came from (which answers it directly).
+    pub socket: u64,
+    pub user_id: String,
+    pub delta: Value,
+    pub version: i64,
+}
+
+impl TreeEdited {
+    /// Tells the sockets on `conversation_id` about the edit.
+    pub fn announce(self, notices: &Notices, conversation_id: &str) {
+        notices.notify(conversation_id, Notice::TreeEdited(Arc::new(self)));
+    }
+
+    /// The `tree_update` that socket `socket` of `user_id` shows for the
+    /// edit: none on the socket it came from, which has answered already,
+    /// nor on another user's.
+    pub fn update_for(&self, socket: u64, user_id: &str) -> Option<ChatEvent> {
+        let mine = self.socket != socket && self.user_id == user_id;
+        mine.then(|| ChatEvent::TreeUpdate {
+            patch: self.delta.clone(),
+            version: self.version,
+        })
+    }
 }
 
 #[derive(Default)]

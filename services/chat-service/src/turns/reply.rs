@@ -6,7 +6,7 @@ use confab_protocol::a2a::TaskState;
 use confab_protocol::chat::{ChatEvent, EventError, MessageStatus, TokenUsage};
 use serde_json::{Value, json};
 
-use super::run::{Emitter, Turn};
+use super::turn::{Emitter, Turn};
 use crate::store::messages::{self, Finished};
 
 /// The assistant message as it builds up during a turn.

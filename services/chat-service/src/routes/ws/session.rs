@@ -44,11 +44,11 @@ use crate::domain::{ConversationTitle, MessageText};
 use crate::error::ChatError;
 use crate::store::conversations;
 use crate::store::models::ConversationRow;
-use crate::trees::{self, EditRefused, TreeEdited};
+use crate::trees::{self, EditRefused};
 use crate::turns::begin::begin;
 use crate::turns::budget::TurnPermit;
 use crate::turns::log::TurnLog;
-use crate::turns::notices::{Notice, Watch};
+use crate::turns::notices::{Notice, TreeEdited, Watch};
 
 /// Tells the sockets apart, for tree edits announced to the others.
 static SOCKETS: AtomicU64 = AtomicU64::new(1);
