@@ -10,6 +10,7 @@
 #[path = "../api/common/mod.rs"]
 #[expect(
     dead_code,
+    unused_imports,
     reason = "the tests here use a part of the helpers tests/api shares"
 )]
 mod common;

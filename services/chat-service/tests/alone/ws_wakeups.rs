@@ -9,6 +9,7 @@ use std::time::Duration;
 use confab_kit::testing::Stack;
 use serde_json::json;
 
+use crate::common::ws::Envelope;
 use crate::common::{TestApp, start_agents};
 
 async fn wakeups(chat: &TestApp) -> u64 {

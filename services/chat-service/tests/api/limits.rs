@@ -9,7 +9,7 @@ use std::time::Duration;
 use confab_kit::testing::Stack;
 use serde_json::{Value, json};
 
-use crate::common::ws::{Frame, Ws};
+use crate::common::ws::{Envelope, Frame, Ws};
 use crate::common::{TestApp, start_agents, start_slow_agents};
 
 /// Each answer of the builtin model waits this long: a math turn (a tool

@@ -9,7 +9,7 @@ use confab_kit::testing::Stack;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::ws::{Frame, Ws};
+use crate::common::ws::{Envelope, Frame, Ws};
 use crate::common::{TestApp, start_agents};
 
 /// An envelope socket of `user`.

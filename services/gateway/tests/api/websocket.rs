@@ -108,7 +108,7 @@ async fn closing_either_end_closes_the_other_with_the_same_code() {
     ws.send(json!({"type": "close_session"})).await;
     assert_eq!(ws.closed().await.map(|c| c.0), Some(1000));
     let mut ws = connect(&url, None).await;
-    ws.send_text("x".repeat(70 * 1024)).await;
+    ws.send_text(&"x".repeat(70 * 1024)).await;
     assert_eq!(ws.closed().await.map(|c| c.0), Some(1009));
 }
 
