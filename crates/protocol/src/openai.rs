@@ -190,6 +190,25 @@ pub struct Delta {
     pub extra: Map<String, Value>,
 }
 
+impl Delta {
+    /// The first delta of a streamed answer: the role, and no text yet.
+    pub fn assistant_start() -> Self {
+        Self {
+            role: Some("assistant".into()),
+            content: Some(String::new()),
+            ..Self::default()
+        }
+    }
+
+    /// A piece of the answer's text.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            content: Some(text.into()),
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkChoice {
     pub index: u32,

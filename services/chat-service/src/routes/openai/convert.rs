@@ -111,31 +111,12 @@ impl Completion {
         events: impl Stream<Item = (u64, ChatEvent)> + 'static,
         include_usage: bool,
     ) -> impl Stream<Item = Bytes> + 'static {
-        let role = self.frame(
-            &self.chunk(
-                Delta {
-                    role: Some("assistant".into()),
-                    content: Some(String::new()),
-                    ..Delta::default()
-                },
-                None,
-                None,
-            ),
-            None,
-        );
+        let role = self.frame(&self.chunk(Delta::assistant_start(), None, None), None);
         let body = events.filter_map(move |(_, event)| {
             let frame = match event {
-                ChatEvent::Text { text } => Some(self.frame(
-                    &self.chunk(
-                        Delta {
-                            content: Some(text),
-                            ..Delta::default()
-                        },
-                        None,
-                        None,
-                    ),
-                    None,
-                )),
+                ChatEvent::Text { text } => {
+                    Some(self.frame(&self.chunk(Delta::text(text), None, None), None))
+                }
                 ChatEvent::Done {
                     status,
                     token_usage,

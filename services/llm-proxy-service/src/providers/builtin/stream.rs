@@ -60,24 +60,9 @@ pub(super) fn stream_chunks(id: &str, model: &str, answer: &Answer) -> Vec<Strin
         };
         serde_json::to_string(&chunk).unwrap_or_default()
     };
-    let mut chunks = vec![chunk(
-        Delta {
-            role: Some("assistant".into()),
-            content: Some(String::new()),
-            ..Delta::default()
-        },
-        None,
-        None,
-    )];
+    let mut chunks = vec![chunk(Delta::assistant_start(), None, None)];
     for token in &answer.tokens {
-        chunks.push(chunk(
-            Delta {
-                content: Some(token.clone()),
-                ..Delta::default()
-            },
-            None,
-            None,
-        ));
+        chunks.push(chunk(Delta::text(token.clone()), None, None));
     }
     if answer.failure.is_some() {
         return chunks;
