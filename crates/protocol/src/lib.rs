@@ -8,6 +8,7 @@ pub mod a2a;
 pub mod auth;
 pub mod chat;
 pub mod error;
+pub mod ids;
 pub mod openai;
 pub mod trace;
 pub mod ws;

@@ -6,6 +6,7 @@
 
 use confab_kit::db::Db;
 use confab_protocol::chat::{ChatEvent, EventError};
+use confab_protocol::ids::{ConversationId, UserId};
 use serde_json::Value;
 
 use crate::error::ChatError;
@@ -21,8 +22,8 @@ const ATTEMPTS: usize = 3;
 /// when it does not apply (the tree unchanged).
 pub async fn agent_patch(
     db: &Db,
-    user_id: &str,
-    conversation_id: &str,
+    user_id: &UserId,
+    conversation_id: &ConversationId,
     patch: Value,
     limits: TreeLimits,
 ) -> ChatEvent {
@@ -75,8 +76,8 @@ impl From<PatchRefused> for AgentPatchRefused {
 /// result as the next version, whatever version the tree is at.
 async fn apply_agent_patch(
     db: &Db,
-    user_id: &str,
-    conversation_id: &str,
+    user_id: &UserId,
+    conversation_id: &ConversationId,
     patch: &Value,
     limits: TreeLimits,
 ) -> Result<i64, AgentPatchRefused> {
@@ -122,8 +123,8 @@ impl From<PatchRefused> for EditRefused {
 pub async fn edit(
     db: &Db,
     limits: TreeLimits,
-    user_id: &str,
-    conversation_id: &str,
+    user_id: &UserId,
+    conversation_id: &ConversationId,
     patch: &Value,
     base_version: i64,
 ) -> Result<i64, EditRefused> {
@@ -160,6 +161,10 @@ mod tests {
     use confab_kit::testing::TestDatabase;
     use serde_json::json;
 
+    fn user(id: &str) -> UserId {
+        id.into()
+    }
+
     const LIMITS: TreeLimits = TreeLimits {
         max_bytes: 256 * 1024,
         max_ops: 100,
@@ -172,12 +177,12 @@ mod tests {
             .await
             .unwrap();
         let title = crate::domain::ConversationTitle::untitled();
-        let row = conversations::new_row("usr-ada", title, "tree".into());
+        let row = conversations::new_row(&user("usr-ada"), title, "tree".into());
         conversations::create(&db, &row).await.unwrap();
 
         let root = json!([{"op": "add", "path": "", "value": {"id": "root", "label": "root", "children": []}}]);
         assert_eq!(
-            apply_agent_patch(&db, "usr-ada", &row.id, &root, LIMITS).await,
+            apply_agent_patch(&db, &user("usr-ada"), &row.id, &root, LIMITS).await,
             Ok(1)
         );
 
@@ -196,22 +201,25 @@ mod tests {
                 "patch_too_large",
             ),
         ] {
-            let refused = apply_agent_patch(&db, "usr-ada", &row.id, &bad, LIMITS).await;
+            let refused = apply_agent_patch(&db, &user("usr-ada"), &row.id, &bad, LIMITS).await;
             assert_eq!(refused.map_err(|r| r.code), Err(code), "{bad:.80}");
         }
-        let (tree, version) = trees::get(&db, "usr-ada", &row.id).await.unwrap().unwrap();
+        let (tree, version) = trees::get(&db, &user("usr-ada"), &row.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(version, 1, "refused patches change nothing");
         assert_eq!(tree, json!({"id": "root", "label": "root", "children": []}));
 
         assert!(
-            apply_agent_patch(&db, "usr-bob", &row.id, &root, LIMITS)
+            apply_agent_patch(&db, &user("usr-bob"), &row.id, &root, LIMITS)
                 .await
                 .is_err(),
             "not bob's"
         );
         // A stale base version is refused by the store.
         assert_eq!(
-            trees::replace(&db, "usr-ada", &row.id, 0, &json!({}))
+            trees::replace(&db, &user("usr-ada"), &row.id, 0, &json!({}))
                 .await
                 .unwrap(),
             None

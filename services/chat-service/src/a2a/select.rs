@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 
 use confab_protocol::a2a::AgentCard;
+use confab_protocol::ids::AgentId;
 
 use crate::a2a::registry::Registry;
 use crate::error::ChatError;
@@ -22,7 +23,7 @@ pub async fn choose(
     requested: Option<String>,
     message: Option<&str>,
     default: &str,
-) -> Result<String, ChatError> {
+) -> Result<AgentId, ChatError> {
     let chosen = match requested.filter(|id| !id.is_empty()) {
         Some(id) => id,
         None => match message {
@@ -32,7 +33,7 @@ pub async fn choose(
         .unwrap_or_else(|| default.to_owned()),
     };
     if registry.contains(&chosen) {
-        Ok(chosen)
+        Ok(chosen.into())
     } else {
         Err(ChatError::UnknownAgent(chosen))
     }

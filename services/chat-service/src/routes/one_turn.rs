@@ -4,6 +4,7 @@
 
 use confab_kit::ApiError;
 use confab_protocol::chat::Message;
+use confab_protocol::ids::{AgentId, ConversationId, UserId};
 use futures_util::StreamExt;
 
 use crate::AppState;
@@ -16,10 +17,10 @@ use crate::turns::begin::Started;
 /// checked), titled by the start of its first message; its id.
 pub async fn new_conversation(
     state: &AppState,
-    user_id: &str,
+    user_id: &UserId,
     text: &MessageText,
-    agent_id: String,
-) -> Result<String, ApiError> {
+    agent_id: AgentId,
+) -> Result<ConversationId, ApiError> {
     let row = conversations::new_row(user_id, ConversationTitle::from_message(text), agent_id);
     conversations::create(&state.db, &row).await?;
     Ok(row.id)
@@ -29,7 +30,7 @@ pub async fn new_conversation(
 /// `done`, once the reply is saved).
 pub async fn finished_reply(
     state: &AppState,
-    user_id: &str,
+    user_id: &UserId,
     started: &Started,
 ) -> Result<Message, ApiError> {
     started.log.subscribe(0).for_each(|_| async {}).await;

@@ -15,6 +15,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
 use confab_protocol::chat::UnifiedRequest;
+use confab_protocol::ids::ConversationId;
 use serde_json::json;
 
 use crate::AppState;
@@ -22,6 +23,7 @@ use crate::a2a::client::Trace;
 use crate::a2a::select;
 use crate::domain::MessageText;
 use crate::error::ChatError;
+use crate::routes::CallerId;
 use crate::routes::one_turn;
 use crate::routes::openai::convert::{self, Completion};
 use crate::routes::sse;
@@ -62,11 +64,14 @@ pub async fn unified(
     let AuthedJson { caller, body } = request;
     let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
     // Before the conversation is made: a refused turn leaves nothing.
-    let permit = state.turn_budget.admit(&caller.user_id)?;
-    let named = body.conversation_id.filter(|id| !id.trim().is_empty());
+    let permit = state.turn_budget.admit(&caller.user())?;
+    let named = body
+        .conversation_id
+        .filter(|id| !id.trim().is_empty())
+        .map(ConversationId::from);
     let (conversation_id, agent_id) = match named {
         Some(id) => {
-            let conversation = conversations::owned(&state.db, &caller.user_id, &id).await?;
+            let conversation = conversations::owned(&state.db, &caller.user(), &id).await?;
             (id, conversation.agent_id)
         }
         None => {
@@ -77,8 +82,8 @@ pub async fn unified(
                 &state.chat.default_agent,
             )
             .await?;
-            let id = one_turn::new_conversation(&state, &caller.user_id, &text, agent_id.clone())
-                .await?;
+            let id =
+                one_turn::new_conversation(&state, &caller.user(), &text, agent_id.clone()).await?;
             (id, agent_id)
         }
     };
@@ -99,7 +104,7 @@ pub async fn unified(
             ))
         }
         (Format::V03, false) => {
-            let reply = one_turn::finished_reply(&state, &caller.user_id, &started).await?;
+            let reply = one_turn::finished_reply(&state, &caller.user(), &started).await?;
             Ok(HttpResponse::Ok().json(json!({
                 "conversation_id": conversation_id,
                 "agent_id": agent_id,
@@ -107,7 +112,7 @@ pub async fn unified(
             })))
         }
         (Format::OpenAi, false) => {
-            let reply = one_turn::finished_reply(&state, &caller.user_id, &started).await?;
+            let reply = one_turn::finished_reply(&state, &caller.user(), &started).await?;
             let completion = Completion::new(conversation_id, started.reply_id.clone(), agent_id);
             Ok(HttpResponse::Ok().json(completion.completion(&reply)))
         }

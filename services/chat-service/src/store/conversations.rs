@@ -3,6 +3,7 @@
 use chrono::Utc;
 use confab_kit::db::{Db, DbError};
 use confab_kit::db_run;
+use confab_protocol::ids::{AgentId, ConversationId, UserId};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -23,7 +24,11 @@ pub async fn create(db: &Db, row: &ConversationRow) -> Result<(), DbError> {
 }
 
 /// The conversation `id` if `user_id` owns it.
-pub async fn get(db: &Db, user_id: &str, id: &str) -> Result<Option<ConversationRow>, DbError> {
+pub async fn get(
+    db: &Db,
+    user_id: &UserId,
+    id: &ConversationId,
+) -> Result<Option<ConversationRow>, DbError> {
     db_run!(db, |conn| {
         conversations::table
             .filter(conversations::id.eq(id))
@@ -38,7 +43,11 @@ pub async fn get(db: &Db, user_id: &str, id: &str) -> Result<Option<Conversation
 
 /// The conversation `id` of `user_id`: another user's is not found, the
 /// same as one that does not exist (DESIGN §4).
-pub async fn owned(db: &Db, user_id: &str, id: &str) -> Result<ConversationRow, ChatError> {
+pub async fn owned(
+    db: &Db,
+    user_id: &UserId,
+    id: &ConversationId,
+) -> Result<ConversationRow, ChatError> {
     get(db, user_id, id)
         .await?
         .ok_or(ChatError::ConversationNotFound)
@@ -50,8 +59,8 @@ pub async fn owned(db: &Db, user_id: &str, id: &str) -> Result<ConversationRow, 
 /// `conversations_recent_first`.
 pub async fn list(
     db: &Db,
-    user_id: &str,
-    agent_id: Option<&str>,
+    user_id: &UserId,
+    agent_id: Option<&AgentId>,
     after: Option<&ConversationCursor>,
     limit: i64,
 ) -> Result<Vec<ConversationRow>, DbError> {
@@ -85,8 +94,8 @@ pub async fn list(
 /// the updated row, or `None` when it is not theirs.
 pub async fn rename(
     db: &Db,
-    user_id: &str,
-    id: &str,
+    user_id: &UserId,
+    id: &ConversationId,
     title: &ConversationTitle,
 ) -> Result<Option<ConversationRow>, DbError> {
     let now = Utc::now().naive_utc();
@@ -110,7 +119,7 @@ pub async fn rename(
 
 /// Deletes the conversation `id` if `user_id` owns it; its messages go with
 /// it (`ON DELETE CASCADE`). `false` when it is not theirs.
-pub async fn delete(db: &Db, user_id: &str, id: &str) -> Result<bool, DbError> {
+pub async fn delete(db: &Db, user_id: &UserId, id: &ConversationId) -> Result<bool, DbError> {
     let deleted = db_run!(db, |conn| {
         diesel::delete(
             conversations::table
@@ -125,11 +134,11 @@ pub async fn delete(db: &Db, user_id: &str, id: &str) -> Result<bool, DbError> {
 }
 
 /// A new conversation row owned by `user_id`.
-pub fn new_row(user_id: &str, title: ConversationTitle, agent_id: String) -> ConversationRow {
+pub fn new_row(user_id: &UserId, title: ConversationTitle, agent_id: AgentId) -> ConversationRow {
     let now = Utc::now().naive_utc();
     ConversationRow {
-        id: confab_kit::ids::new_id("conv"),
-        user_id: user_id.to_owned(),
+        id: confab_kit::ids::new_id("conv").into(),
+        user_id: user_id.clone(),
         title: title.into_inner(),
         agent_id,
         message_count: 0,

@@ -3,6 +3,7 @@
 use chrono::Utc;
 use confab_kit::db::{Db, DbError};
 use confab_kit::db_run;
+use confab_protocol::ids::{ConversationId, MessageId, UserId};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
@@ -15,8 +16,8 @@ use super::schema::{conversations, messages};
 /// `seq`. `Ok(None)` when the conversation is not theirs.
 pub async fn append(
     db: &Db,
-    user_id: &str,
-    conversation_id: &str,
+    user_id: &UserId,
+    conversation_id: &ConversationId,
     message: NewMessage,
 ) -> Result<Option<MessageRow>, DbError> {
     let rows = append_all(db, user_id, conversation_id, vec![message]).await?;
@@ -30,12 +31,12 @@ pub async fn append(
 /// numbers. `Ok(None)` when the conversation is not `user_id`'s.
 pub async fn append_all(
     db: &Db,
-    user_id: &str,
-    conversation_id: &str,
+    user_id: &UserId,
+    conversation_id: &ConversationId,
     new: Vec<NewMessage>,
 ) -> Result<Option<Vec<MessageRow>>, DbError> {
-    let user_id = user_id.to_owned();
-    let conversation_id = conversation_id.to_owned();
+    let user_id = user_id.clone();
+    let conversation_id = conversation_id.clone();
     let count = i64::try_from(new.len()).unwrap_or(i64::MAX);
     db_run!(db, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
@@ -92,8 +93,8 @@ pub async fn append_all(
 /// newest ones before `before_seq` (or the newest ones at all).
 pub async fn page(
     db: &Db,
-    user_id: &str,
-    conversation_id: &str,
+    user_id: &UserId,
+    conversation_id: &ConversationId,
     before_seq: Option<i64>,
     limit: i64,
 ) -> Result<Vec<MessageRow>, DbError> {
@@ -130,7 +131,12 @@ pub struct Finished {
 /// Finishes the reply `id` begun with [`append`] (`in_flight`): its content,
 /// status and usage, and it is listed from now on. `false` when the row is
 /// gone (its conversation was deleted meanwhile).
-pub async fn finish(db: &Db, user_id: &str, id: &str, reply: Finished) -> Result<bool, DbError> {
+pub async fn finish(
+    db: &Db,
+    user_id: &UserId,
+    id: &MessageId,
+    reply: Finished,
+) -> Result<bool, DbError> {
     let updated = db_run!(db, |conn| {
         diesel::update(
             messages::table
@@ -177,7 +183,7 @@ fn saturating_i64(n: u64) -> i64 {
 }
 
 /// The message `id` if `user_id` owns it.
-pub async fn get(db: &Db, user_id: &str, id: &str) -> Result<Option<MessageRow>, DbError> {
+pub async fn get(db: &Db, user_id: &UserId, id: &MessageId) -> Result<Option<MessageRow>, DbError> {
     db_run!(db, |conn| {
         messages::table
             .filter(messages::id.eq(id))
@@ -195,8 +201,8 @@ pub async fn get(db: &Db, user_id: &str, id: &str) -> Result<Option<MessageRow>,
 /// conversation has to deliver.
 pub async fn next_reply(
     db: &Db,
-    user_id: &str,
-    conversation_id: &str,
+    user_id: &UserId,
+    conversation_id: &ConversationId,
     after_seq: i64,
 ) -> Result<Option<MessageRow>, DbError> {
     db_run!(db, |conn| {
@@ -217,8 +223,8 @@ pub async fn next_reply(
 /// The newest reply of a conversation `user_id` owns, in flight or not.
 pub async fn newest_reply(
     db: &Db,
-    user_id: &str,
-    conversation_id: &str,
+    user_id: &UserId,
+    conversation_id: &ConversationId,
 ) -> Result<Option<MessageRow>, DbError> {
     db_run!(db, |conn| {
         messages::table
@@ -237,8 +243,8 @@ pub async fn newest_reply(
 /// The message at `seq` of a conversation `user_id` owns, in flight or not.
 pub async fn at_seq(
     db: &Db,
-    user_id: &str,
-    conversation_id: &str,
+    user_id: &UserId,
+    conversation_id: &ConversationId,
     seq: i64,
 ) -> Result<Option<MessageRow>, DbError> {
     db_run!(db, |conn| {
@@ -256,7 +262,11 @@ pub async fn at_seq(
 
 /// How many messages a conversation of `user_id` lists (a reply in flight
 /// is not counted until it is finished).
-pub async fn count(db: &Db, user_id: &str, conversation_id: &str) -> Result<i64, DbError> {
+pub async fn count(
+    db: &Db,
+    user_id: &UserId,
+    conversation_id: &ConversationId,
+) -> Result<i64, DbError> {
     db_run!(db, |conn| {
         messages::table
             .filter(messages::conversation_id.eq(conversation_id))

@@ -2,6 +2,7 @@
 
 use chrono::{NaiveDateTime, SecondsFormat};
 use confab_protocol::chat::{self, MessageRole, MessageStatus, TokenUsage};
+use confab_protocol::ids::{AgentId, ConversationId, MessageId, UserId};
 use diesel::prelude::*;
 
 use super::schema::{conversations, messages};
@@ -9,10 +10,10 @@ use super::schema::{conversations, messages};
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = conversations)]
 pub struct ConversationRow {
-    pub id: String,
-    pub user_id: String,
+    pub id: ConversationId,
+    pub user_id: UserId,
     pub title: String,
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub message_count: i64,
     pub tree: String,
     pub tree_version: i64,
@@ -24,9 +25,9 @@ impl ConversationRow {
     /// The API shape; `with_tree` when the conversation is read alone.
     pub fn to_api(&self, with_tree: bool) -> chat::Conversation {
         chat::Conversation {
-            id: self.id.clone(),
+            id: self.id.to_string(),
             title: self.title.clone(),
-            agent_id: self.agent_id.clone(),
+            agent_id: self.agent_id.to_string(),
             message_count: self.message_count,
             tree_version: self.tree_version,
             created_at: rfc3339(self.created_at),
@@ -39,9 +40,9 @@ impl ConversationRow {
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = messages)]
 pub struct MessageRow {
-    pub id: String,
-    pub conversation_id: String,
-    pub user_id: String,
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub user_id: UserId,
     pub seq: i64,
     pub role: String,
     pub content: String,
@@ -58,8 +59,8 @@ pub struct MessageRow {
 impl MessageRow {
     pub fn to_api(&self) -> chat::Message {
         chat::Message {
-            id: self.id.clone(),
-            conversation_id: self.conversation_id.clone(),
+            id: self.id.to_string(),
+            conversation_id: self.conversation_id.to_string(),
             seq: self.seq,
             role: match self.role.as_str() {
                 "assistant" => MessageRole::Assistant,
@@ -91,7 +92,7 @@ impl MessageRow {
 /// A message about to be appended; its `seq` is given by the store.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    pub id: String,
+    pub id: MessageId,
     pub role: MessageRole,
     pub content: String,
     pub content_blocks: serde_json::Value,

@@ -4,6 +4,7 @@
 
 use confab_kit::db::{Db, DbError};
 use confab_kit::db_run;
+use confab_protocol::ids::{ConversationId, UserId};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -12,8 +13,8 @@ use super::schema::conversations;
 /// The tree of `user_id`'s conversation and its version.
 pub async fn get(
     db: &Db,
-    user_id: &str,
-    conversation_id: &str,
+    user_id: &UserId,
+    conversation_id: &ConversationId,
 ) -> Result<Option<(serde_json::Value, i64)>, DbError> {
     let row: Option<(String, i64)> = db_run!(db, |conn| {
         conversations::table
@@ -37,8 +38,8 @@ pub async fn get(
 /// `None` when it moved on meanwhile (or the conversation is gone).
 pub async fn replace(
     db: &Db,
-    user_id: &str,
-    conversation_id: &str,
+    user_id: &UserId,
+    conversation_id: &ConversationId,
     base_version: i64,
     tree: &serde_json::Value,
 ) -> Result<Option<i64>, DbError> {

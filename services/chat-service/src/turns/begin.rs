@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use confab_kit::db::Db;
 use confab_protocol::chat::{MessageRole, MessageStatus};
+use confab_protocol::ids::{ConversationId, MessageId};
 use serde_json::json;
 
 use super::budget::TurnPermit;
@@ -40,7 +41,7 @@ pub struct TurnServices<'a> {
 /// A turn that has started.
 pub struct Started {
     pub log: Arc<TurnLog>,
-    pub reply_id: String,
+    pub reply_id: MessageId,
     /// The reply's place in the conversation (its `seq`).
     pub reply_seq: i64,
 }
@@ -53,19 +54,19 @@ pub struct Started {
 pub async fn begin(
     services: TurnServices<'_>,
     permit: TurnPermit,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     text: MessageText,
     trace: Trace,
 ) -> Result<Started, ChatError> {
-    let user_id = permit.user_id().to_owned();
-    let user_id = user_id.as_str();
+    let user_id = permit.user_id().clone();
+    let user_id = &user_id;
     let conversation = conversations::owned(services.db, user_id, conversation_id).await?;
-    if !services.agents.contains(&conversation.agent_id) {
-        return Err(ChatError::AgentGone(conversation.agent_id));
+    if !services.agents.contains(conversation.agent_id.as_str()) {
+        return Err(ChatError::AgentGone(conversation.agent_id.into_inner()));
     }
     // The reply's id is known to the claim before the reply is written, so
     // whoever finds the reply row in flight also finds its turn's log.
-    let reply_id = confab_kit::ids::new_id("msg");
+    let reply_id = MessageId::from(confab_kit::ids::new_id("msg"));
     let claim = services
         .in_flight
         .begin(conversation_id, &reply_id, permit)
@@ -98,7 +99,7 @@ pub async fn begin(
         conversation_id,
         vec![
             message(
-                confab_kit::ids::new_id("msg"),
+                confab_kit::ids::new_id("msg").into(),
                 MessageRole::User,
                 text.as_str(),
                 MessageStatus::Complete,
@@ -128,8 +129,8 @@ pub async fn begin(
     let log = start(Turn {
         db: services.db.clone(),
         client: services.client.clone(),
-        user_id: user_id.to_owned(),
-        conversation_id: conversation_id.to_owned(),
+        user_id: user_id.clone(),
+        conversation_id: conversation_id.clone(),
         agent_id: conversation.agent_id.clone(),
         agents: services.agents.clone(),
         claim,

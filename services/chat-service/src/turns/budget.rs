@@ -19,6 +19,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use confab_kit::slots::{UserSlot, UserSlots};
+use confab_protocol::ids::UserId;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::Deserialize;
@@ -44,7 +45,7 @@ pub struct LimitSettings {
 }
 
 pub struct TurnBudget {
-    rate: Option<DefaultKeyedRateLimiter<String>>,
+    rate: Option<DefaultKeyedRateLimiter<UserId>>,
     in_flight: Arc<UserSlots>,
 }
 
@@ -52,12 +53,13 @@ pub struct TurnBudget {
 /// given back when dropped.
 #[derive(Debug)]
 pub struct TurnPermit {
-    slot: UserSlot,
+    user_id: UserId,
+    _slot: UserSlot,
 }
 
 impl TurnPermit {
-    pub fn user_id(&self) -> &str {
-        self.slot.user_id()
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
     }
 }
 
@@ -75,8 +77,8 @@ impl TurnBudget {
     /// A permit for one turn of `user_id`; 429 `rate_limited` with the
     /// seconds to wait when they have as many turns in flight as they may,
     /// or started as many as they may this minute.
-    pub fn admit(&self, user_id: &str) -> Result<TurnPermit, ChatError> {
-        let Some(slot) = self.in_flight.take(user_id) else {
+    pub fn admit(&self, user_id: &UserId) -> Result<TurnPermit, ChatError> {
+        let Some(slot) = self.in_flight.take(user_id.as_str()) else {
             let limit = self.in_flight.limit();
             return Err(ChatError::TooManyTurnsInFlight {
                 limit,
@@ -85,13 +87,16 @@ impl TurnBudget {
         };
         if let Some(rate) = &self.rate {
             // The slot goes back when this returns early.
-            rate.check_key(&user_id.to_owned()).map_err(|not_until| {
+            rate.check_key(user_id).map_err(|not_until| {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 ChatError::TooManyTurnsThisMinute { retry_after: secs }
             })?;
         }
-        Ok(TurnPermit { slot })
+        Ok(TurnPermit {
+            user_id: user_id.clone(),
+            _slot: slot,
+        })
     }
 }
 
@@ -128,38 +133,38 @@ mod tests {
     #[tokio::test]
     async fn a_turn_over_the_cap_is_refused_until_one_ends() {
         let budget = budget(0, 2);
-        let first = budget.admit("usr-a").unwrap();
-        let _second = budget.admit("usr-a").unwrap();
-        let refused = ApiError::from(budget.admit("usr-a").unwrap_err());
+        let first = budget.admit(&"usr-a".into()).unwrap();
+        let _second = budget.admit(&"usr-a".into()).unwrap();
+        let refused = ApiError::from(budget.admit(&"usr-a".into()).unwrap_err());
         assert_eq!(refused.status().as_u16(), 429);
         assert_eq!(refused.code(), "rate_limited");
         assert_eq!(refused.retry_after(), Some(IN_FLIGHT_RETRY_SECS));
-        budget.admit("usr-b").unwrap();
+        budget.admit(&"usr-b".into()).unwrap();
         drop(first);
-        budget.admit("usr-a").unwrap();
+        budget.admit(&"usr-a".into()).unwrap();
     }
 
     #[tokio::test]
     async fn a_start_over_the_rate_is_refused_with_the_wait() {
         let budget = budget(3, 0);
         for _ in 0..3 {
-            drop(budget.admit("usr-a").unwrap());
+            drop(budget.admit(&"usr-a".into()).unwrap());
         }
-        let refused = ApiError::from(budget.admit("usr-a").unwrap_err());
+        let refused = ApiError::from(budget.admit(&"usr-a".into()).unwrap_err());
         assert_eq!(refused.status().as_u16(), 429);
         // One start comes back every 20 s.
         assert!(
             (1..=20).contains(&refused.retry_after().unwrap()),
             "{refused}"
         );
-        budget.admit("usr-b").unwrap();
+        budget.admit(&"usr-b".into()).unwrap();
     }
 
     #[tokio::test]
     async fn a_refusal_for_the_rate_gives_its_place_back() {
         let budget = budget(1, 1);
-        drop(budget.admit("usr-a").unwrap());
-        budget.admit("usr-a").unwrap_err();
+        drop(budget.admit(&"usr-a".into()).unwrap());
+        budget.admit(&"usr-a".into()).unwrap_err();
         assert_eq!(budget.in_flight.held("usr-a"), 0);
     }
 }

@@ -42,7 +42,7 @@ impl Turn {
     /// One attempt: find out how to speak to the agent (its card, cached),
     /// then send the message.
     async fn attempt(&self) -> Result<(Endpoint, AgentStream), A2aError> {
-        let agent = self.agents.endpoint(&self.agent_id).await?;
+        let agent = self.agents.endpoint(self.agent_id.as_str()).await?;
         let stream = self
             .client
             .send_streaming(&agent, self.a2a_request(), &self.trace)
@@ -63,15 +63,15 @@ impl Turn {
             })
             .collect();
         let confab = ConfabMetadata {
-            user_id: Some(self.user_id.clone()),
-            conversation_id: Some(self.conversation_id.clone()),
+            user_id: Some(self.user_id.to_string()),
+            conversation_id: Some(self.conversation_id.to_string()),
             history,
             tree: Some(self.tree.clone()),
         };
         SendMessageRequest {
             message: A2aMessage {
-                message_id: self.user_message.id.clone(),
-                context_id: Some(self.conversation_id.clone()),
+                message_id: self.user_message.id.to_string(),
+                context_id: Some(self.conversation_id.to_string()),
                 task_id: None,
                 role: Role::User,
                 parts: vec![Part::text(self.text.as_str())],

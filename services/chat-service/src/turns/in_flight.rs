@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use confab_protocol::ids::{ConversationId, MessageId, UserId};
 use tokio_util::sync::CancellationToken;
 
 use super::budget::TurnPermit;
@@ -22,9 +23,9 @@ use super::log::TurnLog;
 const MAX_LINGERING: usize = 10_000;
 
 struct Entry {
-    user_id: String,
+    user_id: UserId,
     /// The id of the assistant message the turn writes.
-    reply_id: String,
+    reply_id: MessageId,
     cancel: CancellationToken,
     log: Arc<TurnLog>,
 }
@@ -32,13 +33,13 @@ struct Entry {
 /// Logs of ended turns by reply id, kept `linger` after their turn ended.
 struct Lingering {
     linger: Duration,
-    logs: HashMap<String, (String, Arc<TurnLog>)>,
+    logs: HashMap<MessageId, (UserId, Arc<TurnLog>)>,
     /// When each turn ended, oldest first, to let them go in order.
-    ended: VecDeque<(Instant, String)>,
+    ended: VecDeque<(Instant, MessageId)>,
 }
 
 impl Lingering {
-    fn keep(&mut self, reply_id: String, user_id: String, log: Arc<TurnLog>) {
+    fn keep(&mut self, user_id: UserId, reply_id: MessageId, log: Arc<TurnLog>) {
         if self.linger.is_zero() {
             return;
         }
@@ -66,7 +67,7 @@ impl Lingering {
 }
 
 pub struct InFlight {
-    turns: Mutex<HashMap<String, Entry>>,
+    turns: Mutex<HashMap<ConversationId, Entry>>,
     lingering: Mutex<Lingering>,
 }
 
@@ -90,7 +91,7 @@ impl InFlight {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ConversationId, Entry>> {
         self.turns
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -108,8 +109,8 @@ impl InFlight {
     /// in it. The claim (and the permit) last as long as the returned guard.
     pub fn begin(
         self: &Arc<Self>,
-        conversation_id: &str,
-        reply_id: &str,
+        conversation_id: &ConversationId,
+        reply_id: &MessageId,
         permit: TurnPermit,
     ) -> Option<TurnClaim> {
         let mut turns = self.lock();
@@ -119,10 +120,10 @@ impl InFlight {
         let cancel = CancellationToken::new();
         let log = Arc::new(TurnLog::default());
         turns.insert(
-            conversation_id.to_owned(),
+            conversation_id.clone(),
             Entry {
-                user_id: permit.user_id().to_owned(),
-                reply_id: reply_id.to_owned(),
+                user_id: permit.user_id().clone(),
+                reply_id: reply_id.clone(),
                 cancel: cancel.clone(),
                 log: log.clone(),
             },
@@ -130,7 +131,7 @@ impl InFlight {
         drop(turns);
         Some(TurnClaim {
             registry: self.clone(),
-            conversation_id: conversation_id.to_owned(),
+            conversation_id: conversation_id.clone(),
             cancel,
             log,
             _permit: permit,
@@ -138,29 +139,29 @@ impl InFlight {
     }
 
     /// The event log of the caller's turn in flight in the conversation.
-    pub fn log(&self, conversation_id: &str, user_id: &str) -> Option<Arc<TurnLog>> {
+    pub fn log(&self, user_id: &UserId, conversation_id: &ConversationId) -> Option<Arc<TurnLog>> {
         match self.lock().get(conversation_id) {
-            Some(entry) if entry.user_id == user_id => Some(entry.log.clone()),
+            Some(entry) if entry.user_id == *user_id => Some(entry.log.clone()),
             _ => None,
         }
     }
 
     /// Whether the caller has a turn in flight in the conversation.
-    pub fn is_running(&self, conversation_id: &str, user_id: &str) -> bool {
-        self.log(conversation_id, user_id).is_some()
+    pub fn is_running(&self, user_id: &UserId, conversation_id: &ConversationId) -> bool {
+        self.log(user_id, conversation_id).is_some()
     }
 
     /// The log of the caller's turn whose reply is `reply_id`: in flight in
     /// the conversation, or ended less than the linger time ago.
     pub fn turn_log(
         &self,
-        conversation_id: &str,
-        user_id: &str,
-        reply_id: &str,
+        user_id: &UserId,
+        conversation_id: &ConversationId,
+        reply_id: &MessageId,
     ) -> Option<Arc<TurnLog>> {
         if let Some(entry) = self.lock().get(conversation_id)
-            && entry.user_id == user_id
-            && entry.reply_id == reply_id
+            && entry.user_id == *user_id
+            && entry.reply_id == *reply_id
         {
             return Some(entry.log.clone());
         }
@@ -174,9 +175,9 @@ impl InFlight {
 
     /// Asks the conversation's turn to stop. `false` when the caller has no
     /// turn in flight there (another user's turn counts as none).
-    pub fn cancel(&self, conversation_id: &str, user_id: &str) -> bool {
+    pub fn cancel(&self, user_id: &UserId, conversation_id: &ConversationId) -> bool {
         match self.lock().get(conversation_id) {
-            Some(entry) if entry.user_id == user_id => {
+            Some(entry) if entry.user_id == *user_id => {
                 entry.cancel.cancel();
                 true
             }
@@ -189,7 +190,7 @@ impl InFlight {
 /// is when the turn has ended (or failed to start).
 pub struct TurnClaim {
     registry: Arc<InFlight>,
-    conversation_id: String,
+    conversation_id: ConversationId,
     /// Fires when the turn is asked to stop.
     pub cancel: CancellationToken,
     /// Where the turn's events go.
@@ -206,7 +207,7 @@ impl Drop for TurnClaim {
         if let Some(entry) = entry.filter(|e| !e.log.is_empty()) {
             self.registry
                 .lock_lingering()
-                .keep(entry.reply_id, entry.user_id, entry.log);
+                .keep(entry.user_id, entry.reply_id, entry.log);
         }
     }
 }
@@ -229,17 +230,34 @@ mod tests {
     #[tokio::test]
     async fn a_conversation_holds_one_turn_at_a_time() {
         let budget = budget();
-        let permit = || budget.admit("usr-1").unwrap();
+        let permit = || budget.admit(&"usr-1".into()).unwrap();
         let in_flight = Arc::new(InFlight::default());
-        let claim = in_flight.begin("conv-1", "msg-2", permit()).unwrap();
-        assert!(in_flight.begin("conv-1", "msg-4", permit()).is_none());
-        assert!(in_flight.begin("conv-2", "msg-9", permit()).is_some());
-        assert!(!in_flight.cancel("conv-1", "usr-2"), "another user's turn");
+        let claim = in_flight
+            .begin(&"conv-1".into(), &"msg-2".into(), permit())
+            .unwrap();
+        assert!(
+            in_flight
+                .begin(&"conv-1".into(), &"msg-4".into(), permit())
+                .is_none()
+        );
+        assert!(
+            in_flight
+                .begin(&"conv-2".into(), &"msg-9".into(), permit())
+                .is_some()
+        );
+        assert!(
+            !in_flight.cancel(&"usr-2".into(), &"conv-1".into()),
+            "another user's turn"
+        );
         assert!(!claim.cancel.is_cancelled());
-        assert!(in_flight.cancel("conv-1", "usr-1"));
+        assert!(in_flight.cancel(&"usr-1".into(), &"conv-1".into()));
         assert!(claim.cancel.is_cancelled());
         drop(claim);
-        assert!(in_flight.begin("conv-1", "msg-4", permit()).is_some());
+        assert!(
+            in_flight
+                .begin(&"conv-1".into(), &"msg-4".into(), permit())
+                .is_some()
+        );
     }
 
     #[tokio::test]
@@ -247,23 +265,49 @@ mod tests {
         let budget = budget();
         let in_flight = Arc::new(InFlight::new(Duration::from_secs(60)));
         let claim = in_flight
-            .begin("conv-1", "msg-2", budget.admit("usr-1").unwrap())
+            .begin(
+                &"conv-1".into(),
+                &"msg-2".into(),
+                budget.admit(&"usr-1".into()).unwrap(),
+            )
             .unwrap();
         claim.log.push(ChatEvent::Text { text: "hi".into() });
-        assert!(in_flight.turn_log("conv-1", "usr-1", "msg-2").is_some());
-        assert!(in_flight.turn_log("conv-1", "usr-1", "msg-4").is_none());
+        assert!(
+            in_flight
+                .turn_log(&"usr-1".into(), &"conv-1".into(), &"msg-2".into())
+                .is_some()
+        );
+        assert!(
+            in_flight
+                .turn_log(&"usr-1".into(), &"conv-1".into(), &"msg-4".into())
+                .is_none()
+        );
         drop(claim);
-        assert!(!in_flight.is_running("conv-1", "usr-1"));
-        let kept = in_flight.turn_log("conv-1", "usr-1", "msg-2").unwrap();
+        assert!(!in_flight.is_running(&"usr-1".into(), &"conv-1".into()));
+        let kept = in_flight
+            .turn_log(&"usr-1".into(), &"conv-1".into(), &"msg-2".into())
+            .unwrap();
         assert_eq!(kept.len(), 1);
-        assert!(in_flight.turn_log("conv-1", "usr-2", "msg-2").is_none());
+        assert!(
+            in_flight
+                .turn_log(&"usr-2".into(), &"conv-1".into(), &"msg-2".into())
+                .is_none()
+        );
 
         // A claim refused its turn logged nothing: nothing lingers.
         let unused = in_flight
-            .begin("conv-1", "msg-4", budget.admit("usr-1").unwrap())
+            .begin(
+                &"conv-1".into(),
+                &"msg-4".into(),
+                budget.admit(&"usr-1".into()).unwrap(),
+            )
             .unwrap();
         drop(unused);
-        assert!(in_flight.turn_log("conv-1", "usr-1", "msg-4").is_none());
+        assert!(
+            in_flight
+                .turn_log(&"usr-1".into(), &"conv-1".into(), &"msg-4".into())
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -271,10 +315,18 @@ mod tests {
         let budget = budget();
         let in_flight = Arc::new(InFlight::default());
         let claim = in_flight
-            .begin("conv-1", "msg-2", budget.admit("usr-1").unwrap())
+            .begin(
+                &"conv-1".into(),
+                &"msg-2".into(),
+                budget.admit(&"usr-1".into()).unwrap(),
+            )
             .unwrap();
         claim.log.push(ChatEvent::Text { text: "hi".into() });
         drop(claim);
-        assert!(in_flight.turn_log("conv-1", "usr-1", "msg-2").is_none());
+        assert!(
+            in_flight
+                .turn_log(&"usr-1".into(), &"conv-1".into(), &"msg-2".into())
+                .is_none()
+        );
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
 use confab_protocol::chat::ChatEvent;
+use confab_protocol::ids::{ConversationId, UserId};
 use serde_json::Value;
 
 /// News waiting for the slowest socket of a conversation. When it is full
@@ -36,22 +37,22 @@ pub enum Notice {
 pub struct TreeEdited {
     /// The socket the edit came from (which answers it directly).
     pub socket: u64,
-    pub user_id: String,
+    pub user_id: UserId,
     pub delta: Value,
     pub version: i64,
 }
 
 impl TreeEdited {
     /// Tells the sockets on `conversation_id` about the edit.
-    pub fn announce(self, notices: &Notices, conversation_id: &str) {
+    pub fn announce(self, notices: &Notices, conversation_id: &ConversationId) {
         notices.notify(conversation_id, Notice::TreeEdited(Arc::new(self)));
     }
 
     /// The `tree_update` that socket `socket` of `user_id` shows for the
     /// edit: none on the socket it came from, which has answered already,
     /// nor on another user's.
-    pub fn update_for(&self, socket: u64, user_id: &str) -> Option<ChatEvent> {
-        let mine = self.socket != socket && self.user_id == user_id;
+    pub fn update_for(&self, socket: u64, user_id: &UserId) -> Option<ChatEvent> {
+        let mine = self.socket != socket && self.user_id == *user_id;
         mine.then(|| ChatEvent::TreeUpdate {
             patch: self.delta.clone(),
             version: self.version,
@@ -61,19 +62,19 @@ impl TreeEdited {
 
 #[derive(Default)]
 pub struct Notices {
-    watched: Mutex<HashMap<String, broadcast::Sender<Notice>>>,
+    watched: Mutex<HashMap<ConversationId, broadcast::Sender<Notice>>>,
 }
 
 /// A socket's watch on one conversation; stops watching when dropped.
 pub struct Watch {
     notices: Arc<Notices>,
-    conversation_id: String,
+    conversation_id: ConversationId,
     /// Always there until the watch is dropped.
     receiver: Option<broadcast::Receiver<Notice>>,
 }
 
 impl Notices {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, broadcast::Sender<Notice>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ConversationId, broadcast::Sender<Notice>>> {
         // Every change is one insert or remove: nothing half-done to fear.
         self.watched
             .lock()
@@ -81,22 +82,22 @@ impl Notices {
     }
 
     /// Starts watching `conversation_id`.
-    pub fn watch(self: &Arc<Self>, conversation_id: &str) -> Watch {
+    pub fn watch(self: &Arc<Self>, conversation_id: &ConversationId) -> Watch {
         let mut watched = self.lock();
         let receiver = watched
-            .entry(conversation_id.to_owned())
+            .entry(conversation_id.clone())
             .or_insert_with(|| broadcast::Sender::new(NOTICES_PER_CONVERSATION))
             .subscribe();
         metrics::gauge!("chat_conversations_watched").set(watched.len() as f64);
         Watch {
             notices: self.clone(),
-            conversation_id: conversation_id.to_owned(),
+            conversation_id: conversation_id.clone(),
             receiver: Some(receiver),
         }
     }
 
     /// Tells the sockets on `conversation_id`, if any.
-    pub fn notify(&self, conversation_id: &str, notice: Notice) {
+    pub fn notify(&self, conversation_id: &ConversationId, notice: Notice) {
         let sender = self.lock().get(conversation_id).cloned();
         if let Some(sender) = sender {
             // Every receiver may have gone since: nobody to tell.
@@ -105,7 +106,7 @@ impl Notices {
     }
 
     /// The sockets watching `conversation_id`.
-    pub fn watchers(&self, conversation_id: &str) -> usize {
+    pub fn watchers(&self, conversation_id: &ConversationId) -> usize {
         self.lock()
             .get(conversation_id)
             .map_or(0, broadcast::Sender::receiver_count)
@@ -113,7 +114,7 @@ impl Notices {
 }
 
 impl Watch {
-    pub fn conversation_id(&self) -> &str {
+    pub fn conversation_id(&self) -> &ConversationId {
         &self.conversation_id
     }
 
@@ -150,18 +151,18 @@ mod tests {
     #[tokio::test]
     async fn a_watch_hears_only_its_conversation_and_the_last_one_out_removes_the_channel() {
         let notices = Arc::new(Notices::default());
-        let mut a = notices.watch("conv-a");
-        let b1 = notices.watch("conv-b");
-        let b2 = notices.watch("conv-b");
-        assert_eq!(notices.watchers("conv-b"), 2);
-        notices.notify("conv-b", Notice::TurnStarted);
-        notices.notify("conv-a", Notice::TurnStarted);
+        let mut a = notices.watch(&"conv-a".into());
+        let b1 = notices.watch(&"conv-b".into());
+        let b2 = notices.watch(&"conv-b".into());
+        assert_eq!(notices.watchers(&"conv-b".into()), 2);
+        notices.notify(&"conv-b".into(), Notice::TurnStarted);
+        notices.notify(&"conv-a".into(), Notice::TurnStarted);
         assert!(matches!(a.next().await.unwrap(), Notice::TurnStarted));
         assert!(a.receiver.as_mut().unwrap().try_recv().is_err(), "b's news");
         drop(b1);
-        assert_eq!(notices.watchers("conv-b"), 1);
+        assert_eq!(notices.watchers(&"conv-b".into()), 1);
         drop(b2);
         assert!(!notices.lock().contains_key("conv-b"));
-        notices.notify("conv-b", Notice::TurnStarted);
+        notices.notify(&"conv-b".into(), Notice::TurnStarted);
     }
 }

@@ -30,12 +30,12 @@ impl Turn {
 
     async fn run_to_end(self) {
         let out = Emitter::new(self.claim.log.clone());
-        let assistant_id = self.reply.id.clone();
+        let assistant_id = self.reply.id.to_string();
         out.emit(ChatEvent::MessageStart {
-            conversation_id: self.conversation_id.clone(),
-            user_message_id: self.user_message.id.clone(),
+            conversation_id: self.conversation_id.to_string(),
+            user_message_id: self.user_message.id.to_string(),
             message_id: assistant_id.clone(),
-            agent_id: self.agent_id.clone(),
+            agent_id: self.agent_id.to_string(),
         });
 
         let mut reply = Reply::default();
@@ -54,7 +54,7 @@ impl Turn {
         drop(self.claim);
         out.emit(ChatEvent::Done {
             message_id: assistant_id,
-            conversation_id: self.conversation_id.clone(),
+            conversation_id: self.conversation_id.to_string(),
             status,
             token_usage: usage,
         });

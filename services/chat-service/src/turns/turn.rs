@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use confab_kit::db::Db;
 use confab_protocol::chat::ChatEvent;
+use confab_protocol::ids::{AgentId, ConversationId, UserId};
 use serde_json::Value;
 
 use super::in_flight::TurnClaim;
@@ -20,9 +21,9 @@ use crate::tree_patch::TreeLimits;
 pub struct Turn {
     pub db: Db,
     pub client: A2aClient,
-    pub user_id: String,
-    pub conversation_id: String,
-    pub agent_id: String,
+    pub user_id: UserId,
+    pub conversation_id: ConversationId,
+    pub agent_id: AgentId,
     pub agents: Arc<Registry>,
     /// This turn's hold on its conversation, and its cancel signal.
     pub claim: TurnClaim,

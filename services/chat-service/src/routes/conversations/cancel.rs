@@ -11,16 +11,18 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::error::ChatError;
+use crate::routes::CallerId;
 use crate::store::conversations;
+use confab_protocol::ids::ConversationId;
 
 pub async fn cancel(
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
 ) -> Result<HttpResponse, ApiError> {
     let conversation_id = path.into_inner();
-    conversations::owned(&state.db, &caller.user_id, &conversation_id).await?;
-    if !state.in_flight.cancel(&conversation_id, &caller.user_id) {
+    conversations::owned(&state.db, &caller.user(), &conversation_id).await?;
+    if !state.in_flight.cancel(&caller.user(), &conversation_id) {
         return Err(ChatError::NoTurnInFlight.into());
     }
     Ok(HttpResponse::Accepted().json(json!({

@@ -8,6 +8,7 @@ use confab_protocol::chat::CreateConversation;
 use crate::AppState;
 use crate::a2a::select;
 use crate::domain::ConversationTitle;
+use crate::routes::CallerId;
 use crate::store::conversations;
 
 pub async fn create(
@@ -28,7 +29,7 @@ pub async fn create(
         &state.chat.default_agent,
     )
     .await?;
-    let row = conversations::new_row(&caller.user_id, title, agent_id);
+    let row = conversations::new_row(&caller.user(), title, agent_id);
     conversations::create(&state.db, &row).await?;
     Ok(HttpResponse::Created().json(row.to_api(true)))
 }

@@ -11,17 +11,19 @@ use confab_kit::auth::Caller;
 
 use crate::AppState;
 use crate::error::ChatError;
+use crate::routes::CallerId;
 use crate::store::conversations;
+use confab_protocol::ids::ConversationId;
 
 pub async fn delete(
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
 ) -> Result<HttpResponse, ApiError> {
     let conversation_id = path.into_inner();
-    if !conversations::delete(&state.db, &caller.user_id, &conversation_id).await? {
+    if !conversations::delete(&state.db, &caller.user(), &conversation_id).await? {
         return Err(ChatError::ConversationNotFound.into());
     }
-    state.in_flight.cancel(&conversation_id, &caller.user_id);
+    state.in_flight.cancel(&caller.user(), &conversation_id);
     Ok(HttpResponse::NoContent().finish())
 }

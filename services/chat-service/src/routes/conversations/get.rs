@@ -6,14 +6,16 @@ use confab_kit::auth::Caller;
 
 use crate::AppState;
 use crate::error::ChatError;
+use crate::routes::CallerId;
 use crate::store::conversations;
+use confab_protocol::ids::ConversationId;
 
 pub async fn get(
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = conversations::get(&state.db, &caller.user_id, &path.into_inner())
+    let row = conversations::get(&state.db, &caller.user(), &path.into_inner())
         .await?
         .ok_or(ChatError::ConversationNotFound)?;
     Ok(HttpResponse::Ok().json(row.to_api(true)))

@@ -11,7 +11,9 @@ use confab_kit::auth::Caller;
 use confab_protocol::chat::ConversationHistory;
 
 use crate::AppState;
+use crate::routes::CallerId;
 use crate::store::{conversations, messages};
+use confab_protocol::ids::ConversationId;
 
 /// Keeps one response bounded (a few MB of text at most) however long the
 /// conversation grew; a person reading a chat rarely scrolls back further.
@@ -20,15 +22,15 @@ pub const MAX_HISTORY_MESSAGES: i64 = 1000;
 pub async fn history(
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
 ) -> Result<HttpResponse, ApiError> {
     let conversation_id = path.into_inner();
-    let conversation = conversations::owned(&state.db, &caller.user_id, &conversation_id).await?;
+    let conversation = conversations::owned(&state.db, &caller.user(), &conversation_id).await?;
     // Only messages the conversation had counted when it was read: a turn
     // appending meanwhile does not slip in messages its count leaves out.
     let rows = messages::page(
         &state.db,
-        &caller.user_id,
+        &caller.user(),
         &conversation_id,
         Some(conversation.message_count + 1),
         MAX_HISTORY_MESSAGES,

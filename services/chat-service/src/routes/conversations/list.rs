@@ -11,10 +11,12 @@ use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
 use confab_protocol::chat::Page;
+use confab_protocol::ids::AgentId;
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::domain::{ConversationCursor, PageLimit};
+use crate::routes::CallerId;
 use crate::store::conversations;
 
 /// A sidebar's first screen and then some.
@@ -44,13 +46,17 @@ pub async fn list(
         .filter(|c| !c.is_empty())
         .map(ConversationCursor::parse)
         .transpose()?;
-    let agent_id = query.agent_id.as_deref().filter(|a| !a.is_empty());
+    let agent_id = query
+        .agent_id
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .map(AgentId::from);
     // One more than asked tells whether another page follows, so the last
     // page says so itself instead of leaving the client an empty page.
     let mut rows = conversations::list(
         &state.db,
-        &caller.user_id,
-        agent_id,
+        &caller.user(),
+        agent_id.as_ref(),
         after.as_ref(),
         limit + 1,
     )
@@ -60,7 +66,7 @@ pub async fn list(
     let next_cursor = rows.last().filter(|_| more).map(|last| {
         ConversationCursor {
             updated_at: last.updated_at,
-            id: last.id.clone(),
+            id: last.id.to_string(),
         }
         .encode()
     });

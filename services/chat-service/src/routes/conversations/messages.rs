@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::ChatError;
+use crate::routes::CallerId;
 use crate::store::{conversations, messages};
+use confab_protocol::ids::ConversationId;
 
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 500;
@@ -22,7 +24,7 @@ pub struct PageQuery {
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
@@ -30,10 +32,10 @@ pub async fn list(
         return Err(ChatError::InvalidLimit { max: MAX_LIMIT }.into());
     }
     let conversation_id = path.into_inner();
-    conversations::owned(&state.db, &caller.user_id, &conversation_id).await?;
+    conversations::owned(&state.db, &caller.user(), &conversation_id).await?;
     let rows = messages::page(
         &state.db,
-        &caller.user_id,
+        &caller.user(),
         &conversation_id,
         query.before_seq,
         limit,

@@ -5,21 +5,23 @@ use actix_web::{HttpRequest, web};
 use confab_kit::ApiError;
 use confab_kit::auth::{AuthedJson, Caller};
 use confab_protocol::chat::SendMessage;
+use confab_protocol::ids::ConversationId;
 
 use crate::AppState;
 use crate::a2a::client::Trace;
 use crate::domain::MessageText;
+use crate::routes::CallerId;
 use crate::turns::begin::{Started, begin};
 
 pub async fn begin_posted(
     req: &HttpRequest,
     state: &web::Data<AppState>,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     request: AuthedJson<SendMessage>,
 ) -> Result<(Caller, Started), ApiError> {
     let AuthedJson { caller, body } = request;
     let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
-    let permit = state.turn_budget.admit(&caller.user_id)?;
+    let permit = state.turn_budget.admit(&caller.user())?;
     let started = begin(
         state.turn_services(),
         permit,

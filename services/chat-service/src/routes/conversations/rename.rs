@@ -10,16 +10,18 @@ use confab_protocol::chat::RenameConversation;
 use crate::AppState;
 use crate::domain::ConversationTitle;
 use crate::error::ChatError;
+use crate::routes::CallerId;
 use crate::store::conversations;
+use confab_protocol::ids::ConversationId;
 
 pub async fn rename(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     request: AuthedJson<RenameConversation>,
 ) -> Result<HttpResponse, ApiError> {
     let AuthedJson { caller, body } = request;
     let title = ConversationTitle::parse(&body.title)?;
-    let row = conversations::rename(&state.db, &caller.user_id, &path.into_inner(), &title)
+    let row = conversations::rename(&state.db, &caller.user(), &path.into_inner(), &title)
         .await?
         .ok_or(ChatError::ConversationNotFound)?;
     Ok(HttpResponse::Ok().json(row.to_api(true)))

@@ -15,8 +15,10 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::ChatError;
+use crate::routes::CallerId;
 use crate::routes::sse;
 use crate::store::{conversations, messages};
+use confab_protocol::ids::ConversationId;
 
 #[derive(Debug, Deserialize)]
 pub struct ResumeQuery {
@@ -27,24 +29,24 @@ pub async fn resume(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     query: web::Query<ResumeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let conversation_id = path.into_inner();
-    let conversation = conversations::owned(&state.db, &caller.user_id, &conversation_id).await?;
+    let conversation = conversations::owned(&state.db, &caller.user(), &conversation_id).await?;
     let after = match header(&req, "last-event-id") {
         Some(id) => id.trim().parse::<u64>().map_err(|_| {
             ChatError::BadLastEventId("Last-Event-ID must be the number of an event of the turn")
         })?,
         None => query.last_event_id.unwrap_or(0),
     };
-    if let Some(log) = state.in_flight.log(&conversation_id, &caller.user_id) {
+    if let Some(log) = state.in_flight.log(&caller.user(), &conversation_id) {
         return Ok(sse::response(log.subscribe(after)));
     }
 
     // The turn has ended: its reply is the newest message, its question the
     // one before.
-    let newest = messages::page(&state.db, &caller.user_id, &conversation_id, None, 2).await?;
+    let newest = messages::page(&state.db, &caller.user(), &conversation_id, None, 2).await?;
     let (question, reply) = match newest.as_slice() {
         [question, reply] if reply.role == MessageRole::Assistant.as_str() => {
             (Some(question), reply)
@@ -56,10 +58,10 @@ pub async fn resume(
     };
     let reply = reply.to_api();
     let mut events = vec![ChatEvent::MessageStart {
-        conversation_id: conversation_id.clone(),
-        user_message_id: question.map(|q| q.id.clone()).unwrap_or_default(),
+        conversation_id: conversation_id.to_string(),
+        user_message_id: question.map(|q| q.id.to_string()).unwrap_or_default(),
         message_id: reply.id.clone(),
-        agent_id: conversation.agent_id,
+        agent_id: conversation.agent_id.into_inner(),
     }];
     if !reply.content.is_empty() {
         events.push(ChatEvent::Text {
@@ -77,7 +79,7 @@ pub async fn resume(
     }));
     events.push(ChatEvent::Done {
         message_id: reply.id,
-        conversation_id,
+        conversation_id: conversation_id.into_inner(),
         status: reply.status,
         token_usage: reply.token_usage,
     });

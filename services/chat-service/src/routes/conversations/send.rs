@@ -11,15 +11,17 @@ use confab_protocol::chat::SendMessage;
 
 use super::posted::begin_posted;
 use crate::AppState;
+use crate::routes::CallerId;
 use crate::routes::one_turn::finished_reply;
+use confab_protocol::ids::ConversationId;
 
 pub async fn send(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     request: AuthedJson<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let (caller, started) = begin_posted(&req, &state, &path, request).await?;
-    let reply = finished_reply(&state, &caller.user_id, &started).await?;
+    let reply = finished_reply(&state, &caller.user(), &started).await?;
     Ok(HttpResponse::Created().json(reply))
 }

@@ -15,6 +15,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
+use confab_protocol::ids::ConversationId;
 use confab_protocol::openai::ChatCompletionRequest;
 use serde_json::Value;
 
@@ -23,6 +24,7 @@ use crate::AppState;
 use crate::a2a::client::Trace;
 use crate::domain::MessageText;
 use crate::error::ChatError;
+use crate::routes::CallerId;
 use crate::routes::one_turn;
 use crate::store::conversations;
 use crate::turns::begin::begin;
@@ -44,20 +46,22 @@ pub async fn completions(
         .ok_or_else(|| ChatError::NoUserMessage)?;
     let text = MessageText::parse(text, state.chat.max_message_chars)?;
     // Before the conversation is made: a refused turn leaves nothing.
-    let permit = state.turn_budget.admit(&caller.user_id)?;
+    let permit = state.turn_budget.admit(&caller.user())?;
     let conversation_id = match named_conversation(&req, &body)? {
         Some(id) => {
-            let conversation = conversations::owned(&state.db, &caller.user_id, &id).await?;
+            let conversation = conversations::owned(&state.db, &caller.user(), &id).await?;
             if conversation.agent_id != model {
                 return Err(ChatError::ModelMismatch {
-                    agent: conversation.agent_id,
+                    agent: conversation.agent_id.into_inner(),
                     model,
                 }
                 .into());
             }
             id
         }
-        None => one_turn::new_conversation(&state, &caller.user_id, &text, model.clone()).await?,
+        None => {
+            one_turn::new_conversation(&state, &caller.user(), &text, model.as_str().into()).await?
+        }
     };
     let started = begin(
         state.turn_services(),
@@ -67,7 +71,7 @@ pub async fn completions(
         Trace::from_request(&req),
     )
     .await?;
-    let completion = Completion::new(conversation_id, started.reply_id.clone(), model);
+    let completion = Completion::new(conversation_id, started.reply_id.clone(), model.into());
     if body.is_stream() {
         let include_usage = body
             .stream_options
@@ -77,7 +81,7 @@ pub async fn completions(
             completion.chunks(started.log.subscribe(0), include_usage),
         ));
     }
-    let reply = one_turn::finished_reply(&state, &caller.user_id, &started).await?;
+    let reply = one_turn::finished_reply(&state, &caller.user(), &started).await?;
     Ok(HttpResponse::Ok().json(completion.completion(&reply)))
 }
 
@@ -85,12 +89,14 @@ pub async fn completions(
 fn named_conversation(
     req: &HttpRequest,
     body: &ChatCompletionRequest,
-) -> Result<Option<String>, ChatError> {
+) -> Result<Option<ConversationId>, ChatError> {
     if let Some(header) = req.headers().get(CONVERSATION_HEADER) {
         let id = header
             .to_str()
             .map_err(|_| ChatError::HeaderNotText("X-Conversation-Id"))?;
-        return Ok(Some(id.trim().to_owned()).filter(|id| !id.is_empty()));
+        return Ok(Some(id.trim())
+            .filter(|id| !id.is_empty())
+            .map(ConversationId::from));
     }
     match body
         .extra
@@ -98,7 +104,7 @@ fn named_conversation(
         .and_then(|m| m.get("conversation_id"))
     {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(id)) if !id.trim().is_empty() => Ok(Some(id.trim().to_owned())),
+        Some(Value::String(id)) if !id.trim().is_empty() => Ok(Some(id.trim().into())),
         Some(_) => Err(ChatError::InvalidConversationId),
     }
 }

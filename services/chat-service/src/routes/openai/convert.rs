@@ -14,6 +14,7 @@ use std::convert::Infallible;
 use actix_web::HttpResponse;
 use actix_web::web::Bytes;
 use confab_protocol::chat::{ChatEvent, Message, MessageStatus, TokenUsage};
+use confab_protocol::ids::{AgentId, ConversationId, MessageId};
 use confab_protocol::openai::{
     ChatCompletion, ChatCompletionChunk, ChatMessage, Choice, ChunkChoice, Delta, Usage,
 };
@@ -35,11 +36,11 @@ pub struct Completion {
 }
 
 impl Completion {
-    pub fn new(conversation_id: String, message_id: String, model: String) -> Self {
+    pub fn new(conversation_id: ConversationId, message_id: MessageId, model: AgentId) -> Self {
         Self {
-            conversation_id,
-            message_id,
-            model,
+            conversation_id: conversation_id.into_inner(),
+            message_id: message_id.into_inner(),
+            model: model.into_inner(),
             created: chrono::Utc::now().timestamp(),
         }
     }

@@ -18,6 +18,7 @@
 use actix_ws::{CloseCode, CloseReason, Closed};
 use confab_kit::ApiError;
 use confab_protocol::chat::ChatEvent;
+use confab_protocol::ids::ConversationId;
 use confab_protocol::ws::compact::{ClientFrame, DoneResult, ServerFrame};
 
 use super::session::{Conn, Dialect, Flow};
@@ -54,7 +55,7 @@ impl Compact {
 impl Dialect for Compact {
     async fn open(&mut self, conn: &mut Conn) -> Result<Flow, Closed> {
         if let Some(requested) = self.requested.take() {
-            match conn.owned(&requested).await {
+            match conn.owned(&ConversationId::from(requested)).await {
                 Ok(row) => conn.attach(row.id),
                 Err(err) => return refuse(conn, &err).await,
             }

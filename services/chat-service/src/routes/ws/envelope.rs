@@ -18,6 +18,7 @@
 use actix_ws::{CloseCode, CloseReason, Closed};
 use confab_kit::ApiError;
 use confab_protocol::chat::ChatEvent;
+use confab_protocol::ids::ConversationId;
 use confab_protocol::ws::envelope::{
     AssistantResponse, ChatHistory, ClientFrame, DebugLevel, DebugNote, FrameError, InitSession,
     Pong, Reasoning, ServerEvent, ServerFrame, SessionReady, TreeEdit, TreeUpdate,
@@ -62,9 +63,9 @@ impl Envelope {
         };
         conn.attach(row.id.clone());
         let ready = SessionReady {
-            session_id: row.id.clone(),
-            conversation_id: row.id,
-            agent_id: row.agent_id,
+            session_id: row.id.to_string(),
+            conversation_id: row.id.into_inner(),
+            agent_id: row.agent_id.into_inner(),
             title: conversation.title,
             initial_tree: conversation.tree,
             tree_version: conversation.tree_version,
@@ -82,8 +83,9 @@ impl Envelope {
         let wanted = init
             .conversation_id
             .filter(|id| !id.is_empty())
-            .or(init.session_id.filter(|id| !id.is_empty()));
-        let row = match (conn.conversation().map(str::to_owned), wanted) {
+            .or(init.session_id.filter(|id| !id.is_empty()))
+            .map(ConversationId::from);
+        let row = match (conn.conversation().cloned(), wanted) {
             (Some(attached), Some(wanted)) if attached != wanted => {
                 let refused = ApiError::from(ChatError::SessionExists);
                 return error(conn, &refused).await;
@@ -98,7 +100,7 @@ impl Envelope {
     }
 
     async fn tree_edit(&mut self, conn: &mut Conn, edit: TreeEdit) -> Result<Flow, Closed> {
-        let Some(conversation_id) = conn.conversation().map(str::to_owned) else {
+        let Some(conversation_id) = conn.conversation().cloned() else {
             return error(conn, &no_session()).await;
         };
         let edited = conn
@@ -126,7 +128,7 @@ impl Dialect for Envelope {
         let Some(requested) = self.requested.take() else {
             return Ok(Flow::Continue);
         };
-        match conn.owned(&requested).await {
+        match conn.owned(&ConversationId::from(requested)).await {
             Ok(row) => self.ready(conn, row).await,
             Err(err) => {
                 error(conn, &err).await?;
@@ -161,7 +163,7 @@ impl Dialect for Envelope {
             ClientFrame::Cancel => {
                 let canceled = conn
                     .conversation()
-                    .map(|id| conn.state.in_flight.cancel(id, conn.user_id()));
+                    .map(|id| conn.state.in_flight.cancel(conn.user_id(), id));
                 match canceled {
                     None => error(conn, &no_session()).await,
                     Some(false) => {
@@ -246,7 +248,7 @@ fn no_session() -> ApiError {
 async fn send(conn: &mut Conn, event: ServerEvent) -> Result<(), Closed> {
     let frame = ServerFrame::new(
         event,
-        conn.conversation().map(str::to_owned),
+        conn.conversation().map(ToString::to_string),
         chrono::Utc::now().to_rfc3339(),
     );
     conn.send(frame.to_text()).await

@@ -32,6 +32,7 @@ use actix_ws::{
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
 use confab_protocol::chat::ChatEvent;
+use confab_protocol::ids::{ConversationId, UserId};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use serde_json::Value;
@@ -42,6 +43,7 @@ use crate::a2a::client::Trace;
 use crate::a2a::select;
 use crate::domain::{ConversationTitle, MessageText};
 use crate::error::ChatError;
+use crate::routes::CallerId;
 use crate::store::conversations;
 use crate::store::models::ConversationRow;
 use crate::trees::{self, EditRefused};
@@ -103,10 +105,11 @@ pub struct Conn {
     id: u64,
     ws: Session,
     pub state: Arc<AppState>,
-    pub caller: Caller,
+    /// The caller's id, parsed once for the store and the turns.
+    user_id: UserId,
     /// Of the upgrade request, passed on with every turn started here.
     pub trace: Trace,
-    conversation: Option<String>,
+    conversation: Option<ConversationId>,
     turn: Option<BoxStream<'static, (u64, ChatEvent)>>,
     pub progress: TurnProgress,
     /// News of the attached conversation.
@@ -125,7 +128,7 @@ impl Conn {
             id: SOCKETS.fetch_add(1, Ordering::Relaxed),
             ws,
             state,
-            caller,
+            user_id: caller.user(),
             trace,
             conversation: None,
             turn: None,
@@ -138,7 +141,7 @@ impl Conn {
     /// conversation attached) and tells the other sockets on it.
     pub async fn edit_tree(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         patch: &Value,
         base_version: i64,
     ) -> Result<i64, EditRefused> {
@@ -153,7 +156,7 @@ impl Conn {
         .await?;
         let edited = TreeEdited {
             socket: self.id,
-            user_id: self.caller.user_id.clone(),
+            user_id: self.user_id.clone(),
             delta: patch.clone(),
             version,
         };
@@ -161,21 +164,21 @@ impl Conn {
         Ok(version)
     }
 
-    pub fn user_id(&self) -> &str {
-        &self.caller.user_id
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
     }
 
     /// The conversation this socket is attached to.
-    pub fn conversation(&self) -> Option<&str> {
-        self.conversation.as_deref()
+    pub fn conversation(&self) -> Option<&ConversationId> {
+        self.conversation.as_ref()
     }
 
     /// Attaches the socket to a conversation the caller owns, and follows
     /// its turn in flight if there is one. It watches the conversation
     /// before it looks, so a turn that starts meanwhile is not missed.
-    pub fn attach(&mut self, conversation_id: String) {
+    pub fn attach(&mut self, conversation_id: ConversationId) {
         let watching = self.watch.as_ref().map(Watch::conversation_id);
-        if watching != Some(conversation_id.as_str()) {
+        if watching != Some(&conversation_id) {
             self.watch = Some(self.state.notices.watch(&conversation_id));
         }
         self.conversation = Some(conversation_id);
@@ -192,7 +195,7 @@ impl Conn {
         let Some(conversation) = &self.conversation else {
             return;
         };
-        let log = started.or_else(|| self.state.in_flight.log(conversation, &self.caller.user_id));
+        let log = started.or_else(|| self.state.in_flight.log(&self.user_id, conversation));
         if let Some(log) = log {
             self.turn = Some(log.subscribe(0).boxed());
             self.progress = TurnProgress::default();
@@ -200,7 +203,7 @@ impl Conn {
     }
 
     /// The caller's conversation `id`: 404 when it is not theirs.
-    pub async fn owned(&self, id: &str) -> Result<ConversationRow, ApiError> {
+    pub async fn owned(&self, id: &ConversationId) -> Result<ConversationRow, ApiError> {
         Ok(conversations::owned(&self.state.db, self.user_id(), id).await?)
     }
 

@@ -18,6 +18,7 @@ use serde_json::json;
 use super::request::{AgentChatRequest, begin_agent_turn, seed_message};
 use crate::AppState;
 use crate::error::ChatError;
+use crate::routes::CallerId;
 use crate::store::messages;
 
 pub async fn chat(
@@ -39,7 +40,7 @@ pub async fn chat(
             }
         })
         .await;
-    let reply = messages::get(&state.db, &turn.caller.user_id, &turn.started.reply_id)
+    let reply = messages::get(&state.db, &turn.caller.user(), &turn.started.reply_id)
         .await?
         .ok_or(ChatError::SessionNotFound)?;
     let status = reply.to_api().status;

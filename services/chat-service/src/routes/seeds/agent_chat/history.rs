@@ -17,7 +17,9 @@ use super::request::seed_message;
 use crate::AppState;
 use crate::domain::PageLimit;
 use crate::error::ChatError;
+use crate::routes::CallerId;
 use crate::store::{conversations, messages};
+use confab_protocol::ids::ConversationId;
 
 /// The seed's default page.
 const DEFAULT_LIMIT: i64 = 100;
@@ -32,16 +34,16 @@ pub struct HistoryQuery {
 pub async fn history(
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = PageLimit::parse(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?.get();
     let session_id = path.into_inner();
-    conversations::get(&state.db, &caller.user_id, &session_id)
+    conversations::get(&state.db, &caller.user(), &session_id)
         .await?
         .ok_or(ChatError::SessionNotFound)?;
-    let rows = messages::page(&state.db, &caller.user_id, &session_id, None, limit).await?;
-    let message_count = messages::count(&state.db, &caller.user_id, &session_id).await?;
+    let rows = messages::page(&state.db, &caller.user(), &session_id, None, limit).await?;
+    let message_count = messages::count(&state.db, &caller.user(), &session_id).await?;
     Ok(HttpResponse::Ok().json(json!({
         "session_id": session_id,
         "message_count": message_count,

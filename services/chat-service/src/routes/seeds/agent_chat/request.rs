@@ -4,6 +4,7 @@
 use actix_web::HttpRequest;
 use confab_kit::ApiError;
 use confab_kit::auth::{AuthedJson, Caller};
+use confab_protocol::ids::ConversationId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -12,6 +13,7 @@ use crate::a2a::client::Trace;
 use crate::a2a::select;
 use crate::domain::MessageText;
 use crate::error::ChatError;
+use crate::routes::CallerId;
 use crate::routes::one_turn;
 use crate::store::conversations;
 use crate::store::models::MessageRow;
@@ -31,7 +33,7 @@ pub struct AgentChatRequest {
 /// A turn begun for the request, in the session it names or a new one.
 pub struct AgentTurn {
     pub caller: Caller,
-    pub session_id: String,
+    pub session_id: ConversationId,
     pub started: Started,
 }
 
@@ -45,11 +47,14 @@ pub async fn begin_agent_turn(
 ) -> Result<AgentTurn, ApiError> {
     let AuthedJson { caller, body } = request;
     let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
-    let permit = state.turn_budget.admit(&caller.user_id)?;
-    let named = body.session_id.filter(|id| !id.trim().is_empty());
+    let permit = state.turn_budget.admit(&caller.user())?;
+    let named = body
+        .session_id
+        .filter(|id| !id.trim().is_empty())
+        .map(ConversationId::from);
     let session_id = match named {
         Some(id) => {
-            conversations::get(&state.db, &caller.user_id, &id)
+            conversations::get(&state.db, &caller.user(), &id)
                 .await?
                 .ok_or(ChatError::SessionNotFound)?;
             id
@@ -62,7 +67,7 @@ pub async fn begin_agent_turn(
                 &state.chat.default_agent,
             )
             .await?;
-            one_turn::new_conversation(state, &caller.user_id, &text, agent_id).await?
+            one_turn::new_conversation(state, &caller.user(), &text, agent_id).await?
         }
     };
     let started = begin(

@@ -36,7 +36,7 @@ pub async fn stream(
     let frames = turn.started.log.subscribe(0).map(move |(seq, event)| {
         Bytes::from(format!(
             "id: {seq}\ndata: {}\n\n",
-            to_json(&event, &session_id)
+            to_json(&event, session_id.as_str())
         ))
     });
     Ok(sse::frames(frames))

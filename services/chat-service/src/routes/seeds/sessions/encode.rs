@@ -5,6 +5,7 @@
 
 use actix_web::web::Bytes;
 use confab_protocol::chat::{ChatEvent, MessageRole, MessageStatus};
+use confab_protocol::ids::AgentId;
 use serde::Serialize;
 
 use super::event_id::EventId;
@@ -54,18 +55,18 @@ pub fn live_id(reply_seq: i64, seq: u64, event: &ChatEvent) -> EventId {
 pub fn stored_turn(
     question: Option<&MessageRow>,
     reply: &MessageRow,
-    agent_id: &str,
+    agent_id: &AgentId,
 ) -> Vec<(EventId, ChatEvent)> {
     let message = reply.to_api();
     let user_message_id = question
         .filter(|q| q.role == MessageRole::User.as_str())
-        .map(|q| q.id.clone())
+        .map(|q| q.id.to_string())
         .unwrap_or_default();
     let mut events = vec![ChatEvent::MessageStart {
         conversation_id: message.conversation_id.clone(),
         user_message_id,
         message_id: message.id.clone(),
-        agent_id: agent_id.to_owned(),
+        agent_id: agent_id.to_string(),
     }];
     if !message.content.is_empty() {
         events.push(ChatEvent::Text {

@@ -48,9 +48,11 @@ use super::encode;
 use super::event_id::EventId;
 use crate::AppState;
 use crate::error::ChatError;
+use crate::routes::CallerId;
 use crate::store::models::MessageRow;
 use crate::store::{conversations, messages};
 use crate::turns::notices::Watch;
+use confab_protocol::ids::{AgentId, ConversationId, UserId};
 
 /// Frames waiting for a slow client. When full the follower waits for it;
 /// the turns it follows do not (they log their events in memory).
@@ -68,11 +70,11 @@ pub async fn follow(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     query: web::Query<FollowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let conversation_id = path.into_inner();
-    let user_id = caller.user_id;
+    let user_id = caller.user();
     let conversation = conversations::owned(&state.db, &user_id, &conversation_id).await?;
     let last_event_id = header(&req, "last-event-id")
         .or(query.last_event_id.as_deref())
@@ -80,13 +82,14 @@ pub async fn follow(
         .filter(|id| !id.is_empty())
         .map(EventId::parse)
         .transpose()?;
-    let slot = state
-        .followers
-        .take(&user_id)
-        .ok_or_else(|| ChatError::TooManyFollowed {
-            limit: state.followers.limit(),
-            retry_after: FOLLOWERS_RETRY_SECS,
-        })?;
+    let slot =
+        state
+            .followers
+            .take(user_id.as_str())
+            .ok_or_else(|| ChatError::TooManyFollowed {
+                limit: state.followers.limit(),
+                retry_after: FOLLOWERS_RETRY_SECS,
+            })?;
     // Before anything is looked at: a turn that starts meanwhile is heard of.
     let watch = state.notices.watch(&conversation_id);
     let mut follower = Follower {
@@ -132,9 +135,9 @@ struct Ended;
 
 struct Follower {
     state: std::sync::Arc<AppState>,
-    user_id: String,
-    conversation_id: String,
-    agent_id: String,
+    user_id: UserId,
+    conversation_id: ConversationId,
+    agent_id: AgentId,
     watch: Watch,
     frames: Option<mpsc::Sender<Bytes>>,
     /// Held while the stream lives.
@@ -324,7 +327,7 @@ impl Follower {
             && self
                 .state
                 .in_flight
-                .is_running(&self.conversation_id, &self.user_id)
+                .is_running(&self.user_id, &self.conversation_id)
         {
             // Only a turn that failed to start leaves a reply in flight with
             // no log; wait until the turn running now is over to tell.
@@ -339,7 +342,7 @@ impl Follower {
     fn turn_log(&self, reply: &MessageRow) -> Option<std::sync::Arc<crate::turns::log::TurnLog>> {
         self.state
             .in_flight
-            .turn_log(&self.conversation_id, &self.user_id, &reply.id)
+            .turn_log(&self.user_id, &self.conversation_id, &reply.id)
     }
 
     /// A comment line, once the conversation is known to be still there.

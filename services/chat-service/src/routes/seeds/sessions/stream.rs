@@ -14,11 +14,12 @@ use super::encode;
 use crate::AppState;
 use crate::routes::conversations::posted::begin_posted;
 use crate::routes::sse;
+use confab_protocol::ids::ConversationId;
 
 pub async fn stream(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     request: AuthedJson<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, started) = begin_posted(&req, &state, &path, request).await?;
