@@ -1,15 +1,15 @@
 //! What an agent does with a message: one LLM conversation through
 //! llm-proxy-service, reported as A2A stream results.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use confab_protocol::a2a::confab::{ConfabMetadata, TreePatchPart, UsageMetadata};
 use confab_protocol::a2a::{
     Artifact, Message, Part, Role, StreamResponse, Task, TaskArtifactUpdateEvent, TaskState,
     TaskStatus, TaskStatusUpdateEvent,
 };
 use confab_protocol::chat::TokenUsage;
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use confab_protocol::openai::{ChatMessage, ToolCall, Usage};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};

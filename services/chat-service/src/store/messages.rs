@@ -3,11 +3,10 @@
 use chrono::Utc;
 use confab_kit::db::{Db, DbError};
 use confab_kit::db_run;
+use confab_protocol::chat::{MessageRole, MessageStatus, TokenUsage};
 use confab_protocol::ids::{ConversationId, MessageId, UserId};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-
-use confab_protocol::chat::{MessageRole, MessageStatus, TokenUsage};
 
 use super::models::{MessageRow, NewMessage};
 use super::schema::{conversations, messages};

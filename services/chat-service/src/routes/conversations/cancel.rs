@@ -7,13 +7,13 @@
 use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
+use confab_protocol::ids::ConversationId;
 use serde_json::json;
 
 use crate::AppState;
 use crate::error::ChatError;
 use crate::routes::CallerId;
 use crate::store::conversations;
-use confab_protocol::ids::ConversationId;
 
 pub async fn cancel(
     state: web::Data<AppState>,

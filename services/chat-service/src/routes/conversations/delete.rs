@@ -8,12 +8,12 @@
 use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
+use confab_protocol::ids::ConversationId;
 
 use crate::AppState;
 use crate::error::ChatError;
 use crate::routes::CallerId;
 use crate::store::conversations;
-use confab_protocol::ids::ConversationId;
 
 pub async fn delete(
     state: web::Data<AppState>,

@@ -9,11 +9,11 @@ use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
 use confab_protocol::chat::ConversationHistory;
+use confab_protocol::ids::ConversationId;
 
 use crate::AppState;
 use crate::routes::CallerId;
 use crate::store::{conversations, messages};
-use confab_protocol::ids::ConversationId;
 
 /// Keeps one response bounded (a few MB of text at most) however long the
 /// conversation grew; a person reading a chat rarely scrolls back further.

@@ -4,13 +4,13 @@ use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
 use confab_protocol::chat::Page;
+use confab_protocol::ids::ConversationId;
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::ChatError;
 use crate::routes::CallerId;
 use crate::store::{conversations, messages};
-use confab_protocol::ids::ConversationId;
 
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 500;

@@ -6,13 +6,13 @@ use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
 use confab_protocol::chat::RenameConversation;
+use confab_protocol::ids::ConversationId;
 
 use crate::AppState;
 use crate::domain::ConversationTitle;
 use crate::error::ChatError;
 use crate::routes::CallerId;
 use crate::store::conversations;
-use confab_protocol::ids::ConversationId;
 
 pub async fn rename(
     state: web::Data<AppState>,

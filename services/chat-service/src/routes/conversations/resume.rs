@@ -11,6 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::{Caller, header};
 use confab_protocol::chat::{ChatEvent, MessageRole};
+use confab_protocol::ids::ConversationId;
 use serde::Deserialize;
 
 use crate::AppState;
@@ -18,7 +19,6 @@ use crate::error::ChatError;
 use crate::routes::CallerId;
 use crate::routes::sse;
 use crate::store::{conversations, messages};
-use confab_protocol::ids::ConversationId;
 
 #[derive(Debug, Deserialize)]
 pub struct ResumeQuery {

@@ -8,12 +8,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
 use confab_protocol::chat::SendMessage;
+use confab_protocol::ids::ConversationId;
 
 use super::posted::begin_posted;
 use crate::AppState;
 use crate::routes::CallerId;
 use crate::routes::one_turn::finished_reply;
-use confab_protocol::ids::ConversationId;
 
 pub async fn send(
     req: HttpRequest,

@@ -7,11 +7,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
 use confab_protocol::chat::SendMessage;
+use confab_protocol::ids::ConversationId;
 
 use super::posted::begin_posted;
 use crate::AppState;
 use crate::routes::sse;
-use confab_protocol::ids::ConversationId;
 
 pub async fn stream(
     req: HttpRequest,

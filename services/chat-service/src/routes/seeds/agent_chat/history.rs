@@ -10,6 +10,7 @@
 use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
+use confab_protocol::ids::ConversationId;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -19,7 +20,6 @@ use crate::domain::PageLimit;
 use crate::error::ChatError;
 use crate::routes::CallerId;
 use crate::store::{conversations, messages};
-use confab_protocol::ids::ConversationId;
 
 /// The seed's default page.
 const DEFAULT_LIMIT: i64 = 100;

@@ -38,6 +38,7 @@ use confab_kit::ApiError;
 use confab_kit::auth::{Caller, header};
 use confab_kit::slots::UserSlot;
 use confab_protocol::chat::MessageRole;
+use confab_protocol::ids::{AgentId, ConversationId, UserId};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
@@ -52,7 +53,6 @@ use crate::routes::CallerId;
 use crate::store::models::MessageRow;
 use crate::store::{conversations, messages};
 use crate::turns::notices::Watch;
-use confab_protocol::ids::{AgentId, ConversationId, UserId};
 
 /// Frames waiting for a slow client. When full the follower waits for it;
 /// the turns it follows do not (they log their events in memory).

@@ -8,13 +8,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
 use confab_protocol::chat::SendMessage;
+use confab_protocol::ids::ConversationId;
 use futures_util::StreamExt;
 
 use super::encode;
 use crate::AppState;
 use crate::routes::conversations::posted::begin_posted;
 use crate::routes::sse;
-use confab_protocol::ids::ConversationId;
 
 pub async fn stream(
     req: HttpRequest,
