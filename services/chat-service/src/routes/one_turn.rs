@@ -8,6 +8,7 @@ use confab_protocol::ids::{AgentId, ConversationId, UserId};
 use futures_util::StreamExt;
 
 use crate::AppState;
+use crate::a2a::select;
 use crate::domain::{ConversationTitle, MessageText};
 use crate::error::ChatError;
 use crate::store::{conversations, messages};
@@ -24,6 +25,26 @@ pub async fn new_conversation(
     let row = conversations::new_row(user_id, ConversationTitle::from_message(text), agent_id);
     conversations::create(&state.db, &row).await?;
     Ok(row.id)
+}
+
+/// The conversation a first message makes when it names none: with the
+/// agent `requested`, else the one its skills suit best, else the default
+/// ([`select::choose`]); its id and agent.
+pub async fn conversation_for(
+    state: &AppState,
+    user_id: &UserId,
+    text: &MessageText,
+    requested: Option<String>,
+) -> Result<(ConversationId, AgentId), ApiError> {
+    let agent_id = select::choose(
+        &state.agents,
+        requested,
+        Some(text.as_str()),
+        &state.chat.default_agent,
+    )
+    .await?;
+    let id = new_conversation(state, user_id, text, agent_id.clone()).await?;
+    Ok((id, agent_id))
 }
 
 /// The reply of a started turn once the turn has ended (the log ends after

@@ -20,7 +20,6 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::a2a::client::Trace;
-use crate::a2a::select;
 use crate::domain::MessageText;
 use crate::error::ChatError;
 use crate::routes::CallerId;
@@ -74,18 +73,7 @@ pub async fn unified(
             let conversation = conversations::owned(&state.db, &caller.user(), &id).await?;
             (id, conversation.agent_id)
         }
-        None => {
-            let agent_id = select::choose(
-                &state.agents,
-                body.agent_id,
-                Some(text.as_str()),
-                &state.chat.default_agent,
-            )
-            .await?;
-            let id =
-                one_turn::new_conversation(&state, &caller.user(), &text, agent_id.clone()).await?;
-            (id, agent_id)
-        }
+        None => one_turn::conversation_for(&state, &caller.user(), &text, body.agent_id).await?,
     };
     let started = begin(
         state.turn_services(),

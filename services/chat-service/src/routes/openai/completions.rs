@@ -41,9 +41,7 @@ pub async fn completions(
     if !state.agents.contains(&model) {
         return Err(ChatError::ModelNotFound(model).into());
     }
-    let text = body
-        .last_user_text()
-        .ok_or_else(|| ChatError::NoUserMessage)?;
+    let text = body.last_user_text().ok_or(ChatError::NoUserMessage)?;
     let text = MessageText::parse(text, state.chat.max_message_chars)?;
     // Before the conversation is made: a refused turn leaves nothing.
     let permit = state.turn_budget.admit(&caller.user())?;

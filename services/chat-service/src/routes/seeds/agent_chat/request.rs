@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::a2a::client::Trace;
-use crate::a2a::select;
 use crate::domain::MessageText;
 use crate::error::ChatError;
 use crate::routes::CallerId;
@@ -60,14 +59,9 @@ pub async fn begin_agent_turn(
             id
         }
         None => {
-            let agent_id = select::choose(
-                &state.agents,
-                body.agent_id,
-                Some(text.as_str()),
-                &state.chat.default_agent,
-            )
-            .await?;
-            one_turn::new_conversation(state, &caller.user(), &text, agent_id).await?
+            one_turn::conversation_for(state, &caller.user(), &text, body.agent_id)
+                .await?
+                .0
         }
     };
     let started = begin(
