@@ -9,8 +9,16 @@
 //! `infra/bench/README.md`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use thread_local::ThreadLocal;
+
+/// How long a client keeps an idle connection to another Confab service:
+/// less than the 5 s after which the service's actix server closes an idle
+/// keep-alive connection, so a request never goes out on a connection the
+/// server is closing at that moment (it would fail with "connection closed
+/// before message completed").
+pub const SERVICE_POOL_IDLE: Duration = Duration::from_secs(4);
 
 /// Cheap to clone: clones share the clients.
 #[derive(Clone)]

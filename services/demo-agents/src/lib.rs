@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
 use anyhow::Context;
-use confab_kit::http_client::PerThreadClient;
+use confab_kit::http_client::{PerThreadClient, SERVICE_POOL_IDLE};
 use confab_kit::secrets::{RunEnv, Secret, refuse_development_secrets};
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
 use confab_kit::settings::ServiceSettings;
@@ -132,7 +132,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         .chain(agent_secrets),
     )?;
     let http = PerThreadClient::new(|| {
-        reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5))
+        reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .pool_idle_timeout(SERVICE_POOL_IDLE)
     })
     .context("building the HTTP client")?;
     anyhow::ensure!(

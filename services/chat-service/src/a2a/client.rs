@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use confab_kit::http_client::PerThreadClient;
+use confab_kit::http_client::{PerThreadClient, SERVICE_POOL_IDLE};
 use confab_protocol::a2a::confab::UsageMetadata;
 use confab_protocol::a2a::{
     JsonRpcRequest, JsonRpcResponse, Method, ProtocolVersion, SendMessageRequest, StreamResponse,
@@ -129,6 +129,7 @@ impl A2aClient {
             reqwest::Client::builder()
                 .connect_timeout(connect_timeout)
                 .read_timeout(read_timeout)
+                .pool_idle_timeout(SERVICE_POOL_IDLE)
         })?;
         Ok(Self { http })
     }
