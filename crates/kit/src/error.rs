@@ -34,13 +34,6 @@ impl ApiError {
         }
     }
 
-    /// 429 with `Retry-After: retry_after_secs` (at least 1).
-    pub fn too_many_requests(retry_after_secs: u64, message: impl Into<String>) -> Self {
-        let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
-        err.retry_after = Some(retry_after_secs.max(1));
-        err
-    }
-
     pub fn status(&self) -> StatusCode {
         self.status
     }
@@ -53,10 +46,6 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
-    }
-
     /// Also what another user's object answers, so existence does not leak.
     pub fn not_found(what: &str) -> Self {
         Self::new(
@@ -66,24 +55,12 @@ impl ApiError {
         )
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, message)
-    }
-
     pub fn payload_too_large(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
     }
 
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-    }
-
-    pub fn bad_gateway(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, "upstream_unavailable", message)
-    }
-
-    pub fn gateway_timeout(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", message)
     }
 
     /// A failure that is ours, not the client's: logged with its cause, shown

@@ -43,7 +43,6 @@ use actix_web::HttpRequest;
 use actix_web::cookie::time::Duration;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::Method;
-use confab_kit::ApiError;
 use serde::Deserialize;
 
 use crate::error::GatewayError;
@@ -118,28 +117,32 @@ impl Browser {
     /// Refuses a request that may not use the cookies: its `Origin` is
     /// neither the gateway's own nor trusted, or it has none and is not the
     /// console.
-    pub fn check_origin(&self, req: &HttpRequest) -> Result<(), ApiError> {
+    pub fn check_origin(&self, req: &HttpRequest) -> Result<(), GatewayError> {
         let mut origins = req.headers().get_all("origin");
         let (Some(origin), None) = (origins.next(), origins.next()) else {
             return match is_console(req) && !req.headers().contains_key("origin") {
                 true => Ok(()),
-                false => Err(csrf_rejected()),
+                false => Err(GatewayError::CsrfRejected),
             };
         };
         let origin = origin
             .to_str()
             .ok()
             .and_then(serialized_origin)
-            .ok_or_else(csrf_rejected)?;
+            .ok_or(GatewayError::CsrfRejected)?;
         if own_origin(req).as_deref() == Some(origin.as_str()) || self.trusted.contains(&origin) {
             return Ok(());
         }
-        Err(csrf_rejected())
+        Err(GatewayError::CsrfRejected)
     }
 
     /// [`Self::check_origin`] where the method changes state; a WebSocket
     /// upgrade always (its `GET` opens a two-way channel).
-    pub fn check_cookie_request(&self, req: &HttpRequest, upgrade: bool) -> Result<(), ApiError> {
+    pub fn check_cookie_request(
+        &self,
+        req: &HttpRequest,
+        upgrade: bool,
+    ) -> Result<(), GatewayError> {
         let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         if safe && !upgrade {
             return Ok(());
@@ -209,10 +212,6 @@ fn cookie(
         .finish()
 }
 
-fn csrf_rejected() -> ApiError {
-    GatewayError::CsrfRejected.into()
-}
-
 /// Whether the request carries the console marker.
 pub fn is_console(req: &HttpRequest) -> bool {
     req.headers()
@@ -275,6 +274,8 @@ pub fn strip_cookies(value: &[u8]) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use confab_kit::Refusal;
+
     use super::*;
     use actix_web::test::TestRequest;
 

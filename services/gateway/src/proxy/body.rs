@@ -35,7 +35,7 @@ pub async fn request_body(
 ) -> Result<(RequestBody, Arc<AtomicBool>), ApiError> {
     let declared = declared_length(client_headers)?;
     if declared.is_some_and(|length| length > limit) {
-        return Err(too_large(limit));
+        return Err(GatewayError::BodyTooLarge(limit).into());
     }
     // A body is there when its length is not zero, or when it is chunked.
     let has_body = declared.map_or_else(
@@ -75,17 +75,13 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<usize>, GatewayError> {
         .transpose()
 }
 
-pub fn too_large(limit: usize) -> ApiError {
-    GatewayError::BodyTooLarge(limit).into()
-}
-
 /// The whole body, refused with 413 as soon as it passes `limit`.
 async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(GatewayError::BadBody)?;
         if body.len() + chunk.len() > limit {
-            return Err(too_large(limit));
+            return Err(GatewayError::BodyTooLarge(limit).into());
         }
         body.extend_from_slice(&chunk);
     }

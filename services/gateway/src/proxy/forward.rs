@@ -26,7 +26,7 @@ use futures_util::TryStreamExt;
 use reqwest::header::HeaderMap as UpstreamHeaders;
 
 use super::UpstreamClient;
-use super::body::{request_body, too_large};
+use super::body::request_body;
 use super::headers::{client_reply, upstream_headers};
 use super::path::RequestPath;
 use super::routing::Route;
@@ -133,7 +133,7 @@ async fn send(
         .map_err(|_| GatewayError::UpstreamTimeout)?
         .map_err(|err| {
             if overflowed.load(Ordering::Relaxed) {
-                return too_large(state.body_limit);
+                return ApiError::from(GatewayError::BodyTooLarge(state.body_limit));
             }
             tracing::warn!(route = %route.prefix, url = %format_args!("{base_url}{path}"), error = %format!("{err:#}"), "upstream request failed");
             GatewayError::UpstreamUnavailable.into()
