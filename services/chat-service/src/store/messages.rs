@@ -98,9 +98,7 @@ pub async fn page(
     limit: i64,
 ) -> Result<Vec<MessageRow>, DbError> {
     let mut rows: Vec<MessageRow> = db_run!(db, |conn| {
-        let mut query = messages::table
-            .filter(messages::conversation_id.eq(conversation_id))
-            .filter(messages::user_id.eq(user_id))
+        let mut query = of_conversation(user_id, conversation_id)
             .filter(messages::in_flight.eq(false))
             .into_boxed();
         if let Some(before) = before_seq {
@@ -181,6 +179,16 @@ fn saturating_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// The messages of a conversation `user_id` owns, in flight or not: where
+/// every query of one conversation's messages starts, so none forgets the
+/// owner.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn of_conversation<'a>(user_id: &'a UserId, conversation_id: &'a ConversationId) -> _ {
+    messages::table
+        .filter(messages::conversation_id.eq(conversation_id))
+        .filter(messages::user_id.eq(user_id))
+}
+
 /// The message `id` if `user_id` owns it.
 pub async fn get(db: &Db, user_id: &UserId, id: &MessageId) -> Result<Option<MessageRow>, DbError> {
     db_run!(db, |conn| {
@@ -205,9 +213,7 @@ pub async fn next_reply(
     after_seq: i64,
 ) -> Result<Option<MessageRow>, DbError> {
     db_run!(db, |conn| {
-        messages::table
-            .filter(messages::conversation_id.eq(conversation_id))
-            .filter(messages::user_id.eq(user_id))
+        of_conversation(user_id, conversation_id)
             .filter(messages::role.eq(MessageRole::Assistant.as_str()))
             .filter(messages::seq.gt(after_seq))
             .order(messages::seq.asc())
@@ -226,9 +232,7 @@ pub async fn newest_reply(
     conversation_id: &ConversationId,
 ) -> Result<Option<MessageRow>, DbError> {
     db_run!(db, |conn| {
-        messages::table
-            .filter(messages::conversation_id.eq(conversation_id))
-            .filter(messages::user_id.eq(user_id))
+        of_conversation(user_id, conversation_id)
             .filter(messages::role.eq(MessageRole::Assistant.as_str()))
             .order(messages::seq.desc())
             .select(MessageRow::as_select())
@@ -247,9 +251,7 @@ pub async fn at_seq(
     seq: i64,
 ) -> Result<Option<MessageRow>, DbError> {
     db_run!(db, |conn| {
-        messages::table
-            .filter(messages::conversation_id.eq(conversation_id))
-            .filter(messages::user_id.eq(user_id))
+        of_conversation(user_id, conversation_id)
             .filter(messages::seq.eq(seq))
             .select(MessageRow::as_select())
             .first(conn)
@@ -267,9 +269,7 @@ pub async fn count(
     conversation_id: &ConversationId,
 ) -> Result<i64, DbError> {
     db_run!(db, |conn| {
-        messages::table
-            .filter(messages::conversation_id.eq(conversation_id))
-            .filter(messages::user_id.eq(user_id))
+        of_conversation(user_id, conversation_id)
             .filter(messages::in_flight.eq(false))
             .count()
             .get_result(conn)
