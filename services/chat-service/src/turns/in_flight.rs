@@ -227,106 +227,72 @@ mod tests {
         })
     }
 
+    /// `user`'s claim of turn `reply` in `conversation`.
+    fn claim(
+        in_flight: &Arc<InFlight>,
+        budget: &TurnBudget,
+        user: &str,
+        conversation: &str,
+        reply: &str,
+    ) -> Option<TurnClaim> {
+        let permit = budget.admit(&user.into()).unwrap();
+        in_flight.begin(&conversation.into(), &reply.into(), permit)
+    }
+
+    /// Whether `user` finds the log of turn `reply` in `conversation`.
+    fn finds_log(in_flight: &InFlight, user: &str, conversation: &str, reply: &str) -> bool {
+        in_flight
+            .turn_log(&user.into(), &conversation.into(), &reply.into())
+            .is_some()
+    }
+
     #[tokio::test]
     async fn a_conversation_holds_one_turn_at_a_time() {
         let budget = budget();
-        let permit = || budget.admit(&"usr-1".into()).unwrap();
         let in_flight = Arc::new(InFlight::default());
-        let claim = in_flight
-            .begin(&"conv-1".into(), &"msg-2".into(), permit())
-            .unwrap();
-        assert!(
-            in_flight
-                .begin(&"conv-1".into(), &"msg-4".into(), permit())
-                .is_none()
-        );
-        assert!(
-            in_flight
-                .begin(&"conv-2".into(), &"msg-9".into(), permit())
-                .is_some()
-        );
+        let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2").unwrap();
+        assert!(claim(&in_flight, &budget, "usr-1", "conv-1", "msg-4").is_none());
+        assert!(claim(&in_flight, &budget, "usr-1", "conv-2", "msg-9").is_some());
         assert!(
             !in_flight.cancel(&"usr-2".into(), &"conv-1".into()),
             "another user's turn"
         );
-        assert!(!claim.cancel.is_cancelled());
+        assert!(!held.cancel.is_cancelled());
         assert!(in_flight.cancel(&"usr-1".into(), &"conv-1".into()));
-        assert!(claim.cancel.is_cancelled());
-        drop(claim);
-        assert!(
-            in_flight
-                .begin(&"conv-1".into(), &"msg-4".into(), permit())
-                .is_some()
-        );
+        assert!(held.cancel.is_cancelled());
+        drop(held);
+        assert!(claim(&in_flight, &budget, "usr-1", "conv-1", "msg-4").is_some());
     }
 
     #[tokio::test]
     async fn an_ended_turns_log_lingers_for_its_owner_only() {
         let budget = budget();
         let in_flight = Arc::new(InFlight::new(Duration::from_secs(60)));
-        let claim = in_flight
-            .begin(
-                &"conv-1".into(),
-                &"msg-2".into(),
-                budget.admit(&"usr-1".into()).unwrap(),
-            )
-            .unwrap();
-        claim.log.push(ChatEvent::Text { text: "hi".into() });
-        assert!(
-            in_flight
-                .turn_log(&"usr-1".into(), &"conv-1".into(), &"msg-2".into())
-                .is_some()
-        );
-        assert!(
-            in_flight
-                .turn_log(&"usr-1".into(), &"conv-1".into(), &"msg-4".into())
-                .is_none()
-        );
-        drop(claim);
+        let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2").unwrap();
+        held.log.push(ChatEvent::Text { text: "hi".into() });
+        assert!(finds_log(&in_flight, "usr-1", "conv-1", "msg-2"));
+        assert!(!finds_log(&in_flight, "usr-1", "conv-1", "msg-4"));
+        drop(held);
         assert!(!in_flight.is_running(&"usr-1".into(), &"conv-1".into()));
         let kept = in_flight
             .turn_log(&"usr-1".into(), &"conv-1".into(), &"msg-2".into())
             .unwrap();
         assert_eq!(kept.len(), 1);
-        assert!(
-            in_flight
-                .turn_log(&"usr-2".into(), &"conv-1".into(), &"msg-2".into())
-                .is_none()
-        );
+        assert!(!finds_log(&in_flight, "usr-2", "conv-1", "msg-2"));
 
         // A claim refused its turn logged nothing: nothing lingers.
-        let unused = in_flight
-            .begin(
-                &"conv-1".into(),
-                &"msg-4".into(),
-                budget.admit(&"usr-1".into()).unwrap(),
-            )
-            .unwrap();
+        let unused = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-4").unwrap();
         drop(unused);
-        assert!(
-            in_flight
-                .turn_log(&"usr-1".into(), &"conv-1".into(), &"msg-4".into())
-                .is_none()
-        );
+        assert!(!finds_log(&in_flight, "usr-1", "conv-1", "msg-4"));
     }
 
     #[tokio::test]
     async fn without_a_linger_time_an_ended_turns_log_goes_with_it() {
         let budget = budget();
         let in_flight = Arc::new(InFlight::default());
-        let claim = in_flight
-            .begin(
-                &"conv-1".into(),
-                &"msg-2".into(),
-                budget.admit(&"usr-1".into()).unwrap(),
-            )
-            .unwrap();
-        claim.log.push(ChatEvent::Text { text: "hi".into() });
-        drop(claim);
-        assert!(
-            in_flight
-                .turn_log(&"usr-1".into(), &"conv-1".into(), &"msg-2".into())
-                .is_none()
-        );
+        let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2").unwrap();
+        held.log.push(ChatEvent::Text { text: "hi".into() });
+        drop(held);
+        assert!(!finds_log(&in_flight, "usr-1", "conv-1", "msg-2"));
     }
 }

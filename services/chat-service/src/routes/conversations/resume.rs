@@ -10,14 +10,15 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::{Caller, header};
-use confab_protocol::chat::{ChatEvent, MessageRole};
-use confab_protocol::ids::ConversationId;
+use confab_protocol::chat::{ChatEvent, MessageRole, MessageStatus};
+use confab_protocol::ids::{AgentId, ConversationId};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::ChatError;
 use crate::routes::CallerId;
 use crate::routes::sse;
+use crate::store::models::MessageRow;
 use crate::store::{conversations, messages};
 
 #[derive(Debug, Deserialize)]
@@ -56,19 +57,35 @@ pub async fn resume(
             return Err(ChatError::NoTurn.into());
         }
     };
-    let reply = reply.to_api();
+    let events = stored_events(question, reply, &conversation.agent_id);
+    Ok(sse::response(futures_util::stream::iter((1..).zip(events))))
+}
+
+/// A finished turn rebuilt from storage as the events it streamed:
+/// `message_start`, its text (whole), its `data` parts, `done`. Always the
+/// same events for the same reply, so a client can resume them by number.
+pub fn stored_events(
+    question: Option<&MessageRow>,
+    reply: &MessageRow,
+    agent_id: &AgentId,
+) -> Vec<ChatEvent> {
+    let message = reply.to_api();
+    let user_message_id = question
+        .filter(|q| q.role == MessageRole::User.as_str())
+        .map(|q| q.id.to_string())
+        .unwrap_or_default();
     let mut events = vec![ChatEvent::MessageStart {
-        conversation_id: conversation_id.to_string(),
-        user_message_id: question.map(|q| q.id.to_string()).unwrap_or_default(),
-        message_id: reply.id.clone(),
-        agent_id: conversation.agent_id.into_inner(),
+        conversation_id: message.conversation_id.clone(),
+        user_message_id,
+        message_id: message.id.clone(),
+        agent_id: agent_id.to_string(),
     }];
-    if !reply.content.is_empty() {
+    if !message.content.is_empty() {
         events.push(ChatEvent::Text {
-            text: reply.content.clone(),
+            text: message.content.clone(),
         });
     }
-    let data_blocks = reply
+    let data_blocks = message
         .content_blocks
         .as_array()
         .into_iter()
@@ -78,10 +95,16 @@ pub async fn resume(
         data: block["data"].clone(),
     }));
     events.push(ChatEvent::Done {
-        message_id: reply.id,
-        conversation_id: conversation_id.into_inner(),
-        status: reply.status,
-        token_usage: reply.token_usage,
+        message_id: message.id,
+        conversation_id: message.conversation_id,
+        // A reply still marked in flight belongs to a turn that never ran
+        // (it has no log): it stays as it was begun.
+        status: if reply.in_flight {
+            MessageStatus::Incomplete
+        } else {
+            message.status
+        },
+        token_usage: message.token_usage,
     });
-    Ok(sse::response(futures_util::stream::iter((1..).zip(events))))
+    events
 }

@@ -4,11 +4,12 @@
 //! conversation.
 
 use actix_web::web::Bytes;
-use confab_protocol::chat::{ChatEvent, MessageRole, MessageStatus};
+use confab_protocol::chat::ChatEvent;
 use confab_protocol::ids::AgentId;
 use serde::Serialize;
 
 use super::event_id::EventId;
+use crate::routes::conversations::resume::stored_events;
 use crate::store::models::MessageRow;
 
 /// `{"type":"text_token","text"}`, `type` first as in the native events.
@@ -49,51 +50,14 @@ pub fn live_id(reply_seq: i64, seq: u64, event: &ChatEvent) -> EventId {
     }
 }
 
-/// A finished turn rebuilt from storage, with its ids: `message_start`, its
-/// text (whole) as `text_token`, its `data` parts, `done`. Always the same
-/// events for the same reply, so a client resumes it with `R.sE`.
+/// A finished turn rebuilt from storage ([`stored_events`]), with its ids,
+/// so a client resumes it with `R.sE`.
 pub fn stored_turn(
     question: Option<&MessageRow>,
     reply: &MessageRow,
     agent_id: &AgentId,
 ) -> Vec<(EventId, ChatEvent)> {
-    let message = reply.to_api();
-    let user_message_id = question
-        .filter(|q| q.role == MessageRole::User.as_str())
-        .map(|q| q.id.to_string())
-        .unwrap_or_default();
-    let mut events = vec![ChatEvent::MessageStart {
-        conversation_id: message.conversation_id.clone(),
-        user_message_id,
-        message_id: message.id.clone(),
-        agent_id: agent_id.to_string(),
-    }];
-    if !message.content.is_empty() {
-        events.push(ChatEvent::Text {
-            text: message.content.clone(),
-        });
-    }
-    let data_blocks = message
-        .content_blocks
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|block| block["type"] == "data");
-    events.extend(data_blocks.map(|block| ChatEvent::Data {
-        data: block["data"].clone(),
-    }));
-    events.push(ChatEvent::Done {
-        message_id: message.id,
-        conversation_id: message.conversation_id,
-        // A reply still marked in flight here belongs to a turn that never
-        // ran (it has no log): it stays as it was begun.
-        status: if reply.in_flight {
-            MessageStatus::Incomplete
-        } else {
-            message.status
-        },
-        token_usage: message.token_usage,
-    });
+    let events = stored_events(question, reply, agent_id);
     let reply_seq = reply.seq;
     let last = events.len();
     (1..)
