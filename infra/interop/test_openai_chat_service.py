@@ -28,6 +28,8 @@ import openai
 import pytest
 from openai import OpenAI
 
+from common import url_of
+
 SERVICE_TOKEN = "confab-dev-service-token"
 TIMEOUT = float(os.environ.get("CONFAB_A2A_TIMEOUT", "60"))
 QUESTION = "What is 6 * 7?"
@@ -35,10 +37,7 @@ ANSWER = "The answer is 42."
 
 
 def chat_url() -> str:
-    url = os.environ.get("CONFAB_CHAT_URL", "").rstrip("/")
-    if not url:
-        pytest.skip("CONFAB_CHAT_URL is not set: no chat-service to test")
-    return url
+    return url_of("CONFAB_CHAT_URL")
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ Environment (set by run.sh; the tests are skipped without it):
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ import httpx
 import openai
 import pytest
 from openai import OpenAI
+
+from common import url_of
 
 # Seconds any one request may take: generous, so that a broken stack fails
 # the test instead of hanging it.
@@ -41,10 +42,7 @@ class User:
 
 
 def gateway_url() -> str:
-    url = os.environ.get("CONFAB_GATEWAY_URL", "").rstrip("/")
-    if not url:
-        pytest.skip("CONFAB_GATEWAY_URL is not set: no gateway to test")
-    return url
+    return url_of("CONFAB_GATEWAY_URL")
 
 
 @pytest.fixture

@@ -39,95 +39,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-# Seconds any one wait may take (a frame, an event, a request).
-TIMEOUT = 30.0
+from common import TIMEOUT, Json, User, gateway_http, new_user, run_bounded
+from common import open_ws, receive, send, until, ws_url
+
 QUESTION = "What is 6 * 7?"
 ANSWER = "The answer is 42."
 # Twenty chunks of the builtin model's echo: about three seconds of turn.
 LONG = " ".join(f"word{n}" for n in range(20))
-PASSWORD = "correct horse battery staple"
 
 T = TypeVar("T")
-Json = dict[str, Any]
 Event = tuple[str | None, Json]
 
 
-@dataclass(frozen=True)
-class User:
-    id: str
-    token: str
-
-    @property
-    def bearer(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-def url_of(var: str) -> str:
-    url = os.environ.get(var, "").rstrip("/")
-    if not url:
-        pytest.skip(f"{var} is not set: run these tests with infra/interop/run.sh")
-    return url
-
-
-def ws_url(var: str, path: str) -> str:
-    return "ws://" + url_of(var).removeprefix("http://") + path
-
-
 def run(test: Callable[[], Awaitable[T]]) -> T:
-    """Runs one test's coroutine; the whole of it is bounded too."""
-    return asyncio.run(asyncio.wait_for(test(), 8 * TIMEOUT))
-
-
-def gateway() -> httpx.AsyncClient:
-    """Plain HTTP to the gateway (never through an HTTP proxy)."""
-    return httpx.AsyncClient(
-        base_url=url_of("CONFAB_GATEWAY_URL"), timeout=TIMEOUT, trust_env=False
-    )
-
-
-async def new_user(prefix: str = "seed") -> User:
-    credentials = {"username": f"{prefix}-{uuid.uuid4().hex[:16]}", "password": PASSWORD}
-    async with gateway() as http:
-        registered = await http.post("/api/v1/auth/register", json=credentials)
-        assert registered.status_code == 201, registered.text
-        login = await http.post("/api/v1/auth/login", json=credentials)
-        assert login.status_code == 200, login.text
-    return User(id=registered.json()["id"], token=login.json()["access_token"])
-
-
-def open_ws(url: str, **kwargs: Any) -> connect:
-    return connect(url, proxy=None, open_timeout=TIMEOUT, close_timeout=TIMEOUT, **kwargs)
-
-
-async def send(ws: ClientConnection, frame: Json) -> None:
-    await ws.send(json.dumps(frame))
-
-
-async def receive(ws: ClientConnection) -> Json:
-    raw = await asyncio.wait_for(ws.recv(), TIMEOUT)
-    assert isinstance(raw, str), f"a binary frame: {raw!r}"
-    return json.loads(raw)
-
-
-async def until(ws: ClientConnection, done: Callable[[Json], bool]) -> list[Json]:
-    """Frames up to and including the first one `done` accepts."""
-    frames = []
-    while True:
-        frame = await receive(ws)
-        frames.append(frame)
-        if done(frame):
-            return frames
+    """Runs one test's coroutine, the whole of it bounded by eight waits."""
+    return run_bounded(test, 8 * TIMEOUT)
 
 
 # --- Server-Sent Events, read as a browser's EventSource reads them -------------------
@@ -188,7 +122,7 @@ def text_of(events: list[Event], kind: str = "text_token") -> str:
 
 def test_seed_001_chat_widget_speaks_its_frames_through_dashboard_proxy() -> None:
     async def test() -> None:
-        user = await new_user()
+        user = await new_user("seed")
         # Exactly the seed's URL: a token in the query, nothing else.
         url = ws_url("CONFAB_DASHBOARD_URL", f"/ws/chat?token={user.token}")
         async with open_ws(url) as ws:
@@ -239,17 +173,22 @@ async def new_session(http: httpx.AsyncClient, user: User) -> str:
     return created.json()["id"]
 
 
+def posted_stream(http: httpx.AsyncClient, user: User, session: str):
+    """The playground's send: QUESTION posted to `session`, its reply streamed back."""
+    return http.stream(
+        "POST",
+        f"/api/chat/sessions/{session}/messages/stream",
+        json={"message": QUESTION},
+        headers=user.bearer,
+    )
+
+
 def test_seed_000_session_paths_answer_with_and_without_a_trailing_slash() -> None:
     async def test() -> None:
-        user = await new_user()
-        async with gateway() as http:
+        user = await new_user("seed")
+        async with gateway_http() as http:
             session = await new_session(http, user)
-            async with http.stream(
-                "POST",
-                f"/api/chat/sessions/{session}/messages/stream",
-                json={"message": QUESTION},
-                headers=user.bearer,
-            ) as response:
+            async with posted_stream(http, user, session) as response:
                 events = await all_events(response)
             for path in ["/api/chat/sessions/", "/api/chat/sessions"]:
                 listed = await http.get(path, headers=user.bearer)
@@ -269,7 +208,7 @@ def test_seed_000_session_paths_answer_with_and_without_a_trailing_slash() -> No
             assert body["messages"][1]["content"] == ANSWER
             assert body["messages"][1]["id"] == events[-1][1]["message_id"]
 
-            other = await new_user()
+            other = await new_user("seed")
             for method, path in [
                 ("GET", f"/api/chat/sessions/{session}/"),
                 ("GET", f"/api/chat/sessions/{session}/history"),
@@ -288,15 +227,10 @@ def test_seed_000_session_paths_answer_with_and_without_a_trailing_slash() -> No
 
 def test_seed_000_the_posted_stream_says_text_token() -> None:
     async def test() -> None:
-        user = await new_user()
-        async with gateway() as http:
+        user = await new_user("seed")
+        async with gateway_http() as http:
             session = await new_session(http, user)
-            async with http.stream(
-                "POST",
-                f"/api/chat/sessions/{session}/messages/stream",
-                json={"message": QUESTION},
-                headers=user.bearer,
-            ) as response:
+            async with posted_stream(http, user, session) as response:
                 assert response.headers["content-type"].startswith("text/event-stream")
                 events = await all_events(response)
         types = [e["type"] for _, e in events]
@@ -323,8 +257,8 @@ def eventsource(http: httpx.AsyncClient, user: User, session: str, last_event_id
 
 def test_seed_000_an_eventsource_follows_a_turn_posted_elsewhere() -> None:
     async def test() -> None:
-        user = await new_user()
-        async with gateway() as http, gateway() as poster:
+        user = await new_user("seed")
+        async with gateway_http() as http, gateway_http() as poster:
             session = await new_session(http, user)
             async with eventsource(http, user, session) as response:
                 assert response.status_code == 200
@@ -352,7 +286,7 @@ def test_seed_000_an_eventsource_follows_a_turn_posted_elsewhere() -> None:
                 assert text_of(followed) == "and one more"
                 assert followed[-1][0] == "4.end", followed
 
-            other = await new_user()
+            other = await new_user("seed")
             async with eventsource(http, other, session) as refused:
                 assert refused.status_code == 404
 
@@ -361,8 +295,8 @@ def test_seed_000_an_eventsource_follows_a_turn_posted_elsewhere() -> None:
 
 def test_seed_000_an_eventsource_that_reconnects_with_last_event_id_misses_nothing() -> None:
     async def test() -> None:
-        user = await new_user()
-        async with gateway() as http, gateway() as poster:
+        user = await new_user("seed")
+        async with gateway_http() as http, gateway_http() as poster:
             session = await new_session(http, user)
             seen: list[Event] = []
             async with eventsource(http, user, session) as response:
@@ -408,7 +342,7 @@ def test_seed_000_an_eventsource_that_reconnects_with_last_event_id_misses_nothi
 async def trace_turn(trace: ClientConnection, user: User) -> None:
     """A turn of `user` with the math agent; `trace` shows its LLM calls."""
     await until(trace, lambda f: f["type"] == "live")
-    async with gateway() as http:
+    async with gateway_http() as http:
         session = await new_session(http, user)
         posted = await http.post(
             f"/api/chat/sessions/{session}/messages",
@@ -425,7 +359,7 @@ async def trace_turn(trace: ClientConnection, user: User) -> None:
 
 def test_seed_000_trace_view_connects_to_the_llm_proxy_and_through_the_gateway() -> None:
     async def test() -> None:
-        user = await new_user()
+        user = await new_user("seed")
         # Exactly the seed's TraceView URL, on the llm-proxy itself…
         direct = ws_url("CONFAB_AGENTS_LLM_URL", f"/ws/trace/math?token={user.token}")
         async with open_ws(direct) as trace:
@@ -443,10 +377,18 @@ def test_seed_000_trace_view_connects_to_the_llm_proxy_and_through_the_gateway()
 # ======================================================================================
 
 
+async def agent_chat_events(http: httpx.AsyncClient, user: User, body: Json) -> list[Event]:
+    """Every event of `POST /api/v1/agent/chat/stream` with `body`, read to the end."""
+    async with http.stream(
+        "POST", "/api/v1/agent/chat/stream", json=body, headers=user.bearer
+    ) as response:
+        return await all_events(response)
+
+
 def test_seed_003_chat_continues_the_session_it_is_given() -> None:
     async def test() -> None:
-        user = await new_user()
-        async with gateway() as http:
+        user = await new_user("seed")
+        async with gateway_http() as http:
             first = await http.post(
                 "/api/v1/agent/chat",
                 json={"message": QUESTION, "session_id": None, "character_id": 526379435},
@@ -485,7 +427,7 @@ def test_seed_003_chat_continues_the_session_it_is_given() -> None:
             assert limited.json()["message_count"] == 4
             assert [m["content"] for m in limited.json()["messages"]] == ["thanks"]
 
-            other = await new_user()
+            other = await new_user("seed")
             refused = await http.get(f"/api/v1/agent/chat/history/{session_id}", headers=other.bearer)
             assert refused.status_code == 404
             refused = await http.post(
@@ -501,16 +443,12 @@ def test_seed_003_chat_continues_the_session_it_is_given() -> None:
 
 def test_seed_003_the_stream_names_its_session_and_continues_it() -> None:
     async def test() -> None:
-        user = await new_user()
-        async with gateway() as http:
+        user = await new_user("seed")
+        async with gateway_http() as http:
             # The seed's client reads the body itself (fetch + getReader).
-            async with http.stream(
-                "POST",
-                "/api/v1/agent/chat/stream",
-                json={"message": QUESTION, "session_id": None, "character_id": 526379435},
-                headers=user.bearer,
-            ) as response:
-                events = await all_events(response)
+            events = await agent_chat_events(
+                http, user, {"message": QUESTION, "session_id": None, "character_id": 526379435}
+            )
             session_id = events[0][1]["session_id"]
             assert session_id.startswith("conv-"), events[0]
             assert text_of(events, "text") == ANSWER
@@ -518,13 +456,11 @@ def test_seed_003_the_stream_names_its_session_and_continues_it() -> None:
             assert done["type"] == "done" and done["message_id"].startswith("msg-"), done
             assert done["session_id"] == session_id
 
-            async with http.stream(
-                "POST",
-                "/api/v1/agent/chat/stream",
-                json={"message": "go on", "session_id": session_id, "character_id": 526379435},
-                headers=user.bearer,
-            ) as response:
-                again = await all_events(response)
+            again = await agent_chat_events(
+                http,
+                user,
+                {"message": "go on", "session_id": session_id, "character_id": 526379435},
+            )
             assert again[-1][1]["session_id"] == session_id
             history = await http.get(
                 f"/api/v1/agent/chat/history/{session_id}", headers=user.bearer
@@ -536,16 +472,12 @@ def test_seed_003_the_stream_names_its_session_and_continues_it() -> None:
 
 def test_seed_003_a_failing_agent_streams_retries_and_a_text_error() -> None:
     async def test() -> None:
-        user = await new_user()
-        async with gateway() as http:
+        user = await new_user("seed")
+        async with gateway_http() as http:
             # `offline` is registered with chat-service but nothing answers.
-            async with http.stream(
-                "POST",
-                "/api/v1/agent/chat/stream",
-                json={"message": QUESTION, "agent_id": "offline"},
-                headers=user.bearer,
-            ) as response:
-                events = await all_events(response)
+            events = await agent_chat_events(
+                http, user, {"message": QUESTION, "agent_id": "offline"}
+            )
         types = [e["type"] for _, e in events]
         retries = [e for _, e in events if e["type"] == "retry"]
         assert len(retries) == 2, types
@@ -577,7 +509,7 @@ def assert_envelope(frame: Json, session_id: str | None) -> None:
 
 def test_seed_004_envelope_frames_through_the_gateway() -> None:
     async def test() -> None:
-        user = await new_user()
+        user = await new_user("seed")
         url = ws_url("CONFAB_GATEWAY_URL", f"/ws/chat?token={user.token}")
         async with open_ws(url) as ws:
             await send(ws, {"type": "init_session", "data": {}})
@@ -633,7 +565,7 @@ def test_seed_004_envelope_frames_through_the_gateway() -> None:
 
 def test_seed_004_the_tree_agent_sends_tree_updates() -> None:
     async def test() -> None:
-        user = await new_user()
+        user = await new_user("seed")
         url = ws_url("CONFAB_GATEWAY_URL", f"/ws/chat?token={user.token}")
         async with open_ws(url) as ws:
             await send(ws, {"type": "init_session", "data": {"agent_id": "tree"}})
@@ -672,8 +604,8 @@ async def unified(
 @pytest.mark.parametrize("response_format", [None, "openai"], ids=["default", "openai"])
 def test_seed_002_unified_chat_answers_in_openai_format(response_format: str | None) -> None:
     async def test() -> None:
-        user = await new_user()
-        async with gateway() as http:
+        user = await new_user("seed")
+        async with gateway_http() as http:
             # The web UI's own conversation management, then the message.
             created = await http.post("/api/v1/conversations", json={}, headers=user.bearer)
             conversation = created.json()["id"]
@@ -713,8 +645,8 @@ def test_seed_002_unified_chat_answers_in_openai_format(response_format: str | N
 
 def test_seed_002_unified_chat_answers_in_v03_format() -> None:
     async def test() -> None:
-        user = await new_user()
-        async with gateway() as http:
+        user = await new_user("seed")
+        async with gateway_http() as http:
             answered = await unified(http, user, {"message": QUESTION}, "v0.3")
             assert answered.status_code == 200, answered.text
             body = answered.json()

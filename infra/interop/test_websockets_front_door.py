@@ -32,50 +32,29 @@ Environment (set by run.sh; the tests are skipped without it):
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Close
 
-# Seconds any one wait may take (a frame, a handshake, a close, a request).
-TIMEOUT = 30.0
+from common import TIMEOUT, User, gateway_http, new_user, run_bounded
+from common import open_ws, receive, send, until, ws_url
+
 # Seconds a trace socket is watched for events that must not come: a bound
 # on the wait, not a speed requirement (the events it would catch were
 # published before the wait starts).
 ISOLATION_WAIT = 3.0
 QUESTION = "What is 6 * 7?"
-PASSWORD = "correct horse battery staple"
 COMPACT = "confab.compact.v1"
 # chat-service closes on a frame larger than 64 KiB.
 OVERSIZED = 70 * 1024
 
 T = TypeVar("T")
 Frame = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class User:
-    id: str
-    token: str
-
-
-def url_of(var: str) -> str:
-    url = os.environ.get(var, "").rstrip("/")
-    if not url:
-        pytest.skip(f"{var} is not set: run these tests with infra/interop/run.sh")
-    return url
-
-
-def ws_url(var: str, path: str) -> str:
-    return "ws://" + url_of(var).removeprefix("http://") + path
 
 
 def gateway(path: str) -> str:
@@ -87,55 +66,8 @@ def dashboard(path: str) -> str:
 
 
 def run(test: Callable[[], Awaitable[T]]) -> T:
-    """Runs one test's coroutine; the whole of it is bounded too."""
-    return asyncio.run(asyncio.wait_for(test(), 6 * TIMEOUT))
-
-
-def rest() -> httpx.AsyncClient:
-    """Plain HTTP to the gateway (never through an HTTP proxy)."""
-    return httpx.AsyncClient(
-        base_url=url_of("CONFAB_GATEWAY_URL"), timeout=TIMEOUT, trust_env=False
-    )
-
-
-async def new_user(prefix: str = "ws") -> User:
-    """A user registered and logged in through the gateway."""
-    credentials = {"username": f"{prefix}-{uuid.uuid4().hex[:16]}", "password": PASSWORD}
-    async with rest() as http:
-        registered = await http.post("/api/v1/auth/register", json=credentials)
-        assert registered.status_code == 201, registered.text
-        login = await http.post("/api/v1/auth/login", json=credentials)
-        assert login.status_code == 200, login.text
-    return User(id=registered.json()["id"], token=login.json()["access_token"])
-
-
-def open_ws(url: str, **kwargs: Any) -> connect:
-    """`websockets.connect` with every wait bounded and no HTTP proxy."""
-    return connect(url, proxy=None, open_timeout=TIMEOUT, close_timeout=TIMEOUT, **kwargs)
-
-
-def bearer(user: User) -> dict[str, str]:
-    return {"Authorization": f"Bearer {user.token}"}
-
-
-async def send(ws: ClientConnection, frame: Frame) -> None:
-    await ws.send(json.dumps(frame))
-
-
-async def receive(ws: ClientConnection, timeout: float = TIMEOUT) -> Frame:
-    raw = await asyncio.wait_for(ws.recv(), timeout)
-    assert isinstance(raw, str), f"a binary frame: {raw!r}"
-    return json.loads(raw)
-
-
-async def until(ws: ClientConnection, done: Callable[[Frame], bool]) -> list[Frame]:
-    """Frames up to and including the first one `done` accepts."""
-    frames = []
-    while True:
-        frame = await receive(ws)
-        frames.append(frame)
-        if done(frame):
-            return frames
+    """Runs one test's coroutine, the whole of it bounded by six waits."""
+    return run_bounded(test, 6 * TIMEOUT)
 
 
 async def closed(ws: ClientConnection) -> Close:
@@ -202,9 +134,9 @@ async def compact_turn(ws: ClientConnection) -> Frame:
 
 
 async def stored_messages(user: User, conversation_id: str) -> list[Frame]:
-    async with rest() as http:
+    async with gateway_http() as http:
         response = await http.get(
-            f"/api/v1/conversations/{conversation_id}/messages", headers=bearer(user)
+            f"/api/v1/conversations/{conversation_id}/messages", headers=user.bearer
         )
     assert response.status_code == 200, response.text
     return response.json()["items"]
@@ -215,7 +147,7 @@ async def stored_messages(user: User, conversation_id: str) -> list[Frame]:
 
 def test_an_envelope_turn_runs_through_dashboard_proxy_and_the_gateway() -> None:
     async def test() -> None:
-        user = await new_user()
+        user = await new_user("ws")
         async with open_ws(dashboard(f"/ws/chat?dialect=envelope&token={user.token}")) as ws:
             assert ws.subprotocol is None
             conversation_id, final = await envelope_turn(ws)
@@ -228,7 +160,7 @@ def test_an_envelope_turn_runs_through_dashboard_proxy_and_the_gateway() -> None
 
 def test_a_compact_turn_runs_through_dashboard_proxy_asked_for_in_the_query() -> None:
     async def test() -> None:
-        user = await new_user()
+        user = await new_user("ws")
         async with open_ws(dashboard(f"/ws/chat?dialect=compact&token={user.token}")) as ws:
             result = await compact_turn(ws)
         stored = await stored_messages(user, result["conversation_id"])
@@ -239,7 +171,7 @@ def test_a_compact_turn_runs_through_dashboard_proxy_asked_for_in_the_query() ->
 
 def test_a_compact_turn_runs_through_dashboard_proxy_asked_for_by_subprotocol() -> None:
     async def test() -> None:
-        user = await new_user()
+        user = await new_user("ws")
         url = dashboard(f"/ws/chat?token={user.token}")
         async with open_ws(url, subprotocols=[COMPACT]) as ws:
             assert ws.subprotocol == COMPACT
@@ -253,12 +185,12 @@ def test_a_compact_turn_runs_through_dashboard_proxy_asked_for_by_subprotocol() 
 
 def test_both_dialects_run_through_the_gateway_with_a_bearer_header() -> None:
     async def test() -> None:
-        user = await new_user()
-        async with open_ws(gateway("/ws/chat"), additional_headers=bearer(user)) as ws:
+        user = await new_user("ws")
+        async with open_ws(gateway("/ws/chat"), additional_headers=user.bearer) as ws:
             conversation_id, _ = await envelope_turn(ws)
         # The compact dialect continues the same conversation.
         url = gateway(f"/ws/chat?conversation_id={conversation_id}")
-        async with open_ws(url, additional_headers=bearer(user), subprotocols=[COMPACT]) as ws:
+        async with open_ws(url, additional_headers=user.bearer, subprotocols=[COMPACT]) as ws:
             assert ws.subprotocol == COMPACT
             result = await compact_turn(ws)
         assert result["conversation_id"] == conversation_id
@@ -269,7 +201,7 @@ def test_both_dialects_run_through_the_gateway_with_a_bearer_header() -> None:
 
 def test_a_compact_turn_runs_through_the_gateway_with_the_token_in_the_query() -> None:
     async def test() -> None:
-        user = await new_user()
+        user = await new_user("ws")
         async with open_ws(gateway(f"/ws/chat?dialect=compact&token={user.token}")) as ws:
             await compact_turn(ws)
 
@@ -279,12 +211,19 @@ def test_a_compact_turn_runs_through_the_gateway_with_the_token_in_the_query() -
 # --- close codes, through both hops ----------------------------------------------------
 
 
+@asynccontextmanager
+async def envelope_session() -> AsyncIterator[ClientConnection]:
+    """A new user's envelope socket through dashboard-proxy, its session ready."""
+    user = await new_user("ws")
+    async with open_ws(dashboard(f"/ws/chat?dialect=envelope&token={user.token}")) as ws:
+        await send(ws, {"type": "init_session", "data": {}})
+        assert (await receive(ws))["type"] == "session_ready"
+        yield ws
+
+
 def test_the_clients_close_code_comes_back_through_both_hops() -> None:
     async def test() -> None:
-        user = await new_user()
-        async with open_ws(dashboard(f"/ws/chat?dialect=envelope&token={user.token}")) as ws:
-            await send(ws, {"type": "init_session", "data": {}})
-            assert (await receive(ws))["type"] == "session_ready"
+        async with envelope_session() as ws:
             await ws.close(code=4000, reason="bye")
             # What chat-service answered, relayed by the gateway and
             # dashboard-proxy: the client's own code and reason.
@@ -296,10 +235,7 @@ def test_the_clients_close_code_comes_back_through_both_hops() -> None:
 
 def test_close_session_closes_the_socket_with_1000() -> None:
     async def test() -> None:
-        user = await new_user()
-        async with open_ws(dashboard(f"/ws/chat?dialect=envelope&token={user.token}")) as ws:
-            await send(ws, {"type": "init_session", "data": {}})
-            assert (await receive(ws))["type"] == "session_ready"
+        async with envelope_session() as ws:
             await send(ws, {"type": "close_session"})
             assert (await closed(ws)).code == 1000
 
@@ -308,7 +244,7 @@ def test_close_session_closes_the_socket_with_1000() -> None:
 
 def test_an_oversized_frame_closes_the_socket_with_1009() -> None:
     async def test() -> None:
-        user = await new_user()
+        user = await new_user("ws")
         async with open_ws(dashboard(f"/ws/chat?token={user.token}")) as ws:
             await ws.send("x" * OVERSIZED)
             assert (await closed(ws)).code == 1009
@@ -359,9 +295,9 @@ def test_the_gateway_refuses_the_handshake_with_401_without_a_valid_token(
 async def rest_turn(user: User) -> str:
     """A turn with the math agent over REST + SSE, read to the end; returns
     its conversation id."""
-    async with rest() as http:
+    async with gateway_http() as http:
         created = await http.post(
-            "/api/v1/conversations", json={"agent_id": "math"}, headers=bearer(user)
+            "/api/v1/conversations", json={"agent_id": "math"}, headers=user.bearer
         )
         assert created.status_code in (200, 201), created.text
         conversation_id = created.json()["id"]
@@ -369,7 +305,7 @@ async def rest_turn(user: User) -> str:
             "POST",
             f"/api/v1/conversations/{conversation_id}/messages/stream",
             json={"message": QUESTION},
-            headers=bearer(user),
+            headers=user.bearer,
         ) as response:
             assert response.status_code == 200, await response.aread()
             body = "".join([chunk async for chunk in response.aiter_text()])
