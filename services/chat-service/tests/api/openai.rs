@@ -4,7 +4,7 @@
 use confab_kit::testing::Stack;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, data_lines, start_agents};
+use crate::common::{TestApp, delta_text, openai_chunks, start_chat};
 
 fn ask(model: &str, text: &str) -> Value {
     json!({"model": model, "messages": [
@@ -13,11 +13,23 @@ fn ask(model: &str, text: &str) -> Value {
     ]})
 }
 
+/// The math agent asked what 6 * 7 is; its answer is "The answer is 42.".
+fn six_times_seven() -> Value {
+    ask("math", "What is 6 * 7?")
+}
+
+/// `POST /chat/completions` of `usr-ada` with `body`; the answer's body.
+async fn completion(chat: &TestApp, body: Value, conversation: Option<&str>) -> Value {
+    chat.completions("usr-ada", body, conversation)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn models_are_the_registered_agents() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
 
     let response = chat.models("usr-ada").await;
     assert_eq!(response.status(), 200);
@@ -39,13 +51,9 @@ async fn models_are_the_registered_agents() {
 
 #[tokio::test]
 async fn a_completion_answers_with_the_reply_in_a_new_conversation() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
 
-    let response = chat
-        .completions("usr-ada", ask("math", "What is 6 * 7?"), None)
-        .await;
+    let response = chat.completions("usr-ada", six_times_seven(), None).await;
     assert_eq!(response.status(), 200);
     let completion: Value = response.json().await.unwrap();
     assert_eq!(completion["object"], "chat.completion");
@@ -67,12 +75,7 @@ async fn a_completion_answers_with_the_reply_in_a_new_conversation() {
 
     // The conversation was created with the agent and holds the turn.
     let conversation = completion["conversation_id"].as_str().unwrap();
-    let read: Value = chat
-        .get("usr-ada", conversation)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read = chat.read("usr-ada", conversation).await;
     assert_eq!(read["agent_id"], "math");
     assert_eq!(read["title"], "What is 6 * 7?");
     let messages = chat.messages("usr-ada", conversation).await;
@@ -84,11 +87,9 @@ async fn a_completion_answers_with_the_reply_in_a_new_conversation() {
 
 #[tokio::test]
 async fn a_streamed_completion_sends_role_then_deltas_then_stop_and_done() {
-    let mut stack = Stack::new();
-    let agents = start_agents(5, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(5, |_| {}).await;
 
-    let mut body = ask("math", "What is 6 * 7?");
+    let mut body = six_times_seven();
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
     let response = chat.completions("usr-ada", body, None).await;
@@ -99,12 +100,7 @@ async fn a_streamed_completion_sends_role_then_deltas_then_stop_and_done() {
             .unwrap()
             .starts_with("text/event-stream")
     );
-    let mut data = data_lines(response).await;
-    assert_eq!(data.pop().as_deref(), Some("[DONE]"), "ends with [DONE]");
-    let chunks: Vec<Value> = data
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks = openai_chunks(response).await;
     assert!(chunks.len() >= 3, "{chunks:?}");
     let first = &chunks[0];
     assert_eq!(first["object"], "chat.completion.chunk");
@@ -116,11 +112,7 @@ async fn a_streamed_completion_sends_role_then_deltas_then_stop_and_done() {
         assert_eq!(chunk["model"], "math");
         assert_eq!(chunk["conversation_id"], conversation);
     }
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(text, "The answer is 42.");
+    assert_eq!(delta_text(&chunks), "The answer is 42.");
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "stop");
     assert_eq!(last["status"], "complete");
@@ -139,33 +131,21 @@ async fn a_streamed_completion_sends_role_then_deltas_then_stop_and_done() {
 
 #[tokio::test]
 async fn a_conversation_is_continued_by_header_or_metadata() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
 
-    let first: Value = chat
-        .completions("usr-ada", ask("math", "What is 6 * 7?"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first = completion(&chat, six_times_seven(), None).await;
     let conversation = first["conversation_id"].as_str().unwrap();
 
     let response = chat
-        .completions("usr-ada", ask("math", "What is 6 * 7?"), Some(conversation))
+        .completions("usr-ada", six_times_seven(), Some(conversation))
         .await;
     assert_eq!(response.status(), 200);
     let second: Value = response.json().await.unwrap();
     assert_eq!(second["conversation_id"], conversation);
 
-    let mut body = ask("math", "What is 6 * 7?");
+    let mut body = six_times_seven();
     body["metadata"] = json!({"conversation_id": conversation});
-    let third: Value = chat
-        .completions("usr-ada", body, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let third = completion(&chat, body, None).await;
     assert_eq!(third["conversation_id"], conversation);
     assert_eq!(
         third["choices"][0]["message"]["content"],
@@ -173,9 +153,8 @@ async fn a_conversation_is_continued_by_header_or_metadata() {
     );
 
     assert_eq!(chat.messages("usr-ada", conversation).await.len(), 6);
-    let list: Value = chat.list("usr-ada", "").await.json().await.unwrap();
     assert_eq!(
-        list["items"].as_array().unwrap().len(),
+        chat.conversation_count("usr-ada").await,
         1,
         "no new conversation"
     );
@@ -183,20 +162,14 @@ async fn a_conversation_is_continued_by_header_or_metadata() {
 
 #[tokio::test]
 async fn other_users_conversation_is_not_found() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
 
     let response = chat
-        .completions(
-            "usr-bob",
-            ask("math", "What is 6 * 7?"),
-            Some(&conversation),
-        )
+        .completions("usr-bob", six_times_seven(), Some(&conversation))
         .await;
     assert_eq!(response.status(), 404);
-    let mut body = ask("math", "What is 6 * 7?");
+    let mut body = six_times_seven();
     body["metadata"] = json!({"conversation_id": conversation});
     assert_eq!(chat.completions("usr-bob", body, None).await.status(), 404);
     assert!(chat.messages("usr-ada", &conversation).await.is_empty());
@@ -204,12 +177,7 @@ async fn other_users_conversation_is_not_found() {
 
 #[tokio::test]
 async fn bad_requests_are_refused_and_start_nothing() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |s| {
-        s.chat.max_message_chars = 50;
-    })
-    .await;
+    let (_stack, chat) = start_chat(0, |s| s.chat.max_message_chars = 50).await;
 
     let unknown = chat
         .completions("usr-ada", ask("gpt-4o", "What is 6 * 7?"), None)
@@ -245,28 +213,19 @@ async fn bad_requests_are_refused_and_start_nothing() {
     );
     let conversation = chat.conversation("usr-ada", "text").await;
     assert_eq!(
-        chat.completions(
-            "usr-ada",
-            ask("math", "What is 6 * 7?"),
-            Some(&conversation)
-        )
-        .await
-        .status(),
+        chat.completions("usr-ada", six_times_seven(), Some(&conversation))
+            .await
+            .status(),
         422,
         "another agent's conversation"
     );
     let malformed = chat
-        .request(reqwest::Method::POST, "/chat/completions", "usr-ada")
-        .header("content-type", "application/json")
-        .body("{\"model\": \"math\", ")
-        .send()
-        .await
-        .unwrap();
+        .post_raw("/chat/completions", "usr-ada", "{\"model\": \"math\", ")
+        .await;
     assert_eq!(malformed.status(), 400);
 
-    let list: Value = chat.list("usr-ada", "").await.json().await.unwrap();
     assert_eq!(
-        list["items"].as_array().unwrap().len(),
+        chat.conversation_count("usr-ada").await,
         1,
         "only the one made here"
     );
@@ -288,26 +247,20 @@ async fn a_failed_turn_still_ends_the_stream_cleanly_and_says_so() {
     })
     .await;
 
-    let mut body = ask("math", "What is 6 * 7?");
+    let mut body = six_times_seven();
     body["stream"] = json!(true);
     let response = chat.completions("usr-ada", body, None).await;
     assert_eq!(response.status(), 200);
-    let mut data = data_lines(response).await;
-    assert_eq!(data.pop().as_deref(), Some("[DONE]"));
-    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    let chunks = openai_chunks(response).await;
+    let last = chunks.last().unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "stop");
     assert_eq!(last["status"], "failed");
 
-    let completion: Value = chat
-        .completions("usr-ada", ask("math", "What is 6 * 7?"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(completion["status"], "failed");
-    assert_eq!(completion["choices"][0]["message"]["content"], "");
+    let answer = completion(&chat, six_times_seven(), None).await;
+    assert_eq!(answer["status"], "failed");
+    assert_eq!(answer["choices"][0]["message"]["content"], "");
     let messages = chat
-        .messages("usr-ada", completion["conversation_id"].as_str().unwrap())
+        .messages("usr-ada", answer["conversation_id"].as_str().unwrap())
         .await;
     assert_eq!(messages[1]["status"], "failed");
 }

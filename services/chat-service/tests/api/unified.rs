@@ -2,16 +2,13 @@
 //! by the first message, the agent chosen by its skills, both response
 //! formats, streaming and not.
 
-use confab_kit::testing::Stack;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, data_lines, events, start_agents, streamed_text};
+use crate::common::{delta_text, events, openai_chunks, start_chat, streamed_text};
 
 #[tokio::test]
 async fn the_first_message_creates_a_conversation_titled_by_it() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
 
     let response = chat
         .unified("usr-ada", json!({"message": "  What is 6 * 7?\n"}), None)
@@ -28,12 +25,7 @@ async fn the_first_message_creates_a_conversation_titled_by_it() {
     assert_eq!(completion["id"], format!("chatcmpl-{message_id}"));
 
     let conversation = completion["conversation_id"].as_str().unwrap();
-    let read: Value = chat
-        .get("usr-ada", conversation)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read = chat.read("usr-ada", conversation).await;
     assert_eq!(read["title"], "What is 6 * 7?");
     assert_eq!(read["agent_id"], "math");
     assert_eq!(read["message_count"], 2);
@@ -41,9 +33,7 @@ async fn the_first_message_creates_a_conversation_titled_by_it() {
 
 #[tokio::test]
 async fn a_long_first_message_makes_a_title_of_its_start() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
 
     let message = format!("Count the words in:\n{}", "word ".repeat(100));
     let answer: Value = chat
@@ -52,12 +42,9 @@ async fn a_long_first_message_makes_a_title_of_its_start() {
         .json()
         .await
         .unwrap();
-    let read: Value = chat
-        .get("usr-ada", answer["conversation_id"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read = chat
+        .read("usr-ada", answer["conversation_id"].as_str().unwrap())
+        .await;
     let title = read["title"].as_str().unwrap();
     // Cut at 200 characters, then trimmed (the cut may end on a space).
     assert!((195..=200).contains(&title.chars().count()), "{title}");
@@ -70,12 +57,7 @@ async fn a_long_first_message_makes_a_title_of_its_start() {
 
 #[tokio::test]
 async fn the_agent_is_chosen_by_its_skills_else_the_default() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |s| {
-        s.chat.default_agent = "tree".into();
-    })
-    .await;
+    let (_stack, chat) = start_chat(0, |s| s.chat.default_agent = "tree".into()).await;
 
     for (message, agent) in [
         ("Count the words in: a b c", "text"),
@@ -88,21 +70,16 @@ async fn the_agent_is_chosen_by_its_skills_else_the_default() {
         assert_eq!(response.status(), 200, "{message}");
         let answer: Value = response.json().await.unwrap();
         assert_eq!(answer["agent_id"], agent, "{message}");
-        let read: Value = chat
-            .get("usr-ada", answer["conversation_id"].as_str().unwrap())
-            .await
-            .json()
-            .await
-            .unwrap();
+        let read = chat
+            .read("usr-ada", answer["conversation_id"].as_str().unwrap())
+            .await;
         assert_eq!(read["agent_id"], agent);
     }
 }
 
 #[tokio::test]
 async fn agent_id_chooses_the_agent_and_an_unknown_one_is_refused() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
 
     let answer: Value = chat
         .unified(
@@ -124,15 +101,12 @@ async fn agent_id_chooses_the_agent_and_an_unknown_one_is_refused() {
         )
         .await;
     assert_eq!(refused.status(), 422);
-    let list: Value = chat.list("usr-ada", "").await.json().await.unwrap();
-    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(chat.conversation_count("usr-ada").await, 1);
 }
 
 #[tokio::test]
 async fn v03_answers_the_message_and_streams_native_events() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
 
     let response = chat
         .unified(
@@ -175,9 +149,7 @@ async fn v03_answers_the_message_and_streams_native_events() {
 
 #[tokio::test]
 async fn openai_streaming_ends_with_done_and_continues_the_conversation() {
-    let mut stack = Stack::new();
-    let agents = start_agents(5, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(5, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
 
     let response = chat
@@ -188,18 +160,9 @@ async fn openai_streaming_ends_with_done_and_continues_the_conversation() {
         )
         .await;
     assert_eq!(response.status(), 200);
-    let mut data = data_lines(response).await;
-    assert_eq!(data.pop().as_deref(), Some("[DONE]"));
-    let chunks: Vec<Value> = data
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks = openai_chunks(response).await;
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(text, "The answer is 42.");
+    assert_eq!(delta_text(&chunks), "The answer is 42.");
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "stop");
     assert_eq!(last["conversation_id"], conversation.as_str());
@@ -210,9 +173,7 @@ async fn openai_streaming_ends_with_done_and_continues_the_conversation() {
 
 #[tokio::test]
 async fn other_users_conversation_is_not_found() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
 
     let response = chat
@@ -228,12 +189,7 @@ async fn other_users_conversation_is_not_found() {
 
 #[tokio::test]
 async fn bad_requests_are_refused_and_create_nothing() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |s| {
-        s.chat.max_message_chars = 50;
-    })
-    .await;
+    let (_stack, chat) = start_chat(0, |s| s.chat.max_message_chars = 50).await;
 
     let status = |response: reqwest::Response| response.status().as_u16();
     assert_eq!(
@@ -259,14 +215,9 @@ async fn bad_requests_are_refused_and_create_nothing() {
     );
     assert_eq!(status(chat.unified("usr-ada", json!({}), None).await), 422);
     let malformed = chat
-        .request(reqwest::Method::POST, "/chat/unified", "usr-ada")
-        .header("content-type", "application/json")
-        .body("{\"message\": ")
-        .send()
-        .await
-        .unwrap();
+        .post_raw("/chat/unified", "usr-ada", "{\"message\": ")
+        .await;
     assert_eq!(malformed.status(), 400);
 
-    let list: Value = chat.list("usr-ada", "").await.json().await.unwrap();
-    assert!(list["items"].as_array().unwrap().is_empty());
+    assert_eq!(chat.conversation_count("usr-ada").await, 0);
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::ws::{Envelope, Frame, Ws};
-use crate::common::{TestApp, start_agents};
+use crate::common::{TestApp, start_chat};
 
 /// An envelope socket of `user`.
 async fn connect(chat: &TestApp, user: &str, query: &str) -> Ws {
@@ -25,6 +25,39 @@ fn close_code(frame: Frame) -> Option<u16> {
     }
 }
 
+/// An envelope socket of `usr-ada` with a session begun by `init_session`
+/// with `data`; the session's conversation.
+async fn session(chat: &TestApp, data: Value) -> (Ws, String) {
+    let mut ws = connect(chat, "usr-ada", "").await;
+    let ready = ws.init(data).await;
+    let conversation = ready["session_id"].as_str().unwrap().to_owned();
+    (ws, conversation)
+}
+
+/// Another tab of `usr-ada` on `conversation`, after checking that it is
+/// greeted with `session_ready` then `chat_history`; that history frame.
+async fn join(chat: &TestApp, conversation: &str) -> (Ws, Value) {
+    let query = format!("?conversation_id={conversation}");
+    let mut tab = connect(chat, "usr-ada", &query).await;
+    assert_eq!(tab.json().await["type"], "session_ready");
+    let history = tab.json().await;
+    assert_eq!(history["type"], "chat_history", "{history}");
+    (tab, history)
+}
+
+/// Sends a `user_prompt` of `text`.
+async fn prompt(ws: &mut Ws, text: &str) {
+    ws.send(json!({"type": "user_prompt", "data": {"prompt": text}}))
+        .await;
+}
+
+/// Sends a `tree_edit` of `patch` made against `base_version`.
+async fn edit_tree(ws: &mut Ws, patch: &Value, base_version: u64) {
+    ws.send(json!({"type": "tree_edit", "data": {"patch": patch, "base_version": base_version}}))
+        .await;
+}
+
+/// The text of the chunks among `frames`.
 fn chunks(frames: &[Value]) -> String {
     frames
         .iter()
@@ -35,9 +68,7 @@ fn chunks(frames: &[Value]) -> String {
 
 #[tokio::test]
 async fn envelope_session_streams_reasoning_and_chunks_then_the_whole_reply() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
     let mut ws = connect(&chat, "usr-ada", "").await;
 
     let ready = ws.init(json!({})).await;
@@ -47,8 +78,7 @@ async fn envelope_session_streams_reasoning_and_chunks_then_the_whole_reply() {
     assert_eq!(ready["data"]["tree_version"], 0);
     assert!(ready["timestamp"].is_string());
 
-    ws.send(json!({"type": "user_prompt", "data": {"prompt": "What is 6 * 7?"}}))
-        .await;
+    prompt(&mut ws, "What is 6 * 7?").await;
     let frames = ws.turn().await;
     let reasoning = frames.iter().position(|f| f["type"] == "reasoning");
     let first_chunk = frames
@@ -68,37 +98,17 @@ async fn envelope_session_streams_reasoning_and_chunks_then_the_whole_reply() {
     assert_eq!(messages[1]["content"], "The answer is 42.");
 
     // A new socket on the conversation gets its history.
-    let mut again = connect(
-        &chat,
-        "usr-ada",
-        &format!("?conversation_id={conversation}"),
-    )
-    .await;
-    assert_eq!(again.json().await["type"], "session_ready");
-    let history = again.json().await;
+    let (_again, history) = join(&chat, &conversation).await;
     assert_eq!(history["data"]["messages"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
 async fn a_second_tab_receives_the_events_of_a_turn_started_in_the_first() {
-    let mut stack = Stack::new();
-    let agents = start_agents(5, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
-    let mut first = connect(&chat, "usr-ada", "").await;
-    let ready = first.init(json!({"agent_id": "math"})).await;
-    let conversation = ready["session_id"].as_str().unwrap().to_owned();
-    let mut second = connect(
-        &chat,
-        "usr-ada",
-        &format!("?conversation_id={conversation}"),
-    )
-    .await;
-    assert_eq!(second.json().await["type"], "session_ready");
-    assert_eq!(second.json().await["type"], "chat_history");
+    let (_stack, chat) = start_chat(5, |_| {}).await;
+    let (mut first, conversation) = session(&chat, json!({"agent_id": "math"})).await;
+    let (mut second, _) = join(&chat, &conversation).await;
 
-    first
-        .send(json!({"type": "user_prompt", "data": {"prompt": "What is 6 * 7?"}}))
-        .await;
+    prompt(&mut first, "What is 6 * 7?").await;
     let mine = first.turn().await;
     let theirs = second.turn().await;
     assert_eq!(chunks(&theirs), "The answer is 42.");
@@ -118,18 +128,12 @@ async fn a_second_tab_receives_the_events_of_a_turn_started_in_the_first() {
 
 #[tokio::test]
 async fn cancel_over_the_socket_ends_the_turn_canceled() {
-    let mut stack = Stack::new();
-    let agents = start_agents(40, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
-    let mut ws = connect(&chat, "usr-ada", "").await;
-    let ready = ws.init(json!({})).await;
-    let conversation = ready["session_id"].as_str().unwrap().to_owned();
+    let (_stack, chat) = start_chat(40, |_| {}).await;
+    let (mut ws, conversation) = session(&chat, json!({})).await;
     let words = vec!["word"; 100].join(" ");
-    ws.send(json!({"type": "user_prompt", "data": {"prompt": words}}))
-        .await;
+    prompt(&mut ws, &words).await;
     let mut frames = ws.until(|f| f["type"] == "assistant_response").await;
-    ws.send(json!({"type": "user_prompt", "data": {"prompt": "and another"}}))
-        .await;
+    prompt(&mut ws, "and another").await;
     let refused = ws.until(|f| f["type"] == "error").await;
     assert_eq!(refused.last().unwrap()["error"]["code"], "turn_in_flight");
     frames.extend(refused.into_iter().filter(|f| f["type"] != "error"));
@@ -155,26 +159,16 @@ async fn cancel_over_the_socket_ends_the_turn_canceled() {
 
 #[tokio::test]
 async fn tree_edits_apply_at_the_current_version_and_stale_ones_are_refused() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
     let mut ws = connect(&chat, "usr-ada", "").await;
     let ready = ws.init(json!({"agent_id": "tree"})).await;
     let conversation = ready["session_id"].as_str().unwrap().to_owned();
     assert_eq!(ready["data"]["initial_tree"], json!({}));
 
-    let mut other_tab = connect(
-        &chat,
-        "usr-ada",
-        &format!("?conversation_id={conversation}"),
-    )
-    .await;
-    assert_eq!(other_tab.json().await["type"], "session_ready");
-    assert_eq!(other_tab.json().await["type"], "chat_history");
+    let (mut other_tab, _) = join(&chat, &conversation).await;
 
     let patch = json!([{"op": "add", "path": "/label", "value": "root"}]);
-    ws.send(json!({"type": "tree_edit", "data": {"patch": patch, "base_version": 0}}))
-        .await;
+    edit_tree(&mut ws, &patch, 0).await;
     let update = ws.json().await;
     assert_eq!(update["type"], "tree_update", "{update}");
     assert_eq!(update["data"]["version"], 1);
@@ -184,28 +178,22 @@ async fn tree_edits_apply_at_the_current_version_and_stale_ones_are_refused() {
     assert_eq!(seen["data"], update["data"]);
 
     let stale = json!([{"op": "add", "path": "/label", "value": "other"}]);
-    ws.send(json!({"type": "tree_edit", "data": {"patch": stale, "base_version": 0}}))
-        .await;
+    edit_tree(&mut ws, &stale, 0).await;
     let refused = ws.json().await;
     assert_eq!(refused["type"], "error");
     assert_eq!(refused["error"]["code"], "stale_tree");
     assert_eq!(refused["data"]["current_version"], 1);
 
     let bad = json!([{"op": "remove", "path": "/nothing/here"}]);
-    ws.send(json!({"type": "tree_edit", "data": {"patch": bad, "base_version": 1}}))
-        .await;
+    edit_tree(&mut ws, &bad, 1).await;
     assert_eq!(ws.json().await["error"]["code"], "invalid_patch");
 
-    let read: Value = chat
-        .get("usr-ada", &conversation)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read = chat.read("usr-ada", &conversation).await;
     assert_eq!(read["tree"], json!({"label": "root"}));
     assert_eq!(read["tree_version"], 1);
 }
 
+/// The result of the compact dialect's `done`, the last of `frames`.
 fn compact_done(frames: &[Value]) -> &Value {
     let done = frames.last().unwrap();
     assert_eq!(done["type"], "done", "{frames:?}");
@@ -214,9 +202,7 @@ fn compact_done(frames: &[Value]) -> &Value {
 
 #[tokio::test]
 async fn compact_dialect_by_subprotocol_creates_a_conversation_and_counts_tools() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
     let (mut ws, response) = chat
         .try_socket(Some("usr-ada"), "", Some("confab.compact.v1"))
         .await
@@ -251,9 +237,7 @@ async fn compact_dialect_by_subprotocol_creates_a_conversation_and_counts_tools(
 
 #[tokio::test]
 async fn compact_dialect_by_query_continues_the_given_conversation() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     let query = format!("?dialect=compact&conversation_id={conversation}");
     let mut ws = connect(&chat, "usr-ada", &query).await;
@@ -270,13 +254,10 @@ async fn compact_dialect_by_query_continues_the_given_conversation() {
 
 #[tokio::test]
 async fn malformed_frames_are_answered_with_errors_and_the_socket_stays_open() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
     let mut ws = connect(&chat, "usr-ada", "").await;
 
-    ws.send(json!({"type": "user_prompt", "data": {"prompt": "hi"}}))
-        .await;
+    prompt(&mut ws, "hi").await;
     assert_eq!(ws.json().await["error"]["code"], "no_session");
     ws.send_text("not json").await;
     assert_eq!(ws.json().await["error"]["code"], "invalid_frame");
@@ -290,8 +271,7 @@ async fn malformed_frames_are_answered_with_errors_and_the_socket_stays_open() {
     ws.init(json!({})).await;
     ws.send(json!({"type": "user_prompt", "data": {}})).await;
     assert_eq!(ws.json().await["error"]["code"], "invalid_frame");
-    ws.send(json!({"type": "user_prompt", "data": {"prompt": "   "}}))
-        .await;
+    prompt(&mut ws, "   ").await;
     let empty = ws.json().await;
     assert_eq!(empty["type"], "error");
     assert!(empty["error"]["message"].is_string(), "{empty}");
@@ -302,16 +282,13 @@ async fn malformed_frames_are_answered_with_errors_and_the_socket_stays_open() {
     assert_eq!(pong["type"], "pong");
     assert!(pong["session_id"].is_string());
 
-    ws.send(json!({"type": "user_prompt", "data": {"prompt": oversized}}))
-        .await;
+    prompt(&mut ws, &oversized).await;
     assert_eq!(close_code(ws.frame().await), Some(1009));
 }
 
 #[tokio::test]
 async fn close_session_closes_normally() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
     let mut ws = connect(&chat, "usr-ada", "").await;
     ws.init(json!({})).await;
     ws.send(json!({"type": "close_session"})).await;
@@ -320,9 +297,7 @@ async fn close_session_closes_normally() {
 
 #[tokio::test]
 async fn init_session_continues_the_session_a_seed_004_client_names_by_session_id() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     chat.turn("usr-ada", &conversation, "What is 6 * 7?").await;
     // Beside `data`, where seed 004 puts it, and inside it.
@@ -373,9 +348,7 @@ async fn init_session_continues_the_session_a_seed_004_client_names_by_session_i
 
 #[tokio::test]
 async fn another_users_conversation_is_an_error_then_a_close() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     for query in [
         format!("?conversation_id={conversation}"),
@@ -390,9 +363,7 @@ async fn another_users_conversation_is_an_error_then_a_close() {
 
 #[tokio::test]
 async fn an_unauthenticated_upgrade_is_refused_with_401() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
     let refused = chat.try_socket(None, "", None).await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
@@ -404,12 +375,7 @@ async fn an_unauthenticated_upgrade_is_refused_with_401() {
 
 #[tokio::test]
 async fn a_silent_peer_is_dropped_and_an_answering_one_is_kept() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |settings| {
-        settings.chat.ws_heartbeat_ms = 100;
-    })
-    .await;
+    let (_stack, chat) = start_chat(0, |settings| settings.chat.ws_heartbeat_ms = 100).await;
     let mut silent = connect(&chat, "usr-ada", "").await;
     let mut answering = connect(&chat, "usr-ada", "").await;
     // Reading lets the client answer the server's pings.
@@ -427,21 +393,10 @@ async fn debug_frames_go_only_to_sockets_that_asked_for_them() {
     let mut stack = Stack::new();
     let unreachable = BTreeMap::from([("math".to_owned(), "http://127.0.0.1:1/".to_owned())]);
     let chat = TestApp::start(&unreachable, &mut stack, |_| {}).await;
-    let mut debugging = connect(&chat, "usr-ada", "").await;
-    let ready = debugging.init(json!({"debug": true})).await;
-    let conversation = ready["session_id"].as_str().unwrap().to_owned();
-    let mut plain = connect(
-        &chat,
-        "usr-ada",
-        &format!("?conversation_id={conversation}"),
-    )
-    .await;
-    plain.json().await;
-    plain.json().await;
+    let (mut debugging, conversation) = session(&chat, json!({"debug": true})).await;
+    let (mut plain, _) = join(&chat, &conversation).await;
 
-    debugging
-        .send(json!({"type": "user_prompt", "data": {"prompt": "What is 6 * 7?"}}))
-        .await;
+    prompt(&mut debugging, "What is 6 * 7?").await;
     let frames = debugging.turn().await;
     let debug: Vec<&Value> = frames.iter().filter(|f| f["type"] == "debug").collect();
     assert_eq!(debug.len(), 2, "a retry each: {frames:?}");
@@ -457,14 +412,10 @@ async fn debug_frames_go_only_to_sockets_that_asked_for_them() {
 
 #[tokio::test]
 async fn an_agent_patch_made_stale_by_an_edit_is_refused_and_the_edit_stands() {
-    let mut stack = Stack::new();
     // Slow chunks: the user's edit lands while the agent is still answering,
     // after it read the tree and before its patch arrives.
-    let agents = start_agents(60, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
-    let mut ws = connect(&chat, "usr-ada", "").await;
-    let ready = ws.init(json!({"agent_id": "tree"})).await;
-    let conversation = ready["session_id"].as_str().unwrap().to_owned();
+    let (_stack, chat) = start_chat(60, |_| {}).await;
+    let (mut ws, conversation) = session(&chat, json!({"agent_id": "tree"})).await;
     let garden = json!({"id": "root", "label": "Garden", "children": [
         {"id": "fruits", "label": "Fruits", "children": [
             {"id": "apples", "label": "Apples", "children": []}
@@ -472,18 +423,15 @@ async fn an_agent_patch_made_stale_by_an_edit_is_refused_and_the_edit_stands() {
         {"id": "veggies", "label": "Veggies", "children": []}
     ]});
     let setup = json!([{"op": "add", "path": "", "value": garden}]);
-    ws.send(json!({"type": "tree_edit", "data": {"patch": setup, "base_version": 0}}))
-        .await;
+    edit_tree(&mut ws, &setup, 0).await;
     assert_eq!(ws.json().await["data"]["version"], 1);
 
-    ws.send(json!({"type": "user_prompt", "data": {"prompt": "move node apples under veggies"}}))
-        .await;
+    prompt(&mut ws, "move node apples under veggies").await;
     let mut frames = ws
         .until(|f| f["type"] == "assistant_response" && f["data"]["chunk"] == true)
         .await;
     let remove_apples = json!([{"op": "remove", "path": "/children/0/children/0"}]);
-    ws.send(json!({"type": "tree_edit", "data": {"patch": remove_apples, "base_version": 1}}))
-        .await;
+    edit_tree(&mut ws, &remove_apples, 1).await;
     frames.extend(ws.turn().await);
 
     let edit = frames.iter().find(|f| f["type"] == "tree_update").unwrap();
@@ -496,12 +444,7 @@ async fn an_agent_patch_made_stale_by_an_edit_is_refused_and_the_edit_stands() {
         "the agent's patch is not announced"
     );
 
-    let read: Value = chat
-        .get("usr-ada", &conversation)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read = chat.read("usr-ada", &conversation).await;
     assert_eq!(read["tree_version"], 2, "the tree is as the user left it");
     assert_eq!(read["tree"]["children"][0]["children"], json!([]));
     assert_eq!(read["tree"]["children"][1]["children"], json!([]));

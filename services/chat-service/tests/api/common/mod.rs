@@ -49,6 +49,19 @@ pub async fn start_agents_with(
     demo_agents::testing::start(&llm.url, tweak).await.unwrap()
 }
 
+/// chat-service on a fresh database in front of the demo agents (their
+/// model slowed by `chunk_delay_ms`), its settings adjusted by `tweak`; the
+/// stack keeps it all running.
+pub async fn start_chat(
+    chunk_delay_ms: u64,
+    tweak: impl FnOnce(&mut chat_service::Settings),
+) -> (Stack, TestApp) {
+    let mut stack = Stack::new();
+    let agents = start_agents(chunk_delay_ms, &mut stack).await;
+    let chat = TestApp::start(&agents, &mut stack, tweak).await;
+    (stack, chat)
+}
+
 pub struct TestApp {
     pub url: String,
     pub http: reqwest::Client,
@@ -129,6 +142,11 @@ impl TestApp {
         .send()
         .await
         .unwrap()
+    }
+
+    /// `GET /chat/conversations/{id}`, its body.
+    pub async fn read(&self, user: &str, conversation: &str) -> Value {
+        self.get(user, conversation).await.json().await.unwrap()
     }
 
     /// `PATCH /chat/conversations/{id}` with `body`.
@@ -265,6 +283,22 @@ impl TestApp {
         request.json(&body).send().await.unwrap()
     }
 
+    /// `POST {path}` with `body` as it is, declared JSON (malformed, say).
+    pub async fn post_raw(&self, path: &str, user: &str, body: &str) -> reqwest::Response {
+        self.request(reqwest::Method::POST, path, user)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// How many conversations `user` has.
+    pub async fn conversation_count(&self, user: &str) -> usize {
+        let list: Value = self.list(user, "").await.json().await.unwrap();
+        list["items"].as_array().unwrap().len()
+    }
+
     /// `GET /chat/models`.
     pub async fn models(&self, user: &str) -> reqwest::Response {
         self.request(reqwest::Method::GET, "/chat/models", user)
@@ -283,6 +317,24 @@ pub async fn data_lines(response: reqwest::Response) -> Vec<String> {
         .map(|event| event.unwrap().data)
         .collect()
         .await
+}
+
+/// The chunks of a streamed OpenAI completion, after checking that it ends
+/// with `[DONE]`.
+pub async fn openai_chunks(response: reqwest::Response) -> Vec<Value> {
+    let mut data = data_lines(response).await;
+    assert_eq!(data.pop().as_deref(), Some("[DONE]"), "ends with [DONE]");
+    data.iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+/// The text the `delta`s of OpenAI chunks carry.
+pub fn delta_text(chunks: &[Value]) -> String {
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect()
 }
 
 /// Every event of a turn's SSE stream, to its end.
