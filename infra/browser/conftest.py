@@ -37,6 +37,12 @@ SCREENSHOTS = Path(os.environ.get("BROWSER_SCREENSHOTS", "target/browser-screens
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
+# How the trace and calls views show a call's latency and tokens.
+LATENCY = re.compile(r"^\d+ ms$|^\d+\.\d\d s$")
+TOKENS = re.compile(r"^\d+ in · \d+ out$")
+# Markup a message carries into a view, to be shown as text.
+HOSTILE = "<img src=x onerror=alert(1)>"
+
 # Flags for a headless Chromium in a container: no sandbox (no user
 # namespaces there), and nothing that phones home.
 CHROMIUM_ARGS = [
@@ -98,6 +104,13 @@ class Api:
         answer = self.request("POST", path, json=body, **kwargs)
         answer.raise_for_status()
         return answer.json() if answer.content else None
+
+    def chat(self, message: str, agent: str = "math") -> dict:
+        """One finished turn with `agent` in a new conversation."""
+        conversation = self.post("/api/v1/conversations", {"agent_id": agent})
+        return self.post(
+            f"/api/v1/conversations/{conversation['id']}/messages", {"message": message}
+        )
 
 
 def register(username: str, password: str, ip: str) -> None:

@@ -7,18 +7,8 @@ from __future__ import annotations
 import re
 import time
 
-from conftest import PHONE, Api, User, sign_in
+from conftest import HOSTILE, LATENCY, PHONE, TOKENS, Api, User, sign_in
 from playwright.sync_api import Page, expect
-
-LATENCY = re.compile(r"^\d+ ms$|^\d+\.\d\d s$")
-TOKENS = re.compile(r"^\d+ in · \d+ out$")
-HOSTILE = "<img src=x onerror=alert(1)>"
-
-
-def chat(api: Api, message: str, agent: str = "math") -> dict:
-    conversation = api.post("/api/v1/conversations", {"agent_id": agent})
-    return api.post(f"/api/v1/conversations/{conversation['id']}/messages", {"message": message})
-
 
 def calls_of(api: Api, count: int) -> list[dict]:
     """The user's calls, newest first, once `count` are stored:
@@ -39,7 +29,7 @@ def test_the_calls_of_a_math_chat_are_listed_with_time_agent_model_status_latenc
     page: Page, user: User, screenshot
 ):
     api = user.api()
-    chat(api, "what is 2+3")
+    api.chat("what is 2+3")
     listed = calls_of(api, 2)
     assert len(listed) == 2
     sign_in(page, user)
@@ -67,8 +57,8 @@ def test_the_calls_of_a_math_chat_are_listed_with_time_agent_model_status_latenc
 
 def test_a_row_opens_the_calls_request_response_and_tool_calls(page: Page, user: User, screenshot):
     api = user.api()
-    chat(api, "what is 2+3")
-    chat(api, f"please repeat {HOSTILE}")
+    api.chat("what is 2+3")
+    api.chat(f"please repeat {HOSTILE}")
     echo, answer, asked = calls_of(api, 3)
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -110,7 +100,7 @@ def test_a_row_opens_the_calls_request_response_and_tool_calls(page: Page, user:
 
 def test_another_users_call_is_not_shown(page: Page, user: User, new_user):
     other = new_user()
-    chat(other.api(), "what is 2+3")
+    other.api().chat("what is 2+3")
     theirs = calls_of(other.api(), 2)[0]["id"]
     sign_in(page, user)
     page.goto("/calls")
@@ -123,8 +113,8 @@ def test_more_calls_than_a_page_load_on_demand_and_the_table_narrows_to_an_agent
     api = user.api()
     # 26 math turns make 52 calls: more than a page of 50.
     for n in range(26):
-        chat(api, f"what is {n}+1")
-    chat(api, "count the words in: one two three", agent="text")
+        api.chat(f"what is {n}+1")
+    api.chat("count the words in: one two three", agent="text")
     calls_of(api, 54)
     sign_in(page, user)
     page.goto("/calls")

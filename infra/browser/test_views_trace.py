@@ -11,19 +11,8 @@ import time
 from collections import Counter
 from urllib.parse import parse_qs, urlparse
 
-from conftest import PHONE, Api, User, sign_in
+from conftest import HOSTILE, LATENCY, PHONE, TOKENS, Api, User, sign_in
 from playwright.sync_api import Page, expect
-
-LATENCY = re.compile(r"^\d+ ms$|^\d+\.\d\d s$")
-TOKENS = re.compile(r"^\d+ in · \d+ out$")
-HOSTILE = "<img src=x onerror=alert(1)>"
-
-
-def chat(api: Api, message: str, agent: str = "math") -> dict:
-    """One finished turn with `agent` in a new conversation."""
-    conversation = api.post("/api/v1/conversations", {"agent_id": agent})
-    return api.post(f"/api/v1/conversations/{conversation['id']}/messages", {"message": message})
-
 
 def read_events(api: Api, agent: str) -> list[dict]:
     events, since = [], 0
@@ -78,7 +67,7 @@ def test_a_math_chat_shows_its_calls_on_the_timeline_with_latency_and_tokens(
     sign_in(page, user)
     open_trace(page)
     api = user.api()
-    chat(api, "what is 2+3")
+    api.chat("what is 2+3")
 
     events = expect_all_shown(page, api)
     kinds = Counter(e["kind"] for e in events)
@@ -117,7 +106,7 @@ def test_pause_buffers_without_dropping_and_clear_empties_the_timeline_for_good(
     pause.click()
     expect(page.get_by_role("button", name="Resume")).to_have_attribute("aria-pressed", "true")
 
-    chat(api, "what is 6*7")
+    api.chat("what is 6*7")
     waiting = len(stored_events(api))
     expect(page.locator(".trace-status")).to_have_text(re.compile(rf"^Paused: {waiting} events waiting\."))
     expect(page.locator(".trace-call")).to_have_count(0)
@@ -134,7 +123,7 @@ def test_pause_buffers_without_dropping_and_clear_empties_the_timeline_for_good(
     expect(page.locator(".trace-status")).to_have_attribute("data-state", "live")
     expect(page.locator(".trace-call")).to_have_count(0)
     before = {e["seq"] for e in stored_events(api)}
-    chat(api, "what is 1+1")
+    api.chat("what is 1+1")
     fresh = [e for e in stored_events(api) if e["seq"] not in before]
     expect(page.locator(".trace-summary")).to_have_attribute("data-events", str(len(fresh)))
     assert shown_calls(page) == dict(Counter(e["call_id"] for e in fresh))
@@ -150,7 +139,7 @@ def test_a_reload_mid_call_continues_from_since_with_every_event_exactly_once(
     sign_in(page, user)
     open_trace(page)
     api = user.api()
-    chat(api, "what is 2+3")
+    api.chat("what is 2+3")
     expect_all_shown(page, api)
     assert parse_qs(urlparse(sockets[-1]).query)["since"] == ["0"]
 
@@ -162,7 +151,7 @@ def test_a_reload_mid_call_continues_from_since_with_every_event_exactly_once(
 
     def long_chat():
         try:
-            chat(user.api(), f"please repeat {HOSTILE} {words}")
+            user.api().chat(f"please repeat {HOSTILE} {words}")
         except BaseException as error:  # reported by the test below
             failure.append(error)
         finally:
@@ -195,7 +184,7 @@ def test_choosing_an_agent_follows_it_at_its_own_address(page: Page, user: User)
     page.get_by_label("Agent").select_option("math")
     expect(page).to_have_url(re.compile(r"/trace/math$"))
     expect(page.locator(".trace-status")).to_have_attribute("data-state", "live")
-    chat(user.api(), "what is 3*3")
+    user.api().chat("what is 3*3")
     expect(page.locator(".trace-call")).to_have_count(2)
     page.get_by_label("Agent").select_option("text")
     expect(page).to_have_url(re.compile(r"/trace/text$"))

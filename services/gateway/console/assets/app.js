@@ -58,16 +58,6 @@ let screen = null; // the element views mount into
 let current = null; // {section, unmount, update}
 let routing = 0; // the latest navigation; an older one that resolves late is dropped
 
-/** Loads views.css (the other views' styles) once, when one of them is shown. */
-function loadViewStyles() {
-  if (document.querySelector("link[data-views-css]")) return;
-  const link = document.createElement("link");
-  link.rel = "stylesheet";
-  link.href = new URL("./views.css", import.meta.url).href;
-  link.dataset.viewsCss = "";
-  document.head.append(link);
-}
-
 function setSection(section) {
   for (const a of $("nav").querySelectorAll("a")) {
     if (a.dataset.section === section) a.setAttribute("aria-current", "page");
