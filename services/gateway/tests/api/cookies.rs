@@ -17,6 +17,7 @@ use crate::common::{Stack, error_code};
 const PASSWORD: &str = "correct horse battery";
 const MARKER: (&str, &str) = ("x-confab-client", "console");
 const EVIL: &str = "https://evil.example";
+const LOGOUT: &str = "/api/v1/auth/logout";
 
 /// The cookies a browser keeps after the console signed in.
 struct Session {
@@ -90,6 +91,36 @@ fn assert_cleared(lines: &[String]) {
     }
 }
 
+/// The attributes of a newly set refresh cookie: 30 days, sent only to
+/// the auth endpoints.
+fn new_refresh_attributes() -> Vec<String> {
+    attributes(&[
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/api/v1/auth",
+        "Max-Age=2592000",
+    ])
+}
+
+/// The value of the cookie `name` that `lines` set.
+fn cookie_value(lines: &[String], name: &str) -> String {
+    parse_line(line_of(lines, name)).0
+}
+
+/// A refusal for want of a trusted origin that leaves the cookies alone.
+async fn assert_csrf_rejected(response: reqwest::Response, context: &str) {
+    assert_eq!(response.status(), 403, "{context}");
+    assert!(set_cookies(&response).is_empty(), "{context}");
+    assert_eq!(error_code(response).await, "csrf_rejected", "{context}");
+}
+
+/// A 401 with the error `code` that clears both cookies.
+async fn assert_refused_and_cleared(response: reqwest::Response, code: &str, context: &str) {
+    assert_eq!(response.status(), 401, "{context}");
+    assert_cleared(&set_cookies(&response));
+    assert_eq!(error_code(response).await, code, "{context}");
+}
+
 fn post(stack: &Stack, path: &str) -> RequestBuilder {
     stack.http.post(format!("{}{path}", stack.gateway))
 }
@@ -98,20 +129,37 @@ fn get(stack: &Stack, path: &str) -> RequestBuilder {
     stack.http.get(format!("{}{path}", stack.gateway))
 }
 
+/// Sends `request` with the `headers` (a browser's `Cookie` and `Origin`,
+/// the console marker) added.
+async fn send(request: RequestBuilder, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = request;
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+/// A login with these credentials and `headers`.
+async fn login(
+    stack: &Stack,
+    username: &str,
+    password: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let credentials = json!({"username": username, "password": password});
+    let request = post(stack, "/api/v1/auth/login").json(&credentials);
+    send(request, headers).await
+}
+
 /// Logs `username` in as the console does (the marker and this origin).
 async fn console_login(stack: &Stack, username: &str) -> Session {
-    let response = post(stack, "/api/v1/auth/login")
-        .header(MARKER.0, MARKER.1)
-        .header("origin", &stack.gateway)
-        .json(&json!({"username": username, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let origin = ("origin", stack.gateway.as_str());
+    let response = login(stack, username, PASSWORD, &[MARKER, origin]).await;
     assert_eq!(response.status(), 200);
     let lines = set_cookies(&response);
     Session {
-        access: parse_line(line_of(&lines, "confab_access")).0,
-        refresh: parse_line(line_of(&lines, "confab_refresh")).0,
+        access: cookie_value(&lines, "confab_access"),
+        refresh: cookie_value(&lines, "confab_refresh"),
     }
 }
 
@@ -122,14 +170,8 @@ async fn registered(stack: &Stack, username: &str) -> Session {
 
 /// The user's conversations, as the owner of `token` lists them.
 async fn conversation_count(stack: &Stack, token: &str) -> usize {
-    let page: Value = get(stack, "/api/v1/conversations")
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get(stack, "/api/v1/conversations").bearer_auth(token);
+    let page: Value = send(list, &[]).await.json().await.unwrap();
     page["items"].as_array().unwrap().len()
 }
 
@@ -137,27 +179,14 @@ async fn conversation_count(stack: &Stack, token: &str) -> usize {
 async fn the_consoles_login_sets_both_cookies_and_answers_without_the_refresh_token() {
     let stack = Stack::start().await;
     stack.register("ada", PASSWORD).await;
-    let response = post(&stack, "/api/v1/auth/login")
-        .header(MARKER.0, MARKER.1)
-        .header("origin", &stack.gateway)
-        .json(&json!({"username": "ada", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let origin = ("origin", stack.gateway.as_str());
+    let response = login(&stack, "ada", PASSWORD, &[MARKER, origin]).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let lines = set_cookies(&response);
     assert_eq!(lines.len(), 2, "{lines:?}");
     let (refresh, refresh_attrs) = parse_line(line_of(&lines, "confab_refresh"));
-    assert_eq!(
-        refresh_attrs,
-        attributes(&[
-            "HttpOnly",
-            "SameSite=Strict",
-            "Path=/api/v1/auth",
-            "Max-Age=2592000"
-        ])
-    );
+    assert_eq!(refresh_attrs, new_refresh_attributes());
     let (access, access_attrs) = parse_line(line_of(&lines, "confab_access"));
     assert_eq!(
         access_attrs,
@@ -174,34 +203,16 @@ async fn the_consoles_login_sets_both_cookies_and_answers_without_the_refresh_to
     assert!(!body.to_string().contains(&refresh));
 
     // The marker alone stands for the origin: no other site can send it.
-    let no_origin = post(&stack, "/api/v1/auth/login")
-        .header(MARKER.0, MARKER.1)
-        .json(&json!({"username": "ada", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let no_origin = login(&stack, "ada", PASSWORD, &[MARKER]).await;
     assert_eq!(no_origin.status(), 200);
     assert_eq!(set_cookies(&no_origin).len(), 2);
 
     // Login CSRF: another site cannot sign the browser in.
-    let cross_site = post(&stack, "/api/v1/auth/login")
-        .header(MARKER.0, MARKER.1)
-        .header("origin", EVIL)
-        .json(&json!({"username": "ada", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cross_site.status(), 403);
-    assert!(set_cookies(&cross_site).is_empty());
-    assert_eq!(error_code(cross_site).await, "csrf_rejected");
+    let cross_site = login(&stack, "ada", PASSWORD, &[MARKER, ("origin", EVIL)]).await;
+    assert_csrf_rejected(cross_site, "login").await;
 
     // A wrong password sets nothing.
-    let wrong = post(&stack, "/api/v1/auth/login")
-        .header(MARKER.0, MARKER.1)
-        .json(&json!({"username": "ada", "password": "not the password"}))
-        .send()
-        .await
-        .unwrap();
+    let wrong = login(&stack, "ada", "not the password", &[MARKER]).await;
     assert_eq!(wrong.status(), 401);
     assert!(set_cookies(&wrong).is_empty());
 }
@@ -224,11 +235,8 @@ async fn api_clients_keep_the_json_form_and_get_no_cookies() {
 
     // An empty body is still malformed without a cookie.
     for endpoint in ["refresh", "logout"] {
-        let empty = post(&stack, &format!("/api/v1/auth/{endpoint}"))
-            .header("content-type", "application/json")
-            .send()
-            .await
-            .unwrap();
+        let path = format!("/api/v1/auth/{endpoint}");
+        let empty = send(post(&stack, &path), &[("content-type", "application/json")]).await;
         assert_eq!(empty.status(), 400, "{endpoint}");
         assert!(set_cookies(&empty).is_empty());
         assert_eq!(error_code(empty).await, "malformed_json");
@@ -249,21 +257,25 @@ async fn api_clients_keep_the_json_form_and_get_no_cookies() {
 
 /// `GET /api/v1/auth/me` signed in by the access cookie `access` alone.
 async fn me_by_cookie(stack: &Stack, access: &str) -> reqwest::Response {
-    get(stack, "/api/v1/auth/me")
-        .header("cookie", format!("confab_access={access}"))
-        .send()
-        .await
-        .unwrap()
+    let cookie = format!("confab_access={access}");
+    send(get(stack, "/api/v1/auth/me"), &[("cookie", &cookie)]).await
 }
 
 /// A console refresh by the cookie `refresh`, from the console's origin.
 async fn cookie_refresh(stack: &Stack, refresh: &str) -> reqwest::Response {
-    post(stack, "/api/v1/auth/refresh")
-        .header("cookie", format!("confab_refresh={refresh}"))
-        .header("origin", &stack.gateway)
-        .send()
-        .await
-        .unwrap()
+    let cookie = format!("confab_refresh={refresh}");
+    let headers = [("cookie", cookie.as_str()), ("origin", &stack.gateway)];
+    send(post(stack, "/api/v1/auth/refresh"), &headers).await
+}
+
+/// A refresh by the cookie `refresh` with the console marker and no Origin.
+async fn marked_refresh(stack: &Stack, refresh: &str) -> reqwest::Response {
+    let cookie = format!("confab_refresh={refresh}");
+    send(
+        post(stack, "/api/v1/auth/refresh"),
+        &[("cookie", &cookie), MARKER],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -293,26 +305,17 @@ async fn a_refresh_by_cookie_rotates_and_the_old_cookie_is_then_refused_as_reuse
     let mut current = first.refresh.clone();
     let mut seen = vec![first.refresh.clone()];
     for body in ["", "{}"] {
-        let response = post(&stack, "/api/v1/auth/refresh")
-            .header("cookie", format!("confab_refresh={current}"))
-            .header("origin", &stack.gateway)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let cookie = format!("confab_refresh={current}");
+        let headers = [
+            ("cookie", cookie.as_str()),
+            ("origin", &stack.gateway),
+            ("content-type", "application/json"),
+        ];
+        let response = send(post(&stack, "/api/v1/auth/refresh").body(body), &headers).await;
         assert_eq!(response.status(), 200, "{body:?}");
         let lines = set_cookies(&response);
         let (refresh, attrs) = parse_line(line_of(&lines, "confab_refresh"));
-        assert_eq!(
-            attrs,
-            attributes(&[
-                "HttpOnly",
-                "SameSite=Strict",
-                "Path=/api/v1/auth",
-                "Max-Age=2592000"
-            ])
-        );
+        assert_eq!(attrs, new_refresh_attributes());
         let (access, _) = parse_line(line_of(&lines, "confab_access"));
         let answer: Value = response.json().await.unwrap();
         assert!(answer.get("refresh_token").is_none(), "{answer}");
@@ -325,52 +328,29 @@ async fn a_refresh_by_cookie_rotates_and_the_old_cookie_is_then_refused_as_reuse
     }
 
     // The first cookie again: reuse, the login is revoked, cookies cleared.
-    let replay = post(&stack, "/api/v1/auth/refresh")
-        .header("cookie", first.refresh_cookie())
-        .header(MARKER.0, MARKER.1)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(replay.status(), 401);
-    assert_cleared(&set_cookies(&replay));
-    assert_eq!(error_code(replay).await, "refresh_token_reused");
-    let revoked = post(&stack, "/api/v1/auth/refresh")
-        .header("cookie", format!("confab_refresh={current}"))
-        .header(MARKER.0, MARKER.1)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 401);
-    assert_cleared(&set_cookies(&revoked));
-    assert_eq!(error_code(revoked).await, "refresh_token_revoked");
+    let replay = marked_refresh(&stack, &first.refresh).await;
+    assert_refused_and_cleared(replay, "refresh_token_reused", "replay").await;
+    let revoked = marked_refresh(&stack, &current).await;
+    assert_refused_and_cleared(revoked, "refresh_token_revoked", "current").await;
 }
 
 #[tokio::test]
 async fn a_refresh_cookie_from_another_site_or_without_origin_or_marker_is_refused_and_unused() {
     let stack = Stack::start().await;
     let session = registered(&stack, "ada").await;
-    for (origin, marker) in [(Some(EVIL), true), (Some("null"), true), (None, false)] {
-        let mut request =
-            post(&stack, "/api/v1/auth/refresh").header("cookie", session.refresh_cookie());
-        if let Some(origin) = origin {
-            request = request.header("origin", origin);
-        }
-        if marker {
-            request = request.header(MARKER.0, MARKER.1);
-        }
-        let refused = request.send().await.unwrap();
-        assert_eq!(refused.status(), 403, "{origin:?}");
+    let refresh_cookie = session.refresh_cookie();
+    let cookie = ("cookie", refresh_cookie.as_str());
+    for headers in [
+        vec![cookie, ("origin", EVIL), MARKER],
+        vec![cookie, ("origin", "null"), MARKER],
+        vec![cookie],
+    ] {
+        let refused = send(post(&stack, "/api/v1/auth/refresh"), &headers).await;
         // Another site cannot sign the console out either.
-        assert!(set_cookies(&refused).is_empty());
-        assert_eq!(error_code(refused).await, "csrf_rejected");
+        assert_csrf_rejected(refused, &format!("{headers:?}")).await;
     }
     // The token was not used up: the console still refreshes with it.
-    let ok = post(&stack, "/api/v1/auth/refresh")
-        .header("cookie", session.refresh_cookie())
-        .header(MARKER.0, MARKER.1)
-        .send()
-        .await
-        .unwrap();
+    let ok = marked_refresh(&stack, &session.refresh).await;
     assert_eq!(ok.status(), 200);
 }
 
@@ -379,23 +359,15 @@ async fn a_token_in_the_body_wins_over_the_cookie() {
     let stack = Stack::start().await;
     let user = stack.user("ada").await;
     let console = console_login(&stack, "ada").await;
-    let response = post(&stack, "/api/v1/auth/refresh")
-        .header("cookie", console.refresh_cookie())
-        .json(&json!({"refresh_token": user.refresh_token}))
-        .send()
-        .await
-        .unwrap();
+    let body = json!({"refresh_token": user.refresh_token});
+    let request = post(&stack, "/api/v1/auth/refresh").json(&body);
+    let response = send(request, &[("cookie", &console.refresh_cookie())]).await;
     assert_eq!(response.status(), 200);
     assert!(set_cookies(&response).is_empty());
     let answer: Value = response.json().await.unwrap();
     assert!(answer["refresh_token"].is_string(), "{answer}");
     // The cookie's token was left alone.
-    let cookie = post(&stack, "/api/v1/auth/refresh")
-        .header("cookie", console.refresh_cookie())
-        .header(MARKER.0, MARKER.1)
-        .send()
-        .await
-        .unwrap();
+    let cookie = marked_refresh(&stack, &console.refresh).await;
     assert_eq!(cookie.status(), 200);
 }
 
@@ -405,55 +377,26 @@ async fn logout_by_cookie_clears_both_cookies_and_the_refresh_cookie_stops_worki
     let session = registered(&stack, "ada").await;
     let other = console_login(&stack, "ada").await;
 
-    let logout = post(&stack, "/api/v1/auth/logout")
-        .header(
-            "cookie",
-            format!("{}; {}", session.access_cookie(), session.refresh_cookie()),
-        )
-        .header(MARKER.0, MARKER.1)
-        .send()
-        .await
-        .unwrap();
+    let both = format!("{}; {}", session.access_cookie(), session.refresh_cookie());
+    let logout = send(post(&stack, LOGOUT), &[("cookie", &both), MARKER]).await;
     assert_eq!(logout.status(), 204);
     assert_cleared(&set_cookies(&logout));
 
-    let after = post(&stack, "/api/v1/auth/refresh")
-        .header("cookie", session.refresh_cookie())
-        .header(MARKER.0, MARKER.1)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.status(), 401);
-    assert_cleared(&set_cookies(&after));
-    assert_eq!(error_code(after).await, "refresh_token_revoked");
+    let after = marked_refresh(&stack, &session.refresh).await;
+    assert_refused_and_cleared(after, "refresh_token_revoked", "after logout").await;
     // Only that login: the other one still refreshes.
-    let still = post(&stack, "/api/v1/auth/refresh")
-        .header("cookie", other.refresh_cookie())
-        .header("origin", &stack.gateway)
-        .send()
-        .await
-        .unwrap();
+    let still = cookie_refresh(&stack, &other.refresh).await;
     assert_eq!(still.status(), 200);
 
     // Signing out with nothing left to revoke is still a sign-out.
-    let again = post(&stack, "/api/v1/auth/logout")
-        .header(MARKER.0, MARKER.1)
-        .send()
-        .await
-        .unwrap();
+    let again = send(post(&stack, LOGOUT), &[MARKER]).await;
     assert_eq!(again.status(), 204);
     assert_cleared(&set_cookies(&again));
 
     // From another site: refused, nothing revoked, nothing cleared.
-    let cross_site = post(&stack, "/api/v1/auth/logout")
-        .header("cookie", other.refresh_cookie())
-        .header("origin", EVIL)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cross_site.status(), 403);
-    assert!(set_cookies(&cross_site).is_empty());
-    assert_eq!(error_code(cross_site).await, "csrf_rejected");
+    let headers = [("cookie", &*other.refresh_cookie()), ("origin", EVIL)];
+    let cross_site = send(post(&stack, LOGOUT), &headers).await;
+    assert_csrf_rejected(cross_site, "logout").await;
 }
 
 #[tokio::test]
@@ -462,46 +405,28 @@ async fn everywhere_by_the_access_cookie_signs_out_every_login() {
     let user = stack.user("ada").await;
     let session = console_login(&stack, "ada").await;
 
-    let cross_site = post(&stack, "/api/v1/auth/logout")
-        .header("cookie", session.access_cookie())
-        .header("origin", EVIL)
-        .json(&json!({"everywhere": true}))
-        .send()
-        .await
-        .unwrap();
+    let body = json!({"everywhere": true});
+    let access_cookie = session.access_cookie();
+    let cookie = ("cookie", access_cookie.as_str());
+    let request = || post(&stack, LOGOUT).json(&body);
+    let cross_site = send(request(), &[cookie, ("origin", EVIL)]).await;
     assert_eq!(cross_site.status(), 403);
     let refreshed = stack.refresh(&user.refresh_token).await;
     assert_eq!(refreshed.status(), 200, "nothing was revoked");
     let refreshed: Value = refreshed.json().await.unwrap();
     let api_token = refreshed["refresh_token"].as_str().unwrap().to_owned();
 
-    let everywhere = post(&stack, "/api/v1/auth/logout")
-        .header("cookie", session.access_cookie())
-        .header("origin", &stack.gateway)
-        .json(&json!({"everywhere": true}))
-        .send()
-        .await
-        .unwrap();
+    let everywhere = send(request(), &[cookie, ("origin", &stack.gateway)]).await;
     assert_eq!(everywhere.status(), 204);
     assert_cleared(&set_cookies(&everywhere));
     assert_eq!(stack.refresh(&api_token).await.status(), 401);
-    let console = post(&stack, "/api/v1/auth/refresh")
-        .header("cookie", session.refresh_cookie())
-        .header(MARKER.0, MARKER.1)
-        .send()
-        .await
-        .unwrap();
+    let console = marked_refresh(&stack, &session.refresh).await;
     assert_eq!(console.status(), 401);
 
     // Without a valid access token the cookies stay, so the console can
     // refresh and try again.
-    let unauthenticated = post(&stack, "/api/v1/auth/logout")
-        .header("cookie", "confab_access=not.a.token")
-        .header(MARKER.0, MARKER.1)
-        .json(&json!({"everywhere": true}))
-        .send()
-        .await
-        .unwrap();
+    let forged = ("cookie", "confab_access=not.a.token");
+    let unauthenticated = send(request(), &[forged, MARKER]).await;
     assert_eq!(unauthenticated.status(), 401);
     assert!(set_cookies(&unauthenticated).is_empty());
 }
@@ -512,76 +437,50 @@ async fn the_access_cookie_signs_in_me_and_proxied_reads_and_same_origin_writes(
     let session = registered(&stack, "ada").await;
     let bob = stack.user("bob").await;
 
-    let me: Value = get(&stack, "/api/v1/auth/me")
-        .header("cookie", format!("theme=dark; {}", session.access_cookie()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let with_theme = format!("theme=dark; {}", session.access_cookie());
+    let me = send(get(&stack, "/api/v1/auth/me"), &[("cookie", &with_theme)]).await;
+    let me: Value = me.json().await.unwrap();
     assert_eq!(me["username"], "ada");
 
-    let create = |origin: Option<&str>, marker: bool| {
-        let mut request = post(&stack, "/api/v1/conversations")
-            .header("cookie", session.access_cookie())
-            .json(&json!({"title": "from the console"}));
-        if let Some(origin) = origin {
-            request = request.header("origin", origin);
-        }
-        if marker {
-            request = request.header(MARKER.0, MARKER.1);
-        }
-        request.send()
-    };
-    let created = create(Some(&stack.gateway), false).await.unwrap();
+    let access_cookie = session.access_cookie();
+    let cookie = ("cookie", access_cookie.as_str());
+    let title = json!({"title": "from the console"});
+    let create = || post(&stack, "/api/v1/conversations").json(&title);
+    let created = send(create(), &[cookie, ("origin", &stack.gateway)]).await;
     assert_eq!(created.status(), 201);
     let conversation: Value = created.json().await.unwrap();
-    assert_eq!(create(None, true).await.unwrap().status(), 201);
+    assert_eq!(send(create(), &[cookie, MARKER]).await.status(), 201);
 
     // CSRF: another site's page, or a request with neither Origin nor
     // marker, changes nothing upstream.
-    for (origin, marker) in [(Some(EVIL), false), (Some(EVIL), true), (None, false)] {
-        let refused = create(origin, marker).await.unwrap();
-        assert_eq!(refused.status(), 403, "{origin:?} {marker}");
+    for headers in [
+        vec![("origin", EVIL)],
+        vec![("origin", EVIL), MARKER],
+        vec![],
+    ] {
+        let refused = send(create(), &[vec![cookie], headers.clone()].concat()).await;
+        assert_eq!(refused.status(), 403, "{headers:?}");
         assert_eq!(error_code(refused).await, "csrf_rejected");
     }
-    let list = get(&stack, "/api/v1/conversations")
-        .header("cookie", session.access_cookie())
-        .header("origin", EVIL)
-        .send()
-        .await
-        .unwrap();
+    let list = get(&stack, "/api/v1/conversations");
+    let list = send(list, &[cookie, ("origin", EVIL)]).await;
     assert_eq!(list.status(), 200, "a read is not a state change");
     let page: Value = list.json().await.unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
     let id = conversation["id"].as_str().unwrap();
-    let one = get(&stack, &format!("/api/v1/conversations/{id}"))
-        .header("cookie", session.access_cookie())
-        .send()
-        .await
-        .unwrap();
+    let path = format!("/api/v1/conversations/{id}");
+    let one = send(get(&stack, &path), &[cookie]).await;
     assert_eq!(one.status(), 200);
-    let deleted = stack
-        .http
-        .delete(format!("{}/api/v1/conversations/{id}", stack.gateway))
-        .header("cookie", session.access_cookie())
-        .header("origin", EVIL)
-        .send()
-        .await
-        .unwrap();
+    let delete = stack.http.delete(format!("{}{path}", stack.gateway));
+    let deleted = send(delete, &[cookie, ("origin", EVIL)]).await;
     assert_eq!(deleted.status(), 403);
 
     // A bearer token is not a browser's doing: no Origin rule, and it wins
     // over the cookie.
-    let as_bob = post(&stack, "/api/v1/conversations")
+    let by_bob = post(&stack, "/api/v1/conversations")
         .bearer_auth(&bob.token)
-        .header("cookie", session.access_cookie())
-        .header("origin", EVIL)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+        .json(&json!({}));
+    let as_bob = send(by_bob, &[cookie, ("origin", EVIL)]).await;
     assert_eq!(as_bob.status(), 201);
     assert_eq!(conversation_count(&stack, &bob.token).await, 1);
     assert_eq!(conversation_count(&stack, &session.access).await, 2);
@@ -673,18 +572,10 @@ async fn an_invalid_or_hostile_cookie_gets_401_not_500() {
     ];
     for value in &hostile {
         let cookie = format!("confab_access={value}");
-        let me = get(&stack, "/api/v1/auth/me")
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+        let me = me_by_cookie(&stack, value).await;
         assert_eq!(me.status(), 401, "{value:.40}");
         assert_eq!(error_code(me).await, "unauthorized");
-        let proxied = get(&stack, "/api/v1/conversations")
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+        let proxied = send(get(&stack, "/api/v1/conversations"), &[("cookie", &cookie)]).await;
         assert_eq!(proxied.status(), 401, "{value:.40}");
         let ws = try_connect_with(
             &format!("{}/ws/chat", stack.gateway),
@@ -695,15 +586,9 @@ async fn an_invalid_or_hostile_cookie_gets_401_not_500() {
             Err(WsError::Http(response)) => assert_eq!(response.status(), 401),
             other => panic!("{value:.40}: {:?}", other.err()),
         }
-        let refresh = post(&stack, "/api/v1/auth/refresh")
-            .header("cookie", format!("confab_refresh={value}"))
-            .header(MARKER.0, MARKER.1)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(refresh.status(), 401, "{value:.40}");
-        assert_cleared(&set_cookies(&refresh));
-        assert_eq!(error_code(refresh).await, "invalid_refresh_token");
+        let refresh = marked_refresh(&stack, value).await;
+        let context = format!("{value:.40}");
+        assert_refused_and_cleared(refresh, "invalid_refresh_token", &context).await;
     }
     // A Cookie header that is not UTF-8 is no cookie at all.
     let binary = get(&stack, "/api/v1/auth/me")
@@ -716,11 +601,7 @@ async fn an_invalid_or_hostile_cookie_gets_401_not_500() {
         .unwrap();
     assert_eq!(binary.status(), 401);
     // An empty cookie is no token.
-    let empty = get(&stack, "/api/v1/auth/me")
-        .header("cookie", "confab_access=")
-        .send()
-        .await
-        .unwrap();
+    let empty = me_by_cookie(&stack, "").await;
     assert_eq!(empty.status(), 401);
 }
 
@@ -731,37 +612,20 @@ async fn cookies_are_secure_over_https_and_the_origin_follows_the_scheme() {
     let https_origin = stack.gateway.replacen("http://", "https://", 1);
     // A TLS terminator in front says X-Forwarded-Proto: https; the page's
     // origin is then https://…
-    let plain_origin = post(&stack, "/api/v1/auth/login")
-        .header(MARKER.0, MARKER.1)
-        .header("x-forwarded-proto", "https")
-        .header("origin", &stack.gateway)
-        .json(&json!({"username": "ada", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(plain_origin.status(), 403);
-    let response = post(&stack, "/api/v1/auth/login")
-        .header(MARKER.0, MARKER.1)
-        .header("x-forwarded-proto", "https")
-        .header("origin", &https_origin)
-        .json(&json!({"username": "ada", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let https = ("x-forwarded-proto", "https");
+    let plain_origin = ("origin", stack.gateway.as_str());
+    let plain = login(&stack, "ada", PASSWORD, &[MARKER, https, plain_origin]).await;
+    assert_eq!(plain.status(), 403);
+    let origin = ("origin", https_origin.as_str());
+    let response = login(&stack, "ada", PASSWORD, &[MARKER, https, origin]).await;
     assert_eq!(response.status(), 200);
     let lines = set_cookies(&response);
     for name in ["confab_access", "confab_refresh"] {
         let (_, attrs) = parse_line(line_of(&lines, name));
         assert!(attrs.contains(&"secure".to_owned()), "{lines:?}");
     }
-    let refresh = parse_line(line_of(&lines, "confab_refresh")).0;
-    let logout = post(&stack, "/api/v1/auth/logout")
-        .header("cookie", format!("confab_refresh={refresh}"))
-        .header("x-forwarded-proto", "https")
-        .header("origin", &https_origin)
-        .send()
-        .await
-        .unwrap();
+    let cookie = format!("confab_refresh={}", cookie_value(&lines, "confab_refresh"));
+    let logout = send(post(&stack, LOGOUT), &[("cookie", &cookie), https, origin]).await;
     assert_eq!(logout.status(), 204);
     for line in set_cookies(&logout) {
         assert!(line.contains("; Secure"), "{line}");
@@ -777,33 +641,20 @@ async fn settings_force_secure_cookies_and_trust_another_origin() {
     })
     .await;
     stack.register("ada", PASSWORD).await;
-    let response = post(&stack, "/api/v1/auth/login")
-        .header(MARKER.0, MARKER.1)
-        .header("origin", "https://console.example")
-        .json(&json!({"username": "ada", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let console = ("origin", "https://console.example");
+    let response = login(&stack, "ada", PASSWORD, &[MARKER, console]).await;
     assert_eq!(response.status(), 200);
     let lines = set_cookies(&response);
     assert!(lines.iter().all(|l| l.contains("; Secure")), "{lines:?}");
-    let access = parse_line(line_of(&lines, "confab_access")).0;
-    let created = post(&stack, "/api/v1/conversations")
-        .header("cookie", format!("confab_access={access}"))
-        .header("origin", "https://console.example")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let cookie = format!("confab_access={}", cookie_value(&lines, "confab_access"));
+    let create = || post(&stack, "/api/v1/conversations").json(&json!({}));
+    let created = send(create(), &[("cookie", &cookie), console]).await;
     assert_eq!(created.status(), 201);
-    let other = post(&stack, "/api/v1/conversations")
-        .header("cookie", format!("confab_access={access}"))
-        .header("origin", "https://other.example")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(other.status(), 403);
+    let other = ("origin", "https://other.example");
+    assert_eq!(
+        send(create(), &[("cookie", &cookie), other]).await.status(),
+        403
+    );
 }
 
 #[tokio::test]
@@ -817,29 +668,19 @@ async fn the_upstream_never_sees_the_gateways_cookies() {
     );
     // An auth-injected route signed in by the cookie, and a plain one.
     for path in ["/echo/x", "/raw/x"] {
-        let seen: Value = get(&stack, path)
-            .header("cookie", &both)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let seen = send(get(&stack, path), &[("cookie", &both)]).await;
+        let seen: Value = seen.json().await.unwrap();
         assert_eq!(
             seen["headers"]["cookie"],
             json!(["theme=dark; lang=en"]),
             "{path}"
         );
-        let only: Value = post(&stack, path)
-            .header("cookie", session.access_cookie())
-            .header("origin", &stack.gateway)
-            .json(&json!({"a": 1}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let request = post(&stack, path).json(&json!({"a": 1}));
+        let headers = [
+            ("cookie", &*session.access_cookie()),
+            ("origin", &stack.gateway),
+        ];
+        let only: Value = send(request, &headers).await.json().await.unwrap();
         assert!(only["headers"].get("cookie").is_none(), "{path}: {only}");
         assert!(!only.to_string().contains(&session.access), "{path}");
     }
@@ -880,18 +721,13 @@ async fn no_other_origin_is_ever_allowed_to_send_the_console_marker() {
             settings.cors.allowed_origins = vec![allowed.into()];
         })
         .await;
-        let preflight = stack
-            .http
-            .request(
-                reqwest::Method::OPTIONS,
-                format!("{}/api/v1/auth/logout", stack.gateway),
-            )
-            .header("origin", "http://app.example.com")
-            .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "x-confab-client")
-            .send()
-            .await
-            .unwrap();
+        let url = format!("{}{LOGOUT}", stack.gateway);
+        let headers = [
+            ("origin", "http://app.example.com"),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "x-confab-client"),
+        ];
+        let preflight = send(stack.http.request(reqwest::Method::OPTIONS, url), &headers).await;
         assert!(!preflight.status().is_success(), "{allowed}");
         let allowed_headers = preflight
             .headers()
@@ -909,37 +745,16 @@ async fn an_admin_signed_in_by_cookie_rotates_keys_only_from_the_console() {
         settings.admin.password = "admin password".into();
     })
     .await;
-    let response = post(&stack, "/api/v1/auth/login")
-        .header(MARKER.0, MARKER.1)
-        .json(&json!({"username": "root", "password": "admin password"}))
-        .send()
-        .await
-        .unwrap();
+    let response = login(&stack, "root", "admin password", &[MARKER]).await;
     let lines = set_cookies(&response);
-    let cookie = format!(
-        "confab_access={}",
-        parse_line(line_of(&lines, "confab_access")).0
-    );
+    let access = cookie_value(&lines, "confab_access");
+    let cookie = ("cookie", &*format!("confab_access={access}"));
     let keys = "/api/v1/admin/signing-keys";
-    let listed = get(&stack, keys)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let listed = send(get(&stack, keys), &[cookie]).await;
     assert_eq!(listed.status(), 200);
-    let cross_site = post(&stack, keys)
-        .header("cookie", &cookie)
-        .header("origin", EVIL)
-        .send()
-        .await
-        .unwrap();
+    let cross_site = send(post(&stack, keys), &[cookie, ("origin", EVIL)]).await;
     assert_eq!(cross_site.status(), 403);
     assert_eq!(error_code(cross_site).await, "csrf_rejected");
-    let rotated = post(&stack, keys)
-        .header("cookie", &cookie)
-        .header("origin", &stack.gateway)
-        .send()
-        .await
-        .unwrap();
+    let rotated = send(post(&stack, keys), &[cookie, ("origin", &stack.gateway)]).await;
     assert_eq!(rotated.status(), 201);
 }
