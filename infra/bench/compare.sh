@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The service benchmarks (llm-proxy.sh, a2a.sh, gateway.sh, chat.sh) at two
+# revisions, side by side on this machine: each benchmark runs at the before
+# revision and then at the after one, before the next benchmark starts, so
+# the two runs of one benchmark share the machine's state as far as it can
+# be shared. Each side runs its own copy of the benchmark script, in a
+# worktree, with its own release target dir. Nothing is asserted; read the
+# figures side by side, as ratios.
+#
+# usage: infra/bench/compare.sh [BEFORE_REV] [AFTER_REV]   (default issue18-base HEAD)
+#   BENCHES="a2a chat"                      which benchmarks (default: all four)
+#   BEFORE_TARGET=… AFTER_TARGET=…          release target dirs to reuse
+#                                           (default: fresh ones under /tmp)
+# Each benchmark takes its usual settings from the environment (TURNS, N, NS,
+# RATES, DURATION, …), the same for both sides.
+set -euo pipefail
+
+before=${1:-issue18-base}
+after=${2:-HEAD}
+benches=${BENCHES:-llm-proxy a2a gateway chat}
+root=$(git rev-parse --show-toplevel)
+work=$(mktemp -d /tmp/confab-bench-compare.XXXXXX)
+target_before=${BEFORE_TARGET:-$work/target-before}
+target_after=${AFTER_TARGET:-$work/target-after}
+
+cleanup() {
+    git -C "$root" worktree remove --force "$work/before" 2>/dev/null || true
+    git -C "$root" worktree remove --force "$work/after" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+git -C "$root" worktree add -q --detach "$work/before" "$before"
+git -C "$root" worktree add -q --detach "$work/after" "$after"
+
+for bench in $benches; do
+    for side in before after; do
+        target=$target_before
+        [[ $side == after ]] && target=$target_after
+        echo "==> $bench, $side ($(git -C "$work/$side" log --oneline -1 | cut -c1-60))"
+        (cd "$work/$side" && CARGO_TARGET_DIR=$target bash "infra/bench/$bench.sh") ||
+            echo "==> $bench, $side: failed (status $?)"
+    done
+done
