@@ -7,7 +7,9 @@
 # worktree, with its own release target dir. Nothing is asserted; read the
 # figures side by side, as ratios.
 #
-# usage: infra/bench/compare.sh [BEFORE_REV] [AFTER_REV]   (default issue18-base HEAD)
+# usage: infra/bench/compare.sh [BEFORE] [AFTER]   (default issue18-base HEAD)
+#   BEFORE, AFTER: a revision (checked out in a new worktree) or the folder of
+#   a checkout already built (used as it is, so its target dir is reused)
 #   BENCHES="a2a chat"                      which benchmarks (default: all four)
 #   BEFORE_TARGET=… AFTER_TARGET=…          release target dirs to reuse
 #                                           (default: fresh ones under /tmp)
@@ -30,15 +32,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
-git -C "$root" worktree add -q --detach "$work/before" "$before"
-git -C "$root" worktree add -q --detach "$work/after" "$after"
+declare -A dir
+for side in before after; do
+    rev=${!side}
+    if [[ -d $rev ]]; then
+        dir[$side]=$(cd "$rev" && pwd)
+    else
+        git -C "$root" worktree add -q --detach "$work/$side" "$rev"
+        dir[$side]=$work/$side
+    fi
+done
 
 for bench in $benches; do
     for side in before after; do
         target=$target_before
         [[ $side == after ]] && target=$target_after
-        echo "==> $bench, $side ($(git -C "$work/$side" log --oneline -1 | cut -c1-60))"
-        (cd "$work/$side" && CARGO_TARGET_DIR=$target bash "infra/bench/$bench.sh") ||
+        echo "==> $bench, $side ($(git -C "${dir[$side]}" log --oneline -1 | cut -c1-60))"
+        (cd "${dir[$side]}" && CARGO_TARGET_DIR=$target bash "infra/bench/$bench.sh") ||
             echo "==> $bench, $side: failed (status $?)"
     done
 done
