@@ -2,30 +2,13 @@
 //! identity), with an agent that cannot be reached: every turn still ends with
 //! exactly one persisted assistant message.
 
-use std::collections::BTreeMap;
-
-use confab_kit::testing::Stack;
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
-
-/// chat-service whose `math` agent points at a port nothing listens on; the
-/// stack live as long as the second value.
-async fn start() -> (TestApp, Stack) {
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let agents = BTreeMap::from([("math".to_owned(), format!("http://127.0.0.1:{dead_port}/"))]);
-    let mut stack = Stack::new();
-    let app = TestApp::start(&agents, &mut stack, |_| {}).await;
-    (app, stack)
-}
+use crate::common::start_chat_with_dead_agents;
 
 #[tokio::test]
 async fn a_turn_whose_agent_is_down_ends_failed_with_one_assistant_message() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math"]).await;
     let conversation = app.conversation("usr-ada", "math").await;
     let events = app.turn("usr-ada", &conversation, "hello?").await;
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
@@ -41,13 +24,7 @@ async fn a_turn_whose_agent_is_down_ends_failed_with_one_assistant_message() {
     assert_eq!(events[3]["error"]["code"], "agent_failed");
     assert_eq!(events[4]["status"], "failed");
 
-    let page: Value = app
-        .page("usr-ada", &conversation, "")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let items = page["items"].as_array().unwrap();
+    let items = app.messages("usr-ada", &conversation).await;
     assert_eq!(items.len(), 2);
     assert_eq!(items[1]["role"], "assistant");
     assert_eq!(items[1]["status"], "failed");
@@ -57,7 +34,7 @@ async fn a_turn_whose_agent_is_down_ends_failed_with_one_assistant_message() {
 
 #[tokio::test]
 async fn messages_page_backwards_with_before_seq() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math"]).await;
     let conversation = app.conversation("usr-ada", "math").await;
     for n in 0..3 {
         app.turn("usr-ada", &conversation, &format!("message {n}"))
@@ -71,20 +48,12 @@ async fn messages_page_backwards_with_before_seq() {
             .map(|m| m["seq"].as_i64().unwrap())
             .collect()
     };
-    let newest: Value = app
-        .page("usr-ada", &conversation, "limit=4")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let newest = app.messages_page("usr-ada", &conversation, "limit=4").await;
     assert_eq!(seqs(&newest), [3, 4, 5, 6]);
     assert_eq!(newest["next_cursor"], "3");
-    let older: Value = app
-        .page("usr-ada", &conversation, "limit=4&before_seq=3")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let older = app
+        .messages_page("usr-ada", &conversation, "limit=4&before_seq=3")
+        .await;
     assert_eq!(seqs(&older), [1, 2]);
     assert_eq!(older["next_cursor"], Value::Null);
 
@@ -98,7 +67,7 @@ async fn messages_page_backwards_with_before_seq() {
 
 #[tokio::test]
 async fn conversations_are_created_for_known_agents_only() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math"]).await;
     let response = app
         .create("usr-ada", json!({"title": "  Sums  ", "agent_id": "math"}))
         .await;
@@ -119,39 +88,20 @@ async fn conversations_are_created_for_known_agents_only() {
         .await;
     assert_eq!(response.status(), 422);
     let response = app
-        .request(reqwest::Method::POST, "/chat/conversations", "usr-ada")
-        .header("content-type", "application/json")
-        .body("{oops")
-        .send()
-        .await
-        .unwrap();
+        .post_raw("/chat/conversations", "usr-ada", "{oops")
+        .await;
     assert_eq!(response.status(), 400);
 }
 
 #[tokio::test]
 async fn another_users_conversation_is_not_found() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math"]).await;
     let conversation = app.conversation("usr-ada", "math").await;
     assert_eq!(
         app.page("usr-mallory", &conversation, "").await.status(),
         404
     );
-    let response = app
-        .request(
-            reqwest::Method::POST,
-            &format!("/chat/conversations/{conversation}/messages/stream"),
-            "usr-mallory",
-        )
-        .json(&json!({"message": "mine now"}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.stream("usr-mallory", &conversation, "mine now").await;
     assert_eq!(response.status(), 404);
-    let page: Value = app
-        .page("usr-ada", &conversation, "")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(page["items"].as_array().unwrap().is_empty());
+    assert!(app.messages("usr-ada", &conversation).await.is_empty());
 }

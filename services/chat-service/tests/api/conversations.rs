@@ -2,32 +2,16 @@
 //! scoped to its owner. Agents point at a port nothing listens on: turns here
 //! only need to leave messages behind, which a failed turn does too.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use chat_service::store::schema::messages;
 use confab_kit::db::{Db, DbError};
 use confab_kit::db_run;
-use confab_kit::testing::Stack;
 use diesel::prelude::*;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
-
-/// chat-service whose agents `math` and `text` point at a port nothing
-/// listens on; the stack live as long as the second value.
-async fn start() -> (TestApp, Stack) {
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{dead_port}/");
-    let agents = BTreeMap::from([("math".to_owned(), url.clone()), ("text".to_owned(), url)]);
-    let mut stack = Stack::new();
-    let app = TestApp::start(&agents, &mut stack, |_| {}).await;
-    (app, stack)
-}
+use crate::common::{item_ids, start_chat_with_dead_agents};
 
 /// The body of a response that must have `status`.
 async fn json_with(response: reqwest::Response, status: u16) -> Value {
@@ -35,16 +19,6 @@ async fn json_with(response: reqwest::Response, status: u16) -> Value {
     let body: Value = response.json().await.unwrap();
     assert_eq!(actual, status, "{body}");
     body
-}
-
-/// The ids of a list page, in order.
-fn ids(page: &Value) -> Vec<String> {
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Messages stored for the conversation, whoever owns them: read straight
@@ -63,13 +37,13 @@ async fn stored_messages(db: &Db, conversation: &str) -> i64 {
 
 #[tokio::test]
 async fn conversations_are_listed_newest_first_and_a_new_message_moves_one_to_the_top() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
     let first = app.conversation("usr-ada", "math").await;
     let second = app.conversation("usr-ada", "math").await;
     let third = app.conversation("usr-ada", "math").await;
     let page = json_with(app.list("usr-ada", "").await, 200).await;
     assert_eq!(
-        ids(&page),
+        item_ids(&page),
         [third.as_str(), second.as_str(), first.as_str()]
     );
     assert_eq!(page["next_cursor"], Value::Null);
@@ -84,7 +58,7 @@ async fn conversations_are_listed_newest_first_and_a_new_message_moves_one_to_th
     app.turn("usr-ada", &first, "still there?").await;
     let page = json_with(app.list("usr-ada", "").await, 200).await;
     assert_eq!(
-        ids(&page),
+        item_ids(&page),
         [first.as_str(), third.as_str(), second.as_str()]
     );
     assert_eq!(page["items"][0]["message_count"], 2);
@@ -92,7 +66,7 @@ async fn conversations_are_listed_newest_first_and_a_new_message_moves_one_to_th
 
 #[tokio::test]
 async fn forty_five_conversations_page_as_twenty_twenty_and_five() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
     let mut created = Vec::new();
     for _ in 0..45 {
         created.push(app.conversation("usr-ada", "math").await);
@@ -105,7 +79,7 @@ async fn forty_five_conversations_page_as_twenty_twenty_and_five() {
     loop {
         let page = json_with(app.list("usr-ada", &query).await, 200).await;
         sizes.push(page["items"].as_array().unwrap().len());
-        seen.extend(ids(&page));
+        seen.extend(item_ids(&page));
         match page["next_cursor"].as_str() {
             Some(cursor) => query = format!("limit=20&cursor={cursor}"),
             None => break,
@@ -122,16 +96,16 @@ async fn forty_five_conversations_page_as_twenty_twenty_and_five() {
     assert_eq!(seen, created, "newest first across pages");
 
     let default = json_with(app.list("usr-ada", "").await, 200).await;
-    assert_eq!(ids(&default), created[..20]);
+    assert_eq!(item_ids(&default), created[..20]);
     assert!(default["next_cursor"].is_string());
     let everything = json_with(app.list("usr-ada", "limit=100").await, 200).await;
-    assert_eq!(ids(&everything), created);
+    assert_eq!(item_ids(&everything), created);
     assert_eq!(everything["next_cursor"], Value::Null);
 }
 
 #[tokio::test]
 async fn conversations_updated_at_the_same_instant_page_by_id() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
     let mut created = Vec::new();
     for _ in 0..5 {
         created.push(app.conversation("usr-ada", "math").await);
@@ -147,7 +121,7 @@ async fn conversations_updated_at_the_same_instant_page_by_id() {
     let mut query = "limit=2".to_owned();
     loop {
         let page = json_with(app.list("usr-ada", &query).await, 200).await;
-        seen.extend(ids(&page));
+        seen.extend(item_ids(&page));
         match page["next_cursor"].as_str() {
             Some(cursor) => query = format!("limit=2&cursor={cursor}"),
             None => break,
@@ -161,22 +135,22 @@ async fn conversations_updated_at_the_same_instant_page_by_id() {
 
 #[tokio::test]
 async fn conversations_are_filtered_by_agent() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
     let math = app.conversation("usr-ada", "math").await;
     let text = app.conversation("usr-ada", "text").await;
     let math_too = app.conversation("usr-ada", "math").await;
 
     let page = json_with(app.list("usr-ada", "agent_id=math").await, 200).await;
-    assert_eq!(ids(&page), [math_too.as_str(), math.as_str()]);
+    assert_eq!(item_ids(&page), [math_too.as_str(), math.as_str()]);
     let page = json_with(app.list("usr-ada", "agent_id=text").await, 200).await;
-    assert_eq!(ids(&page), [text.as_str()]);
+    assert_eq!(item_ids(&page), [text.as_str()]);
     let page = json_with(app.list("usr-ada", "agent_id=nobody").await, 200).await;
-    assert!(ids(&page).is_empty());
+    assert!(item_ids(&page).is_empty());
     let page = json_with(app.list("usr-ada", "agent_id=").await, 200).await;
-    assert_eq!(ids(&page).len(), 3, "an empty filter is no filter");
+    assert_eq!(item_ids(&page).len(), 3, "an empty filter is no filter");
 
     let first = json_with(app.list("usr-ada", "agent_id=math&limit=1").await, 200).await;
-    assert_eq!(ids(&first), [math_too.as_str()]);
+    assert_eq!(item_ids(&first), [math_too.as_str()]);
     let cursor = first["next_cursor"].as_str().unwrap();
     let next = json_with(
         app.list("usr-ada", &format!("agent_id=math&limit=1&cursor={cursor}"))
@@ -184,13 +158,13 @@ async fn conversations_are_filtered_by_agent() {
         200,
     )
     .await;
-    assert_eq!(ids(&next), [math.as_str()]);
+    assert_eq!(item_ids(&next), [math.as_str()]);
     assert_eq!(next["next_cursor"], Value::Null);
 }
 
 #[tokio::test]
 async fn bad_limits_and_cursors_are_refused_with_422() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
     app.conversation("usr-ada", "math").await;
     app.conversation("usr-ada", "math").await;
     for bad in ["limit=0", "limit=-1", "limit=101", "limit=ten", "limit=2.5"] {
@@ -212,7 +186,7 @@ async fn bad_limits_and_cursors_are_refused_with_422() {
 
 #[tokio::test]
 async fn a_conversation_read_alone_comes_with_its_tree() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
     let created = json_with(
         app.create("usr-ada", json!({"title": "Sums", "agent_id": "math"}))
             .await,
@@ -232,7 +206,7 @@ async fn a_conversation_read_alone_comes_with_its_tree() {
 
 #[tokio::test]
 async fn a_renamed_conversation_answers_its_new_title_and_moves_to_the_top() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
     let renamed = app.conversation("usr-ada", "math").await;
     let other = app.conversation("usr-ada", "math").await;
     let before = json_with(app.get("usr-ada", &renamed).await, 200).await;
@@ -263,12 +237,12 @@ async fn a_renamed_conversation_answers_its_new_title_and_moves_to_the_top() {
     );
 
     let page = json_with(app.list("usr-ada", "").await, 200).await;
-    assert_eq!(ids(&page), [renamed.as_str(), other.as_str()]);
+    assert_eq!(item_ids(&page), [renamed.as_str(), other.as_str()]);
 }
 
 #[tokio::test]
 async fn bad_titles_are_refused_and_change_nothing() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
     let id = app.conversation("usr-ada", "math").await;
     let before = json_with(app.get("usr-ada", &id).await, 200).await;
     let refused = [
@@ -309,7 +283,7 @@ async fn bad_titles_are_refused_and_change_nothing() {
 
 #[tokio::test]
 async fn creating_with_a_bad_title_follows_the_same_rules() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
     let body = json_with(
         app.create("usr-ada", json!({"title": "é".repeat(201)}))
             .await,
@@ -320,12 +294,12 @@ async fn creating_with_a_bad_title_follows_the_same_rules() {
     let blank = json_with(app.create("usr-ada", json!({"title": "   "})).await, 201).await;
     assert_eq!(blank["title"], "New conversation");
     let page = json_with(app.list("usr-ada", "").await, 200).await;
-    assert_eq!(ids(&page).len(), 1, "the refused one was not created");
+    assert_eq!(item_ids(&page).len(), 1, "the refused one was not created");
 }
 
 #[tokio::test]
 async fn deleting_a_conversation_deletes_its_messages() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
     let doomed = app.conversation("usr-ada", "math").await;
     let kept = app.conversation("usr-ada", "math").await;
     app.turn("usr-ada", &doomed, "one").await;
@@ -344,12 +318,12 @@ async fn deleting_a_conversation_deletes_its_messages() {
     json_with(app.history("usr-ada", &doomed).await, 404).await;
     json_with(app.delete("usr-ada", &doomed).await, 404).await;
     let page = json_with(app.list("usr-ada", "").await, 200).await;
-    assert_eq!(ids(&page), [kept.as_str()]);
+    assert_eq!(item_ids(&page), [kept.as_str()]);
 }
 
 #[tokio::test]
 async fn history_holds_the_conversation_and_its_messages_oldest_first() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
     let id = app.conversation("usr-ada", "math").await;
     let empty = json_with(app.history("usr-ada", &id).await, 200).await;
     assert_eq!(empty["messages"], json!([]));
@@ -383,7 +357,7 @@ async fn history_holds_the_conversation_and_its_messages_oldest_first() {
 
 #[tokio::test]
 async fn history_is_capped_at_the_newest_thousand_messages() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
     let id = app.conversation("usr-ada", "math").await;
     // 1,005 messages written straight to the database, which is faster than
     // 500 turns. Only columns of the first migration, so later ones (with
@@ -421,7 +395,7 @@ async fn history_is_capped_at_the_newest_thousand_messages() {
 
 #[tokio::test]
 async fn another_users_conversation_is_not_found_on_every_endpoint() {
-    let (app, _stack) = start().await;
+    let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
     let id = app.conversation("usr-ada", "math").await;
     app.turn("usr-ada", &id, "mine").await;
     let before = json_with(app.history("usr-ada", &id).await, 200).await;
@@ -439,9 +413,9 @@ async fn another_users_conversation_is_not_found_on_every_endpoint() {
         }
     }
     let page = json_with(app.list("usr-mallory", "").await, 200).await;
-    assert!(ids(&page).is_empty());
+    assert!(item_ids(&page).is_empty());
     let page = json_with(app.list("usr-mallory", "agent_id=math").await, 200).await;
-    assert!(ids(&page).is_empty());
+    assert!(item_ids(&page).is_empty());
 
     assert_eq!(
         json_with(app.history("usr-ada", &id).await, 200).await,

@@ -10,7 +10,7 @@ use confab_kit::testing::Stack;
 use serde_json::{Value, json};
 
 use crate::common::ws::{Envelope, Frame, Ws};
-use crate::common::{TestApp, start_agents, start_slow_agents};
+use crate::common::{TestApp, item_ids, start_agents, start_slow_agents};
 
 /// Each answer of the builtin model waits this long: a math turn (a tool
 /// call, then the answer) stays in flight for twice that.
@@ -47,12 +47,7 @@ async fn fill(chat: &TestApp, user: &str, n: usize) -> Vec<reqwest::Response> {
 /// The ids of the user's conversations.
 async fn conversations(chat: &TestApp, user: &str) -> Vec<String> {
     let page: Value = chat.list(user, "limit=100").await.json().await.unwrap();
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap().to_owned())
-        .collect()
+    item_ids(&page)
 }
 
 #[tokio::test]
@@ -64,13 +59,7 @@ async fn the_fifth_turn_in_flight_of_a_user_is_refused_on_every_http_entry_point
     let mut running = fill(&chat, "usr-ada", 4).await;
     let fifth = chat.conversation("usr-ada", "math").await;
 
-    let path = format!("/chat/conversations/{fifth}/messages");
-    let plain = chat
-        .request(reqwest::Method::POST, &path, "usr-ada")
-        .json(&json!({"message": QUESTION}))
-        .send()
-        .await
-        .unwrap();
+    let plain = chat.post_message("usr-ada", &fifth, QUESTION).await;
     rate_limited(plain).await;
     rate_limited(chat.stream("usr-ada", &fifth, QUESTION).await).await;
     let unified = chat

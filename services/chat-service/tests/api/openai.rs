@@ -4,7 +4,7 @@
 use confab_kit::testing::Stack;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, delta_text, openai_chunks, start_chat};
+use crate::common::{TestApp, assert_event_stream, delta_text, openai_chunks, start_chat};
 
 fn ask(model: &str, text: &str) -> Value {
     json!({"model": model, "messages": [
@@ -93,13 +93,7 @@ async fn a_streamed_completion_sends_role_then_deltas_then_stop_and_done() {
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
     let response = chat.completions("usr-ada", body, None).await;
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert_event_stream(&response);
     let chunks = openai_chunks(response).await;
     assert!(chunks.len() >= 3, "{chunks:?}");
     let first = &chunks[0];

@@ -1,12 +1,11 @@
 //! Turns are owned by the server: a client that goes away loses nothing,
 //! and re-attaches with `Last-Event-ID`.
 
-use confab_kit::testing::Stack;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::common::{TestApp, events, start_agents, streamed_text};
+use crate::common::{TestApp, events, start_chat, streamed_text};
 
 /// `GET …/stream` with `Last-Event-ID: after`; every event as (id, JSON).
 async fn resume(
@@ -43,9 +42,7 @@ async fn numbered(response: reqwest::Response) -> Vec<(u64, Value)> {
 
 #[tokio::test]
 async fn a_client_that_drops_after_the_first_text_loses_nothing_and_resumes_exactly() {
-    let mut stack = Stack::new();
-    let agents = start_agents(30, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(30, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     let words = vec!["word"; 20].join(" ");
 
@@ -93,9 +90,7 @@ async fn a_client_that_drops_after_the_first_text_loses_nothing_and_resumes_exac
 
 #[tokio::test]
 async fn every_reader_of_a_turn_gets_the_same_events() {
-    let mut stack = Stack::new();
-    let agents = start_agents(20, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(20, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     let words = ["word"; 10].join(" ");
 
@@ -111,9 +106,7 @@ async fn every_reader_of_a_turn_gets_the_same_events() {
 
 #[tokio::test]
 async fn re_attaching_is_for_the_owner_only_and_needs_a_reply() {
-    let mut stack = Stack::new();
-    let agents = start_agents(20, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(20, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
 
     let nothing_yet = resume(&chat, "usr-ada", &conversation, None).await;
@@ -147,20 +140,11 @@ async fn re_attaching_is_for_the_owner_only_and_needs_a_reply() {
 
 #[tokio::test]
 async fn a_plain_post_answers_with_the_finished_reply() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     let response = chat
-        .request(
-            reqwest::Method::POST,
-            &format!("/chat/conversations/{conversation}/messages"),
-            "usr-ada",
-        )
-        .json(&serde_json::json!({"message": "What is 6 * 7?"}))
-        .send()
-        .await
-        .unwrap();
+        .post_message("usr-ada", &conversation, "What is 6 * 7?")
+        .await;
     assert_eq!(response.status(), 201);
     let reply: Value = response.json().await.unwrap();
     assert_eq!(reply["role"], "assistant");
@@ -171,16 +155,7 @@ async fn a_plain_post_answers_with_the_finished_reply() {
     let messages = chat.messages("usr-ada", &conversation).await;
     assert_eq!(messages[1], reply, "the answer is the stored message");
 
-    let empty = chat
-        .request(
-            reqwest::Method::POST,
-            &format!("/chat/conversations/{conversation}/messages"),
-            "usr-ada",
-        )
-        .json(&serde_json::json!({"message": "   "}))
-        .send()
-        .await
-        .unwrap();
+    let empty = chat.post_message("usr-ada", &conversation, "   ").await;
     assert_eq!(empty.status(), 422);
     assert_eq!(chat.messages("usr-ada", &conversation).await.len(), 2);
 }

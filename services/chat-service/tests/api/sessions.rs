@@ -13,7 +13,7 @@ use futures_util::stream::BoxStream;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, start_agents};
+use crate::common::{TestApp, assert_event_stream, start_agents};
 
 const QUESTION: &str = "What is 6 * 7?";
 
@@ -57,13 +57,7 @@ impl TestApp {
     /// A follower that is open; its events one by one.
     async fn follower(&self, user: &str, session: &str, last_event_id: Option<&str>) -> Follower {
         let response = self.follow(user, session, last_event_id).await;
-        assert_eq!(response.status(), 200);
-        assert!(
-            response.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/event-stream")
-        );
+        assert_event_stream(&response);
         Follower {
             events: response
                 .bytes_stream()

@@ -6,7 +6,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, start_agents, streamed_text};
+use crate::common::{TestApp, start_agents, start_chat, streamed_text};
 
 #[tokio::test]
 async fn cancel_mid_stream_cancels_the_agents_task_and_keeps_the_message_canceled() {
@@ -72,9 +72,7 @@ async fn cancel_mid_stream_cancels_the_agents_task_and_keeps_the_message_cancele
 
 #[tokio::test]
 async fn a_second_turn_while_one_runs_is_refused_and_writes_nothing() {
-    let mut stack = Stack::new();
-    let agents = start_agents(20, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(20, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "math").await;
     let words = vec!["word"; 30].join(" ");
 
@@ -107,9 +105,7 @@ async fn a_second_turn_while_one_runs_is_refused_and_writes_nothing() {
 
 #[tokio::test]
 async fn an_agent_configured_for_v03_is_spoken_to_in_v03() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |settings| {
+    let (_stack, chat) = start_chat(0, |settings| {
         let math = settings.agents.get_mut("math").unwrap();
         math.protocol_version = Some("0.3".into());
     })
@@ -147,9 +143,7 @@ async fn a_protocol_version_confab_does_not_speak_is_refused_at_start() {
 
 #[tokio::test]
 async fn the_tree_agents_patch_updates_the_conversations_tree_version_by_version() {
-    let mut stack = Stack::new();
-    let agents = start_agents(0, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    let (_stack, chat) = start_chat(0, |_| {}).await;
     let conversation = chat.conversation("usr-ada", "tree").await;
     let events = chat
         .turn("usr-ada", &conversation, "add node Fruits under root")
@@ -167,18 +161,7 @@ async fn the_tree_agents_patch_updates_the_conversations_tree_version_by_version
     assert_eq!(patch[0]["op"], "add");
     assert_eq!(patch[0]["path"], "", "{patch:?}");
 
-    let read: Value = chat
-        .request(
-            reqwest::Method::GET,
-            &format!("/chat/conversations/{conversation}"),
-            "usr-ada",
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let read = chat.read("usr-ada", &conversation).await;
     assert_eq!(read["tree_version"], 1);
     assert_eq!(read["tree"]["children"][0]["label"], "Fruits", "{read}");
 

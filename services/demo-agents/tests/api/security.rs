@@ -34,6 +34,14 @@ async fn assert_refused(response: reqwest::Response, challenge: &str) {
     assert!(body.get("result").is_none(), "{body}");
 }
 
+/// Asserts that a blocking `SendMessage` was answered with a completed task.
+fn assert_completed(answer: &Value) {
+    assert_eq!(
+        answer["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED",
+        "{answer}"
+    );
+}
+
 #[tokio::test]
 async fn a_call_without_an_accepted_credential_is_refused_and_writes_nothing_for_the_user() {
     let agents = Agents::start(0).await;
@@ -65,20 +73,14 @@ async fn a_call_without_an_accepted_credential_is_refused_and_writes_nothing_for
     .await;
 
     // The service token works, and its user's call is recorded...
-    let answer: Value = agents
-        .post(
+    let answer = agents
+        .call(
             "math",
             V1,
             send_message("usr-friend", "What is 6 * 7?", true),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        answer["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED",
-        "{answer}"
-    );
+        .await;
+    assert_completed(&answer);
     let mut recorded = Vec::new();
     for _ in 0..100 {
         recorded = agents.llm_calls("usr-friend").await;
@@ -105,10 +107,7 @@ async fn the_agents_inbound_key_is_accepted_by_that_agent_alone() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        answer["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED",
-        "{answer}"
-    );
+    assert_completed(&answer);
     assert_refused(
         agents.post_with("text", V1, Some(INBOUND_KEY), ask).await,
         r#"Bearer realm="text", error="invalid_token""#,
@@ -185,12 +184,9 @@ async fn past_the_limit_of_running_tasks_a_new_one_is_refused_as_busy_until_one_
     let words = vec!["word"; 100].join(" ");
     let mut running = Vec::new();
     for _ in 0..2 {
-        let started: Value = agents
-            .post("math", V1, send_message("usr-a", &words, false))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let started = agents
+            .call("math", V1, send_message("usr-a", &words, false))
+            .await;
         running.push(started["result"]["task"]["id"].as_str().unwrap().to_owned());
     }
 
@@ -221,12 +217,9 @@ async fn past_the_limit_of_running_tasks_a_new_one_is_refused_as_busy_until_one_
         );
     }
     // The limit is the agent's own: another agent still takes work.
-    let text: Value = agents
-        .post("text", V1, send_message("usr-a", "Uppercase: hi", false))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let text = agents
+        .call("text", V1, send_message("usr-a", "Uppercase: hi", false))
+        .await;
     assert!(text["result"]["task"]["id"].is_string(), "{text}");
 
     // A task that ends stops counting: cancel one, and a new task starts.
@@ -235,14 +228,8 @@ async fn past_the_limit_of_running_tasks_a_new_one_is_refused_as_busy_until_one_
         .await;
     assert_eq!(canceled["result"]["status"]["state"], "TASK_STATE_CANCELED");
     wait_until_ended(&agents, &running[0]).await;
-    let started: Value = agents
-        .post("math", V1, send_message("usr-a", "What is 6 * 7?", true))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        started["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED",
-        "{started}"
-    );
+    let started = agents
+        .call("math", V1, send_message("usr-a", "What is 6 * 7?", true))
+        .await;
+    assert_completed(&started);
 }

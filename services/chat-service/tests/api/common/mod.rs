@@ -62,6 +62,24 @@ pub async fn start_chat(
     (stack, chat)
 }
 
+/// chat-service on a fresh database whose agents `ids` all point at a port
+/// nothing listens on, so every turn fails; the stack keeps it running.
+pub async fn start_chat_with_dead_agents(ids: &[&str]) -> (Stack, TestApp) {
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{dead_port}/");
+    let agents = ids
+        .iter()
+        .map(|id| ((*id).to_owned(), url.clone()))
+        .collect();
+    let mut stack = Stack::new();
+    let chat = TestApp::start(&agents, &mut stack, |_| {}).await;
+    (stack, chat)
+}
+
 pub struct TestApp {
     pub url: String,
     pub http: reqwest::Client,
@@ -209,17 +227,49 @@ impl TestApp {
         .unwrap()
     }
 
-    /// Starts a turn; the response streams its events.
-    pub async fn stream(&self, user: &str, conversation: &str, message: &str) -> reqwest::Response {
+    /// `GET …/messages?{query}`, its body.
+    pub async fn messages_page(&self, user: &str, conversation: &str, query: &str) -> Value {
+        self.page(user, conversation, query)
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `POST …/{endpoint}` with `message`: a turn started over HTTP.
+    async fn post_turn(
+        &self,
+        user: &str,
+        conversation: &str,
+        endpoint: &str,
+        message: &str,
+    ) -> reqwest::Response {
         self.request(
             reqwest::Method::POST,
-            &format!("/chat/conversations/{conversation}/messages/stream"),
+            &format!("/chat/conversations/{conversation}/{endpoint}"),
             user,
         )
         .json(&json!({"message": message}))
         .send()
         .await
         .unwrap()
+    }
+
+    /// Starts a turn; the response streams its events.
+    pub async fn stream(&self, user: &str, conversation: &str, message: &str) -> reqwest::Response {
+        self.post_turn(user, conversation, "messages/stream", message)
+            .await
+    }
+
+    /// `POST …/messages`: a turn answered once it has ended.
+    pub async fn post_message(
+        &self,
+        user: &str,
+        conversation: &str,
+        message: &str,
+    ) -> reqwest::Response {
+        self.post_turn(user, conversation, "messages", message)
+            .await
     }
 
     /// A whole turn: its events.
@@ -242,12 +292,7 @@ impl TestApp {
 
     /// The conversation's messages, oldest first.
     pub async fn messages(&self, user: &str, conversation: &str) -> Vec<Value> {
-        let page: Value = self
-            .page(user, conversation, "")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let page = self.messages_page(user, conversation, "").await;
         page["items"].as_array().unwrap().clone()
     }
 }
@@ -345,6 +390,27 @@ pub async fn events(response: reqwest::Response) -> Vec<Value> {
         .map(|event| serde_json::from_str::<Value>(&event.unwrap().data).unwrap())
         .collect()
         .await
+}
+
+/// Asserts that `response` is a 200 whose body streams server-sent events.
+pub fn assert_event_stream(response: &reqwest::Response) {
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+}
+
+/// The ids of a list page's items, in order.
+pub fn item_ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// The text a turn streamed.

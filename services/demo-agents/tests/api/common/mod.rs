@@ -108,6 +108,11 @@ impl Agents {
         request.send().await.unwrap()
     }
 
+    /// As `post`; the JSON-RPC response, whatever its HTTP status.
+    pub async fn call(&self, agent: &str, version: Option<&str>, body: Value) -> Value {
+        self.post(agent, version, body).await.json().await.unwrap()
+    }
+
     /// A non-streaming call; the whole JSON-RPC response.
     pub async fn rpc(
         &self,
@@ -117,7 +122,7 @@ impl Agents {
         params: Value,
     ) -> Value {
         let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
-        self.post(agent, version, body).await.json().await.unwrap()
+        self.call(agent, version, body).await
     }
 
     /// A streaming call; the JSON-RPC response of each SSE event.
