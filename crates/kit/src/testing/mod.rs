@@ -172,6 +172,24 @@ pub fn init_test_tracing() {
     });
 }
 
+/// The `/metrics` page (Prometheus text) of the service at `base_url`, with
+/// `service_token` sent where the service asks for one (the gateway does).
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test helper: an unexpected error fails the test loudly"
+)]
+pub async fn metrics_page(
+    http: &reqwest::Client,
+    base_url: &str,
+    service_token: Option<&str>,
+) -> String {
+    let mut request = http.get(format!("{base_url}/metrics"));
+    if let Some(token) = service_token {
+        request = request.header(confab_protocol::auth::SERVICE_TOKEN_HEADER, token);
+    }
+    request.send().await.unwrap().text().await.unwrap()
+}
+
 /// The value of the unlabelled metric `name` in a `/metrics` page
 /// (Prometheus text), when it is listed.
 pub fn metric(page: &str, name: &str) -> Option<f64> {

@@ -6,23 +6,15 @@
 
 use std::time::Duration;
 
-use confab_kit::testing::Stack;
+use confab_kit::testing::{Stack, metric, metrics_page};
 use serde_json::json;
 
 use crate::common::ws::Envelope;
 use crate::common::{TestApp, start_agents};
 
 async fn wakeups(chat: &TestApp) -> u64 {
-    let metrics = chat
-        .http
-        .get(format!("{}/metrics", chat.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    confab_kit::testing::metric(&metrics, "chat_socket_wakeups_total").map_or(0, |n| n as u64)
+    let metrics = metrics_page(&chat.http, &chat.url, None).await;
+    metric(&metrics, "chat_socket_wakeups_total").map_or(0, |n| n as u64)
 }
 
 #[tokio::test]

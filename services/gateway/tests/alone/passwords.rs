@@ -6,6 +6,8 @@
 //! One test in its own binary: the metrics recorder is per process, and no
 //! other gateway here may hash while it reads the counts.
 
+use confab_kit::testing::{metric, metrics_page};
+
 use crate::common::Stack;
 
 /// Logins sent at once; each verifies a password (an unknown user's
@@ -25,20 +27,9 @@ async fn peak_under_a_login_flood(stack: &Stack) -> u64 {
     for response in futures_util::future::join_all(logins).await {
         assert_eq!(response.unwrap().status(), 401);
     }
-    let metrics = stack
-        .http
-        .get(format!("{}/metrics", stack.gateway))
-        .header("x-service-token", &stack.service_token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let gauge = |name: &str| {
-        confab_kit::testing::metric(&metrics, name)
-            .unwrap_or_else(|| panic!("no {name}: {metrics}"))
-    };
+    let metrics = metrics_page(&stack.http, &stack.gateway, Some(&stack.service_token)).await;
+    let gauge =
+        |name: &str| metric(&metrics, name).unwrap_or_else(|| panic!("no {name}: {metrics}"));
     // The flood is over: nothing runs or waits.
     assert_eq!(gauge("gateway_password_hashes_running"), 0.0);
     assert_eq!(gauge("gateway_password_hashes_waiting"), 0.0);

@@ -334,16 +334,7 @@ async fn upstream_connections_are_kept_alive_and_replaced_once_closed() {
 
 /// The gateway's `/metrics` text.
 async fn gateway_metrics(stack: &Stack) -> String {
-    stack
-        .http
-        .get(format!("{}/metrics", stack.gateway))
-        .header("x-service-token", &stack.service_token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    confab_kit::testing::metrics_page(&stack.http, &stack.gateway, Some(&stack.service_token)).await
 }
 
 #[tokio::test]

@@ -24,12 +24,7 @@ fn request(stream: bool, include_usage: bool) -> Value {
 #[tokio::test]
 async fn a_completion_answers_and_is_recorded_with_its_usage() {
     let app = Proxy::start(|_| {}).await;
-    let response = app
-        .completions(Some(MATH_KEY))
-        .json(&request(false, false))
-        .send()
-        .await
-        .unwrap();
+    let response = app.complete(&request(false, false)).await;
     assert_eq!(response.status(), 200);
     let call_id = response.headers()["x-confab-call-id"]
         .to_str()
@@ -65,12 +60,7 @@ async fn a_completion_answers_and_is_recorded_with_its_usage() {
 async fn a_streamed_completion_sends_usage_only_to_a_client_that_asked() {
     let app = Proxy::start(|_| {}).await;
     for include_usage in [false, true] {
-        let response = app
-            .completions(Some(MATH_KEY))
-            .json(&request(true, include_usage))
-            .send()
-            .await
-            .unwrap();
+        let response = app.complete(&request(true, include_usage)).await;
         assert_eq!(response.status(), 200);
         let data = sse_data(response).await;
         assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
@@ -116,12 +106,7 @@ async fn a_model_that_breaks_off_streams_what_it_said_then_the_error_and_records
         "stream": true,
         "messages": [{"role": "user", "content": "simulate an error: disk full"}],
     });
-    let response = app
-        .completions(Some(MATH_KEY))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = app.complete(&body).await;
     assert_eq!(response.status(), 200);
     let data = sse_data(response).await;
     let parsed: Vec<Value> = data
@@ -147,12 +132,7 @@ async fn a_model_that_breaks_off_streams_what_it_said_then_the_error_and_records
     // Not streamed, the same rule is an HTTP 500 with OpenAI's error body.
     let mut body = body;
     body["stream"] = json!(false);
-    let response = app
-        .completions(Some(MATH_KEY))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = app.complete(&body).await;
     assert_eq!(response.status(), 500);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "builtin_failure");
@@ -234,45 +214,33 @@ async fn bad_requests_get_a_json_error_and_are_not_recorded() {
     );
 }
 
+/// GET `path` on the proxy, with `key` as the bearer token when there is one.
+async fn get(app: &Proxy, path: &str, key: Option<&str>) -> reqwest::Response {
+    let request = app.http.get(format!("{}{path}", app.url));
+    match key {
+        Some(key) => request.bearer_auth(key),
+        None => request,
+    }
+    .send()
+    .await
+    .unwrap()
+}
+
+/// The JSON body of a GET of `path` with the math agent's key.
+async fn get_json(app: &Proxy, path: &str) -> Value {
+    get(app, path, Some(MATH_KEY)).await.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn models_lists_the_builtin_model() {
     let app = Proxy::start(|_| {}).await;
-    let anonymous = app
-        .http
-        .get(format!("{}/v1/models", app.url))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = get(&app, "/v1/models", None).await;
     assert_eq!(anonymous.status(), 401);
-    let one: Value = app
-        .http
-        .get(format!("{}/v1/models/builtin", app.url))
-        .bearer_auth(MATH_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one = get_json(&app, "/v1/models/builtin").await;
     assert_eq!(one["id"], "builtin");
-    let missing = app
-        .http
-        .get(format!("{}/v1/models/nope", app.url))
-        .bearer_auth(MATH_KEY)
-        .send()
-        .await
-        .unwrap();
+    let missing = get(&app, "/v1/models/nope", Some(MATH_KEY)).await;
     assert_eq!(missing.status(), 404);
-    let models: Value = app
-        .http
-        .get(format!("{}/v1/models", app.url))
-        .bearer_auth(MATH_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = get_json(&app, "/v1/models").await;
     assert_eq!(models["object"], "list");
     assert!(
         models["data"]

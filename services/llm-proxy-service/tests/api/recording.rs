@@ -2,19 +2,15 @@
 //! nothing, and a graceful shutdown writes everything still queued.
 
 use confab_kit::db::Db;
+use confab_kit::testing::{metric, metrics_page};
 use llm_proxy_service::store::llm_calls;
 use llm_proxy_service::store::trace_events::{self, EventFilter};
 use serde_json::json;
 
-use crate::common::{MATH_KEY, Proxy, sse_data};
+use crate::common::{Proxy, sse_data};
 
 async fn streamed_call(proxy: &Proxy) {
-    let response = proxy
-        .completions(Some(MATH_KEY))
-        .json(&json!({"model": "builtin", "stream": true, "messages": [{"role": "user", "content": "alpha beta gamma"}]}))
-        .send()
-        .await
-        .unwrap();
+    let response = proxy.complete(&json!({"model": "builtin", "stream": true, "messages": [{"role": "user", "content": "alpha beta gamma"}]})).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         sse_data(response).await.last().map(String::as_str),
@@ -79,16 +75,8 @@ async fn execute(db: &Db, sql: &str) {
 }
 
 async fn write_failures(proxy: &Proxy) -> f64 {
-    let metrics = proxy
-        .http
-        .get(format!("{}/metrics", proxy.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    confab_kit::testing::metric(&metrics, "llm_proxy_record_write_failures_total").unwrap_or(0.0)
+    let metrics = metrics_page(&proxy.http, &proxy.url, None).await;
+    metric(&metrics, "llm_proxy_record_write_failures_total").unwrap_or(0.0)
 }
 
 #[tokio::test]

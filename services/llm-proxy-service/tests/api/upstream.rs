@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{MATH_KEY, Proxy, Upstream, openai_provider, sse_data};
+use crate::common::{Proxy, Upstream, openai_provider, sse_data};
 
 async fn proxy_for(upstream: &Upstream) -> Proxy {
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
@@ -50,12 +50,7 @@ fn body(model: &str, stream: bool) -> Value {
 async fn fields_the_proxy_does_not_model_reach_the_upstream_untouched() {
     let upstream = Upstream::start().await;
     let proxy = proxy_for(&upstream).await;
-    let response = proxy
-        .completions(Some(MATH_KEY))
-        .json(&body("ok/m", false))
-        .send()
-        .await
-        .unwrap();
+    let response = proxy.complete(&body("ok/m", false)).await;
     assert_eq!(response.status(), 200);
     let completion: Value = response.json().await.unwrap();
     assert_eq!(
@@ -82,12 +77,7 @@ async fn fields_the_proxy_does_not_model_reach_the_upstream_untouched() {
 async fn streaming_asks_the_upstream_for_usage_and_keeps_it_from_a_client_that_did_not() {
     let upstream = Upstream::start().await;
     let proxy = proxy_for(&upstream).await;
-    let response = proxy
-        .completions(Some(MATH_KEY))
-        .json(&body("ok/m", true))
-        .send()
-        .await
-        .unwrap();
+    let response = proxy.complete(&body("ok/m", true)).await;
     assert_eq!(response.status(), 200);
     let data = sse_data(response).await;
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
@@ -109,12 +99,7 @@ async fn streaming_asks_the_upstream_for_usage_and_keeps_it_from_a_client_that_d
 async fn a_500_before_the_first_byte_is_retried() {
     let upstream = Upstream::start().await;
     let proxy = proxy_for(&upstream).await;
-    let response = proxy
-        .completions(Some(MATH_KEY))
-        .json(&body("flaky/m", false))
-        .send()
-        .await
-        .unwrap();
+    let response = proxy.complete(&body("flaky/m", false)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(upstream.flaky_hits(), 2);
     let calls = proxy.calls(1).await;
@@ -128,12 +113,7 @@ async fn an_upstream_that_is_down_falls_back_to_the_next_target() {
     let upstream = Upstream::start().await;
     let proxy = proxy_for(&upstream).await;
     for stream in [false, true] {
-        let response = proxy
-            .completions(Some(MATH_KEY))
-            .json(&body("resilient", stream))
-            .send()
-            .await
-            .unwrap();
+        let response = proxy.complete(&body("resilient", stream)).await;
         assert_eq!(response.status(), 200, "stream: {stream}");
         if stream {
             assert_eq!(
@@ -158,12 +138,7 @@ async fn an_upstream_that_is_down_falls_back_to_the_next_target() {
 async fn a_stream_that_dies_gives_the_client_an_error_and_records_the_partial_output() {
     let upstream = Upstream::start().await;
     let proxy = proxy_for(&upstream).await;
-    let response = proxy
-        .completions(Some(MATH_KEY))
-        .json(&body("dies/m", true))
-        .send()
-        .await
-        .unwrap();
+    let response = proxy.complete(&body("dies/m", true)).await;
     assert_eq!(response.status(), 200);
     let data = sse_data(response).await;
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
@@ -185,12 +160,7 @@ async fn a_stream_that_dies_gives_the_client_an_error_and_records_the_partial_ou
 async fn every_target_failing_is_a_502_and_still_recorded() {
     let upstream = Upstream::start().await;
     let proxy = proxy_for(&upstream).await;
-    let response = proxy
-        .completions(Some(MATH_KEY))
-        .json(&body("down/m", false))
-        .send()
-        .await
-        .unwrap();
+    let response = proxy.complete(&body("down/m", false)).await;
     assert_eq!(response.status(), 502);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "upstream_unavailable");
@@ -203,12 +173,7 @@ async fn every_target_failing_is_a_502_and_still_recorded() {
 async fn an_upstream_refusal_is_passed_to_the_client_without_retry() {
     let upstream = Upstream::start().await;
     let proxy = proxy_for(&upstream).await;
-    let response = proxy
-        .completions(Some(MATH_KEY))
-        .json(&body("refuses/m", false))
-        .send()
-        .await
-        .unwrap();
+    let response = proxy.complete(&body("refuses/m", false)).await;
     assert_eq!(response.status(), 400);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["type"], "invalid_request_error");

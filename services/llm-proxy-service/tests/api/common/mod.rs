@@ -84,6 +84,16 @@ impl Proxy {
         }
     }
 
+    /// Sends `body` as a completion request with the math agent's key, and
+    /// answers the proxy's response.
+    pub async fn complete(&self, body: &Value) -> reqwest::Response {
+        self.completions(Some(MATH_KEY))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Waits until `n` calls of usr-ada are recorded (the recorder writes
     /// off the request path, a moment after the client got its answer).
     pub async fn calls(&self, n: usize) -> Vec<LlmCall> {
