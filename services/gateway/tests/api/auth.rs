@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Stack, error_code};
+use crate::common::{Stack, assert_error, error_code, fetch_json, send, with_admin};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -55,26 +55,21 @@ async fn registration_checks_its_input_and_refuses_a_taken_name() {
         assert_eq!(response.status(), status, "{body}");
         assert_eq!(error_code(response).await, code, "{body}");
     }
-    let malformed = stack
-        .http
-        .post(format!("{}/api/v1/auth/register", stack.gateway))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let register_raw = |body: String| {
+        let request = stack.post("/api/v1/auth/register");
+        send(
+            request
+                .header("content-type", "application/json")
+                .body(body),
+        )
+    };
+    let malformed = register_raw("{not json".into()).await;
     assert_eq!(malformed.status(), 400);
-    let oversized = stack
-        .http
-        .post(format!("{}/api/v1/auth/register", stack.gateway))
-        .header("content-type", "application/json")
-        .body(format!(
-            r#"{{"username":"bob","password":"{}"}}"#,
-            "p".repeat(2 << 20)
-        ))
-        .send()
-        .await
-        .unwrap();
+    let oversized = register_raw(format!(
+        r#"{{"username":"bob","password":"{}"}}"#,
+        "p".repeat(2 << 20)
+    ))
+    .await;
     assert_eq!(oversized.status(), 413);
     assert_eq!(error_code(oversized).await, "body_too_large");
     // Nothing of the refused attempts was stored: "bob" is still free.
@@ -84,7 +79,7 @@ async fn registration_checks_its_input_and_refuses_a_taken_name() {
 #[tokio::test]
 async fn login_takes_json_or_an_oauth2_password_form() {
     let stack = Stack::start().await;
-    stack.register("ada", PASSWORD).await;
+    assert_eq!(stack.register("ada", PASSWORD).await.status(), 201);
     let json_login = stack.login("ADA", PASSWORD).await;
     assert_eq!(json_login.status(), 200);
     assert_eq!(json_login.headers()["cache-control"], "no-store");
@@ -99,36 +94,23 @@ async fn login_takes_json_or_an_oauth2_password_form() {
         .unwrap();
     assert_eq!(me["username"], "ada");
 
-    let form = stack
-        .http
-        .post(format!("{}/api/v1/auth/login", stack.gateway))
-        .form(&[
-            ("grant_type", "password"),
+    let form_login = |grant_type: &'static str| {
+        let form = [
+            ("grant_type", grant_type),
             ("username", "ada"),
             ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ];
+        send(stack.post("/api/v1/auth/login").form(&form))
+    };
+    let form = form_login("password").await;
     assert_eq!(form.status(), 200);
-    let wrong_grant = stack
-        .http
-        .post(format!("{}/api/v1/auth/login", stack.gateway))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("username", "ada"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let wrong_grant = form_login("client_credentials").await;
     assert_eq!(wrong_grant.status(), 400);
     assert_eq!(error_code(wrong_grant).await, "unsupported_grant_type");
 
     for (username, password) in [("ada", "wrong password"), ("nobody", PASSWORD)] {
         let refused = stack.login(username, password).await;
-        assert_eq!(refused.status(), 401);
-        assert_eq!(error_code(refused).await, "unauthorized");
+        assert_error(refused, 401, "unauthorized", username).await;
     }
 }
 
@@ -356,8 +338,7 @@ async fn login_limits_count_an_ipv6_client_by_its_64() {
     .await;
     let login_from = |ip: &'static str| {
         stack
-            .http
-            .post(format!("{}/api/v1/auth/login", stack.gateway))
+            .post("/api/v1/auth/login")
             .header("x-forwarded-for", ip)
             .json(&json!({"username": "nobody", "password": "wrong password"}))
             .send()
@@ -408,17 +389,8 @@ async fn chat_posts_are_limited_per_user() {
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
     // Reading is not limited, and another user has their own allowance.
-    assert_eq!(
-        stack
-            .http
-            .get(format!("{}/api/v1/conversations", stack.gateway))
-            .bearer_auth(&ada.token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    let reading = stack.get("/api/v1/conversations").bearer_auth(&ada.token);
+    assert_eq!(send(reading).await.status(), 200);
     assert_eq!(
         stack.create_conversation(&bob, json!({})).await.status(),
         201
@@ -427,69 +399,33 @@ async fn chat_posts_are_limited_per_user() {
 
 #[tokio::test]
 async fn the_configured_admin_is_bootstrapped_and_may_rotate_the_signing_key() {
-    let stack = Stack::start_with(|settings| {
-        settings.admin.username = "root".into();
-        settings.admin.password = "admin password".into();
-    })
-    .await;
-    let admin: Value = stack
-        .login("root", "admin password")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let admin_token = admin["access_token"].as_str().unwrap().to_owned();
+    let stack = Stack::start_with_admin().await;
+    let admin_token = stack.admin_token().await;
     let me: Value = stack.me(&admin_token).await.json().await.unwrap();
     assert_eq!(me["role"], "admin");
 
     let user = stack.user("ada").await;
-    let keys_url = format!("{}/api/v1/admin/signing-keys", stack.gateway);
-    let forbidden = stack
-        .http
-        .post(&keys_url)
-        .bearer_auth(&user.token)
-        .send()
-        .await
-        .unwrap();
+    let keys = "/api/v1/admin/signing-keys";
+    let forbidden = send(stack.post(keys).bearer_auth(&user.token)).await;
     assert_eq!(forbidden.status(), 403);
-    let anonymous = stack.http.post(&keys_url).send().await.unwrap();
+    let anonymous = send(stack.post(keys)).await;
     assert_eq!(anonymous.status(), 401);
 
     // The services learn the current key while it is the only one.
     let conversations = format!("{}/chat/conversations", stack.chat);
     let traces = format!("{}/llm-calls", stack.llm);
     for url in [&conversations, &traces] {
-        let before = stack
-            .http
-            .get(url)
-            .bearer_auth(&user.token)
-            .send()
-            .await
-            .unwrap();
+        let before = send(stack.http.get(url).bearer_auth(&user.token)).await;
         assert_eq!(before.status(), 200, "{url}");
     }
 
-    let rotated = stack
-        .http
-        .post(&keys_url)
-        .bearer_auth(&admin_token)
-        .send()
-        .await
-        .unwrap();
+    let rotated = send(stack.post(keys).bearer_auth(&admin_token)).await;
     assert_eq!(rotated.status(), 201);
     let new_kid = rotated.json::<Value>().await.unwrap()["kid"]
         .as_str()
         .unwrap()
         .to_owned();
-    let jwks: Value = stack
-        .http
-        .get(format!("{}/.well-known/jwks.json", stack.gateway))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = fetch_json(stack.get("/.well-known/jwks.json")).await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()
@@ -498,16 +434,7 @@ async fn the_configured_admin_is_bootstrapped_and_may_rotate_the_signing_key() {
         .collect();
     assert_eq!(kids.len(), 2, "{jwks}");
     assert_eq!(kids[0], new_kid);
-    let listed: Value = stack
-        .http
-        .get(&keys_url)
-        .bearer_auth(&admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = fetch_json(stack.get(keys).bearer_auth(&admin_token)).await;
     assert_eq!(listed["items"][0]["active"], true);
     assert_eq!(listed["items"][1]["active"], false);
     assert!(listed["items"][1]["retired_at"].is_string());
@@ -520,7 +447,7 @@ async fn the_configured_admin_is_bootstrapped_and_may_rotate_the_signing_key() {
     assert_eq!(kid_of(fresh_token), new_kid);
     for url in [&conversations, &traces] {
         for token in [fresh_token, user.token.as_str()] {
-            let response = stack.http.get(url).bearer_auth(token).send().await.unwrap();
+            let response = send(stack.http.get(url).bearer_auth(token)).await;
             assert_eq!(response.status(), 200, "{url}");
         }
     }
@@ -607,13 +534,7 @@ async fn role_of_root(gateway: &str) -> Value {
 #[tokio::test]
 async fn an_existing_user_with_the_admin_name_stops_the_start_and_stays_a_user() {
     let database = root_registered_first().await;
-    let err = gateway_on(&database, |settings| {
-        settings.admin.username = "root".into();
-        settings.admin.password = "admin password".into();
-    })
-    .await
-    .err()
-    .unwrap();
+    let err = gateway_on(&database, with_admin).await.err().unwrap();
     let message = format!("{err:#}");
     assert!(message.contains("promote_existing"), "{message}");
     assert!(message.contains("'root'"), "{message}");
@@ -627,8 +548,7 @@ async fn an_existing_user_with_the_admin_name_stops_the_start_and_stays_a_user()
 async fn an_existing_user_is_promoted_when_the_operator_allows_it() {
     let database = root_registered_first().await;
     let (url, _handle) = gateway_on(&database, |settings| {
-        settings.admin.username = "root".into();
-        settings.admin.password = "admin password".into();
+        with_admin(settings);
         settings.admin.promote_existing = true;
     })
     .await

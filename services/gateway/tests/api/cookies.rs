@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 
 use crate::common::echo::stack_with_echo;
 use crate::common::ws::try_connect_with;
-use crate::common::{Stack, error_code};
+use crate::common::{ADMIN_NAME, ADMIN_PASSWORD, Stack, error_code};
 
 const PASSWORD: &str = "correct horse battery";
 const MARKER: (&str, &str) = ("x-confab-client", "console");
@@ -740,12 +740,8 @@ async fn no_other_origin_is_ever_allowed_to_send_the_console_marker() {
 
 #[tokio::test]
 async fn an_admin_signed_in_by_cookie_rotates_keys_only_from_the_console() {
-    let stack = Stack::start_with(|settings| {
-        settings.admin.username = "root".into();
-        settings.admin.password = "admin password".into();
-    })
-    .await;
-    let response = login(&stack, "root", "admin password", &[MARKER]).await;
+    let stack = Stack::start_with_admin().await;
+    let response = login(&stack, ADMIN_NAME, ADMIN_PASSWORD, &[MARKER]).await;
     let lines = set_cookies(&response);
     let access = cookie_value(&lines, "confab_access");
     let cookie = ("cookie", &*format!("confab_access={access}"));

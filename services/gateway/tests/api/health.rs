@@ -2,9 +2,7 @@
 //! and answers unknown routes with the JSON error body. The gateway's
 //! /metrics is for the service token and admins only.
 
-use serde_json::Value;
-
-use crate::common::{Stack, error_code};
+use crate::common::{Stack, assert_error, error_code, fetch_json, send};
 
 #[tokio::test]
 async fn every_service_reports_health_readiness_and_metrics() {
@@ -16,36 +14,18 @@ async fn every_service_reports_health_readiness_and_metrics() {
         ("demo-agents", &stack.math_agent),
     ];
     for (name, base) in services {
-        let health: Value = stack
-            .http
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = fetch_json(stack.http.get(format!("{base}/health"))).await;
         assert_eq!(health["status"], "ok", "{name}");
         assert_eq!(health["service"], name);
         assert!(health["version"].as_str().is_some());
 
-        let ready = stack
-            .http
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .unwrap();
+        let ready = send(stack.http.get(format!("{base}/ready"))).await;
         assert_eq!(ready.status(), 200, "{name}");
 
         // The gateway serves its metrics to the service token only (or an
         // admin); the services behind it to anyone who reaches them.
-        let metrics = stack
-            .http
-            .get(format!("{base}/metrics"))
-            .header("x-service-token", &stack.service_token)
-            .send()
-            .await
-            .unwrap();
+        let metrics = stack.http.get(format!("{base}/metrics"));
+        let metrics = send(metrics.header("x-service-token", &stack.service_token)).await;
         assert_eq!(metrics.status(), 200);
         let text = metrics.text().await.unwrap();
         assert!(
@@ -58,21 +38,15 @@ async fn every_service_reports_health_readiness_and_metrics() {
 #[tokio::test]
 async fn request_ids_are_kept_or_made() {
     let stack = Stack::start().await;
-    let given = stack
-        .http
-        .get(format!("{}/health", stack.gateway))
-        .header("x-request-id", "req-from-client-1")
-        .send()
-        .await
-        .unwrap();
+    let given = send(
+        stack
+            .get("/health")
+            .header("x-request-id", "req-from-client-1"),
+    )
+    .await;
     assert_eq!(given.headers()["x-request-id"], "req-from-client-1");
 
-    let made = stack
-        .http
-        .get(format!("{}/health", stack.chat))
-        .send()
-        .await
-        .unwrap();
+    let made = send(stack.http.get(format!("{}/health", stack.chat))).await;
     let id = made.headers()["x-request-id"].to_str().unwrap();
     assert_eq!(id.len(), 36, "a UUID: {id}");
 }
@@ -87,28 +61,18 @@ async fn unknown_routes_answer_with_the_json_error_body() {
         format!("{}/no/such/thing", stack.chat),
         format!("{}/no/such/thing", stack.llm),
     ] {
-        let response = stack.http.get(url).send().await.unwrap();
-        assert_eq!(response.status(), 404);
-        assert_eq!(error_code(response).await, "not_found");
+        let response = send(stack.http.get(&url)).await;
+        assert_error(response, 404, "not_found", &url).await;
     }
 }
 
 #[tokio::test]
 async fn the_gateways_metrics_are_for_the_service_token_and_admins_only() {
-    let stack = Stack::start_with(|settings| {
-        settings.admin.username = "root".into();
-        settings.admin.password = "admin password".into();
-    })
-    .await;
+    let stack = Stack::start_with_admin().await;
     let user = stack.user("ada").await;
-    let admin: Value = stack
-        .login("root", "admin password")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let admin_token = admin["access_token"].as_str().unwrap();
-    let metrics = || stack.http.get(format!("{}/metrics", stack.gateway));
+    let admin_token = stack.admin_token().await;
+    let admin_token = admin_token.as_str();
+    let metrics = || stack.get("/metrics");
 
     // Refused: nobody, a plain user, a wrong service token, a broken token.
     for (what, request, status) in [
@@ -137,12 +101,7 @@ async fn the_gateways_metrics_are_for_the_service_token_and_admins_only() {
         );
     }
     // The same path spelled with an escape reaches the same guard.
-    let escaped = stack
-        .http
-        .get(format!("{}/%6Detrics", stack.gateway))
-        .send()
-        .await
-        .unwrap();
+    let escaped = send(stack.get("/%6Detrics")).await;
     assert_ne!(escaped.status(), 200);
 
     // Served: the service token, an admin.
@@ -171,12 +130,7 @@ async fn the_gateways_metrics_are_for_the_service_token_and_admins_only() {
 
     // Health and readiness stay public.
     for path in ["/health", "/ready"] {
-        let response = stack
-            .http
-            .get(format!("{}{path}", stack.gateway))
-            .send()
-            .await
-            .unwrap();
+        let response = send(stack.get(path)).await;
         assert_eq!(response.status(), 200, "{path}");
     }
 }

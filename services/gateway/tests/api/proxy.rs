@@ -8,33 +8,29 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::common::echo::stack_with_echo;
-use crate::common::{Stack, error_code};
+use crate::common::{Stack, error_code, fetch_json, send};
 
 #[tokio::test]
 async fn forged_identity_from_a_client_never_reaches_an_upstream() {
     let (stack, _echo) = stack_with_echo(|_| {}).await;
     let user = stack.user("ada").await;
     let body = json!({"text": "hi", "_auth": {"user_id": "usr-victim", "role": "admin"}});
-    let seen: Value = stack
-        .http
-        .post(format!("{}/echo/things?x=1", stack.gateway))
-        .bearer_auth(&user.token)
-        .header("x-user-id", "usr-victim")
-        .header("x-user-role", "admin")
-        .header("x-user-name", "victim")
-        .header("x-service-token", "guessed-token")
-        .header("x-request-id", "req-abc")
-        .header(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        )
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seen = fetch_json(
+        stack
+            .post("/echo/things?x=1")
+            .bearer_auth(&user.token)
+            .header("x-user-id", "usr-victim")
+            .header("x-user-role", "admin")
+            .header("x-user-name", "victim")
+            .header("x-service-token", "guessed-token")
+            .header("x-request-id", "req-abc")
+            .header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
+            .json(&body),
+    )
+    .await;
     let headers = &seen["headers"];
     assert_eq!(seen["path"], "/echo/things");
     assert_eq!(seen["query"], "x=1");
@@ -63,18 +59,14 @@ async fn forged_identity_from_a_client_never_reaches_an_upstream() {
     assert_ne!(parts[2], "00f067aa0ba902b7");
 
     // On a route without auth injection the forged headers are dropped too.
-    let raw: Value = stack
-        .http
-        .post(format!("{}/raw", stack.gateway))
-        .header("x-user-id", "usr-victim")
-        .header("x-service-token", "confab-dev-service-token")
-        .body("plain")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let raw = fetch_json(
+        stack
+            .post("/raw")
+            .header("x-user-id", "usr-victim")
+            .header("x-service-token", "confab-dev-service-token")
+            .body("plain"),
+    )
+    .await;
     assert!(raw["headers"].get("x-user-id").is_none(), "{raw}");
     assert!(raw["headers"].get("x-service-token").is_none(), "{raw}");
     assert_eq!(raw["body"], "plain");
@@ -91,19 +83,15 @@ async fn agent_and_conversation_headers_from_a_client_never_reach_an_upstream() 
     // these as the call's attribution: they are the gateway's to set, not a
     // client's.
     for path in ["/echo/x", "/raw/x"] {
-        let seen: Value = stack
-            .http
-            .post(format!("{}{path}", stack.gateway))
-            .bearer_auth(&user.token)
-            .header("x-agent-id", "math")
-            .header("X-Conversation-Id", "conv-victim")
-            .json(&json!({"text": "hi"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let seen = fetch_json(
+            stack
+                .post(path)
+                .bearer_auth(&user.token)
+                .header("x-agent-id", "math")
+                .header("X-Conversation-Id", "conv-victim")
+                .json(&json!({"text": "hi"})),
+        )
+        .await;
         let headers = &seen["headers"];
         assert!(headers.get("x-agent-id").is_none(), "{path}: {headers}");
         assert!(
@@ -142,30 +130,16 @@ async fn agent_and_conversation_headers_from_a_client_never_reach_an_upstream() 
 async fn an_operator_route_maps_its_own_prefix_onto_a_service() {
     let (stack, _echo) = stack_with_echo(|_| {}).await;
     let user = stack.user("ada").await;
-    let created = stack
-        .http
-        .post(format!("{}/api/legacy/chats", stack.gateway))
-        .bearer_auth(&user.token)
-        .json(&json!({"title": "via the operator's route"}))
-        .send()
-        .await
-        .unwrap();
+    let legacy = stack.post("/api/legacy/chats").bearer_auth(&user.token);
+    let created = send(legacy.json(&json!({"title": "via the operator's route"}))).await;
     assert_eq!(created.status(), 201);
     let id = created.json::<Value>().await.unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
     // The default route sees the same conversation.
-    let got: Value = stack
-        .http
-        .get(format!("{}/api/v1/conversations/{id}", stack.gateway))
-        .bearer_auth(&user.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let conversation = format!("/api/v1/conversations/{id}");
+    let got = fetch_json(stack.get(&conversation).bearer_auth(&user.token)).await;
     assert_eq!(got["title"], "via the operator's route");
 }
 
@@ -176,38 +150,25 @@ async fn bodies_over_the_limit_get_413_whether_streamed_or_read() {
     let big = "x".repeat(100 * 1024);
 
     // Read whole (auth injected): refused.
-    let injected = stack
-        .http
-        .post(format!("{}/echo", stack.gateway))
-        .bearer_auth(&user.token)
-        .json(&json!({"text": big}))
-        .send()
-        .await
-        .unwrap();
+    let body = json!({"text": big});
+    let injected = send(stack.post("/echo").bearer_auth(&user.token).json(&body)).await;
     assert_eq!(injected.status(), 413);
     assert_eq!(error_code(injected).await, "body_too_large");
 
     // Declared too long: refused before anything is read.
-    let declared = stack
-        .http
-        .post(format!("{}/raw", stack.gateway))
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
+    let declared = send(stack.post("/raw").body(big.clone())).await;
     assert_eq!(declared.status(), 413);
 
     // Streamed (chunked, no length): cut off once it passes the limit.
     let chunks = |n: usize| {
         futures_util::stream::iter((0..n).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 8 * 1024])))
     };
-    let streamed = stack
-        .http
-        .post(format!("{}/raw", stack.gateway))
-        .body(reqwest::Body::wrap_stream(chunks(13)))
-        .send()
-        .await
-        .unwrap();
+    let streamed = send(
+        stack
+            .post("/raw")
+            .body(reqwest::Body::wrap_stream(chunks(13))),
+    )
+    .await;
     assert_eq!(streamed.status(), 413);
     assert_eq!(error_code(streamed).await, "body_too_large");
     assert!(
@@ -216,16 +177,12 @@ async fn bodies_over_the_limit_get_413_whether_streamed_or_read() {
     );
 
     // Under the limit, a streamed body arrives whole.
-    let fits: Value = stack
-        .http
-        .post(format!("{}/raw", stack.gateway))
-        .body(reqwest::Body::wrap_stream(chunks(4)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fits = fetch_json(
+        stack
+            .post("/raw")
+            .body(reqwest::Body::wrap_stream(chunks(4))),
+    )
+    .await;
     assert_eq!(fits["body_len"], 32 * 1024);
     assert_eq!(fits["headers"]["transfer-encoding"], json!(["chunked"]));
 }
@@ -233,12 +190,7 @@ async fn bodies_over_the_limit_get_413_whether_streamed_or_read() {
 #[tokio::test]
 async fn sse_events_pass_through_one_by_one() {
     let (stack, echo) = stack_with_echo(|_| {}).await;
-    let response = stack
-        .http
-        .get(format!("{}/sse", stack.gateway))
-        .send()
-        .await
-        .unwrap();
+    let response = send(stack.get("/sse")).await;
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut body = response.bytes_stream();
     let mut seen = Vec::new();
@@ -260,20 +212,10 @@ async fn sse_events_pass_through_one_by_one() {
 #[tokio::test]
 async fn an_upstream_that_is_down_gets_502_and_a_slow_one_504() {
     let (stack, _echo) = stack_with_echo(|_| {}).await;
-    let down = stack
-        .http
-        .get(format!("{}/down", stack.gateway))
-        .send()
-        .await
-        .unwrap();
+    let down = send(stack.get("/down")).await;
     assert_eq!(down.status(), 502);
     assert_eq!(error_code(down).await, "upstream_unavailable");
-    let slow = stack
-        .http
-        .get(format!("{}/slow", stack.gateway))
-        .send()
-        .await
-        .unwrap();
+    let slow = send(stack.get("/slow")).await;
     assert_eq!(slow.status(), 504);
     assert_eq!(error_code(slow).await, "upstream_timeout");
 }
@@ -283,12 +225,7 @@ async fn upstream_connections_are_kept_alive_and_replaced_once_closed() {
     // One worker: every request below uses the same worker's connections.
     let (stack, echo) = stack_with_echo(|settings| settings.server.workers = 1).await;
     let peer_port = || async {
-        let response = stack
-            .http
-            .get(format!("{}/raw/keep-alive", stack.gateway))
-            .send()
-            .await
-            .unwrap();
+        let response = send(stack.get("/raw/keep-alive")).await;
         assert_eq!(response.status(), 200);
         response.json::<Value>().await.unwrap()["peer_port"]
             .as_u64()
@@ -306,13 +243,7 @@ async fn upstream_connections_are_kept_alive_and_replaced_once_closed() {
     // A reply the client abandons half read: while it is read, its
     // connection carries nothing else; abandoned, it cannot be reused, and
     // the next request must not notice.
-    let mut abandoned = stack
-        .http
-        .get(format!("{}/sse", stack.gateway))
-        .send()
-        .await
-        .unwrap()
-        .bytes_stream();
+    let mut abandoned = send(stack.get("/sse")).await.bytes_stream();
     let event = abandoned.next().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&event).contains("first"));
     let during = peer_port().await;
@@ -390,11 +321,7 @@ async fn cors_answers_configured_origins_only() {
     .await;
     let preflight = |origin: &'static str| {
         stack
-            .http
-            .request(
-                reqwest::Method::OPTIONS,
-                format!("{}/api/v1/conversations", stack.gateway),
-            )
+            .request(reqwest::Method::OPTIONS, "/api/v1/conversations")
             .header("origin", origin)
             .header("access-control-request-method", "POST")
             .header(
@@ -423,13 +350,10 @@ async fn cors_answers_configured_origins_only() {
 
     let user = stack.user("ada").await;
     let actual = stack
-        .http
-        .get(format!("{}/api/v1/conversations", stack.gateway))
+        .get("/api/v1/conversations")
         .bearer_auth(&user.token)
-        .header("origin", "http://app.example.com")
-        .send()
-        .await
-        .unwrap();
+        .header("origin", "http://app.example.com");
+    let actual = send(actual).await;
     assert_eq!(actual.status(), 200);
     assert_eq!(
         actual.headers()["access-control-allow-origin"],
@@ -447,24 +371,15 @@ async fn without_configured_origins_no_cors_headers_are_sent() {
     let (stack, _echo) = stack_with_echo(|_| {}).await;
     let user = stack.user("ada").await;
     let health = stack
-        .http
-        .get(format!("{}/health", stack.gateway))
+        .get("/health")
         .header("origin", "http://app.example.com");
     let proxied = stack
-        .http
-        .get(format!("{}/api/v1/conversations", stack.gateway))
+        .get("/api/v1/conversations")
         .bearer_auth(&user.token)
         .header("origin", "http://app.example.com");
-    let plain = stack
-        .http
-        .get(format!("{}/api/v1/conversations", stack.gateway))
-        .bearer_auth(&user.token);
+    let plain = stack.get("/api/v1/conversations").bearer_auth(&user.token);
     let preflight = stack
-        .http
-        .request(
-            reqwest::Method::OPTIONS,
-            format!("{}/api/v1/conversations", stack.gateway),
-        )
+        .request(reqwest::Method::OPTIONS, "/api/v1/conversations")
         .header("origin", "http://app.example.com")
         .header("access-control-request-method", "POST");
     for request in [health, proxied, plain, preflight] {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Error as WsError;
 
 use crate::common::ws::{Frame, connect, try_connect};
-use crate::common::{Stack, User};
+use crate::common::{Stack, User, assert_error, fetch_json, send};
 
 /// The gateway's signing key and its kid, read from its database.
 async fn signing_key(stack: &Stack) -> (String, EncodingKey, String) {
@@ -124,30 +124,13 @@ async fn forged_or_broken_tokens_get_401_from_every_service() {
     ];
     // The genuine token works everywhere, so a 401 below is the token's doing.
     for url in &urls {
-        let ok = stack
-            .http
-            .get(url)
-            .bearer_auth(&user.token)
-            .send()
-            .await
-            .unwrap();
+        let ok = send(stack.http.get(url).bearer_auth(&user.token)).await;
         assert_eq!(ok.status(), 200, "{url}");
     }
     for (what, token) in bad_tokens(&stack, &user).await {
         for url in &urls {
-            let response = stack
-                .http
-                .get(url)
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 401, "{what}: {url}");
-            assert_eq!(
-                crate::common::error_code(response).await,
-                "unauthorized",
-                "{what}: {url}"
-            );
+            let response = send(stack.http.get(url).bearer_auth(&token)).await;
+            assert_error(response, 401, "unauthorized", &format!("{what}: {url}")).await;
         }
     }
 }
@@ -206,33 +189,20 @@ async fn a_client_cannot_pose_as_the_gateway_to_the_services() {
         .http
         .post(format!("{}/chat/conversations", stack.chat))
         .bearer_auth(&user.token)
-        .json(&json!({"title": "x", "_auth": {"user_id": victim.id, "role": "admin"}}))
-        .send()
-        .await
-        .unwrap();
+        .json(&json!({"title": "x", "_auth": {"user_id": victim.id, "role": "admin"}}));
+    let forged = send(forged).await;
     assert_eq!(forged.status(), 401);
     // The same through the gateway: the forgery is replaced, the user's own
     // identity is what chat-service sees.
-    let through: Value = stack
-        .http
-        .post(format!("{}/api/v1/conversations", stack.gateway))
+    let through = stack
+        .post("/api/v1/conversations")
         .bearer_auth(&user.token)
         .header("x-user-id", victim.id.as_str())
         .header("x-service-token", "confab-dev-service-token")
-        .json(&json!({"title": "mine", "_auth": {"user_id": victim.id, "role": "admin"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json(&json!({"title": "mine", "_auth": {"user_id": victim.id, "role": "admin"}}));
+    let through = fetch_json(through).await;
     let mine = through["id"].as_str().unwrap();
-    let theirs = stack
-        .http
-        .get(format!("{}/api/v1/conversations/{mine}", stack.gateway))
-        .bearer_auth(&victim.token)
-        .send()
-        .await
-        .unwrap();
+    let theirs = stack.get(&format!("/api/v1/conversations/{mine}"));
+    let theirs = send(theirs.bearer_auth(&victim.token)).await;
     assert_eq!(theirs.status(), 404, "the conversation is the forger's own");
 }

@@ -7,16 +7,19 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Stack, error_code, sse_events};
+use crate::common::{Stack, error_code, fetch_json, send, sse_events};
 
 const QUESTION: &str = "What is 6 * 7?";
 
 impl Stack {
     fn seed(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.gateway))
-            .bearer_auth(token)
+        self.request(method, path).bearer_auth(token)
     }
+}
+
+/// How many messages a history page holds.
+fn messages_in(history: &Value) -> usize {
+    history["messages"].as_array().unwrap().len()
 }
 
 #[tokio::test]
@@ -24,36 +27,18 @@ async fn seed_000_sessions_are_default_routes_with_or_without_a_trailing_slash()
     let stack = Stack::start().await;
     let ada = stack.user("ada").await;
     // Created with no body at all, as the seed's playground does.
-    let created = stack
-        .seed(Method::POST, "/api/chat/sessions/", &ada.token)
-        .send()
-        .await
-        .unwrap();
+    let created = send(stack.seed(Method::POST, "/api/chat/sessions/", &ada.token)).await;
     assert_eq!(created.status(), 201);
     let session: Value = created.json().await.unwrap();
     let id = session["id"].as_str().unwrap();
 
     for path in ["/api/chat/sessions", "/api/chat/sessions/"] {
-        let list: Value = stack
-            .seed(Method::GET, path, &ada.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = fetch_json(stack.seed(Method::GET, path, &ada.token)).await;
         assert_eq!(list["items"][0]["id"], id, "{path}: {list}");
     }
-    let turn = stack
-        .seed(
-            Method::POST,
-            &format!("/api/chat/sessions/{id}/messages/stream"),
-            &ada.token,
-        )
-        .json(&json!({"message": QUESTION}))
-        .send()
-        .await
-        .unwrap();
+    let stream = format!("/api/chat/sessions/{id}/messages/stream");
+    let turn = stack.seed(Method::POST, &stream, &ada.token);
+    let turn = send(turn.json(&json!({"message": QUESTION}))).await;
     assert_eq!(turn.status(), 200);
     let events = sse_events(turn).await;
     let text: String = events
@@ -74,61 +59,23 @@ async fn seed_000_sessions_are_default_routes_with_or_without_a_trailing_slash()
         format!("/api/chat/sessions/{id}/history"),
         format!("/api/chat/sessions/{id}/messages/"),
     ] {
-        let response = stack
-            .seed(Method::GET, &path, &ada.token)
-            .send()
-            .await
-            .unwrap();
+        let response = send(stack.seed(Method::GET, &path, &ada.token)).await;
         assert_eq!(response.status(), 200, "{path}");
     }
-    let history: Value = stack
-        .seed(
-            Method::GET,
-            &format!("/api/chat/sessions/{id}/history"),
-            &ada.token,
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        history["messages"].as_array().unwrap().len(),
-        2,
-        "{history}"
-    );
+    let history = format!("/api/chat/sessions/{id}/history");
+    let history = fetch_json(stack.seed(Method::GET, &history, &ada.token)).await;
+    assert_eq!(messages_in(&history), 2, "{history}");
 
     // Bob, and nobody, cannot reach it.
     let bob = stack.user("bob").await;
-    let response = stack
-        .seed(
-            Method::GET,
-            &format!("/api/chat/sessions/{id}/"),
-            &bob.token,
-        )
-        .send()
-        .await
-        .unwrap();
+    let session = format!("/api/chat/sessions/{id}/");
+    let response = send(stack.seed(Method::GET, &session, &bob.token)).await;
     assert_eq!(response.status(), 404);
-    let response = stack
-        .http
-        .get(format!("{}/api/chat/sessions/{id}", stack.gateway))
-        .send()
-        .await
-        .unwrap();
+    let response = send(stack.get(&format!("/api/chat/sessions/{id}"))).await;
     assert_eq!(response.status(), 401);
     assert_eq!(error_code(response).await, "unauthorized");
 
-    let deleted = stack
-        .seed(
-            Method::DELETE,
-            &format!("/api/chat/sessions/{id}/"),
-            &ada.token,
-        )
-        .send()
-        .await
-        .unwrap();
+    let deleted = send(stack.seed(Method::DELETE, &session, &ada.token)).await;
     assert_eq!(deleted.status(), 204);
 }
 
@@ -136,67 +83,35 @@ async fn seed_000_sessions_are_default_routes_with_or_without_a_trailing_slash()
 async fn seed_003_agent_chat_is_a_default_route_that_continues_its_session() {
     let stack = Stack::start().await;
     let ada = stack.user("ada").await;
-    let first: Value = stack
+    let first = stack
         .seed(Method::POST, "/api/v1/agent/chat", &ada.token)
-        .json(&json!({"message": QUESTION, "session_id": null, "character_id": 526379435}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json(&json!({"message": QUESTION, "session_id": null, "character_id": 526379435}));
+    let first = fetch_json(first).await;
     assert_eq!(first["status"], "idle", "{first}");
     let session_id = first["session_id"].as_str().unwrap();
 
-    let streamed = stack
-        .seed(Method::POST, "/api/v1/agent/chat/stream", &ada.token)
-        .json(&json!({"message": QUESTION, "session_id": session_id}))
-        .send()
-        .await
-        .unwrap();
+    let streamed = stack.seed(Method::POST, "/api/v1/agent/chat/stream", &ada.token);
+    let streamed =
+        send(streamed.json(&json!({"message": QUESTION, "session_id": session_id}))).await;
     assert_eq!(streamed.status(), 200);
     let events = sse_events(streamed).await;
     let done = &events.last().unwrap().1;
     assert_eq!(done["type"], "done", "{events:?}");
     assert_eq!(done["session_id"], session_id);
 
-    let history: Value = stack
-        .seed(
-            Method::GET,
-            &format!("/api/v1/agent/chat/history/{session_id}?limit=3"),
-            &ada.token,
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(history["session_id"], session_id);
-    assert_eq!(history["message_count"], 4);
-    assert_eq!(
-        history["messages"].as_array().unwrap().len(),
-        3,
-        "{history}"
-    );
+    let history = format!("/api/v1/agent/chat/history/{session_id}");
+    let last_three = format!("{history}?limit=3");
+    let page = fetch_json(stack.seed(Method::GET, &last_three, &ada.token)).await;
+    assert_eq!(page["session_id"], session_id);
+    assert_eq!(page["message_count"], 4);
+    assert_eq!(messages_in(&page), 3, "{page}");
 
     let bob = stack.user("bob").await;
-    let response = stack
-        .seed(
-            Method::GET,
-            &format!("/api/v1/agent/chat/history/{session_id}"),
-            &bob.token,
-        )
-        .send()
-        .await
-        .unwrap();
+    let response = send(stack.seed(Method::GET, &history, &bob.token)).await;
     assert_eq!(response.status(), 404);
-    let response = stack
-        .seed(Method::POST, "/api/v1/agent/chat", &bob.token)
-        .json(&json!({"message": QUESTION, "session_id": session_id}))
-        .send()
-        .await
-        .unwrap();
+    let response = stack.seed(Method::POST, "/api/v1/agent/chat", &bob.token);
+    let response =
+        send(response.json(&json!({"message": QUESTION, "session_id": session_id}))).await;
     assert_eq!(response.status(), 404);
     assert_eq!(error_code(response).await, "not_found");
 }

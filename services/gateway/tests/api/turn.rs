@@ -4,7 +4,7 @@
 use confab_kit::db::Db;
 use serde_json::{Value, json};
 
-use crate::common::{Stack, error_code, sse_events};
+use crate::common::{Stack, User, error_code, fetch_json, send, sse_events};
 
 /// The LLM calls recorded for a user, once `expected` of them are written
 /// (the proxy records off the request path, a moment after answering).
@@ -26,11 +26,17 @@ async fn llm_calls_of(
     calls
 }
 
-#[tokio::test]
-async fn a_turn_streams_through_every_service_and_is_persisted() {
+/// A fresh stack with ada registered and logged in, and a conversation of hers.
+async fn ada_in_a_conversation() -> (Stack, User, String) {
     let stack = Stack::start().await;
     let ada = stack.user("ada").await;
     let conversation = stack.conversation(&ada).await;
+    (stack, ada, conversation)
+}
+
+#[tokio::test]
+async fn a_turn_streams_through_every_service_and_is_persisted() {
+    let (stack, ada, conversation) = ada_in_a_conversation().await;
 
     let response = stack
         .post_stream(&ada, &conversation, "hello from ada")
@@ -110,11 +116,9 @@ async fn a_turn_streams_through_every_service_and_is_persisted() {
 
 #[tokio::test]
 async fn a_second_turn_gets_the_next_sequence_numbers() {
-    let stack = Stack::start().await;
-    let ada = stack.user("ada").await;
-    let conversation = stack.conversation(&ada).await;
+    let (stack, ada, conversation) = ada_in_a_conversation().await;
     for text in ["one", "two"] {
-        let events = sse_events(stack.post_stream(&ada, &conversation, text).await).await;
+        let events = stack.turn(&ada, &conversation, text).await;
         assert_eq!(events.last().unwrap().1["status"], "complete");
     }
     let seqs: Vec<i64> = stack
@@ -128,15 +132,9 @@ async fn a_second_turn_gets_the_next_sequence_numbers() {
 
 #[tokio::test]
 async fn a_model_breaking_off_leaves_an_incomplete_reply_with_its_words_and_is_traced() {
-    let stack = Stack::start().await;
-    let ada = stack.user("ada").await;
-    let conversation = stack.conversation(&ada).await;
-    let events = sse_events(
-        stack
-            .post_stream(&ada, &conversation, "simulate an error: disk full")
-            .await,
-    )
-    .await;
+    let (stack, ada, conversation) = ada_in_a_conversation().await;
+    let breaking_off = "simulate an error: disk full";
+    let events = stack.turn(&ada, &conversation, breaking_off).await;
     let of_type = |kind: &'static str| {
         events
             .iter()
@@ -212,17 +210,11 @@ async fn a_forged_auth_from_a_client_never_reaches_chat_service() {
 
     // Identity headers and a service token from a client are dropped too.
     let response = stack
-        .http
-        .get(format!(
-            "{}/api/v1/conversations/{id}/messages",
-            stack.gateway
-        ))
+        .get(&format!("/api/v1/conversations/{id}/messages"))
         .bearer_auth(&ada.token)
         .header("x-user-id", &mallory.id)
-        .header("x-service-token", "confab-dev-service-token")
-        .send()
-        .await
-        .unwrap();
+        .header("x-service-token", "confab-dev-service-token");
+    let response = send(response).await;
     assert_eq!(response.status(), 404);
 }
 
@@ -243,28 +235,21 @@ async fn a_forged_auth_in_a_body_the_gateway_cannot_rebuild_gets_400() {
         r#"{"title":"x","_auth":{"user_id":"usr-victim"},"n":1e400}"#.to_owned(),
     ] {
         let response = stack
-            .http
-            .post(format!("{}/api/v1/conversations", stack.gateway))
+            .post("/api/v1/conversations")
             .bearer_auth(&mallory.token)
             .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+            .body(body.clone());
+        let response = send(response).await;
         assert_eq!(response.status(), 400, "{}", &body[..60]);
         assert_eq!(error_code(response).await, "unsupported_json");
     }
     // Nothing was created.
-    let listed: Value = stack
-        .http
-        .get(format!("{}/api/v1/conversations", stack.gateway))
-        .bearer_auth(&mallory.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = fetch_json(
+        stack
+            .get("/api/v1/conversations")
+            .bearer_auth(&mallory.token),
+    )
+    .await;
     assert_eq!(listed["items"], json!([]), "{listed}");
 }
 
@@ -274,48 +259,29 @@ async fn identity_sent_straight_to_chat_service_needs_the_service_token() {
     let url = format!("{}/chat/conversations", stack.chat);
     let body = json!({"title": "x", "_auth": {"user_id": "usr-someone"}});
 
-    let response = stack.http.post(&url).json(&body).send().await.unwrap();
+    let post = || stack.http.post(&url);
+
+    let response = send(post().json(&body)).await;
     assert_eq!(response.status(), 401);
     assert_eq!(error_code(response).await, "unauthorized");
 
-    let response = stack
-        .http
-        .post(&url)
-        .header("x-service-token", "wrong")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = send(post().header("x-service-token", "wrong").json(&body)).await;
     assert_eq!(response.status(), 401);
 
-    let response = stack
-        .http
-        .post(&url)
-        .header("x-user-id", "usr-someone")
-        .json(&json!({"title": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let identity_only = post().header("x-user-id", "usr-someone");
+    let response = send(identity_only.json(&json!({"title": "x"}))).await;
     assert_eq!(response.status(), 401);
 
     // With the service token the same request is accepted.
-    let response = stack
-        .http
-        .post(&url)
-        .header("x-service-token", "confab-dev-service-token")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let with_token = post().header("x-service-token", "confab-dev-service-token");
+    let response = send(with_token.json(&body)).await;
     assert_eq!(response.status(), 201);
 }
 
 #[tokio::test]
 async fn another_users_conversation_is_not_found() {
-    let stack = Stack::start().await;
-    let ada = stack.user("ada").await;
+    let (stack, ada, conversation) = ada_in_a_conversation().await;
     let mallory = stack.user("mallory").await;
-    let conversation = stack.conversation(&ada).await;
 
     let response = stack.post_stream(&mallory, &conversation, "hello").await;
     assert_eq!(response.status(), 404);
@@ -326,9 +292,7 @@ async fn another_users_conversation_is_not_found() {
 
 #[tokio::test]
 async fn bad_turn_input_gets_a_json_error_and_writes_nothing() {
-    let stack = Stack::start().await;
-    let ada = stack.user("ada").await;
-    let conversation = stack.conversation(&ada).await;
+    let (stack, ada, conversation) = ada_in_a_conversation().await;
 
     let cases: Vec<(String, u16, &str)> = vec![
         ("{\"message\": \"unterminated".into(), 400, "malformed_json"),
@@ -377,10 +341,7 @@ async fn requests_without_a_valid_token_are_refused_at_the_gateway() {
         Some("not-a-jwt"),
         Some("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."),
     ] {
-        let mut request = stack
-            .http
-            .post(format!("{}/api/v1/conversations", stack.gateway))
-            .json(&json!({}));
+        let mut request = stack.post("/api/v1/conversations").json(&json!({}));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -396,14 +357,11 @@ async fn a_user_token_is_accepted_by_the_services_directly() {
     let ada = stack.user("ada").await;
 
     // chat-service: the token instead of the gateway's identity.
-    let response = stack
+    let direct = stack
         .http
         .post(format!("{}/chat/conversations", stack.chat))
-        .bearer_auth(&ada.token)
-        .json(&json!({"title": "direct"}))
-        .send()
-        .await
-        .unwrap();
+        .bearer_auth(&ada.token);
+    let response = send(direct.json(&json!({"title": "direct"}))).await;
     assert_eq!(response.status(), 201);
     let conversation: Value = response.json().await.unwrap();
     let id = conversation["id"].as_str().unwrap();
@@ -414,15 +372,13 @@ async fn a_user_token_is_accepted_by_the_services_directly() {
     );
 
     // llm-proxy-service: a user may call the proxy, attributed to them.
-    let response = stack
+    let completion = stack
         .http
         .post(format!("{}/v1/chat/completions", stack.llm))
         .bearer_auth(&ada.token)
         .header("x-user-id", "usr-someone-else")
-        .json(&json!({"model": "builtin", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+        .json(&json!({"model": "builtin", "messages": [{"role": "user", "content": "hi"}]}));
+    let response = send(completion).await;
     assert_eq!(response.status(), 200);
     let calls = llm_calls_of(&stack.llm_db, &ada.id, 1).await;
     assert_eq!(
@@ -438,14 +394,7 @@ async fn a_user_token_is_accepted_by_the_services_directly() {
         format!("{}/chat/conversations", stack.chat),
         format!("{}/v1/chat/completions", stack.llm),
     ] {
-        let response = stack
-            .http
-            .post(url)
-            .bearer_auth(&tampered)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
+        let response = send(stack.http.post(url).bearer_auth(&tampered).json(&json!({}))).await;
         assert_eq!(response.status(), 401);
     }
 }
@@ -466,15 +415,9 @@ fn transcript(events: &[(String, Value)]) -> (String, Vec<String>) {
 
 #[tokio::test]
 async fn the_math_agent_answers_with_its_calculator() {
-    let stack = Stack::start().await;
-    let ada = stack.user("ada").await;
-    let conversation = stack.conversation(&ada).await;
-    let events = sse_events(
-        stack
-            .post_stream(&ada, &conversation, "What is 6 * (3 + 4)?")
-            .await,
-    )
-    .await;
+    let (stack, ada, conversation) = ada_in_a_conversation().await;
+    let question = "What is 6 * (3 + 4)?";
+    let events = stack.turn(&ada, &conversation, question).await;
     let (text, kinds) = transcript(&events);
     assert_eq!(text, "The answer is 42.");
     assert!(
@@ -516,24 +459,16 @@ async fn the_text_agent_counts_words() {
         .await
         .unwrap();
     let conversation = created["id"].as_str().unwrap();
-    let events = sse_events(
-        stack
-            .post_stream(
-                &ada,
-                conversation,
-                "Count the words in: the quick brown fox",
-            )
-            .await,
-    )
-    .await;
+    let events = stack
+        .turn(
+            &ada,
+            conversation,
+            "Count the words in: the quick brown fox",
+        )
+        .await;
     assert_eq!(events[0].1["agent_id"], "text");
     assert_eq!(transcript(&events).0, "That text has 4 words.");
-    let events = sse_events(
-        stack
-            .post_stream(&ada, conversation, "uppercase: confab")
-            .await,
-    )
-    .await;
+    let events = stack.turn(&ada, conversation, "uppercase: confab").await;
     assert_eq!(transcript(&events).0, "Here it is: CONFAB");
 }
 
@@ -541,18 +476,9 @@ async fn the_text_agent_counts_words() {
 async fn the_agents_are_listed_with_their_cards() {
     let stack = Stack::start().await;
     let ada = stack.user("ada").await;
-    let url = format!("{}/api/v1/agents", stack.gateway);
-    assert_eq!(stack.http.get(&url).send().await.unwrap().status(), 401);
-    let page: Value = stack
-        .http
-        .get(&url)
-        .bearer_auth(&ada.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let agents = "/api/v1/agents";
+    assert_eq!(send(stack.get(agents)).await.status(), 401);
+    let page = fetch_json(stack.get(agents).bearer_auth(&ada.token)).await;
     let items = page["items"].as_array().unwrap();
     let ids: Vec<&str> = items.iter().map(|a| a["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["math", "text", "tree"]);

@@ -29,6 +29,17 @@ pub struct Stack {
     _stack: testing::Stack,
 }
 
+/// The name of the admin `with_admin` configures.
+pub const ADMIN_NAME: &str = "root";
+/// That admin's password (long enough for the gateway to accept it).
+pub const ADMIN_PASSWORD: &str = "admin password";
+
+/// Makes `ADMIN_NAME` (with `ADMIN_PASSWORD`) the admin the gateway bootstraps.
+pub fn with_admin(settings: &mut gateway::Settings) {
+    settings.admin.username = ADMIN_NAME.into();
+    settings.admin.password = ADMIN_PASSWORD.into();
+}
+
 /// A registered, logged-in user.
 pub struct User {
     pub id: String,
@@ -101,38 +112,49 @@ impl Stack {
         }
     }
 
+    /// The stack with the gateway bootstrapping the `with_admin` admin.
+    pub async fn start_with_admin() -> Stack {
+        Self::start_with(with_admin).await
+    }
+
+    /// Logs the `with_admin` admin in and returns its access token.
+    pub async fn admin_token(&self) -> String {
+        let login = self.login(ADMIN_NAME, ADMIN_PASSWORD).await;
+        let tokens: Value = login.json().await.unwrap();
+        tokens["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A request to the gateway at `path`.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.gateway))
+    }
+
+    /// A `GET` of the gateway's `path`.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path)
+    }
+
+    /// A `POST` to the gateway's `path`.
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, path)
+    }
+
     pub async fn register(&self, username: &str, password: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/api/v1/auth/register", self.gateway))
-            .json(&json!({"username": username, "password": password}))
-            .send()
+        self.auth_post("register", credentials(username, password))
             .await
-            .unwrap()
     }
 
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/api/v1/auth/login", self.gateway))
-            .json(&json!({"username": username, "password": password}))
-            .send()
+        self.auth_post("login", credentials(username, password))
             .await
-            .unwrap()
     }
 
     /// Registers and logs in a user.
     pub async fn user(&self, username: &str) -> User {
-        let registered: Value = self
-            .register(username, "correct horse battery")
-            .await
-            .json()
-            .await
-            .unwrap();
-        let tokens: Value = self
-            .login(username, "correct horse battery")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let password = "correct horse battery";
+        let registered = self.register(username, password).await;
+        let registered: Value = registered.json().await.unwrap();
+        let tokens: Value = self.login(username, password).await.json().await.unwrap();
         User {
             id: registered["id"].as_str().unwrap().to_owned(),
             token: tokens["access_token"].as_str().unwrap().to_owned(),
@@ -215,6 +237,16 @@ impl Stack {
             .await
     }
 
+    /// Posts a turn and reads its events to the end.
+    pub async fn turn(
+        &self,
+        user: &User,
+        conversation: &str,
+        message: &str,
+    ) -> Vec<(String, Value)> {
+        sse_events(self.post_stream(user, conversation, message).await).await
+    }
+
     pub async fn messages(&self, user: &User, conversation: &str) -> reqwest::Response {
         self.http
             .get(format!(
@@ -239,6 +271,11 @@ impl Stack {
     }
 }
 
+/// The JSON body of a registration or a login.
+fn credentials(username: &str, password: &str) -> Value {
+    json!({"username": username, "password": password})
+}
+
 /// Reads an SSE response to its end: each event's `id` and JSON `data`.
 pub async fn sse_events(response: reqwest::Response) -> Vec<(String, Value)> {
     let mut events = Vec::new();
@@ -248,6 +285,23 @@ pub async fn sse_events(response: reqwest::Response) -> Vec<(String, Value)> {
         events.push((event.id, serde_json::from_str(&event.data).unwrap()));
     }
     events
+}
+
+/// Sends `request`; a request that gets no response fails the test.
+pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.unwrap()
+}
+
+/// Sends `request` and reads its response's JSON body.
+pub async fn fetch_json(request: reqwest::RequestBuilder) -> Value {
+    send(request).await.json().await.unwrap()
+}
+
+/// Asserts that `response` has `status` and the JSON error `code`; `case`
+/// says what was sent, for the failure message.
+pub async fn assert_error(response: reqwest::Response, status: u16, code: &str, case: &str) {
+    assert_eq!(response.status(), status, "{case}");
+    assert_eq!(error_code(response).await, code, "{case}");
 }
 
 /// Asserts the JSON error body and returns its code.
