@@ -190,6 +190,45 @@ pub async fn metrics_page(
     request.send().await.unwrap().text().await.unwrap()
 }
 
+/// The JSON a service answers to a GET of `url` asked as the services ask:
+/// with the service token and the user's id (`X-User-Id`).
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test helper: an unexpected error fails the test loudly"
+)]
+pub async fn get_as_service(
+    http: &reqwest::Client,
+    url: &str,
+    service_token: &str,
+    user_id: &str,
+) -> serde_json::Value {
+    http.get(url)
+        .header(confab_protocol::auth::SERVICE_TOKEN_HEADER, service_token)
+        .header(confab_protocol::auth::USER_ID_HEADER, user_id)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Asserts that `response` is a 200 whose body streams server-sent events.
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test helper: an unexpected error fails the test loudly"
+)]
+pub fn assert_event_stream(response: &reqwest::Response) {
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap();
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "content-type {content_type}"
+    );
+}
+
 /// The value of the unlabelled metric `name` in a `/metrics` page
 /// (Prometheus text), when it is listed.
 pub fn metric(page: &str, name: &str) -> Option<f64> {

@@ -1,10 +1,10 @@
 //! The OpenAI chat-completions API of chat-service (`/chat/completions`,
 //! `/chat/models`) against the real demo agents: `model` is the agent.
 
-use confab_kit::testing::Stack;
+use confab_kit::testing::{Stack, assert_event_stream};
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, assert_event_stream, delta_text, openai_chunks, start_chat};
+use crate::common::{TestApp, delta_text, openai_chunks, start_chat};
 
 fn ask(model: &str, text: &str) -> Value {
     json!({"model": model, "messages": [

@@ -6,14 +6,14 @@
 
 use std::time::Duration;
 
-use confab_kit::testing::Stack;
+use confab_kit::testing::{Stack, assert_event_stream};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, assert_event_stream, start_agents};
+use crate::common::{TestApp, start_agents};
 
 const QUESTION: &str = "What is 6 * 7?";
 

@@ -121,14 +121,6 @@ async fn assert_refused_and_cleared(response: reqwest::Response, code: &str, con
     assert_eq!(error_code(response).await, code, "{context}");
 }
 
-fn post(stack: &Stack, path: &str) -> RequestBuilder {
-    stack.http.post(format!("{}{path}", stack.gateway))
-}
-
-fn get(stack: &Stack, path: &str) -> RequestBuilder {
-    stack.http.get(format!("{}{path}", stack.gateway))
-}
-
 /// Sends `request` with the `headers` (a browser's `Cookie` and `Origin`,
 /// the console marker) added.
 async fn send(request: RequestBuilder, headers: &[(&str, &str)]) -> reqwest::Response {
@@ -147,7 +139,7 @@ async fn login(
     headers: &[(&str, &str)],
 ) -> reqwest::Response {
     let credentials = json!({"username": username, "password": password});
-    let request = post(stack, "/api/v1/auth/login").json(&credentials);
+    let request = stack.post("/api/v1/auth/login").json(&credentials);
     send(request, headers).await
 }
 
@@ -170,7 +162,7 @@ async fn registered(stack: &Stack, username: &str) -> Session {
 
 /// The user's conversations, as the owner of `token` lists them.
 async fn conversation_count(stack: &Stack, token: &str) -> usize {
-    let list = get(stack, "/api/v1/conversations").bearer_auth(token);
+    let list = stack.get("/api/v1/conversations").bearer_auth(token);
     let page: Value = send(list, &[]).await.json().await.unwrap();
     page["items"].as_array().unwrap().len()
 }
@@ -236,7 +228,7 @@ async fn api_clients_keep_the_json_form_and_get_no_cookies() {
     // An empty body is still malformed without a cookie.
     for endpoint in ["refresh", "logout"] {
         let path = format!("/api/v1/auth/{endpoint}");
-        let empty = send(post(&stack, &path), &[("content-type", "application/json")]).await;
+        let empty = send(stack.post(&path), &[("content-type", "application/json")]).await;
         assert_eq!(empty.status(), 400, "{endpoint}");
         assert!(set_cookies(&empty).is_empty());
         assert_eq!(error_code(empty).await, "malformed_json");
@@ -258,21 +250,21 @@ async fn api_clients_keep_the_json_form_and_get_no_cookies() {
 /// `GET /api/v1/auth/me` signed in by the access cookie `access` alone.
 async fn me_by_cookie(stack: &Stack, access: &str) -> reqwest::Response {
     let cookie = format!("confab_access={access}");
-    send(get(stack, "/api/v1/auth/me"), &[("cookie", &cookie)]).await
+    send(stack.get("/api/v1/auth/me"), &[("cookie", &cookie)]).await
 }
 
 /// A console refresh by the cookie `refresh`, from the console's origin.
 async fn cookie_refresh(stack: &Stack, refresh: &str) -> reqwest::Response {
     let cookie = format!("confab_refresh={refresh}");
     let headers = [("cookie", cookie.as_str()), ("origin", &stack.gateway)];
-    send(post(stack, "/api/v1/auth/refresh"), &headers).await
+    send(stack.post("/api/v1/auth/refresh"), &headers).await
 }
 
 /// A refresh by the cookie `refresh` with the console marker and no Origin.
 async fn marked_refresh(stack: &Stack, refresh: &str) -> reqwest::Response {
     let cookie = format!("confab_refresh={refresh}");
     send(
-        post(stack, "/api/v1/auth/refresh"),
+        stack.post("/api/v1/auth/refresh"),
         &[("cookie", &cookie), MARKER],
     )
     .await
@@ -311,7 +303,7 @@ async fn a_refresh_by_cookie_rotates_and_the_old_cookie_is_then_refused_as_reuse
             ("origin", &stack.gateway),
             ("content-type", "application/json"),
         ];
-        let response = send(post(&stack, "/api/v1/auth/refresh").body(body), &headers).await;
+        let response = send(stack.post("/api/v1/auth/refresh").body(body), &headers).await;
         assert_eq!(response.status(), 200, "{body:?}");
         let lines = set_cookies(&response);
         let (refresh, attrs) = parse_line(line_of(&lines, "confab_refresh"));
@@ -345,7 +337,7 @@ async fn a_refresh_cookie_from_another_site_or_without_origin_or_marker_is_refus
         vec![cookie, ("origin", "null"), MARKER],
         vec![cookie],
     ] {
-        let refused = send(post(&stack, "/api/v1/auth/refresh"), &headers).await;
+        let refused = send(stack.post("/api/v1/auth/refresh"), &headers).await;
         // Another site cannot sign the console out either.
         assert_csrf_rejected(refused, &format!("{headers:?}")).await;
     }
@@ -360,7 +352,7 @@ async fn a_token_in_the_body_wins_over_the_cookie() {
     let user = stack.user("ada").await;
     let console = console_login(&stack, "ada").await;
     let body = json!({"refresh_token": user.refresh_token});
-    let request = post(&stack, "/api/v1/auth/refresh").json(&body);
+    let request = stack.post("/api/v1/auth/refresh").json(&body);
     let response = send(request, &[("cookie", &console.refresh_cookie())]).await;
     assert_eq!(response.status(), 200);
     assert!(set_cookies(&response).is_empty());
@@ -378,7 +370,7 @@ async fn logout_by_cookie_clears_both_cookies_and_the_refresh_cookie_stops_worki
     let other = console_login(&stack, "ada").await;
 
     let both = format!("{}; {}", session.access_cookie(), session.refresh_cookie());
-    let logout = send(post(&stack, LOGOUT), &[("cookie", &both), MARKER]).await;
+    let logout = send(stack.post(LOGOUT), &[("cookie", &both), MARKER]).await;
     assert_eq!(logout.status(), 204);
     assert_cleared(&set_cookies(&logout));
 
@@ -389,13 +381,13 @@ async fn logout_by_cookie_clears_both_cookies_and_the_refresh_cookie_stops_worki
     assert_eq!(still.status(), 200);
 
     // Signing out with nothing left to revoke is still a sign-out.
-    let again = send(post(&stack, LOGOUT), &[MARKER]).await;
+    let again = send(stack.post(LOGOUT), &[MARKER]).await;
     assert_eq!(again.status(), 204);
     assert_cleared(&set_cookies(&again));
 
     // From another site: refused, nothing revoked, nothing cleared.
     let headers = [("cookie", &*other.refresh_cookie()), ("origin", EVIL)];
-    let cross_site = send(post(&stack, LOGOUT), &headers).await;
+    let cross_site = send(stack.post(LOGOUT), &headers).await;
     assert_csrf_rejected(cross_site, "logout").await;
 }
 
@@ -408,7 +400,7 @@ async fn everywhere_by_the_access_cookie_signs_out_every_login() {
     let body = json!({"everywhere": true});
     let access_cookie = session.access_cookie();
     let cookie = ("cookie", access_cookie.as_str());
-    let request = || post(&stack, LOGOUT).json(&body);
+    let request = || stack.post(LOGOUT).json(&body);
     let cross_site = send(request(), &[cookie, ("origin", EVIL)]).await;
     assert_eq!(cross_site.status(), 403);
     let refreshed = stack.refresh(&user.refresh_token).await;
@@ -438,14 +430,14 @@ async fn the_access_cookie_signs_in_me_and_proxied_reads_and_same_origin_writes(
     let bob = stack.user("bob").await;
 
     let with_theme = format!("theme=dark; {}", session.access_cookie());
-    let me = send(get(&stack, "/api/v1/auth/me"), &[("cookie", &with_theme)]).await;
+    let me = send(stack.get("/api/v1/auth/me"), &[("cookie", &with_theme)]).await;
     let me: Value = me.json().await.unwrap();
     assert_eq!(me["username"], "ada");
 
     let access_cookie = session.access_cookie();
     let cookie = ("cookie", access_cookie.as_str());
     let title = json!({"title": "from the console"});
-    let create = || post(&stack, "/api/v1/conversations").json(&title);
+    let create = || stack.post("/api/v1/conversations").json(&title);
     let created = send(create(), &[cookie, ("origin", &stack.gateway)]).await;
     assert_eq!(created.status(), 201);
     let conversation: Value = created.json().await.unwrap();
@@ -462,14 +454,14 @@ async fn the_access_cookie_signs_in_me_and_proxied_reads_and_same_origin_writes(
         assert_eq!(refused.status(), 403, "{headers:?}");
         assert_eq!(error_code(refused).await, "csrf_rejected");
     }
-    let list = get(&stack, "/api/v1/conversations");
+    let list = stack.get("/api/v1/conversations");
     let list = send(list, &[cookie, ("origin", EVIL)]).await;
     assert_eq!(list.status(), 200, "a read is not a state change");
     let page: Value = list.json().await.unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
     let id = conversation["id"].as_str().unwrap();
     let path = format!("/api/v1/conversations/{id}");
-    let one = send(get(&stack, &path), &[cookie]).await;
+    let one = send(stack.get(&path), &[cookie]).await;
     assert_eq!(one.status(), 200);
     let delete = stack.http.delete(format!("{}{path}", stack.gateway));
     let deleted = send(delete, &[cookie, ("origin", EVIL)]).await;
@@ -477,7 +469,8 @@ async fn the_access_cookie_signs_in_me_and_proxied_reads_and_same_origin_writes(
 
     // A bearer token is not a browser's doing: no Origin rule, and it wins
     // over the cookie.
-    let by_bob = post(&stack, "/api/v1/conversations")
+    let by_bob = stack
+        .post("/api/v1/conversations")
         .bearer_auth(&bob.token)
         .json(&json!({}));
     let as_bob = send(by_bob, &[cookie, ("origin", EVIL)]).await;
@@ -575,7 +568,7 @@ async fn an_invalid_or_hostile_cookie_gets_401_not_500() {
         let me = me_by_cookie(&stack, value).await;
         assert_eq!(me.status(), 401, "{value:.40}");
         assert_eq!(error_code(me).await, "unauthorized");
-        let proxied = send(get(&stack, "/api/v1/conversations"), &[("cookie", &cookie)]).await;
+        let proxied = send(stack.get("/api/v1/conversations"), &[("cookie", &cookie)]).await;
         assert_eq!(proxied.status(), 401, "{value:.40}");
         let ws = try_connect_with(
             &format!("{}/ws/chat", stack.gateway),
@@ -591,7 +584,8 @@ async fn an_invalid_or_hostile_cookie_gets_401_not_500() {
         assert_refused_and_cleared(refresh, "invalid_refresh_token", &context).await;
     }
     // A Cookie header that is not UTF-8 is no cookie at all.
-    let binary = get(&stack, "/api/v1/auth/me")
+    let binary = stack
+        .get("/api/v1/auth/me")
         .header(
             "cookie",
             reqwest::header::HeaderValue::from_bytes(b"confab_access=\xff\xfe").unwrap(),
@@ -625,7 +619,7 @@ async fn cookies_are_secure_over_https_and_the_origin_follows_the_scheme() {
         assert!(attrs.contains(&"secure".to_owned()), "{lines:?}");
     }
     let cookie = format!("confab_refresh={}", cookie_value(&lines, "confab_refresh"));
-    let logout = send(post(&stack, LOGOUT), &[("cookie", &cookie), https, origin]).await;
+    let logout = send(stack.post(LOGOUT), &[("cookie", &cookie), https, origin]).await;
     assert_eq!(logout.status(), 204);
     for line in set_cookies(&logout) {
         assert!(line.contains("; Secure"), "{line}");
@@ -647,7 +641,7 @@ async fn settings_force_secure_cookies_and_trust_another_origin() {
     let lines = set_cookies(&response);
     assert!(lines.iter().all(|l| l.contains("; Secure")), "{lines:?}");
     let cookie = format!("confab_access={}", cookie_value(&lines, "confab_access"));
-    let create = || post(&stack, "/api/v1/conversations").json(&json!({}));
+    let create = || stack.post("/api/v1/conversations").json(&json!({}));
     let created = send(create(), &[("cookie", &cookie), console]).await;
     assert_eq!(created.status(), 201);
     let other = ("origin", "https://other.example");
@@ -668,14 +662,14 @@ async fn the_upstream_never_sees_the_gateways_cookies() {
     );
     // An auth-injected route signed in by the cookie, and a plain one.
     for path in ["/echo/x", "/raw/x"] {
-        let seen = send(get(&stack, path), &[("cookie", &both)]).await;
+        let seen = send(stack.get(path), &[("cookie", &both)]).await;
         let seen: Value = seen.json().await.unwrap();
         assert_eq!(
             seen["headers"]["cookie"],
             json!(["theme=dark; lang=en"]),
             "{path}"
         );
-        let request = post(&stack, path).json(&json!({"a": 1}));
+        let request = stack.post(path).json(&json!({"a": 1}));
         let headers = [
             ("cookie", &*session.access_cookie()),
             ("origin", &stack.gateway),
@@ -746,11 +740,11 @@ async fn an_admin_signed_in_by_cookie_rotates_keys_only_from_the_console() {
     let access = cookie_value(&lines, "confab_access");
     let cookie = ("cookie", &*format!("confab_access={access}"));
     let keys = "/api/v1/admin/signing-keys";
-    let listed = send(get(&stack, keys), &[cookie]).await;
+    let listed = send(stack.get(keys), &[cookie]).await;
     assert_eq!(listed.status(), 200);
-    let cross_site = send(post(&stack, keys), &[cookie, ("origin", EVIL)]).await;
+    let cross_site = send(stack.post(keys), &[cookie, ("origin", EVIL)]).await;
     assert_eq!(cross_site.status(), 403);
     assert_eq!(error_code(cross_site).await, "csrf_rejected");
-    let rotated = send(post(&stack, keys), &[cookie, ("origin", &stack.gateway)]).await;
+    let rotated = send(stack.post(keys), &[cookie, ("origin", &stack.gateway)]).await;
     assert_eq!(rotated.status(), 201);
 }

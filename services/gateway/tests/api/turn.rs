@@ -2,6 +2,7 @@
 //! llm-proxy-service, and the ways a client can get it wrong.
 
 use confab_kit::db::Db;
+use confab_kit::testing::assert_event_stream;
 use serde_json::{Value, json};
 
 use crate::common::{Stack, User, error_code, fetch_json, send, sse_events};
@@ -41,13 +42,7 @@ async fn a_turn_streams_through_every_service_and_is_persisted() {
     let response = stack
         .post_stream(&ada, &conversation, "hello from ada")
         .await;
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert_event_stream(&response);
     let events = sse_events(response).await;
 
     let types: Vec<&str> = events

@@ -2,6 +2,7 @@
 //! `since=` (from memory and, after a restart, from the database), and a
 //! subscriber that stops reading.
 
+use confab_kit::testing::get_as_service;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -92,17 +93,8 @@ const EVENTS_PER_CALL: usize = 5;
 /// The stored events of one agent and user, as `GET /traces` shows them.
 async fn stored(proxy: &Proxy, agent: &str, user: &str, expected: usize) -> Vec<Value> {
     for _ in 0..400 {
-        let page: Value = proxy
-            .http
-            .get(format!("{}/traces?agent_id={agent}&limit=1000", proxy.url))
-            .header("x-service-token", SERVICE_TOKEN)
-            .header("x-user-id", user)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let url = format!("{}/traces?agent_id={agent}&limit=1000", proxy.url);
+        let page = get_as_service(&proxy.http, &url, SERVICE_TOKEN, user).await;
         let items = page["items"].as_array().unwrap().clone();
         if items.len() >= expected {
             return items;

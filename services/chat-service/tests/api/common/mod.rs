@@ -392,17 +392,6 @@ pub async fn events(response: reqwest::Response) -> Vec<Value> {
         .await
 }
 
-/// Asserts that `response` is a 200 whose body streams server-sent events.
-pub fn assert_event_stream(response: &reqwest::Response) {
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
-}
-
 /// The ids of a list page's items, in order.
 pub fn item_ids(page: &Value) -> Vec<String> {
     page["items"]

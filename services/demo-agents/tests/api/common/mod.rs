@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use confab_kit::testing::Stack;
+use confab_kit::testing::{Stack, get_as_service};
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
 use llm_proxy_service::testing::slow_builtin;
@@ -68,17 +68,8 @@ impl Agents {
     /// The LLM calls llm-proxy-service recorded for `user`, newest first,
     /// asked as the services ask (the service token and `X-User-Id`).
     pub async fn llm_calls(&self, user: &str) -> Vec<Value> {
-        let page: Value = self
-            .http
-            .get(format!("{}/llm-calls", self.llm_url))
-            .header("x-service-token", &self.service_token)
-            .header("x-user-id", user)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let url = format!("{}/llm-calls", self.llm_url);
+        let page = get_as_service(&self.http, &url, &self.service_token, user).await;
         page["items"].as_array().unwrap().clone()
     }
 
