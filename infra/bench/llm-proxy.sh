@@ -24,6 +24,8 @@ CONNECTIONS=${CONNECTIONS:-64}
 OHA_VERSION=1.16.0
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+target=${CARGO_TARGET_DIR:-$repo/target}
+[[ "$target" == /* ]] || target=$repo/$target
 work=$(mktemp -d /tmp/confab-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -116,7 +118,7 @@ base_url = "http://127.0.0.1:$upstream_port/plain/v1"
 kind = "openai"
 base_url = "http://127.0.0.1:$upstream_port/sse/v1"
 TOML
-CONFAB__ENV=development CONFAB__SERVER__WORKERS=${PROXY_WORKERS:-0} RUST_LOG=warn "$repo/target/release/llm-proxy-service" --config "$work/proxy.toml" > "$work/proxy.log" 2>&1 &
+CONFAB__ENV=development CONFAB__SERVER__WORKERS=${PROXY_WORKERS:-0} RUST_LOG=warn "$target/release/llm-proxy-service" --config "$work/proxy.toml" > "$work/proxy.log" 2>&1 &
 proxy_pid=$!
 pids+=("$proxy_pid")
 wait_for "http://127.0.0.1:$proxy_port/ready"
