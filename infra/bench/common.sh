@@ -97,7 +97,11 @@ start_chat_stack() {
     local text_port tree_port
     text_port=$(free_port)
     tree_port=$(free_port)
+    # One user runs every turn of a benchmark, many at once: the per-user
+    # turn budget and the agents' running-task cap (DESIGN §14) are lifted,
+    # or they would be what is measured.
     start demo-agents "CONFAB__LLM__BASE_URL=http://127.0.0.1:$proxy_port" \
+        "CONFAB__LIMITS__MAX_RUNNING_TASKS=1000000" \
         "CONFAB__AGENTS__MATH__PORT=$math_port" \
         "CONFAB__AGENTS__TEXT__PORT=$text_port" \
         "CONFAB__AGENTS__TREE__PORT=$tree_port"
@@ -107,6 +111,7 @@ start_chat_stack() {
     chat_db=$work/chat-service/chat.db
     start chat-service "PORT=$chat_port" "DATABASE_URL=$chat_db" \
         ${jwks_url:+"CONFAB__AUTH__JWKS_URL=$jwks_url"} \
+        "CONFAB__LIMITS__TURNS_PER_MINUTE=0" "CONFAB__LIMITS__TURNS_IN_FLIGHT=0" \
         "CONFAB__AGENTS__MATH__URL=http://127.0.0.1:$math_port/" \
         "CONFAB__AGENTS__TEXT__URL=http://127.0.0.1:$text_port/" \
         "CONFAB__AGENTS__TREE__URL=http://127.0.0.1:$tree_port/"

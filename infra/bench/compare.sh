@@ -3,13 +3,15 @@
 # revisions, side by side on this machine: each benchmark runs at the before
 # revision and then at the after one, before the next benchmark starts, so
 # the two runs of one benchmark share the machine's state as far as it can
-# be shared. Each side runs its own copy of the benchmark script, in a
-# worktree, with its own release target dir. Nothing is asserted; read the
-# figures side by side, as ratios.
+# be shared. Each side runs in its own checkout with its own release target
+# dir, and both run the AFTER side's benchmark scripts (copied over the
+# before side's infra/bench/), so a fix to a script measures both sides
+# alike. Nothing is asserted; read the figures side by side, as ratios.
 #
 # usage: infra/bench/compare.sh [BEFORE] [AFTER]   (default issue18-base HEAD)
 #   BEFORE, AFTER: a revision (checked out in a new worktree) or the folder of
-#   a checkout already built (used as it is, so its target dir is reused)
+#   a checkout already built (used as it is, so its target dir is reused;
+#   as BEFORE, its infra/bench/ is overwritten)
 #   BENCHES="a2a chat"                      which benchmarks (default: all four)
 #   BEFORE_TARGET=… AFTER_TARGET=…          release target dirs to reuse
 #                                           (default: fresh ones under /tmp)
@@ -42,6 +44,8 @@ for side in before after; do
         dir[$side]=$work/$side
     fi
 done
+
+cp "${dir[after]}"/infra/bench/*.sh "${dir[after]}"/infra/bench/*.py "${dir[before]}/infra/bench/"
 
 for bench in $benches; do
     for side in before after; do
