@@ -14,6 +14,7 @@
 // without them says so on their screen instead of failing the page.
 import * as api from "./api.js";
 import { ApiError } from "./api.js";
+import { ensureViewStyles } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -125,7 +126,7 @@ async function route({ focus = true } = {}) {
   }
   if (ticket !== routing) return;
   unmountCurrent();
-  if (r.external) loadViewStyles();
+  if (r.external) ensureViewStyles();
   if (r.title) document.title = `${r.title} · Confab`;
   const root = document.createElement("div");
   root.className = `view view-${r.section}`;

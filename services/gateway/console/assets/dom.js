@@ -38,8 +38,9 @@ export function textElement(tag, className, text) {
 }
 
 /**
- * Links views.css once: each view that uses it (trace, calls, and the tree
- * inside the chat screen) brings it when it mounts.
+ * Links views.css once. The shell links it for the routes it knows to need
+ * it, with the same marker; a view mounted elsewhere (the tree, inside the
+ * chat screen) brings it itself.
  */
 export function ensureViewStyles() {
   if (document.querySelector("link[data-views-css]")) return;
