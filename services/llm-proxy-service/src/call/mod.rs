@@ -3,7 +3,6 @@
 //! tool calls assembled on the way, trace events, the GenAI span and the
 //! overhead header.
 
-mod arrived_together;
 mod assembly;
 mod attempt;
 mod record;
@@ -16,6 +15,7 @@ use std::time::Instant;
 use actix_web::HttpResponse;
 use actix_web::web::Bytes;
 use confab_kit::ApiError;
+use confab_kit::coalesce::Coalesce;
 use confab_protocol::trace::TraceKind;
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -80,7 +80,9 @@ pub async fn handle(state: &AppState, call: CallRequest) -> Result<HttpResponse,
             let response = HttpResponse::Ok()
                 .content_type("text/event-stream")
                 .insert_header(("cache-control", "no-cache"))
-                .streaming(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
+                .streaming(Coalesce::new(
+                    ReceiverStream::new(rx).map(Ok::<_, Infallible>),
+                ));
             Ok(with_overhead(response, overhead, &call_id))
         }
     }

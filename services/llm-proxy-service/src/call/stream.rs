@@ -1,14 +1,16 @@
 //! A streamed answer: forwarded chunk by chunk, assembled and traced on the
-//! way, ended with `[DONE]` or an error frame, then recorded.
+//! way, ended with `[DONE]` or an error frame, then recorded. The frames
+//! that arrived together reach the client in one write: the response body
+//! joins them (`confab_kit::coalesce`).
 
 use actix_web::web::Bytes;
 use confab_protocol::openai::{ErrorBody, ToolCall};
 use confab_protocol::trace::TraceKind;
+use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::arrived_together::{ArrivedTogether, Next};
 use super::assembly::{Assembly, ChunkView};
 use super::record::{CallState, finish};
 use crate::AppState;
@@ -22,7 +24,7 @@ pub(super) const STREAM_BUFFER: usize = 32;
 pub(super) async fn forward(
     state: AppState,
     mut call: CallState,
-    upstream: BoxStream<'static, Result<String, UpstreamError>>,
+    mut upstream: BoxStream<'static, Result<String, UpstreamError>>,
     include_usage: bool,
     tx: mpsc::Sender<Bytes>,
 ) {
@@ -30,19 +32,13 @@ pub(super) async fn forward(
     active.increment(1);
     let mut assembly = Assembly::default();
     let mut error = None;
-    let mut client = ArrivedTogether::new(upstream, tx);
-    loop {
-        let data = match client.next().await {
-            Next::Chunk(data) => data,
-            Next::Broken(err) => {
+    while let Some(item) = upstream.next().await {
+        let data = match item {
+            Ok(data) => data,
+            Err(err) => {
                 error = Some(err.to_string());
                 break;
             }
-            Next::ClientGone => {
-                error = Some("the client disconnected".to_owned());
-                break;
-            }
-            Next::End => break,
         };
         call.first_chunk_now();
         let chunk: Option<ChunkView> = serde_json::from_str(&data).ok();
@@ -56,13 +52,10 @@ pub(super) async fn forward(
         let usage_only = chunk
             .as_ref()
             .is_some_and(|c| c.choices.is_empty() && c.usage.is_some());
-        if !usage_only || include_usage {
-            client.queue(&data);
+        if (!usage_only || include_usage) && tx.send(frame(&data)).await.is_err() {
+            error = Some("the client disconnected".to_owned());
+            break;
         }
-    }
-    // What arrived before a break still goes out, ahead of the error.
-    if !client.flush().await {
-        error.get_or_insert_with(|| "the client disconnected".into());
     }
     if error.is_none() && assembly.finish_reason.is_none() {
         error = Some("the upstream stream ended before the model finished".into());
@@ -117,6 +110,15 @@ pub(super) async fn forward(
         error,
     )
     .await;
-    client.end_with(last_frame).await;
+    let _ = tx.send(last_frame).await;
     active.decrement(1);
+}
+
+/// A chunk's SSE frame.
+fn frame(data: &str) -> Bytes {
+    let mut frame = Vec::with_capacity(data.len() + 8);
+    frame.extend_from_slice(b"data: ");
+    frame.extend_from_slice(data.as_bytes());
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
 }

@@ -1,6 +1,7 @@
 //! llm-proxy-service in front of a real HTTP upstream that the test starts:
 //! pass-through, retry, fallback, a stream that dies, a refusal.
 
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::common::{Proxy, Upstream, openai_provider, sse_data};
@@ -184,4 +185,36 @@ async fn an_upstream_refusal_is_passed_to_the_client_without_retry() {
     );
     let calls = proxy.calls(1).await;
     assert_eq!(calls[0].status, "error");
+}
+
+/// The upstream writes its seven frames at once, one TCP write; the client
+/// gets them in fewer writes than frames (`confab_kit::coalesce` joins what
+/// arrived together), the bytes unchanged.
+#[tokio::test]
+async fn frames_that_arrived_together_reach_the_client_in_fewer_writes() {
+    let upstream = Upstream::start().await;
+    let proxy = proxy_for(&upstream).await;
+    let mut request = body("ok/m", true);
+    request["stream_options"] = json!({"include_usage": true});
+    let response = proxy.complete(&request).await;
+    assert_eq!(response.status(), 200);
+    let pieces: Vec<Vec<u8>> = response
+        .bytes_stream()
+        .map(|piece| piece.unwrap().to_vec())
+        .collect()
+        .await;
+    let text = String::from_utf8(pieces.concat()).unwrap();
+    let frames: Vec<&str> = text.split_terminator("\n\n").collect();
+    assert_eq!(frames.len(), 7, "{text}");
+    assert!(
+        frames.iter().all(|frame| frame.starts_with("data: ")),
+        "{text}"
+    );
+    assert_eq!(frames.last(), Some(&"data: [DONE]"));
+    assert!(
+        pieces.len() < frames.len(),
+        "{} frames in {} writes",
+        frames.len(),
+        pieces.len()
+    );
 }
