@@ -122,11 +122,11 @@ impl From<PatchRefused> for EditRefused {
 /// tree is still at that version; the new version.
 pub async fn edit(
     db: &Db,
-    limits: TreeLimits,
     user_id: &UserId,
     conversation_id: &ConversationId,
     patch: &Value,
     base_version: i64,
+    limits: TreeLimits,
 ) -> Result<i64, EditRefused> {
     let patch = TreePatch::parse(patch, limits)?;
     let (mut tree, version) = trees::get(db, user_id, conversation_id)

@@ -147,11 +147,11 @@ impl Conn {
     ) -> Result<i64, EditRefused> {
         let version = trees::edit(
             &self.state.db,
-            self.state.chat.tree_limits(),
             self.user_id(),
             conversation_id,
             patch,
             base_version,
+            self.state.chat.tree_limits(),
         )
         .await?;
         let edited = TreeEdited {
