@@ -6,6 +6,7 @@
 //! `/metrics`, `X-Request-Id` and the JSON error body to every app.
 
 pub mod auth;
+pub mod bus;
 pub mod coalesce;
 pub mod db;
 pub mod error;

@@ -1,0 +1,367 @@
+//! The bus between a service's instances (DESIGN §15).
+//!
+//! One small interface, two implementations: in this process (the embedded
+//! default, when `[bus] url` is absent) and NATS JetStream (`nats://…`).
+//! Services use only what is here, so no code path above this module differs
+//! between one instance and many:
+//!
+//! - **streams**: messages published on a subject get the stream's next
+//!   sequence number and are kept for a while (by age and size); a
+//!   subscriber reads a subject (or a wildcard) from any kept sequence on,
+//!   then live, in sequence order, each message once;
+//! - **request/reply**: a request on a subject goes to one of the instances
+//!   serving it, which answers;
+//! - **buckets**: key-value with compare-and-set on a revision, entries
+//!   expiring a while after their last write.
+//!
+//! Subjects are dot-separated tokens; `*` matches one token and `>` the rest,
+//! as in NATS. Keys and the tokens of subjects may not hold spaces, `*` or
+//! `>`.
+
+mod local;
+mod nats;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use serde::Deserialize;
+
+pub use local::LocalBus;
+pub use nats::NatsBus;
+
+/// `[bus]`: where the instances of a service meet.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct BusSettings {
+    /// `nats://host:port`; absent: in this process only (one instance).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Prefix of every stream and subject, so several Confab deployments (or
+    /// tests) can share one NATS server.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Seconds an operation waits for NATS before it fails.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn default_namespace() -> String {
+    "confab".to_owned()
+}
+
+fn default_timeout_secs() -> u64 {
+    5
+}
+
+/// A stream: which subjects it keeps, and for how long.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// Letters, digits, `-` and `_`.
+    pub name: String,
+    /// The subjects it keeps, e.g. `turns.>`.
+    pub subjects: String,
+    /// A message older than this is dropped.
+    pub max_age: Duration,
+    /// The oldest messages are dropped beyond this many bytes.
+    pub max_bytes: u64,
+}
+
+/// A message of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub subject: String,
+    /// The stream's sequence number: 1, 2, … across all its subjects.
+    pub seq: u64,
+    pub payload: Bytes,
+}
+
+/// A bucket's entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub value: Bytes,
+    /// What an update or delete must name to replace it.
+    pub revision: u64,
+}
+
+/// Why a bus operation failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum BusError {
+    #[error("no stream keeps subject {0}")]
+    NoStream(String),
+    /// A compare-and-set lost: the key was created or changed by someone else.
+    #[error("key {key} was changed by someone else")]
+    Conflict { key: String },
+    #[error("nobody serves {0}")]
+    NoResponders(String),
+    #[error("no answer on {0} in time")]
+    TimedOut(String),
+    #[error("invalid name {0:?}: letters, digits, '-', '_' and (in subjects) '.'")]
+    InvalidName(String),
+    /// NATS could not be reached or answered an error.
+    #[error("the bus is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A subscription: the messages in sequence order, then live.
+pub type Subscription = BoxStream<'static, Result<Message, BusError>>;
+
+/// The requests to a served subject.
+pub type Requests = BoxStream<'static, Request>;
+
+/// The bus of one service: cheap to clone.
+#[derive(Clone)]
+pub enum Bus {
+    Local(LocalBus),
+    Nats(NatsBus),
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+impl Bus {
+    /// The in-process bus: one instance, nothing outside it.
+    pub fn in_process() -> Self {
+        Self::Local(LocalBus::default())
+    }
+
+    /// The bus `settings` name: NATS when it has a URL, else in-process.
+    pub async fn connect(settings: &BusSettings) -> Result<Self, BusError> {
+        match &settings.url {
+            None => Ok(Self::in_process()),
+            Some(url) => Ok(Self::Nats(
+                NatsBus::connect(
+                    url,
+                    &settings.namespace,
+                    Duration::from_secs(settings.timeout_secs),
+                )
+                .await?,
+            )),
+        }
+    }
+
+    /// What the start-up line and `/ready` call it.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Self::Local(_) => "in-process",
+            Self::Nats(_) => "NATS JetStream",
+        }
+    }
+
+    /// Whether other instances can be reached: what `/ready` asks.
+    pub async fn check(&self) -> Result<(), BusError> {
+        match self {
+            Self::Local(_) => Ok(()),
+            Self::Nats(bus) => bus.check().await,
+        }
+    }
+
+    /// Creates the stream, or brings an existing one to `spec`.
+    pub async fn stream(&self, spec: &StreamSpec) -> Result<(), BusError> {
+        check_token(&spec.name, false)?;
+        check_subject(&spec.subjects, true)?;
+        match self {
+            Self::Local(bus) => {
+                bus.stream(spec);
+                Ok(())
+            }
+            Self::Nats(bus) => bus.stream(spec).await,
+        }
+    }
+
+    /// Appends `payload` to the stream keeping `subject`; its sequence number.
+    pub async fn publish(&self, subject: &str, payload: Bytes) -> Result<u64, BusError> {
+        check_subject(subject, false)?;
+        match self {
+            Self::Local(bus) => bus.publish(subject, payload),
+            Self::Nats(bus) => bus.publish(subject, payload).await,
+        }
+    }
+
+    /// The last sequence number of `stream` (0 when it has none): subscribe
+    /// from one past it to read only what comes next.
+    pub async fn last_seq(&self, stream: &str) -> Result<u64, BusError> {
+        match self {
+            Self::Local(bus) => bus.last_seq(stream),
+            Self::Nats(bus) => bus.last_seq(stream).await,
+        }
+    }
+
+    /// The messages of `stream` on `filter` whose sequence is `from` or
+    /// later (those still kept), then each new one as it comes.
+    pub async fn subscribe(
+        &self,
+        stream: &str,
+        filter: &str,
+        from: u64,
+    ) -> Result<Subscription, BusError> {
+        check_subject(filter, true)?;
+        match self {
+            Self::Local(bus) => bus.subscribe(stream, filter, from),
+            Self::Nats(bus) => bus.subscribe(stream, filter, from).await,
+        }
+    }
+
+    /// Asks whoever serves `subject`; their answer, or `TimedOut` after
+    /// `timeout`.
+    pub async fn request(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, BusError> {
+        check_subject(subject, false)?;
+        match self {
+            Self::Local(bus) => bus.request(subject, payload, timeout).await,
+            Self::Nats(bus) => bus.request(subject, payload, timeout).await,
+        }
+    }
+
+    /// The requests sent to `subject`, for as long as the stream is held.
+    pub async fn serve(&self, subject: &str) -> Result<Requests, BusError> {
+        check_subject(subject, false)?;
+        match self {
+            Self::Local(bus) => Ok(bus.serve(subject)),
+            Self::Nats(bus) => bus.serve(subject).await,
+        }
+    }
+
+    /// The bucket `name`, created if needed; an entry expires `ttl` after
+    /// its last write.
+    pub async fn bucket(&self, name: &str, ttl: Duration) -> Result<Bucket, BusError> {
+        check_token(name, false)?;
+        match self {
+            Self::Local(bus) => Ok(Bucket::Local(bus.bucket(name, ttl))),
+            Self::Nats(bus) => Ok(Bucket::Nats(std::sync::Arc::new(
+                bus.bucket(name, ttl).await?,
+            ))),
+        }
+    }
+}
+
+/// A request to a served subject; answer it with [`Request::respond`].
+pub struct Request {
+    pub payload: Bytes,
+    reply: Reply,
+}
+
+enum Reply {
+    Local(tokio::sync::oneshot::Sender<Bytes>),
+    Nats {
+        client: async_nats::Client,
+        subject: Option<async_nats::Subject>,
+    },
+}
+
+impl Request {
+    /// Answers the asker; an asker that gave up is not an error.
+    pub async fn respond(self, payload: Bytes) -> Result<(), BusError> {
+        match self.reply {
+            Reply::Local(sender) => {
+                let _gave_up = sender.send(payload);
+                Ok(())
+            }
+            Reply::Nats {
+                client,
+                subject: Some(subject),
+            } => client
+                .publish(subject, payload)
+                .await
+                .map_err(|error| BusError::Unavailable(error.to_string())),
+            Reply::Nats { subject: None, .. } => Ok(()),
+        }
+    }
+}
+
+/// Key-value with compare-and-set; entries expire after their last write.
+#[derive(Clone)]
+pub enum Bucket {
+    Local(local::LocalBucket),
+    /// Shared: its JetStream handles are large.
+    Nats(std::sync::Arc<nats::NatsBucket>),
+}
+
+impl Bucket {
+    /// The live entry of `key`, if any.
+    pub async fn get(&self, key: &str) -> Result<Option<Entry>, BusError> {
+        check_subject(key, false)?;
+        match self {
+            Self::Local(bucket) => Ok(bucket.get(key)),
+            Self::Nats(bucket) => bucket.get(key).await,
+        }
+    }
+
+    /// Writes `key` only if it has no live entry; the new revision, or
+    /// `Conflict`.
+    pub async fn create(&self, key: &str, value: Bytes) -> Result<u64, BusError> {
+        check_subject(key, false)?;
+        match self {
+            Self::Local(bucket) => bucket.write(key, value, None),
+            Self::Nats(bucket) => bucket.create(key, value).await,
+        }
+    }
+
+    /// Replaces `key` only if its revision is still `revision`; the new
+    /// revision, or `Conflict`.
+    pub async fn update(&self, key: &str, value: Bytes, revision: u64) -> Result<u64, BusError> {
+        check_subject(key, false)?;
+        match self {
+            Self::Local(bucket) => bucket.write(key, value, Some(revision)),
+            Self::Nats(bucket) => bucket.update(key, value, revision).await,
+        }
+    }
+
+    /// Removes `key` only if its revision is still `revision`, or `Conflict`.
+    pub async fn delete(&self, key: &str, revision: u64) -> Result<(), BusError> {
+        check_subject(key, false)?;
+        match self {
+            Self::Local(bucket) => bucket.delete(key, revision),
+            Self::Nats(bucket) => bucket.delete(key, revision).await,
+        }
+    }
+}
+
+/// A stream or bucket name: letters, digits, `-`, `_` (and `*`/`>` when
+/// `wildcards`, for subject tokens).
+fn check_token(token: &str, wildcards: bool) -> Result<(), BusError> {
+    let valid = !token.is_empty()
+        && (wildcards && (token == "*" || token == ">")
+            || token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b':'));
+    if valid {
+        Ok(())
+    } else {
+        Err(BusError::InvalidName(token.to_owned()))
+    }
+}
+
+/// A subject: tokens joined by `.`; wildcards only in filters, `>` last.
+fn check_subject(subject: &str, wildcards: bool) -> Result<(), BusError> {
+    let mut tokens = subject.split('.').peekable();
+    while let Some(token) = tokens.next() {
+        check_token(token, wildcards).map_err(|_| BusError::InvalidName(subject.to_owned()))?;
+        if token == ">" && tokens.peek().is_some() {
+            return Err(BusError::InvalidName(subject.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `subject` matches `filter` (`*` one token, `>` the rest).
+fn matches(filter: &str, subject: &str) -> bool {
+    let mut subject_tokens = subject.split('.');
+    for token in filter.split('.') {
+        match (token, subject_tokens.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (token, Some(other)) if token == other => {}
+            _ => return false,
+        }
+    }
+    subject_tokens.next().is_none()
+}

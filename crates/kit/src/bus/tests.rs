@@ -1,0 +1,289 @@
+//! One set of tests for both buses: each runs on the in-process bus, and on
+//! NATS when `CONFAB_TEST_NATS_URL` names a server (CI sets it), in a
+//! namespace of its own that it removes at the end.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::*;
+
+/// The variable naming the NATS server of the tests.
+pub const TEST_NATS_ENV: &str = "CONFAB_TEST_NATS_URL";
+
+/// Runs `test` on the in-process bus, then on NATS if one is named.
+async fn on_both<F, Fut>(test: F)
+where
+    F: Fn(Bus) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    test(Bus::in_process()).await;
+    if let Ok(url) = std::env::var(TEST_NATS_ENV) {
+        let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
+        let bus = NatsBus::connect(&url, &namespace, Duration::from_secs(5))
+            .await
+            .expect("the test NATS server answers");
+        test(Bus::Nats(bus.clone())).await;
+        bus.remove_streams().await.expect("test streams removed");
+    }
+}
+
+fn spec(name: &str, subjects: &str) -> StreamSpec {
+    StreamSpec {
+        name: name.to_owned(),
+        subjects: subjects.to_owned(),
+        max_age: Duration::from_secs(60),
+        max_bytes: 1 << 20,
+    }
+}
+
+/// The next `n` messages of `subscription`, failing after a generous wait.
+async fn next_n(subscription: &mut Subscription, n: usize) -> Vec<Message> {
+    let mut messages = Vec::new();
+    while messages.len() < n {
+        let message = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the subscription goes on")
+            .expect("a message, not an error");
+        messages.push(message);
+    }
+    messages
+}
+
+fn payloads(messages: &[Message]) -> Vec<&[u8]> {
+    messages.iter().map(|m| m.payload.as_ref()).collect()
+}
+
+#[tokio::test]
+async fn a_subscriber_reads_its_subject_from_a_sequence_then_live_in_order() {
+    on_both(|bus| async move {
+        bus.stream(&spec("turns", "turns.>")).await.unwrap();
+        let a1 = bus.publish("turns.a", Bytes::from("a1")).await.unwrap();
+        bus.publish("turns.b", Bytes::from("b1")).await.unwrap();
+        let a2 = bus.publish("turns.a", Bytes::from("a2")).await.unwrap();
+        assert!(a1 < a2);
+        assert_eq!(bus.last_seq("turns").await.unwrap(), a2);
+
+        let mut from_start = bus.subscribe("turns", "turns.a", a1).await.unwrap();
+        let mut from_second = bus.subscribe("turns", "turns.a", a1 + 1).await.unwrap();
+        assert_eq!(payloads(&next_n(&mut from_start, 2).await), [b"a1", b"a2"]);
+        let second = next_n(&mut from_second, 1).await;
+        assert_eq!((second[0].seq, second[0].subject.as_str()), (a2, "turns.a"));
+
+        let a3 = bus.publish("turns.a", Bytes::from("a3")).await.unwrap();
+        bus.publish("turns.b", Bytes::from("b2")).await.unwrap();
+        let live = next_n(&mut from_start, 1).await;
+        assert_eq!(
+            (live[0].seq, live[0].payload.as_ref()),
+            (a3, b"a3".as_ref())
+        );
+        assert_eq!(payloads(&next_n(&mut from_second, 1).await), [b"a3"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_wildcard_subscriber_sees_every_subject_in_one_sequence_order() {
+    on_both(|bus| async move {
+        bus.stream(&spec("trace", "trace.>")).await.unwrap();
+        let mut all = bus.subscribe("trace", "trace.*", 1).await.unwrap();
+        let mut published = Vec::new();
+        for (subject, payload) in [("trace.x", "1"), ("trace.y", "2"), ("trace.x", "3")] {
+            published.push(bus.publish(subject, Bytes::from(payload)).await.unwrap());
+        }
+        let seen = next_n(&mut all, 3).await;
+        assert_eq!(seen.iter().map(|m| m.seq).collect::<Vec<_>>(), published);
+        assert_eq!(payloads(&seen), [b"1", b"2", b"3"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_subscriber_from_past_the_end_reads_only_what_comes_next() {
+    on_both(|bus| async move {
+        bus.stream(&spec("later", "later.>")).await.unwrap();
+        bus.publish("later.k", Bytes::from("old")).await.unwrap();
+        let next = bus.last_seq("later").await.unwrap() + 1;
+        let mut subscription = bus.subscribe("later", "later.k", next).await.unwrap();
+        bus.publish("later.k", Bytes::from("new")).await.unwrap();
+        assert_eq!(payloads(&next_n(&mut subscription, 1).await), [b"new"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn publishing_where_no_stream_keeps_the_subject_is_an_error() {
+    on_both(|bus| async move {
+        let error = bus.publish("nowhere.x", Bytes::new()).await.unwrap_err();
+        assert!(matches!(error, BusError::NoStream(_)), "{error:?}");
+        let error = bus.subscribe("nowhere", "nowhere.x", 1).await.err();
+        assert!(matches!(error, Some(BusError::NoStream(_))), "{error:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn names_with_spaces_or_misplaced_wildcards_are_refused() {
+    let bus = Bus::in_process();
+    for subject in ["", "a b", "a.>.b", "a..b", "a.*"] {
+        let error = bus.publish(subject, Bytes::new()).await.unwrap_err();
+        assert!(matches!(error, BusError::InvalidName(_)), "{subject:?}");
+    }
+    let error = bus.stream(&spec("bad name", "x.>")).await.unwrap_err();
+    assert!(matches!(error, BusError::InvalidName(_)));
+}
+
+#[tokio::test]
+async fn the_oldest_messages_go_beyond_the_size_limit() {
+    // In-process only: NATS's own retention is NATS's to test.
+    let bus = Bus::in_process();
+    let small = StreamSpec {
+        max_bytes: 10,
+        ..spec("small", "small.>")
+    };
+    bus.stream(&small).await.unwrap();
+    for payload in ["aaaa", "bbbb", "cccc"] {
+        bus.publish("small.k", Bytes::from(payload)).await.unwrap();
+    }
+    let mut subscription = bus.subscribe("small", "small.k", 1).await.unwrap();
+    assert_eq!(
+        payloads(&next_n(&mut subscription, 2).await),
+        [b"bbbb", b"cccc"]
+    );
+}
+
+#[tokio::test]
+async fn a_request_is_answered_by_one_server() {
+    on_both(|bus| async move {
+        let error = bus
+            .request("ctl.nobody", Bytes::new(), Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, BusError::NoResponders(_)), "{error:?}");
+
+        let mut requests = bus.serve("ctl.one").await.unwrap();
+        let server = tokio::spawn(async move {
+            while let Some(request) = requests.next().await {
+                let mut answer = b"re:".to_vec();
+                answer.extend_from_slice(&request.payload);
+                request.respond(answer.into()).await.unwrap();
+            }
+        });
+        let answer = bus
+            .request("ctl.one", Bytes::from("hi"), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(answer.as_ref(), b"re:hi");
+        server.abort();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_answer_times_the_request_out() {
+    on_both(|bus| async move {
+        let mut requests = bus.serve("ctl.silent").await.unwrap();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Some(request) = requests.next().await {
+                held.push(request);
+            }
+        });
+        let error = bus
+            .request("ctl.silent", Bytes::new(), Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, BusError::TimedOut(_)), "{error:?}");
+        server.abort();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_key_is_created_once_and_changed_only_from_its_revision() {
+    on_both(|bus| async move {
+        let bucket = bus.bucket("claims", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(bucket.get("conv-1").await.unwrap(), None);
+        let first = bucket.create("conv-1", Bytes::from("a")).await.unwrap();
+        let error = bucket.create("conv-1", Bytes::from("b")).await.unwrap_err();
+        assert!(matches!(error, BusError::Conflict { .. }), "{error:?}");
+        let entry = bucket.get("conv-1").await.unwrap().unwrap();
+        assert_eq!(
+            (entry.value.as_ref(), entry.revision),
+            (b"a".as_ref(), first)
+        );
+
+        let second = bucket
+            .update("conv-1", Bytes::from("c"), first)
+            .await
+            .unwrap();
+        assert!(second > first);
+        let stale = bucket.update("conv-1", Bytes::from("d"), first).await;
+        assert!(matches!(stale, Err(BusError::Conflict { .. })), "{stale:?}");
+        let stale = bucket.delete("conv-1", first).await;
+        assert!(matches!(stale, Err(BusError::Conflict { .. })), "{stale:?}");
+
+        bucket.delete("conv-1", second).await.unwrap();
+        assert_eq!(bucket.get("conv-1").await.unwrap(), None);
+        // A deleted key can be created again, once.
+        bucket.create("conv-1", Bytes::from("e")).await.unwrap();
+        let again = bucket.create("conv-1", Bytes::from("f")).await;
+        assert!(matches!(again, Err(BusError::Conflict { .. })), "{again:?}");
+        assert!(bucket.create("conv-2", Bytes::from("x")).await.is_ok());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_creates_of_one_key_let_exactly_one_win() {
+    on_both(|bus| async move {
+        let bucket = bus.bucket("race", Duration::from_secs(60)).await.unwrap();
+        let attempts = (0..8).map(|i| {
+            let bucket = bucket.clone();
+            async move { bucket.create("k", Bytes::from(i.to_string())).await }
+        });
+        let results = futures_util::future::join_all(attempts).await;
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        assert!(
+            results
+                .iter()
+                .all(|r| r.is_ok() || matches!(r, Err(BusError::Conflict { .. })))
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_entry_expires_after_its_last_write() {
+    on_both(|bus| async move {
+        let bucket = bus.bucket("leases", Duration::from_secs(1)).await.unwrap();
+        bucket.create("lease", Bytes::from("held")).await.unwrap();
+        // Poll, not sleep-and-assert: expiry happens some time after the TTL.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while bucket.get("lease").await.unwrap().is_some() {
+            assert!(tokio::time::Instant::now() < deadline, "never expired");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bucket
+            .create("lease", Bytes::from("taken over"))
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
+#[test]
+fn filters_match_as_nats_does() {
+    assert!(matches("a.>", "a.b.c"));
+    assert!(!matches("a.>", "a"));
+    assert!(matches("a.*.c", "a.b.c"));
+    assert!(!matches("a.*", "a.b.c"));
+    assert!(matches("a.b", "a.b"));
+    assert!(!matches("a.b", "a.b.c"));
+}
