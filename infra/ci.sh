@@ -13,6 +13,10 @@
 #      the server on 127.0.0.1:5432 when it answers as a `postgres` user that may
 #      create databases, otherwise a throwaway cluster this script starts on a
 #      free port (55432 upward) and removes again
+#   Steps 5 and 6 set CONFAB_TEST_NATS_URL: the bus tests run on NATS
+#      JetStream too, the server on 127.0.0.1:4222 when it answers with
+#      JetStream, otherwise a throwaway `nats-server -js` (Debian's package,
+#      installed when missing) on a free port (54222 upward), removed again
 #   7. interoperability suites: infra/interop/run.sh when it exists
 #   8. the web console's browser suite on SQLite: infra/browser/run.sh (Debian's
 #      Chromium, installed with apt-get when missing, driven by Playwright)
@@ -23,6 +27,8 @@
 #                                            instead of looking for a server
 #   CI_FORCE_THROWAWAY_PG=1                  skip the server on :5432 and always
 #                                            start a throwaway cluster
+#   CONFAB_TEST_NATS_URL=nats://...          the NATS server of steps 5 and 6
+#   CI_FORCE_THROWAWAY_NATS=1                always start a throwaway NATS
 #
 # The file can be sourced (`source infra/ci.sh`) to call one function alone,
 # e.g. `with_test_postgres psql "$CONFAB_TEST_DATABASE_URL" -c 'select 1'`;
@@ -272,6 +278,92 @@ with_test_postgres() {
     return "$status"
 }
 
+# --- NATS JetStream for the bus tests (DESIGN §15) --------------------------------
+
+nats_dir=""
+nats_pid=""
+nats_port=""
+
+# Whether a NATS server with JetStream answers on 127.0.0.1:$1: its INFO line
+# says so.
+nats_with_jetstream() {
+    local info
+    info=$(timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && IFS= read -r line <&3 && echo \"\$line\"" 2>/dev/null) || return 1
+    [[ "$info" == INFO*'"jetstream":true'* ]]
+}
+
+start_throwaway_nats() {
+    if ! command -v nats-server >/dev/null 2>&1; then
+        echo "nats-server not found: installing Debian's nats-server (its service is not started)"
+        local policy=/usr/sbin/policy-rc.d
+        if [[ ! -e "$policy" ]]; then
+            printf '#!/bin/sh\n# added by confab infra/ci.sh during apt-get install\nexit 101\n' |
+                as_root tee "$policy" >/dev/null
+            as_root chmod 755 "$policy"
+            policy_rc_added=1
+        fi
+        local status=0
+        apt_install nats-server || status=$?
+        remove_policy_rc
+        ((status == 0)) || die "installing nats-server failed"
+    fi
+    local port=54222
+    until port_free "$port"; do
+        port=$((port + 1))
+        ((port < 54322)) || die "no free port in 54222-54321 for a throwaway NATS"
+    done
+    nats_dir=$(mktemp -d /tmp/confab-ci-nats.XXXXXX)
+    echo "starting a throwaway NATS with JetStream in $nats_dir on 127.0.0.1:$port"
+    nats-server -a 127.0.0.1 -p "$port" -js -sd "$nats_dir" >"$nats_dir/server.log" 2>&1 &
+    nats_pid=$!
+    local tries=0
+    until nats_with_jetstream "$port"; do
+        tries=$((tries + 1))
+        if ((tries > 100)) || ! kill -0 "$nats_pid" 2>/dev/null; then
+            cat "$nats_dir/server.log" >&2 || true
+            die "the throwaway NATS did not start"
+        fi
+        sleep 0.1
+    done
+    nats_port=$port
+}
+
+# Stop and delete the throwaway NATS, if this script started one.
+nats_cleanup() {
+    if [[ -n "$nats_pid" ]]; then
+        echo "stopping the throwaway NATS on 127.0.0.1:$nats_port"
+        kill "$nats_pid" 2>/dev/null || true
+        wait "$nats_pid" 2>/dev/null || true
+    fi
+    [[ -z "$nats_dir" ]] || rm -rf "$nats_dir"
+    nats_dir=""
+    nats_pid=""
+    nats_port=""
+}
+
+# Run "$@" with CONFAB_TEST_NATS_URL naming a NATS server with JetStream: the
+# one on 127.0.0.1:4222 when it answers with JetStream, else a throwaway one
+# started for it and stopped afterwards.
+with_test_nats() {
+    local url
+    if [[ -n "${preset_test_nats_url:-}" ]]; then
+        url=$preset_test_nats_url
+        echo "using CONFAB_TEST_NATS_URL from the environment"
+    elif [[ "${CI_FORCE_THROWAWAY_NATS:-}" != 1 ]] && nats_with_jetstream 4222; then
+        url=nats://127.0.0.1:4222
+        echo "using the NATS server with JetStream on 127.0.0.1:4222"
+    else
+        echo "no NATS with JetStream on 127.0.0.1:4222 (or CI_FORCE_THROWAWAY_NATS=1)"
+        start_throwaway_nats
+        url=nats://127.0.0.1:$nats_port
+    fi
+    echo "CONFAB_TEST_NATS_URL=$url"
+    local status=0
+    CONFAB_TEST_NATS_URL=$url "$@" || status=$?
+    nats_cleanup
+    return "$status"
+}
+
 # --- step 7: interoperability suites --------------------------------------------
 
 # Suites against third-party clients and servers (DESIGN.md §13) live in
@@ -293,6 +385,7 @@ on_exit() {
     local status=$?
     trap - INT TERM
     pg_cleanup
+    nats_cleanup
     if ((status == 0)); then
         step_done
         printf '\n==== CI passed ====\n'
@@ -309,7 +402,8 @@ main() {
     export CARGO_INCREMENTAL=0
     # The SQLite run must not inherit a PostgreSQL URL; step 6 uses it explicitly.
     preset_test_db_url=${CONFAB_TEST_DATABASE_URL:-}
-    unset CONFAB_TEST_DATABASE_URL DATABASE_URL
+    preset_test_nats_url=${CONFAB_TEST_NATS_URL:-}
+    unset CONFAB_TEST_DATABASE_URL DATABASE_URL CONFAB_TEST_NATS_URL
 
     trap on_exit EXIT
     trap 'exit 130' INT
@@ -329,11 +423,11 @@ main() {
     step "4/8 cargo clippy --workspace --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets -- -D warnings
 
-    step "5/8 cargo test --workspace (SQLite)"
-    cargo test --workspace
+    step "5/8 cargo test --workspace (SQLite; the bus in-process and on NATS)"
+    with_test_nats cargo test --workspace
 
-    step "6/8 cargo test --workspace (PostgreSQL)"
-    with_test_postgres cargo test --workspace
+    step "6/8 cargo test --workspace (PostgreSQL; the bus in-process and on NATS)"
+    with_test_postgres with_test_nats cargo test --workspace
 
     step "7/8 interoperability suites"
     interop_suites

@@ -35,8 +35,9 @@ pub struct ServiceInfo {
 pub enum Readiness {
     /// The service has no dependency that can be down (dashboard-proxy, agents).
     Always,
-    /// Ready while the database answers.
-    Database(Db),
+    /// Ready while the database answers and the bus (when it is NATS) is
+    /// connected: an instance cut off from the others must not get traffic.
+    Dependencies { db: Db, bus: crate::bus::Bus },
 }
 
 /// The request id of the request being served, as given by the caller in
@@ -161,7 +162,7 @@ where
 {
     let port = listener.local_addr()?.port();
     let db = match &readiness {
-        Readiness::Database(db) => Some(db.clone()),
+        Readiness::Dependencies { db, .. } => Some(db.clone()),
         Readiness::Always => None,
     };
     let metrics = metrics_handle();
@@ -212,17 +213,27 @@ async fn health(info: web::Data<ServiceInfo>) -> HttpResponse {
     }))
 }
 
+fn not_ready(reason: String) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+        reason,
+    )
+}
+
 async fn ready(readiness: web::Data<Readiness>) -> Result<HttpResponse, ApiError> {
     match readiness.get_ref() {
         Readiness::Always => {}
-        Readiness::Database(db) => db.ping().await.map_err(|e| {
-            tracing::warn!(error = %e, "readiness check failed");
-            ApiError::new(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                "database unreachable",
-            )
-        })?,
+        Readiness::Dependencies { db, bus } => {
+            db.ping().await.map_err(|e| {
+                tracing::warn!(error = %e, "readiness check failed");
+                not_ready("database unreachable".to_owned())
+            })?;
+            bus.check().await.map_err(|e| {
+                tracing::warn!(error = %e, "readiness check failed");
+                not_ready(e.to_string())
+            })?;
+        }
     }
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }

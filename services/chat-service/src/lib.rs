@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use confab_kit::auth::{JwtSettings, JwtVerifier, ServiceAuth};
+use confab_kit::bus::{Bus, BusSettings};
 use confab_kit::db::{self, Db};
 use confab_kit::secrets::{RunEnv, Secret, refuse_development_secrets};
 use confab_kit::server::{self, Readiness, Running, ServiceInfo};
@@ -47,6 +48,9 @@ pub struct Settings {
     pub database: DatabaseSettings,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    /// Where this service's instances meet (DESIGN §15); none: one instance.
+    #[serde(default)]
+    pub bus: BusSettings,
     pub auth: AuthSettings,
     pub chat: ChatSettings,
     pub a2a: A2aSettings,
@@ -156,6 +160,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         .chain(agent_keys),
     )?;
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
+    let bus = Bus::connect(&settings.bus).await?;
     // Before any turn starts: replies a previous run left in flight were cut
     // off with it.
     let interrupted = store::messages::interrupt_in_flight(&db).await?;
@@ -196,7 +201,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         listener,
         &settings.server,
         SERVICE,
-        Readiness::Database(db.clone()),
+        Readiness::Dependencies {
+            db: db.clone(),
+            bus: bus.clone(),
+        },
         move |cfg| {
             cfg.app_data(state.clone())
                 .app_data(service_auth.clone())

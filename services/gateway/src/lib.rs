@@ -22,6 +22,7 @@ use std::time::Duration;
 use actix_web::web;
 use anyhow::Context;
 use confab_kit::auth::ServiceAuth;
+use confab_kit::bus::{Bus, BusSettings};
 use confab_kit::db::{self, Db};
 use confab_kit::secrets::{RunEnv, Secret, refuse_development_secrets};
 use confab_kit::server::{self, MetricsAccess, Readiness, Running, ServiceInfo};
@@ -51,6 +52,9 @@ pub struct Settings {
     pub database: DatabaseSettings,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    /// Where this service's instances meet (DESIGN §15); none: one instance.
+    #[serde(default)]
+    pub bus: BusSettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
     pub rate_limits: RateLimitSettings,
@@ -137,6 +141,7 @@ pub async fn build_on(
         )],
     )?;
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
+    let bus = Bus::connect(&settings.bus).await?;
     let passwords = passwords::Hasher::new(settings.limits.password_hashes);
     admin::bootstrap(&db, &settings.admin, &passwords)
         .await
@@ -201,7 +206,10 @@ pub async fn build_on(
         listener,
         &settings.server,
         SERVICE,
-        Readiness::Database(db.clone()),
+        Readiness::Dependencies {
+            db: db.clone(),
+            bus: bus.clone(),
+        },
         metrics_access,
         move |cfg| {
             // Everything the gateway serves itself or proxies sits in one

@@ -130,18 +130,21 @@ impl Bus {
     }
 
     /// The bus `settings` name: NATS when it has a URL, else in-process.
+    /// An unreachable NATS server is an error: an instance that starts cut
+    /// off from the others would run turns nobody else can see.
     pub async fn connect(settings: &BusSettings) -> Result<Self, BusError> {
-        match &settings.url {
-            None => Ok(Self::in_process()),
-            Some(url) => Ok(Self::Nats(
-                NatsBus::connect(
-                    url,
-                    &settings.namespace,
-                    Duration::from_secs(settings.timeout_secs),
-                )
-                .await?,
-            )),
-        }
+        let Some(url) = &settings.url else {
+            tracing::info!("bus: in-process (one instance)");
+            return Ok(Self::in_process());
+        };
+        let timeout = Duration::from_secs(settings.timeout_secs);
+        let bus = NatsBus::connect(url, &settings.namespace, timeout).await?;
+        tracing::info!(
+            server = %without_credentials(url),
+            namespace = %settings.namespace,
+            "bus: NATS JetStream"
+        );
+        Ok(Self::Nats(bus))
     }
 
     /// What the start-up line and `/ready` call it.
@@ -322,6 +325,18 @@ impl Bucket {
             Self::Local(bucket) => bucket.delete(key, revision),
             Self::Nats(bucket) => bucket.delete(key, revision).await,
         }
+    }
+}
+
+/// `url` without a user name or password, for the logs.
+fn without_credentials(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        Err(_) => "(unparsable URL)".to_owned(),
     }
 }
 
