@@ -82,6 +82,9 @@ pub struct ChatSettings {
     /// How long an ended turn's event log stays in memory for clients that
     /// re-attach late.
     pub ended_turn_linger_secs: u64,
+    /// Seconds and bytes the bus keeps turns' events (see `turns::log`).
+    pub turn_events_max_age_secs: u64,
+    pub turn_events_max_bytes: u64,
     /// How often a stream kept open between turns gets a comment line.
     pub sse_keep_alive_ms: u64,
 }
@@ -114,6 +117,8 @@ impl ServiceSettings for Settings {
 /// What every handler shares.
 pub struct AppState {
     pub db: Db,
+    /// Where turns' events go, for readers on any instance.
+    pub bus: Bus,
     pub chat: ChatSettings,
     pub agents: Arc<Registry>,
     pub a2a: A2aClient,
@@ -135,6 +140,7 @@ impl AppState {
     pub fn turn_services(&self) -> TurnServices<'_> {
         TurnServices {
             db: &self.db,
+            bus: &self.bus,
             agents: &self.agents,
             client: &self.a2a,
             in_flight: &self.in_flight,
@@ -170,8 +176,21 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
             "replies left in flight by the last run marked interrupted"
         );
     }
+    // An ended turn's log is read from the bus: it must outlive the linger.
+    anyhow::ensure!(
+        settings.chat.ended_turn_linger_secs < settings.chat.turn_events_max_age_secs,
+        "chat.ended_turn_linger_secs ({}) must be less than chat.turn_events_max_age_secs ({})",
+        settings.chat.ended_turn_linger_secs,
+        settings.chat.turn_events_max_age_secs,
+    );
+    bus.stream(&turns::log::stream_spec(
+        Duration::from_secs(settings.chat.turn_events_max_age_secs),
+        settings.chat.turn_events_max_bytes,
+    ))
+    .await?;
     let state = web::Data::new(AppState {
         db: db.clone(),
+        bus: bus.clone(),
         chat: settings.chat.clone(),
         agents: Arc::new(Registry::new(
             settings.agents.clone(),

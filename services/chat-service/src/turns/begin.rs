@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use confab_kit::bus::Bus;
 use confab_kit::db::Db;
 use confab_protocol::chat::{MessageRole, MessageStatus};
 use confab_protocol::ids::{ConversationId, MessageId};
@@ -28,6 +29,8 @@ use crate::tree_patch::TreeLimits;
 #[derive(Clone, Copy)]
 pub struct TurnServices<'a> {
     pub db: &'a Db,
+    /// Where the turn's events go (see [`super::log`]).
+    pub bus: &'a Bus,
     pub agents: &'a Arc<Registry>,
     pub client: &'a A2aClient,
     pub in_flight: &'a Arc<InFlight>,
@@ -67,9 +70,12 @@ pub async fn begin(
     // The reply's id is known to the claim before the reply is written, so
     // whoever finds the reply row in flight also finds its turn's log.
     let reply_id = MessageId::from(confab_kit::ids::new_id("msg"));
+    let log = TurnLog::open(services.bus, conversation_id, &reply_id)
+        .await
+        .map_err(|err| ChatError::Internal(err.into()))?;
     let claim = services
         .in_flight
-        .begin(conversation_id, &reply_id, permit)
+        .begin(conversation_id, &reply_id, permit, log)
         .ok_or(ChatError::TurnInFlight)?;
     let history = messages::page(
         services.db,

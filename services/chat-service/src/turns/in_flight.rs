@@ -105,20 +105,20 @@ impl InFlight {
     }
 
     /// Claims the conversation for a new turn of the permit's user, whose
-    /// reply will be the message `reply_id`; `None` while another turn runs
+    /// reply will be the message `reply_id` and whose events go to `log`; `None` while another turn runs
     /// in it. The claim (and the permit) last as long as the returned guard.
     pub fn begin(
         self: &Arc<Self>,
         conversation_id: &ConversationId,
         reply_id: &MessageId,
         permit: TurnPermit,
+        log: Arc<TurnLog>,
     ) -> Option<TurnClaim> {
         let mut turns = self.lock();
         if turns.contains_key(conversation_id) {
             return None;
         }
         let cancel = CancellationToken::new();
-        let log = Arc::new(TurnLog::default());
         turns.insert(
             conversation_id.clone(),
             Entry {
@@ -228,15 +228,25 @@ mod tests {
     }
 
     /// `user`'s claim of turn `reply` in `conversation`.
-    fn claim(
+    async fn claim(
         in_flight: &Arc<InFlight>,
         budget: &TurnBudget,
         user: &str,
         conversation: &str,
         reply: &str,
     ) -> Option<TurnClaim> {
+        let bus = confab_kit::bus::Bus::in_process();
+        bus.stream(&crate::turns::log::stream_spec(
+            Duration::from_secs(60),
+            1 << 20,
+        ))
+        .await
+        .unwrap();
+        let log = TurnLog::open(&bus, &conversation.into(), &reply.into())
+            .await
+            .unwrap();
         let permit = budget.admit(&user.into()).unwrap();
-        in_flight.begin(&conversation.into(), &reply.into(), permit)
+        in_flight.begin(&conversation.into(), &reply.into(), permit, log)
     }
 
     /// Whether `user` finds the log of turn `reply` in `conversation`.
@@ -250,9 +260,19 @@ mod tests {
     async fn a_conversation_holds_one_turn_at_a_time() {
         let budget = budget();
         let in_flight = Arc::new(InFlight::default());
-        let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2").unwrap();
-        assert!(claim(&in_flight, &budget, "usr-1", "conv-1", "msg-4").is_none());
-        assert!(claim(&in_flight, &budget, "usr-1", "conv-2", "msg-9").is_some());
+        let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2")
+            .await
+            .unwrap();
+        assert!(
+            claim(&in_flight, &budget, "usr-1", "conv-1", "msg-4")
+                .await
+                .is_none()
+        );
+        assert!(
+            claim(&in_flight, &budget, "usr-1", "conv-2", "msg-9")
+                .await
+                .is_some()
+        );
         assert!(
             !in_flight.cancel(&"usr-2".into(), &"conv-1".into()),
             "another user's turn"
@@ -261,14 +281,20 @@ mod tests {
         assert!(in_flight.cancel(&"usr-1".into(), &"conv-1".into()));
         assert!(held.cancel.is_cancelled());
         drop(held);
-        assert!(claim(&in_flight, &budget, "usr-1", "conv-1", "msg-4").is_some());
+        assert!(
+            claim(&in_flight, &budget, "usr-1", "conv-1", "msg-4")
+                .await
+                .is_some()
+        );
     }
 
     #[tokio::test]
     async fn an_ended_turns_log_lingers_for_its_owner_only() {
         let budget = budget();
         let in_flight = Arc::new(InFlight::new(Duration::from_secs(60)));
-        let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2").unwrap();
+        let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2")
+            .await
+            .unwrap();
         held.log.push(ChatEvent::Text { text: "hi".into() });
         assert!(finds_log(&in_flight, "usr-1", "conv-1", "msg-2"));
         assert!(!finds_log(&in_flight, "usr-1", "conv-1", "msg-4"));
@@ -281,7 +307,9 @@ mod tests {
         assert!(!finds_log(&in_flight, "usr-2", "conv-1", "msg-2"));
 
         // A claim refused its turn logged nothing: nothing lingers.
-        let unused = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-4").unwrap();
+        let unused = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-4")
+            .await
+            .unwrap();
         drop(unused);
         assert!(!finds_log(&in_flight, "usr-1", "conv-1", "msg-4"));
     }
@@ -290,7 +318,9 @@ mod tests {
     async fn without_a_linger_time_an_ended_turns_log_goes_with_it() {
         let budget = budget();
         let in_flight = Arc::new(InFlight::default());
-        let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2").unwrap();
+        let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2")
+            .await
+            .unwrap();
         held.log.push(ChatEvent::Text { text: "hi".into() });
         drop(held);
         assert!(!finds_log(&in_flight, "usr-1", "conv-1", "msg-2"));

@@ -3,59 +3,124 @@
 //! started the turn, a client re-attaching with `Last-Event-ID`, WebSocket
 //! tabs), each at its own pace.
 //!
-//! The turn only appends; it never waits for a reader, so a slow or gone
-//! client cannot hold a turn up. What a turn logs is bounded by the turn
-//! itself (its reply), and the log goes when the turn and its last reader
-//! are done.
+//! The events live on the bus (DESIGN §15), in the stream [`STREAM`], on
+//! the subject of their conversation, so that a reader on any instance can
+//! follow a turn, wherever it runs. Each message is a [`Envelope`]: the
+//! turn (its reply's id), the event's number in the turn, and the event. A
+//! reader starts from the stream's sequence just before the turn's first
+//! event and keeps the events of its turn, up to `done`.
+//!
+//! The turn only appends; it never waits for a reader or for the bus: its
+//! events go to a publisher task that sends them in order, and again, until
+//! the bus has taken each one. So a slow or gone client cannot hold a turn
+//! up, and a bus outage delays the events but loses none (the reply itself
+//! is saved in the database whatever the bus does).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use bytes::Bytes;
+use confab_kit::bus::{Bus, BusError, StreamSpec};
 use confab_protocol::chat::ChatEvent;
-use futures_util::Stream;
-use tokio::sync::watch;
+use confab_protocol::ids::{ConversationId, MessageId};
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
-#[derive(Default)]
-struct Entries {
-    events: Vec<ChatEvent>,
-    ended: bool,
-}
+/// The bus stream holding every turn's events.
+pub const STREAM: &str = "turns";
 
-pub struct TurnLog {
-    entries: Mutex<Entries>,
-    /// The number of events logged so far, for readers waiting for more.
-    logged: watch::Sender<u64>,
-}
-
-impl Default for TurnLog {
-    fn default() -> Self {
-        Self {
-            entries: Mutex::default(),
-            logged: watch::Sender::new(0),
-        }
+/// The stream's settings: its subjects are `turns.<conversation id>`.
+pub fn stream_spec(max_age: Duration, max_bytes: u64) -> StreamSpec {
+    StreamSpec {
+        name: STREAM.to_owned(),
+        subjects: format!("{STREAM}.>"),
+        max_age,
+        max_bytes,
     }
 }
 
+fn subject(conversation_id: &ConversationId) -> String {
+    format!("{STREAM}.{conversation_id}")
+}
+
+/// One event of a turn as it travels on the bus.
+#[derive(Serialize, Deserialize)]
+struct Envelope<E> {
+    /// The turn: the id of its reply.
+    turn: MessageId,
+    /// The event's number in the turn: its SSE id.
+    seq: u64,
+    event: E,
+}
+
+/// Longest wait between two attempts to hand an event to the bus.
+const MAX_PUBLISH_BACKOFF: Duration = Duration::from_secs(5);
+
+pub struct TurnLog {
+    bus: Bus,
+    subject: String,
+    turn: MessageId,
+    /// The stream's last sequence before the turn began: its events come
+    /// after it.
+    start: u64,
+    /// Events logged so far (the writer's count).
+    logged: AtomicU64,
+    ended: AtomicBool,
+    /// The writer's way to its publisher; gone once the turn has ended.
+    publisher: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
+}
+
 impl TurnLog {
-    fn lock(&self) -> MutexGuard<'_, Entries> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The log of the turn whose reply is `turn`, written here: its events
+    /// are numbered and published from this instance.
+    pub async fn open(
+        bus: &Bus,
+        conversation_id: &ConversationId,
+        turn: &MessageId,
+    ) -> Result<Arc<Self>, BusError> {
+        let start = bus.last_seq(STREAM).await?;
+        let subject = subject(conversation_id);
+        let (sender, events) = mpsc::unbounded_channel();
+        tokio::spawn(publish_in_order(bus.clone(), subject.clone(), events));
+        Ok(Arc::new(Self {
+            bus: bus.clone(),
+            subject,
+            turn: turn.clone(),
+            start,
+            logged: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
+            publisher: Mutex::new(Some(sender)),
+        }))
     }
 
     /// Logs the next event; returns its sequence number.
     pub fn push(&self, event: ChatEvent) -> u64 {
-        let seq = {
-            let mut entries = self.lock();
-            entries.events.push(event);
-            entries.events.len() as u64
+        let seq = self.logged.fetch_add(1, Ordering::SeqCst) + 1;
+        let envelope = Envelope {
+            turn: self.turn.clone(),
+            seq,
+            event: &event,
         };
-        self.logged.send_replace(seq);
+        let payload = match serde_json::to_vec(&envelope) {
+            Ok(payload) => Bytes::from(payload),
+            Err(err) => {
+                // A ChatEvent is plain data; this cannot happen.
+                tracing::error!(error = %err, "a turn event could not be encoded");
+                return seq;
+            }
+        };
+        let publisher = self.publisher.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(publisher) = publisher.as_ref() {
+            let _ = publisher.send(payload);
+        }
         seq
     }
 
     /// How many events are logged so far.
     pub fn len(&self) -> u64 {
-        self.lock().events.len() as u64
+        self.logged.load(Ordering::SeqCst)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -64,64 +129,120 @@ impl TurnLog {
 
     /// Whether the turn has ended (its last event, `done`, is logged).
     pub fn has_ended(&self) -> bool {
-        self.lock().ended
+        self.ended.load(Ordering::SeqCst)
     }
 
-    /// No more events will come (the last was `done`).
+    /// No more events will come (the last was `done`); the publisher ends
+    /// once it has handed the rest to the bus.
     pub fn end(&self) {
-        self.lock().ended = true;
-        self.logged.send_modify(|_| {});
+        self.ended.store(true, Ordering::SeqCst);
+        self.publisher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 
     /// The events after `after` (0 for all), then each new one as it is
-    /// logged, until the turn has ended and everything was read. Nothing is
-    /// missed or repeated, whenever the reader joins.
-    pub fn subscribe(
-        self: &Arc<Self>,
-        after: u64,
-    ) -> impl Stream<Item = (u64, ChatEvent)> + Send + 'static {
-        let log = self.clone();
-        let changes = self.logged.subscribe();
-        futures_util::stream::unfold(
-            (log, changes, after),
-            |(log, mut changes, mut read)| async move {
-                loop {
-                    // Marks what is logged now as seen before looking, so
-                    // an event logged after the look wakes the wait below.
-                    changes.borrow_and_update();
-                    let (next, ended) = {
-                        let entries = log.lock();
-                        let index = usize::try_from(read).unwrap_or(usize::MAX);
-                        (entries.events.get(index).cloned(), entries.ended)
-                    };
-                    if let Some(event) = next {
-                        read += 1;
-                        return Some(((read, event), (log, changes, read)));
-                    }
-                    if ended {
-                        return None;
-                    }
-                    if changes.changed().await.is_err() {
-                        return None;
+    /// logged, until the turn's `done`. Nothing is missed or repeated,
+    /// whenever the reader joins.
+    pub fn subscribe(&self, after: u64) -> impl Stream<Item = (u64, ChatEvent)> + Send + 'static {
+        let bus = self.bus.clone();
+        let subject = self.subject.clone();
+        let turn = self.turn.clone();
+        let from = self.start + 1;
+        let events = futures_util::stream::once(async move {
+            match bus.subscribe(STREAM, &subject, from).await {
+                Ok(messages) => messages.left_stream(),
+                Err(err) => {
+                    tracing::warn!(error = %err, subject, "reading a turn's events failed");
+                    futures_util::stream::empty().right_stream()
+                }
+            }
+        })
+        .flatten()
+        .filter_map(move |message| {
+            let event = match message {
+                Ok(message) => {
+                    match serde_json::from_slice::<Envelope<ChatEvent>>(&message.payload) {
+                        Ok(envelope) if envelope.turn == turn => {
+                            Some((envelope.seq, envelope.event))
+                        }
+                        Ok(_) => None,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "an unreadable turn event skipped");
+                            None
+                        }
                     }
                 }
-            },
-        )
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading a turn's events: waiting for the bus");
+                    None
+                }
+            };
+            std::future::ready(event)
+        })
+        .boxed();
+        // Up to and with `done`: nothing of this turn comes after it, and a
+        // reader that has read it already ends at once.
+        futures_util::stream::unfold(Some(events), move |events| async move {
+            let mut events = events?;
+            loop {
+                let (seq, event) = events.next().await?;
+                let done = matches!(event, ChatEvent::Done { .. });
+                if seq > after {
+                    return Some(((seq, event), (!done).then_some(events)));
+                }
+                if done {
+                    return None;
+                }
+            }
+        })
+    }
+}
+
+/// Hands the turn's events to the bus in order, each until it is taken.
+async fn publish_in_order(bus: Bus, subject: String, mut events: mpsc::UnboundedReceiver<Bytes>) {
+    while let Some(payload) = events.recv().await {
+        let mut backoff = Duration::from_millis(50);
+        while let Err(err) = bus.publish(&subject, payload.clone()).await {
+            tracing::warn!(error = %err, subject, ?backoff, "publishing a turn event failed; trying again");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_PUBLISH_BACKOFF);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::StreamExt;
 
     fn text(t: &str) -> ChatEvent {
         ChatEvent::Text { text: t.into() }
     }
 
+    fn done() -> ChatEvent {
+        ChatEvent::Done {
+            message_id: "msg-2".into(),
+            conversation_id: "conv-1".into(),
+            status: confab_protocol::chat::MessageStatus::Complete,
+            token_usage: None,
+        }
+    }
+
+    async fn bus() -> Bus {
+        let bus = Bus::in_process();
+        bus.stream(&stream_spec(Duration::from_secs(60), 1 << 20))
+            .await
+            .unwrap();
+        bus
+    }
+
     #[tokio::test]
     async fn a_late_reader_gets_the_rest_without_gap_or_duplicate() {
-        let log = Arc::new(TurnLog::default());
+        let bus = bus().await;
+        let log = TurnLog::open(&bus, &"conv-1".into(), &"msg-2".into())
+            .await
+            .unwrap();
         log.push(text("a"));
         log.push(text("b"));
         let early = log.subscribe(0);
@@ -133,6 +254,7 @@ mod tests {
                     tokio::task::yield_now().await;
                     log.push(text(t));
                 }
+                log.push(done());
                 log.end();
             })
         };
@@ -140,17 +262,43 @@ mod tests {
         let late: Vec<(u64, ChatEvent)> = late.collect().await;
         writer.await.unwrap();
         let seqs = |events: &[(u64, ChatEvent)]| events.iter().map(|(s, _)| *s).collect::<Vec<_>>();
-        assert_eq!(seqs(&early), [1, 2, 3, 4]);
-        assert_eq!(seqs(&late), [2, 3, 4]);
+        assert_eq!(seqs(&early), [1, 2, 3, 4, 5]);
+        assert_eq!(seqs(&late), [2, 3, 4, 5]);
         assert_eq!(late[0].1, text("b"));
     }
 
     #[tokio::test]
     async fn reading_an_ended_log_replays_and_stops() {
-        let log = Arc::new(TurnLog::default());
+        let bus = bus().await;
+        let log = TurnLog::open(&bus, &"conv-1".into(), &"msg-2".into())
+            .await
+            .unwrap();
         log.push(text("a"));
+        log.push(done());
         log.end();
-        assert_eq!(log.subscribe(0).count().await, 1);
-        assert_eq!(log.subscribe(1).count().await, 0);
+        assert_eq!(log.subscribe(0).count().await, 2);
+        assert_eq!(log.subscribe(2).count().await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_reader_sees_only_its_turn_though_another_shares_the_conversation() {
+        let bus = bus().await;
+        let first = TurnLog::open(&bus, &"conv-1".into(), &"msg-2".into())
+            .await
+            .unwrap();
+        first.push(text("first"));
+        first.push(done());
+        first.end();
+        let second = TurnLog::open(&bus, &"conv-1".into(), &"msg-4".into())
+            .await
+            .unwrap();
+        second.push(text("second"));
+        second.push(done());
+        second.end();
+        let events: Vec<_> = first.subscribe(0).collect().await;
+        assert_eq!(events[0], (1, text("first")));
+        assert_eq!(events.len(), 2);
+        let events: Vec<_> = second.subscribe(0).collect().await;
+        assert_eq!(events[0], (1, text("second")));
     }
 }
