@@ -126,8 +126,13 @@ pub enum HandshakeError {
         headers: HeaderMap,
         body: Bytes,
     },
-    /// The upstream could not be reached, or its connection failed during the
-    /// handshake (the gateway answers 502).
+    /// No connection to the upstream could be made (refused, unreachable,
+    /// timed out connecting, TLS refused): nothing of the handshake was
+    /// sent, so another instance of the upstream may be tried.
+    #[error("the upstream could not be connected to: {0}")]
+    NotConnected(String),
+    /// The upstream's connection failed during the handshake, or its URL is
+    /// unusable (the gateway answers 502).
     #[error("the upstream is unreachable: {0}")]
     Unreachable(String),
     /// The upstream did not answer the handshake in time: within the timeout
@@ -176,6 +181,9 @@ pub async fn connect(
     let request = http.get(url).headers(request_headers);
     let response = match timeout_at(deadline, request.send()).await {
         Err(_) => return Err(HandshakeError::TimedOut),
+        // Before the timeout test: a connect timeout is both, and it sent
+        // nothing.
+        Ok(Err(err)) if err.is_connect() => return Err(HandshakeError::NotConnected(chain(&err))),
         Ok(Err(err)) if err.is_timeout() => return Err(HandshakeError::TimedOut),
         Ok(Err(err)) => return Err(HandshakeError::Unreachable(chain(&err))),
         Ok(Ok(response)) => response,
@@ -384,6 +392,28 @@ mod tests {
         assert_eq!(rest, "conversation_id=conv-1&dialect=compact");
         assert_eq!(split_token("token=").0, None);
         assert_eq!(split_token("").1, "");
+    }
+
+    #[actix_web::test]
+    async fn a_refused_connection_is_told_apart_from_a_failed_handshake() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("ws://{}/ws", closed.local_addr().unwrap());
+        drop(closed);
+        let client = actix_web::test::TestRequest::get()
+            .insert_header(("upgrade", "websocket"))
+            .to_http_request();
+        let refused = connect(
+            &reqwest::Client::new(),
+            &url,
+            &client,
+            HeaderMap::new(),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(
+            matches!(refused, Err(HandshakeError::NotConnected(_))),
+            "{refused:?}"
+        );
     }
 
     #[test]

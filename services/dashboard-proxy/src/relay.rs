@@ -96,7 +96,9 @@ pub async fn relay(
                     format!("the gateway refused the connection (status {status})")
                 }
                 HandshakeError::TimedOut => "the gateway did not answer in time".to_owned(),
-                HandshakeError::Unreachable(_) => "the gateway is unreachable".to_owned(),
+                HandshakeError::NotConnected(_) | HandshakeError::Unreachable(_) => {
+                    "the gateway is unreachable".to_owned()
+                }
             };
             accept_and_close(&req, payload, Ending::Unavailable { message, dialect })
         }

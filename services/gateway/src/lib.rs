@@ -34,6 +34,7 @@ use crate::admin::AdminSettings;
 use crate::browser::{Browser, BrowserSettings};
 use crate::cors::CorsSettings;
 use crate::limits::{RateLimitSettings, RateLimits};
+use crate::proxy::instances::UpstreamConfig;
 use crate::proxy::routing::{RouteConfig, RoutingTable};
 use crate::tokens::KeyRing;
 
@@ -65,7 +66,8 @@ pub struct Settings {
     #[serde(default)]
     pub admin: AdminSettings,
     pub timeouts: TimeoutSettings,
-    pub upstreams: HashMap<String, String>,
+    /// Each upstream's instances by name (one URL or several).
+    pub upstreams: HashMap<String, UpstreamConfig>,
     pub routes: Vec<RouteConfig>,
     /// Routes an operator adds to the defaults (`routes`).
     #[serde(default)]
@@ -95,6 +97,9 @@ pub struct LimitSettings {
 pub struct TimeoutSettings {
     pub connect_secs: u64,
     pub response_secs: u64,
+    /// How long an upstream instance that refused a connection is skipped
+    /// (see `proxy::instances`).
+    pub instance_retry_secs: u64,
 }
 
 impl ServiceSettings for Settings {
@@ -160,7 +165,11 @@ pub async fn build_on(
         .chain(&settings.extra_routes)
         .cloned()
         .collect();
-    let routes = RoutingTable::new(&route_configs, &settings.upstreams)?;
+    let routes = RoutingTable::new(
+        &route_configs,
+        &settings.upstreams,
+        Duration::from_secs(settings.timeouts.instance_retry_secs),
+    )?;
     let console = web::Data::new(console::Console::new()?);
     let cors = cors::CorsPolicy::new(&settings.cors)?;
     let browser = Browser::new(

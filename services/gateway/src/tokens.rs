@@ -4,9 +4,13 @@
 //! Rotation: one key signs; [`KeyRing::rotate`] stores a new one and retires
 //! the old, which keeps verifying (and stays in the JWKS) for as long as a
 //! token it signed can live, plus [`RETENTION_MARGIN`]. Several gateways may
-//! share a database: each re-reads the keys every [`RELOAD_INTERVAL`], and at
+//! share a database: each re-reads the keys every [`RELOAD_INTERVAL`], at
 //! once (coalesced, at most once a second) when a token names a `kid` it does
-//! not know.
+//! not know, and before it answers its JWKS when its keys are older than a
+//! second. That last read is what lets a key rotated on one gateway verify
+//! everywhere within the services' JWKS refresh: a service that meets the
+//! new `kid` fetches the JWKS again, maybe from another gateway, which must
+//! not answer with the keys it read before the rotation.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -168,8 +172,15 @@ impl KeyRing {
         known(self.keys())
     }
 
-    /// The JWKS document of every verifying key.
-    pub fn jwks(&self) -> Value {
+    /// The JWKS document of every verifying key, read again first unless
+    /// a read started less than the refetch interval (1 s) ago: the JWKS is
+    /// what other services read when they meet a `kid` they do not know,
+    /// and the key may have been made by another gateway. Requests for it,
+    /// however many, cost the database one read a second.
+    pub async fn jwks(&self) -> Value {
+        let now = tokio::time::Instant::now();
+        let fresh_since = now.checked_sub(self.gate.min_interval()).unwrap_or(now);
+        self.gate.refetch(fresh_since, || self.reload()).await;
         let keys = self.keys();
         let jwks: Vec<Value> = keys
             .order

@@ -28,6 +28,7 @@ use reqwest::header::HeaderMap as UpstreamHeaders;
 use super::UpstreamClient;
 use super::body::request_body;
 use super::headers::{client_reply, upstream_headers};
+use super::instances::Refusals;
 use super::path::RequestPath;
 use super::routing::Route;
 use super::upstream::RequestBody;
@@ -91,10 +92,16 @@ pub async fn forward(
     let mut headers = upstream_headers(&req, &state, identity.as_ref());
 
     if upgrade {
-        // `target` was written segment by segment by `path`: the URL parse
-        // of the handshake finds nothing in it to normalise.
-        let url = format!("{}{target}", route.upstream.base_url);
-        return tunnel(&req, &state, &http.websocket, &url, headers, payload).await;
+        return tunnel(
+            &req,
+            &state,
+            &http.websocket,
+            route,
+            &target,
+            headers,
+            payload,
+        )
+        .await;
     }
     let method = hyper::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| GatewayError::BadMethod)?;
@@ -123,9 +130,8 @@ async fn send(
     overflowed: &AtomicBool,
 ) -> Result<HttpResponse, ApiError> {
     // For the logs, formatted only if one is written: where the request went.
-    let base_url = route.upstream.base_url.clone();
     let path = request.uri().clone();
-    let response = tokio::time::timeout(
+    let (response, instance) = tokio::time::timeout(
         state.response_timeout,
         http.send(&route.upstream, request),
     )
@@ -135,9 +141,10 @@ async fn send(
             if overflowed.load(Ordering::Relaxed) {
                 return ApiError::from(GatewayError::BodyTooLarge(state.body_limit));
             }
-            tracing::warn!(route = %route.prefix, url = %format_args!("{base_url}{path}"), error = %format!("{err:#}"), "upstream request failed");
+            tracing::warn!(route = %route.prefix, upstream = %route.upstream.name(), path = %path, error = %format!("{err:#}"), "upstream request failed");
             GatewayError::UpstreamUnavailable.into()
         })?;
+    let base_url = instance.base_url.clone();
 
     let mut reply = client_reply(response.status().as_u16(), response.headers());
     let stream = response.into_body();
@@ -157,27 +164,46 @@ async fn send(
 }
 
 /// A WebSocket: the upstream's handshake answer decides. 101 joins the two
-/// connections; a refusal (say 401 or 404) is passed back as it came; an
-/// upstream that is down answers 502, one that is slow 504.
+/// connections; a refusal (say 401 or 404) is passed back as it came. The
+/// upgrade goes to the route's instances in turn, as requests do: one that
+/// refuses the connection is skipped for the next. Every instance refusing,
+/// or one failing the handshake, answers 502; one that is slow 504.
 async fn tunnel(
     req: &HttpRequest,
     state: &GatewayState,
     http: &reqwest::Client,
-    url: &str,
+    route: &Route,
+    target: &str,
     headers: UpstreamHeaders,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    match ws_tunnel::connect(http, url, req, headers, state.response_timeout).await {
-        Ok(upstream) => Ok(upstream.into_response(payload)),
-        Err(HandshakeError::Refused {
-            status,
-            headers,
-            body,
-        }) => Ok(client_reply(status, &headers).body(body)),
-        Err(HandshakeError::Unreachable(reason)) => {
-            tracing::warn!(url = %url, reason = %reason, "upstream WebSocket unreachable");
-            Err(GatewayError::UpstreamUnavailable.into())
+    let deadline = tokio::time::Instant::now() + state.response_timeout;
+    let mut refusals = Refusals::default();
+    for instance in route.upstream.attempts() {
+        // `target` was written segment by segment by `path`: the URL parse
+        // of the handshake finds nothing in it to normalise.
+        let url = format!("{}{target}", instance.base_url);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match ws_tunnel::connect(http, &url, req, headers.clone(), left).await {
+            Ok(upstream) => {
+                route.upstream.connected(instance);
+                return Ok(upstream.into_response(payload));
+            }
+            Err(HandshakeError::Refused {
+                status,
+                headers,
+                body,
+            }) => return Ok(client_reply(status, &headers).body(body)),
+            Err(HandshakeError::NotConnected(reason)) => {
+                route.upstream.refused(instance, &reason, &mut refusals);
+            }
+            Err(HandshakeError::Unreachable(reason)) => {
+                tracing::warn!(url = %url, reason = %reason, "upstream WebSocket unreachable");
+                return Err(GatewayError::UpstreamUnavailable.into());
+            }
+            Err(HandshakeError::TimedOut) => return Err(GatewayError::HandshakeTimeout.into()),
         }
-        Err(HandshakeError::TimedOut) => Err(GatewayError::HandshakeTimeout.into()),
     }
+    tracing::warn!(route = %route.prefix, upstream = %route.upstream.name(), refusals = %refusals, "no instance of the upstream accepted the WebSocket's connection");
+    Err(GatewayError::UpstreamUnavailable.into())
 }

@@ -1,10 +1,11 @@
-//! The proxy half of the gateway: the routing table, the client towards the
-//! upstreams, and the forwarding of requests and their (streamed) replies.
+//! The proxy half of the gateway: the routing table, the upstreams'
+//! instances, the client towards them, and the forwarding of requests and their (streamed) replies.
 
 mod body;
 pub mod forward;
 mod headers;
 mod inject_auth;
+pub mod instances;
 pub mod path;
 pub mod routing;
 pub mod upstream;

@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
 
+use super::instances::{Upstream, UpstreamConfig};
 use super::path::{RequestPath, push_segments};
-use super::upstream::Upstream;
 
 /// One route as configured.
 #[derive(Debug, Clone, Deserialize)]
@@ -22,7 +23,7 @@ pub struct RouteConfig {
     pub rate_limited: bool,
 }
 
-/// A route resolved against its upstream's base URL.
+/// A route resolved against its upstream's instances.
 #[derive(Debug, Clone)]
 pub struct Route {
     /// Also the label of the route's requests in `/metrics`.
@@ -40,16 +41,21 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
+    /// The table of `configs` over `upstreams`; an instance that refused a
+    /// connection is skipped for `retry_after` (see [`super::instances`]).
     pub fn new(
         configs: &[RouteConfig],
-        upstreams: &HashMap<String, String>,
+        upstreams: &HashMap<String, UpstreamConfig>,
+        retry_after: Duration,
     ) -> anyhow::Result<Self> {
-        // Every route to one upstream shares its `Upstream` (and so, in
-        // each worker, its idle connections).
+        // Every route to one upstream shares its `Upstream`: its turn, the
+        // instances it skips, and in each worker their idle connections,
+        // numbered across all upstreams.
         let mut named: HashMap<&str, Upstream> = HashMap::new();
+        let mut instances = 0;
         let mut routes = Vec::with_capacity(configs.len());
         for c in configs {
-            let base = upstreams.get(&c.upstream).with_context(|| {
+            let config = upstreams.get(&c.upstream).with_context(|| {
                 format!("route {} names unknown upstream '{}'", c.prefix, c.upstream)
             })?;
             anyhow::ensure!(
@@ -57,20 +63,11 @@ impl RoutingTable {
                 "route prefix '{}' must start with /",
                 c.prefix
             );
-            let base_url = reqwest::Url::parse(base).with_context(|| {
-                format!("upstream '{}' has an invalid URL {base:?}", c.upstream)
-            })?;
-            anyhow::ensure!(
-                matches!(base_url.scheme(), "http" | "https") && base_url.path() == "/",
-                "upstream '{}' must be an http(s) URL without a path, not {base:?}",
-                c.upstream
-            );
             let upstream = match named.get(c.upstream.as_str()) {
                 Some(upstream) => upstream.clone(),
                 None => {
-                    let upstream = Upstream::new(named.len(), &base_url).with_context(|| {
-                        format!("upstream '{}' has an invalid URL {base:?}", c.upstream)
-                    })?;
+                    let upstream = Upstream::new(&c.upstream, config, instances, retry_after)?;
+                    instances += upstream.instances().len();
                     named.insert(&c.upstream, upstream.clone());
                     upstream
                 }
@@ -136,7 +133,10 @@ mod tests {
     use super::*;
 
     fn table() -> RoutingTable {
-        let upstreams = HashMap::from([("chat".to_owned(), "http://chat:8003/".to_owned())]);
+        let upstreams = HashMap::from([(
+            "chat".to_owned(),
+            UpstreamConfig::from("http://chat:8003/".to_owned()),
+        )]);
         let route = |prefix: &str, rewrite: &str| RouteConfig {
             prefix: prefix.into(),
             upstream: "chat".into(),
@@ -151,6 +151,7 @@ mod tests {
                 route("/api/v1/conversations", "/chat/conversations"),
             ],
             &upstreams,
+            Duration::from_secs(5),
         )
         .unwrap()
     }
@@ -161,7 +162,10 @@ mod tests {
         let url = |path: &str, query: &str| {
             table
                 .resolve(&RequestPath::parse(path).unwrap(), query)
-                .map(|(route, target)| format!("{}{target}", route.upstream.base_url))
+                .map(|(route, target)| {
+                    let instance = &route.upstream.instances()[0];
+                    format!("{}{target}", instance.base_url)
+                })
         };
         assert_eq!(
             url("/api/v1/chat", "").as_deref(),
@@ -180,6 +184,57 @@ mod tests {
     }
 
     #[test]
+    fn routes_to_one_upstream_share_its_instances_and_no_two_instances_share_a_pool() {
+        let urls = |urls: &[&str]| {
+            UpstreamConfig::from(urls.iter().map(|u| (*u).to_owned()).collect::<Vec<_>>())
+        };
+        let upstreams = HashMap::from([
+            ("chat".to_owned(), urls(&["http://a:1", "http://b:1"])),
+            ("llm".to_owned(), urls(&["http://c:1", "http://d:1"])),
+        ]);
+        let route = |prefix: &str, upstream: &str| RouteConfig {
+            prefix: prefix.into(),
+            upstream: upstream.into(),
+            rewrite: "/".into(),
+            inject_auth: false,
+            rate_limited: false,
+        };
+        let table = RoutingTable::new(
+            &[
+                route("/one", "chat"),
+                route("/two", "chat"),
+                route("/llm", "llm"),
+            ],
+            &upstreams,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let first_instance = |prefix: &str| {
+            let path = RequestPath::parse(prefix).unwrap();
+            let (route, _) = table.resolve(&path, "").unwrap();
+            route
+                .upstream
+                .attempts()
+                .next()
+                .unwrap()
+                .base_url
+                .to_string()
+        };
+        // One turn for both routes to chat: a, then b, then a.
+        assert_eq!(first_instance("/one"), "http://a:1");
+        assert_eq!(first_instance("/two"), "http://b:1");
+        assert_eq!(first_instance("/one"), "http://a:1");
+        let mut ids: Vec<usize> = table
+            .routes()
+            .iter()
+            .flat_map(|route| route.upstream.instances().iter().map(|i| i.id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids, [0, 1, 2, 3]);
+    }
+
+    #[test]
     fn a_route_to_an_unknown_upstream_is_a_configuration_error() {
         let err = RoutingTable::new(
             &[RouteConfig {
@@ -190,6 +245,7 @@ mod tests {
                 rate_limited: false,
             }],
             &HashMap::new(),
+            Duration::from_secs(5),
         )
         .unwrap_err();
         assert!(err.to_string().contains("nowhere"));

@@ -9,6 +9,10 @@
 //! lookup or spawned task per request. WebSocket handshakes still use
 //! reqwest, for its upgrade support (`confab_kit::ws_tunnel`); they are one
 //! per connection, not per message.
+//!
+//! An upstream may have several instances (see `instances`): the pool is
+//! kept per instance, and a request whose connection an instance refused
+//! goes to the next one.
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -28,45 +32,16 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_service::Service;
 
+use super::instances::{Instance, Refusals, Upstream};
+
 /// A request body: empty, whole, or streamed from the client.
 pub type RequestBody = BoxBody<Bytes, std::io::Error>;
 
-/// Idle connections kept per upstream and worker; more are closed when they
-/// come back. 32: far more than a worker's requests in flight to one
-/// upstream at a time in the benchmarks, few enough sockets to leave open.
+/// Idle connections kept per upstream instance and worker; more are closed
+/// when they come back. 32: far more than a worker's requests in flight to
+/// one upstream at a time in the benchmarks, few enough sockets to leave
+/// open.
 const MAX_IDLE: usize = 32;
-
-/// Where one upstream is reached: what a route's requests connect to.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// Index of the upstream in the routing table (its pool's).
-    pub id: usize,
-    /// `scheme://host[:port]`, for WebSocket URLs and the logs.
-    pub base_url: Arc<str>,
-    /// `scheme://host:port/`, what the connector dials.
-    pub origin: hyper::Uri,
-    /// The `Host` header of requests to it.
-    pub host: hyper::header::HeaderValue,
-}
-
-impl Upstream {
-    /// The upstream at `base` (`scheme://host[:port]/`), the `id`-th of the
-    /// routing table.
-    pub fn new(id: usize, base: &reqwest::Url) -> anyhow::Result<Self> {
-        let host = base.host_str().context("no host")?;
-        let authority = match base.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        };
-        let base_url = format!("{}://{authority}", base.scheme());
-        Ok(Self {
-            id,
-            origin: hyper::Uri::try_from(format!("{base_url}/"))?,
-            base_url: base_url.into(),
-            host: hyper::header::HeaderValue::try_from(authority)?,
-        })
-    }
-}
 
 /// One worker's client: build it on the worker that uses it.
 pub struct UpstreamClient {
@@ -76,25 +51,25 @@ pub struct UpstreamClient {
     pub websocket: reqwest::Client,
 }
 
-/// Idle connections by upstream id, the most recently used last.
+/// Idle connections by instance id, the most recently used last.
 #[derive(Default)]
 struct Idle(RefCell<Vec<Vec<SendRequest<RequestBody>>>>);
 
 impl Idle {
-    fn take(&self, upstream: usize) -> Option<SendRequest<RequestBody>> {
-        self.0.borrow_mut().get_mut(upstream)?.pop()
+    fn take(&self, instance: usize) -> Option<SendRequest<RequestBody>> {
+        self.0.borrow_mut().get_mut(instance)?.pop()
     }
 
-    fn give_back(&self, upstream: usize, sender: SendRequest<RequestBody>) {
+    fn give_back(&self, instance: usize, sender: SendRequest<RequestBody>) {
         if sender.is_closed() {
             return;
         }
         let mut idle = self.0.borrow_mut();
-        if idle.len() <= upstream {
-            idle.resize_with(upstream + 1, Vec::new);
+        if idle.len() <= instance {
+            idle.resize_with(instance + 1, Vec::new);
         }
-        if idle[upstream].len() < MAX_IDLE {
-            idle[upstream].push(sender);
+        if idle[instance].len() < MAX_IDLE {
+            idle[instance].push(sender);
         }
     }
 }
@@ -102,10 +77,26 @@ impl Idle {
 /// Why a request got no reply.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    #[error("connecting: {0}")]
-    Connect(String),
-    #[error(transparent)]
-    Http(#[from] hyper::Error),
+    /// Every instance refused the connection: the request was sent nowhere.
+    #[error("no instance accepted a connection: {0}")]
+    Connect(Refusals),
+    /// The instance at `instance` took the connection, then failed it.
+    #[error("{instance}: {source}")]
+    Http {
+        instance: Arc<str>,
+        source: hyper::Error,
+    },
+}
+
+/// How sending to one instance went wrong.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "it travels in a Result beside a Response, which is as large; boxing the request would allocate on every refusal for nothing"
+)]
+enum Attempt {
+    /// It refused the connection: the request was not sent and comes back.
+    Refused(hyper::Request<RequestBody>, String),
+    Failed(hyper::Error),
 }
 
 impl UpstreamClient {
@@ -139,41 +130,82 @@ impl UpstreamClient {
             .context("building the WebSocket handshake client")
     }
 
-    /// Sends `request` (origin-form URI; `Host` is set here) to `upstream`
-    /// on an idle connection, or a new one. A request that a kept-alive
+    /// Sends `request` (origin-form URI; `Host` is set here) to one of
+    /// `upstream`'s instances, in the order of [`Upstream::attempts`]: on an
+    /// idle connection to it, or a new one. An instance that refuses the
+    /// connection is marked to be skipped and the request goes to the next;
+    /// only when every instance refused does it fail, with
+    /// [`SendError::Connect`]. Answers the reply and the instance that sent
+    /// it.
+    pub async fn send<'u>(
+        &self,
+        upstream: &'u Upstream,
+        request: hyper::Request<RequestBody>,
+    ) -> Result<(hyper::Response<ReplyBody>, &'u Instance), SendError> {
+        let mut request = request;
+        let mut refusals = Refusals::default();
+        for instance in upstream.attempts() {
+            request
+                .headers_mut()
+                .insert(hyper::header::HOST, instance.host.clone());
+            match self.send_to(upstream, instance, request).await {
+                Ok(response) => return Ok((response, instance)),
+                Err(Attempt::Refused(unsent, reason)) => {
+                    upstream.refused(instance, &reason, &mut refusals);
+                    request = unsent;
+                }
+                Err(Attempt::Failed(source)) => {
+                    return Err(SendError::Http {
+                        instance: instance.base_url.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        Err(SendError::Connect(refusals))
+    }
+
+    /// Sends `request` to `instance`. A request that a kept-alive
     /// connection closed before taking (the upstream's keep-alive timeout
     /// raced it) is sent again once on a new connection: it was never
     /// written, so even a POST cannot run twice.
-    pub async fn send(
+    async fn send_to(
         &self,
         upstream: &Upstream,
-        mut request: hyper::Request<RequestBody>,
-    ) -> Result<hyper::Response<ReplyBody>, SendError> {
-        request
-            .headers_mut()
-            .insert(hyper::header::HOST, upstream.host.clone());
-        let (mut sender, reused) = match self.idle_connection(upstream.id).await {
+        instance: &Instance,
+        request: hyper::Request<RequestBody>,
+    ) -> Result<hyper::Response<ReplyBody>, Attempt> {
+        let (mut sender, reused) = match self.idle_connection(instance.id).await {
             Some(sender) => (sender, true),
-            None => (self.connect(upstream).await?, false),
+            None => match self.connect(upstream, instance).await {
+                Ok(sender) => (sender, false),
+                Err(err) => return Err(err.attempt(request)),
+            },
         };
         let response = match sender.try_send_request(request).await {
             Ok(response) => response,
             Err(mut err) => match (reused, err.take_message()) {
                 (true, Some(request)) => {
-                    sender = self.connect(upstream).await?;
-                    sender.send_request(request).await?
+                    sender = match self.connect(upstream, instance).await {
+                        Ok(sender) => sender,
+                        Err(err) => return Err(err.attempt(request)),
+                    };
+                    sender
+                        .send_request(request)
+                        .await
+                        .map_err(Attempt::Failed)?
                 }
-                _ => return Err(err.into_error().into()),
+                _ => return Err(Attempt::Failed(err.into_error())),
             },
         };
         let (parts, body) = response.into_parts();
-        let body = ReplyBody::new(body, sender, upstream.id, &self.idle);
+        let body = ReplyBody::new(body, sender, instance.id, &self.idle);
         Ok(hyper::Response::from_parts(parts, body))
     }
 
     /// The most recently used idle connection that is still open.
-    async fn idle_connection(&self, upstream: usize) -> Option<SendRequest<RequestBody>> {
-        while let Some(mut sender) = self.idle.take(upstream) {
+    async fn idle_connection(&self, instance: usize) -> Option<SendRequest<RequestBody>> {
+        while let Some(mut sender) = self.idle.take(instance) {
             // Ready at once, unless the connection is still winding up the
             // last reply's end; an error means the upstream closed it.
             if sender.ready().await.is_ok() {
@@ -183,14 +215,23 @@ impl UpstreamClient {
         None
     }
 
-    async fn connect(&self, upstream: &Upstream) -> Result<SendRequest<RequestBody>, SendError> {
+    /// A new connection to `instance`, which is live again if it accepts.
+    async fn connect(
+        &self,
+        upstream: &Upstream,
+        instance: &Instance,
+    ) -> Result<SendRequest<RequestBody>, Connect> {
         let io = self
             .connector
             .clone()
-            .call(upstream.origin.clone())
+            .call(instance.origin.clone())
             .await
-            .map_err(|err| SendError::Connect(causes(&*err)))?;
-        let (mut sender, connection) = http1::Builder::new().handshake(io).await?;
+            .map_err(|err| Connect::Refused(causes(&*err)))?;
+        upstream.connected(instance);
+        let (mut sender, connection) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(Connect::Failed)?;
         // The connection's own task reads and writes the socket; it ends
         // when the upstream closes it or the last sender is dropped.
         tokio::spawn(async move {
@@ -198,14 +239,33 @@ impl UpstreamClient {
                 tracing::debug!(error = %err, "upstream connection ended with an error");
             }
         });
-        sender.ready().await?;
+        sender.ready().await.map_err(Connect::Failed)?;
         Ok(sender)
     }
 }
 
+/// How a new connection failed.
+enum Connect {
+    /// No connection was made (refused, unreachable, timed out, TLS
+    /// refused): nothing was sent.
+    Refused(String),
+    /// The connection was made, then failed.
+    Failed(hyper::Error),
+}
+
+impl Connect {
+    /// What became of `request`, which was to go over the connection.
+    fn attempt(self, request: hyper::Request<RequestBody>) -> Attempt {
+        match self {
+            Connect::Refused(reason) => Attempt::Refused(request, reason),
+            Connect::Failed(err) => Attempt::Failed(err),
+        }
+    }
+}
+
 /// A reply's body as a stream of bytes. At its end the connection goes back
-/// to the worker's pool; dropped before the end, the connection is closed
-/// (hyper cannot reuse it with a reply half read).
+/// to the worker's pool, under its instance; dropped before the end, the
+/// connection is closed (hyper cannot reuse it with a reply half read).
 pub struct ReplyBody {
     body: Incoming,
     back: Option<(SendRequest<RequestBody>, usize, Rc<Idle>)>,
@@ -215,11 +275,11 @@ impl ReplyBody {
     fn new(
         body: Incoming,
         sender: SendRequest<RequestBody>,
-        upstream: usize,
+        instance: usize,
         idle: &Rc<Idle>,
     ) -> Self {
         let mut reply = Self {
-            back: Some((sender, upstream, idle.clone())),
+            back: Some((sender, instance, idle.clone())),
             body,
         };
         // Nothing to read (204, or an empty body): free at once.
@@ -235,8 +295,8 @@ impl ReplyBody {
     }
 
     fn give_back(&mut self) {
-        if let Some((sender, upstream, idle)) = self.back.take() {
-            idle.give_back(upstream, sender);
+        if let Some((sender, instance, idle)) = self.back.take() {
+            idle.give_back(instance, sender);
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `GET /.well-known/jwks.json`
+//! `GET /.well-known/jwks.json`: the keys that verify access tokens, as
+//! the database held them at most a second earlier (see `KeyRing::jwks`).
 
 use actix_web::{HttpResponse, web};
 
@@ -7,5 +8,5 @@ use crate::GatewayState;
 pub async fn jwks(state: web::Data<GatewayState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("cache-control", "public, max-age=300"))
-        .json(state.keys.jwks())
+        .json(state.keys.jwks().await)
 }

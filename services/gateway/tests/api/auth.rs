@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Stack, assert_error, error_code, fetch_json, send, with_admin};
+use crate::common::{Stack, assert_error, error_code, fetch_json, kid_of, send, with_admin};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -554,8 +554,4 @@ async fn an_existing_user_is_promoted_when_the_operator_allows_it() {
     .await
     .unwrap();
     assert_eq!(role_of_root(&url).await, "admin");
-}
-
-fn kid_of(token: &str) -> String {
-    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }

@@ -11,6 +11,7 @@ mod common;
 mod console;
 mod cookies;
 mod health;
+mod instances;
 mod paths;
 mod proxy;
 mod secrets;

@@ -9,6 +9,9 @@
 //! - `/sse`: two SSE events; the second only after the test calls
 //!   [`Echo::release_second_event`], so a gateway that buffered the first
 //!   would never deliver it and the test would hang instead of pass.
+//! - `/socket`: a WebSocket whose first frame is `{"port"}`, the port the
+//!   echo listens on (which instance of an upstream took the socket); it
+//!   stays open until the client closes it.
 //!
 //! An idle connection is closed after [`KEEP_ALIVE`], so tests can see a
 //! kept-alive connection closed under the gateway.
@@ -42,10 +45,15 @@ pub struct Echo {
 
 impl Echo {
     pub async fn start() -> Echo {
+        Self::start_on(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).await
+    }
+
+    /// The echo on `listener` (a port the test chose, say one an upstream
+    /// instance was refusing on).
+    pub async fn start_on(listener: std::net::TcpListener) -> Echo {
         let second_event = Arc::new(Notify::new());
         let received = Arc::new(Mutex::new(Vec::new()));
         let state = (second_event.clone(), received.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = HttpServer::new(move || {
             App::new()
@@ -53,6 +61,7 @@ impl Echo {
                 .app_data(web::PayloadConfig::new(64 << 20))
                 .route("/slow", web::to(slow))
                 .route("/sse", web::to(sse))
+                .route("/socket", web::get().to(socket))
                 .default_service(web::to(echo))
         })
         .workers(1)
@@ -71,6 +80,13 @@ impl Echo {
     pub fn release_second_event(&self) {
         self.second_event.notify_one();
     }
+}
+
+/// The URL of a port nothing listens on: bound, then let go, so connecting
+/// there is refused.
+pub fn refusing_url() -> String {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port())
 }
 
 type State = Data<(Arc<Notify>, Arc<Mutex<Vec<serde_json::Value>>>)>;
@@ -107,6 +123,27 @@ async fn echo(req: HttpRequest, mut payload: Payload, state: State) -> HttpRespo
     HttpResponse::Ok().json(seen)
 }
 
+async fn socket(req: HttpRequest, body: Payload) -> actix_web::Result<HttpResponse> {
+    let (response, mut session, mut messages) = actix_ws::handle(&req, body)?;
+    let port = req.app_config().local_addr().port();
+    actix_web::rt::spawn(async move {
+        if session
+            .text(json!({"port": port}).to_string())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        while let Some(Ok(message)) = messages.next().await {
+            if let actix_ws::Message::Close(reason) = message {
+                let _ = session.close(reason).await;
+                return;
+            }
+        }
+    });
+    Ok(response)
+}
+
 async fn slow() -> HttpResponse {
     tokio::time::sleep(Duration::from_secs(30)).await;
     HttpResponse::Ok().finish()
@@ -132,7 +169,7 @@ async fn sse(state: State) -> HttpResponse {
         .streaming(events)
 }
 
-fn route(prefix: &str, upstream: &str, rewrite: &str, inject_auth: bool) -> RouteConfig {
+pub fn route(prefix: &str, upstream: &str, rewrite: &str, inject_auth: bool) -> RouteConfig {
     RouteConfig {
         prefix: prefix.into(),
         upstream: upstream.into(),
@@ -146,13 +183,11 @@ fn route(prefix: &str, upstream: &str, rewrite: &str, inject_auth: bool) -> Rout
 /// (no auth), `/slow`, `/sse`, and `/down` (nothing listens there).
 pub async fn stack_with_echo(configure: impl FnOnce(&mut gateway::Settings)) -> (Stack, Echo) {
     let echo = Echo::start().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let down = format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port());
-    drop(closed);
+    let down = refusing_url();
     let echo_url = echo.url.clone();
     let stack = Stack::start_with(move |settings| {
-        settings.upstreams.insert("echo".into(), echo_url);
-        settings.upstreams.insert("down".into(), down);
+        settings.upstreams.insert("echo".into(), echo_url.into());
+        settings.upstreams.insert("down".into(), down.into());
         settings.extra_routes = vec![
             route("/echo", "echo", "/echo", true),
             route("/raw", "echo", "/raw", false),

@@ -25,6 +25,8 @@ pub struct Stack {
     pub http: reqwest::Client,
     /// The gateway's service token (it serves its /metrics to it).
     pub service_token: String,
+    /// What the gateway was started with (port 0), for another instance.
+    gateway_settings: gateway::Settings,
     /// The services' databases, kept for the life of the test.
     _stack: testing::Stack,
 }
@@ -39,6 +41,9 @@ pub fn with_admin(settings: &mut gateway::Settings) {
     settings.admin.username = ADMIN_NAME.into();
     settings.admin.password = ADMIN_PASSWORD.into();
 }
+
+/// The password of the users `Stack::user` registers.
+pub const USER_PASSWORD: &str = "correct horse battery";
 
 /// A registered, logged-in user.
 pub struct User {
@@ -83,12 +88,15 @@ impl Stack {
         let mut gateway = gateway::Settings::defaults().unwrap();
         gateway.server.port = 0;
         gateway.database = stack.database("gateway").await.unwrap();
-        gateway.upstreams.insert("chat".into(), chat_url.clone());
         gateway
             .upstreams
-            .insert("llm_proxy".into(), llm.url.clone());
+            .insert("chat".into(), chat_url.clone().into());
+        gateway
+            .upstreams
+            .insert("llm_proxy".into(), llm.url.clone().into());
         configure(&mut gateway);
         let service_token = gateway.auth.service_token.clone();
+        let gateway_settings = gateway.clone();
         let gateway = gateway::build_on(gateway_listener, gateway).await.unwrap();
         let gateway_db = gateway.db().unwrap().clone();
         tokio::spawn(gateway.run_until_stopped());
@@ -108,8 +116,18 @@ impl Stack {
             llm_db: llm.db,
             http: reqwest::Client::new(),
             service_token,
+            gateway_settings,
             _stack: stack,
         }
+    }
+
+    /// Another instance of the gateway: the same settings and database,
+    /// its own port. Its URL.
+    pub async fn another_gateway(&self) -> String {
+        let running = gateway::build(self.gateway_settings.clone()).await.unwrap();
+        let url = format!("http://127.0.0.1:{}", running.port());
+        tokio::spawn(running.run_until_stopped());
+        url
     }
 
     /// The stack with the gateway bootstrapping the `with_admin` admin.
@@ -149,12 +167,16 @@ impl Stack {
             .await
     }
 
-    /// Registers and logs in a user.
+    /// Registers and logs in a user (with [`USER_PASSWORD`]).
     pub async fn user(&self, username: &str) -> User {
-        let password = "correct horse battery";
-        let registered = self.register(username, password).await;
+        let registered = self.register(username, USER_PASSWORD).await;
         let registered: Value = registered.json().await.unwrap();
-        let tokens: Value = self.login(username, password).await.json().await.unwrap();
+        let tokens: Value = self
+            .login(username, USER_PASSWORD)
+            .await
+            .json()
+            .await
+            .unwrap();
         User {
             id: registered["id"].as_str().unwrap().to_owned(),
             token: tokens["access_token"].as_str().unwrap().to_owned(),
@@ -269,6 +291,11 @@ impl Stack {
             .unwrap();
         page["items"].as_array().unwrap().clone()
     }
+}
+
+/// The `kid` in an access token's header: which key signed it.
+pub fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
 
 /// The JSON body of a registration or a login.
