@@ -32,8 +32,13 @@ use serde::Deserialize;
 pub use local::LocalBus;
 pub use nats::NatsBus;
 
+/// The variable naming the NATS server tests use, when they may (CI sets
+/// it): the bus tests run on it too, and test stacks put their services on
+/// it (`testing::Stack::bus`).
+pub const TEST_NATS_ENV: &str = "CONFAB_TEST_NATS_URL";
+
 /// `[bus]`: where the instances of a service meet.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct BusSettings {
     /// `nats://host:port`; absent: in this process only (one instance).
     #[serde(default)]
@@ -45,6 +50,17 @@ pub struct BusSettings {
     /// Seconds an operation waits for NATS before it fails.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+}
+
+impl Default for BusSettings {
+    /// In-process.
+    fn default() -> Self {
+        Self {
+            url: None,
+            namespace: default_namespace(),
+            timeout_secs: default_timeout_secs(),
+        }
+    }
 }
 
 fn default_namespace() -> String {

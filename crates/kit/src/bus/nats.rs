@@ -8,13 +8,13 @@
 //! async-nats 0.52 cannot read the answer of the NATS 2.9 servers Debian
 //! ships when it creates one, and this needs nothing the stream API lacks.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
 use async_nats::{HeaderMap, client::RequestErrorKind};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::{BusError, Entry, Message, Reply, Request, Requests, StreamSpec, Subscription};
 
@@ -34,8 +34,6 @@ struct Inner {
     namespace: String,
     url: String,
     timeout: Duration,
-    /// The streams this bus created or updated, for [`NatsBus::remove_streams`].
-    streams: Mutex<Vec<String>>,
 }
 
 fn unavailable(error: impl std::fmt::Display) -> BusError {
@@ -62,7 +60,6 @@ impl NatsBus {
                 namespace: namespace.to_owned(),
                 url: url.to_owned(),
                 timeout,
-                streams: Mutex::default(),
             }),
         })
     }
@@ -111,22 +108,25 @@ impl NatsBus {
             .jetstream
             .create_or_update_stream(config)
             .await
-            .map_err(|error| unavailable(format!("creating stream {name}: {error}")))?;
-        let mut streams = self.inner.streams.lock().unwrap_or_else(|p| p.into_inner());
-        if !streams.contains(&name) {
-            streams.push(name);
-        }
-        Ok(())
+            .map(drop)
+            .map_err(|error| unavailable(format!("creating stream {name}: {error}")))
     }
 
-    /// Deletes every stream this bus made (tests clean up with this).
-    pub async fn remove_streams(&self) -> Result<(), BusError> {
-        let names =
-            std::mem::take(&mut *self.inner.streams.lock().unwrap_or_else(|p| p.into_inner()));
-        for name in names {
+    /// Deletes every stream of this bus's namespace, whoever made it
+    /// (tests clean up with this).
+    pub async fn remove_namespace(&self) -> Result<(), BusError> {
+        let prefix = self.stream_name("");
+        let names: Vec<String> = self
+            .inner
+            .jetstream
+            .stream_names()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        for name in names.iter().filter(|name| name.starts_with(&prefix)) {
             self.inner
                 .jetstream
-                .delete_stream(&name)
+                .delete_stream(name)
                 .await
                 .map_err(unavailable)?;
         }

@@ -9,9 +9,6 @@ use futures_util::StreamExt;
 
 use super::*;
 
-/// The variable naming the NATS server of the tests.
-pub const TEST_NATS_ENV: &str = "CONFAB_TEST_NATS_URL";
-
 /// Runs `test` on the in-process bus, then on NATS if one is named.
 async fn on_both<F, Fut>(test: F)
 where
@@ -25,7 +22,7 @@ where
             .await
             .expect("the test NATS server answers");
         test(Bus::Nats(bus.clone())).await;
-        bus.remove_streams().await.expect("test streams removed");
+        bus.remove_namespace().await.expect("test streams removed");
     }
 }
 

@@ -124,6 +124,9 @@ fn replace_database(url: &str, database: &str) -> String {
 /// databases beside its clients.
 pub struct Stack {
     databases: Vec<TestDatabase>,
+    /// The NATS server and namespace of the stack's services, once one
+    /// asked for a bus with `CONFAB_TEST_NATS_URL` set.
+    nats: Option<(String, String)>,
 }
 
 impl Stack {
@@ -131,6 +134,26 @@ impl Stack {
         init_test_tracing();
         Self {
             databases: Vec::new(),
+            nats: None,
+        }
+    }
+
+    /// The bus of a service of this stack: in-process, or, when
+    /// `CONFAB_TEST_NATS_URL` names a NATS server, a namespace of the
+    /// stack's own there (every instance of the stack shares it), whose
+    /// streams go when the stack does.
+    pub fn bus(&mut self) -> crate::bus::BusSettings {
+        let Ok(url) = std::env::var(crate::bus::TEST_NATS_ENV) else {
+            return crate::bus::BusSettings::default();
+        };
+        let (url, namespace) = self
+            .nats
+            .get_or_insert_with(|| (url, format!("t{}", uuid::Uuid::new_v4().simple())))
+            .clone();
+        crate::bus::BusSettings {
+            url: Some(url),
+            namespace,
+            ..crate::bus::BusSettings::default()
         }
     }
 
@@ -147,6 +170,31 @@ impl Stack {
         let url = format!("http://127.0.0.1:{}", server.port());
         tokio::spawn(server.run_until_stopped());
         url
+    }
+}
+
+impl Drop for Stack {
+    /// Removes the stack's streams from the test NATS server. On a thread of
+    /// its own: a drop cannot wait, and the test's runtime may be gone.
+    fn drop(&mut self) {
+        let Some((url, namespace)) = self.nats.take() else {
+            return;
+        };
+        let removed = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let timeout = std::time::Duration::from_secs(5);
+                let bus = crate::bus::NatsBus::connect(&url, &namespace, timeout).await?;
+                bus.remove_namespace().await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if !matches!(removed, Ok(Ok(()))) {
+            eprintln!("a test stack's NATS streams were not removed: {removed:?}");
+        }
     }
 }
 

@@ -98,6 +98,7 @@ impl TestApp {
         let mut settings = chat_service::Settings::defaults().unwrap();
         settings.server.port = 0;
         settings.database = stack.database("chat").await.unwrap();
+        settings.bus = stack.bus();
         settings.agents = agents
             .iter()
             .map(|(id, url)| {

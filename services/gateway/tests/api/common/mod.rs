@@ -79,6 +79,7 @@ impl Stack {
         let mut chat = chat_service::Settings::defaults().unwrap();
         chat.server.port = 0;
         chat.database = stack.database("chat").await.unwrap();
+        chat.bus = stack.bus();
         chat.auth.jwt.jwks_url = jwks_url;
         for (name, url) in agent_urls {
             chat.agents.get_mut(&name).unwrap().url = url;
