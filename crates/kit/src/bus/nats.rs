@@ -44,13 +44,15 @@ impl NatsBus {
     /// Connects to `url`; every name lives under `namespace`.
     pub async fn connect(url: &str, namespace: &str, timeout: Duration) -> Result<Self, BusError> {
         super::check_token(namespace, false)?;
+        // What errors and `/ready` name: never the password.
+        let shown = super::without_credentials(url);
         let client = async_nats::ConnectOptions::new()
             .name("confab")
             .connection_timeout(timeout)
             .request_timeout(Some(timeout))
             .connect(url)
             .await
-            .map_err(|error| BusError::Unavailable(format!("connecting to {url}: {error}")))?;
+            .map_err(|error| BusError::Unavailable(format!("connecting to {shown}: {error}")))?;
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(timeout);
         Ok(Self {
@@ -58,7 +60,7 @@ impl NatsBus {
                 client,
                 jetstream,
                 namespace: namespace.to_owned(),
-                url: url.to_owned(),
+                url: shown,
                 timeout,
             }),
         })
@@ -74,19 +76,23 @@ impl NatsBus {
 
     pub(super) async fn check(&self) -> Result<(), BusError> {
         use async_nats::connection::State;
-        match self.inner.client.connection_state() {
-            State::Connected => self
-                .inner
-                .jetstream
-                .query_account()
-                .await
-                .map(drop)
-                .map_err(|error| {
-                    BusError::Unavailable(format!("JetStream at {}: {error}", self.inner.url))
-                }),
-            state => Err(BusError::Unavailable(format!(
-                "NATS at {} is {state}",
-                self.inner.url
+        let url = &self.inner.url;
+        let state = self.inner.client.connection_state();
+        if state != State::Connected {
+            return Err(BusError::Unavailable(format!("NATS at {url} is {state}")));
+        }
+        // JetStream's account info, read as plain JSON: async-nats's own
+        // `query_account` cannot parse NATS 2.9's answer.
+        let asked = self.inner.client.request("$JS.API.INFO", Bytes::new());
+        let answer = tokio::time::timeout(self.inner.timeout, asked)
+            .await
+            .map_err(|_| BusError::Unavailable(format!("JetStream at {url} did not answer")))?
+            .map_err(|error| BusError::Unavailable(format!("JetStream at {url}: {error}")))?;
+        let info: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap_or_default();
+        match info.get("error") {
+            None => Ok(()),
+            Some(error) => Err(BusError::Unavailable(format!(
+                "JetStream at {url}: {error}"
             ))),
         }
     }

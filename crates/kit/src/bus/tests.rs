@@ -284,3 +284,32 @@ fn filters_match_as_nats_does() {
     assert!(matches("a.b", "a.b"));
     assert!(!matches("a.b", "a.b.c"));
 }
+
+#[tokio::test]
+async fn a_connected_bus_is_ready() {
+    on_both(|bus| async move {
+        bus.check().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connecting_to_a_server_that_is_not_there_fails_and_names_it() {
+    // A port nothing listens on: bound, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let settings = BusSettings {
+        url: Some(format!("nats://user:secret@127.0.0.1:{port}")),
+        timeout_secs: 2,
+        ..BusSettings::default()
+    };
+    let error = Bus::connect(&settings).await.unwrap_err().to_string();
+    assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
+    assert!(
+        !error.contains("secret"),
+        "the password is never shown: {error}"
+    );
+}
