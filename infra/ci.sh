@@ -160,10 +160,10 @@ port_free() {
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# Install Debian's postgresql without letting the package start its own
-# "main" cluster: a policy-rc.d that denies service starts for the duration.
-install_postgresql_package() {
-    echo "initdb not found under /usr/lib/postgresql/*/bin: installing Debian's postgresql"
+# Install Debian's package $1 without letting it start its service (its
+# PostgreSQL "main" cluster, its nats-server): a policy-rc.d that denies
+# service starts for the duration.
+apt_install_unstarted() {
     local policy=/usr/sbin/policy-rc.d
     if [[ ! -e "$policy" ]]; then
         printf '#!/bin/sh\n# added by confab infra/ci.sh during apt-get install\nexit 101\n' |
@@ -172,9 +172,14 @@ install_postgresql_package() {
         policy_rc_added=1
     fi
     local status=0
-    apt_install postgresql || status=$?
+    apt_install "$1" || status=$?
     remove_policy_rc
     return "$status"
+}
+
+install_postgresql_package() {
+    echo "initdb not found under /usr/lib/postgresql/*/bin: installing Debian's postgresql"
+    apt_install_unstarted postgresql
 }
 
 remove_policy_rc() {
@@ -295,17 +300,7 @@ nats_with_jetstream() {
 start_throwaway_nats() {
     if ! command -v nats-server >/dev/null 2>&1; then
         echo "nats-server not found: installing Debian's nats-server (its service is not started)"
-        local policy=/usr/sbin/policy-rc.d
-        if [[ ! -e "$policy" ]]; then
-            printf '#!/bin/sh\n# added by confab infra/ci.sh during apt-get install\nexit 101\n' |
-                as_root tee "$policy" >/dev/null
-            as_root chmod 755 "$policy"
-            policy_rc_added=1
-        fi
-        local status=0
-        apt_install nats-server || status=$?
-        remove_policy_rc
-        ((status == 0)) || die "installing nats-server failed"
+        apt_install_unstarted nats-server || die "installing nats-server failed"
     fi
     local port=54222
     until port_free "$port"; do
