@@ -79,6 +79,9 @@ pub enum ChatError {
     Patch(#[from] PatchRefused),
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The other instances cannot be reached: a turn cannot be claimed.
+    #[error("the service is cut off from its other instances; try again shortly")]
+    Bus(#[from] confab_kit::bus::BusError),
     /// Ours, not the client's: logged with its cause, answered as a bare 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -121,6 +124,7 @@ impl Refusal for ChatError {
                 (StatusCode::UNPROCESSABLE_ENTITY, refused.code())
             }
             E::Patch(refused) => (StatusCode::PAYLOAD_TOO_LARGE, refused.code()),
+            E::Bus(_) => (StatusCode::SERVICE_UNAVAILABLE, "bus_unavailable"),
             E::Db(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

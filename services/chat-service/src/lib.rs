@@ -29,6 +29,7 @@ use crate::a2a::client::A2aClient;
 use crate::a2a::registry::{AgentEntry, Registry};
 use crate::routes::conversations;
 use crate::turns::budget::{LimitSettings, TurnBudget};
+use crate::turns::claims::Claims;
 use crate::turns::in_flight::InFlight;
 use crate::turns::notices::Notices;
 use crate::turns::{RetryPolicy, TurnServices};
@@ -85,6 +86,10 @@ pub struct ChatSettings {
     /// Seconds and bytes the bus keeps turns' events (see `turns::log`).
     pub turn_events_max_age_secs: u64,
     pub turn_events_max_bytes: u64,
+    /// Seconds a turn's claim lasts unless its instance writes it again
+    /// (every third of it): how soon another instance may take over the
+    /// turn of one that died (see `turns::claims`).
+    pub turn_lease_secs: u64,
     /// How often a stream kept open between turns gets a comment line.
     pub sse_keep_alive_ms: u64,
 }
@@ -188,6 +193,17 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         settings.chat.turn_events_max_bytes,
     ))
     .await?;
+    let claims = Claims::open(
+        &bus,
+        Duration::from_secs(settings.chat.turn_lease_secs.max(1)),
+    )
+    .await?;
+    let in_flight = Arc::new(InFlight::new(
+        Duration::from_secs(settings.chat.ended_turn_linger_secs),
+        claims,
+        bus.clone(),
+    ));
+    in_flight.serve_control().await?;
     let state = web::Data::new(AppState {
         db: db.clone(),
         bus: bus.clone(),
@@ -201,9 +217,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
             Duration::from_secs(settings.a2a.connect_timeout_secs),
             Duration::from_secs(settings.a2a.read_timeout_secs),
         )?,
-        in_flight: Arc::new(InFlight::new(Duration::from_secs(
-            settings.chat.ended_turn_linger_secs,
-        ))),
+        in_flight: in_flight.clone(),
         retry: RetryPolicy {
             max_attempts: settings.a2a.max_attempts.max(1),
             base: Duration::from_millis(settings.a2a.retry_base_ms),

@@ -70,12 +70,11 @@ pub async fn begin(
     // The reply's id is known to the claim before the reply is written, so
     // whoever finds the reply row in flight also finds its turn's log.
     let reply_id = MessageId::from(confab_kit::ids::new_id("msg"));
-    let log = TurnLog::open(services.bus, conversation_id, &reply_id)
-        .await
-        .map_err(|err| ChatError::Internal(err.into()))?;
+    let log = TurnLog::open(services.bus, conversation_id, &reply_id).await?;
     let claim = services
         .in_flight
         .begin(conversation_id, &reply_id, permit, log)
+        .await?
         .ok_or(ChatError::TurnInFlight)?;
     let history = messages::page(
         services.db,

@@ -3,19 +3,29 @@
 //! event log to re-attach to. A turn's claim holds its user's
 //! [`TurnPermit`], so the turn counts against their budget while it runs.
 //!
+//! The turns this instance runs are kept here, with their cancel signals;
+//! every instance's turns are known through their [`Claims`] on the bus,
+//! so a second turn is refused, a reader finds the log and a cancel reaches
+//! the turn whichever instance runs it.
+//!
 //! A turn's log also outlives the turn for a while ([`Lingering`]): a client
 //! that lost its connection near the end of a turn (an `EventSource`
 //! reconnecting, a reloaded page) reads the events it missed from the log
 //! itself, exactly, instead of a reply rebuilt from storage.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use confab_kit::bus::{Bus, BusError};
 use confab_protocol::ids::{ConversationId, MessageId, UserId};
+use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::TurnPermit;
+use super::claims::{Claim, Claims, Control};
 use super::log::TurnLog;
 
 /// Most ended turns kept at once, whatever the linger time: a bound on the
@@ -69,18 +79,14 @@ impl Lingering {
 pub struct InFlight {
     turns: Mutex<HashMap<ConversationId, Entry>>,
     lingering: Mutex<Lingering>,
-}
-
-impl Default for InFlight {
-    /// No ended turn is kept.
-    fn default() -> Self {
-        Self::new(Duration::ZERO)
-    }
+    claims: Claims,
+    bus: Bus,
 }
 
 impl InFlight {
-    /// Keeps each ended turn's log for `linger` after the turn ended.
-    pub fn new(linger: Duration) -> Self {
+    /// Claims conversations through `claims`, and keeps each ended turn's
+    /// log for `linger` after the turn ended.
+    pub fn new(linger: Duration, claims: Claims, bus: Bus) -> Self {
         Self {
             turns: Mutex::default(),
             lingering: Mutex::new(Lingering {
@@ -88,6 +94,8 @@ impl InFlight {
                 logs: HashMap::new(),
                 ended: VecDeque::new(),
             }),
+            claims,
+            bus,
         }
     }
 
@@ -105,55 +113,77 @@ impl InFlight {
     }
 
     /// Claims the conversation for a new turn of the permit's user, whose
-    /// reply will be the message `reply_id` and whose events go to `log`; `None` while another turn runs
-    /// in it. The claim (and the permit) last as long as the returned guard.
-    pub fn begin(
+    /// reply will be the message `reply_id` and whose events go to `log`;
+    /// `None` while another turn runs in it, on any instance. The claim
+    /// (and the permit) last until the returned guard is released.
+    pub async fn begin(
         self: &Arc<Self>,
         conversation_id: &ConversationId,
         reply_id: &MessageId,
         permit: TurnPermit,
         log: Arc<TurnLog>,
-    ) -> Option<TurnClaim> {
-        let mut turns = self.lock();
-        if turns.contains_key(conversation_id) {
-            return None;
+    ) -> Result<Option<TurnClaim>, BusError> {
+        if self.lock().contains_key(conversation_id) {
+            return Ok(None);
         }
+        let claim = Claim {
+            user_id: permit.user_id().clone(),
+            reply_id: reply_id.clone(),
+            instance: self.claims.instance().to_owned(),
+            start: log.start(),
+        };
+        let Some(revision) = self.claims.take(conversation_id, &claim).await? else {
+            return Ok(None);
+        };
         let cancel = CancellationToken::new();
-        turns.insert(
+        self.lock().insert(
             conversation_id.clone(),
             Entry {
-                user_id: permit.user_id().clone(),
+                user_id: claim.user_id.clone(),
                 reply_id: reply_id.clone(),
                 cancel: cancel.clone(),
                 log: log.clone(),
             },
         );
-        drop(turns);
-        Some(TurnClaim {
+        let lease = Lease::hold(
+            self.claims.clone(),
+            conversation_id.clone(),
+            claim,
+            revision,
+        );
+        Ok(Some(TurnClaim {
             registry: self.clone(),
             conversation_id: conversation_id.clone(),
             cancel,
             log,
+            lease: Some(lease),
             _permit: permit,
-        })
+        }))
     }
 
-    /// The event log of the caller's turn in flight in the conversation.
-    pub fn log(&self, user_id: &UserId, conversation_id: &ConversationId) -> Option<Arc<TurnLog>> {
-        match self.lock().get(conversation_id) {
-            Some(entry) if entry.user_id == *user_id => Some(entry.log.clone()),
-            _ => None,
+    /// The event log of the caller's turn in flight in the conversation,
+    /// on this instance or another.
+    pub async fn log(
+        &self,
+        user_id: &UserId,
+        conversation_id: &ConversationId,
+    ) -> Option<Arc<TurnLog>> {
+        if let Some(entry) = self.lock().get(conversation_id) {
+            return (entry.user_id == *user_id).then(|| entry.log.clone());
         }
+        let claim = self.claim(conversation_id).await?;
+        (claim.user_id == *user_id).then(|| self.reader(conversation_id, &claim))
     }
 
     /// Whether the caller has a turn in flight in the conversation.
-    pub fn is_running(&self, user_id: &UserId, conversation_id: &ConversationId) -> bool {
-        self.log(user_id, conversation_id).is_some()
+    pub async fn is_running(&self, user_id: &UserId, conversation_id: &ConversationId) -> bool {
+        self.log(user_id, conversation_id).await.is_some()
     }
 
     /// The log of the caller's turn whose reply is `reply_id`: in flight in
-    /// the conversation, or ended less than the linger time ago.
-    pub fn turn_log(
+    /// the conversation (on any instance), or ended here less than the
+    /// linger time ago.
+    pub async fn turn_log(
         &self,
         user_id: &UserId,
         conversation_id: &ConversationId,
@@ -165,17 +195,59 @@ impl InFlight {
         {
             return Some(entry.log.clone());
         }
-        let mut lingering = self.lock_lingering();
-        lingering.prune(Instant::now());
-        match lingering.logs.get(reply_id) {
-            Some((owner, log)) if owner == user_id => Some(log.clone()),
-            _ => None,
+        {
+            let mut lingering = self.lock_lingering();
+            lingering.prune(Instant::now());
+            if let Some((owner, log)) = lingering.logs.get(reply_id) {
+                return (owner == user_id).then(|| log.clone());
+            }
+        }
+        let claim = self.claim(conversation_id).await?;
+        (claim.user_id == *user_id && claim.reply_id == *reply_id)
+            .then(|| self.reader(conversation_id, &claim))
+    }
+
+    /// The conversation's claim by a turn of another instance. A bus that
+    /// cannot be read counts as no claim: the reader falls back to what is
+    /// stored.
+    async fn claim(&self, conversation_id: &ConversationId) -> Option<Claim> {
+        match self.claims.get(conversation_id).await {
+            Ok(claim) => claim.filter(|claim| claim.instance != self.claims.instance()),
+            Err(err) => {
+                tracing::warn!(error = %err, "reading a turn's claim failed");
+                None
+            }
         }
     }
 
-    /// Asks the conversation's turn to stop. `false` when the caller has no
-    /// turn in flight there (another user's turn counts as none).
-    pub fn cancel(&self, user_id: &UserId, conversation_id: &ConversationId) -> bool {
+    fn reader(&self, conversation_id: &ConversationId, claim: &Claim) -> Arc<TurnLog> {
+        TurnLog::reader(&self.bus, conversation_id, &claim.reply_id, claim.start)
+    }
+
+    /// Asks the conversation's turn to stop, wherever it runs. `false` when
+    /// the caller has no turn in flight there (another user's turn counts
+    /// as none).
+    pub async fn cancel(&self, user_id: &UserId, conversation_id: &ConversationId) -> bool {
+        if self.lock().contains_key(conversation_id) {
+            return self.cancel_here(user_id, conversation_id);
+        }
+        let Some(claim) = self.claim(conversation_id).await else {
+            return false;
+        };
+        if claim.user_id != *user_id {
+            return false;
+        }
+        match self.claims.cancel_elsewhere(&claim, conversation_id).await {
+            Ok(canceled) => canceled,
+            Err(err) => {
+                tracing::warn!(error = %err, instance = claim.instance, "passing a cancel on failed");
+                false
+            }
+        }
+    }
+
+    /// Cancels the caller's turn if it runs on this instance.
+    fn cancel_here(&self, user_id: &UserId, conversation_id: &ConversationId) -> bool {
         match self.lock().get(conversation_id) {
             Some(entry) if entry.user_id == *user_id => {
                 entry.cancel.cancel();
@@ -184,10 +256,123 @@ impl InFlight {
             _ => false,
         }
     }
+
+    /// Answers the other instances' requests about the turns running here
+    /// (see [`Claims::control_subject`]), for as long as the service runs.
+    pub async fn serve_control(self: &Arc<Self>) -> Result<(), BusError> {
+        let subject = Claims::control_subject(self.claims.instance());
+        let mut requests = self.bus.serve(&subject).await?;
+        let registry = self.clone();
+        tokio::spawn(async move {
+            while let Some(request) = requests.next().await {
+                let answer = match serde_json::from_slice(&request.payload) {
+                    Ok(Control::Cancel {
+                        conversation_id,
+                        user_id,
+                    }) => registry.cancel_here(&user_id, &conversation_id),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "an unreadable control request");
+                        false
+                    }
+                };
+                let answer = Bytes::from_static(if answer { b"true" } else { b"false" });
+                if let Err(err) = request.respond(answer).await {
+                    tracing::warn!(error = %err, "answering a control request failed");
+                }
+            }
+        });
+        Ok(())
+    }
 }
 
-/// A conversation's claim by a running turn; released when dropped, which
-/// is when the turn has ended (or failed to start).
+/// A turn's hold on its conversation's claim: written again every third of
+/// the lease until it is let go.
+struct Lease {
+    claims: Claims,
+    conversation_id: ConversationId,
+    claim: Claim,
+    revision: Arc<AtomicU64>,
+    stop: CancellationToken,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    fn hold(claims: Claims, conversation_id: ConversationId, claim: Claim, revision: u64) -> Self {
+        let revision = Arc::new(AtomicU64::new(revision));
+        let stop = CancellationToken::new();
+        let renewer = tokio::spawn(renew(
+            claims.clone(),
+            conversation_id.clone(),
+            claim.clone(),
+            revision.clone(),
+            stop.clone(),
+        ));
+        Self {
+            claims,
+            conversation_id,
+            claim,
+            revision,
+            stop,
+            renewer,
+        }
+    }
+
+    /// Stops renewing (a renewal under way finishes first, so the revision
+    /// is the last one written) and deletes the claim.
+    async fn release(self) {
+        self.stop.cancel();
+        let _ = self.renewer.await;
+        let mut revision = self.revision.load(Ordering::SeqCst);
+        for _ in 0..3 {
+            match self.claims.release(&self.conversation_id, revision).await {
+                Ok(()) => return,
+                Err(BusError::Conflict { .. }) => {
+                    // Renewed by a write whose answer was lost: delete it
+                    // if it is still ours, at its revision.
+                    match self.claims.current(&self.conversation_id).await {
+                        Ok(Some((claim, current))) if claim == self.claim => revision = current,
+                        _ => return,
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, conversation_id = %self.conversation_id, "releasing a turn's claim failed; it lapses with its lease");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn renew(
+    claims: Claims,
+    conversation_id: ConversationId,
+    claim: Claim,
+    revision: Arc<AtomicU64>,
+    stop: CancellationToken,
+) {
+    let every = claims.lease() / 3;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let current = revision.load(Ordering::SeqCst);
+        match claims.renew(&conversation_id, &claim, current).await {
+            Ok(next) => revision.store(next, Ordering::SeqCst),
+            Err(BusError::Conflict { .. }) => {
+                tracing::error!(%conversation_id, "a running turn's claim was lost (another instance took the turn over)");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, %conversation_id, "renewing a turn's claim failed; trying again");
+            }
+        }
+    }
+}
+
+/// A conversation's claim by a running turn; released with
+/// [`TurnClaim::release`] when the turn has ended (or, if the turn never
+/// got that far, when it is dropped).
 pub struct TurnClaim {
     registry: Arc<InFlight>,
     conversation_id: ConversationId,
@@ -195,12 +380,25 @@ pub struct TurnClaim {
     pub cancel: CancellationToken,
     /// Where the turn's events go.
     pub log: Arc<TurnLog>,
+    lease: Option<Lease>,
     /// Given back with the claim.
     _permit: TurnPermit,
 }
 
+impl TurnClaim {
+    /// Frees the conversation for its next turn, on every instance.
+    pub async fn release(mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.release().await;
+        }
+    }
+}
+
 impl Drop for TurnClaim {
     fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            tokio::spawn(lease.release());
+        }
         let entry = self.registry.lock().remove(&self.conversation_id);
         // A turn that never started (refused after its claim) logged
         // nothing and has nothing to keep.
@@ -227,6 +425,20 @@ mod tests {
         })
     }
 
+    /// The turns of one instance on an in-process bus, ended turns' logs
+    /// kept `linger`.
+    async fn registry(linger: Duration) -> Arc<InFlight> {
+        let bus = Bus::in_process();
+        bus.stream(&crate::turns::log::stream_spec(
+            Duration::from_secs(60),
+            1 << 20,
+        ))
+        .await
+        .unwrap();
+        let claims = Claims::open(&bus, Duration::from_secs(5)).await.unwrap();
+        Arc::new(InFlight::new(linger, claims, bus))
+    }
+
     /// `user`'s claim of turn `reply` in `conversation`.
     async fn claim(
         in_flight: &Arc<InFlight>,
@@ -235,31 +447,28 @@ mod tests {
         conversation: &str,
         reply: &str,
     ) -> Option<TurnClaim> {
-        let bus = confab_kit::bus::Bus::in_process();
-        bus.stream(&crate::turns::log::stream_spec(
-            Duration::from_secs(60),
-            1 << 20,
-        ))
-        .await
-        .unwrap();
-        let log = TurnLog::open(&bus, &conversation.into(), &reply.into())
+        let log = TurnLog::open(&in_flight.bus, &conversation.into(), &reply.into())
             .await
             .unwrap();
         let permit = budget.admit(&user.into()).unwrap();
-        in_flight.begin(&conversation.into(), &reply.into(), permit, log)
+        in_flight
+            .begin(&conversation.into(), &reply.into(), permit, log)
+            .await
+            .unwrap()
     }
 
     /// Whether `user` finds the log of turn `reply` in `conversation`.
-    fn finds_log(in_flight: &InFlight, user: &str, conversation: &str, reply: &str) -> bool {
+    async fn finds_log(in_flight: &InFlight, user: &str, conversation: &str, reply: &str) -> bool {
         in_flight
             .turn_log(&user.into(), &conversation.into(), &reply.into())
+            .await
             .is_some()
     }
 
     #[tokio::test]
     async fn a_conversation_holds_one_turn_at_a_time() {
         let budget = budget();
-        let in_flight = Arc::new(InFlight::default());
+        let in_flight = registry(Duration::ZERO).await;
         let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2")
             .await
             .unwrap();
@@ -274,13 +483,13 @@ mod tests {
                 .is_some()
         );
         assert!(
-            !in_flight.cancel(&"usr-2".into(), &"conv-1".into()),
+            !in_flight.cancel(&"usr-2".into(), &"conv-1".into()).await,
             "another user's turn"
         );
         assert!(!held.cancel.is_cancelled());
-        assert!(in_flight.cancel(&"usr-1".into(), &"conv-1".into()));
+        assert!(in_flight.cancel(&"usr-1".into(), &"conv-1".into()).await);
         assert!(held.cancel.is_cancelled());
-        drop(held);
+        held.release().await;
         assert!(
             claim(&in_flight, &budget, "usr-1", "conv-1", "msg-4")
                 .await
@@ -291,38 +500,43 @@ mod tests {
     #[tokio::test]
     async fn an_ended_turns_log_lingers_for_its_owner_only() {
         let budget = budget();
-        let in_flight = Arc::new(InFlight::new(Duration::from_secs(60)));
+        let in_flight = registry(Duration::from_secs(60)).await;
         let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2")
             .await
             .unwrap();
         held.log.push(ChatEvent::Text { text: "hi".into() });
-        assert!(finds_log(&in_flight, "usr-1", "conv-1", "msg-2"));
-        assert!(!finds_log(&in_flight, "usr-1", "conv-1", "msg-4"));
-        drop(held);
-        assert!(!in_flight.is_running(&"usr-1".into(), &"conv-1".into()));
+        assert!(finds_log(&in_flight, "usr-1", "conv-1", "msg-2").await);
+        assert!(!finds_log(&in_flight, "usr-1", "conv-1", "msg-4").await);
+        held.release().await;
+        assert!(
+            !in_flight
+                .is_running(&"usr-1".into(), &"conv-1".into())
+                .await
+        );
         let kept = in_flight
             .turn_log(&"usr-1".into(), &"conv-1".into(), &"msg-2".into())
+            .await
             .unwrap();
         assert_eq!(kept.len(), 1);
-        assert!(!finds_log(&in_flight, "usr-2", "conv-1", "msg-2"));
+        assert!(!finds_log(&in_flight, "usr-2", "conv-1", "msg-2").await);
 
         // A claim refused its turn logged nothing: nothing lingers.
         let unused = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-4")
             .await
             .unwrap();
-        drop(unused);
-        assert!(!finds_log(&in_flight, "usr-1", "conv-1", "msg-4"));
+        unused.release().await;
+        assert!(!finds_log(&in_flight, "usr-1", "conv-1", "msg-4").await);
     }
 
     #[tokio::test]
     async fn without_a_linger_time_an_ended_turns_log_goes_with_it() {
         let budget = budget();
-        let in_flight = Arc::new(InFlight::default());
+        let in_flight = registry(Duration::ZERO).await;
         let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2")
             .await
             .unwrap();
         held.log.push(ChatEvent::Text { text: "hi".into() });
-        drop(held);
-        assert!(!finds_log(&in_flight, "usr-1", "conv-1", "msg-2"));
+        held.release().await;
+        assert!(!finds_log(&in_flight, "usr-1", "conv-1", "msg-2").await);
     }
 }

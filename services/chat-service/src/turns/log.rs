@@ -95,6 +95,29 @@ impl TurnLog {
         }))
     }
 
+    /// The log of a turn another instance writes, to read it.
+    pub fn reader(
+        bus: &Bus,
+        conversation_id: &ConversationId,
+        turn: &MessageId,
+        start: u64,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            bus: bus.clone(),
+            subject: subject(conversation_id),
+            turn: turn.clone(),
+            start,
+            logged: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
+            publisher: Mutex::new(None),
+        })
+    }
+
+    /// The stream's last sequence before the turn's first event.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
     /// Logs the next event; returns its sequence number.
     pub fn push(&self, event: ChatEvent) -> u64 {
         let seq = self.logged.fetch_add(1, Ordering::SeqCst) + 1;

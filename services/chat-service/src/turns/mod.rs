@@ -12,6 +12,7 @@
 pub mod begin;
 pub mod budget;
 mod call;
+pub mod claims;
 mod follow;
 pub mod in_flight;
 pub mod log;

@@ -51,7 +51,7 @@ impl Turn {
         // The conversation is free for the next turn before `done` goes
         // out, so a client that starts one as soon as it reads `done` is
         // never refused.
-        drop(self.claim);
+        self.claim.release().await;
         out.emit(ChatEvent::Done {
             message_id: assistant_id,
             conversation_id: self.conversation_id.to_string(),

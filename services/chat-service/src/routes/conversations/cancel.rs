@@ -22,7 +22,11 @@ pub async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     let conversation_id = path.into_inner();
     conversations::owned(&state.db, &caller.user(), &conversation_id).await?;
-    if !state.in_flight.cancel(&caller.user(), &conversation_id) {
+    if !state
+        .in_flight
+        .cancel(&caller.user(), &conversation_id)
+        .await
+    {
         return Err(ChatError::NoTurnInFlight.into());
     }
     Ok(HttpResponse::Accepted().json(json!({

@@ -24,6 +24,9 @@ pub async fn delete(
     if !conversations::delete(&state.db, &caller.user(), &conversation_id).await? {
         return Err(ChatError::ConversationNotFound.into());
     }
-    state.in_flight.cancel(&caller.user(), &conversation_id);
+    state
+        .in_flight
+        .cancel(&caller.user(), &conversation_id)
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }

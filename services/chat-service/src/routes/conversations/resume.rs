@@ -41,7 +41,7 @@ pub async fn resume(
         })?,
         None => query.last_event_id.unwrap_or(0),
     };
-    if let Some(log) = state.in_flight.log(&caller.user(), &conversation_id) {
+    if let Some(log) = state.in_flight.log(&caller.user(), &conversation_id).await {
         return Ok(sse::response(log.subscribe(after)));
     }
 

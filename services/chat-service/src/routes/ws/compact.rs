@@ -41,7 +41,7 @@ impl Compact {
         };
         if conn.conversation().is_none() {
             match conn.create(None).await {
-                Ok(row) => conn.attach(row.id),
+                Ok(row) => conn.attach(row.id).await,
                 Err(err) => return refused(conn, &err).await,
             }
         }
@@ -56,7 +56,7 @@ impl Dialect for Compact {
     async fn open(&mut self, conn: &mut Conn) -> Result<Flow, Closed> {
         if let Some(requested) = self.requested.take() {
             match conn.owned(&ConversationId::from(requested)).await {
-                Ok(row) => conn.attach(row.id),
+                Ok(row) => conn.attach(row.id).await,
                 Err(err) => return refuse(conn, &err).await,
             }
         }

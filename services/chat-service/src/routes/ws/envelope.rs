@@ -61,7 +61,7 @@ impl Envelope {
             Ok(rows) => rows,
             Err(err) => return error(conn, &ApiError::from(err)).await,
         };
-        conn.attach(row.id.clone());
+        conn.attach(row.id.clone()).await;
         let ready = SessionReady {
             session_id: row.id.to_string(),
             conversation_id: row.id.into_inner(),
@@ -161,9 +161,10 @@ impl Dialect for Envelope {
                 }
             }
             ClientFrame::Cancel => {
-                let canceled = conn
-                    .conversation()
-                    .map(|id| conn.state.in_flight.cancel(conn.user_id(), id));
+                let canceled = match conn.conversation() {
+                    Some(id) => Some(conn.state.in_flight.cancel(conn.user_id(), id).await),
+                    None => None,
+                };
                 match canceled {
                     None => error(conn, &no_session()).await,
                     Some(false) => {

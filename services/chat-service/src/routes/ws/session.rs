@@ -176,26 +176,29 @@ impl Conn {
     /// Attaches the socket to a conversation the caller owns, and follows
     /// its turn in flight if there is one. It watches the conversation
     /// before it looks, so a turn that starts meanwhile is not missed.
-    pub fn attach(&mut self, conversation_id: ConversationId) {
+    pub async fn attach(&mut self, conversation_id: ConversationId) {
         let watching = self.watch.as_ref().map(Watch::conversation_id);
         if watching != Some(&conversation_id) {
             self.watch = Some(self.state.notices.watch(&conversation_id));
         }
         self.conversation = Some(conversation_id);
-        self.follow(None);
+        self.follow(None).await;
     }
 
     /// Follows `started` (a turn this socket just began) or else the turn
     /// in flight in the conversation, unless a turn is followed already
     /// (the next one is looked for when it ends).
-    pub fn follow(&mut self, started: Option<Arc<TurnLog>>) {
+    pub async fn follow(&mut self, started: Option<Arc<TurnLog>>) {
         if self.turn.is_some() {
             return;
         }
         let Some(conversation) = &self.conversation else {
             return;
         };
-        let log = started.or_else(|| self.state.in_flight.log(&self.user_id, conversation));
+        let log = match started {
+            Some(log) => Some(log),
+            None => self.state.in_flight.log(&self.user_id, conversation).await,
+        };
         if let Some(log) = log {
             self.turn = Some(log.subscribe(0).boxed());
             self.progress = TurnProgress::default();
@@ -240,7 +243,7 @@ impl Conn {
             self.trace.clone(),
         )
         .await?;
-        self.follow(Some(started.log));
+        self.follow(Some(started.log)).await;
         Ok(())
     }
 
@@ -304,7 +307,7 @@ pub async fn run<D: Dialect>(
                 }
                 None => {
                     conn.turn = None;
-                    conn.follow(None);
+                    conn.follow(None).await;
                     Ok(Flow::Continue)
                 }
             },
@@ -317,7 +320,7 @@ pub async fn run<D: Dialect>(
                 metrics::counter!("chat_socket_wakeups_total").increment(1);
                 match notice {
                     Ok(Notice::TurnStarted) => {
-                        conn.follow(None);
+                        conn.follow(None).await;
                         Ok(Flow::Continue)
                     }
                     Ok(Notice::TreeEdited(edited)) => match edited.update_for(conn.id, conn.user_id()) {
@@ -326,7 +329,7 @@ pub async fn run<D: Dialect>(
                     },
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "a chat socket fell behind its conversation's news");
-                        conn.follow(None);
+                        conn.follow(None).await;
                         Ok(Flow::Continue)
                     }
                     // Not while the watch lives; stop listening rather than spin.

@@ -286,7 +286,7 @@ impl Follower {
     /// The turn to deliver next, if there is one yet.
     async fn next(&self, cursor: &mut Cursor) -> Result<Option<Next>, Ended> {
         if let Some((reply, id)) = cursor.partial.take() {
-            let log = self.turn_log(&reply);
+            let log = self.turn_log(&reply).await;
             return Ok(Some(match (id, log) {
                 (EventId::Live { event, .. }, Some(log)) => Next::Log {
                     reply_seq: reply.seq,
@@ -316,7 +316,7 @@ impl Follower {
         let Some(reply) = reply else {
             return Ok(None);
         };
-        if let Some(log) = self.turn_log(&reply) {
+        if let Some(log) = self.turn_log(&reply).await {
             return Ok(Some(Next::Log {
                 reply_seq: reply.seq,
                 log,
@@ -328,6 +328,7 @@ impl Follower {
                 .state
                 .in_flight
                 .is_running(&self.user_id, &self.conversation_id)
+                .await
         {
             // Only a turn that failed to start leaves a reply in flight with
             // no log; wait until the turn running now is over to tell.
@@ -339,10 +340,14 @@ impl Follower {
         }))
     }
 
-    fn turn_log(&self, reply: &MessageRow) -> Option<std::sync::Arc<crate::turns::log::TurnLog>> {
+    async fn turn_log(
+        &self,
+        reply: &MessageRow,
+    ) -> Option<std::sync::Arc<crate::turns::log::TurnLog>> {
         self.state
             .in_flight
             .turn_log(&self.user_id, &self.conversation_id, &reply.id)
+            .await
     }
 
     /// A comment line, once the conversation is known to be still there.
