@@ -15,6 +15,7 @@ mod common;
 mod conversations;
 mod crash;
 mod fuzz_ws;
+mod instances;
 mod limits;
 mod openai;
 mod resume;

@@ -85,6 +85,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// chat-service's own database, for tests that check what is stored.
     pub db: confab_kit::db::Db,
+    /// What it was started with, for another instance of it.
+    settings: chat_service::Settings,
 }
 
 impl TestApp {
@@ -108,13 +110,24 @@ impl TestApp {
             .collect();
         settings.a2a.retry_base_ms = 10;
         tweak(&mut settings);
-        let app = chat_service::build(settings).await.unwrap();
+        Self::run(settings, stack).await
+    }
+
+    /// Another instance of this chat-service: its database, its bus and
+    /// its agents, on a port of its own.
+    pub async fn another(&self, stack: &mut Stack) -> Self {
+        Self::run(self.settings.clone(), stack).await
+    }
+
+    async fn run(settings: chat_service::Settings, stack: &mut Stack) -> Self {
+        let app = chat_service::build(settings.clone()).await.unwrap();
         let db = app.db().cloned().unwrap();
         let url = stack.spawn(app);
         Self {
             url,
             http: reqwest::Client::new(),
             db,
+            settings,
         }
     }
 
