@@ -157,6 +157,22 @@ impl LocalBus {
         Ok(lock(&self.named(stream)?.log).last_seq)
     }
 
+    pub(super) fn continue_after(&self, stream: &str, seq: u64) -> Result<(), BusError> {
+        let stream = self.named(stream)?;
+        let mut log = lock(&stream.log);
+        if log.last_seq < seq {
+            // As NATS's purge does: what was kept goes, numbering goes on.
+            log.messages.clear();
+            log.bytes = 0;
+            for subject in log.subjects.values_mut() {
+                subject.messages.clear();
+            }
+            log.sweep();
+            log.last_seq = seq;
+        }
+        Ok(())
+    }
+
     pub(super) fn subscribe(
         &self,
         stream: &str,

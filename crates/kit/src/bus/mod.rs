@@ -210,6 +210,19 @@ impl Bus {
         }
     }
 
+    /// Makes the sequence of `stream` go on after `seq`: when its last
+    /// sequence is lower, the messages it keeps are dropped and the next one
+    /// published gets `seq + 1`; otherwise nothing changes. A service whose
+    /// database already holds sequence numbers of this stream calls it at
+    /// start-up, so that a new (in-process) or reset stream never hands out
+    /// a number twice.
+    pub async fn continue_after(&self, stream: &str, seq: u64) -> Result<(), BusError> {
+        match self {
+            Self::Local(bus) => bus.continue_after(stream, seq),
+            Self::Nats(bus) => bus.continue_after(stream, seq).await,
+        }
+    }
+
     /// The messages of `stream` on `filter` whose sequence is `from` or
     /// later (those still kept), then each new one as it comes.
     pub async fn subscribe(

@@ -156,6 +156,21 @@ impl NatsBus {
         Ok(info.state.last_sequence)
     }
 
+    pub(super) async fn continue_after(&self, name: &str, seq: u64) -> Result<(), BusError> {
+        let mut stream = self.get_stream(name).await?;
+        let info = stream.info().await.map_err(unavailable)?;
+        if info.state.last_sequence < seq {
+            // A purge up to a sequence past the last one sets the stream's
+            // first sequence there (NATS 2.9 has no `first_seq` setting).
+            stream
+                .purge()
+                .sequence(seq + 1)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
     async fn get_stream(&self, name: &str) -> Result<stream::Stream, BusError> {
         self.inner
             .jetstream
