@@ -43,7 +43,8 @@ use confab_kit::db::Db;
 pub const LEASES: &str = "llm-proxy-instances";
 
 /// The error of an interrupted call.
-pub const INTERRUPTED: &str = "the llm-proxy-service instance running the call stopped before it ended";
+pub const INTERRUPTED: &str =
+    "the llm-proxy-service instance running the call stopped before it ended";
 
 /// This instance: its id and its lease.
 pub struct Instance {

@@ -371,8 +371,16 @@ mod tests {
         let frame = frame(&message).unwrap();
         assert_eq!(frame.seq, 42);
         let parsed: TraceFrame = serde_json::from_str(&frame.text).unwrap();
-        assert_eq!(parsed, TraceFrame::Trace { event: event.clone() });
-        assert_eq!(frame.text, serde_json::to_string(&TraceFrame::Trace { event }).unwrap());
+        assert_eq!(
+            parsed,
+            TraceFrame::Trace {
+                event: event.clone()
+            }
+        );
+        assert_eq!(
+            frame.text,
+            serde_json::to_string(&TraceFrame::Trace { event }).unwrap()
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 mod common;
 mod completions;
 mod history;
+mod interrupted;
 mod recording;
 mod traces;
 mod upstream;

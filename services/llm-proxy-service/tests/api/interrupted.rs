@@ -1,0 +1,289 @@
+//! Calls whose instance dies: the real binary killed with SIGKILL mid-stream
+//! leaves a row per call, closed `interrupted` with what had streamed, by
+//! its restart (in process) or by another instance once its lease expired
+//! (NATS); and an instance never closes the calls of one that is alive.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use confab_kit::db::Db;
+use confab_kit::testing::TestDatabase;
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use llm_proxy_service::call::CALL_ID_HEADER;
+use llm_proxy_service::instances::INTERRUPTED;
+use llm_proxy_service::store::MIGRATIONS;
+use llm_proxy_service::store::llm_calls::{self, LlmCall, status};
+use llm_proxy_service::store::trace_events::{self, TraceEventRow};
+use serde_json::{Value, json};
+
+use crate::common::buses::{TestBus, on_both_buses};
+use crate::common::{MATH_KEY, Proxy, sse_data};
+
+/// The llm-proxy-service binary on `port`, killed when dropped.
+struct Process(Child);
+
+impl Process {
+    /// Started on `database_url` and `bus`, answering slowly (20 ms between
+    /// chunks) with a lease of 1 s; returns once it is ready.
+    async fn start(port: u16, database_url: &str, bus: &TestBus) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_llm-proxy-service"))
+            .env_clear()
+            .env("PORT", port.to_string())
+            .env("DATABASE_URL", database_url)
+            .env("CONFAB__PROVIDERS__BUILTIN__CHUNK_DELAY_MS", "20")
+            .env("CONFAB__RECORDING__LEASE_SECS", "1")
+            .envs(bus.env())
+            .env("RUST_LOG", "warn")
+            // Development: it runs on the development secrets of the defaults.
+            .env("CONFAB__ENV", "development")
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .expect("starting the llm-proxy-service binary");
+        // Owned at once, so that it is killed and reaped whatever happens.
+        let process = Self(child);
+        let ready = format!("http://127.0.0.1:{port}/ready");
+        for _ in 0..400 {
+            if reqwest::get(&ready)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return process;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("llm-proxy-service did not become ready on {ready}");
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    fn kill(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The logs of a started binary go with the test's when `TEST_LOG` is set.
+fn output() -> Stdio {
+    if std::env::var_os("TEST_LOG").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A prompt the builtin model echoes word by word: far longer than any
+/// test waits for.
+fn long_prompt() -> String {
+    (0..2000)
+        .map(|i| format!("w{i}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A streaming call through `base`: its id, and the text its client has
+/// received so far (read on in the background).
+async fn start_call(
+    http: &reqwest::Client,
+    base: &str,
+    prompt: &str,
+) -> (String, Arc<Mutex<String>>) {
+    let response = http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(MATH_KEY)
+        .header("x-user-id", "usr-ada")
+        .json(&json!({"model": "builtin", "stream": true,
+            "messages": [{"role": "user", "content": prompt}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.headers()[CALL_ID_HEADER]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let received = Arc::new(Mutex::new(String::new()));
+    let text = Arc::clone(&received);
+    tokio::spawn(async move {
+        let mut events = response.bytes_stream().eventsource();
+        while let Some(Ok(event)) = events.next().await {
+            let chunk: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+            if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
+                text.lock().unwrap().push_str(piece);
+            }
+        }
+    });
+    (id, received)
+}
+
+/// Polls `check` every 50 ms until it answers, for up to a minute.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..1200 {
+        if let Some(found) = check().await {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("waited a minute for {what}");
+}
+
+fn deltas(events: &[TraceEventRow]) -> usize {
+    events.iter().filter(|e| e.kind == "llm.delta").count()
+}
+
+#[tokio::test]
+async fn calls_cut_off_by_a_killed_process_are_interrupted_with_what_had_streamed() {
+    on_both_buses(|bus| async move {
+        let database = TestDatabase::new("llm-proxy").await.unwrap();
+        let url = &database.settings.url;
+        let doomed_port = free_port();
+        let doomed = Process::start(doomed_port, url, &bus).await;
+        // On NATS another instance closes the calls; in process, the restart.
+        let _survivor = match bus.is_nats() {
+            true => Some(Process::start(free_port(), url, &bus).await),
+            false => None,
+        };
+        let db = Db::connect(&database.settings, &MIGRATIONS).await.unwrap();
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{doomed_port}");
+        let prompt = long_prompt();
+        const CALLS: usize = 8;
+        let mut calls = Vec::new();
+        for _ in 0..CALLS {
+            calls.push(start_call(&http, &base, &prompt).await);
+        }
+        // Each call has streamed, and some of it is stored.
+        for (id, _) in &calls {
+            eventually("a stored delta of every call", || async {
+                let events = trace_events::of_call(&db, id).await.unwrap();
+                (deltas(&events) > 0).then_some(())
+            })
+            .await;
+        }
+        doomed.kill();
+        let _restarted = match bus.is_nats() {
+            true => None,
+            false => Some(Process::start(doomed_port, url, &bus).await),
+        };
+
+        for (id, received) in &calls {
+            let row: LlmCall = eventually("the call's row to be closed", || async {
+                llm_calls::get(&db, id, None).await.unwrap()
+            })
+            .await;
+            assert_eq!(row.status, status::INTERRUPTED, "{id}");
+            assert_eq!(row.error.as_deref(), Some(INTERRUPTED));
+            let response: Value = serde_json::from_str(row.response.as_deref().unwrap()).unwrap();
+            let kept = response["content"].as_str().unwrap();
+            let events = trace_events::of_call(&db, id).await.unwrap();
+            let stored: String = events
+                .iter()
+                .filter(|e| e.kind == "llm.delta")
+                .map(|e| {
+                    let data: Value = serde_json::from_str(&e.data).unwrap();
+                    data["content"].as_str().unwrap_or_default().to_owned()
+                })
+                .collect();
+            assert_eq!(kept, stored, "the row holds what the stored deltas say");
+            assert!(!kept.is_empty() && kept.len() < prompt.len(), "{kept:?}");
+            assert!(prompt.starts_with(kept), "{kept:?}");
+            let received = received.lock().unwrap().clone();
+            assert!(
+                prompt.starts_with(&received) && received.len() < prompt.len(),
+                "the client was cut off mid-answer: {received:?}"
+            );
+            // Whoever closed it told the call's subscribers.
+            let error = eventually("the call's llm.error event", || async {
+                let events = trace_events::of_call(&db, id).await.unwrap();
+                events.into_iter().find(|e| e.kind == "llm.error")
+            })
+            .await;
+            assert!(
+                error.data.contains("stopped before it ended"),
+                "{}",
+                error.data
+            );
+        }
+    })
+    .await;
+}
+
+/// The builtin model answering slowly: 20 ms between chunks.
+fn slow(settings: &mut llm_proxy_service::Settings) {
+    if let Some(llm_proxy_service::providers::ProviderSettings::Builtin(builtin)) =
+        settings.providers.get_mut("builtin")
+    {
+        builtin.chunk_delay_ms = 20;
+    }
+    settings.recording.lease_secs = 1;
+}
+
+#[tokio::test]
+async fn an_instance_never_closes_the_calls_of_one_that_is_alive() {
+    on_both_buses(|bus| async move {
+        let running = Proxy::start_on_bus(&bus, slow).await;
+        // 300 chunks, 20 ms apart: the other instance looks several times.
+        let prompt = (0..300)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let calls: Vec<_> = (0..3)
+            .map(|_| {
+                let request = running
+                    .completions(Some(MATH_KEY))
+                    .json(&json!({"model": "builtin", "stream": true,
+                        "messages": [{"role": "user", "content": prompt}]}))
+                    .send();
+                tokio::spawn(async move { sse_data(request.await.unwrap()).await })
+            })
+            .collect();
+        // The calls are in flight, their rows written...
+        let instance = eventually("the calls' rows in flight", || async {
+            let instances = llm_calls::instances_in_flight(&running.db, "")
+                .await
+                .unwrap();
+            let instance = instances.first()?.clone();
+            let in_flight = llm_calls::in_flight(&running.db, &instance).await.unwrap();
+            (in_flight.len() == 3).then_some(instance)
+        })
+        .await;
+        // ...when another instance starts (closing what dead instances left)
+        // and keeps looking (every second) while they run on.
+        let other = Proxy::start_with(running.database(), &bus, slow).await;
+        for call in calls {
+            let frames = call.await.unwrap();
+            assert_eq!(frames.last().map(String::as_str), Some("[DONE]"));
+        }
+        let rows = running.calls(3).await;
+        assert_eq!(rows.len(), 3);
+        for row in rows {
+            assert_eq!(row.status, status::OK, "{row:?}");
+            assert_eq!(row.instance.as_deref(), Some(instance.as_str()));
+            let events = trace_events::of_call(&running.db, &row.id).await.unwrap();
+            assert!(events.iter().all(|e| e.kind != "llm.error"));
+        }
+        other.stop().await;
+        running.stop().await;
+    })
+    .await;
+}
