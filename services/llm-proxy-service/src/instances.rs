@@ -7,9 +7,11 @@
 //! its last renewal, renewed three times as often. Once at start-up, before
 //! serving, and then every `lease_secs`, an instance looks for calls in
 //! flight of other instances and closes those whose instance holds no
-//! lease: each is marked `interrupted`, its response rebuilt from the
-//! deltas the database has, and an `llm.error` event tells its subscribers.
-//! A call whose instance holds its lease is never touched.
+//! lease: the events of the call that the bus's trace stream still keeps
+//! and the database lacks (the dead instance published them but never
+//! wrote them) are written, the call is marked `interrupted` with its
+//! response rebuilt from its deltas, and an `llm.error` event tells its
+//! subscribers. A call whose instance holds its lease is never touched.
 //!
 //! On NATS, a dead instance's calls are closed by another instance once its
 //! lease has expired, or by the next instance to start after that. In
@@ -17,12 +19,15 @@
 //! finds no lease but its own and closes what the previous run left in
 //! flight.
 //!
-//! What a crash loses: the records its recorder had not written yet (at
-//! most `linger_ms` and one batch; on NATS the events stay on the trace
-//! stream for live subscribers). An instance cut off from the bus for
-//! longer than its lease may see its calls closed by another one; when such
-//! a call ends after all, its real end replaces `interrupted`.
+//! What a crash loses. On NATS: nothing of a call whose row was written
+//! (its events come back from the stream); a call that started within the
+//! last batch window before the crash has no row. In process: the records
+//! the recorder had not written yet, at most `linger_ms` and one batch. An
+//! instance cut off from the bus for longer than its lease may see its
+//! calls closed by another one; when such a call ends after all, its real
+//! end replaces `interrupted`.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +40,7 @@ use tokio::task::JoinHandle;
 
 use crate::call::{Assembly, recorded_response};
 use crate::store::llm_calls::{self, Interruption, LlmCall};
-use crate::store::trace_events;
+use crate::store::{self, Batch, trace_events};
 use crate::trace::hub::{EventContext, TraceHub};
 use confab_kit::db::Db;
 
@@ -189,7 +194,34 @@ fn lease_value() -> Bytes {
 /// Marks `call` interrupted with what it had streamed, unless someone else
 /// just did; whether this did.
 async fn close(db: &Db, hub: &TraceHub, call: &LlmCall) -> anyhow::Result<bool> {
-    let events = trace_events::of_call(db, &call.id).await?;
+    let context = EventContext {
+        call_id: call.id.clone(),
+        agent_id: call.agent_id.clone(),
+        user_id: call.user_id.clone(),
+        conversation_id: call.conversation_id.clone(),
+    };
+    let mut events = trace_events::of_call(db, &call.id).await?;
+    // The call's first event (its request) was queued before its row, so
+    // it is stored; from there, the stream may still keep events the dead
+    // instance published and never wrote.
+    if let Some(first) = events.first().map(|event| event.seq) {
+        let stored: HashSet<i64> = events.iter().map(|event| event.seq).collect();
+        let unwritten: Vec<_> = hub
+            .kept_events(&context, first)
+            .await?
+            .into_iter()
+            .filter(|event| !stored.contains(&event.seq))
+            .collect();
+        if !unwritten.is_empty() {
+            let batch = Batch {
+                trace_events: unwritten.clone(),
+                ..Batch::default()
+            };
+            store::write_batch(db, Arc::new(batch)).await?;
+            events.extend(unwritten);
+            events.sort_by_key(|event| event.seq);
+        }
+    }
     let mut streamed = Assembly::default();
     let mut first_delta = None;
     let mut last_event = None;
@@ -214,12 +246,6 @@ async fn close(db: &Db, hub: &TraceHub, call: &LlmCall) -> anyhow::Result<bool> 
         return Ok(false);
     }
     metrics::counter!("llm_proxy_calls_interrupted_total").increment(1);
-    let context = EventContext {
-        call_id: call.id.clone(),
-        agent_id: call.agent_id.clone(),
-        user_id: call.user_id.clone(),
-        conversation_id: call.conversation_id.clone(),
-    };
     hub.publish(
         &context,
         TraceKind::Error,

@@ -27,7 +27,8 @@ use chrono::{NaiveDateTime, SecondsFormat, Utc};
 use confab_kit::bus::{Bus, BusError};
 use confab_kit::db::Db;
 use confab_protocol::trace::{TraceEvent, TraceKind};
-use serde::Serialize;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::TraceSettings;
@@ -177,6 +178,66 @@ impl TraceHub {
             self.settings.subscriber_buffer,
         )
         .await
+    }
+}
+
+/// An event read back from the bus ([`OnTheBus`]).
+#[derive(Deserialize)]
+struct FromTheBus {
+    kind: TraceKind,
+    call_id: String,
+    agent_id: Option<String>,
+    user_id: Option<String>,
+    conversation_id: Option<String>,
+    data: Value,
+    created_at: String,
+}
+
+/// How long reading a call's events back from the stream may take.
+const READ_BACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl TraceHub {
+    /// The events of `call` that the stream still keeps, from `from` on:
+    /// what a dead instance published but may not have written. Read up to
+    /// a marker put on the call's subject first (as `subscription` does).
+    pub async fn kept_events(
+        &self,
+        call: &EventContext,
+        from: i64,
+    ) -> anyhow::Result<Vec<TraceEventRow>> {
+        let subject = subject::of_event(call.agent_id.as_deref(), call.user_id.as_deref());
+        let marker = self.bus.publish(&subject, Bytes::new()).await?;
+        let from = u64::try_from(from).unwrap_or(0);
+        let mut messages = self.bus.subscribe(subject::STREAM, &subject, from).await?;
+        let mut events = Vec::new();
+        loop {
+            let message = tokio::time::timeout(READ_BACK_TIMEOUT, messages.next())
+                .await
+                .map_err(|_| anyhow::anyhow!("reading back the events of {}", call.call_id))?
+                .ok_or_else(|| anyhow::anyhow!("the trace stream ended"))??;
+            if message.seq >= marker {
+                return Ok(events);
+            }
+            let Ok(event) = serde_json::from_slice::<FromTheBus>(&message.payload) else {
+                continue;
+            };
+            if event.call_id != call.call_id {
+                continue;
+            }
+            let created_at = chrono::DateTime::parse_from_rfc3339(&event.created_at)
+                .map(|at| at.naive_utc())
+                .unwrap_or_else(|_| Utc::now().naive_utc());
+            events.push(TraceEventRow {
+                seq: i64::try_from(message.seq).unwrap_or(i64::MAX),
+                kind: event.kind.as_str().to_owned(),
+                call_id: event.call_id,
+                agent_id: event.agent_id,
+                user_id: event.user_id,
+                conversation_id: event.conversation_id,
+                data: event.data.to_string(),
+                created_at,
+            });
+        }
     }
 }
 
