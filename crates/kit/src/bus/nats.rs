@@ -150,6 +150,27 @@ impl NatsBus {
         Ok(ack.sequence)
     }
 
+    pub(super) async fn publish_once(
+        &self,
+        subject: &str,
+        id: &str,
+        payload: Bytes,
+    ) -> Result<u64, BusError> {
+        // `Nats-Msg-Id`: the stream keeps one message per id within its
+        // duplicate window, and answers a repeat with the first's sequence.
+        let message = jetstream::message::PublishMessage::build()
+            .payload(payload)
+            .message_id(id);
+        let ack = self
+            .inner
+            .jetstream
+            .send_publish(self.subject(subject), message)
+            .await
+            .map_err(|error| publish_error(subject, error))?;
+        let ack = ack.await.map_err(|error| publish_error(subject, error))?;
+        Ok(ack.sequence)
+    }
+
     pub(super) async fn last_seq(&self, name: &str) -> Result<u64, BusError> {
         let mut stream = self.get_stream(name).await?;
         let info = stream.info().await.map_err(unavailable)?;

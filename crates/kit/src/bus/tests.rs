@@ -136,6 +136,34 @@ async fn a_stream_told_to_continue_after_a_sequence_numbers_on_from_there() {
 }
 
 #[tokio::test]
+async fn a_message_published_again_with_its_id_is_kept_once() {
+    on_both(|bus| async move {
+        bus.stream(&spec("once", "once.>")).await.unwrap();
+        let first = bus
+            .publish_once("once.k", "ev-1", Bytes::from("a"))
+            .await
+            .unwrap();
+        let again = bus
+            .publish_once("once.k", "ev-1", Bytes::from("a"))
+            .await
+            .unwrap();
+        assert_eq!(again, first);
+        let other = bus
+            .publish_once("once.k", "ev-2", Bytes::from("b"))
+            .await
+            .unwrap();
+        assert_eq!(other, first + 1);
+        assert_eq!(bus.last_seq("once").await.unwrap(), other);
+        let mut subscription = bus.subscribe("once", "once.k", 1).await.unwrap();
+        assert_eq!(
+            payloads(&next_n(&mut subscription, 2).await),
+            [b"a".as_ref(), b"b"]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn publishing_where_no_stream_keeps_the_subject_is_an_error() {
     on_both(|bus| async move {
         let error = bus.publish("nowhere.x", Bytes::new()).await.unwrap_err();

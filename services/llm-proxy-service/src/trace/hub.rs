@@ -14,7 +14,8 @@
 //!
 //! When the bus cannot take an event (NATS is down), the call waits and
 //! publishing is tried again, with backoff, until the bus is back: an event
-//! without its number could be neither streamed nor recorded.
+//! without its number could be neither streamed nor recorded. The attempts
+//! carry one id, so the stream keeps the event once however many arrive.
 //!
 //! Numbering across restarts: at start-up the stream is told to continue
 //! after the database's highest `seq` (`Bus::continue_after`), which matters
@@ -135,11 +136,15 @@ impl TraceHub {
         self.recorder.report_depth();
     }
 
-    /// The event's `seq`, once the bus has taken it.
+    /// The event's `seq`, once the bus has taken it. Every attempt carries
+    /// the event's own id, so an attempt that timed out and still arrives
+    /// later is not kept twice (`Bus::publish_once`).
     async fn publish_until_taken(&self, subject: &str, payload: Bytes) -> Option<i64> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
         let mut delay = RETRY_FIRST;
         loop {
-            let error = match self.bus.publish(subject, payload.clone()).await {
+            let attempt = self.bus.publish_once(subject, &id, payload.clone()).await;
+            let error = match attempt {
                 Ok(seq) => return Some(i64::try_from(seq).unwrap_or(i64::MAX)),
                 Err(error) => error,
             };
