@@ -202,7 +202,7 @@ impl Bus {
         check_subject(subject, false)?;
         match self {
             Self::Local(bus) => bus.publish_once(subject, None, payload),
-            Self::Nats(bus) => bus.publish(subject, payload).await,
+            Self::Nats(bus) => bus.publish_once(subject, None, payload).await,
         }
     }
 
@@ -222,7 +222,7 @@ impl Bus {
         check_subject(subject, false)?;
         match self {
             Self::Local(bus) => bus.publish_once(subject, Some(id), payload),
-            Self::Nats(bus) => bus.publish_once(subject, id, payload).await,
+            Self::Nats(bus) => bus.publish_once(subject, Some(id), payload).await,
         }
     }
 

@@ -139,28 +139,19 @@ impl NatsBus {
         Ok(())
     }
 
-    pub(super) async fn publish(&self, subject: &str, payload: Bytes) -> Result<u64, BusError> {
-        let ack = self
-            .inner
-            .jetstream
-            .publish(self.subject(subject), payload)
-            .await
-            .map_err(|error| publish_error(subject, error))?;
-        let ack = ack.await.map_err(|error| publish_error(subject, error))?;
-        Ok(ack.sequence)
-    }
-
+    /// Publishes; with an `id`, once per id (`Nats-Msg-Id`: the stream
+    /// keeps one message per id within its duplicate window and answers a
+    /// repeat with the first's sequence).
     pub(super) async fn publish_once(
         &self,
         subject: &str,
-        id: &str,
+        id: Option<&str>,
         payload: Bytes,
     ) -> Result<u64, BusError> {
-        // `Nats-Msg-Id`: the stream keeps one message per id within its
-        // duplicate window, and answers a repeat with the first's sequence.
-        let message = jetstream::message::PublishMessage::build()
-            .payload(payload)
-            .message_id(id);
+        let mut message = jetstream::message::PublishMessage::build().payload(payload);
+        if let Some(id) = id {
+            message = message.message_id(id);
+        }
         let ack = self
             .inner
             .jetstream

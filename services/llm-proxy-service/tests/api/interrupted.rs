@@ -12,15 +12,14 @@ use confab_kit::db::Db;
 use confab_kit::testing::TestDatabase;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use llm_proxy_service::call::CALL_ID_HEADER;
 use llm_proxy_service::instances::INTERRUPTED;
 use llm_proxy_service::store::MIGRATIONS;
 use llm_proxy_service::store::llm_calls::{self, LlmCall, status};
 use llm_proxy_service::store::trace_events::{self, TraceEventRow};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::common::buses::{TestBus, on_both_buses};
-use crate::common::{MATH_KEY, Proxy, sse_data};
+use crate::common::{MATH_KEY, Proxy, sse_data, start_streamed, streamed_request};
 
 /// The llm-proxy-service binary on `port`, killed when dropped.
 struct Process(Child);
@@ -105,20 +104,7 @@ async fn start_call(
     base: &str,
     prompt: &str,
 ) -> (String, Arc<Mutex<String>>) {
-    let response = http
-        .post(format!("{base}/v1/chat/completions"))
-        .bearer_auth(MATH_KEY)
-        .header("x-user-id", "usr-ada")
-        .json(&json!({"model": "builtin", "stream": true,
-            "messages": [{"role": "user", "content": prompt}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let id = response.headers()[CALL_ID_HEADER]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (id, response) = start_streamed(http, base, MATH_KEY, "usr-ada", prompt).await;
     let received = Arc::new(Mutex::new(String::new()));
     let text = Arc::clone(&received);
     tokio::spawn(async move {
@@ -256,11 +242,9 @@ async fn an_instance_never_closes_the_calls_of_one_that_is_alive() {
             .join(" ");
         let calls: Vec<_> = (0..3)
             .map(|_| {
-                let request = running
-                    .completions(Some(MATH_KEY))
-                    .json(&json!({"model": "builtin", "stream": true,
-                        "messages": [{"role": "user", "content": prompt}]}))
-                    .send();
+                let request =
+                    streamed_request(&running.http, &running.url, MATH_KEY, "usr-ada", &prompt)
+                        .send();
                 tokio::spawn(async move { sse_data(request.await.unwrap()).await })
             })
             .collect();

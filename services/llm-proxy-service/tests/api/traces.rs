@@ -8,10 +8,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use llm_proxy_service::call::CALL_ID_HEADER;
-
 use crate::common::buses::on_both_buses;
-use crate::common::{MATH_KEY, Proxy, SERVICE_TOKEN, TEXT_KEY, sse_data};
+use crate::common::{MATH_KEY, Proxy, SERVICE_TOKEN, TEXT_KEY, sse_data, start_streamed};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -78,20 +76,8 @@ async fn events(socket: &mut Socket, n: usize) -> Vec<Value> {
 /// A streamed call for `user` through `key`'s agent; every such call makes
 /// five events: request, three deltas, response. Its id.
 async fn call(proxy: &Proxy, key: &str, user: &str) -> String {
-    let response = proxy
-        .http
-        .post(format!("{}/v1/chat/completions", proxy.url))
-        .bearer_auth(key)
-        .header("x-user-id", user)
-        .json(&json!({"model": "builtin", "stream": true, "messages": [{"role": "user", "content": "alpha beta gamma"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let id = response.headers()[CALL_ID_HEADER]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let prompt = "alpha beta gamma";
+    let (id, response) = start_streamed(&proxy.http, &proxy.url, key, user, prompt).await;
     sse_data(response).await;
     id
 }

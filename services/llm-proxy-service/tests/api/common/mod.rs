@@ -255,6 +255,43 @@ async fn answer(
         .streaming(frames)
 }
 
+/// A streamed completion request to the proxy at `base`, with an agent
+/// `key`, for `user`: the builtin model echoes `prompt` word by word.
+pub fn streamed_request(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    user: &str,
+    prompt: &str,
+) -> reqwest::RequestBuilder {
+    http.post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(key)
+        .header("x-user-id", user)
+        .json(&json!({"model": "builtin", "stream": true,
+            "messages": [{"role": "user", "content": prompt}]}))
+}
+
+/// Starts a [`streamed_request`]: the call's id, and its response, still
+/// streaming.
+pub async fn start_streamed(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    user: &str,
+    prompt: &str,
+) -> (String, reqwest::Response) {
+    let response = streamed_request(http, base, key, user, prompt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.headers()[llm_proxy_service::call::CALL_ID_HEADER]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (id, response)
+}
+
 /// The `data:` payloads of an SSE response, in order.
 pub async fn sse_data(response: reqwest::Response) -> Vec<String> {
     use eventsource_stream::Eventsource;
