@@ -133,9 +133,12 @@ pub async fn build_on(settings: Settings, bus: Bus) -> anyhow::Result<Running> {
     );
     let lease = Duration::from_secs(settings.recording.lease_secs.max(1));
     let instance = Arc::new(Instance::start(&bus, lease).await?);
-    // Before serving: what a previous run of this instance left in flight
-    // (in process), or dead instances' calls whose leases have expired.
-    instance.close_dead_calls(&db, &hub).await?;
+    // Before serving: what a previous run left in flight (in process), or
+    // dead instances' calls whose leases have expired. Not a reason to stay
+    // down: the next round (every lease) tries again.
+    if let Err(error) = instance.close_dead_calls(&db, &hub).await {
+        tracing::warn!(%error, "closing the calls of dead instances failed");
+    }
     let keeping = instance.keep(db.clone(), hub.clone());
     let state = web::Data::new(AppState {
         db: db.clone(),

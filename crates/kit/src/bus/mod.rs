@@ -211,8 +211,8 @@ impl Bus {
     /// stream's `max_age`) is not kept again,
     /// and the answer is the first one's sequence number. What a publisher
     /// retries with when it cannot know whether an earlier attempt was kept
-    /// (on NATS, an attempt that timed out may still be sent when the
-    /// connection comes back).
+    /// (on NATS, an attempt that timed out may have been stored, its answer
+    /// lost or late).
     pub async fn publish_once(
         &self,
         subject: &str,

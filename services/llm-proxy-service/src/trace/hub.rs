@@ -137,8 +137,8 @@ impl TraceHub {
     }
 
     /// The event's `seq`, once the bus has taken it. Every attempt carries
-    /// the event's own id, so an attempt that timed out and still arrives
-    /// later is not kept twice (`Bus::publish_once`).
+    /// the event's own id, so an attempt that timed out but was stored is
+    /// not kept twice (`Bus::publish_once`).
     async fn publish_until_taken(&self, subject: &str, payload: Bytes) -> Option<i64> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut delay = RETRY_FIRST;

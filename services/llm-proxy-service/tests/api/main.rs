@@ -7,6 +7,7 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
+mod bus_outage;
 mod common;
 mod completions;
 mod history;

@@ -1,0 +1,182 @@
+//! NATS stopped and started again while a call streams: the call waits at
+//! its next trace event and goes on when the bus is back; the call and each
+//! of its events are recorded once, numbered once; `/ready` says the bus is
+//! away meanwhile. The test runs its own `nats-server` (Debian's package),
+//! which it can stop, and is skipped where there is none.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use confab_kit::testing::{metric, metrics_page};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use llm_proxy_service::store::llm_calls::status;
+use llm_proxy_service::store::trace_events;
+use serde_json::Value;
+
+use crate::common::buses::TestBus;
+use crate::common::{MATH_KEY, Proxy, start_streamed};
+
+/// A `nats-server` with JetStream on `port`, keeping its streams in `dir`
+/// across restarts; killed when dropped.
+struct NatsServer(Child);
+
+impl NatsServer {
+    /// `None` where no `nats-server` can be run.
+    async fn start(port: u16, dir: &std::path::Path) -> Option<Self> {
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let server = Self(child);
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Some(server);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("nats-server did not listen on {port}");
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` every 50 ms until it holds, for up to a minute.
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..1200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("waited a minute for {what}");
+}
+
+async fn ready_status(proxy: &Proxy) -> u16 {
+    proxy
+        .http
+        .get(format!("{}/ready", proxy.url))
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+#[tokio::test]
+async fn a_call_streaming_through_a_nats_outage_is_recorded_once_with_every_event() {
+    let dir = std::env::temp_dir().join(format!("confab-nats-{}", uuid::Uuid::new_v4()));
+    let port = free_port();
+    let Some(nats) = NatsServer::start(port, &dir).await else {
+        eprintln!("no nats-server to stop and start: skipped");
+        return;
+    };
+    let bus = TestBus::Nats {
+        url: format!("nats://127.0.0.1:{port}"),
+        namespace: "confab".to_owned(),
+    };
+    let proxy = Proxy::start_on_bus(&bus, |settings| {
+        if let Some(llm_proxy_service::providers::ProviderSettings::Builtin(builtin)) =
+            settings.providers.get_mut("builtin")
+        {
+            builtin.chunk_delay_ms = 20;
+        }
+        settings.bus.timeout_secs = 1;
+    })
+    .await;
+    let prompt = (0..100)
+        .map(|i| format!("w{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (id, response) =
+        start_streamed(&proxy.http, &proxy.url, MATH_KEY, "usr-ada", &prompt).await;
+    let received = Arc::new(Mutex::new(String::new()));
+    let reading = {
+        let received = Arc::clone(&received);
+        tokio::spawn(async move {
+            let mut events = response.bytes_stream().eventsource();
+            let mut done = false;
+            while let Some(Ok(event)) = events.next().await {
+                done = event.data == "[DONE]";
+                let chunk: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+                if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
+                    received.lock().unwrap().push_str(piece);
+                }
+            }
+            done
+        })
+    };
+    until("the first words", || async {
+        !received.lock().unwrap().is_empty()
+    })
+    .await;
+
+    drop(nats);
+    until("/ready to fail", || async {
+        ready_status(&proxy).await == 503
+    })
+    .await;
+    let failures = || async {
+        let page = metrics_page(&proxy.http, &proxy.url, None).await;
+        metric(&page, "llm_proxy_trace_publish_failures_total").unwrap_or(0.0)
+    };
+    // Three attempts timed out: the later ones were queued while the client
+    // was disconnected, and go out when it reconnects.
+    until("attempts the bus did not take", || async {
+        failures().await >= 3.0
+    })
+    .await;
+    let stalled = received.lock().unwrap().clone();
+    assert!(stalled.len() < prompt.len(), "the call waits for the bus");
+
+    let _nats = NatsServer::start(port, &dir).await.unwrap();
+    assert!(reading.await.unwrap(), "the stream ended with [DONE]");
+    assert_eq!(*received.lock().unwrap(), prompt);
+    until("/ready to pass", || async {
+        ready_status(&proxy).await == 200
+    })
+    .await;
+
+    let calls = proxy.calls(1).await;
+    assert_eq!((calls.len(), calls[0].status.as_str()), (1, status::OK));
+    until("every event stored", || async {
+        let events = trace_events::of_call(&proxy.db, &id).await.unwrap();
+        events.last().is_some_and(|e| e.kind == "llm.response")
+    })
+    .await;
+    let events = trace_events::of_call(&proxy.db, &id).await.unwrap();
+    let deltas: String = events
+        .iter()
+        .filter(|e| e.kind == "llm.delta")
+        .map(|e| {
+            let data: Value = serde_json::from_str(&e.data).unwrap();
+            data["content"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(deltas, prompt, "each delta once, in order");
+    assert_eq!(events.first().unwrap().kind, "llm.request");
+    proxy.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
