@@ -5,13 +5,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use confab_kit::bus::{Bus, NatsBus};
-use confab_kit::settings::ServiceSettings;
+use confab_kit::bus::{Bus, NatsBus, TEST_NATS_ENV};
 use llm_proxy_service::Settings;
-use llm_proxy_service::instances::LEASES;
-
-/// The variable naming the NATS server of the tests.
-pub const TEST_NATS_ENV: &str = "CONFAB_TEST_NATS_URL";
 
 /// Where a test's instances meet.
 #[derive(Clone)]
@@ -84,15 +79,10 @@ where
     }
 }
 
-/// Removes what the service made under `namespace`: its trace stream and
-/// its bucket of leases.
+/// Removes what the services made under `namespace`.
 async fn remove_streams(url: &str, namespace: &str) {
     let bus = NatsBus::connect(url, namespace, Duration::from_secs(5))
         .await
         .expect("the test NATS server answers");
-    let settings = Settings::defaults().unwrap();
-    let handle = Bus::Nats(bus.clone());
-    handle.stream(&settings.trace.stream()).await.unwrap();
-    handle.bucket(LEASES, Duration::from_secs(1)).await.unwrap();
-    bus.remove_streams().await.expect("test streams removed");
+    bus.remove_namespace().await.expect("test streams removed");
 }
