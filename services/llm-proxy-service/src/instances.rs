@@ -34,6 +34,7 @@ use std::time::Duration;
 use actix_web::web::Bytes;
 use chrono::{NaiveDateTime, Utc};
 use confab_kit::bus::{Bucket, Bus, BusError};
+use confab_kit::db::Db;
 use confab_protocol::trace::TraceKind;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -42,7 +43,6 @@ use crate::call::{Assembly, recorded_response};
 use crate::store::llm_calls::{self, Interruption, LlmCall};
 use crate::store::{self, Batch, trace_events};
 use crate::trace::hub::{EventContext, TraceHub};
-use confab_kit::db::Db;
 
 /// The bucket of the instances' leases.
 pub const LEASES: &str = "llm-proxy-instances";
@@ -79,13 +79,20 @@ impl Instance {
     pub fn keep(self: &Arc<Self>, db: Db, hub: Arc<TraceHub>) -> Keeping {
         let renewing = {
             let instance = Arc::clone(self);
-            tokio::spawn(async move { instance.renew_forever().await })
+            tokio::spawn(async move {
+                let mut every = every(instance.lease / 3);
+                loop {
+                    every.tick().await;
+                    if let Err(error) = instance.renew().await {
+                        tracing::warn!(%error, instance = %instance.id, "renewing the instance lease failed");
+                    }
+                }
+            })
         };
         let sweeping = {
             let instance = Arc::clone(self);
             tokio::spawn(async move {
-                let mut every = tokio::time::interval(instance.lease);
-                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut every = every(instance.lease);
                 loop {
                     every.tick().await;
                     if let Err(error) = instance.close_dead_calls(&db, &hub).await {
@@ -99,40 +106,19 @@ impl Instance {
         }
     }
 
-    async fn renew_forever(&self) {
-        let mut every = tokio::time::interval(self.lease / 3);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut revision = None;
-        loop {
-            every.tick().await;
-            let renewed = match revision {
-                Some(revision) => {
-                    match self.leases.update(&self.id, lease_value(), revision).await {
-                        // Expired meanwhile (the bus was away): take it again.
-                        Err(BusError::Conflict { .. }) => {
-                            tracing::warn!(instance = %self.id, "the instance lease had expired; taking it again");
-                            self.leases.create(&self.id, lease_value()).await
-                        }
-                        renewed => renewed,
-                    }
-                }
-                None => match self.leases.get(&self.id).await {
-                    Ok(Some(entry)) => {
-                        self.leases
-                            .update(&self.id, lease_value(), entry.revision)
-                            .await
-                    }
-                    Ok(None) => self.leases.create(&self.id, lease_value()).await,
-                    Err(error) => Err(error),
-                },
-            };
-            revision = match renewed {
-                Ok(revision) => Some(revision),
-                Err(error) => {
-                    tracing::warn!(%error, instance = %self.id, "renewing the instance lease failed");
-                    None
-                }
-            };
+    /// Writes the lease again: over its live entry, or anew if it expired
+    /// (the bus was away longer than the lease).
+    async fn renew(&self) -> Result<u64, BusError> {
+        match self.leases.get(&self.id).await? {
+            Some(entry) => {
+                self.leases
+                    .update(&self.id, lease_value(), entry.revision)
+                    .await
+            }
+            None => {
+                tracing::warn!(instance = %self.id, "the instance lease had expired; taking it again");
+                self.leases.create(&self.id, lease_value()).await
+            }
         }
     }
 
@@ -162,12 +148,14 @@ impl Instance {
             if alive {
                 continue;
             }
+            let mut of_instance = 0;
             for call in llm_calls::in_flight(db, &instance).await? {
                 if close(db, hub, &call).await? {
-                    closed += 1;
+                    of_instance += 1;
                 }
             }
-            tracing::info!(instance = %instance, closed, "closed the calls of an instance that stopped");
+            tracing::info!(%instance, closed = of_instance, "closed the calls of an instance that stopped");
+            closed += of_instance;
         }
         Ok(closed)
     }
@@ -185,6 +173,13 @@ impl Drop for Keeping {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Ticks every `period`, the first time one period from now.
+fn every(period: Duration) -> tokio::time::Interval {
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every
 }
 
 fn lease_value() -> Bytes {
