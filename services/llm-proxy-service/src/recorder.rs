@@ -8,6 +8,11 @@
 //! the writer empties the queue and ends; the handle [`Recorder::start`]
 //! returns waits for that.
 //!
+//! A call is recorded twice: its row when it starts (in flight) and again
+//! when it ends, written over the first (in one row when both fall in one
+//! batch). What a process killed outright loses is what was queued and not
+//! yet written: at most `linger_ms` and a batch (`crate::instances`).
+//!
 //! The writer runs on a thread of its own at the lowest scheduling priority
 //! (SCHED_IDLE on Linux): writing is background work and must not take CPU
 //! from requests. It cannot starve: if it fell behind, the full queue would

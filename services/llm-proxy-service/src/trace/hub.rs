@@ -66,6 +66,21 @@ pub(super) struct OnTheBus<'a> {
     pub created_at: &'a str,
 }
 
+/// An event read back from the bus ([`OnTheBus`]).
+#[derive(Deserialize)]
+struct FromTheBus {
+    kind: TraceKind,
+    call_id: String,
+    agent_id: Option<String>,
+    user_id: Option<String>,
+    conversation_id: Option<String>,
+    data: Value,
+    created_at: String,
+}
+
+/// How long reading a call's events back from the stream may take.
+const READ_BACK_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub struct TraceHub {
     bus: Bus,
     db: Db,
@@ -169,39 +184,6 @@ impl TraceHub {
         }
     }
 
-    /// Subscribes to `filter`, replaying what came after `since` first.
-    pub async fn subscribe(
-        &self,
-        filter: Filter,
-        since: Option<i64>,
-    ) -> Result<Subscription, BusError> {
-        Subscription::start(
-            &self.bus,
-            self.db.clone(),
-            filter,
-            since,
-            self.settings.subscriber_buffer,
-        )
-        .await
-    }
-}
-
-/// An event read back from the bus ([`OnTheBus`]).
-#[derive(Deserialize)]
-struct FromTheBus {
-    kind: TraceKind,
-    call_id: String,
-    agent_id: Option<String>,
-    user_id: Option<String>,
-    conversation_id: Option<String>,
-    data: Value,
-    created_at: String,
-}
-
-/// How long reading a call's events back from the stream may take.
-const READ_BACK_TIMEOUT: Duration = Duration::from_secs(30);
-
-impl TraceHub {
     /// The events of `call` that the stream still keeps, from `from` on:
     /// what a dead instance published but may not have written. Read up to
     /// a marker put on the call's subject first (as `subscription` does).
@@ -243,6 +225,22 @@ impl TraceHub {
                 created_at,
             });
         }
+    }
+
+    /// Subscribes to `filter`, replaying what came after `since` first.
+    pub async fn subscribe(
+        &self,
+        filter: Filter,
+        since: Option<i64>,
+    ) -> Result<Subscription, BusError> {
+        Subscription::start(
+            &self.bus,
+            self.db.clone(),
+            filter,
+            since,
+            self.settings.subscriber_buffer,
+        )
+        .await
     }
 }
 
