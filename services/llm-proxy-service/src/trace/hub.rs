@@ -78,7 +78,7 @@ struct FromTheBus {
     created_at: String,
 }
 
-/// How long reading a call's events back from the stream may take.
+/// How long reading a call's events back waits for the next message.
 const READ_BACK_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct TraceHub {
