@@ -4,76 +4,48 @@
 //! away meanwhile. The test runs its own `nats-server` (Debian's package),
 //! which it can stop, and is skipped where there is none.
 
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use confab_kit::testing::{metric, metrics_page};
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use llm_proxy_service::store::llm_calls::status;
 use llm_proxy_service::store::trace_events;
-use serde_json::Value;
 
 use crate::common::buses::TestBus;
+use crate::common::processes::{Killed, delta_text, eventually, follow, free_port};
 use crate::common::{MATH_KEY, Proxy, start_streamed};
 
 /// A `nats-server` with JetStream on `port`, keeping its streams in `dir`
-/// across restarts; killed when dropped.
-struct NatsServer(Child);
-
-impl NatsServer {
-    /// `None` where no `nats-server` can be run.
-    async fn start(port: u16, dir: &std::path::Path) -> Option<Self> {
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let server = Self(child);
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Some(server);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("nats-server did not listen on {port}");
-    }
+/// across restarts; `None` where none can be run.
+async fn start_nats(port: u16, dir: &std::path::Path) -> Option<Killed> {
+    let child = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let server = Killed(child);
+    eventually("nats-server to listen", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(drop)
+    })
+    .await;
+    Some(server)
 }
 
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls `check` every 50 ms until it holds, for up to a minute.
+/// Waits until `check` holds.
 async fn until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    for _ in 0..1200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("waited a minute for {what}");
+    eventually(what, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    })
+    .await;
 }
 
 async fn ready_status(proxy: &Proxy) -> u16 {
@@ -89,7 +61,7 @@ async fn ready_status(proxy: &Proxy) -> u16 {
 async fn a_call_streaming_through_a_nats_outage_is_recorded_once_with_every_event() {
     let dir = std::env::temp_dir().join(format!("confab-nats-{}", uuid::Uuid::new_v4()));
     let port = free_port();
-    let Some(nats) = NatsServer::start(port, &dir).await else {
+    let Some(nats) = start_nats(port, &dir).await else {
         eprintln!("no nats-server to stop and start: skipped");
         return;
     };
@@ -112,28 +84,13 @@ async fn a_call_streaming_through_a_nats_outage_is_recorded_once_with_every_even
         .join(" ");
     let (id, response) =
         start_streamed(&proxy.http, &proxy.url, MATH_KEY, "usr-ada", &prompt).await;
-    let received = Arc::new(Mutex::new(String::new()));
-    let reading = {
-        let received = Arc::clone(&received);
-        tokio::spawn(async move {
-            let mut events = response.bytes_stream().eventsource();
-            let mut done = false;
-            while let Some(Ok(event)) = events.next().await {
-                done = event.data == "[DONE]";
-                let chunk: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
-                if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
-                    received.lock().unwrap().push_str(piece);
-                }
-            }
-            done
-        })
-    };
+    let (received, reading) = follow(response);
     until("the first words", || async {
         !received.lock().unwrap().is_empty()
     })
     .await;
 
-    drop(nats);
+    nats.kill();
     until("/ready to fail", || async {
         ready_status(&proxy).await == 503
     })
@@ -151,7 +108,7 @@ async fn a_call_streaming_through_a_nats_outage_is_recorded_once_with_every_even
     let stalled = received.lock().unwrap().clone();
     assert!(stalled.len() < prompt.len(), "the call waits for the bus");
 
-    let _nats = NatsServer::start(port, &dir).await.unwrap();
+    let _nats = start_nats(port, &dir).await.unwrap();
     assert!(reading.await.unwrap(), "the stream ended with [DONE]");
     assert_eq!(*received.lock().unwrap(), prompt);
     until("/ready to pass", || async {
@@ -167,14 +124,7 @@ async fn a_call_streaming_through_a_nats_outage_is_recorded_once_with_every_even
     })
     .await;
     let events = trace_events::of_call(&proxy.db, &id).await.unwrap();
-    let deltas: String = events
-        .iter()
-        .filter(|e| e.kind == "llm.delta")
-        .map(|e| {
-            let data: Value = serde_json::from_str(&e.data).unwrap();
-            data["content"].as_str().unwrap_or_default().to_owned()
-        })
-        .collect();
+    let deltas = delta_text(&events);
     assert_eq!(deltas, prompt, "each delta once, in order");
     assert_eq!(events.first().unwrap().kind, "llm.request");
     proxy.stop().await;

@@ -4,14 +4,11 @@
 //! (NATS, where nothing the client received is missing from the row); and
 //! an instance never closes the calls of one that is alive.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use confab_kit::db::Db;
 use confab_kit::testing::TestDatabase;
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use llm_proxy_service::instances::INTERRUPTED;
 use llm_proxy_service::store::MIGRATIONS;
 use llm_proxy_service::store::llm_calls::{self, LlmCall, status};
@@ -19,56 +16,41 @@ use llm_proxy_service::store::trace_events::{self, TraceEventRow};
 use serde_json::Value;
 
 use crate::common::buses::{TestBus, on_both_buses};
+use crate::common::processes::{Killed, delta_text, eventually, follow, free_port};
 use crate::common::{MATH_KEY, Proxy, sse_data, start_streamed, streamed_request};
 
-/// The llm-proxy-service binary on `port`, killed when dropped.
-struct Process(Child);
-
-impl Process {
-    /// Started on `database_url` and `bus`, answering slowly (20 ms between
-    /// chunks) with a lease of 1 s; returns once it is ready.
-    async fn start(port: u16, database_url: &str, bus: &TestBus) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_llm-proxy-service"))
-            .env_clear()
-            .env("PORT", port.to_string())
-            .env("DATABASE_URL", database_url)
-            .env("CONFAB__PROVIDERS__BUILTIN__CHUNK_DELAY_MS", "20")
-            .env("CONFAB__RECORDING__LEASE_SECS", "1")
-            .envs(bus.env())
-            .env("RUST_LOG", "warn")
-            // Development: it runs on the development secrets of the defaults.
-            .env("CONFAB__ENV", "development")
-            .stdout(output())
-            .stderr(output())
-            .spawn()
-            .expect("starting the llm-proxy-service binary");
-        // Owned at once, so that it is killed and reaped whatever happens.
-        let process = Self(child);
-        let ready = format!("http://127.0.0.1:{port}/ready");
-        for _ in 0..400 {
-            if reqwest::get(&ready)
+/// The llm-proxy-service binary, started on `database_url` and `bus`,
+/// answering slowly (20 ms between chunks) with a lease of 1 s; returns once
+/// it is ready.
+async fn start_binary(port: u16, database_url: &str, bus: &TestBus) -> Killed {
+    let child = Command::new(env!("CARGO_BIN_EXE_llm-proxy-service"))
+        .env_clear()
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", database_url)
+        .env("CONFAB__PROVIDERS__BUILTIN__CHUNK_DELAY_MS", "20")
+        .env("CONFAB__RECORDING__LEASE_SECS", "1")
+        .envs(bus.env())
+        .env("RUST_LOG", "warn")
+        // Development: it runs on the development secrets of the defaults.
+        .env("CONFAB__ENV", "development")
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .expect("starting the llm-proxy-service binary");
+    // Owned at once, so that it is killed and reaped whatever happens.
+    let process = Killed(child);
+    let ready = format!("http://127.0.0.1:{port}/ready");
+    eventually(
+        &format!("llm-proxy-service to be ready on {ready}"),
+        || async {
+            reqwest::get(&ready)
                 .await
                 .is_ok_and(|r| r.status().is_success())
-            {
-                return process;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("llm-proxy-service did not become ready on {ready}");
-    }
-
-    /// SIGKILL: the process gets no chance to clean up.
-    fn kill(mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+                .then_some(())
+        },
+    )
+    .await;
+    process
 }
 
 /// The logs of a started binary go with the test's when `TEST_LOG` is set.
@@ -78,14 +60,6 @@ fn output() -> Stdio {
     } else {
         Stdio::null()
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A prompt the builtin model echoes word by word: far longer than any
@@ -105,33 +79,7 @@ async fn start_call(
     prompt: &str,
 ) -> (String, Arc<Mutex<String>>) {
     let (id, response) = start_streamed(http, base, MATH_KEY, "usr-ada", prompt).await;
-    let received = Arc::new(Mutex::new(String::new()));
-    let text = Arc::clone(&received);
-    tokio::spawn(async move {
-        let mut events = response.bytes_stream().eventsource();
-        while let Some(Ok(event)) = events.next().await {
-            let chunk: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
-            if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
-                text.lock().unwrap().push_str(piece);
-            }
-        }
-    });
-    (id, received)
-}
-
-/// Polls `check` every 50 ms until it answers, for up to a minute.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..1200 {
-        if let Some(found) = check().await {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("waited a minute for {what}");
+    (id, follow(response).0)
 }
 
 fn deltas(events: &[TraceEventRow]) -> usize {
@@ -144,10 +92,10 @@ async fn calls_cut_off_by_a_killed_process_are_interrupted_with_what_had_streame
         let database = TestDatabase::new("llm-proxy").await.unwrap();
         let url = &database.settings.url;
         let doomed_port = free_port();
-        let doomed = Process::start(doomed_port, url, &bus).await;
+        let doomed = start_binary(doomed_port, url, &bus).await;
         // On NATS another instance closes the calls; in process, the restart.
         let _survivor = match bus.is_nats() {
-            true => Some(Process::start(free_port(), url, &bus).await),
+            true => Some(start_binary(free_port(), url, &bus).await),
             false => None,
         };
         let db = Db::connect(&database.settings, &MIGRATIONS).await.unwrap();
@@ -170,7 +118,7 @@ async fn calls_cut_off_by_a_killed_process_are_interrupted_with_what_had_streame
         doomed.kill();
         let _restarted = match bus.is_nats() {
             true => None,
-            false => Some(Process::start(doomed_port, url, &bus).await),
+            false => Some(start_binary(doomed_port, url, &bus).await),
         };
 
         for (id, received) in &calls {
@@ -183,14 +131,7 @@ async fn calls_cut_off_by_a_killed_process_are_interrupted_with_what_had_streame
             let response: Value = serde_json::from_str(row.response.as_deref().unwrap()).unwrap();
             let kept = response["content"].as_str().unwrap();
             let events = trace_events::of_call(&db, id).await.unwrap();
-            let stored: String = events
-                .iter()
-                .filter(|e| e.kind == "llm.delta")
-                .map(|e| {
-                    let data: Value = serde_json::from_str(&e.data).unwrap();
-                    data["content"].as_str().unwrap_or_default().to_owned()
-                })
-                .collect();
+            let stored = delta_text(&events);
             assert_eq!(kept, stored, "the row holds what the stored deltas say");
             assert!(!kept.is_empty() && kept.len() < prompt.len(), "{kept:?}");
             assert!(prompt.starts_with(kept), "{kept:?}");

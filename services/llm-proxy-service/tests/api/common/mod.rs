@@ -2,6 +2,7 @@
 //! that the test controls.
 
 pub mod buses;
+pub mod processes;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
