@@ -69,20 +69,46 @@ where
 {
     test(TestBus::Local(Bus::in_process())).await;
     if let Ok(url) = std::env::var(TEST_NATS_ENV) {
-        let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
+        let namespace = Namespace {
+            url,
+            name: format!("t{}", uuid::Uuid::new_v4().simple()),
+        };
         test(TestBus::Nats {
-            url: url.clone(),
-            namespace: namespace.clone(),
+            url: namespace.url.clone(),
+            namespace: namespace.name.clone(),
         })
         .await;
-        remove_streams(&url, &namespace).await;
     }
 }
 
-/// Removes what the services made under `namespace`.
-async fn remove_streams(url: &str, namespace: &str) {
-    let bus = NatsBus::connect(url, namespace, Duration::from_secs(5))
-        .await
-        .expect("the test NATS server answers");
-    bus.remove_namespace().await.expect("test streams removed");
+/// A test's namespace on the test NATS server, whose streams go when it
+/// does, whether the test passed or not.
+struct Namespace {
+    url: String,
+    name: String,
+}
+
+impl Drop for Namespace {
+    /// On a thread of its own: a drop cannot wait, and the test's runtime
+    /// may be unwinding.
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let removed = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let bus = NatsBus::connect(&url, &name, Duration::from_secs(5)).await?;
+                bus.remove_namespace().await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if !matches!(removed, Ok(Ok(()))) {
+            eprintln!(
+                "the streams of test namespace {} were not removed: {removed:?}",
+                self.name
+            );
+        }
+    }
 }
