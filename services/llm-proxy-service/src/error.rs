@@ -7,7 +7,11 @@
 
 use actix_web::http::StatusCode;
 use confab_kit::Refusal;
+use confab_kit::bus::BusError;
 use confab_kit::db::DbError;
+
+/// `Retry-After` when the bus is unreachable.
+const BUS_RETRY_SECS: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -43,6 +47,9 @@ pub enum ProxyError {
     NoUpstream(String),
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The bus between instances did not answer (trace subscriptions).
+    #[error("the trace stream is unavailable: {0}")]
+    Bus(#[from] BusError),
 }
 
 impl Refusal for ProxyError {
@@ -64,12 +71,15 @@ impl Refusal for ProxyError {
             E::TooManySubscriptions { .. } => (S::TOO_MANY_REQUESTS, "rate_limited"),
             E::NoUpstream(_) => (S::BAD_GATEWAY, "upstream_unavailable"),
             E::Db(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+            E::Bus(_) => (S::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
 
     fn retry_after(&self) -> Option<u64> {
         match self {
             ProxyError::TooManySubscriptions { retry_after, .. } => Some(*retry_after),
+            // The bus reconnects by itself; soon is a fair guess.
+            ProxyError::Bus(_) => Some(BUS_RETRY_SECS),
             _ => None,
         }
     }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod call;
 pub mod error;
+pub mod instances;
 pub mod providers;
 pub mod recorder;
 pub mod request;
@@ -15,6 +16,7 @@ pub mod trace;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::web;
 use confab_kit::auth::{JwtSettings, JwtVerifier, ServiceAuth};
@@ -28,10 +30,11 @@ use serde::Deserialize;
 
 use crate::auth::AgentKeys;
 use crate::call::RetrySettings;
+use crate::instances::Instance;
 use crate::providers::{ProviderSettings, Providers};
 use crate::recorder::{Recorder, RecordingSettings};
+use crate::trace::TraceSettings;
 use crate::trace::hub::TraceHub;
-use crate::trace::ws::TraceSettings;
 
 pub const SERVICE: ServiceInfo = ServiceInfo {
     name: "llm-proxy-service",
@@ -91,9 +94,18 @@ pub struct AppState {
     pub trace: TraceSettings,
     /// Each user's open trace subscriptions.
     pub subscribers: Arc<UserSlots>,
+    /// This instance's id, on the rows of the calls it runs.
+    pub instance: Arc<str>,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    let bus = Bus::connect(&settings.bus).await?;
+    build_on(settings, bus).await
+}
+
+/// [`build`] on a bus of the caller's: tests run several instances in one
+/// process on one in-process bus this way.
+pub async fn build_on(settings: Settings, bus: Bus) -> anyhow::Result<Running> {
     let agent_keys = settings
         .auth
         .agent_keys
@@ -108,26 +120,37 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         .chain(agent_keys),
     )?;
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
-    let bus = Bus::connect(&settings.bus).await?;
     let providers = Providers::new(&settings.providers, settings.models.aliases.clone())?;
     let (recorder, recorder_stopped) = Recorder::start(db.clone(), &settings.recording)?;
-    let last_seq = store::trace_events::max_seq(&db).await?;
-    let hub = TraceHub::new(
-        recorder.clone(),
-        last_seq,
-        settings.recording.queue_capacity + settings.recording.batch_size,
-        settings.trace.subscriber_buffer,
+    let hub = Arc::new(
+        TraceHub::start(
+            bus.clone(),
+            db.clone(),
+            recorder.clone(),
+            settings.trace.clone(),
+        )
+        .await?,
     );
+    let lease = Duration::from_secs(settings.recording.lease_secs.max(1));
+    let instance = Arc::new(Instance::start(&bus, lease).await?);
+    // Before serving: what a previous run left in flight (in process), or
+    // dead instances' calls whose leases have expired. Not a reason to stay
+    // down: the next round (every lease) tries again.
+    if let Err(error) = instance.close_dead_calls(&db, &hub).await {
+        tracing::warn!(%error, "closing the calls of dead instances failed");
+    }
+    let keeping = instance.keep(db.clone(), hub.clone());
     let state = web::Data::new(AppState {
         db: db.clone(),
         providers: Arc::new(providers),
         recorder,
-        hub: Arc::new(hub),
+        hub,
         service_auth: ServiceAuth::new(settings.auth.service_token.clone()),
         agent_keys: Arc::new(AgentKeys::new(settings.auth.agent_keys.clone())),
         retry: settings.retry.clone(),
         trace: settings.trace.clone(),
         subscribers: UserSlots::new(settings.trace.subscribers_per_user),
+        instance: instance.id.as_str().into(),
     });
     let service_auth = web::Data::new(state.service_auth.clone());
     let verifier = web::Data::new(JwtVerifier::new(settings.auth.jwt.clone()));
@@ -164,7 +187,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         providers = ?settings.providers.keys().collect::<Vec<_>>(),
         "listening"
     );
-    // Once the server has stopped and every handle is gone, the recorder
-    // writes what is queued and ends: wait for it before exiting.
-    Ok(running.on_stop(recorder_stopped))
+    // Once the server has stopped, the lease tasks go (they hold the hub,
+    // and so the recorder); once every handle is gone, the recorder writes
+    // what is queued and ends: wait for it, then give the lease up, every
+    // call being recorded as it ended.
+    Ok(running
+        .on_stop(async move { keeping.stop() })
+        .on_stop(recorder_stopped)
+        .on_stop(async move { instance.release().await }))
 }

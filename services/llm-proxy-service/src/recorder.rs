@@ -8,11 +8,17 @@
 //! the writer empties the queue and ends; the handle [`Recorder::start`]
 //! returns waits for that.
 //!
+//! A call is recorded twice: its row when it starts (in flight) and again
+//! when it ends, written over the first (in one row when both fall in one
+//! batch). What a process killed outright loses is what was queued and not
+//! yet written: at most `linger_ms` and a batch (`crate::instances`).
+//!
 //! The writer runs on a thread of its own at the lowest scheduling priority
 //! (SCHED_IDLE on Linux): writing is background work and must not take CPU
 //! from requests. It cannot starve: if it fell behind, the full queue would
 //! make the requests wait, and the CPU they leave idle is its.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,12 +43,20 @@ pub struct RecordingSettings {
     /// with it) much less than one per record.
     #[serde(default)]
     pub linger_ms: u64,
+    /// Seconds an instance's lease lasts after its last renewal: how long
+    /// after an instance dies its calls in flight are marked `interrupted`
+    /// by another one (`crate::instances`).
+    pub lease_secs: u64,
 }
 
 /// One thing to record.
 #[derive(Debug)]
 pub enum Record {
-    /// A finished call with the tool calls it asked for.
+    /// A call that started: its row, in flight, so that it exists even if
+    /// this instance dies before the call ends.
+    Start(LlmCall),
+    /// A finished call with the tool calls it asked for: completes the row
+    /// of its start.
     Call(LlmCall, Vec<ToolCallRow>),
     Trace(TraceEventRow),
 }
@@ -148,13 +162,24 @@ async fn write_loop(db: Db, mut rx: mpsc::Receiver<Record>, batch_size: usize, l
             }
         }
         let mut batch = Batch::default();
+        // A call's end in the same batch as its start replaces it: one row.
+        let mut call_at = HashMap::new();
         for record in records.drain(..) {
-            match record {
-                Record::Call(call, tools) => {
-                    batch.calls.push(call);
-                    batch.tool_calls.extend(tools);
+            let (call, tools) = match record {
+                Record::Trace(event) => {
+                    batch.trace_events.push(event);
+                    continue;
                 }
-                Record::Trace(event) => batch.trace_events.push(event),
+                Record::Start(call) => (call, Vec::new()),
+                Record::Call(call, tools) => (call, tools),
+            };
+            batch.tool_calls.extend(tools);
+            match call_at.get(&call.id) {
+                Some(&at) => batch.calls[at] = call,
+                None => {
+                    call_at.insert(call.id.clone(), batch.calls.len());
+                    batch.calls.push(call);
+                }
             }
         }
         write_with_retry(&db, Arc::new(batch)).await;

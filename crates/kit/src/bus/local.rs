@@ -49,6 +49,10 @@ struct Log {
     bytes: u64,
     messages: VecDeque<Stored>,
     subjects: HashMap<String, SubjectLog>,
+    /// The ids of `publish_once` within the deduplication window: their
+    /// sequence numbers, and in the order they came, to forget them.
+    ids: HashMap<String, u64>,
+    id_times: VecDeque<(Instant, String)>,
 }
 
 struct Stored {
@@ -63,6 +67,11 @@ struct SubjectLog {
     notify: Arc<Notify>,
 }
 
+/// The most `publish_once` ids a stream remembers: a bound on memory. In
+/// process a publish cannot half-succeed, so nothing here is ever retried
+/// and the ids are kept only so both buses behave alike.
+const IDS_KEPT: usize = 65_536;
+
 /// Publishes between two sweeps of subjects nobody reads or keeps.
 const SWEEP_EVERY: u64 = 1024;
 
@@ -73,6 +82,19 @@ impl Log {
         self.subjects.retain(|_, subject| {
             !subject.messages.is_empty() || Arc::strong_count(&subject.notify) > 1
         });
+    }
+
+    /// Forgets the ids older than `window`, and the oldest beyond
+    /// [`IDS_KEPT`].
+    fn forget_ids(&mut self, now: Instant, window: Duration) {
+        while let Some((at, _)) = self.id_times.front() {
+            if now.duration_since(*at) <= window && self.id_times.len() < IDS_KEPT {
+                break;
+            }
+            if let Some((_, id)) = self.id_times.pop_front() {
+                self.ids.remove(&id);
+            }
+        }
     }
 
     /// Drops what `spec` no longer keeps, oldest first.
@@ -125,13 +147,29 @@ impl LocalBus {
             .ok_or_else(|| BusError::NoStream(name.to_owned()))
     }
 
-    pub(super) fn publish(&self, subject: &str, payload: Bytes) -> Result<u64, BusError> {
+    /// Publishes; with an `id`, once per id within the deduplication
+    /// window.
+    pub(super) fn publish_once(
+        &self,
+        subject: &str,
+        id: Option<&str>,
+        payload: Bytes,
+    ) -> Result<u64, BusError> {
         let stream = self
             .find(|spec| super::matches(&spec.subjects, subject))
             .ok_or_else(|| BusError::NoStream(subject.to_owned()))?;
         let spec = lock(&stream.spec).clone();
         let now = Instant::now();
         let mut log = lock(&stream.log);
+        if let Some(id) = id {
+            log.forget_ids(now, super::DEDUPLICATION_WINDOW.min(spec.max_age));
+            if let Some(&seq) = log.ids.get(id) {
+                return Ok(seq);
+            }
+            let seq = log.last_seq + 1;
+            log.ids.insert(id.to_owned(), seq);
+            log.id_times.push_back((now, id.to_owned()));
+        }
         log.last_seq += 1;
         let message = Message {
             subject: subject.to_owned(),
@@ -155,6 +193,22 @@ impl LocalBus {
 
     pub(super) fn last_seq(&self, stream: &str) -> Result<u64, BusError> {
         Ok(lock(&self.named(stream)?.log).last_seq)
+    }
+
+    pub(super) fn continue_after(&self, stream: &str, seq: u64) -> Result<(), BusError> {
+        let stream = self.named(stream)?;
+        let mut log = lock(&stream.log);
+        if log.last_seq < seq {
+            // As NATS's purge does: what was kept goes, numbering goes on.
+            log.messages.clear();
+            log.bytes = 0;
+            for subject in log.subjects.values_mut() {
+                subject.messages.clear();
+            }
+            log.sweep();
+            log.last_seq = seq;
+        }
+        Ok(())
     }
 
     pub(super) fn subscribe(

@@ -71,6 +71,11 @@ fn default_timeout_secs() -> u64 {
     5
 }
 
+/// How long [`Bus::publish_once`] remembers an id (or the stream's
+/// `max_age`, when shorter): NATS's default `duplicate_window`, which the
+/// streams made here keep.
+pub const DEDUPLICATION_WINDOW: Duration = Duration::from_secs(120);
+
 /// A stream: which subjects it keeps, and for how long.
 #[derive(Debug, Clone)]
 pub struct StreamSpec {
@@ -196,8 +201,28 @@ impl Bus {
     pub async fn publish(&self, subject: &str, payload: Bytes) -> Result<u64, BusError> {
         check_subject(subject, false)?;
         match self {
-            Self::Local(bus) => bus.publish(subject, payload),
-            Self::Nats(bus) => bus.publish(subject, payload).await,
+            Self::Local(bus) => bus.publish_once(subject, None, payload),
+            Self::Nats(bus) => bus.publish_once(subject, None, payload).await,
+        }
+    }
+
+    /// Publishes as [`Bus::publish`] does, once per `id`: the same `id`
+    /// published again within [`DEDUPLICATION_WINDOW`] (at most the
+    /// stream's `max_age`) is not kept again,
+    /// and the answer is the first one's sequence number. What a publisher
+    /// retries with when it cannot know whether an earlier attempt was kept
+    /// (on NATS, an attempt that timed out may have been stored, its answer
+    /// lost or late).
+    pub async fn publish_once(
+        &self,
+        subject: &str,
+        id: &str,
+        payload: Bytes,
+    ) -> Result<u64, BusError> {
+        check_subject(subject, false)?;
+        match self {
+            Self::Local(bus) => bus.publish_once(subject, Some(id), payload),
+            Self::Nats(bus) => bus.publish_once(subject, Some(id), payload).await,
         }
     }
 
@@ -207,6 +232,19 @@ impl Bus {
         match self {
             Self::Local(bus) => bus.last_seq(stream),
             Self::Nats(bus) => bus.last_seq(stream).await,
+        }
+    }
+
+    /// Makes the sequence of `stream` go on after `seq`: when its last
+    /// sequence is lower, the messages it keeps are dropped and the next one
+    /// published gets `seq + 1`; otherwise nothing changes. A service whose
+    /// database already holds sequence numbers of this stream calls it at
+    /// start-up, so that a new (in-process) or reset stream never hands out
+    /// a number twice.
+    pub async fn continue_after(&self, stream: &str, seq: u64) -> Result<(), BusError> {
+        match self {
+            Self::Local(bus) => bus.continue_after(stream, seq),
+            Self::Nats(bus) => bus.continue_after(stream, seq).await,
         }
     }
 

@@ -139,11 +139,23 @@ impl NatsBus {
         Ok(())
     }
 
-    pub(super) async fn publish(&self, subject: &str, payload: Bytes) -> Result<u64, BusError> {
+    /// Publishes; with an `id`, once per id (`Nats-Msg-Id`: the stream
+    /// keeps one message per id within its duplicate window and answers a
+    /// repeat with the first's sequence).
+    pub(super) async fn publish_once(
+        &self,
+        subject: &str,
+        id: Option<&str>,
+        payload: Bytes,
+    ) -> Result<u64, BusError> {
+        let mut message = jetstream::message::PublishMessage::build().payload(payload);
+        if let Some(id) = id {
+            message = message.message_id(id);
+        }
         let ack = self
             .inner
             .jetstream
-            .publish(self.subject(subject), payload)
+            .send_publish(self.subject(subject), message)
             .await
             .map_err(|error| publish_error(subject, error))?;
         let ack = ack.await.map_err(|error| publish_error(subject, error))?;
@@ -154,6 +166,21 @@ impl NatsBus {
         let mut stream = self.get_stream(name).await?;
         let info = stream.info().await.map_err(unavailable)?;
         Ok(info.state.last_sequence)
+    }
+
+    pub(super) async fn continue_after(&self, name: &str, seq: u64) -> Result<(), BusError> {
+        let mut stream = self.get_stream(name).await?;
+        let info = stream.info().await.map_err(unavailable)?;
+        if info.state.last_sequence < seq {
+            // A purge up to a sequence past the last one sets the stream's
+            // first sequence there (NATS 2.9 has no `first_seq` setting).
+            stream
+                .purge()
+                .sequence(seq + 1)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
     }
 
     async fn get_stream(&self, name: &str) -> Result<stream::Stream, BusError> {

@@ -111,6 +111,59 @@ async fn a_subscriber_from_past_the_end_reads_only_what_comes_next() {
 }
 
 #[tokio::test]
+async fn a_stream_told_to_continue_after_a_sequence_numbers_on_from_there() {
+    on_both(|bus| async move {
+        bus.stream(&spec("resume", "resume.>")).await.unwrap();
+        bus.publish("resume.k", Bytes::from("old")).await.unwrap();
+        bus.continue_after("resume", 100).await.unwrap();
+        assert_eq!(bus.last_seq("resume").await.unwrap(), 100);
+        let mut subscription = bus.subscribe("resume", "resume.k", 1).await.unwrap();
+        assert_eq!(
+            bus.publish("resume.k", Bytes::from("new")).await.unwrap(),
+            101
+        );
+        // A sequence the stream has passed changes nothing.
+        bus.continue_after("resume", 50).await.unwrap();
+        assert_eq!(
+            bus.publish("resume.k", Bytes::from("newer")).await.unwrap(),
+            102
+        );
+        let read = next_n(&mut subscription, 2).await;
+        assert_eq!(payloads(&read), [b"new".as_ref(), b"newer"]);
+        assert_eq!(read[0].seq, 101);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_message_published_again_with_its_id_is_kept_once() {
+    on_both(|bus| async move {
+        bus.stream(&spec("once", "once.>")).await.unwrap();
+        let first = bus
+            .publish_once("once.k", "ev-1", Bytes::from("a"))
+            .await
+            .unwrap();
+        let again = bus
+            .publish_once("once.k", "ev-1", Bytes::from("a"))
+            .await
+            .unwrap();
+        assert_eq!(again, first);
+        let other = bus
+            .publish_once("once.k", "ev-2", Bytes::from("b"))
+            .await
+            .unwrap();
+        assert_eq!(other, first + 1);
+        assert_eq!(bus.last_seq("once").await.unwrap(), other);
+        let mut subscription = bus.subscribe("once", "once.k", 1).await.unwrap();
+        assert_eq!(
+            payloads(&next_n(&mut subscription, 2).await),
+            [b"a".as_ref(), b"b"]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn publishing_where_no_stream_keeps_the_subject_is_an_error() {
     on_both(|bus| async move {
         let error = bus.publish("nowhere.x", Bytes::new()).await.unwrap_err();

@@ -39,7 +39,7 @@ struct DeltaView {
 
 /// What a stream said so far.
 #[derive(Default)]
-pub(super) struct Assembly {
+pub struct Assembly {
     pub content: String,
     pub tool_calls: BTreeMap<u32, ToolCall>,
     pub usage: Option<Usage>,
@@ -49,7 +49,7 @@ pub(super) struct Assembly {
 
 impl Assembly {
     /// Adds a chunk; returns the trace data of its delta, if it had one.
-    pub fn add(&mut self, chunk: &ChunkView) -> Option<Value> {
+    pub(super) fn add(&mut self, chunk: &ChunkView) -> Option<Value> {
         if let Some(usage) = chunk.usage {
             self.usage = Some(usage);
         }
@@ -66,25 +66,58 @@ impl Assembly {
             delta.insert("content".into(), Value::String(text.clone()));
         }
         if let Some(pieces) = &choice.delta.tool_calls {
-            for piece in pieces {
-                let call = self
-                    .tool_calls
-                    .entry(piece.index)
-                    .or_insert_with(|| ToolCall::function("", "", ""));
-                if let Some(id) = &piece.id {
-                    call.id.clone_from(id);
-                }
-                if let Some(function) = &piece.function {
-                    if let Some(name) = &function.name {
-                        call.function.name.push_str(name);
-                    }
-                    if let Some(arguments) = &function.arguments {
-                        call.function.arguments.push_str(arguments);
-                    }
-                }
-            }
+            self.add_tool_call_pieces(pieces);
             delta.insert("tool_calls".into(), json!(pieces));
         }
         (!delta.is_empty()).then_some(Value::Object(delta))
     }
+
+    /// Adds a delta as its trace event has it (what [`Assembly::add`]
+    /// returned), to rebuild what a call had streamed.
+    pub fn add_traced(&mut self, delta: &Value) {
+        if let Some(text) = delta.get("content").and_then(Value::as_str) {
+            self.content.push_str(text);
+        }
+        let pieces = delta
+            .get("tool_calls")
+            .and_then(|pieces| serde_json::from_value::<Vec<ToolCallDelta>>(pieces.clone()).ok());
+        if let Some(pieces) = pieces {
+            self.add_tool_call_pieces(&pieces);
+        }
+    }
+
+    fn add_tool_call_pieces(&mut self, pieces: &[ToolCallDelta]) {
+        for piece in pieces {
+            let call = self
+                .tool_calls
+                .entry(piece.index)
+                .or_insert_with(|| ToolCall::function("", "", ""));
+            if let Some(id) = &piece.id {
+                call.id.clone_from(id);
+            }
+            if let Some(function) = &piece.function {
+                if let Some(name) = &function.name {
+                    call.function.name.push_str(name);
+                }
+                if let Some(arguments) = &function.arguments {
+                    call.function.arguments.push_str(arguments);
+                }
+            }
+        }
+    }
+}
+
+/// A streamed call's recorded response: what it said, however it ended.
+pub fn recorded_response(
+    content: &str,
+    tool_calls: &[ToolCall],
+    usage: Option<&Usage>,
+    finish_reason: Option<&str>,
+) -> Value {
+    json!({
+        "content": content,
+        "tool_calls": tool_calls,
+        "usage": usage,
+        "finish_reason": finish_reason,
+    })
 }

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
 
+pub use self::assembly::{Assembly, recorded_response};
 pub use self::attempt::RetrySettings;
 pub use self::respond::{CALL_ID_HEADER, OVERHEAD_HEADER};
 
@@ -33,6 +34,7 @@ use self::stream::{STREAM_BUFFER, forward};
 use crate::AppState;
 use crate::error::ProxyError;
 use crate::providers::Start;
+use crate::recorder::Record;
 use crate::request::CallRequest;
 
 pub async fn handle(state: &AppState, call: CallRequest) -> Result<HttpResponse, ApiError> {
@@ -46,7 +48,7 @@ pub async fn handle(state: &AppState, call: CallRequest) -> Result<HttpResponse,
         .stream_options
         .as_ref()
         .is_some_and(|o| o.include_usage);
-    let mut state_of_call = CallState::new(&call, &targets);
+    let mut state_of_call = CallState::new(&call, &targets, &state.instance);
     let span = state_of_call.span.clone();
     state
         .hub
@@ -56,6 +58,11 @@ pub async fn handle(state: &AppState, call: CallRequest) -> Result<HttpResponse,
             Value::Object(call.request.object()),
         )
         .instrument(span.clone())
+        .await;
+    // The row exists from here on, even if this instance dies mid-call.
+    state
+        .recorder
+        .record(Record::Start(state_of_call.start_row()))
         .await;
 
     let upstream_started = Instant::now();

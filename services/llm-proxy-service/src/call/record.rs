@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use confab_kit::ids::new_id;
 use confab_protocol::openai::{ToolCall, Usage};
 
@@ -11,7 +11,7 @@ use crate::AppState;
 use crate::providers::Target;
 use crate::recorder::Record;
 use crate::request::CallRequest;
-use crate::store::llm_calls::LlmCall;
+use crate::store::llm_calls::{LlmCall, status};
 use crate::store::tool_calls::ToolCallRow;
 use crate::trace::hub::EventContext;
 
@@ -28,11 +28,14 @@ pub(super) struct CallState {
     pub attempts: i64,
     pub first_chunk_ms: Option<i64>,
     pub span: tracing::Span,
+    /// The instance running the call.
+    pub instance: String,
+    pub created_at: NaiveDateTime,
 }
 
 impl CallState {
     /// A new call, with its id and its `gen_ai.chat` span.
-    pub fn new(call: &CallRequest, targets: &[Target]) -> Self {
+    pub fn new(call: &CallRequest, targets: &[Target], instance: &str) -> Self {
         let request = &call.request.parsed;
         let id = new_id("call");
         let span = tracing::info_span!(
@@ -68,6 +71,33 @@ impl CallState {
             attempts: 0,
             first_chunk_ms: None,
             span,
+            instance: instance.to_owned(),
+            created_at: Utc::now().naive_utc(),
+        }
+    }
+
+    /// The row of the call as it starts: in flight, on this instance.
+    pub fn start_row(&self) -> LlmCall {
+        LlmCall {
+            id: self.id.clone(),
+            user_id: self.events.user_id.clone(),
+            agent_id: self.events.agent_id.clone(),
+            conversation_id: self.events.conversation_id.clone(),
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            stream: self.stream,
+            request: self.raw_request.clone(),
+            response: None,
+            status: status::IN_FLIGHT.to_owned(),
+            error: None,
+            latency_ms: 0,
+            first_chunk_ms: None,
+            input_tokens: 0,
+            output_tokens: 0,
+            created_at: self.created_at,
+            upstream_model: None,
+            attempts: 0,
+            instance: Some(self.instance.clone()),
         }
     }
 
@@ -108,7 +138,11 @@ pub(super) async fn finish(
             created_at: now,
         })
         .collect();
-    let status = if error.is_some() { "error" } else { "ok" };
+    let status = if error.is_some() {
+        status::ERROR
+    } else {
+        status::OK
+    };
     metrics::counter!("llm_proxy_calls_total", "provider" => call.provider.clone(), "status" => status).increment(1);
     let row = LlmCall {
         id: call.id,
@@ -129,6 +163,7 @@ pub(super) async fn finish(
         created_at: now,
         upstream_model: call.upstream_model,
         attempts: call.attempts,
+        instance: Some(call.instance),
     };
     state.recorder.record(Record::Call(row, tools)).await;
 }

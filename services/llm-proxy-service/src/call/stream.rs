@@ -11,7 +11,7 @@ use futures_util::stream::BoxStream;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::assembly::{Assembly, ChunkView};
+use super::assembly::{Assembly, ChunkView, recorded_response};
 use super::record::{CallState, finish};
 use crate::AppState;
 use crate::providers::UpstreamError;
@@ -71,12 +71,12 @@ pub(super) async fn forward(
             .await;
     }
     let usage = assembly.usage.unwrap_or_default();
-    let response = json!({
-        "content": assembly.content,
-        "tool_calls": tool_calls,
-        "usage": usage,
-        "finish_reason": assembly.finish_reason,
-    });
+    let response = recorded_response(
+        &assembly.content,
+        &tool_calls,
+        Some(&usage),
+        assembly.finish_reason.as_deref(),
+    );
     let last_frame = match &error {
         None => {
             state

@@ -1,4 +1,9 @@
 //! One `llm_calls` row per call, success or failure.
+//!
+//! The row is written when the call starts (`in_flight`, naming the
+//! instance running it) and completed when it ends (`ok` or `error`); a call
+//! whose instance died is completed by another one as `interrupted`
+//! (`crate::instances`). Listings show a call once it has ended.
 
 use chrono::NaiveDateTime;
 use confab_kit::db::{Db, DbError};
@@ -26,7 +31,7 @@ pub struct LlmCall {
     pub request: String,
     /// The assembled response (JSON text), partial when the call failed mid-way.
     pub response: Option<String>,
-    /// `ok` or `error`.
+    /// One of [`status`]'s.
     pub status: String,
     pub error: Option<String>,
     pub latency_ms: i64,
@@ -38,6 +43,19 @@ pub struct LlmCall {
     pub upstream_model: Option<String>,
     /// Upstream attempts, retries and fallbacks included.
     pub attempts: i64,
+    /// The llm-proxy-service instance that ran the call.
+    pub instance: Option<String>,
+}
+
+/// The values of `llm_calls.status`.
+pub mod status {
+    /// Started and not ended yet: the row its instance wrote at the start.
+    pub const IN_FLIGHT: &str = "in_flight";
+    pub const OK: &str = "ok";
+    pub const ERROR: &str = "error";
+    /// Its instance died before the call ended; the response holds what
+    /// had streamed.
+    pub const INTERRUPTED: &str = "interrupted";
 }
 
 /// Which calls a listing shows.
@@ -54,7 +72,9 @@ pub struct CallFilter {
 /// Calls newest first.
 pub async fn list(db: &Db, filter: &CallFilter) -> Result<Vec<LlmCall>, DbError> {
     db_run!(db, |conn| {
-        let mut query = llm_calls::table.into_boxed();
+        let mut query = llm_calls::table
+            .filter(llm_calls::status.ne(status::IN_FLIGHT))
+            .into_boxed();
         if let Some(user) = &filter.user_id {
             query = query.filter(llm_calls::user_id.eq(user));
         }
@@ -90,7 +110,10 @@ pub async fn list_for_user(db: &Db, user_id: &str, limit: i64) -> Result<Vec<Llm
 /// One call, if `user_id` (or anyone, for `None`) may see it.
 pub async fn get(db: &Db, id: &str, user_id: Option<&str>) -> Result<Option<LlmCall>, DbError> {
     db_run!(db, |conn| {
-        let mut query = llm_calls::table.filter(llm_calls::id.eq(id)).into_boxed();
+        let mut query = llm_calls::table
+            .filter(llm_calls::id.eq(id))
+            .filter(llm_calls::status.ne(status::IN_FLIGHT))
+            .into_boxed();
         if let Some(user) = user_id {
             query = query.filter(llm_calls::user_id.eq(user));
         }
@@ -101,4 +124,65 @@ pub async fn get(db: &Db, id: &str, user_id: Option<&str>) -> Result<Option<LlmC
             .optional()
             .map_err(DbError::from)
     })
+}
+
+/// The instances other than `except` that have calls in flight.
+pub async fn instances_in_flight(db: &Db, except: &str) -> Result<Vec<String>, DbError> {
+    let instances: Vec<Option<String>> = db_run!(db, |conn| {
+        llm_calls::table
+            .filter(llm_calls::status.eq(status::IN_FLIGHT))
+            .filter(llm_calls::instance.ne(except))
+            .select(llm_calls::instance)
+            .distinct()
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    Ok(instances.into_iter().flatten().collect())
+}
+
+/// The calls `instance` has in flight.
+pub async fn in_flight(db: &Db, instance: &str) -> Result<Vec<LlmCall>, DbError> {
+    db_run!(db, |conn| {
+        llm_calls::table
+            .filter(llm_calls::status.eq(status::IN_FLIGHT))
+            .filter(llm_calls::instance.eq(instance))
+            .select(LlmCall::as_select())
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// How a call whose instance died ended.
+#[derive(Debug, Clone)]
+pub struct Interruption {
+    /// What had streamed, as the response of a broken stream is recorded.
+    pub response: String,
+    pub error: String,
+    pub latency_ms: i64,
+    pub first_chunk_ms: Option<i64>,
+}
+
+/// Marks the call `interrupted` if it is still in flight; whether it was
+/// (another instance closing it at the same moment finds it was not).
+pub async fn interrupt(db: &Db, id: &str, how: &Interruption) -> Result<bool, DbError> {
+    let changed: usize = db_run!(db, |conn| {
+        diesel::update(
+            llm_calls::table
+                .filter(llm_calls::id.eq(id))
+                .filter(llm_calls::status.eq(status::IN_FLIGHT)),
+        )
+        .set((
+            llm_calls::status.eq(status::INTERRUPTED),
+            llm_calls::response.eq(&how.response),
+            llm_calls::error.eq(&how.error),
+            llm_calls::latency_ms.eq(how.latency_ms),
+            llm_calls::first_chunk_ms.eq(how.first_chunk_ms),
+        ))
+        .execute(conn)
+        .await
+        .map_err(DbError::from)
+    })?;
+    Ok(changed == 1)
 }

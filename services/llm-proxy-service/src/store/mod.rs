@@ -9,6 +9,8 @@ pub mod trace_events;
 use std::sync::Arc;
 
 use confab_kit::db::{Conn, Db, DbError, Migrations};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use diesel_migrations::embed_migrations;
 
@@ -24,6 +26,8 @@ pub static MIGRATIONS: Migrations = Migrations {
 /// Rows gathered by the recorder, written in one transaction.
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// Each call once (its start, or what it ended as): written over the
+    /// row already there, as a call's end completes the row of its start.
     pub calls: Vec<LlmCall>,
     pub tool_calls: Vec<ToolCallRow>,
     pub trace_events: Vec<TraceEventRow>,
@@ -37,10 +41,44 @@ impl Batch {
 }
 
 /// PostgreSQL's limit of bind parameters per statement, and so the rows one
-/// multi-row INSERT may carry (the widest table has 18 columns).
-const PG_ROWS_PER_INSERT: usize = 65_535 / 18;
+/// multi-row INSERT may carry (the widest table has 19 columns).
+const PG_ROWS_PER_INSERT: usize = 65_535 / 19;
+
+/// What a call's later row replaces in its earlier one: everything but the
+/// id.
+macro_rules! replace_call {
+    () => {{
+        use schema::llm_calls::dsl::*;
+        (
+            (
+                user_id.eq(excluded(user_id)),
+                agent_id.eq(excluded(agent_id)),
+                conversation_id.eq(excluded(conversation_id)),
+                provider.eq(excluded(provider)),
+                model.eq(excluded(model)),
+                stream.eq(excluded(stream)),
+                request.eq(excluded(request)),
+                response.eq(excluded(response)),
+                status.eq(excluded(status)),
+            ),
+            (
+                error.eq(excluded(error)),
+                latency_ms.eq(excluded(latency_ms)),
+                first_chunk_ms.eq(excluded(first_chunk_ms)),
+                input_tokens.eq(excluded(input_tokens)),
+                output_tokens.eq(excluded(output_tokens)),
+                created_at.eq(excluded(created_at)),
+                upstream_model.eq(excluded(upstream_model)),
+                attempts.eq(excluded(attempts)),
+                instance.eq(excluded(instance)),
+            ),
+        )
+    }};
+}
 
 /// Writes a batch all or nothing; calls first, as tool calls refer to them.
+/// A trace event whose `seq` is already stored is left as it is (a stream
+/// that numbered from scratch must not stop the writer for good).
 ///
 /// The one place where the backends take different paths, for speed:
 /// PostgreSQL gets multi-row INSERTs; SQLite (whose multi-row insert diesel
@@ -53,6 +91,9 @@ pub async fn write_batch(db: &Db, batch: Arc<Batch>) -> Result<(), DbError> {
                 for rows in batch.calls.chunks(PG_ROWS_PER_INSERT) {
                     diesel::insert_into(schema::llm_calls::table)
                         .values(rows)
+                        .on_conflict(schema::llm_calls::id)
+                        .do_update()
+                        .set(replace_call!())
                         .execute(conn)
                         .await?;
                 }
@@ -65,6 +106,7 @@ pub async fn write_batch(db: &Db, batch: Arc<Batch>) -> Result<(), DbError> {
                 for rows in batch.trace_events.chunks(PG_ROWS_PER_INSERT) {
                     diesel::insert_into(schema::trace_events::table)
                         .values(rows)
+                        .on_conflict_do_nothing()
                         .execute(conn)
                         .await?;
                 }
@@ -84,7 +126,11 @@ pub async fn write_batch(db: &Db, batch: Arc<Batch>) -> Result<(), DbError> {
 fn write_sqlite(conn: &mut diesel::SqliteConnection, batch: &Batch) -> diesel::QueryResult<()> {
     use diesel::RunQueryDsl as SyncRunQueryDsl;
     SyncRunQueryDsl::execute(
-        diesel::insert_into(schema::llm_calls::table).values(&batch.calls),
+        diesel::insert_into(schema::llm_calls::table)
+            .values(&batch.calls)
+            .on_conflict(schema::llm_calls::id)
+            .do_update()
+            .set(replace_call!()),
         conn,
     )?;
     SyncRunQueryDsl::execute(
@@ -92,7 +138,9 @@ fn write_sqlite(conn: &mut diesel::SqliteConnection, batch: &Batch) -> diesel::Q
         conn,
     )?;
     SyncRunQueryDsl::execute(
-        diesel::insert_into(schema::trace_events::table).values(&batch.trace_events),
+        diesel::insert_into(schema::trace_events::table)
+            .values(&batch.trace_events)
+            .on_conflict_do_nothing(),
         conn,
     )?;
     Ok(())

@@ -20,6 +20,7 @@ diesel::table! {
         created_at -> Timestamp,
         upstream_model -> Nullable<Text>,
         attempts -> BigInt,
+        instance -> Nullable<Text>,
     }
 }
 

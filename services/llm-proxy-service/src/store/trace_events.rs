@@ -66,6 +66,19 @@ pub async fn list(db: &Db, filter: &EventFilter) -> Result<Vec<TraceEventRow>, D
     })
 }
 
+/// The stored events of one call in `seq` order.
+pub async fn of_call(db: &Db, call_id: &str) -> Result<Vec<TraceEventRow>, DbError> {
+    db_run!(db, |conn| {
+        trace_events::table
+            .filter(trace_events::call_id.eq(call_id))
+            .order(trace_events::seq.asc())
+            .select(TraceEventRow::as_select())
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
 /// The highest stored `seq`, 0 on an empty table.
 pub async fn max_seq(db: &Db) -> Result<i64, DbError> {
     let max: Option<i64> = db_run!(db, |conn| {

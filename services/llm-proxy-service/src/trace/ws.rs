@@ -10,24 +10,23 @@
 //! admin's all-users ones included); the upgrade over it is refused with
 //! 429 and the JSON error body. The place is given back when the socket's
 //! task ends, however it ends.
+//!
+//! The subscription is made before the upgrade, so a bus that cannot be
+//! reached answers 503 with the JSON error body (`subscription` has the
+//! rest).
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use confab_kit::auth::Caller;
-use confab_protocol::trace::{TraceEvent, TraceFrame};
+use confab_protocol::trace::TraceFrame;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::ProxyError;
-use crate::store::trace_events::{self, EventFilter};
-use crate::trace::hub::{Filter, Subscription, from_row};
-
-/// Rows read from the database per replay query.
-const REPLAY_PAGE: i64 = 500;
+use crate::trace::subscription::{Filter, Frame, Stopped, Subscription};
 
 /// `Retry-After` of a subscription refused for the per-user cap: a place
 /// comes back when one of the user's sockets closes, which is not known;
@@ -40,16 +39,6 @@ pub struct TraceQuery {
     since: Option<i64>,
     #[serde(default)]
     all_users: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct TraceSettings {
-    /// Events a subscriber may have waiting before it is dropped (1013).
-    pub subscriber_buffer: usize,
-    /// Subscriptions one user may have open at once; 0: no limit.
-    pub subscribers_per_user: usize,
-    pub heartbeat_secs: u64,
-    pub client_timeout_secs: u64,
 }
 
 pub async fn subscribe(
@@ -78,24 +67,25 @@ pub async fn subscribe(
         agent_id: path.into_inner(),
         user_id: (!query.all_users).then_some(caller.user_id),
     };
+    let subscription = state
+        .hub
+        .subscribe(filter, query.since)
+        .await
+        .map_err(ProxyError::from)?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let subscription = state.hub.subscribe(filter.clone(), query.since);
     let state = state.into_inner();
     actix_web::rt::spawn(async move {
         // Both held while the socket lives; the subscription unsubscribes
         // when dropped.
         let _slot = slot;
-        let id = subscription.id;
         let end = serve(
             session,
             stream.aggregate_continuations(),
             subscription,
-            &filter,
-            query.since,
             &state,
         )
         .await;
-        tracing::debug!(subscriber = id, ?end, "trace subscriber left");
+        tracing::debug!(?end, "trace subscriber left");
     });
     Ok(response)
 }
@@ -105,6 +95,7 @@ enum End {
     ClientClosed,
     ClientGone,
     Lagged,
+    BusFailed,
     Silent,
     ReplayFailed,
 }
@@ -113,51 +104,25 @@ async fn serve(
     mut session: Session,
     mut from_client: actix_ws::AggregatedMessageStream,
     mut subscription: Subscription,
-    filter: &Filter,
-    since: Option<i64>,
     state: &crate::AppState,
 ) -> End {
-    let mut last_sent = since.unwrap_or(0);
-    if let (Some(since), Some(until)) = (since, subscription.db_until) {
-        let mut after = since;
-        loop {
-            let page = trace_events::list(
-                &state.db,
-                &EventFilter {
-                    agent_id: Some(filter.agent_id.clone()),
-                    user_id: filter.user_id.clone(),
-                    conversation_id: None,
-                    after_seq: after,
-                    before_seq: Some(until),
-                    limit: REPLAY_PAGE,
-                },
-            )
-            .await;
-            let Ok(page) = page else {
-                close(session, CloseCode::Error, "replay failed").await;
-                return End::ReplayFailed;
-            };
-            let done = (page.len() as i64) < REPLAY_PAGE;
-            for row in page {
-                after = row.seq;
-                if send(&mut session, from_row(row)).await.is_err() {
+    loop {
+        match subscription.replayed().await {
+            Ok(Some(frame)) => {
+                if send(&mut session, frame).await.is_err() {
                     return End::ClientGone;
                 }
             }
-            if done {
-                break;
+            Ok(None) => break,
+            Err(error) => {
+                tracing::warn!(%error, "replaying trace events failed");
+                close(session, CloseCode::Error, "replay failed").await;
+                return End::ReplayFailed;
             }
-        }
-        last_sent = after;
-    }
-    for event in std::mem::take(&mut subscription.recent) {
-        last_sent = event.seq;
-        if send(&mut session, (*event).clone()).await.is_err() {
-            return End::ClientGone;
         }
     }
     let live = TraceFrame::Live {
-        last_seq: last_sent.max(since.unwrap_or(0)),
+        last_seq: subscription.last_seq(),
     };
     if session
         .text(serde_json::to_string(&live).unwrap_or_default())
@@ -166,6 +131,7 @@ async fn serve(
     {
         return End::ClientGone;
     }
+    subscription.go_live();
 
     let mut heartbeat =
         tokio::time::interval(Duration::from_secs(state.trace.heartbeat_secs.max(1)));
@@ -173,18 +139,21 @@ async fn serve(
     let mut last_heard = Instant::now();
     loop {
         tokio::select! {
-            event = subscription.live.recv() => match event {
-                Some(event) => {
-                    last_sent = event.seq;
-                    if send(&mut session, (*event).clone()).await.is_err() {
+            frame = subscription.next_live() => match frame {
+                Some(frame) => {
+                    if send(&mut session, frame).await.is_err() {
                         return End::ClientGone;
                     }
                 }
                 None => {
-                    let lagged = subscription.lagged.load(Ordering::Acquire);
-                    let reason = format!("too slow; reconnect with since={last_sent}");
+                    let since = subscription.last_seq();
+                    let (reason, end) = match subscription.stopped() {
+                        Some(Stopped::Lagged) => ("too slow", End::Lagged),
+                        _ => ("the trace stream was interrupted", End::BusFailed),
+                    };
+                    let reason = format!("{reason}; reconnect with since={since}");
                     close(session, CloseCode::Again, &reason).await;
-                    return if lagged { End::Lagged } else { End::ClientGone };
+                    return end;
                 }
             },
             message = from_client.next() => match message {
@@ -214,11 +183,8 @@ async fn serve(
     }
 }
 
-async fn send(session: &mut Session, event: TraceEvent) -> Result<(), actix_ws::Closed> {
-    let frame = TraceFrame::Trace { event };
-    session
-        .text(serde_json::to_string(&frame).unwrap_or_default())
-        .await
+async fn send(session: &mut Session, frame: Frame) -> Result<(), actix_ws::Closed> {
+    session.text(frame.text).await
 }
 
 /// Closing waits for the socket; a peer that does not read must not keep us.

@@ -7,9 +7,11 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
+mod bus_outage;
 mod common;
 mod completions;
 mod history;
+mod interrupted;
 mod recording;
 mod traces;
 mod upstream;

@@ -1,9 +1,14 @@
 //! Starting llm-proxy-service for a test, and an OpenAI-compatible upstream
 //! that the test controls.
 
+pub mod buses;
+pub mod processes;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+use self::buses::TestBus;
 use std::time::Duration;
 
 use actix_web::web::{self, Bytes};
@@ -27,24 +32,43 @@ pub struct Proxy {
     pub http: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
     running: tokio::task::JoinHandle<std::io::Result<()>>,
-    database: TestDatabase,
+    /// Shared by the instances a test starts on one database.
+    database: Arc<TestDatabase>,
 }
 
 impl Proxy {
     /// The proxy with its default settings changed by `adjust`.
     pub async fn start(adjust: impl FnOnce(&mut Settings)) -> Self {
         init_test_tracing();
-        Self::start_on(TestDatabase::new("llm-proxy").await.unwrap(), adjust).await
+        let database = Arc::new(TestDatabase::new("llm-proxy").await.unwrap());
+        Self::start_on(database, adjust).await
     }
 
     /// The proxy on an existing database (a restart).
-    pub async fn start_on(database: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> Self {
+    pub async fn start_on(database: Arc<TestDatabase>, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let bus = TestBus::Local(confab_kit::bus::Bus::in_process());
+        Self::start_with(database, &bus, adjust).await
+    }
+
+    /// The proxy on a new database and `bus`.
+    pub async fn start_on_bus(bus: &TestBus, adjust: impl FnOnce(&mut Settings)) -> Self {
+        init_test_tracing();
+        let database = Arc::new(TestDatabase::new("llm-proxy").await.unwrap());
+        Self::start_with(database, bus, adjust).await
+    }
+
+    /// The proxy on `database` and `bus`: another instance, or a restart.
+    pub async fn start_with(
+        database: Arc<TestDatabase>,
+        bus: &TestBus,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
         let mut settings = Settings::defaults().unwrap();
         settings.server.port = 0;
         settings.server.shutdown_timeout_secs = 1;
         settings.database = database.settings.clone();
         adjust(&mut settings);
-        let app = llm_proxy_service::build(settings).await.unwrap();
+        let app = bus.build(settings).await;
         let url = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().unwrap().clone();
         let handle = app.handle();
@@ -59,9 +83,14 @@ impl Proxy {
         }
     }
 
+    /// Its database, to start another instance on.
+    pub fn database(&self) -> Arc<TestDatabase> {
+        Arc::clone(&self.database)
+    }
+
     /// Stops the proxy gracefully, waits until it has written everything it
     /// queued, and gives its database back.
-    pub async fn stop(self) -> TestDatabase {
+    pub async fn stop(self) -> Arc<TestDatabase> {
         self.handle.stop(true).await;
         self.running.await.unwrap().unwrap();
         self.database
@@ -225,6 +254,43 @@ async fn answer(
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .streaming(frames)
+}
+
+/// A streamed completion request to the proxy at `base`, with an agent
+/// `key`, for `user`: the builtin model echoes `prompt` word by word.
+pub fn streamed_request(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    user: &str,
+    prompt: &str,
+) -> reqwest::RequestBuilder {
+    http.post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(key)
+        .header("x-user-id", user)
+        .json(&json!({"model": "builtin", "stream": true,
+            "messages": [{"role": "user", "content": prompt}]}))
+}
+
+/// Starts a [`streamed_request`]: the call's id, and its response, still
+/// streaming.
+pub async fn start_streamed(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    user: &str,
+    prompt: &str,
+) -> (String, reqwest::Response) {
+    let response = streamed_request(http, base, key, user, prompt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.headers()[llm_proxy_service::call::CALL_ID_HEADER]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (id, response)
 }
 
 /// The `data:` payloads of an SSE response, in order.

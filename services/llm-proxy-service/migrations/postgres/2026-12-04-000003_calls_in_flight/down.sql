@@ -1,0 +1,2 @@
+DROP INDEX llm_calls_in_flight;
+ALTER TABLE llm_calls DROP COLUMN instance;
