@@ -13,10 +13,12 @@
 #      the server on 127.0.0.1:5432 when it answers as a `postgres` user that may
 #      create databases, otherwise a throwaway cluster this script starts on a
 #      free port (55432 upward) and removes again
-#   Steps 5 and 6 set CONFAB_TEST_NATS_URL: the bus tests run on NATS
-#      JetStream too, the server on 127.0.0.1:4222 when it answers with
-#      JetStream, otherwise a throwaway `nats-server -js` (Debian's package,
-#      installed when missing) on a free port (54222 upward), removed again
+#      Step 6 also sets CONFAB_TEST_NATS_URL: the tests' services meet on NATS
+#      JetStream (the embedded bus is step 5's), and the bus tests and the
+#      tests of several instances run there: the server on 127.0.0.1:4222
+#      when it answers with JetStream, otherwise a throwaway `nats-server -js`
+#      (Debian's package, installed when missing) on a free port (54222
+#      upward), removed again
 #   7. interoperability suites: infra/interop/run.sh when it exists
 #   8. the web console's browser suite on SQLite: infra/browser/run.sh (Debian's
 #      Chromium, installed with apt-get when missing, driven by Playwright)
@@ -27,7 +29,7 @@
 #                                            instead of looking for a server
 #   CI_FORCE_THROWAWAY_PG=1                  skip the server on :5432 and always
 #                                            start a throwaway cluster
-#   CONFAB_TEST_NATS_URL=nats://...          the NATS server of steps 5 and 6
+#   CONFAB_TEST_NATS_URL=nats://...          the NATS server of step 6
 #   CI_FORCE_THROWAWAY_NATS=1                always start a throwaway NATS
 #
 # The file can be sourced (`source infra/ci.sh`) to call one function alone,
@@ -418,10 +420,10 @@ main() {
     step "4/8 cargo clippy --workspace --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets -- -D warnings
 
-    step "5/8 cargo test --workspace (SQLite; the bus in-process and on NATS)"
-    with_test_nats cargo test --workspace
+    step "5/8 cargo test --workspace (SQLite, the bus in-process)"
+    cargo test --workspace
 
-    step "6/8 cargo test --workspace (PostgreSQL; the bus in-process and on NATS)"
+    step "6/8 cargo test --workspace (PostgreSQL, the bus on NATS JetStream)"
     with_test_postgres with_test_nats cargo test --workspace
 
     step "7/8 interoperability suites"

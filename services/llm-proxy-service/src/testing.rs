@@ -24,6 +24,7 @@ pub async fn start(
     let mut settings = Settings::defaults()?;
     settings.server.port = 0;
     settings.database = stack.database("llm-proxy").await?;
+    settings.bus = stack.bus();
     tweak(&mut settings);
     let server = crate::build(settings).await?;
     let db = server
