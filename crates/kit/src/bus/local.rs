@@ -211,6 +211,16 @@ impl LocalBus {
         Ok(())
     }
 
+    pub(super) fn last_seq_on(&self, stream: &str, subject: &str) -> Result<Option<u64>, BusError> {
+        let stream = self.named(stream)?;
+        let log = lock(&stream.log);
+        Ok(log
+            .subjects
+            .get(subject)
+            .and_then(|subject| subject.messages.back())
+            .map(|last| last.seq))
+    }
+
     pub(super) fn subscribe(
         &self,
         stream: &str,

@@ -248,6 +248,17 @@ impl Bus {
         }
     }
 
+    /// The sequence of the last message kept on `subject` (no wildcards),
+    /// if any: how far a reader of that subject must read to have read
+    /// everything published so far.
+    pub async fn last_seq_on(&self, stream: &str, subject: &str) -> Result<Option<u64>, BusError> {
+        check_subject(subject, false)?;
+        match self {
+            Self::Local(bus) => bus.last_seq_on(stream, subject),
+            Self::Nats(bus) => bus.last_seq_on(stream, subject).await,
+        }
+    }
+
     /// The messages of `stream` on `filter` whose sequence is `from` or
     /// later (those still kept), then each new one as it comes.
     pub async fn subscribe(

@@ -183,6 +183,24 @@ impl NatsBus {
         Ok(())
     }
 
+    pub(super) async fn last_seq_on(
+        &self,
+        name: &str,
+        subject: &str,
+    ) -> Result<Option<u64>, BusError> {
+        let stream = self.get_stream(name).await?;
+        match stream
+            .get_last_raw_message_by_subject(&self.subject(subject))
+            .await
+        {
+            Ok(message) => Ok(Some(message.sequence)),
+            Err(error) => match error.kind() {
+                stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+                _ => Err(unavailable(error)),
+            },
+        }
+    }
+
     async fn get_stream(&self, name: &str) -> Result<stream::Stream, BusError> {
         self.inner
             .jetstream

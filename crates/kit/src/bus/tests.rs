@@ -82,6 +82,20 @@ async fn a_subscriber_reads_its_subject_from_a_sequence_then_live_in_order() {
 }
 
 #[tokio::test]
+async fn the_last_sequence_on_a_subject_is_its_newest_message() {
+    on_both(|bus| async move {
+        bus.stream(&spec("ends", "ends.>")).await.unwrap();
+        assert_eq!(bus.last_seq_on("ends", "ends.a").await.unwrap(), None);
+        let a = bus.publish("ends.a", Bytes::from("1")).await.unwrap();
+        bus.publish("ends.b", Bytes::from("2")).await.unwrap();
+        assert_eq!(bus.last_seq_on("ends", "ends.a").await.unwrap(), Some(a));
+        let error = bus.last_seq_on("nowhere", "nowhere.a").await.unwrap_err();
+        assert!(matches!(error, BusError::NoStream(_)), "{error:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_wildcard_subscriber_sees_every_subject_in_one_sequence_order() {
     on_both(|bus| async move {
         bus.stream(&spec("trace", "trace.>")).await.unwrap();
