@@ -172,15 +172,6 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     )?;
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
     let bus = Bus::connect(&settings.bus).await?;
-    // Before any turn starts: replies a previous run left in flight were cut
-    // off with it.
-    let interrupted = store::messages::interrupt_in_flight(&db).await?;
-    if interrupted > 0 {
-        tracing::warn!(
-            interrupted,
-            "replies left in flight by the last run marked interrupted"
-        );
-    }
     // An ended turn's log is read from the bus: it must outlive the linger.
     anyhow::ensure!(
         settings.chat.ended_turn_linger_secs < settings.chat.turn_events_max_age_secs,
@@ -196,6 +187,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let claims = Claims::open(
         &bus,
         Duration::from_secs(settings.chat.turn_lease_secs.max(1)),
+        Duration::from_secs(settings.chat.turn_events_max_age_secs),
     )
     .await?;
     let in_flight = Arc::new(InFlight::new(
@@ -227,6 +219,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         followers: UserSlots::new(settings.limits.followers_per_user),
         notices: Arc::default(),
     });
+    // Before serving: the turns a stopped instance (this one's last run,
+    // or another that died) left in flight and nobody claims go on here;
+    // then the same every lease.
+    turns::takeover::sweep(&state).await?;
+    tokio::spawn(turns::takeover::watch(state.clone().into_inner()));
     let service_auth = web::Data::new(ServiceAuth::new(settings.auth.service_token.clone()));
     let verifier = web::Data::new(JwtVerifier::new(settings.auth.jwt.clone()));
     let listener = server::bind(&settings.server)?;

@@ -156,22 +156,40 @@ pub async fn finish(
     Ok(updated > 0)
 }
 
-/// Replies left in flight by a chat-service that stopped without finishing
-/// them (a crash, a kill): marked `interrupted`, and listed with whatever
-/// they held. Run at start-up, before any turn; returns how many there were.
-///
-/// This assumes one chat-service per database: a second instance starting
-/// would interrupt the first one's running turns.
-pub async fn interrupt_in_flight(db: &Db) -> Result<usize, DbError> {
+/// Every reply in flight, of every user, oldest first: the turns running on
+/// some instance, or cut off with one that died (see `turns::takeover`).
+pub async fn in_flight_replies(db: &Db) -> Result<Vec<MessageRow>, DbError> {
     db_run!(db, |conn| {
-        diesel::update(messages::table.filter(messages::in_flight.eq(true)))
-            .set((
-                messages::status.eq(MessageStatus::Interrupted.as_str()),
-                messages::in_flight.eq(false),
-            ))
-            .execute(conn)
+        messages::table
+            .filter(messages::in_flight.eq(true))
+            .order(messages::created_at.asc())
+            .select(MessageRow::as_select())
+            .load(conn)
             .await
             .map_err(DbError::from)
+    })
+}
+
+/// Notes the agent's task of the reply `id` in flight as soon as it is
+/// known, so that whoever takes the turn over can pick the task up.
+pub async fn set_agent_task(
+    db: &Db,
+    user_id: &UserId,
+    id: &MessageId,
+    task_id: &str,
+) -> Result<(), DbError> {
+    db_run!(db, |conn| {
+        diesel::update(
+            messages::table
+                .filter(messages::id.eq(id))
+                .filter(messages::user_id.eq(user_id))
+                .filter(messages::in_flight.eq(true)),
+        )
+        .set(messages::agent_task_id.eq(task_id))
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(DbError::from)
     })
 }
 

@@ -19,6 +19,11 @@ use serde::{Deserialize, Serialize};
 /// The bucket of the claims.
 pub const BUCKET: &str = "turn-claims";
 
+/// The bucket of each turn's claim as it was made, by reply id, kept as long
+/// as the turn's events: what an instance taking over a turn whose claim
+/// lapsed needs to know of it (where its events start).
+pub const RECORDS: &str = "turn-records";
+
 /// A conversation's claim by a running turn.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
@@ -45,6 +50,7 @@ pub enum Control {
 pub struct Claims {
     bus: Bus,
     bucket: Bucket,
+    records: Bucket,
     /// This instance's name among the others.
     instance: String,
     lease: Duration,
@@ -52,11 +58,12 @@ pub struct Claims {
 
 impl Claims {
     /// The claims of `bus`, held by this instance (a fresh name per
-    /// process) for `lease` at a time.
-    pub async fn open(bus: &Bus, lease: Duration) -> Result<Self, BusError> {
+    /// process) for `lease` at a time; their records kept `keep`.
+    pub async fn open(bus: &Bus, lease: Duration, keep: Duration) -> Result<Self, BusError> {
         Ok(Self {
             bus: bus.clone(),
             bucket: bus.bucket(BUCKET, lease).await?,
+            records: bus.bucket(RECORDS, keep).await?,
             instance: confab_kit::ids::new_id("chat"),
             lease,
         })
@@ -91,6 +98,24 @@ impl Claims {
             Err(BusError::Conflict { .. }) => Ok(None),
             Err(err) => Err(err),
         }
+    }
+
+    /// Keeps `claim` as its turn's record (the first made for a turn stays).
+    pub async fn record(&self, claim: &Claim) -> Result<(), BusError> {
+        match self
+            .records
+            .create(claim.reply_id.as_str(), encode(claim))
+            .await
+        {
+            Ok(_) | Err(BusError::Conflict { .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The record of the turn whose reply is `reply_id`, if still kept.
+    pub async fn recorded(&self, reply_id: &MessageId) -> Result<Option<Claim>, BusError> {
+        let entry = self.records.get(reply_id.as_str()).await?;
+        Ok(entry.and_then(|entry| serde_json::from_slice(&entry.value).ok()))
     }
 
     /// Writes the claim again (its lease starts over); its new revision, or

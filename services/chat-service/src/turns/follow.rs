@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::reply::Reply;
 use super::turn::{Emitter, Turn};
 use crate::a2a::client::{AgentEvent, AgentStream, Endpoint};
+use crate::store::messages;
 use crate::trees;
 
 /// Times a turn picks its agent's task up again after the stream dropped.
@@ -81,9 +82,12 @@ impl Turn {
             };
             match event {
                 AgentEvent::Task { task_id } => {
-                    if reply.task_id.is_none() && reply.canceled {
-                        // Canceled while the task was being created.
-                        self.cancel_agent_task(agent, Some(&task_id)).await;
+                    if reply.task_id.is_none() {
+                        if reply.canceled {
+                            // Canceled while the task was being created.
+                            self.cancel_agent_task(agent, Some(&task_id)).await;
+                        }
+                        self.note_task(&task_id).await;
                     }
                     reply.task_id.get_or_insert(task_id);
                 }
@@ -140,6 +144,16 @@ impl Turn {
             None => ChatEvent::Data { data },
         };
         out.emit(event);
+    }
+
+    /// Writes the agent's task down with the reply in flight, so that
+    /// another instance can pick it up if this one dies.
+    async fn note_task(&self, task_id: &str) {
+        if let Err(err) =
+            messages::set_agent_task(&self.db, &self.user_id, &self.reply.id, task_id).await
+        {
+            tracing::warn!(task_id, error = %err, "noting the agent's task failed");
+        }
     }
 
     /// Asks the agent to cancel its task; the task's own stream then ends

@@ -123,11 +123,38 @@ impl InFlight {
         permit: TurnPermit,
         log: Arc<TurnLog>,
     ) -> Result<Option<TurnClaim>, BusError> {
+        let user_id = permit.user_id().clone();
+        self.claim_for(conversation_id, reply_id, &user_id, Some(permit), log)
+            .await
+    }
+
+    /// Claims the conversation for the turn of `reply_id` whose instance
+    /// died (see `turns::takeover`): no permit, the turn was admitted when
+    /// it began. `None` when another instance was quicker.
+    pub async fn take_over(
+        self: &Arc<Self>,
+        conversation_id: &ConversationId,
+        reply_id: &MessageId,
+        user_id: &UserId,
+        log: Arc<TurnLog>,
+    ) -> Result<Option<TurnClaim>, BusError> {
+        self.claim_for(conversation_id, reply_id, user_id, None, log)
+            .await
+    }
+
+    async fn claim_for(
+        self: &Arc<Self>,
+        conversation_id: &ConversationId,
+        reply_id: &MessageId,
+        user_id: &UserId,
+        permit: Option<TurnPermit>,
+        log: Arc<TurnLog>,
+    ) -> Result<Option<TurnClaim>, BusError> {
         if self.lock().contains_key(conversation_id) {
             return Ok(None);
         }
         let claim = Claim {
-            user_id: permit.user_id().clone(),
+            user_id: user_id.clone(),
             reply_id: reply_id.clone(),
             instance: self.claims.instance().to_owned(),
             start: log.start(),
@@ -148,17 +175,38 @@ impl InFlight {
         let lease = Lease::hold(
             self.claims.clone(),
             conversation_id.clone(),
-            claim,
+            claim.clone(),
             revision,
         );
-        Ok(Some(TurnClaim {
+        let claimed = TurnClaim {
             registry: self.clone(),
             conversation_id: conversation_id.clone(),
             cancel,
             log,
             lease: Some(lease),
             _permit: permit,
-        }))
+        };
+        // After the claim: the record only ever describes a turn that ran.
+        self.claims.record(&claim).await?;
+        Ok(Some(claimed))
+    }
+
+    /// Whether any instance (this one too) claims the conversation now.
+    pub async fn is_claimed(&self, conversation_id: &ConversationId) -> Result<bool, BusError> {
+        if self.lock().contains_key(conversation_id) {
+            return Ok(true);
+        }
+        Ok(self.claims.get(conversation_id).await?.is_some())
+    }
+
+    /// What the claims know of the turn whose reply is `reply_id`.
+    pub async fn record(&self, reply_id: &MessageId) -> Result<Option<Claim>, BusError> {
+        self.claims.recorded(reply_id).await
+    }
+
+    /// How long a claim lasts unless renewed.
+    pub fn lease(&self) -> Duration {
+        self.claims.lease()
     }
 
     /// The event log of the caller's turn in flight in the conversation,
@@ -381,8 +429,8 @@ pub struct TurnClaim {
     /// Where the turn's events go.
     pub log: Arc<TurnLog>,
     lease: Option<Lease>,
-    /// Given back with the claim.
-    _permit: TurnPermit,
+    /// Given back with the claim (none for a turn taken over).
+    _permit: Option<TurnPermit>,
 }
 
 impl TurnClaim {
@@ -435,7 +483,9 @@ mod tests {
         ))
         .await
         .unwrap();
-        let claims = Claims::open(&bus, Duration::from_secs(5)).await.unwrap();
+        let claims = Claims::open(&bus, Duration::from_secs(5), Duration::from_secs(60))
+            .await
+            .unwrap();
         Arc::new(InFlight::new(linger, claims, bus))
     }
 

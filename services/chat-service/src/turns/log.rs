@@ -95,6 +95,61 @@ impl TurnLog {
         }))
     }
 
+    /// The log of a turn taken over from an instance that died: written
+    /// here from now on, its events numbered on after the `logged` ones its
+    /// first owner published (readers still start at `start`).
+    pub fn resume(
+        bus: &Bus,
+        conversation_id: &ConversationId,
+        turn: &MessageId,
+        start: u64,
+        logged: u64,
+    ) -> Arc<Self> {
+        let subject = subject(conversation_id);
+        let (sender, events) = mpsc::unbounded_channel();
+        tokio::spawn(publish_in_order(bus.clone(), subject.clone(), events));
+        Arc::new(Self {
+            bus: bus.clone(),
+            subject,
+            turn: turn.clone(),
+            start,
+            logged: AtomicU64::new(logged),
+            ended: AtomicBool::new(false),
+            publisher: Mutex::new(Some(sender)),
+        })
+    }
+
+    /// The events a turn's log holds so far, when nobody writes to it any
+    /// more (its instance died): read up to the subject's last message.
+    pub async fn written(
+        bus: &Bus,
+        conversation_id: &ConversationId,
+        turn: &MessageId,
+        start: u64,
+    ) -> Result<Vec<(u64, ChatEvent)>, BusError> {
+        let subject = subject(conversation_id);
+        let Some(last) = bus.last_seq_on(STREAM, &subject).await? else {
+            return Ok(Vec::new());
+        };
+        let mut events = Vec::new();
+        if last <= start {
+            return Ok(events);
+        }
+        let mut messages = bus.subscribe(STREAM, &subject, start + 1).await?;
+        while let Some(message) = messages.next().await {
+            let message = message?;
+            if let Ok(envelope) = serde_json::from_slice::<Envelope<ChatEvent>>(&message.payload)
+                && envelope.turn == *turn
+            {
+                events.push((envelope.seq, envelope.event));
+            }
+            if message.seq >= last {
+                break;
+            }
+        }
+        Ok(events)
+    }
+
     /// The log of a turn another instance writes, to read it.
     pub fn reader(
         bus: &Bus,

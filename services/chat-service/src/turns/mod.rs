@@ -20,6 +20,7 @@ pub mod notices;
 mod reply;
 mod retry;
 mod run;
+pub mod takeover;
 mod turn;
 
 pub use begin::TurnServices;

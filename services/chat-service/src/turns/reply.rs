@@ -21,9 +21,34 @@ pub(super) struct Reply {
     pub(super) failure: Option<String>,
     pub(super) final_state: Option<TaskState>,
     pub(super) canceled: bool,
+    /// Taken over from an instance that died, and the agent's task could
+    /// not be found again.
+    pub(super) interrupted: bool,
 }
 
 impl Reply {
+    /// The reply as far as the `earlier` events of its turn built it (a
+    /// turn taken over), its agent's task `task_id`.
+    pub(super) fn rebuilt(earlier: &[ChatEvent], task_id: Option<String>) -> Self {
+        let mut reply = Self {
+            task_id,
+            ..Self::default()
+        };
+        for event in earlier {
+            match event {
+                ChatEvent::Text { text } => reply.content.push_str(text),
+                ChatEvent::Data { data } => reply.data.push(data.clone()),
+                // A tree patch from the agent, applied already: counted
+                // among its data parts, so a snapshot does not apply it again.
+                ChatEvent::TreeUpdate { patch, .. } => {
+                    reply.data.push(json!({ "tree_patch": patch }));
+                }
+                _ => {}
+            }
+        }
+        reply
+    }
+
     pub(super) fn text(&mut self, text: String, out: &Emitter) {
         self.content.push_str(&text);
         out.emit(ChatEvent::Text { text });
@@ -32,6 +57,7 @@ impl Reply {
     fn status(&self) -> MessageStatus {
         let nothing = self.content.is_empty() && self.data.is_empty();
         match (&self.failure, self.final_state) {
+            (Some(_), _) if self.interrupted => MessageStatus::Interrupted,
             (None, _) => MessageStatus::Complete,
             (Some(_), Some(TaskState::Canceled)) => MessageStatus::Canceled,
             (Some(_), _) if self.canceled => MessageStatus::Canceled,
@@ -70,10 +96,10 @@ impl Turn {
             tracing::warn!(conversation_id = %self.conversation_id, agent = %self.agent_id, reason, "turn did not complete");
             out.emit(ChatEvent::Error {
                 error: EventError {
-                    code: if status == MessageStatus::Failed {
-                        "agent_failed"
-                    } else {
-                        "agent_incomplete"
+                    code: match status {
+                        MessageStatus::Failed => "agent_failed",
+                        MessageStatus::Interrupted => "turn_interrupted",
+                        _ => "agent_incomplete",
                     }
                     .into(),
                     message: reason.clone(),
