@@ -38,6 +38,31 @@
 #   START_DEV_NO_BUILD=1     skip `cargo build` and use the binaries already built
 #   START_DEV_BIN_DIR=DIR    take the binaries from DIR instead of
 #                            ${CARGO_TARGET_DIR:-target}/<profile>
+#   START_DEV_INSTANCES=N    run N instances (1-9, default 1) of chat-service
+#       and of llm-proxy-service, on ports 8003, 8013, 8023, … and 8006, 8016,
+#       8026, … (logs <service>-<i>.log); the gateway gets all of them
+#       (CONFAB__UPSTREAMS__CHAT and …__LLM_PROXY, which override those of
+#       your shell) and takes them in turn. The instances meet on the bus
+#       and share one database, so N > 1 requires both (DESIGN §15):
+#         CONFAB__BUS__URL=nats://…   an in-process bus cannot join
+#             processes (each instance would allow its own turn of a
+#             conversation and miss the others' cancels and trace events);
+#             give it as this variable, not in a START_DEV_CONFIG_DIR file
+#         CHAT_DATABASE_URL and LLM_PROXY_DATABASE_URL = postgres://…
+#             several instances run on PostgreSQL (the combination CI
+#             tests); two processes on one SQLite file would queue every
+#             write behind its file lock
+#       e.g. START_DEV_INSTANCES=2 CONFAB__BUS__URL=nats://127.0.0.1:4222 \
+#            CHAT_DATABASE_URL=postgres://confab:confab@127.0.0.1:5432/chat_db \
+#            LLM_PROXY_DATABASE_URL=postgres://confab:confab@127.0.0.1:5432/llm_proxy_db \
+#            ./start-dev.sh
+#       The first instance of each starts alone and the others once it is
+#       ready: it runs the migrations, which two instances starting on a
+#       fresh database would both try at once. One gateway, one
+#       dashboard-proxy and one demo-agents still run; the agents call
+#       llm-proxy-service's first instance (demo-agents has one [llm]
+#       base_url for all its agents), and a /ws/trace on any instance sees
+#       those calls through the bus.
 #   START_DEV_READY_TIMEOUT  seconds to wait for each /ready (default 60)
 #   START_DEV_STOP_TIMEOUT   seconds a service may take to stop after SIGTERM
 #                            before it is killed (default 35: the services
@@ -72,14 +97,6 @@ bin_dir=${START_DEV_BIN_DIR:-${CARGO_TARGET_DIR:-target}/$profile}
 data_dir=$root/data
 log_dir=$data_dir/logs
 
-# name:port pairs, in start order. The port is the one whose /ready we wait for.
-services=(
-    gateway:9050
-    chat-service:8003
-    llm-proxy-service:8006
-    dashboard-proxy:8091
-    demo-agents:8101
-)
 # demo-agents' further agents: checked for /health after start-up and listed
 # when they answer; their absence is not an error.
 optional_agent_ports=(8102 8103)
@@ -90,6 +107,49 @@ die() {
 }
 
 command -v curl >/dev/null 2>&1 || die "curl is required (apt-get install curl)"
+
+# --- instances --------------------------------------------------------------
+instances_count=${START_DEV_INSTANCES:-1}
+# At most 9: the tenth chat-service would take 8093, the eleventh 8103, a
+# demo agent's port.
+[[ "$instances_count" =~ ^[1-9]$ ]] ||
+    die "START_DEV_INSTANCES must be a number from 1 to 9, not '$instances_count'"
+if ((instances_count > 1)); then
+    [[ -n "${CONFAB__BUS__URL:-}" ]] ||
+        die "START_DEV_INSTANCES=$instances_count needs CONFAB__BUS__URL=nats://… (e.g. nats://127.0.0.1:4222, a nats-server started with -js): without it every instance has a bus of its own in its process, and instances that cannot reach each other would each run a turn of the same conversation and miss each other's cancels and trace events"
+    for db_var in CHAT_DATABASE_URL LLM_PROXY_DATABASE_URL; do
+        [[ "${!db_var:-}" =~ ^postgres(ql)?:// ]] ||
+            die "START_DEV_INSTANCES=$instances_count needs $db_var=postgres://… (one PostgreSQL database the instances share; see --help): several instances are run on PostgreSQL, not on one SQLite file"
+    done
+fi
+
+# What to start, in start order, as name:binary:port:wave. The port is the one
+# whose /ready we wait for. Every instance of a wave starts, then the script
+# waits for all of them to be ready before the next wave: a service's first
+# instance runs its migrations alone (wave 1), its other instances follow
+# (wave 2). With one instance each, the name is the binary's.
+instances=()
+chat_urls=()
+llm_proxy_urls=()
+add_instances() {
+    local binary=$1 first_port=$2 i name port wave
+    for ((i = 1; i <= instances_count; i++)); do
+        name=$binary
+        ((instances_count > 1)) && name=$binary-$i
+        port=$((first_port + 10 * (i - 1)))
+        wave=1
+        ((i > 1)) && wave=2
+        instances+=("$name:$binary:$port:$wave")
+    done
+}
+instances+=(gateway:gateway:9050:1)
+add_instances chat-service 8003
+add_instances llm-proxy-service 8006
+instances+=(dashboard-proxy:dashboard-proxy:8091:1 demo-agents:demo-agents:8101:1)
+for ((i = 0; i < instances_count; i++)); do
+    chat_urls+=("http://127.0.0.1:$((8003 + 10 * i))")
+    llm_proxy_urls+=("http://127.0.0.1:$((8006 + 10 * i))")
+done
 
 # --- build ------------------------------------------------------------------
 if [[ "${START_DEV_NO_BUILD:-}" == 1 ]]; then
@@ -102,9 +162,9 @@ else
     cargo "${build_args[@]}"
 fi
 
-for entry in "${services[@]}"; do
-    name=${entry%%:*}
-    [[ -x "$bin_dir/$name" ]] || die "binary $bin_dir/$name not found or not executable (build first, or unset START_DEV_NO_BUILD)"
+for entry in "${instances[@]}"; do
+    IFS=: read -r _ binary _ _ <<<"$entry"
+    [[ -x "$bin_dir/$binary" ]] || die "binary $bin_dir/$binary not found or not executable (build first, or unset START_DEV_NO_BUILD)"
 done
 
 # --- ports ------------------------------------------------------------------
@@ -118,9 +178,9 @@ port_in_use() {
 }
 
 busy=()
-for entry in "${services[@]}"; do
-    port=${entry##*:}
-    port_in_use "$port" && busy+=("$port (${entry%%:*})")
+for entry in "${instances[@]}"; do
+    IFS=: read -r name _ port _ <<<"$entry"
+    port_in_use "$port" && busy+=("$port ($name)")
 done
 if ((${#busy[@]} > 0)); then
     echo "start-dev.sh: these ports are already in use:" >&2
@@ -206,31 +266,50 @@ if [[ -n "${DATABASE_URL:-}" || -n "${PORT:-}" ]]; then
     echo "start-dev.sh: note: DATABASE_URL/PORT from your shell are not passed on; use GATEWAY_DATABASE_URL, CHAT_DATABASE_URL, LLM_PROXY_DATABASE_URL" >&2
 fi
 
-for entry in "${services[@]}"; do
-    name=${entry%%:*}
-    log=$log_dir/$name.log
+if ((instances_count > 1)); then
+    for var in CONFAB__UPSTREAMS__CHAT CONFAB__UPSTREAMS__LLM_PROXY; do
+        if [[ -n "${!var:-}" ]]; then
+            echo "start-dev.sh: note: $var from your shell is not passed on; the gateway is pointed at the instances started here" >&2
+        fi
+    done
+fi
+
+# Starts one instance (an entry of $instances) in the background.
+start_instance() {
+    local name binary port
+    IFS=: read -r name binary port _ <<<"$1"
+    local log=$log_dir/$name.log
     # Logs go to files: no ANSI colour codes in them.
-    env_args=(-u DATABASE_URL -u PORT "NO_COLOR=${NO_COLOR:-1}")
-    db_var=$(database_url_var_for "$name")
-    db_url=""
+    local env_args=(-u DATABASE_URL -u PORT "NO_COLOR=${NO_COLOR:-1}")
+    local db_var db_url="" config=""
+    db_var=$(database_url_var_for "$binary")
     [[ -n "$db_var" ]] && db_url=${!db_var:-}
     [[ -n "$db_url" ]] && env_args+=("DATABASE_URL=$db_url")
-    config=""
-    if [[ -n "${START_DEV_CONFIG_DIR:-}" && -f "$START_DEV_CONFIG_DIR/$name.toml" ]]; then
-        config=$(cd "$START_DEV_CONFIG_DIR" && pwd)/$name.toml
+    if [[ -n "${START_DEV_CONFIG_DIR:-}" && -f "$START_DEV_CONFIG_DIR/$binary.toml" ]]; then
+        config=$(cd "$START_DEV_CONFIG_DIR" && pwd)/$binary.toml
         env_args+=("CONFAB_CONFIG=$config")
     fi
+    if ((instances_count > 1)); then
+        case "$binary" in
+            chat-service | llm-proxy-service) env_args+=("PORT=$port") ;;
+            gateway)
+                # Comma-separated: the gateway's form of several instances.
+                env_args+=("CONFAB__UPSTREAMS__CHAT=$(IFS=,; echo "${chat_urls[*]}")"
+                    "CONFAB__UPSTREAMS__LLM_PROXY=$(IFS=,; echo "${llm_proxy_urls[*]}")")
+                ;;
+        esac
+    fi
     # Runs from the repo root so ./data and infra/llm-fixtures resolve.
-    "${launcher[@]}" env "${env_args[@]}" "$bin_dir/$name" >"$log" 2>&1 </dev/null &
+    "${launcher[@]}" env "${env_args[@]}" "$bin_dir/$binary" >"$log" 2>&1 </dev/null &
     pid_of[$name]=$!
     pids+=("$!")
-    details="pid $!"
+    local details="pid $!"
+    [[ "$name" != "$binary" ]] && details+=", port $port"
     [[ -n "$db_url" ]] && details+=", DATABASE_URL from $db_var"
     [[ -n "$config" ]] && details+=", settings from $config"
     echo "==> started $name ($details), log $log"
-done
+}
 
-# --- wait for /ready --------------------------------------------------------
 fail_with_log() {
     local name=$1 reason=$2
     echo "start-dev.sh: $name $reason" >&2
@@ -240,11 +319,12 @@ fail_with_log() {
     exit 1
 }
 
-for entry in "${services[@]}"; do
-    name=${entry%%:*}
-    port=${entry##*:}
-    url=http://127.0.0.1:$port/ready
-    deadline=$((SECONDS + ready_timeout))
+# Waits for one instance's /ready; stops everything if it exits or is late.
+wait_ready() {
+    local name port
+    IFS=: read -r name _ port _ <<<"$1"
+    local url=http://127.0.0.1:$port/ready
+    local deadline=$((SECONDS + ready_timeout))
     printf '==> waiting for %s (%s) ' "$name" "$url"
     until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
         if ! kill -0 "${pid_of[$name]}" 2>/dev/null; then
@@ -259,6 +339,24 @@ for entry in "${services[@]}"; do
         sleep 0.5
     done
     echo ' ready'
+}
+
+# --- start, then wait for /ready, wave by wave -----------------------------
+for wave in 1 2; do
+    wave_instances=()
+    for entry in "${instances[@]}"; do
+        if [[ "${entry##*:}" == "$wave" ]]; then
+            wave_instances+=("$entry")
+        fi
+    done
+    # (bash before 4.4 calls an empty array unbound under set -u)
+    ((${#wave_instances[@]} > 0)) || continue
+    for entry in "${wave_instances[@]}"; do
+        start_instance "$entry"
+    done
+    for entry in "${wave_instances[@]}"; do
+        wait_ready "$entry"
+    done
 done
 
 extra_agents=()
@@ -268,17 +366,30 @@ for port in "${optional_agent_ports[@]}"; do
     fi
 done
 
+# One line per instance after the gateway, names padded to one column.
+width=18
+for entry in "${instances[@]}"; do
+    name=${entry%%:*}
+    ((${#name} > width)) && width=${#name}
+done
+internal=""
+label="  Internal:     "
+for entry in "${instances[@]}"; do
+    IFS=: read -r name binary port _ <<<"$entry"
+    [[ "$binary" == gateway ]] && continue
+    line=$(printf '%s%-*s http://127.0.0.1:%s' "$label" "$width" "$name" "$port")
+    [[ "$binary" == demo-agents ]] && line+=" (math)${extra_agents[*]:+ ${extra_agents[*]}}"
+    internal+=$line$'\n'
+    label="                "
+done
+
 cat <<EOF
 
 Confab is running.
 
-  Entry point:  gateway            http://127.0.0.1:9050
+  Entry point:  $(printf '%-*s' "$width" gateway) http://127.0.0.1:9050
 
-  Internal:     chat-service       http://127.0.0.1:8003
-                llm-proxy-service  http://127.0.0.1:8006
-                dashboard-proxy    http://127.0.0.1:8091
-                demo-agents        http://127.0.0.1:8101 (math)${extra_agents[*]:+ ${extra_agents[*]}}
-
+$internal
   Logs:         $log_dir/
   Data:         $data_dir/
 
@@ -293,7 +404,7 @@ while true; do
     else
         wait || status=$?
     fi
-    for entry in "${services[@]}"; do
+    for entry in "${instances[@]}"; do
         name=${entry%%:*}
         if ! kill -0 "${pid_of[$name]}" 2>/dev/null; then
             fail_with_log "$name" "stopped unexpectedly (exit status $status)"
