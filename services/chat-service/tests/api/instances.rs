@@ -198,3 +198,30 @@ async fn a_websocket_on_one_instance_follows_a_turn_started_over_rest_on_the_oth
     let on_b = crate::common::events(started).await;
     assert_eq!(streamed_text(&on_b), words);
 }
+
+#[tokio::test]
+async fn two_instances_starting_at_once_on_a_fresh_database_both_start() {
+    // Both run the migrations at once: on PostgreSQL one used to fail on a
+    // type the other had just created. Any bus: this is the database's.
+    let mut stack = Stack::new();
+    let mut settings =
+        <chat_service::Settings as confab_kit::settings::ServiceSettings>::defaults().unwrap();
+    settings.server.port = 0;
+    settings.database = stack.database("chat").await.unwrap();
+    settings.bus = stack.bus();
+    for round in 0..3 {
+        if round > 0 {
+            settings.database = stack.database("chat").await.unwrap();
+        }
+        let (a, b) = futures_util::join!(
+            chat_service::build(settings.clone()),
+            chat_service::build(settings.clone()),
+        );
+        assert!(
+            a.is_ok() && b.is_ok(),
+            "round {round}: {:?} / {:?}",
+            a.err(),
+            b.err()
+        );
+    }
+}
