@@ -243,15 +243,6 @@ async fn run_sqlite_migrations(
                 source: e.into(),
             })?;
         diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_PRAGMAS)?;
-        // Instances starting at once on one database would each run the
-        // same migrations and all but one fail (two creates of one type or
-        // table); a lock makes them take turns, and the later ones find
-        // nothing pending. Session-level: it goes with the connection.
-        diesel::RunQueryDsl::execute(
-            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")),
-            &mut conn,
-        )
-        .map_err(|e| DbError::Migration(e.into()))?;
         conn.run_pending_migrations(Source(migrations))
             .map(|_| ())
             .map_err(DbError::Migration)
