@@ -243,9 +243,14 @@ async fn run_sqlite_migrations(
                 source: e.into(),
             })?;
         diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_PRAGMAS)?;
-        conn.run_pending_migrations(Source(migrations))
-            .map(|_| ())
-            .map_err(DbError::Migration)
+        // In one IMMEDIATE transaction, which takes the file's write lock
+        // at once: processes starting at once on one file take turns (the
+        // busy timeout waits), and the later ones find nothing pending.
+        conn.immediate_transaction(|conn| {
+            conn.run_pending_migrations(Source(migrations))
+                .map(|_| ())
+                .map_err(DbError::Migration)
+        })
     })
     .await
     .map_err(|e| DbError::Migration(e.into()))?
