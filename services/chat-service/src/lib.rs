@@ -217,7 +217,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         turn_budget: TurnBudget::new(&settings.limits),
         sockets: UserSlots::new(settings.limits.sockets_per_user),
         followers: UserSlots::new(settings.limits.followers_per_user),
-        notices: Arc::default(),
+        notices: Notices::on_bus(&bus).await?,
     });
     // Before serving: the turns a stopped instance (this one's last run,
     // or another that died) left in flight and nobody claims go on here;

@@ -1,19 +1,41 @@
 //! News of one conversation for the chat sockets attached to it: a turn
 //! started there (by any client), its tree edited over one of them.
 //!
-//! Each watched conversation has its own broadcast channel, made when the
-//! first socket attaches and removed when the last one leaves, so a socket
-//! wakes only for its own conversation and news of a conversation nobody
-//! watches costs a map lookup.
+//! News goes over the bus (stream [`STREAM`], subject per conversation),
+//! so the sockets of every instance hear it; each instance reads the whole
+//! stream once and hands each notice to its own sockets. Each watched
+//! conversation has its own broadcast channel, made when the first socket
+//! attaches and removed when the last one leaves, so a socket wakes only
+//! for its own conversation and news of a conversation nobody watches
+//! costs a map lookup.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use tokio::sync::broadcast;
+use bytes::Bytes;
+use confab_kit::bus::{Bus, BusError, StreamSpec};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
 
 use confab_protocol::chat::ChatEvent;
 use confab_protocol::ids::{ConversationId, UserId};
 use serde_json::Value;
+
+/// The bus stream of the conversations' news.
+pub const STREAM: &str = "notices";
+
+/// News is for the sockets attached now: kept a minute, for a reader held
+/// up by a bus outage.
+fn stream_spec() -> StreamSpec {
+    StreamSpec {
+        name: STREAM.to_owned(),
+        subjects: format!("{STREAM}.>"),
+        max_age: Duration::from_secs(60),
+        max_bytes: 16 << 20,
+    }
+}
 
 /// News waiting for the slowest socket of a conversation. When it is full
 /// the oldest go: a socket that fell behind looks for the turn in flight
@@ -33,9 +55,12 @@ pub enum Notice {
 /// One client edit of a conversation's tree that was applied
 /// ([`crate::trees::edit`]), as news for the other sockets on the
 /// conversation.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct TreeEdited {
-    /// The socket the edit came from (which answers it directly).
+    /// The instance and socket the edit came from (which answers it
+    /// directly); set by [`TreeEdited::announce`].
+    #[serde(default)]
+    pub instance: String,
     pub socket: u64,
     pub user_id: UserId,
     pub delta: Value,
@@ -44,15 +69,22 @@ pub struct TreeEdited {
 
 impl TreeEdited {
     /// Tells the sockets on `conversation_id` about the edit.
-    pub fn announce(self, notices: &Notices, conversation_id: &ConversationId) {
+    pub fn announce(mut self, notices: &Notices, conversation_id: &ConversationId) {
+        self.instance = notices.instance.clone();
         notices.notify(conversation_id, Notice::TreeEdited(Arc::new(self)));
     }
 
-    /// The `tree_update` that socket `socket` of `user_id` shows for the
-    /// edit: none on the socket it came from, which has answered already,
-    /// nor on another user's.
-    pub fn update_for(&self, socket: u64, user_id: &UserId) -> Option<ChatEvent> {
-        let mine = self.socket != socket && self.user_id == *user_id;
+    /// The `tree_update` that socket `socket` of this instance, `user_id`'s,
+    /// shows for the edit: none on the socket it came from, which has
+    /// answered already, nor on another user's.
+    pub fn update_for(
+        &self,
+        notices: &Notices,
+        socket: u64,
+        user_id: &UserId,
+    ) -> Option<ChatEvent> {
+        let origin = self.instance == notices.instance && self.socket == socket;
+        let mine = !origin && self.user_id == *user_id;
         mine.then(|| ChatEvent::TreeUpdate {
             patch: self.delta.clone(),
             version: self.version,
@@ -60,9 +92,20 @@ impl TreeEdited {
     }
 }
 
-#[derive(Default)]
+/// A notice as it travels on the bus.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Wire<T> {
+    TurnStarted,
+    TreeEdited(T),
+}
+
 pub struct Notices {
     watched: Mutex<HashMap<ConversationId, broadcast::Sender<Notice>>>,
+    /// This instance's name, to tell its sockets from other instances'.
+    instance: String,
+    /// Notices to publish, in order.
+    outbox: mpsc::UnboundedSender<(String, Bytes)>,
 }
 
 /// A socket's watch on one conversation; stops watching when dropped.
@@ -74,6 +117,59 @@ pub struct Watch {
 }
 
 impl Notices {
+    /// The news of `bus`: published from here, and heard from every
+    /// instance from now on.
+    pub async fn on_bus(bus: &Bus) -> Result<Arc<Self>, BusError> {
+        bus.stream(&stream_spec()).await?;
+        let (outbox, outgoing) = mpsc::unbounded_channel();
+        let notices = Arc::new(Self {
+            watched: Mutex::default(),
+            instance: confab_kit::ids::new_id("inst"),
+            outbox,
+        });
+        let from = bus.last_seq(STREAM).await? + 1;
+        let mut incoming = bus.subscribe(STREAM, &format!("{STREAM}.>"), from).await?;
+        tokio::spawn(publish_in_order(bus.clone(), outgoing));
+        let weak = Arc::downgrade(&notices);
+        tokio::spawn(async move {
+            while let Some(message) = incoming.next().await {
+                let Some(notices) = weak.upgrade() else {
+                    return;
+                };
+                match message {
+                    Ok(message) => notices.heard(&message.subject, &message.payload),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "reading the conversations' news: waiting for the bus")
+                    }
+                }
+            }
+        });
+        Ok(notices)
+    }
+
+    /// A notice from the bus, for this instance's sockets.
+    fn heard(&self, subject: &str, payload: &[u8]) {
+        let Some(conversation_id) = subject
+            .strip_prefix(STREAM)
+            .and_then(|s| s.strip_prefix('.'))
+        else {
+            return;
+        };
+        let notice = match serde_json::from_slice::<Wire<TreeEdited>>(payload) {
+            Ok(Wire::TurnStarted) => Notice::TurnStarted,
+            Ok(Wire::TreeEdited(edited)) => Notice::TreeEdited(Arc::new(edited)),
+            Err(err) => {
+                tracing::warn!(error = %err, "an unreadable notice skipped");
+                return;
+            }
+        };
+        let sender = self.lock().get(conversation_id).cloned();
+        if let Some(sender) = sender {
+            // Every receiver may have gone since: nobody to tell.
+            let _ = sender.send(notice);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<ConversationId, broadcast::Sender<Notice>>> {
         // Every change is one insert or remove: nothing half-done to fear.
         self.watched
@@ -96,12 +192,18 @@ impl Notices {
         }
     }
 
-    /// Tells the sockets on `conversation_id`, if any.
+    /// Tells the sockets on `conversation_id`, on every instance.
     pub fn notify(&self, conversation_id: &ConversationId, notice: Notice) {
-        let sender = self.lock().get(conversation_id).cloned();
-        if let Some(sender) = sender {
-            // Every receiver may have gone since: nobody to tell.
-            let _ = sender.send(notice);
+        let wire = match &notice {
+            Notice::TurnStarted => Wire::TurnStarted,
+            Notice::TreeEdited(edited) => Wire::TreeEdited(edited.as_ref()),
+        };
+        match serde_json::to_vec(&wire) {
+            Ok(payload) => {
+                let subject = format!("{STREAM}.{conversation_id}");
+                let _ = self.outbox.send((subject, Bytes::from(payload)));
+            }
+            Err(err) => tracing::error!(error = %err, "a notice could not be encoded"),
         }
     }
 
@@ -110,6 +212,18 @@ impl Notices {
         self.lock()
             .get(conversation_id)
             .map_or(0, broadcast::Sender::receiver_count)
+    }
+}
+
+/// Hands the notices to the bus in order, each until it is taken.
+async fn publish_in_order(bus: Bus, mut outgoing: mpsc::UnboundedReceiver<(String, Bytes)>) {
+    while let Some((subject, payload)) = outgoing.recv().await {
+        let mut backoff = Duration::from_millis(50);
+        while let Err(err) = bus.publish(&subject, payload.clone()).await {
+            tracing::warn!(error = %err, subject, ?backoff, "publishing a notice failed; trying again");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
     }
 }
 
@@ -150,7 +264,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_watch_hears_only_its_conversation_and_the_last_one_out_removes_the_channel() {
-        let notices = Arc::new(Notices::default());
+        let notices = Notices::on_bus(&Bus::in_process()).await.unwrap();
         let mut a = notices.watch(&"conv-a".into());
         let b1 = notices.watch(&"conv-b".into());
         let b2 = notices.watch(&"conv-b".into());
@@ -158,6 +272,8 @@ mod tests {
         notices.notify(&"conv-b".into(), Notice::TurnStarted);
         notices.notify(&"conv-a".into(), Notice::TurnStarted);
         assert!(matches!(a.next().await.unwrap(), Notice::TurnStarted));
+        // b's notice was published first, a's after it: a has heard all it
+        // will, and none of it was b's.
         assert!(a.receiver.as_mut().unwrap().try_recv().is_err(), "b's news");
         drop(b1);
         assert_eq!(notices.watchers(&"conv-b".into()), 1);

@@ -155,6 +155,7 @@ impl Conn {
         )
         .await?;
         let edited = TreeEdited {
+            instance: String::new(),
             socket: self.id,
             user_id: self.user_id.clone(),
             delta: patch.clone(),
@@ -323,7 +324,7 @@ pub async fn run<D: Dialect>(
                         conn.follow(None).await;
                         Ok(Flow::Continue)
                     }
-                    Ok(Notice::TreeEdited(edited)) => match edited.update_for(conn.id, conn.user_id()) {
+                    Ok(Notice::TreeEdited(edited)) => match edited.update_for(&conn.state.notices, conn.id, conn.user_id()) {
                         Some(event) => dialect.event(&mut conn, &event).await,
                         None => Ok(Flow::Continue),
                     },
