@@ -6,6 +6,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), each test gets a new
 //! database on it instead, dropped when the test ends.
 
+pub mod nats;
 pub mod ws;
 
 use std::sync::Once;

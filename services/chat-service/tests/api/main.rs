@@ -11,6 +11,7 @@ mod agent_auth;
 mod agent_chat;
 mod agent_faults;
 mod api;
+mod bus_outage;
 mod common;
 mod conversations;
 mod crash;
