@@ -12,7 +12,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::common::{SERVICE_TOKEN, start_agents, streamed_text};
+use crate::common::{SERVICE_TOKEN, numbered, start_agents, streamed_text};
 
 /// The chat-service binary on `port`, killed when dropped.
 struct Process(Child);
@@ -190,18 +190,7 @@ impl Ada {
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        response
-            .bytes_stream()
-            .eventsource()
-            .map(|e| {
-                let e = e.unwrap();
-                (
-                    e.id.parse().unwrap(),
-                    serde_json::from_str(&e.data).unwrap(),
-                )
-            })
-            .collect()
-            .await
+        numbered(response).await
     }
 
     /// A new turn in the conversation works and completes.

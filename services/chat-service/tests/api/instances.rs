@@ -6,16 +6,16 @@
 //! instances. CI runs these with `CONFAB_TEST_NATS_URL` set; without it
 //! they say so and pass.
 
-use confab_kit::bus::TEST_NATS_ENV;
 use std::time::Duration;
 
+use confab_kit::bus::TEST_NATS_ENV;
 use confab_kit::testing::Stack;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::common::ws::Envelope;
-use crate::common::{TestApp, start_agents, streamed_text};
+use crate::common::{TestApp, numbered, start_agents, streamed_text};
 
 /// Two instances of one chat-service in front of the demo agents (their
 /// model slowed by `chunk_delay_ms`), or `None` without a NATS server.
@@ -29,22 +29,6 @@ async fn two_instances(chunk_delay_ms: u64) -> Option<(Stack, TestApp, TestApp)>
     let a = TestApp::start(&agents, &mut stack, |_| {}).await;
     let b = a.another(&mut stack).await;
     Some((stack, a, b))
-}
-
-/// The events of an SSE response, with their ids.
-async fn numbered(response: reqwest::Response) -> Vec<(u64, Value)> {
-    response
-        .bytes_stream()
-        .eventsource()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.id.parse().unwrap(),
-                serde_json::from_str(&e.data).unwrap(),
-            )
-        })
-        .collect()
-        .await
 }
 
 #[tokio::test]

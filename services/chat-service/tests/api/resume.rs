@@ -5,7 +5,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::common::{TestApp, events, start_chat, streamed_text};
+use crate::common::{TestApp, events, numbered, start_chat, streamed_text};
 
 /// `GET …/stream` with `Last-Event-ID: after`; every event as (id, JSON).
 async fn resume(
@@ -23,21 +23,6 @@ async fn resume(
         request = request.header("last-event-id", after.to_string());
     }
     request.send().await.unwrap()
-}
-
-async fn numbered(response: reqwest::Response) -> Vec<(u64, Value)> {
-    response
-        .bytes_stream()
-        .eventsource()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.id.parse().unwrap(),
-                serde_json::from_str(&e.data).unwrap(),
-            )
-        })
-        .collect()
-        .await
 }
 
 #[tokio::test]

@@ -369,6 +369,22 @@ impl TestApp {
 
 /// The `data:` payloads of an SSE stream as sent, to its end (for OpenAI
 /// chunks, whose last one is `[DONE]`).
+/// The events of an SSE response, each with its id.
+pub async fn numbered(response: reqwest::Response) -> Vec<(u64, Value)> {
+    response
+        .bytes_stream()
+        .eventsource()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.id.parse().unwrap(),
+                serde_json::from_str(&e.data).unwrap(),
+            )
+        })
+        .collect()
+        .await
+}
+
 pub async fn data_lines(response: reqwest::Response) -> Vec<String> {
     response
         .bytes_stream()
