@@ -52,7 +52,20 @@ struct Envelope<E> {
     turn: MessageId,
     /// The event's number in the turn: its SSE id.
     seq: u64,
+    /// When it was logged (µs since the Unix epoch): readers count how long
+    /// events take to reach them (`chat_turn_event_delivery_seconds`), on
+    /// the bus or in process. Instances compare their clocks for this.
+    #[serde(default)]
+    at: u64,
     event: E,
+}
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        })
 }
 
 /// Longest wait between two attempts to hand an event to the bus.
@@ -179,6 +192,7 @@ impl TurnLog {
         let envelope = Envelope {
             turn: self.turn.clone(),
             seq,
+            at: now_micros(),
             event: &event,
         };
         let payload = match serde_json::to_vec(&envelope) {
@@ -228,6 +242,7 @@ impl TurnLog {
         let subject = self.subject.clone();
         let turn = self.turn.clone();
         let from = self.start + 1;
+        let delivery = metrics::histogram!("chat_turn_event_delivery_seconds");
         let events = futures_util::stream::once(async move {
             match bus.subscribe(STREAM, &subject, from).await {
                 Ok(messages) => messages.left_stream(),
@@ -243,6 +258,8 @@ impl TurnLog {
                 Ok(message) => {
                     match serde_json::from_slice::<Envelope<ChatEvent>>(&message.payload) {
                         Ok(envelope) if envelope.turn == turn => {
+                            let took = now_micros().saturating_sub(envelope.at);
+                            delivery.record(took as f64 / 1e6);
                             Some((envelope.seq, envelope.event))
                         }
                         Ok(_) => None,

@@ -83,6 +83,11 @@ async fn a_turn_started_on_one_instance_resumes_on_the_other_with_every_event_on
     assert_eq!(messages.len(), 2, "exactly one assistant message");
     assert_eq!(messages[1]["status"], "complete");
     assert_eq!(messages[1]["content"], words.as_str());
+
+    // How long events took from A to B's reader is counted.
+    let page = confab_kit::testing::metrics_page(&b.http, &b.url, None).await;
+    let delivered = confab_kit::testing::metric(&page, "chat_turn_event_delivery_seconds_count");
+    assert!(delivered.is_some_and(|n| n > 0.0), "{page}");
 }
 
 #[tokio::test]
