@@ -36,6 +36,16 @@
 #                                             the delay defaults to 20 ms)
 #   FIRST_CHUNK_DELAY_MS=300                  a model slow to start (default 0)
 #   SAMPLES=/tmp/chat.json                    keep every turn's timings (JSON)
+#   CHAT_INSTANCES=2 BUS_URL=nats://127.0.0.1:4222 \
+#   CHAT_DATABASE_URL=postgres://…/chat_bench  two chat-service instances on
+#                                             NATS and one PostgreSQL database
+#                                             (empty; the gateway spreads the
+#                                             turns over both)
+#
+# After the bursts: how long a turn's events took from being logged to
+# reaching their reader (chat_turn_event_delivery_seconds, summed over the
+# instances' /metrics; p50/p99 as the upper bound of their histogram
+# bucket): on the bus when BUS_URL is set, in process otherwise.
 #
 # Builds llm-proxy-service, demo-agents, chat-service and gateway (release,
 # into the workspace's target/), starts them on free 127.0.0.1 ports with
@@ -72,21 +82,41 @@ start_chat_stack "$FIRST_CHUNK_DELAY_MS" "$CHUNK_DELAY_MS" "http://127.0.0.1:$ga
 # One user posts every turn: the per-user chat rate limit is off here.
 start gateway "PORT=$gateway_port" "DATABASE_URL=$work/gateway/gateway.db" \
     "CONFAB__RATE_LIMITS__CHAT_POSTS_PER_MINUTE=0" \
-    "CONFAB__UPSTREAMS__CHAT=http://127.0.0.1:$chat_port" \
+    "CONFAB__UPSTREAMS__CHAT=$(printf 'http://127.0.0.1:%s,' "${chat_ports[@]}" | sed 's/,$//')" \
     "CONFAB__UPSTREAMS__LLM_PROXY=http://127.0.0.1:$proxy_port"
 wait_for "http://127.0.0.1:$gateway_port/ready" "$started_pid" "$work/gateway.log"
 
 # --- measure --------------------------------------------------------------------------
 echo
-echo "commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD -- services crates 2>/dev/null || echo ' (services or crates modified)'), $(nproc) CPUs, release build, SQLite, logs at warn, open files $(ulimit -n)"
+echo "commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD -- services crates 2>/dev/null || echo ' (services or crates modified)'), $(nproc) CPUs, release build, $([[ "$chat_db" == postgres* ]] && echo PostgreSQL || echo SQLite), bus $([[ -n "${BUS_URL:-}" ]] && echo NATS || echo in-process), ${#chat_ports[@]} chat-service instance(s), logs at warn, open files $(ulimit -n)"
 echo "llm-proxy-service builtin model: first_chunk_delay_ms=$FIRST_CHUNK_DELAY_MS chunk_delay_ms=$CHUNK_DELAY_MS; gateway on :$gateway_port, chat-service on :$chat_port (pid $chat_pid), agent math on :$math_port"
 status=0
 PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" "$repo/infra/bench/chat_load.py" \
     --gateway-url "http://127.0.0.1:$gateway_port" --chat-pid "$chat_pid" \
     --ns "$NS" --words "$WORDS" ${SAMPLES:+--samples "$SAMPLES"} || status=$?
 
-# The same check on the database file itself, when the sqlite3 CLI is here.
-if command -v sqlite3 >/dev/null 2>&1; then
+# How long turn events took to reach their readers, over every instance.
+for port in "${chat_ports[@]}"; do curl -fsS "http://127.0.0.1:$port/metrics"; done |
+    python3 -c '
+import sys, collections
+buckets = collections.Counter()
+for line in sys.stdin:
+    if line.startswith("chat_turn_event_delivery_seconds_bucket"):
+        le = line.split("le=\"")[1].split("\"")[0]
+        buckets[float("inf") if le == "+Inf" else float(le)] += float(line.rsplit(" ", 1)[1])
+bounds = sorted(buckets)
+total = buckets[bounds[-1]] if bounds else 0
+def q(p):
+    return next((b for b in bounds if buckets[b] >= p * total), None)
+print(f"turn events delivered: {int(total)}; logged to read p50 <= {q(0.5)} s, p99 <= {q(0.99)} s (histogram bucket bounds)")
+'
+
+# The same check on the database itself: the sqlite3 CLI for a file, psql
+# for PostgreSQL, when there.
+count_sql="select (select count(*) from messages) || ' messages (' || string_agg(n, ', ') || ') in ' || (select count(*) from conversations) || ' conversations; conversations without exactly 2: ' || (select count(*) from conversations c where (select count(*) from messages m where m.conversation_id = c.id) != 2) from (select role || ' ' || status || ': ' || count(*) as n from messages group by role, status) t"
+if [[ "$chat_db" == postgres* ]] && command -v psql >/dev/null 2>&1; then
+    echo "chat-service database: $(psql -X -A -t "$chat_db" -c "$count_sql")"
+elif command -v sqlite3 >/dev/null 2>&1; then
     echo "chat-service database file: $(sqlite3 "$chat_db" \
         "select (select count(*) from messages) || ' messages (' || group_concat(n, ', ') || ') in ' || (select count(*) from conversations) || ' conversations; conversations without exactly 2: ' || (select count(*) from conversations c where (select count(*) from messages m where m.conversation_id = c.id) != 2)
          from (select role || ' ' || status || ': ' || count(*) as n from messages group by role, status)"

@@ -15,7 +15,12 @@
 #                            llm-proxy-service (builtin model at those
 #                            delays), demo-agents and chat-service, each
 #                            waited for; sets proxy_port, math_port,
-#                            chat_port, chat_pid, chat_db
+#                            chat_port, chat_pid, chat_db; and chat_ports,
+#                            chat_pids (every chat-service instance)
+# start_chat_stack reads CHAT_INSTANCES (default 1): that many chat-service
+# instances, which need BUS_URL (nats://…; each run gets its own namespace)
+# and CHAT_DATABASE_URL (postgres://…, one database they share); with one
+# instance both are optional (in-process bus, a SQLite file).
 # and an EXIT trap that stops (TERM) only what `start` started and removes
 # $work.
 
@@ -70,7 +75,7 @@ start() {
     local env_args=(-u DATABASE_URL -u PORT) var
     while IFS= read -r var; do env_args+=(-u "$var"); done < <(compgen -e | grep '^CONFAB_' || true)
     # Development: the benchmarks run on the development secrets of the defaults.
-    (cd "$dir" && exec env "${env_args[@]}" CONFAB__ENV=development RUST_LOG=warn NO_COLOR=1 "$@" "$target/release/$name" >"$work/$name.log" 2>&1 </dev/null) &
+    (cd "$dir" && exec env "${env_args[@]}" CONFAB__ENV=development RUST_LOG=warn NO_COLOR=1 "$@" "$target/release/$name" >>"$work/$name.log" 2>&1 </dev/null) &
     pids+=($!)
     started_pid=$!
 }
@@ -107,14 +112,31 @@ start_chat_stack() {
         "CONFAB__AGENTS__TREE__PORT=$tree_port"
     wait_for "http://127.0.0.1:$math_port/ready" "$started_pid" "$work/demo-agents.log"
 
-    chat_port=$(free_port)
-    chat_db=$work/chat-service/chat.db
-    start chat-service "PORT=$chat_port" "DATABASE_URL=$chat_db" \
-        ${jwks_url:+"CONFAB__AUTH__JWKS_URL=$jwks_url"} \
-        "CONFAB__LIMITS__TURNS_PER_MINUTE=0" "CONFAB__LIMITS__TURNS_IN_FLIGHT=0" \
-        "CONFAB__AGENTS__MATH__URL=http://127.0.0.1:$math_port/" \
-        "CONFAB__AGENTS__TEXT__URL=http://127.0.0.1:$text_port/" \
-        "CONFAB__AGENTS__TREE__URL=http://127.0.0.1:$tree_port/"
-    wait_for "http://127.0.0.1:$chat_port/ready" "$started_pid" "$work/chat-service.log"
-    chat_pid=$started_pid
+    local instances=${CHAT_INSTANCES:-1} i port
+    if ((instances > 1)) && [[ -z "${BUS_URL:-}" || "${CHAT_DATABASE_URL:-}" != postgres* ]]; then
+        echo "bench: CHAT_INSTANCES=$instances needs BUS_URL=nats://… and CHAT_DATABASE_URL=postgres://…" >&2
+        return 1
+    fi
+    chat_db=${CHAT_DATABASE_URL:-$work/chat-service/chat.db}
+    local bus_env=()
+    if [[ -n "${BUS_URL:-}" ]]; then
+        bus_env=("CONFAB__BUS__URL=$BUS_URL" "CONFAB__BUS__NAMESPACE=bench$RANDOM$RANDOM")
+    fi
+    chat_ports=()
+    chat_pids=()
+    for ((i = 1; i <= instances; i++)); do
+        port=$(free_port)
+        # Instances share the binary's directory and log (appended to).
+        start chat-service "PORT=$port" "DATABASE_URL=$chat_db" "${bus_env[@]}" \
+            ${jwks_url:+"CONFAB__AUTH__JWKS_URL=$jwks_url"} \
+            "CONFAB__LIMITS__TURNS_PER_MINUTE=0" "CONFAB__LIMITS__TURNS_IN_FLIGHT=0" \
+            "CONFAB__AGENTS__MATH__URL=http://127.0.0.1:$math_port/" \
+            "CONFAB__AGENTS__TEXT__URL=http://127.0.0.1:$text_port/" \
+            "CONFAB__AGENTS__TREE__URL=http://127.0.0.1:$tree_port/"
+        wait_for "http://127.0.0.1:$port/ready" "$started_pid" "$work/chat-service.log"
+        chat_ports+=("$port")
+        chat_pids+=("$started_pid")
+    done
+    chat_port=${chat_ports[0]}
+    chat_pid=${chat_pids[0]}
 }
