@@ -167,6 +167,18 @@ mod tests {
 
     const EVERY: Duration = Duration::from_millis(300);
 
+    /// Waits until `key` has no live entry; fails after `within`.
+    async fn until_gone(bucket: &Bucket, key: &str, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while bucket.get(key).await.unwrap().is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{key} is still held"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     #[tokio::test]
     async fn a_held_key_is_not_taken_twice_and_is_free_once_released() {
         on_both(|bus| async move {
@@ -181,6 +193,9 @@ mod tests {
             assert_eq!(bucket.get("k").await.unwrap(), None);
             let again = Lease::take(&bucket, "k", Bytes::from("b"), EVERY).await;
             assert!(matches!(again, Ok(Some(_))), "{again:?}");
+            // Dropped, it is let go in the background (long before the TTL).
+            drop(again);
+            until_gone(&bucket, "k", Duration::from_secs(10)).await;
         })
         .await;
     }
@@ -197,13 +212,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(3)).await;
             let entry = bucket.get("k").await.unwrap().expect("still held");
             assert_eq!(entry.value.as_ref(), b"a");
-            drop(held);
-            // Let go in the background.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-            while bucket.get("k").await.unwrap().is_some() {
-                assert!(tokio::time::Instant::now() < deadline, "never let go");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            held.release().await;
         })
         .await;
     }
@@ -233,11 +242,7 @@ mod tests {
             .await
             .unwrap();
             assert!(bucket.get("k").await.unwrap().is_some());
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-            while bucket.get("k").await.unwrap().is_some() {
-                assert!(tokio::time::Instant::now() < deadline, "never expired");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            until_gone(&bucket, "k", Duration::from_secs(15)).await;
             let taken = Lease::take(&bucket, "k", Bytes::from("b"), EVERY).await;
             assert!(matches!(taken, Ok(Some(_))), "{taken:?}");
         })
