@@ -14,6 +14,8 @@ pub mod error;
 pub mod fuzz;
 pub mod http_client;
 pub mod ids;
+pub mod lease;
+pub mod rate;
 pub mod secrets;
 pub mod server;
 pub mod settings;

@@ -111,7 +111,7 @@ pub struct GatewayState {
     pub db: Db,
     pub keys: Arc<KeyRing>,
     pub routes: RoutingTable,
-    pub limits: Arc<RateLimits>,
+    pub limits: RateLimits,
     /// The service token, as the header value proxied requests carry it
     /// (marked sensitive).
     pub service_token_header: reqwest::header::HeaderValue,
@@ -193,7 +193,9 @@ pub async fn build_on(
         db: db.clone(),
         keys,
         routes,
-        limits: RateLimits::new(&settings.rate_limits),
+        limits: RateLimits::open(&bus, &settings.rate_limits)
+            .await
+            .context("opening the rate limits' buckets")?,
         service_token_header: {
             let mut value = reqwest::header::HeaderValue::try_from(&settings.auth.service_token)
                 .context("auth.service_token cannot be sent in a header")?;

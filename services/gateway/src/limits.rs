@@ -1,23 +1,30 @@
-//! Rate limits (DESIGN §11): per client IP on login and register, per user
-//! on chat POSTs. A client IP is counted by [`rate_key`]: an IPv6 client by
-//! its /64. Each is a GCRA limiter from the `governor` crate keyed by
-//! IP or user id: `per_minute` requests at once, refilled evenly over the
-//! minute. A request over the limit gets 429 with `Retry-After`, the seconds
-//! until one more would pass.
+//! Rate limits (DESIGN §11, §14): per client IP on login and register, per
+//! user on chat POSTs. A client IP is counted by [`rate_key`]: an IPv6
+//! client by its /64. Each limit is a [`Rate`]: `per_minute` requests at
+//! once, refilled evenly over the minute. A request over the limit gets 429
+//! with `Retry-After`, the seconds until one more would pass.
 //!
-//! Limits are per gateway process; several gateways each allow the full
-//! rate. Idle keys are forgotten every minute, so memory follows the number
-//! of recently active clients.
+//! The limits hold across every gateway instance (DESIGN §15): their state
+//! is in the bus buckets `gateway-rate-login`, `gateway-rate-register` and
+//! `gateway-rate-chat-posts` (one entry per client, kept a minute after its
+//! last request), so the 11th login a minute from one IP is refused
+//! whichever instances served the ten. A check is one bus read, and one
+//! write when it passes. In process (no `[bus] url`) the same buckets live
+//! in the process.
+//!
+//! A limit that cannot be checked because the bus is unreachable lets the
+//! request through, logged and counted in
+//! `gateway_rate_limit_unchecked_total{limit}`: a bus outage must not stop
+//! every login and every chat message on every instance, `/ready` already
+//! fails so a load balancer moves traffic away, and logins stay bounded by
+//! `[limits] password_hashes` meanwhile. The check waits at most `[bus]
+//! timeout_secs` for the bus.
 
-use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
-use std::num::NonZeroU32;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use actix_web::HttpRequest;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
+use confab_kit::bus::{Bus, BusError, escape_token};
+use confab_kit::rate::{Rate, Verdict};
 use serde::Deserialize;
 
 use crate::error::GatewayError;
@@ -37,66 +44,108 @@ pub struct RateLimitSettings {
 }
 
 pub struct RateLimits {
-    login: Limiter<IpAddr>,
-    register: Limiter<IpAddr>,
-    chat_posts: Limiter<String>,
+    login: Limit,
+    register: Limit,
+    chat_posts: Limit,
     trust_forwarded_for: bool,
 }
 
-/// One keyed limiter; `None` when its rate is 0 (unlimited).
-struct Limiter<K: Hash + Eq + Clone>(Option<DefaultKeyedRateLimiter<K>>);
+/// One limit: its name (in bucket names and metrics), what the client is
+/// told it spent, and its rate (`None`: unlimited).
+struct Limit {
+    name: &'static str,
+    what: &'static str,
+    rate: Option<Rate>,
+}
 
-impl<K: Hash + Eq + Clone> Limiter<K> {
-    fn per_minute(rate: u32) -> Self {
-        Self(NonZeroU32::new(rate).map(|n| DefaultKeyedRateLimiter::keyed(Quota::per_minute(n))))
-    }
-
-    fn check(&self, key: &K, what: &'static str) -> Result<(), GatewayError> {
-        let Some(limiter) = &self.0 else {
-            return Ok(());
-        };
-        limiter.check_key(key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            GatewayError::RateLimited {
-                what,
-                retry_after: secs,
-            }
+impl Limit {
+    async fn open(
+        bus: &Bus,
+        name: &'static str,
+        what: &'static str,
+        per_minute: u32,
+    ) -> Result<Self, BusError> {
+        let bucket = format!("gateway-rate-{}", name.replace('_', "-"));
+        Ok(Self {
+            name,
+            what,
+            rate: Rate::per_minute(bus, &bucket, per_minute).await?,
         })
     }
 
-    fn forget_idle(&self) {
-        if let Some(limiter) = &self.0 {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+    async fn check(&self, client: Client<'_>) -> Result<(), GatewayError> {
+        let Some(rate) = &self.rate else {
+            return Ok(());
+        };
+        match rate.check(&client.key()).await {
+            Ok(Verdict::Allowed) => Ok(()),
+            Ok(Verdict::Refused { retry_after }) => Err(GatewayError::RateLimited {
+                what: self.what,
+                retry_after,
+            }),
+            Err(err) => {
+                tracing::warn!(error = %err, limit = self.name, "the rate limit could not be checked; the request goes through");
+                metrics::counter!("gateway_rate_limit_unchecked_total", "limit" => self.name)
+                    .increment(1);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Who a request is counted against.
+#[derive(Debug, Clone, Copy)]
+pub enum Client<'a> {
+    /// A signed-in user, by id.
+    User(&'a str),
+    /// Anyone else, by IP ([`rate_key`]).
+    Ip(IpAddr),
+}
+
+impl Client<'_> {
+    /// The client's key in a limit's bucket: `user.<id>` or `ip.<address>`,
+    /// escaped into a valid key (an IPv4 address's dots become `-`).
+    fn key(&self) -> String {
+        match self {
+            Client::User(id) => format!("user.{}", escape_token(id)),
+            Client::Ip(ip) => format!("ip.{}", rate_key(*ip).to_string().replace('.', "-")),
         }
     }
 }
 
 impl RateLimits {
-    pub fn new(settings: &RateLimitSettings) -> Arc<Self> {
-        let limits = Arc::new(Self {
-            login: Limiter::per_minute(settings.login_per_minute),
-            register: Limiter::per_minute(settings.register_per_minute),
-            chat_posts: Limiter::per_minute(settings.chat_posts_per_minute),
+    /// The limits of `settings`, counted in `bus`'s buckets.
+    pub async fn open(bus: &Bus, settings: &RateLimitSettings) -> Result<Self, BusError> {
+        Ok(Self {
+            login: Limit::open(bus, "login", "login attempts", settings.login_per_minute).await?,
+            register: Limit::open(
+                bus,
+                "register",
+                "registrations",
+                settings.register_per_minute,
+            )
+            .await?,
+            chat_posts: Limit::open(
+                bus,
+                "chat_posts",
+                "chat requests",
+                settings.chat_posts_per_minute,
+            )
+            .await?,
             trust_forwarded_for: settings.trust_forwarded_for,
-        });
-        tokio::spawn(forget_idle_keys(Arc::downgrade(&limits)));
-        limits
+        })
     }
 
-    pub fn check_login(&self, req: &HttpRequest) -> Result<(), GatewayError> {
-        self.login
-            .check(&rate_key(self.client_ip(req)), "login attempts")
+    pub async fn check_login(&self, req: &HttpRequest) -> Result<(), GatewayError> {
+        self.login.check(Client::Ip(self.client_ip(req))).await
     }
 
-    pub fn check_register(&self, req: &HttpRequest) -> Result<(), GatewayError> {
-        self.register
-            .check(&rate_key(self.client_ip(req)), "registrations")
+    pub async fn check_register(&self, req: &HttpRequest) -> Result<(), GatewayError> {
+        self.register.check(Client::Ip(self.client_ip(req))).await
     }
 
-    pub fn check_chat_post(&self, user_id: &str) -> Result<(), GatewayError> {
-        self.chat_posts.check(&user_id.to_owned(), "chat requests")
+    pub async fn check_chat_post(&self, client: Client<'_>) -> Result<(), GatewayError> {
+        self.chat_posts.check(client).await
     }
 
     /// The client's IP: the peer, or with `trust_forwarded_for` the last
@@ -129,40 +178,33 @@ pub fn rate_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// 60 s: a key idle that long is back at its full burst anyway.
-async fn forget_idle_keys(limits: Weak<RateLimits>) {
-    let mut ticks = tokio::time::interval(Duration::from_secs(60));
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let Some(limits) = limits.upgrade() else {
-            return;
-        };
-        limits.login.forget_idle();
-        limits.register.forget_idle();
-        limits.chat_posts.forget_idle();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use confab_kit::Refusal;
 
     use super::*;
 
+    async fn limit(per_minute: u32) -> Limit {
+        Limit::open(&Bus::in_process(), "login", "attempts", per_minute)
+            .await
+            .unwrap()
+    }
+
+    fn ip(text: &str) -> Client<'static> {
+        Client::Ip(text.parse().unwrap())
+    }
+
     #[tokio::test]
     async fn the_eleventh_attempt_in_a_minute_is_refused_with_retry_after() {
-        let limiter = Limiter::per_minute(10);
-        let ip = IpAddr::from([10, 0, 0, 1]);
+        let limit = limit(10).await;
         for _ in 0..10 {
-            limiter.check(&ip, "attempts").unwrap();
+            limit.check(ip("10.0.0.1")).await.unwrap();
         }
-        let err = limiter.check(&ip, "attempts").unwrap_err();
+        let err = limit.check(ip("10.0.0.1")).await.unwrap_err();
         assert_eq!(err.status().as_u16(), 429);
+        assert!((1..=6).contains(&err.retry_after().unwrap()), "{err}");
         // Another client is not affected.
-        limiter
-            .check(&IpAddr::from([10, 0, 0, 2]), "attempts")
-            .unwrap();
+        limit.check(ip("10.0.0.2")).await.unwrap();
     }
 
     #[test]
@@ -184,11 +226,34 @@ mod tests {
         assert_eq!(key("10.0.0.2"), "10.0.0.2");
     }
 
-    #[test]
-    fn a_rate_of_zero_is_unlimited() {
-        let limiter = Limiter::<IpAddr>::per_minute(0);
+    #[tokio::test]
+    async fn every_kind_of_client_is_counted_under_a_key_of_its_own() {
+        let limit = limit(1).await;
+        let clients = [
+            ip("10.0.0.1"),
+            ip("::ffff:10.0.0.2"),
+            ip("2001:db8:1:2::1"),
+            ip("::"),
+            Client::User("usr-1"),
+            // A user id that looks like an address is still a user.
+            Client::User("10.0.0.1"),
+            Client::User("an id with spaces.and dots"),
+        ];
+        // Each key is valid on the bus and its own: one passes, the next
+        // of the same client is refused.
+        for client in clients {
+            limit.check(client).await.unwrap();
+        }
+        for client in clients {
+            assert!(limit.check(client).await.is_err(), "{client:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rate_of_zero_is_unlimited() {
+        let limit = limit(0).await;
         for _ in 0..1000 {
-            limiter.check(&IpAddr::from([10, 0, 0, 1]), "x").unwrap();
+            limit.check(ip("10.0.0.1")).await.unwrap();
         }
     }
 }

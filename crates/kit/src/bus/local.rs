@@ -332,6 +332,7 @@ impl LocalBus {
                     ttl,
                     revision: 0,
                     entries: HashMap::new(),
+                    sweep_at: SWEEP_ENTRIES_FROM,
                 })),
             })
             .clone()
@@ -363,9 +364,26 @@ struct BucketState {
     /// The last revision given, across keys (as a stream's sequence).
     revision: u64,
     entries: HashMap<String, (Entry, Instant)>,
+    /// How many entries the next sweep of expired ones waits for.
+    sweep_at: usize,
 }
 
+/// The entries a bucket holds before its first sweep of expired ones. An
+/// expired entry is otherwise only dropped when its key is read again, and
+/// a rate limit's keys (client IPs) often never are.
+const SWEEP_ENTRIES_FROM: usize = 1024;
+
 impl BucketState {
+    /// Drops the expired entries; the next sweep waits until there are
+    /// twice as many as are left, so sweeping costs O(1) a write and a
+    /// bucket holds at most twice its live entries.
+    fn sweep(&mut self, now: Instant) {
+        let ttl = self.ttl;
+        self.entries
+            .retain(|_, (_, written)| now.duration_since(*written) <= ttl);
+        self.sweep_at = (2 * self.entries.len()).max(SWEEP_ENTRIES_FROM);
+    }
+
     fn live(&mut self, key: &str, now: Instant) -> Option<Entry> {
         let (entry, written) = self.entries.get(key)?;
         if now.duration_since(*written) <= self.ttl {
@@ -401,6 +419,9 @@ impl LocalBucket {
         state
             .entries
             .insert(key.to_owned(), (Entry { value, revision }, now));
+        if state.entries.len() >= state.sweep_at {
+            state.sweep(now);
+        }
         Ok(revision)
     }
 
@@ -415,5 +436,25 @@ impl LocalBucket {
                 key: key.to_owned(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn expired_entries_whose_keys_are_never_read_again_are_dropped() {
+        let bucket = LocalBus::default().bucket("rates", Duration::from_millis(1));
+        let write = |key: String| bucket.write(&key, Bytes::new(), None).unwrap();
+        for n in 0..SWEEP_ENTRIES_FROM {
+            write(format!("old-{n}"));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        for n in 0..SWEEP_ENTRIES_FROM {
+            write(format!("new-{n}"));
+        }
+        let held = lock(&bucket.inner).entries.len();
+        assert!(held <= SWEEP_ENTRIES_FROM + 1, "{held} entries held");
     }
 }

@@ -21,8 +21,9 @@
 mod local;
 mod nats;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -418,6 +419,29 @@ fn check_token(token: &str, wildcards: bool) -> Result<(), BusError> {
     } else {
         Err(BusError::InvalidName(token.to_owned()))
     }
+}
+
+/// `raw` (a user id, say: any string) as one token of a key or subject:
+/// unchanged when it is letters, digits, `-` and `_` only (as ids are),
+/// otherwise every other byte as `:` and two hex digits, and the empty
+/// string as `:`. Two strings never give the same token.
+pub fn escape_token(raw: &str) -> Cow<'_, str> {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if raw.is_empty() {
+        return Cow::Borrowed(":");
+    }
+    if raw.bytes().all(plain) {
+        return Cow::Borrowed(raw);
+    }
+    let mut escaped = String::with_capacity(raw.len() * 3);
+    for b in raw.bytes() {
+        if plain(b) {
+            escaped.push(char::from(b));
+        } else {
+            escaped.push_str(&format!(":{b:02x}"));
+        }
+    }
+    Cow::Owned(escaped)
 }
 
 /// A subject: tokens joined by `.`; wildcards only in filters, `>` last.

@@ -1,6 +1,7 @@
 //! Each user's turn budget (DESIGN §14), one for every way a turn can be
 //! started (REST, SSE, OpenAI, unified, both WebSocket dialects): a rate of
-//! turn starts per minute and a cap on turns in flight at once.
+//! turn starts per minute and a cap on turns in flight at once, both
+//! holding across every chat-service instance (DESIGN §15).
 //!
 //! [`crate::turns::begin::begin`] takes a [`TurnPermit`], so no entry point
 //! can start a turn without one. A permit is asked for before anything is
@@ -8,23 +9,42 @@
 //! refusal leaves nothing behind. It counts against the cap until the
 //! turn's claim on its conversation is released, just before `done`.
 //!
-//! The rate is a GCRA limiter from `governor` keyed by user id, as the
-//! gateway's: `turns_per_minute` at once, refilled evenly over the minute.
-//! Every permit given counts as a start, also one whose turn is then
-//! refused (409, 404): asking is what costs. Limits are per chat-service
-//! process.
+//! The rate is a kit [`Rate`] in the bus bucket [`RATE_BUCKET`], keyed by
+//! user id, as the gateway's limits are: `turns_per_minute` at once,
+//! refilled evenly over the minute. Every permit given counts as a start,
+//! also one whose turn is then refused (409, 404): asking is what costs.
+//!
+//! The cap is `turns_in_flight` places per user, the keys `<user>.0` to
+//! `<user>.<n-1>` of the bus bucket [`IN_FLIGHT_BUCKET`]; a permit holds one
+//! as a [`Lease`]: taken with a create only one permit can win, written
+//! again every third of `[chat] turn_lease_secs` (the lease of a turn's
+//! claim), deleted when the permit is released. An instance that dies with
+//! turns running stops renewing their places, and they are free again a
+//! lease later: nothing to leak, no count to repair. A permit tries the
+//! places in order, so it costs one bus write when the user has nothing
+//! running and one more per turn they have; a refused one never touches
+//! the rate.
+//!
+//! While the bus cannot be reached a permit is refused with 503
+//! `bus_unavailable`, as the turn's claim would be.
 
-use std::num::NonZeroU32;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
-use confab_kit::slots::{UserSlot, UserSlots};
+use bytes::Bytes;
+use confab_kit::bus::{Bucket, Bus, BusError, escape_token};
+use confab_kit::lease::Lease;
+use confab_kit::rate::{Rate, Verdict};
 use confab_protocol::ids::UserId;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::Deserialize;
 
 use crate::error::ChatError;
+
+/// The bucket of the users' turn starts.
+pub const RATE_BUCKET: &str = "chat-turn-rate";
+
+/// The bucket of the users' places for turns in flight.
+pub const IN_FLIGHT_BUCKET: &str = "chat-turns-in-flight";
 
 /// `Retry-After` of a refusal for too many turns in flight: when one ends
 /// is not known; a reply takes seconds, so asking again sooner would
@@ -45,74 +65,110 @@ pub struct LimitSettings {
 }
 
 pub struct TurnBudget {
-    rate: Option<DefaultKeyedRateLimiter<UserId>>,
-    in_flight: Arc<UserSlots>,
+    rate: Option<Rate>,
+    in_flight: Option<Places>,
+}
+
+/// Each user's places for turns in flight.
+struct Places {
+    bucket: Bucket,
+    /// Places per user.
+    limit: usize,
+    /// How often a held place is written again: a third of the bucket's TTL.
+    renew_every: Duration,
+}
+
+impl Places {
+    /// One of the user's places, if one is free.
+    async fn take(&self, user_id: &UserId) -> Result<Option<Lease>, BusError> {
+        let user = escape_token(user_id.as_str());
+        // This permit's own mark, to tell its place from another's.
+        let holder = Bytes::from(confab_kit::ids::new_id("permit"));
+        for place in 0..self.limit {
+            let key = format!("{user}.{place}");
+            if let Some(lease) =
+                Lease::take(&self.bucket, &key, holder.clone(), self.renew_every).await?
+            {
+                return Ok(Some(lease));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Leave to start one turn: a place among its user's turns in flight,
-/// given back when dropped.
+/// given back by [`TurnPermit::release`] (or, later, when dropped).
 #[derive(Debug)]
 pub struct TurnPermit {
     user_id: UserId,
-    _slot: UserSlot,
+    /// `None` with no cap on turns in flight, or once given back.
+    place: Option<Lease>,
 }
 
 impl TurnPermit {
     pub fn user_id(&self) -> &UserId {
         &self.user_id
     }
+
+    /// Gives the place back before this returns, so the user's next turn,
+    /// asked for as soon as this one ends, is not refused (a permit merely
+    /// dropped gives it back in the background).
+    pub async fn release(&mut self) {
+        if let Some(place) = self.place.take() {
+            place.release().await;
+        }
+    }
 }
 
 impl TurnBudget {
-    pub fn new(settings: &LimitSettings) -> Arc<Self> {
-        let budget = Arc::new(Self {
-            rate: NonZeroU32::new(settings.turns_per_minute)
-                .map(|n| DefaultKeyedRateLimiter::keyed(Quota::per_minute(n))),
-            in_flight: UserSlots::new(settings.turns_in_flight),
-        });
-        tokio::spawn(forget_idle_keys(Arc::downgrade(&budget)));
-        budget
+    /// The budget of `settings`, kept in `bus`'s buckets; a place for a
+    /// turn in flight lapses `lease` after its instance stopped renewing it.
+    pub async fn open(
+        bus: &Bus,
+        settings: &LimitSettings,
+        lease: Duration,
+    ) -> Result<Arc<Self>, BusError> {
+        let in_flight = match settings.turns_in_flight {
+            0 => None,
+            limit => Some(Places {
+                bucket: bus.bucket(IN_FLIGHT_BUCKET, lease).await?,
+                limit,
+                renew_every: lease / 3,
+            }),
+        };
+        Ok(Arc::new(Self {
+            rate: Rate::per_minute(bus, RATE_BUCKET, settings.turns_per_minute).await?,
+            in_flight,
+        }))
     }
 
     /// A permit for one turn of `user_id`; 429 `rate_limited` with the
     /// seconds to wait when they have as many turns in flight as they may,
     /// or started as many as they may this minute.
-    pub fn admit(&self, user_id: &UserId) -> Result<TurnPermit, ChatError> {
-        let Some(slot) = self.in_flight.take(user_id.as_str()) else {
-            let limit = self.in_flight.limit();
-            return Err(ChatError::TooManyTurnsInFlight {
-                limit,
-                retry_after: IN_FLIGHT_RETRY_SECS,
-            });
-        };
-        if let Some(rate) = &self.rate {
-            // The slot goes back when this returns early.
-            rate.check_key(user_id).map_err(|not_until| {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                ChatError::TooManyTurnsThisMinute { retry_after: secs }
-            })?;
-        }
-        Ok(TurnPermit {
+    pub async fn admit(&self, user_id: &UserId) -> Result<TurnPermit, ChatError> {
+        let mut permit = TurnPermit {
             user_id: user_id.clone(),
-            _slot: slot,
-        })
-    }
-}
-
-/// 60 s: a key idle that long is back at its full burst anyway.
-async fn forget_idle_keys(budget: Weak<TurnBudget>) {
-    let mut ticks = tokio::time::interval(Duration::from_secs(60));
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let Some(budget) = budget.upgrade() else {
-            return;
+            place: None,
         };
-        if let Some(rate) = &budget.rate {
-            rate.retain_recent();
-            rate.shrink_to_fit();
+        if let Some(places) = &self.in_flight {
+            let Some(place) = places.take(user_id).await? else {
+                return Err(ChatError::TooManyTurnsInFlight {
+                    limit: places.limit,
+                    retry_after: IN_FLIGHT_RETRY_SECS,
+                });
+            };
+            permit.place = Some(place);
         }
+        if let Some(rate) = &self.rate {
+            let verdict = rate.check(&escape_token(user_id.as_str())).await;
+            if verdict != Ok(Verdict::Allowed) {
+                permit.release().await;
+            }
+            if let Verdict::Refused { retry_after } = verdict? {
+                return Err(ChatError::TooManyTurnsThisMinute { retry_after });
+            }
+        }
+        Ok(permit)
     }
 }
 
@@ -121,50 +177,73 @@ mod tests {
     use super::*;
     use confab_kit::ApiError;
 
-    fn budget(turns_per_minute: u32, turns_in_flight: usize) -> Arc<TurnBudget> {
-        TurnBudget::new(&LimitSettings {
+    async fn budget(turns_per_minute: u32, turns_in_flight: usize) -> Arc<TurnBudget> {
+        let settings = LimitSettings {
             turns_per_minute,
             turns_in_flight,
             sockets_per_user: 0,
             followers_per_user: 0,
-        })
+        };
+        TurnBudget::open(&Bus::in_process(), &settings, Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
+    /// How many places `user` holds.
+    async fn held(budget: &TurnBudget, user: &str) -> usize {
+        let places = budget.in_flight.as_ref().unwrap();
+        let mut held = 0;
+        for place in 0..places.limit {
+            let key = format!("{user}.{place}");
+            held += usize::from(places.bucket.get(&key).await.unwrap().is_some());
+        }
+        held
     }
 
     #[tokio::test]
     async fn a_turn_over_the_cap_is_refused_until_one_ends() {
-        let budget = budget(0, 2);
-        let first = budget.admit(&"usr-a".into()).unwrap();
-        let _second = budget.admit(&"usr-a".into()).unwrap();
-        let refused = ApiError::from(budget.admit(&"usr-a".into()).unwrap_err());
+        let budget = budget(0, 2).await;
+        let mut first = budget.admit(&"usr-a".into()).await.unwrap();
+        let second = budget.admit(&"usr-a".into()).await.unwrap();
+        let refused = ApiError::from(budget.admit(&"usr-a".into()).await.unwrap_err());
         assert_eq!(refused.status().as_u16(), 429);
         assert_eq!(refused.code(), "rate_limited");
         assert_eq!(refused.retry_after(), Some(IN_FLIGHT_RETRY_SECS));
-        budget.admit(&"usr-b".into()).unwrap();
-        drop(first);
-        budget.admit(&"usr-a".into()).unwrap();
+        budget.admit(&"usr-b".into()).await.unwrap();
+        first.release().await;
+        let _third = budget.admit(&"usr-a".into()).await.unwrap();
+
+        // A permit merely dropped gives its place back too, soon after.
+        drop(second);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while held(&budget, "usr-a").await > 1 {
+            assert!(tokio::time::Instant::now() < deadline, "never given back");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        budget.admit(&"usr-a".into()).await.unwrap();
     }
 
     #[tokio::test]
     async fn a_start_over_the_rate_is_refused_with_the_wait() {
-        let budget = budget(3, 0);
+        let budget = budget(3, 0).await;
         for _ in 0..3 {
-            drop(budget.admit(&"usr-a".into()).unwrap());
+            budget.admit(&"usr-a".into()).await.unwrap();
         }
-        let refused = ApiError::from(budget.admit(&"usr-a".into()).unwrap_err());
+        let refused = ApiError::from(budget.admit(&"usr-a".into()).await.unwrap_err());
         assert_eq!(refused.status().as_u16(), 429);
         // One start comes back every 20 s.
         assert!(
             (1..=20).contains(&refused.retry_after().unwrap()),
             "{refused}"
         );
-        budget.admit(&"usr-b".into()).unwrap();
+        budget.admit(&"usr-b".into()).await.unwrap();
     }
 
     #[tokio::test]
     async fn a_refusal_for_the_rate_gives_its_place_back() {
-        let budget = budget(1, 1);
-        drop(budget.admit(&"usr-a".into()).unwrap());
-        budget.admit(&"usr-a".into()).unwrap_err();
-        assert_eq!(budget.in_flight.held("usr-a"), 0);
+        let budget = budget(1, 1).await;
+        budget.admit(&"usr-a".into()).await.unwrap().release().await;
+        budget.admit(&"usr-a".into()).await.unwrap_err();
+        assert_eq!(held(&budget, "usr-a").await, 0);
     }
 }

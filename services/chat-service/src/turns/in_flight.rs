@@ -184,7 +184,7 @@ impl InFlight {
             cancel,
             log,
             lease: Some(lease),
-            _permit: permit,
+            permit,
         };
         // After the claim: the record only ever describes a turn that ran.
         self.claims.record(&claim).await?;
@@ -430,7 +430,7 @@ pub struct TurnClaim {
     pub log: Arc<TurnLog>,
     lease: Option<Lease>,
     /// Given back with the claim (none for a turn taken over).
-    _permit: Option<TurnPermit>,
+    permit: Option<TurnPermit>,
 }
 
 impl TurnClaim {
@@ -438,6 +438,9 @@ impl TurnClaim {
     pub async fn release(mut self) {
         if let Some(lease) = self.lease.take() {
             lease.release().await;
+        }
+        if let Some(permit) = &mut self.permit {
+            permit.release().await;
         }
     }
 }
@@ -464,13 +467,16 @@ mod tests {
     use crate::turns::budget::{LimitSettings, TurnBudget};
     use confab_protocol::chat::ChatEvent;
 
-    fn budget() -> Arc<TurnBudget> {
-        TurnBudget::new(&LimitSettings {
+    async fn budget() -> Arc<TurnBudget> {
+        let settings = LimitSettings {
             turns_per_minute: 0,
             turns_in_flight: 0,
             sockets_per_user: 0,
             followers_per_user: 0,
-        })
+        };
+        TurnBudget::open(&Bus::in_process(), &settings, Duration::from_secs(5))
+            .await
+            .unwrap()
     }
 
     /// The turns of one instance on an in-process bus, ended turns' logs
@@ -500,7 +506,7 @@ mod tests {
         let log = TurnLog::open(&in_flight.bus, &conversation.into(), &reply.into())
             .await
             .unwrap();
-        let permit = budget.admit(&user.into()).unwrap();
+        let permit = budget.admit(&user.into()).await.unwrap();
         in_flight
             .begin(&conversation.into(), &reply.into(), permit, log)
             .await
@@ -517,7 +523,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_conversation_holds_one_turn_at_a_time() {
-        let budget = budget();
+        let budget = budget().await;
         let in_flight = registry(Duration::ZERO).await;
         let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2")
             .await
@@ -549,7 +555,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_ended_turns_log_lingers_for_its_owner_only() {
-        let budget = budget();
+        let budget = budget().await;
         let in_flight = registry(Duration::from_secs(60)).await;
         let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2")
             .await
@@ -580,7 +586,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_linger_time_an_ended_turns_log_goes_with_it() {
-        let budget = budget();
+        let budget = budget().await;
         let in_flight = registry(Duration::ZERO).await;
         let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2")
             .await

@@ -4,7 +4,6 @@
 //! too is `interrupted`. The service runs as its real binary here, so that
 //! it can really be killed.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use confab_kit::testing::{Stack, TestDatabase};
@@ -12,75 +11,18 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use crate::common::process::Process;
 use crate::common::{SERVICE_TOKEN, numbered, start_agents, streamed_text};
 
-/// The chat-service binary on `port`, killed when dropped.
-struct Process(Child);
-
-impl Process {
-    async fn start(port: u16, database_url: &str, math_url: &str) -> Self {
-        Self::start_with(port, database_url, math_url, &[]).await
-    }
-
-    /// The binary with more `CONFAB__…` settings.
-    async fn start_with(
-        port: u16,
-        database_url: &str,
-        math_url: &str,
-        settings: &[(String, String)],
-    ) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_chat-service"))
-            .env_clear()
-            .envs(settings.iter().map(|(k, v)| (k, v)))
-            .env("PORT", port.to_string())
-            .env("DATABASE_URL", database_url)
-            .env("CONFAB__AGENTS__MATH__URL", math_url)
-            .env("RUST_LOG", "warn")
-            // Development: it runs on the development secrets of the defaults.
-            .env("CONFAB__ENV", "development")
-            .stdout(Stdio::null())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()
-            .expect("starting the chat-service binary");
-        // Owned at once, so that it is killed and reaped whatever happens.
-        let process = Self(child);
-        let ready = format!("http://127.0.0.1:{port}/ready");
-        for _ in 0..200 {
-            if reqwest::get(&ready)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return process;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("chat-service did not become ready on {ready}");
-    }
-
-    /// SIGKILL: the process gets no chance to clean up.
-    fn kill(mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// chat-service's process on `database_url`, its math agent at `math_url`,
+/// with more `CONFAB__…` settings.
+async fn start(database_url: &str, math_url: &str, settings: &[(&str, String)]) -> Process {
+    let mut env = vec![
+        ("DATABASE_URL", database_url.to_owned()),
+        ("CONFAB__AGENTS__MATH__URL", math_url.to_owned()),
+    ];
+    env.extend_from_slice(settings);
+    Process::start(&env).await
 }
 
 /// Ada's requests to the chat-service at `base`.
@@ -90,10 +32,10 @@ struct Ada {
 }
 
 impl Ada {
-    fn at(port: u16) -> Self {
+    fn at(base: &str) -> Self {
         Self {
             http: reqwest::Client::new(),
-            base: format!("http://127.0.0.1:{port}"),
+            base: base.to_owned(),
         }
     }
 
@@ -221,10 +163,9 @@ async fn a_turn_cut_off_by_a_crash_is_finished_by_the_next_start_while_its_agent
     let mut stack = Stack::new();
     let agents = start_agents(40, &mut stack).await;
     let database = TestDatabase::new("chat").await.unwrap();
-    let port = free_port();
-    let ada = Ada::at(port);
 
-    let chat = Process::start(port, &database.settings.url, &agents["math"]).await;
+    let chat = start(&database.settings.url, &agents["math"], &[]).await;
+    let ada = Ada::at(&chat.url);
     let conversation = ada.conversation().await;
     let words = vec!["word"; 100].join(" ");
     ada.start_turn(&conversation, &words).await;
@@ -232,7 +173,8 @@ async fn a_turn_cut_off_by_a_crash_is_finished_by_the_next_start_while_its_agent
 
     // The bus was in the process: the next start knows nothing of the
     // turn's events, but the agent's task goes on, and it picks it up.
-    let _chat = Process::start(port, &database.settings.url, &agents["math"]).await;
+    let chat = start(&database.settings.url, &agents["math"], &[]).await;
+    let ada = Ada::at(&chat.url);
     let messages = ada.finished(&conversation).await;
     assert_eq!(messages[1]["role"], "assistant");
     assert_eq!(messages[1]["status"], "complete");
@@ -245,10 +187,9 @@ async fn a_turn_cut_off_by_a_crash_whose_agent_task_is_gone_too_is_interrupted()
     let mut stack = Stack::new();
     let agents = start_agents(40, &mut stack).await;
     let database = TestDatabase::new("chat").await.unwrap();
-    let port = free_port();
-    let ada = Ada::at(port);
 
-    let chat = Process::start(port, &database.settings.url, &agents["math"]).await;
+    let chat = start(&database.settings.url, &agents["math"], &[]).await;
+    let ada = Ada::at(&chat.url);
     let conversation = ada.conversation().await;
     ada.start_turn(&conversation, &vec!["word"; 100].join(" "))
         .await;
@@ -256,7 +197,8 @@ async fn a_turn_cut_off_by_a_crash_whose_agent_task_is_gone_too_is_interrupted()
 
     // Other agents, which never heard of the task.
     let others = start_agents(0, &mut stack).await;
-    let _chat = Process::start(port, &database.settings.url, &others["math"]).await;
+    let chat = start(&database.settings.url, &others["math"], &[]).await;
+    let ada = Ada::at(&chat.url);
     let messages = ada.finished(&conversation).await;
     assert_eq!(messages[1]["status"], "interrupted");
     ada.goes_on(&conversation).await;
@@ -277,15 +219,14 @@ async fn a_killed_instances_turn_is_continued_by_another_and_resumed_there_exact
     let agents = start_agents(40, &mut stack).await;
     let database = TestDatabase::new("chat").await.unwrap();
     let bus = [
-        ("CONFAB__BUS__URL".to_owned(), nats),
-        ("CONFAB__BUS__NAMESPACE".to_owned(), settings.namespace),
+        ("CONFAB__BUS__URL", nats),
+        ("CONFAB__BUS__NAMESPACE", settings.namespace),
         // Short, so the test does not wait long for the lease to lapse.
-        ("CONFAB__CHAT__TURN_LEASE_SECS".to_owned(), "2".to_owned()),
+        ("CONFAB__CHAT__TURN_LEASE_SECS", "2".to_owned()),
     ];
-    let (port_a, port_b) = (free_port(), free_port());
-    let a = Process::start_with(port_a, &database.settings.url, &agents["math"], &bus).await;
-    let _b = Process::start_with(port_b, &database.settings.url, &agents["math"], &bus).await;
-    let (on_a, on_b) = (Ada::at(port_a), Ada::at(port_b));
+    let a = start(&database.settings.url, &agents["math"], &bus).await;
+    let b = start(&database.settings.url, &agents["math"], &bus).await;
+    let (on_a, on_b) = (Ada::at(&a.url), Ada::at(&b.url));
 
     let conversation = on_a.conversation().await;
     let words = vec!["word"; 150].join(" ");

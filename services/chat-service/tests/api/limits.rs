@@ -1,14 +1,23 @@
 //! What one user may keep busy (DESIGN §14): turns in flight and turn
 //! starts per minute, one budget over every entry point (REST, SSE, unified,
-//! OpenAI, both WebSocket dialects), and open chat sockets. Each test drives
-//! the real service over HTTP and WebSocket, in front of the real demo
-//! agents whose builtin model is slowed down so that turns stay in flight.
+//! OpenAI, both WebSocket dialects) and every instance (DESIGN §15), and
+//! open chat sockets. Each test drives the real service over HTTP and
+//! WebSocket, in front of the real demo agents whose builtin model is slowed
+//! down so that turns stay in flight.
+//!
+//! The tests of two instances run on NATS only: the in-process bus joins
+//! the parts of one process, not two instances. CI runs them with
+//! `CONFAB_TEST_NATS_URL` set; without it they say so and pass.
 
 use std::time::Duration;
 
+use confab_kit::bus::TEST_NATS_ENV;
 use confab_kit::testing::Stack;
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use crate::common::process::Process;
 use crate::common::ws::{Envelope, Frame, Ws};
 use crate::common::{TestApp, item_ids, start_agents, start_slow_agents};
 
@@ -20,7 +29,13 @@ const QUESTION: &str = "What is 6 * 7?";
 
 /// `Retry-After` of a 429 that says `rate_limited`, in seconds.
 async fn rate_limited(response: reqwest::Response) -> u64 {
-    assert_eq!(response.status(), 429);
+    if response.status() != 429 {
+        let status = response.status();
+        panic!(
+            "{status} where 429 was expected: {}",
+            response.text().await.unwrap()
+        );
+    }
     let retry_after: u64 = response.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -254,5 +269,149 @@ async fn the_seventeenth_chat_socket_of_a_user_is_closed_with_1008() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// Whether two instances can share a bus here (see the module's doc).
+fn shared_bus() -> bool {
+    let named = std::env::var(TEST_NATS_ENV).is_ok();
+    if !named {
+        eprintln!("{TEST_NATS_ENV} is not set: two instances need NATS; skipped");
+    }
+    named
+}
+
+#[tokio::test]
+async fn a_users_turns_in_flight_are_capped_across_instances() {
+    if !shared_bus() {
+        return;
+    }
+    let mut stack = Stack::new();
+    let agents = start_slow_agents(SLOW_MS, 0, &mut stack).await;
+    let a = TestApp::start(&agents, &mut stack, |settings| {
+        settings.limits.turns_in_flight = 2;
+    })
+    .await;
+    let b = a.another(&mut stack).await;
+    let mut running = fill(&a, "usr-ada", 1).await;
+    running.extend(fill(&b, "usr-ada", 1).await);
+
+    for chat in [&a, &b] {
+        let third = chat.conversation("usr-ada", "math").await;
+        rate_limited(chat.stream("usr-ada", &third, QUESTION).await).await;
+        assert!(chat.messages("usr-ada", &third).await.is_empty());
+    }
+    // Another user is served meanwhile, on either.
+    let bobs = b.conversation("usr-bob", "math").await;
+    let events = b.turn("usr-bob", &bobs, QUESTION).await;
+    assert_eq!(events.last().unwrap()["status"], "complete");
+
+    // Once her turn on A has ended, she may start another on B.
+    let first = crate::common::events(running.remove(0)).await;
+    assert_eq!(first.last().unwrap()["type"], "done");
+    let next = b.conversation("usr-ada", "math").await;
+    assert_eq!(b.stream("usr-ada", &next, QUESTION).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_users_turn_starts_per_minute_are_counted_across_instances() {
+    if !shared_bus() {
+        return;
+    }
+    let mut stack = Stack::new();
+    let agents = start_agents(0, &mut stack).await;
+    let a = TestApp::start(&agents, &mut stack, |settings| {
+        settings.limits.turns_per_minute = 2;
+    })
+    .await;
+    let b = a.another(&mut stack).await;
+    let conversation = a.conversation("usr-ada", "math").await;
+    for chat in [&a, &b] {
+        let events = chat.turn("usr-ada", &conversation, QUESTION).await;
+        assert_eq!(events.last().unwrap()["status"], "complete");
+    }
+
+    for chat in [&a, &b] {
+        let retry_after = rate_limited(chat.stream("usr-ada", &conversation, QUESTION).await).await;
+        // Two a minute: one more every 30 s.
+        assert!(retry_after <= 30, "{retry_after}");
+    }
+    assert_eq!(a.messages("usr-ada", &conversation).await.len(), 4);
+    let bobs = b.conversation("usr-bob", "math").await;
+    let events = b.turn("usr-bob", &bobs, QUESTION).await;
+    assert_eq!(events.last().unwrap()["status"], "complete");
+}
+
+/// chat-service as a process of its own, with `settings`' database, bus,
+/// math agent and cap on turns in flight.
+async fn start_process(settings: &chat_service::Settings) -> Process {
+    let bus = &settings.bus;
+    Process::start(&[
+        ("DATABASE_URL", settings.database.url.clone()),
+        ("CONFAB__BUS__URL", bus.url.clone().unwrap()),
+        ("CONFAB__BUS__NAMESPACE", bus.namespace.clone()),
+        (
+            "CONFAB__AGENTS__MATH__URL",
+            settings.agents["math"].url.clone(),
+        ),
+        (
+            "CONFAB__LIMITS__TURNS_IN_FLIGHT",
+            settings.limits.turns_in_flight.to_string(),
+        ),
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn the_turns_of_a_killed_instance_stop_counting_against_the_cap_a_lease_later() {
+    if !shared_bus() {
+        return;
+    }
+    let mut stack = Stack::new();
+    // Each answer takes 20 s: her turn on A is surely running when B is
+    // asked, however loaded the machine.
+    let agents = start_slow_agents(20_000, 0, &mut stack).await;
+    let mut settings = None;
+    let b = TestApp::start(&agents, &mut stack, |tweaked| {
+        tweaked.limits.turns_in_flight = 1;
+        settings = Some(tweaked.clone());
+    })
+    .await;
+    let a = start_process(&settings.unwrap()).await;
+
+    // Her one turn runs on A.
+    let conversation = b.conversation("usr-ada", "math").await;
+    let running = b
+        .http
+        .post(format!(
+            "{}/chat/conversations/{conversation}/messages/stream",
+            a.url
+        ))
+        .header("x-service-token", crate::common::SERVICE_TOKEN)
+        .header("x-user-id", "usr-ada")
+        .json(&json!({"message": QUESTION}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(running.status(), 200);
+    let other = b.conversation("usr-ada", "math").await;
+    rate_limited(b.stream("usr-ada", &other, QUESTION).await).await;
+
+    a.kill(); // mid-turn, SIGKILL: it gives nothing back
+    drop(running);
+    // Its place lapses with its lease ([chat] turn_lease_secs, 5 s), and
+    // she may start a turn on B.
+    for attempt in 0.. {
+        let response = b.stream("usr-ada", &other, QUESTION).await;
+        if response.status() == 200 {
+            let mut events = Box::pin(response.bytes_stream().eventsource());
+            let first = events.next().await.unwrap().unwrap();
+            let first: Value = serde_json::from_str(&first.data).unwrap();
+            assert_eq!(first["type"], "message_start", "{first}");
+            break;
+        }
+        assert_eq!(response.status(), 429);
+        assert!(attempt < 120, "the dead instance's turn still counts");
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

@@ -36,6 +36,7 @@ use crate::GatewayState;
 use crate::auth::{authenticate, authenticate_upgrade};
 use crate::console::{self, Console};
 use crate::error::GatewayError;
+use crate::limits::Client;
 
 pub async fn forward(
     req: HttpRequest,
@@ -83,11 +84,11 @@ pub async fn forward(
         None
     };
     if route.rate_limited && req.method() == actix_web::http::Method::POST {
-        let key = match &identity {
-            Some(identity) => identity.user_id.clone(),
-            None => crate::limits::rate_key(state.limits.client_ip(&req)).to_string(),
+        let client = match &identity {
+            Some(identity) => Client::User(&identity.user_id),
+            None => Client::Ip(state.limits.client_ip(&req)),
         };
-        state.limits.check_chat_post(&key)?;
+        state.limits.check_chat_post(client).await?;
     }
     let mut headers = upstream_headers(&req, &state, identity.as_ref());
 

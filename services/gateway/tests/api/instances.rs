@@ -1,9 +1,10 @@
 //! Many instances (DESIGN §15): an upstream of several instances behind one
 //! gateway, each a real echo server (or a port that refuses), and two
-//! gateways sharing one database.
+//! gateways sharing one database (and, on NATS, one bus: their rate limits).
 
 use std::time::Duration;
 
+use confab_kit::bus::TEST_NATS_ENV;
 use gateway::proxy::instances::UpstreamConfig;
 use serde_json::{Value, json};
 
@@ -246,4 +247,84 @@ async fn a_key_rotated_on_one_gateway_verifies_on_another_sharing_its_database()
     .await;
     let tokens: Value = login.json().await.unwrap();
     assert_eq!(kid_of(tokens["access_token"].as_str().unwrap()), new_kid);
+}
+
+/// Whether two gateways can share a bus here: on NATS only, the in-process
+/// bus joins the parts of one process, not two instances. CI runs these
+/// with `CONFAB_TEST_NATS_URL` set; without it they say so and pass.
+fn shared_bus() -> bool {
+    let named = std::env::var(TEST_NATS_ENV).is_ok();
+    if !named {
+        eprintln!("{TEST_NATS_ENV} is not set: two gateways sharing limits need NATS; skipped");
+    }
+    named
+}
+
+/// `POST /api/v1/auth/login` on `gateway`.
+async fn login_on(stack: &Stack, gateway: &str, password: &str) -> reqwest::Response {
+    send(
+        stack
+            .http
+            .post(format!("{gateway}/api/v1/auth/login"))
+            .json(&json!({"username": "ada", "password": password})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_eleventh_login_a_minute_from_one_ip_is_refused_whichever_gateways_served_the_ten() {
+    if !shared_bus() {
+        return;
+    }
+    let stack = Stack::start().await;
+    let other = stack.another_gateway().await;
+    stack.register("ada", USER_PASSWORD).await;
+    // Ten attempts spread over both, right and wrong passwords alike.
+    for attempt in 0..10 {
+        let gateway = [&stack.gateway, &other][attempt % 2];
+        let password = [USER_PASSWORD, "wrong password"][attempt / 2 % 2];
+        let status = login_on(&stack, gateway, password).await.status();
+        assert_ne!(status, 429, "attempt {attempt} on {gateway}");
+    }
+    for gateway in [&stack.gateway, &other] {
+        let limited = login_on(&stack, gateway, USER_PASSWORD).await;
+        assert_eq!(limited.status(), 429, "{gateway}");
+        let retry_after: u64 = limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // Ten a minute: one more every 6 s.
+        assert!((1..=6).contains(&retry_after), "{retry_after}");
+        assert_eq!(error_code(limited).await, "rate_limited");
+    }
+}
+
+#[tokio::test]
+async fn a_users_chat_posts_are_counted_across_gateways() {
+    if !shared_bus() {
+        return;
+    }
+    let stack = Stack::start_with(|settings| settings.rate_limits.chat_posts_per_minute = 2).await;
+    let other = stack.another_gateway().await;
+    let ada = stack.user("ada").await;
+    let bob = stack.user("bob").await;
+    let create_on = |gateway: &str, token: &str| {
+        send(
+            stack
+                .http
+                .post(format!("{gateway}/api/v1/conversations"))
+                .bearer_auth(token)
+                .json(&json!({})),
+        )
+    };
+    assert_eq!(create_on(&stack.gateway, &ada.token).await.status(), 201);
+    assert_eq!(create_on(&other, &ada.token).await.status(), 201);
+    for gateway in [&stack.gateway, &other] {
+        let limited = create_on(gateway, &ada.token).await;
+        assert_eq!(limited.status(), 429, "{gateway}");
+        assert!(limited.headers().contains_key("retry-after"));
+    }
+    // Another user has their own allowance, on either.
+    assert_eq!(create_on(&other, &bob.token).await.status(), 201);
 }

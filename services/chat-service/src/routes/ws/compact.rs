@@ -35,7 +35,7 @@ impl Compact {
     }
 
     async fn message(&mut self, conn: &mut Conn, text: String) -> Result<Flow, Closed> {
-        let prompt = match conn.prepare(text) {
+        let prompt = match conn.prepare(text).await {
             Ok(prompt) => prompt,
             Err(err) => return refused(conn, &err).await,
         };

@@ -151,7 +151,7 @@ impl Dialect for Envelope {
                 error(conn, &no_session()).await
             }
             ClientFrame::UserPrompt(prompt) => {
-                let started = match conn.prepare(prompt.prompt) {
+                let started = match conn.prepare(prompt.prompt).await {
                     Ok(prompt) => conn.prompt(prompt).await,
                     Err(refused) => Err(refused),
                 };

@@ -227,9 +227,9 @@ impl Conn {
 
     /// A prompt checked, with a permit from the user's turn budget (429
     /// `rate_limited` when it is spent), before anything is written.
-    pub fn prepare(&self, prompt: String) -> Result<Prompt, ApiError> {
+    pub async fn prepare(&self, prompt: String) -> Result<Prompt, ApiError> {
         let text = MessageText::parse(prompt, self.state.chat.max_message_chars)?;
-        let permit = self.state.turn_budget.admit(self.user_id())?;
+        let permit = self.state.turn_budget.admit(self.user_id()).await?;
         Ok(Prompt { text, permit })
     }
 

@@ -3,6 +3,7 @@
 //! client with one method per endpoint, calling as the gateway does
 //! (service token and `X-User-Id`).
 
+pub mod process;
 pub mod ws;
 
 use std::collections::BTreeMap;

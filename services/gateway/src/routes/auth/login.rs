@@ -35,7 +35,7 @@ pub async fn login(
     if console {
         state.browser.check_origin(&req)?;
     }
-    state.limits.check_login(&req)?;
+    state.limits.check_login(&req).await?;
     let credentials: LoginBody = body::parse(&req, &body)?;
     body::check_grant_type(credentials.grant_type.as_deref(), "password")?;
     let username = credentials.username.trim().to_lowercase();

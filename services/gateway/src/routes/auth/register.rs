@@ -16,7 +16,7 @@ pub async fn register(
     state: web::Data<GatewayState>,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    state.limits.check_register(&req)?;
+    state.limits.check_register(&req).await?;
     let Credentials { username, password } = body.into_inner();
     let username = Username::parse(&username)?;
     let password = Password::parse(password)?;

@@ -89,6 +89,7 @@ impl Stack {
         let mut gateway = gateway::Settings::defaults().unwrap();
         gateway.server.port = 0;
         gateway.database = stack.database("gateway").await.unwrap();
+        gateway.bus = stack.bus();
         gateway
             .upstreams
             .insert("chat".into(), chat_url.clone().into());
@@ -122,8 +123,8 @@ impl Stack {
         }
     }
 
-    /// Another instance of the gateway: the same settings and database,
-    /// its own port. Its URL.
+    /// Another instance of the gateway: the same settings, database and
+    /// bus, its own port. Its URL.
     pub async fn another_gateway(&self) -> String {
         let running = gateway::build(self.gateway_settings.clone()).await.unwrap();
         let url = format!("http://127.0.0.1:{}", running.port());
