@@ -94,18 +94,7 @@ impl TurnLog {
         turn: &MessageId,
     ) -> Result<Arc<Self>, BusError> {
         let start = bus.last_seq(STREAM).await?;
-        let subject = subject(conversation_id);
-        let (sender, events) = mpsc::unbounded_channel();
-        tokio::spawn(publish_in_order(bus.clone(), subject.clone(), events));
-        Ok(Arc::new(Self {
-            bus: bus.clone(),
-            subject,
-            turn: turn.clone(),
-            start,
-            logged: AtomicU64::new(0),
-            ended: AtomicBool::new(false),
-            publisher: Mutex::new(Some(sender)),
-        }))
+        Ok(Self::resume(bus, conversation_id, turn, start, 0))
     }
 
     /// The log of a turn taken over from an instance that died: written
