@@ -160,6 +160,125 @@ async fn renew(
     }
 }
 
+/// An instance's lease on its own name, in a bucket its peers share: how
+/// they tell it is alive (DESIGN §15). A process takes a fresh name at
+/// every start, writes its entry at once and then every third of the lease
+/// ([`InstanceLease::keep`]); when it dies the entry expires with the
+/// bucket's TTL (the lease) and [`InstanceLease::alive`] answers `false`
+/// for it on every instance. One write per instance per period, however
+/// much work the instance holds: what it owns (a turn, a call) names the
+/// instance, and is another's to take over only once the instance is dead.
+///
+/// An instance cut off from the bus for longer than its lease is dead to
+/// the others for a while: it takes its name again when it can, and says so
+/// through [`InstanceLease::lapses`], so that it can check what it still
+/// owns.
+pub struct InstanceLease {
+    id: String,
+    bucket: Bucket,
+    lease: Duration,
+    /// How many times the lease lapsed and was taken again.
+    lapses: tokio::sync::watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for InstanceLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceLease")
+            .field("id", &self.id)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+impl InstanceLease {
+    /// A new instance named `<prefix>-…`, holding its lease in `bucket`
+    /// (whose TTL must be `lease`).
+    pub async fn start(bucket: Bucket, prefix: &str, lease: Duration) -> Result<Self, BusError> {
+        let id = crate::ids::new_id(prefix);
+        bucket.create(&id, Bytes::from(id.clone())).await?;
+        tracing::info!(instance = %id, lease_secs = lease.as_secs_f64(), "holding the instance lease");
+        Ok(Self {
+            id,
+            bucket,
+            lease,
+            lapses: tokio::sync::watch::Sender::new(0),
+        })
+    }
+
+    /// This instance's name.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// How long the entry lives without a renewal.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Renews the lease every third of it until the task is aborted.
+    pub fn keep(self: &Arc<Self>) -> JoinHandle<()> {
+        let instance = Arc::clone(self);
+        tokio::spawn(async move {
+            let period = instance.lease / 3;
+            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if let Err(error) = instance.renew().await {
+                    tracing::warn!(%error, instance = %instance.id, "renewing the instance lease failed");
+                }
+            }
+        })
+    }
+
+    /// Writes the entry again: over its live entry, or anew if it expired
+    /// (the bus was out of reach longer than the lease).
+    pub async fn renew(&self) -> Result<(), BusError> {
+        let value = Bytes::from(self.id.clone());
+        match self.bucket.get(&self.id).await? {
+            Some(entry) => match self.bucket.update(&self.id, value, entry.revision).await {
+                // Only this instance writes its name: a write whose answer
+                // was lost moved the revision on; the next renewal reads it.
+                Ok(_) | Err(BusError::Conflict { .. }) => Ok(()),
+                Err(error) => Err(error),
+            },
+            None => {
+                tracing::error!(instance = %self.id, "the instance lease had lapsed: other instances may have taken over what this one ran; taking it again");
+                self.bucket.create(&self.id, value).await?;
+                self.lapses.send_modify(|lapses| *lapses += 1);
+                Ok(())
+            }
+        }
+    }
+
+    /// Changes each time the lease lapsed and was taken again.
+    pub fn lapses(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.lapses.subscribe()
+    }
+
+    /// Whether the instance `id` holds its lease now.
+    pub async fn alive(&self, id: &str) -> Result<bool, BusError> {
+        match self.bucket.get(id).await {
+            Ok(entry) => Ok(entry.is_some()),
+            // No instance is named so; none can hold its lease.
+            Err(BusError::InvalidName(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Gives the lease up (after a clean stop, nothing left to take over).
+    pub async fn release(&self) {
+        let released = match self.bucket.get(&self.id).await {
+            Ok(Some(entry)) => self.bucket.delete(&self.id, entry.revision).await,
+            Ok(None) => Ok(()),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = released {
+            tracing::warn!(%error, instance = %self.id, "releasing the instance lease failed");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +315,44 @@ mod tests {
             // Dropped, it is let go in the background (long before the TTL).
             drop(again);
             until_gone(&bucket, "k", Duration::from_secs(10)).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn an_instance_is_alive_while_it_keeps_its_lease_and_after_a_lapse_takes_it_again() {
+        on_both(|bus| async move {
+            let lease = Duration::from_secs(1);
+            let bucket = bus.bucket("instances", lease).await.unwrap();
+            let a = Arc::new(
+                InstanceLease::start(bucket.clone(), "inst", lease)
+                    .await
+                    .unwrap(),
+            );
+            let b = InstanceLease::start(bucket.clone(), "inst", lease)
+                .await
+                .unwrap();
+            assert_ne!(a.id(), b.id());
+            let keeping = a.keep();
+            // Three leases: an entry not renewed would be gone.
+            tokio::time::sleep(3 * lease).await;
+            assert!(b.alive(a.id()).await.unwrap());
+            assert!(!b.alive("inst-never-was").await.unwrap());
+            assert!(!b.alive("not a name").await.unwrap());
+
+            // Cut off for longer than the lease: dead to the others, then
+            // alive again at the next renewal, which counts the lapse.
+            keeping.abort();
+            let mut lapses = a.lapses();
+            until_gone(&bucket, a.id(), Duration::from_secs(15)).await;
+            assert!(!b.alive(a.id()).await.unwrap());
+            a.renew().await.unwrap();
+            assert!(b.alive(a.id()).await.unwrap());
+            assert!(lapses.has_changed().unwrap());
+            assert_eq!(*lapses.borrow_and_update(), 1);
+
+            a.release().await;
+            assert!(!b.alive(a.id()).await.unwrap());
         })
         .await;
     }

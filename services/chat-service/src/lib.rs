@@ -194,7 +194,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         Duration::from_secs(settings.chat.ended_turn_linger_secs),
         claims,
         bus.clone(),
+        db.clone(),
     ));
+    in_flight.keep_instance();
     in_flight.serve_control().await?;
     let state = web::Data::new(AppState {
         db: db.clone(),

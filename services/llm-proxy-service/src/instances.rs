@@ -31,10 +31,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web::Bytes;
-use chrono::{NaiveDateTime, Utc};
-use confab_kit::bus::{Bucket, Bus, BusError};
+use chrono::NaiveDateTime;
+use confab_kit::bus::{Bus, BusError};
 use confab_kit::db::Db;
+use confab_kit::lease::InstanceLease;
 use confab_protocol::trace::TraceKind;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -53,9 +53,7 @@ pub const INTERRUPTED: &str =
 
 /// This instance: its id and its lease.
 pub struct Instance {
-    pub id: String,
-    leases: Bucket,
-    lease: Duration,
+    pub lease: Arc<InstanceLease>,
 }
 
 /// The tasks that renew the lease and close dead instances' calls; see
@@ -67,32 +65,28 @@ pub struct Keeping {
 impl Instance {
     /// A new instance holding its lease, `lease` long.
     pub async fn start(bus: &Bus, lease: Duration) -> Result<Self, BusError> {
-        let id = confab_kit::ids::new_id("inst");
         let leases = bus.bucket(LEASES, lease).await?;
-        leases.create(&id, lease_value()).await?;
-        tracing::info!(instance = %id, lease_secs = lease.as_secs_f64(), "holding the instance lease");
-        Ok(Self { id, leases, lease })
+        let lease = InstanceLease::start(leases, "inst", lease).await?;
+        Ok(Self {
+            lease: Arc::new(lease),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        self.lease.id()
     }
 
     /// Renews the lease (three times per lease) and closes the calls of
     /// dead instances (once per lease) until stopped.
     pub fn keep(self: &Arc<Self>, db: Db, hub: Arc<TraceHub>) -> Keeping {
-        let renewing = {
-            let instance = Arc::clone(self);
-            tokio::spawn(async move {
-                let mut every = every(instance.lease / 3);
-                loop {
-                    every.tick().await;
-                    if let Err(error) = instance.renew().await {
-                        tracing::warn!(%error, instance = %instance.id, "renewing the instance lease failed");
-                    }
-                }
-            })
-        };
+        let renewing = self.lease.keep();
         let sweeping = {
             let instance = Arc::clone(self);
             tokio::spawn(async move {
-                let mut every = every(instance.lease);
+                let period = instance.lease.lease();
+                let start = tokio::time::Instant::now() + period;
+                let mut every = tokio::time::interval_at(start, period);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     every.tick().await;
                     if let Err(error) = instance.close_dead_calls(&db, &hub).await {
@@ -106,46 +100,17 @@ impl Instance {
         }
     }
 
-    /// Writes the lease again: over its live entry, or anew if it expired
-    /// (the bus was away longer than the lease).
-    async fn renew(&self) -> Result<u64, BusError> {
-        match self.leases.get(&self.id).await? {
-            Some(entry) => {
-                self.leases
-                    .update(&self.id, lease_value(), entry.revision)
-                    .await
-            }
-            None => {
-                tracing::warn!(instance = %self.id, "the instance lease had expired; taking it again");
-                self.leases.create(&self.id, lease_value()).await
-            }
-        }
-    }
-
     /// Gives the lease up (after a clean stop: no call is left in flight).
     pub async fn release(&self) {
-        let released = match self.leases.get(&self.id).await {
-            Ok(Some(entry)) => self.leases.delete(&self.id, entry.revision).await,
-            Ok(None) => Ok(()),
-            Err(error) => Err(error),
-        };
-        if let Err(error) = released {
-            tracing::warn!(%error, instance = %self.id, "releasing the instance lease failed");
-        }
+        self.lease.release().await;
     }
 
     /// Closes the calls in flight of every other instance that holds no
     /// lease; how many it closed.
     pub async fn close_dead_calls(&self, db: &Db, hub: &TraceHub) -> anyhow::Result<usize> {
         let mut closed = 0;
-        for instance in llm_calls::instances_in_flight(db, &self.id).await? {
-            let alive = match self.leases.get(&instance).await {
-                Ok(lease) => lease.is_some(),
-                // No instance is named so; none can hold its lease.
-                Err(BusError::InvalidName(_)) => false,
-                Err(error) => return Err(error.into()),
-            };
-            if alive {
+        for instance in llm_calls::instances_in_flight(db, self.id()).await? {
+            if self.lease.alive(&instance).await? {
                 continue;
             }
             let mut of_instance = 0;
@@ -173,17 +138,6 @@ impl Drop for Keeping {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Ticks every `period`, the first time one period from now.
-fn every(period: Duration) -> tokio::time::Interval {
-    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    every
-}
-
-fn lease_value() -> Bytes {
-    Bytes::from(crate::trace::hub::rfc3339(Utc::now().naive_utc()))
 }
 
 /// Marks `call` interrupted with what it had streamed, unless someone else

@@ -150,7 +150,7 @@ pub async fn build_on(settings: Settings, bus: Bus) -> anyhow::Result<Running> {
         retry: settings.retry.clone(),
         trace: settings.trace.clone(),
         subscribers: UserSlots::new(settings.trace.subscribers_per_user),
-        instance: instance.id.as_str().into(),
+        instance: instance.id().into(),
     });
     let service_auth = web::Data::new(state.service_auth.clone());
     let verifier = web::Data::new(JwtVerifier::new(settings.auth.jwt.clone()));

@@ -380,18 +380,23 @@ impl BucketState {
     fn sweep(&mut self, now: Instant) {
         let ttl = self.ttl;
         self.entries
-            .retain(|_, (_, written)| now.duration_since(*written) <= ttl);
+            .retain(|_, (_, written)| lives(ttl, *written, now));
         self.sweep_at = (2 * self.entries.len()).max(SWEEP_ENTRIES_FROM);
     }
 
     fn live(&mut self, key: &str, now: Instant) -> Option<Entry> {
         let (entry, written) = self.entries.get(key)?;
-        if now.duration_since(*written) <= self.ttl {
+        if lives(self.ttl, *written, now) {
             return Some(entry.clone());
         }
         self.entries.remove(key);
         None
     }
+}
+
+/// Whether an entry written at `written` is still there at `now`.
+fn lives(ttl: Duration, written: Instant, now: Instant) -> bool {
+    ttl.is_zero() || now.duration_since(written) <= ttl
 }
 
 impl LocalBucket {

@@ -300,7 +300,7 @@ impl Bus {
     }
 
     /// The bucket `name`, created if needed; an entry expires `ttl` after
-    /// its last write.
+    /// its last write (never with a zero `ttl`).
     pub async fn bucket(&self, name: &str, ttl: Duration) -> Result<Bucket, BusError> {
         check_token(name, false)?;
         match self {

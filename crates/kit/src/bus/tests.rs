@@ -344,6 +344,20 @@ async fn an_entry_expires_after_its_last_write() {
 }
 
 #[tokio::test]
+async fn an_entry_of_a_bucket_without_ttl_stays() {
+    on_both(|bus| async move {
+        let bucket = bus.bucket("claims", Duration::ZERO).await.unwrap();
+        bucket.create("claim", Bytes::from("held")).await.unwrap();
+        // Two seconds: a bucket whose TTL were taken as zero would have
+        // dropped it at once, a short one long since.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let entry = bucket.get("claim").await.unwrap().expect("still there");
+        assert_eq!(entry.value.as_ref(), b"held");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn any_string_escaped_is_a_valid_key_of_its_own() {
     on_both(|bus| async move {
         let bucket = bus

@@ -127,7 +127,7 @@ pub struct Finished {
 
 /// Finishes the reply `id` begun with [`append`] (`in_flight`): its content,
 /// status and usage, and it is listed from now on. `false` when the row is
-/// gone (its conversation was deleted meanwhile).
+/// gone (its conversation was deleted meanwhile) or finished already.
 pub async fn finish(
     db: &Db,
     user_id: &UserId,
@@ -138,7 +138,10 @@ pub async fn finish(
         diesel::update(
             messages::table
                 .filter(messages::id.eq(id))
-                .filter(messages::user_id.eq(user_id)),
+                .filter(messages::user_id.eq(user_id))
+                // Once: a turn taken over by another instance while its
+                // first one still ran is saved by one of them only.
+                .filter(messages::in_flight.eq(true)),
         )
         .set((
             messages::content.eq(&reply.content),
@@ -168,6 +171,20 @@ pub async fn in_flight_replies(db: &Db) -> Result<Vec<MessageRow>, DbError> {
             .await
             .map_err(DbError::from)
     })
+}
+
+/// Whether the reply `id` is still being written (a missing one is not).
+pub async fn is_in_flight(db: &Db, id: &MessageId) -> Result<bool, DbError> {
+    let found: Option<bool> = db_run!(db, |conn| {
+        messages::table
+            .filter(messages::id.eq(id))
+            .select(messages::in_flight)
+            .first(conn)
+            .await
+            .optional()
+            .map_err(DbError::from)
+    })?;
+    Ok(found.unwrap_or(false))
 }
 
 /// Notes the agent's task of the reply `id` in flight as soon as it is

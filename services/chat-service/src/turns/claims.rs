@@ -1,9 +1,20 @@
 //! Which instance runs the turn of a conversation, for every instance to
 //! see (DESIGN §15): one claim per conversation, in the bus bucket
 //! [`BUCKET`], made with a create that only one instance can win (so a
-//! second turn is 409 wherever it arrives) and held as a lease: its owner
-//! writes it again every third of the lease, and a claim not written for a
-//! whole lease is gone, its turn free to be taken over.
+//! second turn is 409 wherever it arrives). A claim names the instance
+//! that runs the turn; it is written once, deleted when the turn ends, and
+//! does not expire: whether its turn still runs is whether its instance is
+//! alive, told by the instance's own lease in [`INSTANCES`]
+//! ([`InstanceLease`]). One renewal per instance, however many turns it
+//! runs: a burst of turns that slows the bus down does not make live turns
+//! look dead (claims that each had to be renewed in time did).
+//!
+//! A claim whose instance is dead is stale: the instance that takes its
+//! turn over (or, when its reply was saved already, the next turn) writes
+//! over it at its revision, so one instance wins. An instance that was cut
+//! off from the bus for longer than its lease writes its claims again at
+//! their revisions when it is back ([`Claims::reassert`]); a claim written
+//! over meanwhile is lost, and its turn stops without saving.
 //!
 //! Each instance also answers requests for the turns it runs on its own
 //! control subject ([`Claims::control_subject`]): a cancel sent to any
@@ -12,12 +23,18 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use std::sync::Arc;
+
 use confab_kit::bus::{Bucket, Bus, BusError};
+use confab_kit::lease::InstanceLease;
 use confab_protocol::ids::{ConversationId, MessageId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// The bucket of the claims.
 pub const BUCKET: &str = "turn-claims";
+
+/// The bucket of the instances' leases.
+pub const INSTANCES: &str = "chat-instances";
 
 /// The bucket of each turn's claim as it was made, by reply id, kept as long
 /// as the turn's events: what an instance taking over a turn whose claim
@@ -51,30 +68,44 @@ pub struct Claims {
     bus: Bus,
     bucket: Bucket,
     records: Bucket,
-    /// This instance's name among the others.
-    instance: String,
-    lease: Duration,
+    /// This instance's name among the others, and its lease.
+    instance: Arc<InstanceLease>,
 }
 
 impl Claims {
-    /// The claims of `bus`, held by this instance (a fresh name per
-    /// process) for `lease` at a time; their records kept `keep`.
+    /// The claims of `bus`, made by this instance (a fresh name per
+    /// process, alive while it renews its `lease`); their records kept
+    /// `keep`.
     pub async fn open(bus: &Bus, lease: Duration, keep: Duration) -> Result<Self, BusError> {
+        let instances = bus.bucket(INSTANCES, lease).await?;
         Ok(Self {
             bus: bus.clone(),
-            bucket: bus.bucket(BUCKET, lease).await?,
+            // No TTL: a claim lasts as long as its turn, however long.
+            bucket: bus.bucket(BUCKET, Duration::ZERO).await?,
             records: bus.bucket(RECORDS, keep).await?,
-            instance: confab_kit::ids::new_id("chat"),
-            lease,
+            instance: Arc::new(InstanceLease::start(instances, "chat", lease).await?),
         })
     }
 
     pub fn instance(&self) -> &str {
+        self.instance.id()
+    }
+
+    /// This instance's lease, to keep it (see [`InstanceLease::keep`]).
+    pub fn instance_lease(&self) -> &Arc<InstanceLease> {
         &self.instance
     }
 
     pub fn lease(&self) -> Duration {
-        self.lease
+        self.instance.lease()
+    }
+
+    /// Whether the instance that made `claim` is alive (this one is).
+    pub async fn is_alive(&self, claim: &Claim) -> Result<bool, BusError> {
+        if claim.instance == self.instance() {
+            return Ok(true);
+        }
+        self.instance.alive(&claim.instance).await
     }
 
     /// Where the instance running a turn hears requests about it.
@@ -118,17 +149,45 @@ impl Claims {
         Ok(entry.and_then(|entry| serde_json::from_slice(&entry.value).ok()))
     }
 
-    /// Writes the claim again (its lease starts over); its new revision, or
-    /// `Conflict` when it was lost meanwhile.
-    pub async fn renew(
+    /// Writes `claim` over the conversation's claim at `revision` (a stale
+    /// one, or this instance's own again); its new revision, or `None` when
+    /// the claim is not at `revision` any more (someone else wrote it).
+    pub async fn replace(
         &self,
         conversation_id: &ConversationId,
         claim: &Claim,
         revision: u64,
-    ) -> Result<u64, BusError> {
-        self.bucket
+    ) -> Result<Option<u64>, BusError> {
+        match self
+            .bucket
             .update(conversation_id.as_str(), encode(claim), revision)
             .await
+        {
+            Ok(revision) => Ok(Some(revision)),
+            Err(BusError::Conflict { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Writes this instance's `claim`, last written at `revision`, again:
+    /// after the instance's lease lapsed, so that no instance takes its
+    /// turn over from here on. Its new revision, or `None` when another
+    /// instance took the turn over meanwhile.
+    pub async fn reassert(
+        &self,
+        conversation_id: &ConversationId,
+        claim: &Claim,
+        revision: u64,
+    ) -> Result<Option<u64>, BusError> {
+        if let Some(revision) = self.replace(conversation_id, claim, revision).await? {
+            return Ok(Some(revision));
+        }
+        // A write whose answer was lost moved the revision on: the claim
+        // is still this one's if it says so.
+        Ok(self
+            .current(conversation_id)
+            .await?
+            .and_then(|(current, revision)| (current == *claim).then_some(revision)))
     }
 
     /// Lets the conversation go, if the claim is still the one at `revision`.
@@ -171,7 +230,11 @@ impl Claims {
         let payload = Bytes::from(serde_json::to_vec(&control).unwrap_or_default());
         let answer = self
             .bus
-            .request(&Self::control_subject(&claim.instance), payload, self.lease)
+            .request(
+                &Self::control_subject(&claim.instance),
+                payload,
+                self.lease(),
+            )
             .await?;
         Ok(answer.as_ref() == b"true")
     }

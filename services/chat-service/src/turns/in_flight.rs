@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use confab_kit::bus::{Bus, BusError};
+use confab_kit::db::Db;
 use confab_protocol::ids::{ConversationId, MessageId, UserId};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::budget::TurnPermit;
 use super::claims::{Claim, Claims, Control};
 use super::log::TurnLog;
+use crate::store::messages;
 
 /// Most ended turns kept at once, whatever the linger time: a bound on the
 /// memory a burst of turns can leave behind (each log holds one reply).
@@ -38,6 +40,12 @@ struct Entry {
     reply_id: MessageId,
     cancel: CancellationToken,
     log: Arc<TurnLog>,
+    /// The turn's claim, and its revision (shared with its [`Hold`]).
+    claim: Claim,
+    revision: Arc<AtomicU64>,
+    /// Fires when another instance took the turn over (see
+    /// [`InFlight::keep_instance`]).
+    lost: CancellationToken,
 }
 
 /// Logs of ended turns by reply id, kept `linger` after their turn ended.
@@ -81,12 +89,14 @@ pub struct InFlight {
     lingering: Mutex<Lingering>,
     claims: Claims,
     bus: Bus,
+    /// Where a stale claim's reply is looked up.
+    db: Db,
 }
 
 impl InFlight {
     /// Claims conversations through `claims`, and keeps each ended turn's
     /// log for `linger` after the turn ended.
-    pub fn new(linger: Duration, claims: Claims, bus: Bus) -> Self {
+    pub fn new(linger: Duration, claims: Claims, bus: Bus, db: Db) -> Self {
         Self {
             turns: Mutex::default(),
             lingering: Mutex::new(Lingering {
@@ -96,6 +106,7 @@ impl InFlight {
             }),
             claims,
             bus,
+            db,
         }
     }
 
@@ -123,80 +134,195 @@ impl InFlight {
         permit: TurnPermit,
         log: Arc<TurnLog>,
     ) -> Result<Option<TurnClaim>, BusError> {
-        let user_id = permit.user_id().clone();
-        self.claim_for(conversation_id, reply_id, &user_id, Some(permit), log)
+        if self.lock().contains_key(conversation_id) {
+            return Ok(None);
+        }
+        let claim = self.new_claim(permit.user_id(), reply_id, &log);
+        let revision = match self.claims.take(conversation_id, &claim).await? {
+            Some(revision) => Some(revision),
+            None => self.write_over_stale(conversation_id, &claim).await?,
+        };
+        let Some(revision) = revision else {
+            return Ok(None);
+        };
+        self.hold(conversation_id, claim, revision, Some(permit), log)
             .await
+            .map(Some)
+    }
+
+    /// Writes `claim` over the conversation's claim if that one is stale
+    /// and holds nothing up: its instance died after its turn's reply was
+    /// saved, or before the reply was written. A stale claim whose reply is
+    /// still in flight stays, for the instance that takes its turn over.
+    async fn write_over_stale(
+        &self,
+        conversation_id: &ConversationId,
+        claim: &Claim,
+    ) -> Result<Option<u64>, BusError> {
+        let Some((stale, revision)) = self.claims.current(conversation_id).await? else {
+            return Ok(None);
+        };
+        if self.claims.is_alive(&stale).await? {
+            return Ok(None);
+        }
+        match messages::is_in_flight(&self.db, &stale.reply_id).await {
+            Ok(false) => {}
+            Ok(true) => return Ok(None),
+            Err(err) => {
+                tracing::warn!(error = %err, "reading a stale claim's reply failed");
+                return Ok(None);
+            }
+        }
+        self.claims.replace(conversation_id, claim, revision).await
     }
 
     /// Claims the conversation for the turn of `reply_id` whose instance
-    /// died (see `turns::takeover`): no permit, the turn was admitted when
-    /// it began. `None` when another instance was quicker.
+    /// died (see `turns::takeover`), writing over its claim at `stale` (or
+    /// anew, `None`, when it has none); no permit: the turn was admitted
+    /// when it began. `None` when another instance was quicker.
     pub async fn take_over(
         self: &Arc<Self>,
         conversation_id: &ConversationId,
         reply_id: &MessageId,
         user_id: &UserId,
         log: Arc<TurnLog>,
-    ) -> Result<Option<TurnClaim>, BusError> {
-        self.claim_for(conversation_id, reply_id, user_id, None, log)
-            .await
-    }
-
-    async fn claim_for(
-        self: &Arc<Self>,
-        conversation_id: &ConversationId,
-        reply_id: &MessageId,
-        user_id: &UserId,
-        permit: Option<TurnPermit>,
-        log: Arc<TurnLog>,
+        stale: Option<u64>,
     ) -> Result<Option<TurnClaim>, BusError> {
         if self.lock().contains_key(conversation_id) {
             return Ok(None);
         }
-        let claim = Claim {
+        let claim = self.new_claim(user_id, reply_id, &log);
+        let revision = match stale {
+            None => self.claims.take(conversation_id, &claim).await?,
+            Some(stale) => self.claims.replace(conversation_id, &claim, stale).await?,
+        };
+        let Some(revision) = revision else {
+            return Ok(None);
+        };
+        self.hold(conversation_id, claim, revision, None, log)
+            .await
+            .map(Some)
+    }
+
+    /// This instance's claim for the turn of `reply_id`, logged to `log`.
+    fn new_claim(&self, user_id: &UserId, reply_id: &MessageId, log: &TurnLog) -> Claim {
+        Claim {
             user_id: user_id.clone(),
             reply_id: reply_id.clone(),
             instance: self.claims.instance().to_owned(),
             start: log.start(),
-        };
-        let Some(revision) = self.claims.take(conversation_id, &claim).await? else {
-            return Ok(None);
-        };
+        }
+    }
+
+    /// The turn of a claim just made (at `revision`), run here.
+    async fn hold(
+        self: &Arc<Self>,
+        conversation_id: &ConversationId,
+        claim: Claim,
+        revision: u64,
+        permit: Option<TurnPermit>,
+        log: Arc<TurnLog>,
+    ) -> Result<TurnClaim, BusError> {
         let cancel = CancellationToken::new();
+        let lost = CancellationToken::new();
+        let revision = Arc::new(AtomicU64::new(revision));
         self.lock().insert(
             conversation_id.clone(),
             Entry {
                 user_id: claim.user_id.clone(),
-                reply_id: reply_id.clone(),
+                reply_id: claim.reply_id.clone(),
                 cancel: cancel.clone(),
                 log: log.clone(),
+                claim: claim.clone(),
+                revision: revision.clone(),
+                lost: lost.clone(),
             },
-        );
-        let lease = Lease::hold(
-            self.claims.clone(),
-            conversation_id.clone(),
-            claim.clone(),
-            revision,
         );
         let claimed = TurnClaim {
             registry: self.clone(),
             conversation_id: conversation_id.clone(),
             cancel,
+            lost,
             log,
-            lease: Some(lease),
+            hold: Some(Hold {
+                claims: self.claims.clone(),
+                conversation_id: conversation_id.clone(),
+                claim: claim.clone(),
+                revision,
+            }),
             permit,
         };
         // After the claim: the record only ever describes a turn that ran.
         self.claims.record(&claim).await?;
-        Ok(Some(claimed))
+        Ok(claimed)
     }
 
-    /// Whether any instance (this one too) claims the conversation now.
-    pub async fn is_claimed(&self, conversation_id: &ConversationId) -> Result<bool, BusError> {
-        if self.lock().contains_key(conversation_id) {
-            return Ok(true);
+    /// Renews this instance's lease for as long as the service runs, and
+    /// whenever it lapsed (the bus was out of reach longer than the lease)
+    /// writes the claims of the turns running here again: a turn another
+    /// instance took over meanwhile is lost here and stops without saving
+    /// (its new owner finishes it).
+    pub fn keep_instance(self: &Arc<Self>) {
+        let lease = self.claims.instance_lease().clone();
+        lease.keep();
+        let mut lapses = lease.lapses();
+        let registry = self.clone();
+        tokio::spawn(async move {
+            while lapses.changed().await.is_ok() {
+                registry.reassert().await;
+            }
+        });
+    }
+
+    async fn reassert(&self) {
+        let held: Vec<_> = self
+            .lock()
+            .iter()
+            .map(|(conversation_id, entry)| {
+                let revision = entry.revision.clone();
+                (
+                    conversation_id.clone(),
+                    entry.claim.clone(),
+                    revision,
+                    entry.lost.clone(),
+                )
+            })
+            .collect();
+        for (conversation_id, claim, revision, lost) in held {
+            let current = revision.load(Ordering::SeqCst);
+            match self
+                .claims
+                .reassert(&conversation_id, &claim, current)
+                .await
+            {
+                Ok(Some(next)) => revision.store(next, Ordering::SeqCst),
+                Ok(None) => {
+                    tracing::warn!(%conversation_id, reply_id = %claim.reply_id, "another instance took this turn over while this one was cut off from the bus; it stops here");
+                    lost.cancel();
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, %conversation_id, "writing a turn's claim again failed");
+                }
+            }
         }
-        Ok(self.claims.get(conversation_id).await?.is_some())
+    }
+
+    /// Whether this instance runs the conversation's turn.
+    pub fn runs(&self, conversation_id: &ConversationId) -> bool {
+        self.lock().contains_key(conversation_id)
+    }
+
+    /// The conversation's claim and its revision, if any, and whether its
+    /// instance is alive.
+    pub async fn claimed(
+        &self,
+        conversation_id: &ConversationId,
+    ) -> Result<Option<(Claim, u64, bool)>, BusError> {
+        let Some((claim, revision)) = self.claims.current(conversation_id).await? else {
+            return Ok(None);
+        };
+        let alive = self.claims.is_alive(&claim).await?;
+        Ok(Some((claim, revision, alive)))
     }
 
     /// What the claims know of the turn whose reply is `reply_id`.
@@ -333,86 +459,34 @@ impl InFlight {
     }
 }
 
-/// A turn's hold on its conversation's claim: written again every third of
-/// the lease until it is let go.
-struct Lease {
+/// A turn's hold on its conversation's claim, until it lets it go.
+struct Hold {
     claims: Claims,
     conversation_id: ConversationId,
     claim: Claim,
+    /// The claim's last revision (moved on when it is written again).
     revision: Arc<AtomicU64>,
-    stop: CancellationToken,
-    renewer: tokio::task::JoinHandle<()>,
 }
 
-impl Lease {
-    fn hold(claims: Claims, conversation_id: ConversationId, claim: Claim, revision: u64) -> Self {
-        let revision = Arc::new(AtomicU64::new(revision));
-        let stop = CancellationToken::new();
-        let renewer = tokio::spawn(renew(
-            claims.clone(),
-            conversation_id.clone(),
-            claim.clone(),
-            revision.clone(),
-            stop.clone(),
-        ));
-        Self {
-            claims,
-            conversation_id,
-            claim,
-            revision,
-            stop,
-            renewer,
-        }
-    }
-
-    /// Stops renewing (a renewal under way finishes first, so the revision
-    /// is the last one written) and deletes the claim.
+impl Hold {
+    /// Deletes the claim if it is still this turn's.
     async fn release(self) {
-        self.stop.cancel();
-        let _ = self.renewer.await;
         let mut revision = self.revision.load(Ordering::SeqCst);
         for _ in 0..3 {
             match self.claims.release(&self.conversation_id, revision).await {
                 Ok(()) => return,
                 Err(BusError::Conflict { .. }) => {
-                    // Renewed by a write whose answer was lost: delete it
-                    // if it is still ours, at its revision.
+                    // Written again by a write whose answer was lost: delete
+                    // it if it is still ours, at its revision.
                     match self.claims.current(&self.conversation_id).await {
                         Ok(Some((claim, current))) if claim == self.claim => revision = current,
                         _ => return,
                     }
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, conversation_id = %self.conversation_id, "releasing a turn's claim failed; it lapses with its lease");
+                    tracing::warn!(error = %err, conversation_id = %self.conversation_id, "releasing a turn's claim failed; the next turn writes over it once this instance is gone");
                     return;
                 }
-            }
-        }
-    }
-}
-
-async fn renew(
-    claims: Claims,
-    conversation_id: ConversationId,
-    claim: Claim,
-    revision: Arc<AtomicU64>,
-    stop: CancellationToken,
-) {
-    let every = claims.lease() / 3;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        let current = revision.load(Ordering::SeqCst);
-        match claims.renew(&conversation_id, &claim, current).await {
-            Ok(next) => revision.store(next, Ordering::SeqCst),
-            Err(BusError::Conflict { .. }) => {
-                tracing::error!(%conversation_id, "a running turn's claim was lost (another instance took the turn over)");
-                return;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, %conversation_id, "renewing a turn's claim failed; trying again");
             }
         }
     }
@@ -426,9 +500,12 @@ pub struct TurnClaim {
     conversation_id: ConversationId,
     /// Fires when the turn is asked to stop.
     pub cancel: CancellationToken,
+    /// Fires when another instance took the turn over: it stops at once,
+    /// without saving.
+    pub lost: CancellationToken,
     /// Where the turn's events go.
     pub log: Arc<TurnLog>,
-    lease: Option<Lease>,
+    hold: Option<Hold>,
     /// Given back with the claim (none for a turn taken over).
     permit: Option<TurnPermit>,
 }
@@ -436,8 +513,8 @@ pub struct TurnClaim {
 impl TurnClaim {
     /// Frees the conversation for its next turn, on every instance.
     pub async fn release(mut self) {
-        if let Some(lease) = self.lease.take() {
-            lease.release().await;
+        if let Some(hold) = self.hold.take() {
+            hold.release().await;
         }
         if let Some(permit) = &mut self.permit {
             permit.release().await;
@@ -447,8 +524,8 @@ impl TurnClaim {
 
 impl Drop for TurnClaim {
     fn drop(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            tokio::spawn(lease.release());
+        if let Some(hold) = self.hold.take() {
+            tokio::spawn(hold.release());
         }
         let entry = self.registry.lock().remove(&self.conversation_id);
         // A turn that never started (refused after its claim) logged
@@ -465,6 +542,7 @@ impl Drop for TurnClaim {
 mod tests {
     use super::*;
     use crate::turns::budget::{LimitSettings, TurnBudget};
+    use confab_kit::testing::TestDatabase;
     use confab_protocol::chat::ChatEvent;
 
     async fn budget() -> Arc<TurnBudget> {
@@ -479,20 +557,33 @@ mod tests {
             .unwrap()
     }
 
-    /// The turns of one instance on an in-process bus, ended turns' logs
-    /// kept `linger`.
-    async fn registry(linger: Duration) -> Arc<InFlight> {
-        let bus = Bus::in_process();
+    /// The turns of one instance on `bus`, ended turns' logs kept
+    /// `linger`, stale claims' replies looked up in `db`.
+    async fn instance(bus: &Bus, db: &Db, linger: Duration) -> Arc<InFlight> {
         bus.stream(&crate::turns::log::stream_spec(
             Duration::from_secs(60),
             1 << 20,
         ))
         .await
         .unwrap();
-        let claims = Claims::open(&bus, Duration::from_secs(5), Duration::from_secs(60))
+        let claims = Claims::open(bus, Duration::from_secs(5), Duration::from_secs(60))
             .await
             .unwrap();
-        Arc::new(InFlight::new(linger, claims, bus))
+        Arc::new(InFlight::new(linger, claims, bus.clone(), db.clone()))
+    }
+
+    async fn database() -> (TestDatabase, Db) {
+        let database = TestDatabase::new("chat").await.unwrap();
+        let db = Db::connect(&database.settings, &crate::store::MIGRATIONS)
+            .await
+            .unwrap();
+        (database, db)
+    }
+
+    /// The turns of one instance on an in-process bus of its own.
+    async fn registry(linger: Duration) -> (Arc<InFlight>, TestDatabase) {
+        let (database, db) = database().await;
+        (instance(&Bus::in_process(), &db, linger).await, database)
     }
 
     /// `user`'s claim of turn `reply` in `conversation`.
@@ -524,7 +615,7 @@ mod tests {
     #[tokio::test]
     async fn a_conversation_holds_one_turn_at_a_time() {
         let budget = budget().await;
-        let in_flight = registry(Duration::ZERO).await;
+        let (in_flight, _db) = registry(Duration::ZERO).await;
         let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2")
             .await
             .unwrap();
@@ -556,7 +647,7 @@ mod tests {
     #[tokio::test]
     async fn an_ended_turns_log_lingers_for_its_owner_only() {
         let budget = budget().await;
-        let in_flight = registry(Duration::from_secs(60)).await;
+        let (in_flight, _db) = registry(Duration::from_secs(60)).await;
         let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2")
             .await
             .unwrap();
@@ -587,12 +678,104 @@ mod tests {
     #[tokio::test]
     async fn without_a_linger_time_an_ended_turns_log_goes_with_it() {
         let budget = budget().await;
-        let in_flight = registry(Duration::ZERO).await;
+        let (in_flight, _db) = registry(Duration::ZERO).await;
         let held = claim(&in_flight, &budget, "usr-1", "conv-1", "msg-2")
             .await
             .unwrap();
         held.log.push(ChatEvent::Text { text: "hi".into() });
         held.release().await;
         assert!(!finds_log(&in_flight, "usr-1", "conv-1", "msg-2").await);
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_stale_only_once_its_instance_is_dead_and_its_reply_saved() {
+        let bus = Bus::in_process();
+        let (_database, db) = database().await;
+        let budget = budget().await;
+        let a = instance(&bus, &db, Duration::ZERO).await;
+        let b = instance(&bus, &db, Duration::ZERO).await;
+        // A's turn: its claim, never released (A dies with it).
+        let held = claim(&a, &budget, "usr-1", "conv-1", "msg-2")
+            .await
+            .unwrap();
+        std::mem::forget(held);
+        assert!(
+            claim(&b, &budget, "usr-1", "conv-1", "msg-4")
+                .await
+                .is_none(),
+            "A is alive"
+        );
+        a.claims.instance_lease().release().await;
+        // A is dead and its reply `msg-2` is in no database (A died before
+        // writing it, or it was saved): B's turn writes over the claim.
+        let taken = claim(&b, &budget, "usr-1", "conv-1", "msg-4").await;
+        assert!(taken.is_some(), "a stale claim held the conversation");
+        let (claim, _, alive) = b.claimed(&"conv-1".into()).await.unwrap().unwrap();
+        assert_eq!(claim.reply_id, MessageId::from("msg-4"));
+        assert!(alive);
+    }
+
+    #[tokio::test]
+    async fn a_turn_taken_over_while_its_instance_was_cut_off_is_lost_there_only() {
+        let bus = Bus::in_process();
+        let (_database, db) = database().await;
+        let budget = budget().await;
+        let a = instance(&bus, &db, Duration::ZERO).await;
+        let b = instance(&bus, &db, Duration::ZERO).await;
+        let taken = claim(&a, &budget, "usr-1", "conv-1", "msg-2")
+            .await
+            .unwrap();
+        let kept = claim(&a, &budget, "usr-1", "conv-2", "msg-9")
+            .await
+            .unwrap();
+        // A's lease lapses; B takes the turn of conv-1 over (at its claim's
+        // revision), not yet that of conv-2.
+        a.claims.instance_lease().release().await;
+        let (_, revision, alive) = b.claimed(&"conv-1".into()).await.unwrap().unwrap();
+        assert!(!alive);
+        let log = TurnLog::open(&bus, &"conv-1".into(), &"msg-2".into())
+            .await
+            .unwrap();
+        let over = b
+            .take_over(
+                &"conv-1".into(),
+                &"msg-2".into(),
+                &"usr-1".into(),
+                log,
+                Some(revision),
+            )
+            .await
+            .unwrap()
+            .expect("taken over");
+        // A is back: it writes its claims again. conv-1's turn is lost to A,
+        // conv-2's is A's again, and B can no longer take it.
+        a.claims.instance_lease().renew().await.unwrap();
+        a.reassert().await;
+        assert!(taken.lost.is_cancelled());
+        assert!(!kept.lost.is_cancelled());
+        assert!(!over.lost.is_cancelled());
+        let (_, revision, alive) = b.claimed(&"conv-2".into()).await.unwrap().unwrap();
+        assert!(alive);
+        let log = TurnLog::open(&bus, &"conv-2".into(), &"msg-9".into())
+            .await
+            .unwrap();
+        let stale_write = b
+            .take_over(
+                &"conv-2".into(),
+                &"msg-9".into(),
+                &"usr-1".into(),
+                log,
+                Some(revision - 1),
+            )
+            .await
+            .unwrap();
+        assert!(
+            stale_write.is_none(),
+            "a takeover at a revision A wrote over"
+        );
+        // A's lost turn lets go of nothing that is B's now.
+        taken.release().await;
+        let (claim, _, _) = b.claimed(&"conv-1".into()).await.unwrap().unwrap();
+        assert_eq!(claim.instance, b.claims.instance());
     }
 }

@@ -5,11 +5,25 @@
 use std::sync::Arc;
 
 use confab_protocol::chat::ChatEvent;
+use tokio_util::sync::CancellationToken;
 
 use super::log::TurnLog;
 use super::reply::Reply;
 use super::turn::{Emitter, Turn};
 use crate::a2a::client::{A2aError, AgentStream, Endpoint};
+
+/// Runs a turn's `work` unless another instance takes the turn over
+/// meanwhile (see [`super::in_flight::InFlight::keep_instance`]): then it
+/// stops where it is, saves nothing and sends no `done`; the new owner
+/// does both.
+async fn until_lost(lost: &CancellationToken, work: impl Future<Output = ()>) {
+    tokio::select! {
+        () = work => {}
+        () = lost.cancelled() => {
+            tracing::warn!("a turn taken over by another instance stopped here without saving");
+        }
+    }
+}
 
 /// Starts the turn; its events are read from the log it returns.
 pub fn start(turn: Turn) -> Arc<TurnLog> {
@@ -23,7 +37,8 @@ impl Turn {
         let in_flight = metrics::gauge!("chat_turns_in_flight");
         in_flight.increment(1);
         let log = self.claim.log.clone();
-        self.run_to_end().await;
+        let lost = self.claim.lost.clone();
+        until_lost(&lost, self.run_to_end()).await;
         log.end();
         in_flight.decrement(1);
     }
@@ -52,7 +67,14 @@ impl Turn {
         in_flight.increment(1);
         metrics::counter!("chat_turns_taken_over_total").increment(1);
         let log = self.claim.log.clone();
-        let out = Emitter::new(log.clone());
+        let lost = self.claim.lost.clone();
+        until_lost(&lost, self.resume_to_end(earlier)).await;
+        log.end();
+        in_flight.decrement(1);
+    }
+
+    async fn resume_to_end(self, earlier: Vec<ChatEvent>) {
+        let out = Emitter::new(self.claim.log.clone());
         if earlier.is_empty() {
             // Nothing of it was kept (the bus lives in the process that
             // died): readers get the whole turn from its start again.
@@ -67,8 +89,6 @@ impl Turn {
             }
         }
         self.finish(reply, &out).await;
-        log.end();
-        in_flight.decrement(1);
     }
 
     fn message_start(&self) -> ChatEvent {

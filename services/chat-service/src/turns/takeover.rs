@@ -1,16 +1,17 @@
 //! Turns whose instance died: taken over by another (DESIGN §15).
 //!
-//! A running turn's claim is a lease ([`super::claims`]). When its instance
-//! dies, nobody renews it and it lapses; the reply stays in flight in the
-//! database. Every instance looks for such replies when it starts and then
-//! once per lease: for each one no instance claims, it claims the
-//! conversation itself (one instance wins), reads the events the turn had
+//! A running turn's claim names its instance ([`super::claims`]), alive
+//! while it renews its lease. When the instance dies, its lease lapses and
+//! its replies stay in flight in the database. Every instance looks for
+//! such replies when it starts and then once per lease: for each one whose
+//! claim's instance is dead (or that nobody claims), it writes its own claim
+//! over that one at its revision (one instance wins), reads the events the turn had
 //! published from the bus, and goes on with the same reply and the same
 //! event numbers: it subscribes to the agent's task again (or reads it with
 //! `GetTask` when it has ended) and finishes the reply. Only a turn whose
 //! agent task cannot be found any more ends `interrupted`.
 //!
-//! A turn running on a live instance is never touched: its claim is there.
+//! A turn running on a live instance is never touched: its claim names it.
 
 use std::sync::Arc;
 
@@ -37,7 +38,7 @@ pub async fn watch(state: Arc<AppState>) {
     }
 }
 
-/// Takes over every reply in flight that no instance claims; how many.
+/// Takes over every reply in flight whose instance is dead; how many.
 pub async fn sweep(state: &AppState) -> Result<usize, ChatError> {
     let mut taken = 0;
     for reply in messages::in_flight_replies(&state.db).await? {
@@ -51,12 +52,21 @@ pub async fn sweep(state: &AppState) -> Result<usize, ChatError> {
     Ok(taken)
 }
 
-/// Takes the turn of `reply` over if no instance claims it; whether it did.
+/// Takes the turn of `reply` over if its instance is dead; whether it did.
 async fn take_over(state: &AppState, reply: MessageRow) -> Result<bool, ChatError> {
     let conversation_id = reply.conversation_id.clone();
-    if state.in_flight.is_claimed(&conversation_id).await? {
+    if state.in_flight.runs(&conversation_id) {
         return Ok(false);
     }
+    // A claim of a live instance is another turn's or this one's, running
+    // (a newer turn's claim on a stale reply: that one is taken over when
+    // it ends). None: the instance died before its claim's first write
+    // reached the bus, or the bus lived in the process that died.
+    let stale = match state.in_flight.claimed(&conversation_id).await? {
+        Some((_, _, true)) => return Ok(false),
+        Some((_, revision, false)) => Some(revision),
+        None => None,
+    };
     // Where its events start, if the bus still knows: its own record, or
     // else (the bus lived in the process that died) from now on.
     let record = state.in_flight.record(&reply.id).await?;
@@ -73,7 +83,7 @@ async fn take_over(state: &AppState, reply: MessageRow) -> Result<bool, ChatErro
     let log = TurnLog::resume(&state.bus, &conversation_id, &reply.id, start, logged);
     let Some(claim) = state
         .in_flight
-        .take_over(&conversation_id, &reply.id, &reply.user_id, log)
+        .take_over(&conversation_id, &reply.id, &reply.user_id, log, stale)
         .await?
     else {
         return Ok(false);
