@@ -30,6 +30,7 @@ use crate::a2a::registry::{AgentEntry, Registry};
 use crate::routes::conversations;
 use crate::turns::budget::{LimitSettings, TurnBudget};
 use crate::turns::claims::Claims;
+use crate::turns::events::TurnEvents;
 use crate::turns::in_flight::InFlight;
 use crate::turns::notices::Notices;
 use crate::turns::{RetryPolicy, TurnServices};
@@ -123,7 +124,7 @@ impl ServiceSettings for Settings {
 pub struct AppState {
     pub db: Db,
     /// Where turns' events go, for readers on any instance.
-    pub bus: Bus,
+    pub events: Arc<TurnEvents>,
     pub chat: ChatSettings,
     pub agents: Arc<Registry>,
     pub a2a: A2aClient,
@@ -145,7 +146,7 @@ impl AppState {
     pub fn turn_services(&self) -> TurnServices<'_> {
         TurnServices {
             db: &self.db,
-            bus: &self.bus,
+            events: &self.events,
             agents: &self.agents,
             client: &self.a2a,
             in_flight: &self.in_flight,
@@ -184,6 +185,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         settings.chat.turn_events_max_bytes,
     ))
     .await?;
+    let events = TurnEvents::hear(&bus).await?;
     let claims = Claims::open(
         &bus,
         Duration::from_secs(settings.chat.turn_lease_secs.max(1)),
@@ -193,14 +195,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let in_flight = Arc::new(InFlight::new(
         Duration::from_secs(settings.chat.ended_turn_linger_secs),
         claims,
-        bus.clone(),
+        events.clone(),
         db.clone(),
     ));
     in_flight.keep_instance();
     in_flight.serve_control().await?;
     let state = web::Data::new(AppState {
         db: db.clone(),
-        bus: bus.clone(),
+        events,
         chat: settings.chat.clone(),
         agents: Arc::new(Registry::new(
             settings.agents.clone(),

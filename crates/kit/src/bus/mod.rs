@@ -227,6 +227,24 @@ impl Bus {
         }
     }
 
+    /// Publishes as [`Bus::publish_once`] does, again and again (backing
+    /// off up to 5 s) until the bus has taken it: for what must reach the
+    /// bus however long it is away, from a task of its own. Its sequence
+    /// number.
+    pub async fn publish_until_taken(&self, subject: &str, id: &str, payload: Bytes) -> u64 {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.publish_once(subject, id, payload.clone()).await {
+                Ok(seq) => return seq,
+                Err(err) => {
+                    tracing::warn!(error = %err, subject, ?backoff, "publishing failed; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
     /// The last sequence number of `stream` (0 when it has none): subscribe
     /// from one past it to read only what comes next.
     pub async fn last_seq(&self, stream: &str) -> Result<u64, BusError> {

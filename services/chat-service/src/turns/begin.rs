@@ -6,13 +6,13 @@
 
 use std::sync::Arc;
 
-use confab_kit::bus::Bus;
 use confab_kit::db::Db;
 use confab_protocol::chat::{MessageRole, MessageStatus};
 use confab_protocol::ids::{ConversationId, MessageId};
 use serde_json::json;
 
 use super::budget::TurnPermit;
+use super::events::TurnEvents;
 use super::in_flight::InFlight;
 use super::log::TurnLog;
 use super::notices::{Notice, Notices};
@@ -30,7 +30,7 @@ use crate::tree_patch::TreeLimits;
 pub struct TurnServices<'a> {
     pub db: &'a Db,
     /// Where the turn's events go (see [`super::log`]).
-    pub bus: &'a Bus,
+    pub events: &'a Arc<TurnEvents>,
     pub agents: &'a Arc<Registry>,
     pub client: &'a A2aClient,
     pub in_flight: &'a Arc<InFlight>,
@@ -70,7 +70,7 @@ pub async fn begin(
     // The reply's id is known to the claim before the reply is written, so
     // whoever finds the reply row in flight also finds its turn's log.
     let reply_id = MessageId::from(confab_kit::ids::new_id("msg"));
-    let log = TurnLog::open(services.bus, conversation_id, &reply_id).await?;
+    let log = TurnLog::open(services.events, conversation_id, &reply_id);
     let claim = services
         .in_flight
         .begin(conversation_id, &reply_id, permit, log)

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use confab_kit::bus::{Bus, BusError};
+use confab_kit::bus::BusError;
 use confab_kit::db::Db;
 use confab_protocol::ids::{ConversationId, MessageId, UserId};
 use futures_util::StreamExt;
@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::budget::TurnPermit;
 use super::claims::{Claim, Claims, Control};
+use super::events::TurnEvents;
 use super::log::TurnLog;
 use crate::store::messages;
 
@@ -88,7 +89,7 @@ pub struct InFlight {
     turns: Mutex<HashMap<ConversationId, Entry>>,
     lingering: Mutex<Lingering>,
     claims: Claims,
-    bus: Bus,
+    events: Arc<TurnEvents>,
     /// Where a stale claim's reply is looked up.
     db: Db,
 }
@@ -96,7 +97,7 @@ pub struct InFlight {
 impl InFlight {
     /// Claims conversations through `claims`, and keeps each ended turn's
     /// log for `linger` after the turn ended.
-    pub fn new(linger: Duration, claims: Claims, bus: Bus, db: Db) -> Self {
+    pub fn new(linger: Duration, claims: Claims, events: Arc<TurnEvents>, db: Db) -> Self {
         Self {
             turns: Mutex::default(),
             lingering: Mutex::new(Lingering {
@@ -105,7 +106,7 @@ impl InFlight {
                 ended: VecDeque::new(),
             }),
             claims,
-            bus,
+            events,
             db,
         }
     }
@@ -395,7 +396,7 @@ impl InFlight {
     }
 
     fn reader(&self, conversation_id: &ConversationId, claim: &Claim) -> Arc<TurnLog> {
-        TurnLog::reader(&self.bus, conversation_id, &claim.reply_id, claim.start)
+        TurnLog::reader(&self.events, conversation_id, &claim.reply_id, claim.start)
     }
 
     /// Asks the conversation's turn to stop, wherever it runs. `false` when
@@ -435,7 +436,7 @@ impl InFlight {
     /// (see [`Claims::control_subject`]), for as long as the service runs.
     pub async fn serve_control(self: &Arc<Self>) -> Result<(), BusError> {
         let subject = Claims::control_subject(self.claims.instance());
-        let mut requests = self.bus.serve(&subject).await?;
+        let mut requests = self.events.bus().serve(&subject).await?;
         let registry = self.clone();
         tokio::spawn(async move {
             while let Some(request) = requests.next().await {
@@ -542,6 +543,7 @@ impl Drop for TurnClaim {
 mod tests {
     use super::*;
     use crate::turns::budget::{LimitSettings, TurnBudget};
+    use confab_kit::bus::Bus;
     use confab_kit::testing::TestDatabase;
     use confab_protocol::chat::ChatEvent;
 
@@ -569,7 +571,8 @@ mod tests {
         let claims = Claims::open(bus, Duration::from_secs(5), Duration::from_secs(60))
             .await
             .unwrap();
-        Arc::new(InFlight::new(linger, claims, bus.clone(), db.clone()))
+        let events = TurnEvents::hear(bus).await.unwrap();
+        Arc::new(InFlight::new(linger, claims, events, db.clone()))
     }
 
     async fn database() -> (TestDatabase, Db) {
@@ -594,9 +597,7 @@ mod tests {
         conversation: &str,
         reply: &str,
     ) -> Option<TurnClaim> {
-        let log = TurnLog::open(&in_flight.bus, &conversation.into(), &reply.into())
-            .await
-            .unwrap();
+        let log = TurnLog::open(&in_flight.events, &conversation.into(), &reply.into());
         let permit = budget.admit(&user.into()).await.unwrap();
         in_flight
             .begin(&conversation.into(), &reply.into(), permit, log)
@@ -733,9 +734,7 @@ mod tests {
         a.claims.instance_lease().release().await;
         let (_, revision, alive) = b.claimed(&"conv-1".into()).await.unwrap().unwrap();
         assert!(!alive);
-        let log = TurnLog::open(&bus, &"conv-1".into(), &"msg-2".into())
-            .await
-            .unwrap();
+        let log = TurnLog::open(&b.events, &"conv-1".into(), &"msg-2".into());
         let over = b
             .take_over(
                 &"conv-1".into(),
@@ -756,9 +755,7 @@ mod tests {
         assert!(!over.lost.is_cancelled());
         let (_, revision, alive) = b.claimed(&"conv-2".into()).await.unwrap().unwrap();
         assert!(alive);
-        let log = TurnLog::open(&bus, &"conv-2".into(), &"msg-9".into())
-            .await
-            .unwrap();
+        let log = TurnLog::open(&b.events, &"conv-2".into(), &"msg-9".into());
         let stale_write = b
             .take_over(
                 &"conv-2".into(),

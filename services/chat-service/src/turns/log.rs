@@ -8,7 +8,9 @@
 //! follow a turn, wherever it runs. Each message is a [`Envelope`]: the
 //! turn (its reply's id), the event's number in the turn, and the event. A
 //! reader starts from the stream's sequence just before the turn's first
-//! event and keeps the events of its turn, up to `done`.
+//! event (or any before it) and keeps the events of its turn, up to
+//! `done`. Readers on this instance read what it hears of the stream
+//! ([`TurnEvents`]), in process.
 //!
 //! The turn only appends; it never waits for a reader or for the bus: its
 //! events go to a publisher task that sends them in order, and again, until
@@ -27,6 +29,8 @@ use confab_protocol::ids::{ConversationId, MessageId};
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+
+use super::events::TurnEvents;
 
 /// The bus stream holding every turn's events.
 pub const STREAM: &str = "turns";
@@ -68,11 +72,8 @@ fn now_micros() -> u64 {
         })
 }
 
-/// Longest wait between two attempts to hand an event to the bus.
-const MAX_PUBLISH_BACKOFF: Duration = Duration::from_secs(5);
-
 pub struct TurnLog {
-    bus: Bus,
+    events: Arc<TurnEvents>,
     subject: String,
     turn: MessageId,
     /// The stream's last sequence before the turn began: its events come
@@ -82,36 +83,43 @@ pub struct TurnLog {
     logged: AtomicU64,
     ended: AtomicBool,
     /// The writer's way to its publisher; gone once the turn has ended.
-    publisher: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
+    publisher: Mutex<Option<mpsc::UnboundedSender<(u64, Bytes)>>>,
 }
 
 impl TurnLog {
     /// The log of the turn whose reply is `turn`, written here: its events
     /// are numbered and published from this instance.
-    pub async fn open(
-        bus: &Bus,
+    pub fn open(
+        events: &Arc<TurnEvents>,
         conversation_id: &ConversationId,
         turn: &MessageId,
-    ) -> Result<Arc<Self>, BusError> {
-        let start = bus.last_seq(STREAM).await?;
-        Ok(Self::resume(bus, conversation_id, turn, start, 0))
+    ) -> Arc<Self> {
+        // Before any event of this turn: asking the bus for its last
+        // sequence would cost a request per turn.
+        let start = events.last_heard();
+        Self::resume(events, conversation_id, turn, start, 0)
     }
 
     /// The log of a turn taken over from an instance that died: written
     /// here from now on, its events numbered on after the `logged` ones its
     /// first owner published (readers still start at `start`).
     pub fn resume(
-        bus: &Bus,
+        events: &Arc<TurnEvents>,
         conversation_id: &ConversationId,
         turn: &MessageId,
         start: u64,
         logged: u64,
     ) -> Arc<Self> {
         let subject = subject(conversation_id);
-        let (sender, events) = mpsc::unbounded_channel();
-        tokio::spawn(publish_in_order(bus.clone(), subject.clone(), events));
+        let (sender, outgoing) = mpsc::unbounded_channel();
+        tokio::spawn(publish_in_order(
+            events.bus().clone(),
+            subject.clone(),
+            turn.clone(),
+            outgoing,
+        ));
         Arc::new(Self {
-            bus: bus.clone(),
+            events: events.clone(),
             subject,
             turn: turn.clone(),
             start,
@@ -154,13 +162,13 @@ impl TurnLog {
 
     /// The log of a turn another instance writes, to read it.
     pub fn reader(
-        bus: &Bus,
+        events: &Arc<TurnEvents>,
         conversation_id: &ConversationId,
         turn: &MessageId,
         start: u64,
     ) -> Arc<Self> {
         Arc::new(Self {
-            bus: bus.clone(),
+            events: events.clone(),
             subject: subject(conversation_id),
             turn: turn.clone(),
             start,
@@ -194,7 +202,7 @@ impl TurnLog {
         };
         let publisher = self.publisher.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(publisher) = publisher.as_ref() {
-            let _ = publisher.send(payload);
+            let _ = publisher.send((seq, payload));
         }
         seq
     }
@@ -227,17 +235,22 @@ impl TurnLog {
     /// logged, until the turn's `done`. Nothing is missed or repeated,
     /// whenever the reader joins.
     pub fn subscribe(&self, after: u64) -> impl Stream<Item = (u64, ChatEvent)> + Send + 'static {
-        let bus = self.bus.clone();
+        let heard = self.events.clone();
         let subject = self.subject.clone();
         let turn = self.turn.clone();
         let from = self.start + 1;
         let delivery = metrics::histogram!("chat_turn_event_delivery_seconds");
         let events = futures_util::stream::once(async move {
-            match bus.subscribe(STREAM, &subject, from).await {
-                Ok(messages) => messages.left_stream(),
+            if let Some(heard) = heard.follow(&subject, from) {
+                return tokio_stream::wrappers::UnboundedReceiverStream::new(heard)
+                    .map(Ok)
+                    .boxed();
+            }
+            match heard.bus().subscribe(STREAM, &subject, from).await {
+                Ok(messages) => messages,
                 Err(err) => {
                     tracing::warn!(error = %err, subject, "reading a turn's events failed");
-                    futures_util::stream::empty().right_stream()
+                    futures_util::stream::empty().boxed()
                 }
             }
         })
@@ -267,14 +280,17 @@ impl TurnLog {
         })
         .boxed();
         // Up to and with `done`: nothing of this turn comes after it, and a
-        // reader that has read it already ends at once.
-        futures_util::stream::unfold(Some(events), move |events| async move {
-            let mut events = events?;
+        // reader that has read it already ends at once. Each number once:
+        // a turn taken over from an instance that was only cut off may have
+        // had a few numbers written twice.
+        futures_util::stream::unfold(Some((events, after)), move |reading| async move {
+            let (mut events, mut after) = reading?;
             loop {
                 let (seq, event) = events.next().await?;
                 let done = matches!(event, ChatEvent::Done { .. });
                 if seq > after {
-                    return Some(((seq, event), (!done).then_some(events)));
+                    after = seq;
+                    return Some(((seq, event), (!done).then_some((events, after))));
                 }
                 if done {
                     return None;
@@ -284,15 +300,18 @@ impl TurnLog {
     }
 }
 
-/// Hands the turn's events to the bus in order, each until it is taken.
-async fn publish_in_order(bus: Bus, subject: String, mut events: mpsc::UnboundedReceiver<Bytes>) {
-    while let Some(payload) = events.recv().await {
-        let mut backoff = Duration::from_millis(50);
-        while let Err(err) = bus.publish(&subject, payload.clone()).await {
-            tracing::warn!(error = %err, subject, ?backoff, "publishing a turn event failed; trying again");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_PUBLISH_BACKOFF);
-        }
+/// Hands the turn's events to the bus in order, each until it is taken,
+/// each once (by its turn and number: an attempt that timed out may have
+/// been kept).
+async fn publish_in_order(
+    bus: Bus,
+    subject: String,
+    turn: MessageId,
+    mut events: mpsc::UnboundedReceiver<(u64, Bytes)>,
+) {
+    while let Some((seq, payload)) = events.recv().await {
+        let id = format!("{turn}.{seq}");
+        bus.publish_until_taken(&subject, &id, payload).await;
     }
 }
 
@@ -313,20 +332,18 @@ mod tests {
         }
     }
 
-    async fn bus() -> Bus {
+    async fn bus() -> Arc<TurnEvents> {
         let bus = Bus::in_process();
         bus.stream(&stream_spec(Duration::from_secs(60), 1 << 20))
             .await
             .unwrap();
-        bus
+        TurnEvents::hear(&bus).await.unwrap()
     }
 
     #[tokio::test]
     async fn a_late_reader_gets_the_rest_without_gap_or_duplicate() {
         let bus = bus().await;
-        let log = TurnLog::open(&bus, &"conv-1".into(), &"msg-2".into())
-            .await
-            .unwrap();
+        let log = TurnLog::open(&bus, &"conv-1".into(), &"msg-2".into());
         log.push(text("a"));
         log.push(text("b"));
         let early = log.subscribe(0);
@@ -354,9 +371,7 @@ mod tests {
     #[tokio::test]
     async fn reading_an_ended_log_replays_and_stops() {
         let bus = bus().await;
-        let log = TurnLog::open(&bus, &"conv-1".into(), &"msg-2".into())
-            .await
-            .unwrap();
+        let log = TurnLog::open(&bus, &"conv-1".into(), &"msg-2".into());
         log.push(text("a"));
         log.push(done());
         log.end();
@@ -367,15 +382,11 @@ mod tests {
     #[tokio::test]
     async fn a_reader_sees_only_its_turn_though_another_shares_the_conversation() {
         let bus = bus().await;
-        let first = TurnLog::open(&bus, &"conv-1".into(), &"msg-2".into())
-            .await
-            .unwrap();
+        let first = TurnLog::open(&bus, &"conv-1".into(), &"msg-2".into());
         first.push(text("first"));
         first.push(done());
         first.end();
-        let second = TurnLog::open(&bus, &"conv-1".into(), &"msg-4".into())
-            .await
-            .unwrap();
+        let second = TurnLog::open(&bus, &"conv-1".into(), &"msg-4".into());
         second.push(text("second"));
         second.push(done());
         second.end();

@@ -13,6 +13,7 @@ pub mod begin;
 pub mod budget;
 mod call;
 pub mod claims;
+pub mod events;
 mod follow;
 pub mod in_flight;
 pub mod log;

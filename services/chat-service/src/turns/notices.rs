@@ -122,14 +122,15 @@ impl Notices {
     pub async fn on_bus(bus: &Bus) -> Result<Arc<Self>, BusError> {
         bus.stream(&stream_spec()).await?;
         let (outbox, outgoing) = mpsc::unbounded_channel();
+        let instance = confab_kit::ids::new_id("inst");
         let notices = Arc::new(Self {
             watched: Mutex::default(),
-            instance: confab_kit::ids::new_id("inst"),
+            instance: instance.clone(),
             outbox,
         });
         let from = bus.last_seq(STREAM).await? + 1;
         let mut incoming = bus.subscribe(STREAM, &format!("{STREAM}.>"), from).await?;
-        tokio::spawn(publish_in_order(bus.clone(), outgoing));
+        tokio::spawn(publish_in_order(bus.clone(), instance, outgoing));
         let weak = Arc::downgrade(&notices);
         tokio::spawn(async move {
             while let Some(message) = incoming.next().await {
@@ -215,15 +216,18 @@ impl Notices {
     }
 }
 
-/// Hands the notices to the bus in order, each until it is taken.
-async fn publish_in_order(bus: Bus, mut outgoing: mpsc::UnboundedReceiver<(String, Bytes)>) {
+/// Hands the notices to the bus in order, each until it is taken (once:
+/// by its number in this instance's news).
+async fn publish_in_order(
+    bus: Bus,
+    instance: String,
+    mut outgoing: mpsc::UnboundedReceiver<(String, Bytes)>,
+) {
+    let mut sent = 0u64;
     while let Some((subject, payload)) = outgoing.recv().await {
-        let mut backoff = Duration::from_millis(50);
-        while let Err(err) = bus.publish(&subject, payload.clone()).await {
-            tracing::warn!(error = %err, subject, ?backoff, "publishing a notice failed; trying again");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+        sent += 1;
+        bus.publish_until_taken(&subject, &format!("{instance}.{sent}"), payload)
+            .await;
     }
 }
 

@@ -72,15 +72,20 @@ async fn take_over(state: &AppState, reply: MessageRow) -> Result<bool, ChatErro
     let record = state.in_flight.record(&reply.id).await?;
     let (start, earlier) = match record {
         Some(record) => {
-            let earlier =
-                TurnLog::written(&state.bus, &conversation_id, &reply.id, record.start).await?;
+            let earlier = TurnLog::written(
+                state.events.bus(),
+                &conversation_id,
+                &reply.id,
+                record.start,
+            )
+            .await?;
             (record.start, earlier)
         }
-        None => (state.bus.last_seq(STREAM).await?, Vec::new()),
+        None => (state.events.bus().last_seq(STREAM).await?, Vec::new()),
     };
     // A turn saves its reply before its `done`: one in flight has none.
     let logged = earlier.last().map_or(0, |(seq, _)| *seq);
-    let log = TurnLog::resume(&state.bus, &conversation_id, &reply.id, start, logged);
+    let log = TurnLog::resume(&state.events, &conversation_id, &reply.id, start, logged);
     let Some(claim) = state
         .in_flight
         .take_over(&conversation_id, &reply.id, &reply.user_id, log, stale)
