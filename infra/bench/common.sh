@@ -21,7 +21,8 @@
 # instances, which need BUS_URL (nats://…; each run gets its own namespace)
 # and CHAT_DATABASE_URL (postgres://…, one database they share); with one
 # instance both are optional (in-process bus, a SQLite file).
-# and an EXIT trap that stops (TERM) only what `start` started and removes
+# and an EXIT trap that stops (TERM) only what `start` started, deletes the
+# run's streams on the NATS server (infra/bench/nats_clean.py) and removes
 # $work.
 
 # httpx and everything it pulls in, as `pip freeze` lists them (Python 3.11).
@@ -39,6 +40,10 @@ cleanup() {
     # TERM (graceful stop) to what this script started, nothing else.
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # The run's streams on a shared NATS server (start_chat_stack names them).
+    if [[ -n "${bus_namespace:-}" ]]; then
+        python3 "$repo/infra/bench/nats_clean.py" "$BUS_URL" "$bus_namespace" >&2 || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -120,7 +125,8 @@ start_chat_stack() {
     chat_db=${CHAT_DATABASE_URL:-$work/chat-service/chat.db}
     local bus_env=()
     if [[ -n "${BUS_URL:-}" ]]; then
-        bus_env=("CONFAB__BUS__URL=$BUS_URL" "CONFAB__BUS__NAMESPACE=bench$RANDOM$RANDOM")
+        bus_namespace=bench$RANDOM$RANDOM
+        bus_env=("CONFAB__BUS__URL=$BUS_URL" "CONFAB__BUS__NAMESPACE=$bus_namespace")
     fi
     chat_ports=()
     chat_pids=()
