@@ -45,7 +45,9 @@
 # After the bursts: how long a turn's events took from being logged to
 # reaching their reader (chat_turn_event_delivery_seconds, summed over the
 # instances' /metrics; p50/p99 as the upper bound of their histogram
-# bucket): on the bus when BUS_URL is set, in process otherwise.
+# bucket): on the bus when BUS_URL is set, in process otherwise. And how
+# many turns an instance took over from another (chat_turns_taken_over_total):
+# no instance stops during the run, so any is a live turn taken for a dead one.
 #
 # Builds llm-proxy-service, demo-agents, chat-service and gateway (release,
 # into the workspace's target/), starts them on free 127.0.0.1 ports with
@@ -100,7 +102,10 @@ for port in "${chat_ports[@]}"; do curl -fsS "http://127.0.0.1:$port/metrics"; d
     python3 -c '
 import sys, collections
 buckets = collections.Counter()
+taken_over = 0
 for line in sys.stdin:
+    if line.startswith("chat_turns_taken_over_total"):
+        taken_over += float(line.rsplit(" ", 1)[1])
     if line.startswith("chat_turn_event_delivery_seconds_bucket"):
         le = line.split("le=\"")[1].split("\"")[0]
         buckets[float("inf") if le == "+Inf" else float(le)] += float(line.rsplit(" ", 1)[1])
@@ -109,6 +114,7 @@ total = buckets[bounds[-1]] if bounds else 0
 def q(p):
     return next((b for b in bounds if buckets[b] >= p * total), None)
 print(f"turn events delivered: {int(total)}; logged to read p50 <= {q(0.5)} s, p99 <= {q(0.99)} s (histogram bucket bounds)")
+print(f"turns taken over by another instance: {int(taken_over)} (none of these instances stopped: expected 0)")
 '
 
 # The same check on the database itself: the sqlite3 CLI for a file, psql

@@ -87,9 +87,9 @@ pub struct ChatSettings {
     /// Seconds and bytes the bus keeps turns' events (see `turns::log`).
     pub turn_events_max_age_secs: u64,
     pub turn_events_max_bytes: u64,
-    /// Seconds a turn's claim lasts unless its instance writes it again
-    /// (every third of it): how soon another instance may take over the
-    /// turn of one that died (see `turns::claims`).
+    /// Seconds an instance's lease lasts unless it writes it again (every
+    /// third of it): how soon another instance may take over the turns of
+    /// one that died (see `turns::claims`).
     pub turn_lease_secs: u64,
     /// How often a stream kept open between turns gets a comment line.
     pub sse_keep_alive_ms: u64,

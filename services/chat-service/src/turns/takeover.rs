@@ -93,6 +93,14 @@ async fn take_over(state: &AppState, reply: MessageRow) -> Result<bool, ChatErro
     else {
         return Ok(false);
     };
+    // The replies were listed before their claims were read, one by one:
+    // a turn that ended meanwhile saved its reply, then let its claim go.
+    // Read again now that the claim is this instance's, so such a turn is
+    // never taken for one whose instance died.
+    if !messages::is_in_flight(&state.db, &reply.id).await? {
+        claim.release().await;
+        return Ok(false);
+    }
     let user_id = reply.user_id.clone();
     let Some(conversation) = conversations::get(&state.db, &user_id, &conversation_id).await?
     else {
