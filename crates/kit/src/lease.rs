@@ -1,160 +1,87 @@
-//! A bucket entry held for as long as its holder lives (DESIGN §15).
+//! What several instances hold on the bus, and for how long (DESIGN §15).
 //!
-//! [`Lease::take`] makes the entry with a create only one holder can win,
-//! then writes it again every `every` (a third of the bucket's TTL, say) so
-//! that it never expires while held; [`Lease::release`] deletes it. A holder
-//! that dies (`kill -9`, a machine gone) stops writing it and the entry
-//! expires with the bucket's TTL: what it stood for is free again without
-//! anyone cleaning up, and no instance needs to trust another's clock (the
-//! TTL is the bus's).
+//! Each instance holds a lease on its own name ([`InstanceLease`]): an
+//! entry in a bucket whose TTL is the lease, written again every third of
+//! it. When the instance dies (`kill -9`, a machine gone) it stops writing
+//! and the entry expires: every other instance sees it dead, without anyone
+//! cleaning up and without trusting another's clock (the TTL is the bus's).
+//!
+//! What an instance holds (a turn's claim, a user's place for a turn in
+//! flight) is an entry in a bucket without TTL that names the instance
+//! ([`InstanceLease::take`] gives a [`Held`]): one write to take it, one to
+//! let it go, none while it is held, however long. An entry whose instance
+//! is dead is free: the next one to take the key writes over it, at its
+//! revision, so one taker wins.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bucket, BusError};
 
-/// A key held in a bucket until released (or dropped).
-pub struct Lease {
+/// A key held in a bucket by this instance ([`InstanceLease::take`]) until
+/// released or dropped.
+pub struct Held {
     /// `None` once let go.
-    held: Option<Held>,
+    key: Option<HeldKey>,
 }
 
-impl std::fmt::Debug for Lease {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let key = self.held.as_ref().map(|held| held.key.as_str());
-        f.debug_struct("Lease").field("key", &key).finish()
-    }
-}
-
-struct Held {
+struct HeldKey {
     bucket: Bucket,
     key: String,
-    /// What the entry holds: how the holder tells its entry from another's.
     value: Bytes,
-    /// The last revision written, by the renewer or the create.
-    revision: Arc<AtomicU64>,
-    stop: CancellationToken,
-    renewer: JoinHandle<()>,
+    revision: u64,
 }
 
-impl Lease {
-    /// Takes `key` in `bucket` with `value`, and holds it: written again
-    /// every `every` until released. `value` must be this holder's own (an
-    /// id of it, say): after a write whose answer was lost, it is how the
-    /// holder knows the entry is still its own. `None` while a live entry
-    /// holds the key, whoever wrote it.
-    pub async fn take(
-        bucket: &Bucket,
-        key: &str,
-        value: Bytes,
-        every: Duration,
-    ) -> Result<Option<Self>, BusError> {
-        let revision = match bucket.create(key, value.clone()).await {
-            Ok(revision) => revision,
-            Err(BusError::Conflict { .. }) => return Ok(None),
-            Err(err) => return Err(err),
-        };
-        let revision = Arc::new(AtomicU64::new(revision));
-        let stop = CancellationToken::new();
-        let renewer = tokio::spawn(renew(
-            bucket.clone(),
-            key.to_owned(),
-            value.clone(),
-            revision.clone(),
-            every,
-            stop.clone(),
-        ));
-        Ok(Some(Self {
-            held: Some(Held {
-                bucket: bucket.clone(),
-                key: key.to_owned(),
-                value,
-                revision,
-                stop,
-                renewer,
-            }),
-        }))
-    }
-
-    /// Stops holding the key and deletes it (if it is still this holder's),
-    /// before it returns. When the bus cannot be reached the entry lapses
-    /// with the bucket's TTL instead.
-    pub async fn release(mut self) {
-        if let Some(held) = self.held.take() {
-            held.release().await;
-        }
-    }
-}
-
-impl Drop for Lease {
-    /// A lease dropped without [`Lease::release`] is let go in the
-    /// background; with no runtime left to do it, it lapses with the TTL.
-    fn drop(&mut self) {
-        let Some(held) = self.held.take() else {
-            return;
-        };
-        held.stop.cancel();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(held.release());
-        }
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = self.key.as_ref().map(|held| held.key.as_str());
+        f.debug_struct("Held").field("key", &key).finish()
     }
 }
 
 impl Held {
-    /// Stops renewing (a renewal under way finishes first, so the revision
-    /// is the last one written) and deletes the entry.
-    async fn release(self) {
-        self.stop.cancel();
-        let _ = self.renewer.await;
-        let mut revision = self.revision.load(Ordering::SeqCst);
-        // A renewal whose answer was lost moved the revision on: read it
-        // back, and delete the entry if it is still this holder's. Three
-        // tries: each conflict but the first means someone else wrote it.
-        for _ in 0..3 {
-            match self.bucket.delete(&self.key, revision).await {
-                Ok(()) => return,
-                Err(BusError::Conflict { .. }) => match self.bucket.get(&self.key).await {
-                    Ok(Some(entry)) if entry.value == self.value => revision = entry.revision,
-                    _ => return,
-                },
-                Err(err) => {
-                    tracing::warn!(error = %err, key = %self.key, "letting a lease go failed; it lapses with the bucket's TTL");
-                    return;
-                }
-            }
+    /// Deletes the entry (if it is still this holder's) before it returns.
+    /// When the bus cannot be reached it stays, until the instance is dead
+    /// and another takes the key.
+    pub async fn release(mut self) {
+        if let Some(held) = self.key.take() {
+            let_go(&held.bucket, &held.key, &held.value, held.revision).await;
         }
     }
 }
 
-/// Writes the entry again every `every` until `stop`; gives up when it was
-/// lost (expired while the bus was out of reach, and taken by another).
-async fn renew(
-    bucket: Bucket,
-    key: String,
-    value: Bytes,
-    revision: Arc<AtomicU64>,
-    every: Duration,
-    stop: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+impl Drop for Held {
+    /// Let go in the background when dropped without [`Held::release`].
+    fn drop(&mut self) {
+        let Some(held) = self.key.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let_go(&held.bucket, &held.key, &held.value, held.revision).await;
+            });
         }
-        let current = revision.load(Ordering::SeqCst);
-        match bucket.update(&key, value.clone(), current).await {
-            Ok(next) => revision.store(next, Ordering::SeqCst),
-            Err(BusError::Conflict { .. }) => {
-                tracing::error!(%key, "a lease was lost: it expired before it could be renewed");
-                return;
-            }
+    }
+}
+
+/// Deletes `key` of `bucket` if its entry is still `value`, last written at
+/// `revision` as far as the holder knows: a write whose answer was lost may
+/// have moved the revision on, so on a conflict the entry is read back.
+pub async fn let_go(bucket: &Bucket, key: &str, value: &Bytes, mut revision: u64) {
+    // Three tries: each conflict but the first means someone else wrote it.
+    for _ in 0..3 {
+        match bucket.delete(key, revision).await {
+            Ok(()) => return,
+            Err(BusError::Conflict { .. }) => match bucket.get(key).await {
+                Ok(Some(entry)) if entry.value == *value => revision = entry.revision,
+                _ => return,
+            },
             Err(err) => {
-                tracing::warn!(error = %err, %key, "renewing a lease failed; trying again");
+                tracing::warn!(error = %err, key, "letting a key go failed; it is free once this instance is gone");
+                return;
             }
         }
     }
@@ -266,6 +193,47 @@ impl InstanceLease {
         }
     }
 
+    /// Takes `key` of `bucket` (a bucket without TTL) for this instance,
+    /// with a `value` of its own (`what`, after this instance's name): made
+    /// anew, or written over the entry of an instance that is dead (the
+    /// name its entry starts with). `None` while a live instance holds it.
+    pub async fn take(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        what: &str,
+    ) -> Result<Option<Held>, BusError> {
+        let value = Bytes::from(format!("{} {what}", self.id));
+        let revision = match bucket.create(key, value.clone()).await {
+            Ok(revision) => revision,
+            Err(BusError::Conflict { .. }) => {
+                let Some(entry) = bucket.get(key).await? else {
+                    // Let go meanwhile: the next try takes it.
+                    return Ok(None);
+                };
+                let holder = entry.value.split(|b| *b == b' ').next().unwrap_or_default();
+                let holder = String::from_utf8_lossy(holder);
+                if holder == self.id || self.alive(&holder).await? {
+                    return Ok(None);
+                }
+                match bucket.update(key, value.clone(), entry.revision).await {
+                    Ok(revision) => revision,
+                    Err(BusError::Conflict { .. }) => return Ok(None),
+                    Err(err) => return Err(err),
+                }
+            }
+            Err(err) => return Err(err),
+        };
+        Ok(Some(Held {
+            key: Some(HeldKey {
+                bucket: bucket.clone(),
+                key: key.to_owned(),
+                value,
+                revision,
+            }),
+        }))
+    }
+
     /// Gives the lease up (after a clean stop, nothing left to take over).
     pub async fn release(&self) {
         let released = match self.bucket.get(&self.id).await {
@@ -282,9 +250,8 @@ impl InstanceLease {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::Bus;
     use crate::bus::tests::on_both;
-
-    const EVERY: Duration = Duration::from_millis(300);
 
     /// Waits until `key` has no live entry; fails after `within`.
     async fn until_gone(bucket: &Bucket, key: &str, within: Duration) {
@@ -298,40 +265,17 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_held_key_is_not_taken_twice_and_is_free_once_released() {
-        on_both(|bus| async move {
-            let bucket = bus.bucket("leases", Duration::from_secs(60)).await.unwrap();
-            let held = Lease::take(&bucket, "k", Bytes::from("a"), EVERY)
-                .await
-                .unwrap()
-                .unwrap();
-            let second = Lease::take(&bucket, "k", Bytes::from("b"), EVERY).await;
-            assert!(matches!(second, Ok(None)), "{second:?}");
-            held.release().await;
-            assert_eq!(bucket.get("k").await.unwrap(), None);
-            let again = Lease::take(&bucket, "k", Bytes::from("b"), EVERY).await;
-            assert!(matches!(again, Ok(Some(_))), "{again:?}");
-            // Dropped, it is let go in the background (long before the TTL).
-            drop(again);
-            until_gone(&bucket, "k", Duration::from_secs(10)).await;
-        })
-        .await;
+    async fn instance(bus: &Bus, lease: Duration) -> Arc<InstanceLease> {
+        let bucket = bus.bucket("instances", lease).await.unwrap();
+        Arc::new(InstanceLease::start(bucket, "inst", lease).await.unwrap())
     }
 
     #[tokio::test]
     async fn an_instance_is_alive_while_it_keeps_its_lease_and_after_a_lapse_takes_it_again() {
         on_both(|bus| async move {
             let lease = Duration::from_secs(1);
-            let bucket = bus.bucket("instances", lease).await.unwrap();
-            let a = Arc::new(
-                InstanceLease::start(bucket.clone(), "inst", lease)
-                    .await
-                    .unwrap(),
-            );
-            let b = InstanceLease::start(bucket.clone(), "inst", lease)
-                .await
-                .unwrap();
+            let a = instance(&bus, lease).await;
+            let b = instance(&bus, lease).await;
             assert_ne!(a.id(), b.id());
             let keeping = a.keep();
             // Three leases: an entry not renewed would be gone.
@@ -344,7 +288,7 @@ mod tests {
             // alive again at the next renewal, which counts the lapse.
             keeping.abort();
             let mut lapses = a.lapses();
-            until_gone(&bucket, a.id(), Duration::from_secs(15)).await;
+            until_gone(&a.bucket, a.id(), Duration::from_secs(15)).await;
             assert!(!b.alive(a.id()).await.unwrap());
             a.renew().await.unwrap();
             assert!(b.alive(a.id()).await.unwrap());
@@ -358,50 +302,46 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_held_key_outlives_the_ttl_of_its_bucket() {
+    async fn a_held_key_is_not_taken_twice_and_is_free_once_released() {
         on_both(|bus| async move {
-            let bucket = bus.bucket("leases", Duration::from_secs(1)).await.unwrap();
-            let held = Lease::take(&bucket, "k", Bytes::from("a"), EVERY)
-                .await
-                .unwrap()
-                .unwrap();
-            // Three TTLs: an entry not written again would be gone.
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            let entry = bucket.get("k").await.unwrap().expect("still held");
-            assert_eq!(entry.value.as_ref(), b"a");
+            let a = instance(&bus, Duration::from_secs(60)).await;
+            let b = instance(&bus, Duration::from_secs(60)).await;
+            let keys = bus.bucket("held", Duration::ZERO).await.unwrap();
+            let held = a.take(&keys, "k", "first").await.unwrap().unwrap();
+            assert!(a.take(&keys, "k", "again").await.unwrap().is_none());
+            assert!(b.take(&keys, "k", "second").await.unwrap().is_none());
             held.release().await;
+            assert_eq!(keys.get("k").await.unwrap(), None);
+            let again = b.take(&keys, "k", "second").await.unwrap().unwrap();
+            // Dropped, it is let go in the background.
+            drop(again);
+            until_gone(&keys, "k", Duration::from_secs(10)).await;
         })
         .await;
     }
 
-    // Multi-threaded: the NATS client's connection runs on this runtime
-    // while the dying holder's runtime uses it.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_key_of_a_holder_that_stopped_without_letting_go_expires() {
+    #[tokio::test]
+    async fn the_keys_of_an_instance_that_died_are_taken_over_once() {
         on_both(|bus| async move {
-            let bucket = bus.bucket("leases", Duration::from_secs(1)).await.unwrap();
-            // A holder that dies: its runtime goes, and its renewer with it,
-            // before it could delete anything.
-            let dying = bucket.clone();
-            tokio::task::spawn_blocking(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                let held = runtime.block_on(async {
-                    let taken = Lease::take(&dying, "k", Bytes::from("a"), EVERY).await;
-                    taken.unwrap().unwrap()
-                });
-                drop(runtime);
-                // A killed process runs no destructors either.
-                std::mem::forget(held);
-            })
-            .await
-            .unwrap();
-            assert!(bucket.get("k").await.unwrap().is_some());
-            until_gone(&bucket, "k", Duration::from_secs(15)).await;
-            let taken = Lease::take(&bucket, "k", Bytes::from("b"), EVERY).await;
-            assert!(matches!(taken, Ok(Some(_))), "{taken:?}");
+            let lease = Duration::from_secs(1);
+            let dying = instance(&bus, lease).await;
+            let a = instance(&bus, lease).await;
+            let b = instance(&bus, lease).await;
+            let _keeping = (a.keep(), b.keep());
+            let keys = bus.bucket("held", Duration::ZERO).await.unwrap();
+            let held = dying.take(&keys, "k", "dying").await.unwrap().unwrap();
+            // A killed process lets nothing go and renews nothing.
+            std::mem::forget(held);
+            assert!(
+                a.take(&keys, "k", "a").await.unwrap().is_none(),
+                "its instance lives"
+            );
+            until_gone(&dying.bucket, dying.id(), Duration::from_secs(15)).await;
+            let (taken_a, taken_b) = tokio::join!(a.take(&keys, "k", "a"), b.take(&keys, "k", "b"));
+            let taken = [taken_a.unwrap(), taken_b.unwrap()];
+            assert_eq!(taken.iter().filter(|t| t.is_some()).count(), 1, "{taken:?}");
+            let entry = keys.get("k").await.unwrap().unwrap();
+            assert!(!entry.value.starts_with(dying.id().as_bytes()));
         })
         .await;
     }

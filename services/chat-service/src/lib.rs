@@ -218,12 +218,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
             max_attempts: settings.a2a.max_attempts.max(1),
             base: Duration::from_millis(settings.a2a.retry_base_ms),
         },
-        turn_budget: TurnBudget::open(
-            &bus,
-            &settings.limits,
-            Duration::from_secs(settings.chat.turn_lease_secs.max(1)),
-        )
-        .await?,
+        turn_budget: TurnBudget::open(&bus, &settings.limits, in_flight.instance_lease().clone())
+            .await?,
         sockets: UserSlots::new(settings.limits.sockets_per_user),
         followers: UserSlots::new(settings.limits.followers_per_user),
         notices: Notices::on_bus(&bus).await?,

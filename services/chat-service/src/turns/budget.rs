@@ -16,14 +16,14 @@
 //!
 //! The cap is `turns_in_flight` places per user, the keys `<user>.0` to
 //! `<user>.<n-1>` of the bus bucket [`IN_FLIGHT_BUCKET`]; a permit holds one
-//! as a [`Lease`]: taken with a create only one permit can win, written
-//! again every third of `[chat] turn_lease_secs` (the lease of a turn's
-//! claim), deleted when the permit is released. An instance that dies with
-//! turns running stops renewing their places, and they are free again a
-//! lease later: nothing to leak, no count to repair. A permit tries the
-//! places in order, so it costs one bus write when the user has nothing
-//! running and one more per turn they have; a refused one never touches
-//! the rate.
+//! for its instance ([`InstanceLease::take`]): taken with a create only one
+//! permit can win, deleted when the permit is released, naming the
+//! instance meanwhile. The places of an instance that died are free once
+//! its lease has lapsed (`[chat] turn_lease_secs`): nothing to leak, no
+//! count to repair, and nothing written while a turn runs, however many
+//! run. A permit tries the places in order, so it costs one bus write when
+//! the user has nothing running and a read or two more per turn they have;
+//! a refused one never touches the rate.
 //!
 //! While the bus cannot be reached a permit is refused with 503
 //! `bus_unavailable`, as the turn's claim would be.
@@ -31,9 +31,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use confab_kit::bus::{Bucket, Bus, BusError, escape_token};
-use confab_kit::lease::Lease;
+use confab_kit::lease::{Held, InstanceLease};
 use confab_kit::rate::{Rate, Verdict};
 use confab_protocol::ids::UserId;
 use serde::Deserialize;
@@ -74,22 +73,20 @@ struct Places {
     bucket: Bucket,
     /// Places per user.
     limit: usize,
-    /// How often a held place is written again: a third of the bucket's TTL.
-    renew_every: Duration,
+    /// This instance, which holds the places of its turns.
+    instance: Arc<InstanceLease>,
 }
 
 impl Places {
     /// One of the user's places, if one is free.
-    async fn take(&self, user_id: &UserId) -> Result<Option<Lease>, BusError> {
+    async fn take(&self, user_id: &UserId) -> Result<Option<Held>, BusError> {
         let user = escape_token(user_id.as_str());
         // This permit's own mark, to tell its place from another's.
-        let holder = Bytes::from(confab_kit::ids::new_id("permit"));
+        let holder = confab_kit::ids::new_id("permit");
         for place in 0..self.limit {
             let key = format!("{user}.{place}");
-            if let Some(lease) =
-                Lease::take(&self.bucket, &key, holder.clone(), self.renew_every).await?
-            {
-                return Ok(Some(lease));
+            if let Some(held) = self.instance.take(&self.bucket, &key, &holder).await? {
+                return Ok(Some(held));
             }
         }
         Ok(None)
@@ -102,7 +99,7 @@ impl Places {
 pub struct TurnPermit {
     user_id: UserId,
     /// `None` with no cap on turns in flight, or once given back.
-    place: Option<Lease>,
+    place: Option<Held>,
 }
 
 impl TurnPermit {
@@ -121,19 +118,20 @@ impl TurnPermit {
 }
 
 impl TurnBudget {
-    /// The budget of `settings`, kept in `bus`'s buckets; a place for a
-    /// turn in flight lapses `lease` after its instance stopped renewing it.
+    /// The budget of `settings`, kept in `bus`'s buckets; the places of
+    /// turns in flight are held by `instance`, free once it is dead.
     pub async fn open(
         bus: &Bus,
         settings: &LimitSettings,
-        lease: Duration,
+        instance: Arc<InstanceLease>,
     ) -> Result<Arc<Self>, BusError> {
         let in_flight = match settings.turns_in_flight {
             0 => None,
             limit => Some(Places {
-                bucket: bus.bucket(IN_FLIGHT_BUCKET, lease).await?,
+                // No TTL: a place lasts as long as its turn.
+                bucket: bus.bucket(IN_FLIGHT_BUCKET, Duration::ZERO).await?,
                 limit,
-                renew_every: lease / 3,
+                instance,
             }),
         };
         Ok(Arc::new(Self {
@@ -173,20 +171,35 @@ impl TurnBudget {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use confab_kit::ApiError;
-
-    async fn budget(turns_per_minute: u32, turns_in_flight: usize) -> Arc<TurnBudget> {
+impl TurnBudget {
+    /// A budget on an in-process bus of its own, held by an instance of
+    /// its own.
+    pub(crate) async fn on_own_bus(turns_per_minute: u32, turns_in_flight: usize) -> Arc<Self> {
         let settings = LimitSettings {
             turns_per_minute,
             turns_in_flight,
             sockets_per_user: 0,
             followers_per_user: 0,
         };
-        TurnBudget::open(&Bus::in_process(), &settings, Duration::from_secs(5))
+        let bus = Bus::in_process();
+        let lease = Duration::from_secs(5);
+        let instances = bus.bucket("instances", lease).await.unwrap();
+        let instance = InstanceLease::start(instances, "chat", lease)
+            .await
+            .unwrap();
+        Self::open(&bus, &settings, Arc::new(instance))
             .await
             .unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_kit::ApiError;
+
+    async fn budget(turns_per_minute: u32, turns_in_flight: usize) -> Arc<TurnBudget> {
+        TurnBudget::on_own_bus(turns_per_minute, turns_in_flight).await
     }
 
     /// How many places `user` holds.

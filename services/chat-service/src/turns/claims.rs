@@ -190,13 +190,16 @@ impl Claims {
             .and_then(|(current, revision)| (current == *claim).then_some(revision)))
     }
 
-    /// Lets the conversation go, if the claim is still the one at `revision`.
-    pub async fn release(
-        &self,
-        conversation_id: &ConversationId,
-        revision: u64,
-    ) -> Result<(), BusError> {
-        self.bucket.delete(conversation_id.as_str(), revision).await
+    /// Lets the conversation go, if its claim is still `claim` (last
+    /// written at `revision`).
+    pub async fn let_go(&self, conversation_id: &ConversationId, claim: &Claim, revision: u64) {
+        confab_kit::lease::let_go(
+            &self.bucket,
+            conversation_id.as_str(),
+            &encode(claim),
+            revision,
+        )
+        .await;
     }
 
     /// The conversation's live claim, if any.

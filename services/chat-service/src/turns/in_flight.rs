@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use confab_kit::bus::BusError;
 use confab_kit::db::Db;
+use confab_kit::lease::InstanceLease;
 use confab_protocol::ids::{ConversationId, MessageId, UserId};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -258,6 +259,11 @@ impl InFlight {
         Ok(claimed)
     }
 
+    /// This instance's lease: what holds its turns' places too.
+    pub fn instance_lease(&self) -> &Arc<InstanceLease> {
+        self.claims.instance_lease()
+    }
+
     /// Renews this instance's lease for as long as the service runs, and
     /// whenever it lapsed (the bus was out of reach longer than the lease)
     /// writes the claims of the turns running here again: a turn another
@@ -472,24 +478,10 @@ struct Hold {
 impl Hold {
     /// Deletes the claim if it is still this turn's.
     async fn release(self) {
-        let mut revision = self.revision.load(Ordering::SeqCst);
-        for _ in 0..3 {
-            match self.claims.release(&self.conversation_id, revision).await {
-                Ok(()) => return,
-                Err(BusError::Conflict { .. }) => {
-                    // Written again by a write whose answer was lost: delete
-                    // it if it is still ours, at its revision.
-                    match self.claims.current(&self.conversation_id).await {
-                        Ok(Some((claim, current))) if claim == self.claim => revision = current,
-                        _ => return,
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, conversation_id = %self.conversation_id, "releasing a turn's claim failed; the next turn writes over it once this instance is gone");
-                    return;
-                }
-            }
-        }
+        let revision = self.revision.load(Ordering::SeqCst);
+        self.claims
+            .let_go(&self.conversation_id, &self.claim, revision)
+            .await;
     }
 }
 
@@ -542,21 +534,13 @@ impl Drop for TurnClaim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::turns::budget::{LimitSettings, TurnBudget};
+    use crate::turns::budget::TurnBudget;
     use confab_kit::bus::Bus;
     use confab_kit::testing::TestDatabase;
     use confab_protocol::chat::ChatEvent;
 
     async fn budget() -> Arc<TurnBudget> {
-        let settings = LimitSettings {
-            turns_per_minute: 0,
-            turns_in_flight: 0,
-            sockets_per_user: 0,
-            followers_per_user: 0,
-        };
-        TurnBudget::open(&Bus::in_process(), &settings, Duration::from_secs(5))
-            .await
-            .unwrap()
+        TurnBudget::on_own_bus(0, 0).await
     }
 
     /// The turns of one instance on `bus`, ended turns' logs kept

@@ -1,6 +1,7 @@
 //! NATS stopped and started again while a turn runs: the turn goes on, its
-//! reply is saved whole, `/ready` says the bus is away meanwhile, and turns
-//! work again once it is back. The test runs its own `nats-server`, which it
+//! reply is saved whole, `/ready` says the bus is away meanwhile, the client
+//! streaming it live gets every event once it is back (each once, in
+//! order), and turns work again. The test runs its own `nats-server`, which it
 //! can stop, and is skipped where there is none.
 
 use std::time::Duration;
@@ -56,11 +57,17 @@ async fn a_turn_running_through_a_nats_outage_is_saved_whole_and_turns_work_afte
     let words = vec!["word"; 100].join(" ");
     let response = chat.stream("usr-ada", &conversation, &words).await;
     let mut stream = Box::pin(response.bytes_stream().eventsource());
+    // (SSE id, event) as the client reads them.
+    let read = |event: Result<eventsource_stream::Event, _>| {
+        let event = event.unwrap();
+        let parsed: Value = serde_json::from_str(&event.data).unwrap();
+        (event.id.parse::<u64>().unwrap(), parsed)
+    };
     let mut seen = Vec::new();
     while let Some(event) = stream.next().await {
-        let event: Value = serde_json::from_str(&event.unwrap().data).unwrap();
+        let (id, event) = read(event);
         let is_text = event["type"] == "text";
-        seen.push(event);
+        seen.push((id, event));
         if is_text {
             break;
         }
@@ -85,15 +92,16 @@ async fn a_turn_running_through_a_nats_outage_is_saved_whole_and_turns_work_afte
 
     assert!(nats.resume().await, "nats-server starts again");
     until("/ready again", || async { ready(&chat).await.0 == 200 }).await;
-    // The client's stream is told how the turn ended once the bus is back.
-    // (What it streamed across the outage may miss events: see the README,
-    // "The bus"; the saved reply above is whole.)
-    let rest: Vec<Value> = stream
-        .map(|e| serde_json::from_str(&e.unwrap().data).unwrap())
-        .collect()
-        .await;
-    assert_eq!(rest.last().unwrap()["type"], "done");
-    assert_eq!(rest.last().unwrap()["status"], "complete");
+    // The client's stream gets the rest once the bus is back: every event
+    // once, in order, up to `done`.
+    seen.extend(stream.map(read).collect::<Vec<_>>().await);
+    let ids: Vec<u64> = seen.iter().map(|(id, _)| *id).collect();
+    let expected: Vec<u64> = (1..=ids.len() as u64).collect();
+    assert_eq!(ids, expected, "SSE ids");
+    let events: Vec<Value> = seen.into_iter().map(|(_, event)| event).collect();
+    assert_eq!(streamed_text(&events), words.as_str());
+    assert_eq!(events.last().unwrap()["type"], "done");
+    assert_eq!(events.last().unwrap()["status"], "complete");
 
     let events = chat.turn("usr-ada", &conversation, "What is 6 * 7?").await;
     assert_eq!(streamed_text(&events), "The answer is 42.");
