@@ -47,6 +47,15 @@ impl NatsServer {
         }
     }
 
+    /// Kills the server (SIGKILL: a crash, nothing closed), and waits for
+    /// it to go.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Starts it again on its port and store; whether it listens.
     pub async fn resume(&mut self) -> bool {
         let store: PathBuf = self.dir.path().into();

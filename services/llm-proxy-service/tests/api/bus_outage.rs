@@ -2,38 +2,16 @@
 //! its next trace event and goes on when the bus is back; the call and each
 //! of its events are recorded once, numbered once; `/ready` says the bus is
 //! away meanwhile. The test runs its own `nats-server` (Debian's package),
-//! which it can stop, and is skipped where there is none.
+//! which it can kill, and is skipped where there is none.
 
-use std::process::{Command, Stdio};
-
+use confab_kit::testing::nats::NatsServer;
 use confab_kit::testing::{metric, metrics_page};
 use llm_proxy_service::store::llm_calls::status;
 use llm_proxy_service::store::trace_events;
 
 use crate::common::buses::TestBus;
-use crate::common::processes::{Killed, delta_text, eventually, follow, free_port};
+use crate::common::processes::{delta_text, eventually, follow};
 use crate::common::{MATH_KEY, Proxy, start_streamed};
-
-/// A `nats-server` with JetStream on `port`, keeping its streams in `dir`
-/// across restarts; `None` where none can be run.
-async fn start_nats(port: u16, dir: &std::path::Path) -> Option<Killed> {
-    let child = Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let server = Killed(child);
-    eventually("nats-server to listen", || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-            .map(drop)
-    })
-    .await;
-    Some(server)
-}
 
 /// Waits until `check` holds.
 async fn until<F, Fut>(what: &str, mut check: F)
@@ -59,14 +37,12 @@ async fn ready_status(proxy: &Proxy) -> u16 {
 
 #[tokio::test]
 async fn a_call_streaming_through_a_nats_outage_is_recorded_once_with_every_event() {
-    let dir = std::env::temp_dir().join(format!("confab-nats-{}", uuid::Uuid::new_v4()));
-    let port = free_port();
-    let Some(nats) = start_nats(port, &dir).await else {
+    let Some(mut nats) = NatsServer::start().await else {
         eprintln!("no nats-server to stop and start: skipped");
         return;
     };
     let bus = TestBus::Nats {
-        url: format!("nats://127.0.0.1:{port}"),
+        url: nats.url(),
         namespace: "confab".to_owned(),
     };
     let proxy = Proxy::start_on_bus(&bus, |settings| {
@@ -108,7 +84,7 @@ async fn a_call_streaming_through_a_nats_outage_is_recorded_once_with_every_even
     let stalled = received.lock().unwrap().clone();
     assert!(stalled.len() < prompt.len(), "the call waits for the bus");
 
-    let _nats = start_nats(port, &dir).await.unwrap();
+    assert!(nats.resume().await, "nats-server starts again");
     assert!(reading.await.unwrap(), "the stream ended with [DONE]");
     assert_eq!(*received.lock().unwrap(), prompt);
     until("/ready to pass", || async {
@@ -128,5 +104,4 @@ async fn a_call_streaming_through_a_nats_outage_is_recorded_once_with_every_even
     assert_eq!(deltas, prompt, "each delta once, in order");
     assert_eq!(events.first().unwrap().kind, "llm.request");
     proxy.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
