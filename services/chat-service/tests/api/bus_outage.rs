@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use confab_kit::testing::Stack;
 use confab_kit::testing::nats::NatsServer;
-use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use serde_json::Value;
 
-use crate::common::{TestApp, start_agents, streamed_text};
+use crate::common::{
+    TestApp, sse_events, start_agents, streamed_text, until_first_text, without_ids,
+};
 
 async fn ready(chat: &TestApp) -> (u16, String) {
     let response = chat
@@ -56,22 +56,8 @@ async fn a_turn_running_through_a_nats_outage_is_saved_whole_and_turns_work_afte
     let conversation = chat.conversation("usr-ada", "math").await;
     let words = vec!["word"; 100].join(" ");
     let response = chat.stream("usr-ada", &conversation, &words).await;
-    let mut stream = Box::pin(response.bytes_stream().eventsource());
-    // (SSE id, event) as the client reads them.
-    let read = |event: Result<eventsource_stream::Event, _>| {
-        let event = event.unwrap();
-        let parsed: Value = serde_json::from_str(&event.data).unwrap();
-        (event.id.parse::<u64>().unwrap(), parsed)
-    };
-    let mut seen = Vec::new();
-    while let Some(event) = stream.next().await {
-        let (id, event) = read(event);
-        let is_text = event["type"] == "text";
-        seen.push((id, event));
-        if is_text {
-            break;
-        }
-    }
+    let mut stream = sse_events(response);
+    let mut seen = until_first_text(&mut stream).await;
 
     nats.stop();
     until("/ready failing", || async { ready(&chat).await.0 == 503 }).await;
@@ -94,11 +80,11 @@ async fn a_turn_running_through_a_nats_outage_is_saved_whole_and_turns_work_afte
     until("/ready again", || async { ready(&chat).await.0 == 200 }).await;
     // The client's stream gets the rest once the bus is back: every event
     // once, in order, up to `done`.
-    seen.extend(stream.map(read).collect::<Vec<_>>().await);
+    seen.extend(stream.collect::<Vec<_>>().await);
     let ids: Vec<u64> = seen.iter().map(|(id, _)| *id).collect();
     let expected: Vec<u64> = (1..=ids.len() as u64).collect();
     assert_eq!(ids, expected, "SSE ids");
-    let events: Vec<Value> = seen.into_iter().map(|(_, event)| event).collect();
+    let events = without_ids(seen);
     assert_eq!(streamed_text(&events), words.as_str());
     assert_eq!(events.last().unwrap()["type"], "done");
     assert_eq!(events.last().unwrap()["status"], "complete");

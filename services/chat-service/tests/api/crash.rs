@@ -12,7 +12,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::common::process::Process;
-use crate::common::{SERVICE_TOKEN, numbered, start_agents, streamed_text};
+use crate::common::{
+    SERVICE_TOKEN, numbered, sse_events, start_agents, streamed_text, until_first_text,
+};
 
 /// chat-service's process on `database_url`, its math agent at `math_url`,
 /// with more `CONFAB__…` settings.
@@ -70,15 +72,8 @@ impl Ada {
             .send()
             .await
             .unwrap();
-        let mut stream = Box::pin(response.bytes_stream().eventsource());
-        while let Some(event) = stream.next().await {
-            let event = event.unwrap();
-            let json: Value = serde_json::from_str(&event.data).unwrap();
-            if json["type"] == "text" {
-                return event.id.parse().unwrap();
-            }
-        }
-        panic!("the turn sent no text");
+        let mut stream = sse_events(response);
+        until_first_text(&mut stream).await.last().unwrap().0
     }
 
     /// The conversation's listed messages.

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use confab_kit::bus::TEST_NATS_ENV;
 use confab_kit::testing::Stack;
-use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::common::ws::Envelope;
-use crate::common::{TestApp, numbered, start_agents, streamed_text};
+use crate::common::{
+    TestApp, numbered, sse_events, start_agents, streamed_text, until_first_text, without_ids,
+};
 
 /// Two instances of one chat-service in front of the demo agents (their
 /// model slowed by `chunk_delay_ms`), or `None` without a NATS server.
@@ -40,15 +41,8 @@ async fn a_turn_started_on_one_instance_resumes_on_the_other_with_every_event_on
     let words = vec!["word"; 20].join(" ");
 
     let response = a.stream("usr-ada", &conversation, &words).await;
-    let mut stream = Box::pin(response.bytes_stream().eventsource());
-    let mut last = 0;
-    while let Some(event) = stream.next().await {
-        let event = event.unwrap();
-        last = event.id.parse::<u64>().unwrap();
-        if serde_json::from_str::<Value>(&event.data).unwrap()["type"] == "text" {
-            break;
-        }
-    }
+    let mut stream = sse_events(response);
+    let (last, _) = *until_first_text(&mut stream).await.last().unwrap();
     drop(stream);
 
     let resumed = b
@@ -126,25 +120,14 @@ async fn a_cancel_sent_to_one_instance_stops_the_turn_running_on_the_other() {
     let conversation = a.conversation("usr-ada", "math").await;
     let words = vec!["word"; 100].join(" ");
     let response = a.stream("usr-ada", &conversation, &words).await;
-    let mut stream = Box::pin(
-        response
-            .bytes_stream()
-            .eventsource()
-            .map(|e| serde_json::from_str::<Value>(&e.unwrap().data).unwrap()),
-    );
-    let mut events = Vec::new();
-    while let Some(event) = stream.next().await {
-        let is_text = event["type"] == "text";
-        events.push(event);
-        if is_text {
-            break;
-        }
-    }
+    let mut stream = sse_events(response);
+    let mut events = until_first_text(&mut stream).await;
     // Another user cannot, from either instance.
     assert_eq!(b.cancel("usr-bob", &conversation).await.status(), 404);
     let canceled = b.cancel("usr-ada", &conversation).await;
     assert_eq!(canceled.status(), 202);
     events.extend(stream.collect::<Vec<_>>().await);
+    let events = without_ids(events);
     let done = events.last().unwrap();
     assert_eq!(
         (done["type"].as_str(), done["status"].as_str()),

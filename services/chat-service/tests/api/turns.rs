@@ -2,11 +2,12 @@
 //! second one while the first runs, and speaking the agent's A2A version.
 
 use confab_kit::testing::Stack;
-use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, start_agents, start_chat, streamed_text};
+use crate::common::{
+    TestApp, sse_events, start_agents, start_chat, streamed_text, until_first_text, without_ids,
+};
 
 #[tokio::test]
 async fn cancel_mid_stream_cancels_the_agents_task_and_keeps_the_message_canceled() {
@@ -17,23 +18,12 @@ async fn cancel_mid_stream_cancels_the_agents_task_and_keeps_the_message_cancele
     let words = vec!["word"; 100].join(" ");
 
     let response = chat.stream("usr-ada", &conversation, &words).await;
-    let mut stream = Box::pin(
-        response
-            .bytes_stream()
-            .eventsource()
-            .map(|e| serde_json::from_str::<Value>(&e.unwrap().data).unwrap()),
-    );
-    let mut events = Vec::new();
-    while let Some(event) = stream.next().await {
-        let is_text = event["type"] == "text";
-        events.push(event);
-        if is_text {
-            break;
-        }
-    }
+    let mut stream = sse_events(response);
+    let mut events = until_first_text(&mut stream).await;
     let canceled = chat.cancel("usr-ada", &conversation).await;
     assert_eq!(canceled.status(), 202);
     events.extend(stream.collect::<Vec<_>>().await);
+    let events = without_ids(events);
 
     let done = events.last().unwrap();
     assert_eq!(done["type"], "done");

@@ -433,6 +433,41 @@ pub fn item_ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A turn's SSE events as the client reads them: (SSE id, event).
+pub fn sse_events(
+    response: reqwest::Response,
+) -> futures_util::stream::BoxStream<'static, (u64, Value)> {
+    response
+        .bytes_stream()
+        .eventsource()
+        .map(|event| {
+            let event = event.unwrap();
+            let id = event.id.parse::<u64>().unwrap();
+            (id, serde_json::from_str::<Value>(&event.data).unwrap())
+        })
+        .boxed()
+}
+
+/// Reads `events` up to and with the turn's first `text`.
+pub async fn until_first_text(
+    events: &mut futures_util::stream::BoxStream<'static, (u64, Value)>,
+) -> Vec<(u64, Value)> {
+    let mut read = Vec::new();
+    while let Some((id, event)) = events.next().await {
+        let is_text = event["type"] == "text";
+        read.push((id, event));
+        if is_text {
+            return read;
+        }
+    }
+    panic!("the turn sent no text: {read:?}");
+}
+
+/// The events of (SSE id, event) pairs.
+pub fn without_ids(events: Vec<(u64, Value)>) -> Vec<Value> {
+    events.into_iter().map(|(_, event)| event).collect()
+}
+
 /// The text a turn streamed.
 pub fn streamed_text(events: &[Value]) -> String {
     events
