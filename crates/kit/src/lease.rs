@@ -43,9 +43,8 @@ impl std::fmt::Debug for Held {
 }
 
 impl Held {
-    /// Deletes the entry (if it is still this holder's) before it returns.
-    /// When the bus cannot be reached it stays, until the instance is dead
-    /// and another takes the key.
+    /// Deletes the entry (if it is still this holder's) before it returns;
+    /// when the bus cannot be reached, once it can again ([`let_go`]).
     pub async fn release(mut self) {
         if let Some(held) = self.key.take() {
             let_go(&held.bucket, &held.key, &held.value, held.revision).await;
@@ -70,21 +69,45 @@ impl Drop for Held {
 /// Deletes `key` of `bucket` if its entry is still `value`, last written at
 /// `revision` as far as the holder knows: a write whose answer was lost may
 /// have moved the revision on, so on a conflict the entry is read back.
-pub async fn let_go(bucket: &Bucket, key: &str, value: &Bytes, mut revision: u64) {
+/// When the bus cannot be reached, it goes on trying in the background
+/// (backing off up to 5 s): an entry of a live instance is nobody else's to
+/// delete.
+pub async fn let_go(bucket: &Bucket, key: &str, value: &Bytes, revision: u64) {
+    if let Err(err) = try_to_let_go(bucket, key, value, revision).await {
+        tracing::warn!(error = %err, key, "letting a key go failed; trying again in the background");
+        let (bucket, key, value) = (bucket.clone(), key.to_owned(), value.clone());
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                tokio::time::sleep(backoff).await;
+                if try_to_let_go(&bucket, &key, &value, revision).await.is_ok() {
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        });
+    }
+}
+
+/// One attempt of [`let_go`]: `Ok` once the entry is gone or another's.
+async fn try_to_let_go(
+    bucket: &Bucket,
+    key: &str,
+    value: &Bytes,
+    mut revision: u64,
+) -> Result<(), BusError> {
     // Three tries: each conflict but the first means someone else wrote it.
     for _ in 0..3 {
         match bucket.delete(key, revision).await {
-            Ok(()) => return,
-            Err(BusError::Conflict { .. }) => match bucket.get(key).await {
-                Ok(Some(entry)) if entry.value == *value => revision = entry.revision,
-                _ => return,
+            Ok(()) => return Ok(()),
+            Err(BusError::Conflict { .. }) => match bucket.get(key).await? {
+                Some(entry) if entry.value == *value => revision = entry.revision,
+                _ => return Ok(()),
             },
-            Err(err) => {
-                tracing::warn!(error = %err, key, "letting a key go failed; it is free once this instance is gone");
-                return;
-            }
+            Err(err) => return Err(err),
         }
     }
+    Ok(())
 }
 
 /// An instance's lease on its own name, in a bucket its peers share: how
@@ -344,5 +367,38 @@ mod tests {
             assert!(!entry.value.starts_with(dying.id().as_bytes()));
         })
         .await;
+    }
+
+    // Its own NATS server, to stop and start again: where none can be run,
+    // skipped. (Built with the `testing` feature: in the workspace's tests.)
+    #[cfg(feature = "testing")]
+    #[tokio::test]
+    async fn a_key_let_go_while_the_bus_is_away_is_deleted_once_it_is_back() {
+        use crate::testing::nats::NatsServer;
+        let Some(mut nats) = NatsServer::start().await else {
+            eprintln!("no nats-server to stop and start: skipped");
+            return;
+        };
+        let settings = crate::bus::BusSettings {
+            url: Some(nats.url()),
+            namespace: "confab".to_owned(),
+            timeout_secs: 1,
+        };
+        let bus = Bus::connect(&settings).await.unwrap();
+        let a = instance(&bus, Duration::from_secs(60)).await;
+        let keys = bus.bucket("held", Duration::ZERO).await.unwrap();
+        let held = a.take(&keys, "k", "turn").await.unwrap().unwrap();
+        nats.stop();
+        held.release().await;
+        assert!(nats.resume().await, "nats-server starts again");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match keys.get("k").await {
+                Ok(None) => break,
+                Ok(Some(_)) | Err(_) => {}
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never let go");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }

@@ -164,6 +164,8 @@ impl InFlight {
         let Some((stale, revision)) = self.claims.current(conversation_id).await? else {
             return Ok(None);
         };
+        // (A live instance's claim of an ended turn is deleted by that
+        // instance, once the bus can be reached: `kit::lease::let_go`.)
         if self.claims.is_alive(&stale).await? {
             return Ok(None);
         }
