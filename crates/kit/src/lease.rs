@@ -392,11 +392,7 @@ mod tests {
         held.release().await;
         assert!(nats.resume().await, "nats-server starts again");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            match keys.get("k").await {
-                Ok(None) => break,
-                Ok(Some(_)) | Err(_) => {}
-            }
+        while !matches!(keys.get("k").await, Ok(None)) {
             assert!(tokio::time::Instant::now() < deadline, "never let go");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
