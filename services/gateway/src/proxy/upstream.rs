@@ -168,7 +168,10 @@ impl UpstreamClient {
     /// Sends `request` to `instance`. A request that a kept-alive
     /// connection closed before taking (the upstream's keep-alive timeout
     /// raced it) is sent again once on a new connection: it was never
-    /// written, so even a POST cannot run twice.
+    /// written, so even a POST cannot run twice. So is a bodiless `GET` or
+    /// `HEAD` whose kept-alive connection closed before any answer (written
+    /// just as the upstream closed it): idempotent, it may run twice (RFC
+    /// 9110 §9.2.2), and a page reload must not fail for a pool's race.
     async fn send_to(
         &self,
         upstream: &Upstream,
@@ -182,10 +185,18 @@ impl UpstreamClient {
                 Err(err) => return Err(err.attempt(request)),
             },
         };
+        let again = reused.then(|| repeatable(&request)).flatten();
         let response = match sender.try_send_request(request).await {
             Ok(response) => response,
-            Err(mut err) => match (reused, err.take_message()) {
-                (true, Some(request)) => {
+            Err(mut err) => match (reused, err.take_message(), again) {
+                (true, None, Some(again)) if err.error().is_incomplete_message() => {
+                    sender = match self.connect(upstream, instance).await {
+                        Ok(sender) => sender,
+                        Err(err) => return Err(err.attempt(again)),
+                    };
+                    sender.send_request(again).await.map_err(Attempt::Failed)?
+                }
+                (true, Some(request), _) => {
                     sender = match self.connect(upstream, instance).await {
                         Ok(sender) => sender,
                         Err(err) => return Err(err.attempt(request)),
@@ -242,6 +253,23 @@ impl UpstreamClient {
         sender.ready().await.map_err(Connect::Failed)?;
         Ok(sender)
     }
+}
+
+/// A copy of `request` to send again if its connection closes before any
+/// answer: only for a `GET` or `HEAD` without a body.
+fn repeatable(request: &hyper::Request<RequestBody>) -> Option<hyper::Request<RequestBody>> {
+    let method = request.method();
+    if !(method == hyper::Method::GET || method == hyper::Method::HEAD)
+        || !request.body().is_end_stream()
+    {
+        return None;
+    }
+    let mut again = hyper::Request::new(empty());
+    *again.method_mut() = method.clone();
+    *again.uri_mut() = request.uri().clone();
+    *again.version_mut() = request.version();
+    *again.headers_mut() = request.headers().clone();
+    Some(again)
 }
 
 /// How a new connection failed.

@@ -12,6 +12,7 @@ mod console;
 mod cookies;
 mod health;
 mod instances;
+mod keep_alive;
 mod paths;
 mod proxy;
 mod secrets;
