@@ -108,8 +108,8 @@ start_chat_stack() {
     text_port=$(free_port)
     tree_port=$(free_port)
     # One user runs every turn of a benchmark, many at once: the per-user
-    # turn budget and the agents' running-task cap (DESIGN §14) are lifted,
-    # or they would be what is measured.
+    # turn budget, chat sockets and the agents' running-task cap (DESIGN
+    # §14) are lifted, or they would be what is measured.
     start demo-agents "CONFAB__LLM__BASE_URL=http://127.0.0.1:$proxy_port" \
         "CONFAB__LIMITS__MAX_RUNNING_TASKS=1000000" \
         "CONFAB__AGENTS__MATH__PORT=$math_port" \
@@ -136,6 +136,7 @@ start_chat_stack() {
         start chat-service "PORT=$port" "DATABASE_URL=$chat_db" "${bus_env[@]}" \
             ${jwks_url:+"CONFAB__AUTH__JWKS_URL=$jwks_url"} \
             "CONFAB__LIMITS__TURNS_PER_MINUTE=0" "CONFAB__LIMITS__TURNS_IN_FLIGHT=0" \
+            "CONFAB__LIMITS__SOCKETS_PER_USER=0" \
             "CONFAB__AGENTS__MATH__URL=http://127.0.0.1:$math_port/" \
             "CONFAB__AGENTS__TEXT__URL=http://127.0.0.1:$text_port/" \
             "CONFAB__AGENTS__TREE__URL=http://127.0.0.1:$tree_port/"
