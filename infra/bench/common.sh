@@ -14,7 +14,7 @@
 #   start_chat_stack FIRST_CHUNK_DELAY_MS CHUNK_DELAY_MS [JWKS_URL]
 #                            llm-proxy-service (builtin model at those
 #                            delays), demo-agents and chat-service, each
-#                            waited for; sets proxy_port, math_port,
+#                            waited for; sets proxy_port, proxy_pid, math_port, agents_pid,
 #                            chat_port, chat_pid, chat_db; and chat_ports,
 #                            chat_pids (every chat-service instance)
 # start_chat_stack reads CHAT_INSTANCES (default 1): that many chat-service
@@ -102,6 +102,7 @@ start_chat_stack() {
         "CONFAB__PROVIDERS__BUILTIN__FIRST_CHUNK_DELAY_MS=$first_chunk_delay_ms" \
         "CONFAB__PROVIDERS__BUILTIN__CHUNK_DELAY_MS=$chunk_delay_ms"
     wait_for "http://127.0.0.1:$proxy_port/ready" "$started_pid" "$work/llm-proxy-service.log"
+    proxy_pid=$started_pid
 
     math_port=$(free_port)
     local text_port tree_port
@@ -116,6 +117,7 @@ start_chat_stack() {
         "CONFAB__AGENTS__TEXT__PORT=$text_port" \
         "CONFAB__AGENTS__TREE__PORT=$tree_port"
     wait_for "http://127.0.0.1:$math_port/ready" "$started_pid" "$work/demo-agents.log"
+    agents_pid=$started_pid
 
     local instances=${CHAT_INSTANCES:-1} i port
     if ((instances > 1)) && [[ -z "${BUS_URL:-}" || "${CHAT_DATABASE_URL:-}" != postgres* ]]; then

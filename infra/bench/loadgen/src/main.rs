@@ -19,6 +19,12 @@
 //! conversation is read back: exactly the user's message and the echoed
 //! reply, both `complete`. The client's own CPU time is printed beside the
 //! figures.
+//!
+//! With `--pids gateway=PID,chat-service=PID,…` it also prints each
+//! service's CPU time over the burst (from `/proc/<pid>/stat`) per turn and
+//! per token (a word: the builtin model streams one per chunk), its idle
+//! RSS and its peak during the burst (read every 50 ms), and (peak − idle)
+//! / N: what an open turn costs in memory when all N are open at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,6 +54,8 @@ struct Args {
     /// Turns started per second; 0: all at once.
     rate: f64,
     words: usize,
+    /// The services measured: name and process id.
+    services: Vec<(String, u32)>,
 }
 
 fn args() -> Result<Args, String> {
@@ -57,6 +65,7 @@ fn args() -> Result<Args, String> {
         form: Form::Sse,
         rate: 0.0,
         words: 50,
+        services: Vec::new(),
     };
     let mut given = std::env::args().skip(1);
     while let Some(name) = given.next() {
@@ -67,6 +76,13 @@ fn args() -> Result<Args, String> {
             "--n" => args.n = number("--n")? as usize,
             "--rate" => args.rate = number("--rate")?,
             "--words" => args.words = number("--words")? as usize,
+            "--pids" => {
+                for pair in value.split(',').filter(|p| !p.is_empty()) {
+                    let (name, pid) = pair.split_once('=').ok_or(format!("--pids: {pair}"))?;
+                    let pid = pid.parse().map_err(|_| format!("--pids: {pair}"))?;
+                    args.services.push((name.to_owned(), pid));
+                }
+            }
             "--form" => {
                 args.form = match value.as_str() {
                     "sse" => Form::Sse,
@@ -339,7 +355,12 @@ fn count(haystack: &[u8], needle: &[u8]) -> usize {
 
 /// This process's CPU time so far (user + system), from `/proc/self/stat`.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_seconds_of("self")
+}
+
+/// A process's CPU time so far (user + system), from `/proc/<pid>/stat`.
+fn cpu_seconds_of(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces): utime, stime
     // are the 12th and 13th after it, in clock ticks (100 per second).
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
@@ -351,6 +372,16 @@ fn cpu_seconds() -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A process's resident memory in KiB (`VmRSS`), 0 when it is gone.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -399,6 +430,27 @@ async fn run(args: Args) -> Result<bool, String> {
         conversations.resize(args.n, String::new());
     }
 
+    let pids: Vec<u32> = args.services.iter().map(|(_, pid)| *pid).collect();
+    let idle: Vec<u64> = pids.iter().map(|pid| rss_kib(*pid)).collect();
+    let services_before: Vec<f64> = pids
+        .iter()
+        .map(|pid| cpu_seconds_of(&pid.to_string()))
+        .collect();
+    // Each service's peak RSS during the burst, read every 50 ms.
+    let peaks = Arc::new(std::sync::Mutex::new(idle.clone()));
+    let sampler = {
+        let (peaks, pids) = (peaks.clone(), pids.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                every.tick().await;
+                let mut peaks = peaks.lock().unwrap_or_else(|p| p.into_inner());
+                for (peak, pid) in peaks.iter_mut().zip(&pids) {
+                    *peak = (*peak).max(rss_kib(*pid));
+                }
+            }
+        })
+    };
     let cpu_before = cpu_seconds();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(args.n);
@@ -422,6 +474,13 @@ async fn run(args: Args) -> Result<bool, String> {
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
+    sampler.abort();
+    let services_cpu: Vec<f64> = pids
+        .iter()
+        .zip(&services_before)
+        .map(|(pid, before)| cpu_seconds_of(&pid.to_string()) - before)
+        .collect();
+    let peaks = peaks.lock().unwrap_or_else(|p| p.into_inner()).clone();
 
     let mut wrong = std::collections::BTreeMap::<String, usize>::new();
     if args.form != Form::OpenAi {
@@ -479,6 +538,42 @@ async fn run(args: Args) -> Result<bool, String> {
     );
     for (kind, n) in &errors {
         eprintln!("  {n} x {kind}");
+    }
+    if !args.services.is_empty() {
+        // A token is a word: the builtin model streams one per chunk.
+        let tokens = (args.n * args.words).max(1) as f64;
+        let n = args.n.max(1) as f64;
+        println!(
+            "{:<20} {:>9} {:>11} {:>11} {:>10} {:>10} {:>13}",
+            "service", "CPU s", "ms/turn", "µs/token", "idle MiB", "peak MiB", "KiB/open turn"
+        );
+        let mut total = (0.0, 0u64, 0u64);
+        for (i, (name, _)) in args.services.iter().enumerate() {
+            let (cpu, idle, peak) = (services_cpu[i], idle[i], peaks[i]);
+            total = (total.0 + cpu, total.1 + idle, total.2 + peak);
+            println!(
+                "{name:<20} {cpu:>9.2} {:>11.2} {:>11.1} {:>10.1} {:>10.1} {:>13.1}",
+                cpu * 1e3 / n,
+                cpu * 1e6 / tokens,
+                idle as f64 / 1024.0,
+                peak as f64 / 1024.0,
+                peak.saturating_sub(idle) as f64 / n,
+            );
+        }
+        println!(
+            "{:<20} {:>9.2} {:>11.2} {:>11.1} {:>10.1} {:>10.1} {:>13.1}",
+            "all services",
+            total.0,
+            total.0 * 1e3 / n,
+            total.0 * 1e6 / tokens,
+            total.1 as f64 / 1024.0,
+            total.2 as f64 / 1024.0,
+            total.2.saturating_sub(total.1) as f64 / n,
+        );
+        println!(
+            "client (this process): {cpu:.2} s CPU, {:.2} ms/turn",
+            cpu * 1e3 / n
+        );
     }
     if args.form != Form::OpenAi {
         if wrong.is_empty() {
