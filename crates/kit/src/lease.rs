@@ -110,6 +110,15 @@ async fn try_to_let_go(
     Ok(())
 }
 
+/// Ticks every `period`, the first time one period from now; a tick
+/// missed (a slow renewal, a busy runtime) delays the next ones.
+pub fn every(period: Duration) -> tokio::time::Interval {
+    let start = tokio::time::Instant::now() + period;
+    let mut every = tokio::time::interval_at(start, period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every
+}
+
 /// An instance's lease on its own name, in a bucket its peers share: how
 /// they tell it is alive (DESIGN §15). A process takes a fresh name at
 /// every start, writes its entry at once and then every third of the lease
@@ -169,9 +178,7 @@ impl InstanceLease {
     pub fn keep(self: &Arc<Self>) -> JoinHandle<()> {
         let instance = Arc::clone(self);
         tokio::spawn(async move {
-            let period = instance.lease / 3;
-            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut every = every(instance.lease / 3);
             loop {
                 every.tick().await;
                 if let Err(error) = instance.renew().await {
@@ -206,8 +213,11 @@ impl InstanceLease {
         self.lapses.subscribe()
     }
 
-    /// Whether the instance `id` holds its lease now.
+    /// Whether the instance `id` holds its lease now (this one does).
     pub async fn alive(&self, id: &str) -> Result<bool, BusError> {
+        if id == self.id {
+            return Ok(true);
+        }
         match self.bucket.get(id).await {
             Ok(entry) => Ok(entry.is_some()),
             // No instance is named so; none can hold its lease.
@@ -235,8 +245,7 @@ impl InstanceLease {
                     return Ok(None);
                 };
                 let holder = entry.value.split(|b| *b == b' ').next().unwrap_or_default();
-                let holder = String::from_utf8_lossy(holder);
-                if holder == self.id || self.alive(&holder).await? {
+                if self.alive(&String::from_utf8_lossy(holder)).await? {
                     return Ok(None);
                 }
                 match bucket.update(key, value.clone(), entry.revision).await {

@@ -34,7 +34,7 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use confab_kit::bus::{Bus, BusError};
 use confab_kit::db::Db;
-use confab_kit::lease::InstanceLease;
+use confab_kit::lease::{self, InstanceLease};
 use confab_protocol::trace::TraceKind;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -83,10 +83,7 @@ impl Instance {
         let sweeping = {
             let instance = Arc::clone(self);
             tokio::spawn(async move {
-                let period = instance.lease.lease();
-                let start = tokio::time::Instant::now() + period;
-                let mut every = tokio::time::interval_at(start, period);
-                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut every = lease::every(instance.lease.lease());
                 loop {
                     every.tick().await;
                     if let Err(error) = instance.close_dead_calls(&db, &hub).await {

@@ -122,27 +122,26 @@ impl Client {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let credentials = json!({"username": format!("load-{stamp}"), "password": format!("load password {stamp}")});
-        for path in ["register", "login"] {
-            let answer = http
-                .post(format!("{gateway}/api/v1/auth/{path}"))
+        let post = |path: &str| {
+            http.post(format!("{gateway}/api/v1/auth/{path}"))
                 .json(&credentials)
                 .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !answer.status().is_success() {
-                return Err(format!("{path}: {}", answer.status()));
-            }
-            if path == "login" {
-                let body: Value = answer.json().await.map_err(|e| e.to_string())?;
-                let token = body["access_token"].as_str().ok_or("no access_token")?;
-                return Ok(Self {
-                    http,
-                    gateway: gateway.to_owned(),
-                    token: token.to_owned(),
-                });
-            }
+        };
+        let registered = post("register").await.map_err(|e| e.to_string())?;
+        if !registered.status().is_success() {
+            return Err(format!("register: {}", registered.status()));
         }
-        Err("unreachable".into())
+        let answer = post("login").await.map_err(|e| e.to_string())?;
+        if !answer.status().is_success() {
+            return Err(format!("login: {}", answer.status()));
+        }
+        let body: Value = answer.json().await.map_err(|e| e.to_string())?;
+        let token = body["access_token"].as_str().ok_or("no access_token")?;
+        Ok(Self {
+            http: http.clone(),
+            gateway: gateway.to_owned(),
+            token: token.to_owned(),
+        })
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {

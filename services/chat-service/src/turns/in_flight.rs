@@ -674,13 +674,35 @@ mod tests {
         assert!(!finds_log(&in_flight, "usr-1", "conv-1", "msg-2").await);
     }
 
+    /// Two instances, A and B, on one in-process bus and one database.
+    struct Pair {
+        _database: TestDatabase,
+        budget: Arc<TurnBudget>,
+        a: Arc<InFlight>,
+        b: Arc<InFlight>,
+    }
+
+    impl Pair {
+        async fn start() -> Self {
+            let bus = Bus::in_process();
+            let (database, db) = database().await;
+            Self {
+                a: instance(&bus, &db, Duration::ZERO).await,
+                b: instance(&bus, &db, Duration::ZERO).await,
+                budget: budget().await,
+                _database: database,
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_claim_is_stale_only_once_its_instance_is_dead_and_its_reply_saved() {
-        let bus = Bus::in_process();
-        let (_database, db) = database().await;
-        let budget = budget().await;
-        let a = instance(&bus, &db, Duration::ZERO).await;
-        let b = instance(&bus, &db, Duration::ZERO).await;
+        let Pair {
+            _database,
+            budget,
+            a,
+            b,
+        } = Pair::start().await;
         // A's turn: its claim, never released (A dies with it).
         let held = claim(&a, &budget, "usr-1", "conv-1", "msg-2")
             .await
@@ -704,11 +726,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_turn_taken_over_while_its_instance_was_cut_off_is_lost_there_only() {
-        let bus = Bus::in_process();
-        let (_database, db) = database().await;
-        let budget = budget().await;
-        let a = instance(&bus, &db, Duration::ZERO).await;
-        let b = instance(&bus, &db, Duration::ZERO).await;
+        let Pair {
+            _database,
+            budget,
+            a,
+            b,
+        } = Pair::start().await;
         let taken = claim(&a, &budget, "usr-1", "conv-1", "msg-2")
             .await
             .unwrap();
