@@ -6,9 +6,12 @@
 #   target, venv, work       the cargo target dir, the client's venv
 #                            (target/bench-venv), a temporary directory
 #   free_port                a free TCP port on 127.0.0.1
-#   start NAME ENV=VALUE...  target/release/NAME in its own directory under
-#                            $work, logging at warn, none of the caller's
-#                            Confab settings; its pid in $started_pid
+#   start NAME ENV=VALUE...  $bin/NAME (default target/release) in its own
+#                            directory under $work, logging at warn, none of
+#                            the caller's Confab settings but BENCH_ENV's
+#                            ("K=V K=V"); its pid in $started_pid
+#   stop_started             stops (TERM) what `start` started so far and
+#                            waits for it
 #   wait_for URL PID LOG     until URL answers, or the log if it never does
 #   ensure_client_venv       the venv with the pinned httpx client packages
 #   start_chat_stack FIRST_CHUNK_DELAY_MS CHUNK_DELAY_MS [JWKS_URL]
@@ -31,6 +34,7 @@ CLIENT_PACKAGES="httpx==0.28.1 httpcore==1.0.9 h11==0.16.0 anyio==4.16.0 idna==3
 target=${CARGO_TARGET_DIR:-$repo/target}
 [[ "$target" == /* ]] || target=$repo/$target
 venv=$target/bench-venv
+bin=$target/release
 work=$(mktemp -d "/tmp/confab-bench-$bench_name.XXXXXX")
 pids=()
 started_pid=""
@@ -47,6 +51,12 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+stop_started() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    pids=()
+}
 
 # Everything is on 127.0.0.1: never through an HTTP proxy.
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
@@ -77,10 +87,11 @@ start() {
     shift
     local dir=$work/$name
     mkdir -p "$dir"
-    local env_args=(-u DATABASE_URL -u PORT) var
+    local env_args=(-u DATABASE_URL -u PORT) var bench_env=()
     while IFS= read -r var; do env_args+=(-u "$var"); done < <(compgen -e | grep '^CONFAB_' || true)
+    read -r -a bench_env <<<"${BENCH_ENV:-}"
     # Development: the benchmarks run on the development secrets of the defaults.
-    (cd "$dir" && exec env "${env_args[@]}" CONFAB__ENV=development RUST_LOG=warn NO_COLOR=1 "$@" "$target/release/$name" >>"$work/$name.log" 2>&1 </dev/null) &
+    (cd "$dir" && exec env "${env_args[@]}" CONFAB__ENV=development RUST_LOG=warn NO_COLOR=1 "${bench_env[@]}" "$@" "$bin/$name" >>"$work/$name.log" 2>&1 </dev/null) &
     pids+=($!)
     started_pid=$!
 }

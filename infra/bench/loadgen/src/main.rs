@@ -5,6 +5,13 @@
 //!
 //!   confab-loadgen --gateway http://127.0.0.1:9050 --n 1000 \
 //!       [--form sse|openai|ws] [--rate 0] [--words 50]
+//!   confab-loadgen --gateway … --concurrency 200 --duration 20 [--form …]
+//!
+//! The second form is the saturation run: that many clients, each starting
+//! its next turn as soon as its last one is done, for that many seconds
+//! (as `wrk` would); turns/s is the turns done over the run. Each turn
+//! there begins with creating its conversation (`sse`, `ws`), counted in
+//! the services' CPU but not in the turn's times.
 //!
 //! Forms: `sse` posts `/api/v1/conversations/{id}/messages/stream` (native
 //! events, one new conversation per turn); `openai` posts
@@ -54,6 +61,11 @@ struct Args {
     /// Turns started per second; 0: all at once.
     rate: f64,
     words: usize,
+    /// Clients running turns back to back (the saturation run); 0: the
+    /// `n` turns at once or at `rate`.
+    concurrency: usize,
+    /// Seconds the saturation run lasts.
+    duration: f64,
     /// The services measured: name and process id.
     services: Vec<(String, u32)>,
 }
@@ -65,6 +77,8 @@ fn args() -> Result<Args, String> {
         form: Form::Sse,
         rate: 0.0,
         words: 50,
+        concurrency: 0,
+        duration: 20.0,
         services: Vec::new(),
     };
     let mut given = std::env::args().skip(1);
@@ -76,6 +90,8 @@ fn args() -> Result<Args, String> {
             "--n" => args.n = number("--n")? as usize,
             "--rate" => args.rate = number("--rate")?,
             "--words" => args.words = number("--words")? as usize,
+            "--concurrency" => args.concurrency = number("--concurrency")? as usize,
+            "--duration" => args.duration = number("--duration")?,
             "--pids" => {
                 for pair in value.split(',').filter(|p| !p.is_empty()) {
                     let (name, pid) = pair.split_once('=').ok_or(format!("--pids: {pair}"))?;
@@ -162,6 +178,13 @@ impl Client {
             .as_str()
             .map(str::to_owned)
             .ok_or(format!("no id: {body}"))
+    }
+
+    async fn turn(&self, form: Form, conversation: &str, text: &str) -> Turn {
+        match form {
+            Form::Ws => self.ws_turn(conversation, text).await,
+            _ => self.http_turn(form, conversation, text).await,
+        }
     }
 
     /// A turn over SSE or the OpenAI form; the stream read as bytes and
@@ -421,12 +444,10 @@ async fn run(args: Args) -> Result<bool, String> {
         .join(" ")
         .into();
     let mut conversations = Vec::with_capacity(args.n);
-    if args.form != Form::OpenAi {
+    if args.concurrency == 0 && args.form != Form::OpenAi {
         for _ in 0..args.n {
             conversations.push(client.conversation().await?);
         }
-    } else {
-        conversations.resize(args.n, String::new());
     }
 
     let pids: Vec<u32> = args.services.iter().map(|(_, pid)| *pid).collect();
@@ -452,26 +473,21 @@ async fn run(args: Args) -> Result<bool, String> {
     };
     let cpu_before = cpu_seconds();
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(args.n);
-    for (i, conversation) in conversations.iter().cloned().enumerate() {
-        if args.rate > 0.0 {
-            let at = started + Duration::from_secs_f64(i as f64 / args.rate);
-            tokio::time::sleep_until(at.into()).await;
-        }
-        let (client, text) = (client.clone(), text.clone());
-        let form = args.form;
-        tasks.push(tokio::spawn(async move {
-            match form {
-                Form::Ws => client.ws_turn(&conversation, &text).await,
-                _ => client.http_turn(form, &conversation, &text).await,
-            }
-        }));
-    }
-    let mut turns = Vec::with_capacity(args.n);
-    for task in tasks {
-        turns.push(task.await.map_err(|e| e.to_string())?);
-    }
+    let turns = if args.concurrency > 0 {
+        let (done, made) = saturate(&client, &args, &text).await?;
+        conversations = made;
+        done
+    } else {
+        burst(&client, &args, &text, &conversations).await?
+    };
     let wall = started.elapsed().as_secs_f64();
+    // Turns run, and turns open at once at the peak.
+    let n = turns.len();
+    let open = if args.concurrency > 0 {
+        args.concurrency
+    } else {
+        n
+    };
     let cpu = cpu_seconds() - cpu_before;
     sampler.abort();
     let services_cpu: Vec<f64> = pids
@@ -514,16 +530,17 @@ async fn run(args: Args) -> Result<bool, String> {
         Form::OpenAi => "openai",
         Form::Ws => "ws",
     };
-    println!(
-        "form {form}, {} turns, {} words, {}",
-        args.n,
-        args.words,
-        if args.rate > 0.0 {
-            format!("{} turns/s", args.rate)
-        } else {
-            "all at once".into()
-        }
-    );
+    let how = if args.concurrency > 0 {
+        format!(
+            "{} clients back to back for {} s (saturation)",
+            args.concurrency, args.duration
+        )
+    } else if args.rate > 0.0 {
+        format!("{} turns/s", args.rate)
+    } else {
+        "all at once".into()
+    };
+    println!("form {form}, {n} turns, {} words, {how}", args.words);
     println!(
         "errors {failed} | first event p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} ms | done p50 {:.1} p99 {:.1} ms | events {events} | {:.1} turns/s over {wall:.2} s | client CPU {cpu:.2} s ({:.2} ms/turn)",
         percentile(&first, 50.0),
@@ -532,21 +549,21 @@ async fn run(args: Args) -> Result<bool, String> {
         percentile(&first, 100.0),
         percentile(&done, 50.0),
         percentile(&done, 99.0),
-        args.n as f64 / wall,
-        cpu * 1e3 / args.n.max(1) as f64,
+        n as f64 / wall,
+        cpu * 1e3 / n.max(1) as f64,
     );
     for (kind, n) in &errors {
         eprintln!("  {n} x {kind}");
     }
+    let mut total = (0.0, 0u64, 0u64);
     if !args.services.is_empty() {
         // A token is a word: the builtin model streams one per chunk.
-        let tokens = (args.n * args.words).max(1) as f64;
-        let n = args.n.max(1) as f64;
+        let tokens = (n * args.words).max(1) as f64;
+        let (n, open) = (n.max(1) as f64, open.max(1) as f64);
         println!(
             "{:<20} {:>9} {:>11} {:>11} {:>10} {:>10} {:>13}",
             "service", "CPU s", "ms/turn", "µs/token", "idle MiB", "peak MiB", "KiB/open turn"
         );
-        let mut total = (0.0, 0u64, 0u64);
         for (i, (name, _)) in args.services.iter().enumerate() {
             let (cpu, idle, peak) = (services_cpu[i], idle[i], peaks[i]);
             total = (total.0 + cpu, total.1 + idle, total.2 + peak);
@@ -556,7 +573,7 @@ async fn run(args: Args) -> Result<bool, String> {
                 cpu * 1e6 / tokens,
                 idle as f64 / 1024.0,
                 peak as f64 / 1024.0,
-                peak.saturating_sub(idle) as f64 / n,
+                peak.saturating_sub(idle) as f64 / open,
             );
         }
         println!(
@@ -567,7 +584,7 @@ async fn run(args: Args) -> Result<bool, String> {
             total.0 * 1e6 / tokens,
             total.1 as f64 / 1024.0,
             total.2 as f64 / 1024.0,
-            total.2.saturating_sub(total.1) as f64 / n,
+            total.2.saturating_sub(total.1) as f64 / open,
         );
         println!(
             "client (this process): {cpu:.2} s CPU, {:.2} ms/turn",
@@ -578,11 +595,96 @@ async fn run(args: Args) -> Result<bool, String> {
         if wrong.is_empty() {
             println!(
                 "read-back: {} conversations, each the message and its echoed reply, both complete",
-                args.n
+                conversations.len()
             );
         } else {
             println!("read-back: {wrong:?}");
         }
     }
-    Ok(failed == 0 && wrong.is_empty())
+    // One line for scripts that compare runs (infra/bench/turns.sh).
+    println!(
+        "summary form={form} turns={n} errors={failed} wrong={} turns_per_s={:.1} cpu_ms_per_turn={:.3} kib_per_open_turn={:.1} first_p50_ms={:.1} done_p99_ms={:.1} client_ms_per_turn={:.3}",
+        wrong.values().sum::<usize>(),
+        n as f64 / wall,
+        total.0 * 1e3 / n.max(1) as f64,
+        total.2.saturating_sub(total.1) as f64 / open.max(1) as f64,
+        percentile(&first, 50.0),
+        percentile(&done, 99.0),
+        cpu * 1e3 / n.max(1) as f64,
+    );
+    Ok(failed == 0 && wrong.is_empty() && n > 0)
+}
+
+/// The `n` turns of `conversations` (new ones for `openai`), all at once or
+/// at the given rate.
+async fn burst(
+    client: &Arc<Client>,
+    args: &Args,
+    text: &Arc<str>,
+    conversations: &[String],
+) -> Result<Vec<Turn>, String> {
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(args.n);
+    for i in 0..args.n {
+        if args.rate > 0.0 {
+            let at = started + Duration::from_secs_f64(i as f64 / args.rate);
+            tokio::time::sleep_until(at.into()).await;
+        }
+        let conversation = conversations.get(i).cloned().unwrap_or_default();
+        let (client, text) = (client.clone(), text.clone());
+        let form = args.form;
+        tasks.push(tokio::spawn(async move {
+            client.turn(form, &conversation, &text).await
+        }));
+    }
+    let mut turns = Vec::with_capacity(args.n);
+    for task in tasks {
+        turns.push(task.await.map_err(|e| e.to_string())?);
+    }
+    Ok(turns)
+}
+
+/// `concurrency` clients running turns back to back until `duration` is
+/// over; the turns and the conversations they made.
+async fn saturate(
+    client: &Arc<Client>,
+    args: &Args,
+    text: &Arc<str>,
+) -> Result<(Vec<Turn>, Vec<String>), String> {
+    let until = Instant::now() + Duration::from_secs_f64(args.duration);
+    let mut tasks = Vec::with_capacity(args.concurrency);
+    for _ in 0..args.concurrency {
+        let (client, text) = (client.clone(), text.clone());
+        let form = args.form;
+        tasks.push(tokio::spawn(async move {
+            let (mut turns, mut made) = (Vec::new(), Vec::new());
+            while Instant::now() < until {
+                let conversation = match form {
+                    Form::OpenAi => String::new(),
+                    _ => match client.conversation().await {
+                        Ok(id) => id,
+                        Err(err) => {
+                            turns.push(Turn {
+                                error: Some(format!("creating the conversation: {err}")),
+                                ..Turn::default()
+                            });
+                            // Not a busy loop against a service that is down.
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    },
+                };
+                turns.push(client.turn(form, &conversation, &text).await);
+                made.push(conversation);
+            }
+            (turns, made)
+        }));
+    }
+    let (mut turns, mut made) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (t, m) = task.await.map_err(|e| e.to_string())?;
+        turns.extend(t);
+        made.extend(m.into_iter().filter(|c| !c.is_empty()));
+    }
+    Ok((turns, made))
 }
