@@ -15,8 +15,12 @@ use std::time::Duration;
 use diesel::Connection;
 use diesel::migration::MigrationSource;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::deadpool::{BuildError, Object, Pool, PoolError};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::deadpool::{
+    BuildError, Hook, HookError, Object, Pool, PoolError,
+};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
@@ -37,6 +41,16 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode =
 
 /// How long a request waits for a pooled connection before failing.
 const POOL_WAIT: Duration = Duration::from_secs(10);
+
+/// A pooled PostgreSQL connection unused this long is tried with a round
+/// trip before it is lent again (one that fails is dropped and another
+/// taken): the server may have closed it meanwhile (a restart, an idle
+/// timeout). One used more recently is lent as it is, so a busy service
+/// does not pay a `SELECT 1` before each of its queries, which diesel-async's
+/// default recycling did (issue 20: a round trip per checkout on PostgreSQL,
+/// a trip through the blocking pool on SQLite). A connection that breaks
+/// while lent is dropped when it comes back.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -128,11 +142,25 @@ impl Db {
         let url = settings.url.trim();
         let db = if is_postgres(url) {
             run_postgres_migrations(url, &migrations.postgres).await?;
-            let manager = AsyncDieselConnectionManager::<PgConn>::new(url);
+            let mut config = ManagerConfig::<PgConn>::default();
+            config.recycling_method = RecyclingMethod::Fast;
+            let manager = AsyncDieselConnectionManager::<PgConn>::new_with_config(url, config);
             let pool = Pool::builder(manager)
                 .max_size(settings.max_connections.max(1))
                 .wait_timeout(Some(POOL_WAIT))
                 .runtime(deadpool_runtime())
+                .pre_recycle(Hook::async_fn(|conn: &mut PgConn, metrics| {
+                    let idle = metrics.last_used() >= IDLE_BEFORE_PING;
+                    Box::pin(async move {
+                        if idle {
+                            diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+                                .get_result::<i32>(conn)
+                                .await
+                                .map_err(|err| HookError::Message(err.to_string().into()))?;
+                        }
+                        Ok(())
+                    })
+                }))
                 .build()?;
             Db::Postgres(pool)
         } else {
@@ -148,6 +176,8 @@ impl Db {
             }
             run_sqlite_migrations(&path, &migrations.sqlite).await?;
             let mut config = ManagerConfig::<SqliteConn>::default();
+            // A file does not go away under an open connection.
+            config.recycling_method = RecyclingMethod::Fast;
             config.custom_setup = Box::new(|url| {
                 async move {
                     let mut conn = SqliteConn::establish(url).await?;

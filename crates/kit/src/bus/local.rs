@@ -6,6 +6,7 @@
 //! by that subject's messages only, however many other subjects are busy.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::{BusError, Entry, Message, Reply, Request, Requests, StreamSpec, Subscription};
+use super::{
+    BusError, Entry, Message, OnMessage, Reply, Request, Requests, StreamSpec, Subscription,
+};
 
 /// The in-process bus; clones share it.
 #[derive(Clone, Default)]
@@ -48,11 +51,20 @@ struct Log {
     last_seq: u64,
     bytes: u64,
     messages: VecDeque<Stored>,
-    subjects: HashMap<String, SubjectLog>,
+    subjects: HashMap<Arc<str>, SubjectLog>,
     /// The ids of `publish_once` within the deduplication window: their
     /// sequence numbers, and in the order they came, to forget them.
-    ids: HashMap<String, u64>,
-    id_times: VecDeque<(Instant, String)>,
+    ids: HashMap<Arc<str>, u64>,
+    id_times: VecDeque<(Instant, Arc<str>)>,
+    /// Called with each message as it is published ([`super::Bus::tap`]).
+    taps: Vec<LocalTap>,
+}
+
+struct LocalTap {
+    filter: String,
+    on_message: OnMessage,
+    /// Set when its [`super::Tap`] is dropped.
+    stopped: Arc<AtomicBool>,
 }
 
 struct Stored {
@@ -97,18 +109,18 @@ impl Log {
         }
     }
 
-    /// Drops what `spec` no longer keeps, oldest first.
-    fn trim(&mut self, spec: &StreamSpec, now: Instant) {
+    /// Drops what the stream no longer keeps, oldest first.
+    fn trim(&mut self, max_age: Duration, max_bytes: u64, now: Instant) {
         while let Some(oldest) = self.messages.front() {
-            let too_old = now.duration_since(oldest.at) > spec.max_age;
-            if !too_old && self.bytes <= spec.max_bytes {
+            let too_old = now.duration_since(oldest.at) > max_age;
+            if !too_old && self.bytes <= max_bytes {
                 break;
             }
             let Some(oldest) = self.messages.pop_front() else {
                 break;
             };
             self.bytes -= oldest.message.payload.len() as u64;
-            let subject = &oldest.message.subject;
+            let subject = &*oldest.message.subject;
             if let Some(log) = self.subjects.get_mut(subject) {
                 log.messages.pop_front();
                 if log.messages.is_empty() && Arc::strong_count(&log.notify) == 1 {
@@ -158,30 +170,44 @@ impl LocalBus {
         let stream = self
             .find(|spec| super::matches(&spec.subjects, subject))
             .ok_or_else(|| BusError::NoStream(subject.to_owned()))?;
-        let spec = lock(&stream.spec).clone();
+        let (max_age, max_bytes) = {
+            let spec = lock(&stream.spec);
+            (spec.max_age, spec.max_bytes)
+        };
         let now = Instant::now();
         let mut log = lock(&stream.log);
         if let Some(id) = id {
-            log.forget_ids(now, super::DEDUPLICATION_WINDOW.min(spec.max_age));
+            log.forget_ids(now, super::DEDUPLICATION_WINDOW.min(max_age));
             if let Some(&seq) = log.ids.get(id) {
                 return Ok(seq);
             }
             let seq = log.last_seq + 1;
-            log.ids.insert(id.to_owned(), seq);
-            log.id_times.push_back((now, id.to_owned()));
+            let id: Arc<str> = id.into();
+            log.ids.insert(id.clone(), seq);
+            log.id_times.push_back((now, id));
         }
         log.last_seq += 1;
+        let subject: Arc<str> = match log.subjects.get_key_value(subject) {
+            Some((known, _)) => known.clone(),
+            None => subject.into(),
+        };
         let message = Message {
-            subject: subject.to_owned(),
+            subject: subject.clone(),
             seq: log.last_seq,
             payload,
         };
         log.bytes += message.payload.len() as u64;
-        let subject_log = log.subjects.entry(subject.to_owned()).or_default();
+        log.taps.retain(|tap| !tap.stopped.load(Ordering::Acquire));
+        for tap in &log.taps {
+            if super::matches(&tap.filter, &message.subject) {
+                (tap.on_message)(&message);
+            }
+        }
+        let subject_log = log.subjects.entry(subject).or_default();
         subject_log.messages.push_back(message.clone());
         subject_log.notify.notify_waiters();
         log.messages.push_back(Stored { message, at: now });
-        log.trim(&spec, now);
+        log.trim(max_age, max_bytes, now);
         if log.last_seq % SWEEP_EVERY == 0 {
             log.sweep();
         }
@@ -242,7 +268,7 @@ impl LocalBus {
                     // message's for a wildcard.
                     let subject_notify = if exact {
                         let mut log = lock(&stream.log);
-                        let subject = log.subjects.entry(filter.clone()).or_default();
+                        let subject = log.subjects.entry(filter.as_str().into()).or_default();
                         let first = subject.messages.partition_point(|m| m.seq < next);
                         ready.extend(subject.messages.range(first..).cloned());
                         Some(Arc::clone(&subject.notify))
@@ -278,6 +304,34 @@ impl LocalBus {
             },
         )
         .boxed())
+    }
+
+    /// Calls `on_message` with what `stream` keeps on `filter` from `from`
+    /// on, then, from inside [`Self::publish_once`], with each new message:
+    /// under the stream's lock, so in sequence order, none missed or seen
+    /// twice.
+    pub(super) fn tap(
+        &self,
+        stream: &str,
+        filter: &str,
+        from: u64,
+        on_message: OnMessage,
+    ) -> Result<Arc<AtomicBool>, BusError> {
+        let stream = self.named(stream)?;
+        let mut log = lock(&stream.log);
+        let first = log.messages.partition_point(|m| m.message.seq < from);
+        for stored in log.messages.range(first..) {
+            if super::matches(filter, &stored.message.subject) {
+                on_message(&stored.message);
+            }
+        }
+        let stopped = Arc::new(AtomicBool::new(false));
+        log.taps.push(LocalTap {
+            filter: filter.to_owned(),
+            on_message,
+            stopped: stopped.clone(),
+        });
+        Ok(stopped)
     }
 
     pub(super) async fn request(

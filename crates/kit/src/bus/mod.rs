@@ -93,7 +93,8 @@ pub struct StreamSpec {
 /// A message of a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    pub subject: String,
+    /// Shared: a message is handed to every reader of its subject.
+    pub subject: std::sync::Arc<str>,
     /// The stream's sequence number: 1, 2, … across all its subjects.
     pub seq: u64,
     pub payload: Bytes,
@@ -131,6 +132,28 @@ pub type Subscription = BoxStream<'static, Result<Message, BusError>>;
 
 /// The requests to a served subject.
 pub type Requests = BoxStream<'static, Request>;
+
+/// What a [`Tap`] calls with each message.
+pub type OnMessage = Box<dyn Fn(&Message) + Send + Sync>;
+
+/// A tap on a stream ([`Bus::tap`]): its calls stop when it is dropped.
+pub struct Tap {
+    stop: TapStop,
+}
+
+enum TapStop {
+    Local(std::sync::Arc<std::sync::atomic::AtomicBool>),
+    Nats(tokio::task::AbortHandle),
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        match &self.stop {
+            TapStop::Local(stopped) => stopped.store(true, std::sync::atomic::Ordering::Release),
+            TapStop::Nats(task) => task.abort(),
+        }
+    }
+}
 
 /// The bus of one service: cheap to clone.
 #[derive(Clone)]
@@ -291,6 +314,45 @@ impl Bus {
             Self::Local(bus) => bus.subscribe(stream, filter, from),
             Self::Nats(bus) => bus.subscribe(stream, filter, from).await,
         }
+    }
+
+    /// Calls `on_message` with every message of `stream` on `filter` whose
+    /// sequence is `from` or later, in sequence order, each once: those
+    /// still kept, then each new one, until the returned [`Tap`] is
+    /// dropped. One reader that hands the messages on in process (to the
+    /// readers of each conversation, say) without a task of its own: in
+    /// process it is called from inside `publish`, under the stream's lock,
+    /// before the publisher's call returns, which spares a wake-up of a
+    /// listening task per message (issue 20); on NATS from a task that
+    /// reads a subscription and begins it again after the last message it
+    /// passed on when it ends. `on_message` must be quick, must not block
+    /// and must not use the bus.
+    pub async fn tap(
+        &self,
+        stream: &str,
+        filter: &str,
+        from: u64,
+        on_message: impl Fn(&Message) + Send + Sync + 'static,
+    ) -> Result<Tap, BusError> {
+        check_subject(filter, true)?;
+        let stop = match self {
+            Self::Local(bus) => {
+                TapStop::Local(bus.tap(stream, filter, from, Box::new(on_message))?)
+            }
+            Self::Nats(_) => {
+                // Fails now when the stream is not there, as in process.
+                self.last_seq(stream).await?;
+                let task = tokio::spawn(tap_subscription(
+                    self.clone(),
+                    stream.to_owned(),
+                    filter.to_owned(),
+                    from,
+                    on_message,
+                ));
+                TapStop::Nats(task.abort_handle())
+            }
+        };
+        Ok(Tap { stop })
     }
 
     /// Asks whoever serves `subject`; their answer, or `TimedOut` after
@@ -475,6 +537,42 @@ fn check_subject(subject: &str, wildcards: bool) -> Result<(), BusError> {
 }
 
 /// Whether `subject` matches `filter` (`*` one token, `>` the rest).
+/// A tap's reading on NATS: a subscription from `from`, begun again after
+/// the last message passed on when it ends or fails (backing off up to 5 s).
+async fn tap_subscription(
+    bus: Bus,
+    stream: String,
+    filter: String,
+    mut from: u64,
+    on_message: impl Fn(&Message),
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match bus.subscribe(&stream, &filter, from).await {
+            Ok(mut messages) => {
+                backoff = Duration::from_millis(100);
+                while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+                    match message {
+                        Ok(message) if message.seq >= from => {
+                            from = message.seq + 1;
+                            on_message(&message);
+                        }
+                        Ok(_) => {}
+                        Err(err) => {
+                            tracing::warn!(error = %err, stream, filter, "reading a stream: waiting for the bus");
+                        }
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, stream, filter, ?backoff, "subscribing to a stream failed; trying again");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 fn matches(filter: &str, subject: &str) -> bool {
     let mut subject_tokens = subject.split('.');
     for token in filter.split('.') {

@@ -240,7 +240,7 @@ impl NatsBus {
                 let message = message.map_err(unavailable)?;
                 let seq = message.info().map_err(unavailable)?.stream_sequence;
                 Ok(Message {
-                    subject: message.subject.get(prefix..).unwrap_or_default().to_owned(),
+                    subject: message.subject.get(prefix..).unwrap_or_default().into(),
                     seq,
                     payload: message.payload.clone(),
                 })

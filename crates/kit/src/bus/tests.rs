@@ -68,7 +68,7 @@ async fn a_subscriber_reads_its_subject_from_a_sequence_then_live_in_order() {
         let mut from_second = bus.subscribe("turns", "turns.a", a1 + 1).await.unwrap();
         assert_eq!(payloads(&next_n(&mut from_start, 2).await), [b"a1", b"a2"]);
         let second = next_n(&mut from_second, 1).await;
-        assert_eq!((second[0].seq, second[0].subject.as_str()), (a2, "turns.a"));
+        assert_eq!((second[0].seq, &*second[0].subject), (a2, "turns.a"));
 
         let a3 = bus.publish("turns.a", Bytes::from("a3")).await.unwrap();
         bus.publish("turns.b", Bytes::from("b2")).await.unwrap();
@@ -78,6 +78,68 @@ async fn a_subscriber_reads_its_subject_from_a_sequence_then_live_in_order() {
             (a3, b"a3".as_ref())
         );
         assert_eq!(payloads(&next_n(&mut from_second, 1).await), [b"a3"]);
+    })
+    .await;
+}
+
+/// What a tap passed on so far: sequence and payload.
+type Tapped = std::sync::Arc<std::sync::Mutex<Vec<(u64, Bytes)>>>;
+
+async fn tapped_until(tapped: &Tapped, n: usize) -> Vec<(u64, Bytes)> {
+    for _ in 0..1000 {
+        let seen = tapped.lock().unwrap().clone();
+        if seen.len() >= n {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the tap passed on {:?}, not {n} messages",
+        tapped.lock().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_tap_passes_on_its_filters_messages_from_a_sequence_in_order_until_dropped() {
+    on_both(|bus| async move {
+        bus.stream(&spec("taps", "taps.>")).await.unwrap();
+        bus.publish("taps.a", Bytes::from("before")).await.unwrap();
+        let first = bus.publish("taps.a", Bytes::from("a1")).await.unwrap();
+        let tapped = Tapped::default();
+        let tap = {
+            let tapped = tapped.clone();
+            bus.tap("taps", "taps.*", first, move |message| {
+                tapped
+                    .lock()
+                    .unwrap()
+                    .push((message.seq, message.payload.clone()));
+            })
+            .await
+            .unwrap()
+        };
+        let b1 = bus.publish("taps.b", Bytes::from("b1")).await.unwrap();
+        bus.publish("taps.b.deeper", Bytes::from("not for taps.*"))
+            .await
+            .unwrap();
+        let a2 = bus.publish("taps.a", Bytes::from("a2")).await.unwrap();
+        assert_eq!(
+            tapped_until(&tapped, 3).await,
+            [
+                (first, Bytes::from("a1")),
+                (b1, Bytes::from("b1")),
+                (a2, Bytes::from("a2"))
+            ]
+        );
+        drop(tap);
+        bus.publish("taps.a", Bytes::from("after")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(tapped.lock().unwrap().len(), 3, "nothing after the drop");
+        let error = bus
+            .tap("nowhere", "nowhere.>", 1, |_| {})
+            .await
+            .err()
+            .expect("no such stream");
+        assert!(matches!(error, BusError::NoStream(_)), "{error:?}");
     })
     .await;
 }

@@ -7,7 +7,10 @@
 //! start: on NATS a consumer made and fed by the server per reader. Under a
 //! burst of a thousand turns those creations queued behind each other in
 //! the server and events took seconds to arrive. Now the server sends each
-//! event once per instance, and a reader costs a map entry.
+//! event once per instance, and a reader costs a map entry. The stream is
+//! read through a [`Tap`]: on the in-process bus the publishing turn hands
+//! each event to its readers itself, with no listening task woken per event
+//! in between (issue 20).
 //!
 //! The last [`MAX_KEPT`] events are kept, so that a reader that joins a
 //! little late (the response that started the turn, a socket told that a
@@ -17,11 +20,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use bytes::Bytes;
-use confab_kit::bus::{Bus, BusError, Message};
-use futures_util::StreamExt;
+use confab_kit::bus::{Bus, BusError, Message, Tap};
 use tokio::sync::mpsc;
 
 use super::log::STREAM;
@@ -38,6 +39,8 @@ const SWEEP_EVERY: u64 = 1024;
 pub struct TurnEvents {
     bus: Bus,
     heard: Mutex<Heard>,
+    /// The stream read into `heard` while this lives.
+    tap: std::sync::OnceLock<Tap>,
 }
 
 #[derive(Default)]
@@ -75,8 +78,17 @@ impl TurnEvents {
                 last,
                 ..Heard::default()
             }),
+            tap: std::sync::OnceLock::new(),
         });
-        tokio::spawn(listen(Arc::downgrade(&events), bus.clone(), last + 1));
+        let heard = Arc::downgrade(&events);
+        let tap = bus
+            .tap(STREAM, &format!("{STREAM}.>"), last + 1, move |message| {
+                if let Some(events) = heard.upgrade() {
+                    events.heard(message);
+                }
+            })
+            .await?;
+        let _ = events.tap.set(tap);
         Ok(events)
     }
 
@@ -110,7 +122,7 @@ impl TurnEvents {
         let entry = heard.subjects.entry(subject.clone()).or_default();
         for (seq, payload) in entry.kept.iter().filter(|(seq, _)| *seq >= from) {
             let _ = sender.send(Message {
-                subject: subject.to_string(),
+                subject: subject.clone(),
                 seq: *seq,
                 payload: payload.clone(),
             });
@@ -120,15 +132,15 @@ impl TurnEvents {
     }
 
     /// An event from the bus: to its subject's readers, and kept.
-    fn heard(&self, message: Message) {
+    fn heard(&self, message: &Message) {
         let mut heard = self.lock();
         let heard = &mut *heard;
         if message.seq <= heard.last {
-            // Heard already (a subscription begun again).
+            // Heard already.
             return;
         }
         heard.last = message.seq;
-        let subject: Arc<str> = message.subject.as_str().into();
+        let subject = message.subject.clone();
         let entry = heard.subjects.entry(subject.clone()).or_default();
         entry.kept.push_back((message.seq, message.payload.clone()));
         entry
@@ -155,44 +167,10 @@ impl TurnEvents {
     }
 }
 
-/// Reads the whole stream from `from` into `events` while they live; a
-/// subscription that ends is begun again where it stopped.
-async fn listen(events: std::sync::Weak<TurnEvents>, bus: Bus, mut from: u64) {
-    let filter = format!("{STREAM}.>");
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match bus.subscribe(STREAM, &filter, from).await {
-            Ok(mut messages) => {
-                backoff = Duration::from_millis(100);
-                while let Some(message) = messages.next().await {
-                    let Some(events) = events.upgrade() else {
-                        return;
-                    };
-                    match message {
-                        Ok(message) => {
-                            from = message.seq + 1;
-                            events.heard(message);
-                        }
-                        Err(err) => {
-                            tracing::warn!(error = %err, "reading the turns' events: waiting for the bus");
-                        }
-                    }
-                }
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, ?backoff, "subscribing to the turns' events failed; trying again");
-            }
-        }
-        if events.strong_count() == 0 {
-            return;
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     async fn bus() -> Bus {
