@@ -31,11 +31,15 @@ impl ProtocolVersion {
         }
     }
 
-    pub fn decode_stream_result(self, result: Value) -> serde_json::Result<StreamResponse> {
+    /// A streamed result, read straight from its JSON text (the `result`
+    /// of a JSON-RPC response taken as a `&RawValue`): one pass over each
+    /// event of an agent's stream, where going through a `Value` made and
+    /// dropped a tree of maps per streamed token (issue 20).
+    pub fn decode_stream_result(self, result: &str) -> serde_json::Result<StreamResponse> {
         match self {
-            ProtocolVersion::V1_0 => serde_json::from_value(result),
+            ProtocolVersion::V1_0 => serde_json::from_str(result),
             ProtocolVersion::V0_3 => {
-                serde_json::from_value::<v03::StreamResult>(result).map(Into::into)
+                serde_json::from_str::<v03::StreamResult>(result).map(Into::into)
             }
         }
     }
@@ -109,7 +113,10 @@ mod tests {
             let params = version.encode_send_params(request.clone()).unwrap();
             assert_eq!(version.decode_send_params(params).unwrap(), request);
             let result = version.encode_stream_result(done.clone()).unwrap();
-            assert_eq!(version.decode_stream_result(result).unwrap(), done);
+            assert_eq!(
+                version.decode_stream_result(&result.to_string()).unwrap(),
+                done
+            );
         }
         let v03 = ProtocolVersion::V0_3.encode_send_params(request).unwrap();
         assert_eq!(

@@ -17,6 +17,7 @@ use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt, stream};
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// An agent's stream results, as a turn reads them.
 pub type AgentStream = futures_util::stream::BoxStream<'static, Result<AgentEvent, A2aError>>;
@@ -407,7 +408,7 @@ fn decode<E: std::fmt::Display>(
         Ok(event) => event,
         Err(err) => return vec![Err(A2aError::Stream(err.to_string()))],
     };
-    let envelope: JsonRpcResponse<Value> = match serde_json::from_str(&event.data) {
+    let envelope: JsonRpcResponse<&RawValue> = match serde_json::from_str(&event.data) {
         Ok(envelope) => envelope,
         Err(err) => {
             return vec![Err(A2aError::Stream(format!(
@@ -421,7 +422,10 @@ fn decode<E: std::fmt::Display>(
             message: err.message,
         })];
     }
-    let result = match envelope.result.map(|r| version.decode_stream_result(r)) {
+    let result = match envelope
+        .result
+        .map(|r| version.decode_stream_result(r.get()))
+    {
         None => return Vec::new(),
         Some(Ok(result)) => result,
         Some(Err(err)) => {
