@@ -25,6 +25,7 @@ use confab_protocol::a2a::{
 };
 use futures_util::StreamExt;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
 use crate::AgentState;
@@ -353,15 +354,21 @@ fn sse(
         Some((result, (live, ends)))
     });
     let frames = first.chain(rest).map(move |result| {
-        let envelope = match version.encode_stream_result(StreamResponse::clone(&result)) {
+        let encoded = version
+            .encode_stream_result(&result)
+            .and_then(RawValue::from_string);
+        let envelope = match encoded {
             Ok(result) => JsonRpcResponse::success(id.clone(), result),
             Err(err) => JsonRpcResponse::failure(
                 id.clone(),
                 JsonRpcError::new(error_code::INTERNAL_ERROR, err.to_string()),
             ),
         };
-        let json = serde_json::to_string(&envelope).unwrap_or_default();
-        Ok::<_, Infallible>(Bytes::from(format!("data: {json}\n\n")))
+        let mut frame = b"data: ".to_vec();
+        // Writing a response of strings and JSON into memory cannot fail.
+        let _ = serde_json::to_writer(&mut frame, &envelope);
+        frame.extend_from_slice(b"\n\n");
+        Ok::<_, Infallible>(Bytes::from(frame))
     });
     HttpResponse::Ok()
         .content_type("text/event-stream")

@@ -133,6 +133,34 @@ pub type Subscription = BoxStream<'static, Result<Message, BusError>>;
 /// The requests to a served subject.
 pub type Requests = BoxStream<'static, Request>;
 
+/// See [`Bus::ordered_publisher`].
+pub enum OrderedPublisher {
+    Local(LocalBus, String),
+    /// To the publishing task; unbounded: a writer is never held up, and
+    /// holds at most its own messages (one turn's events).
+    Queued(tokio::sync::mpsc::UnboundedSender<(String, Bytes)>),
+}
+
+impl OrderedPublisher {
+    /// Publishes `payload` after those given before, once per `id`.
+    pub fn publish(&self, id: String, payload: Bytes) {
+        match self {
+            Self::Local(bus, subject) => {
+                if let Err(err) = check_subject(subject, false)
+                    .and_then(|()| bus.publish_once(subject, Some(&id), payload))
+                {
+                    // In process only a subject no stream keeps fails: a
+                    // mistake no retry would mend.
+                    tracing::error!(error = %err, subject, "a message could not be published");
+                }
+            }
+            Self::Queued(queue) => {
+                let _ = queue.send((id, payload));
+            }
+        }
+    }
+}
+
 /// What a [`Tap`] calls with each message.
 pub type OnMessage = Box<dyn Fn(&Message) + Send + Sync>;
 
@@ -264,6 +292,30 @@ impl Bus {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
+            }
+        }
+    }
+
+    /// A publisher of `subject`'s messages in the order they are given,
+    /// each once (by its id) and each until the bus has taken it, which
+    /// never makes its caller wait: for a writer that must not be held up
+    /// by the bus (a turn's events). In process a message is published at
+    /// once, in the caller's call; on NATS a task of the publisher's own
+    /// publishes them one after the other ([`Bus::publish_until_taken`]),
+    /// and goes on with those given until it is dropped.
+    pub fn ordered_publisher(&self, subject: &str) -> OrderedPublisher {
+        match self {
+            Self::Local(bus) => OrderedPublisher::Local(bus.clone(), subject.to_owned()),
+            Self::Nats(_) => {
+                let (sender, mut queued) =
+                    tokio::sync::mpsc::unbounded_channel::<(String, Bytes)>();
+                let (bus, subject) = (self.clone(), subject.to_owned());
+                tokio::spawn(async move {
+                    while let Some((id, payload)) = queued.recv().await {
+                        bus.publish_until_taken(&subject, &id, payload).await;
+                    }
+                });
+                OrderedPublisher::Queued(sender)
             }
         }
     }

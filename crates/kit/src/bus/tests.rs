@@ -145,6 +145,30 @@ async fn a_tap_passes_on_its_filters_messages_from_a_sequence_in_order_until_dro
 }
 
 #[tokio::test]
+async fn an_ordered_publisher_publishes_in_the_order_given_each_id_once() {
+    on_both(|bus| async move {
+        bus.stream(&spec("ordered", "ordered.>")).await.unwrap();
+        let from = bus.last_seq("ordered").await.unwrap() + 1;
+        let publisher = bus.ordered_publisher("ordered.a");
+        for (id, payload) in [
+            ("1", "one"),
+            ("2", "two"),
+            ("1", "one again"),
+            ("3", "three"),
+        ] {
+            publisher.publish(id.to_owned(), Bytes::from(payload));
+        }
+        let mut read = bus.subscribe("ordered", "ordered.a", from).await.unwrap();
+        assert_eq!(
+            payloads(&next_n(&mut read, 3).await),
+            [b"one".as_ref(), b"two", b"three"]
+        );
+        drop(publisher);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_last_sequence_on_a_subject_is_its_newest_message() {
     on_both(|bus| async move {
         bus.stream(&spec("ends", "ends.>")).await.unwrap();

@@ -24,10 +24,15 @@ impl ProtocolVersion {
         }
     }
 
-    pub fn encode_stream_result(self, result: StreamResponse) -> serde_json::Result<Value> {
+    /// A streamed result as JSON text, written straight from `result` in
+    /// 1.0 (a 0.3 result is converted from a copy first): an agent writes
+    /// one per streamed token (issue 20).
+    pub fn encode_stream_result(self, result: &StreamResponse) -> serde_json::Result<String> {
         match self {
-            ProtocolVersion::V1_0 => serde_json::to_value(result),
-            ProtocolVersion::V0_3 => serde_json::to_value(v03::StreamResult::from(result)),
+            ProtocolVersion::V1_0 => serde_json::to_string(result),
+            ProtocolVersion::V0_3 => {
+                serde_json::to_string(&v03::StreamResult::from(result.clone()))
+            }
         }
     }
 
@@ -112,11 +117,8 @@ mod tests {
         for version in ProtocolVersion::ALL {
             let params = version.encode_send_params(request.clone()).unwrap();
             assert_eq!(version.decode_send_params(params).unwrap(), request);
-            let result = version.encode_stream_result(done.clone()).unwrap();
-            assert_eq!(
-                version.decode_stream_result(&result.to_string()).unwrap(),
-                done
-            );
+            let result = version.encode_stream_result(&done).unwrap();
+            assert_eq!(version.decode_stream_result(&result).unwrap(), done);
         }
         let v03 = ProtocolVersion::V0_3.encode_send_params(request).unwrap();
         assert_eq!(

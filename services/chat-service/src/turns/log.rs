@@ -13,22 +13,22 @@
 //! ([`TurnEvents`]), in process.
 //!
 //! The turn only appends; it never waits for a reader or for the bus: its
-//! events go to a publisher task that sends them in order, and again, until
-//! the bus has taken each one. So a slow or gone client cannot hold a turn
-//! up, and a bus outage delays the events but loses none (the reply itself
-//! is saved in the database whatever the bus does).
+//! events go to an ordered publisher ([`Bus::ordered_publisher`]) that
+//! sends them in order, and again, until the bus has taken each one (in
+//! process: at once). So a slow or gone client cannot hold a turn up, and a
+//! bus outage delays the events but loses none (the reply itself is saved
+//! in the database whatever the bus does).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use confab_kit::bus::{Bus, BusError, StreamSpec};
+use confab_kit::bus::{Bus, BusError, OrderedPublisher, StreamSpec};
 use confab_protocol::chat::ChatEvent;
 use confab_protocol::ids::{ConversationId, MessageId};
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 use super::events::TurnEvents;
 
@@ -82,8 +82,8 @@ pub struct TurnLog {
     /// Events logged so far (the writer's count).
     logged: AtomicU64,
     ended: AtomicBool,
-    /// The writer's way to its publisher; gone once the turn has ended.
-    publisher: Mutex<Option<mpsc::UnboundedSender<(u64, Bytes)>>>,
+    /// The writer's publisher; gone once the turn has ended.
+    publisher: Mutex<Option<OrderedPublisher>>,
 }
 
 impl TurnLog {
@@ -111,13 +111,7 @@ impl TurnLog {
         logged: u64,
     ) -> Arc<Self> {
         let subject = subject(conversation_id);
-        let (sender, outgoing) = mpsc::unbounded_channel();
-        tokio::spawn(publish_in_order(
-            events.bus().clone(),
-            subject.clone(),
-            turn.clone(),
-            outgoing,
-        ));
+        let publisher = events.bus().ordered_publisher(&subject);
         Arc::new(Self {
             events: events.clone(),
             subject,
@@ -125,7 +119,7 @@ impl TurnLog {
             start,
             logged: AtomicU64::new(logged),
             ended: AtomicBool::new(false),
-            publisher: Mutex::new(Some(sender)),
+            publisher: Mutex::new(Some(publisher)),
         })
     }
 
@@ -202,7 +196,9 @@ impl TurnLog {
         };
         let publisher = self.publisher.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(publisher) = publisher.as_ref() {
-            let _ = publisher.send((seq, payload));
+            // Its turn and number: an attempt that timed out may have been
+            // kept, and a retry must not be kept again.
+            publisher.publish(format!("{}.{seq}", self.turn), payload);
         }
         seq
     }
@@ -297,21 +293,6 @@ impl TurnLog {
                 }
             }
         })
-    }
-}
-
-/// Hands the turn's events to the bus in order, each until it is taken,
-/// each once (by its turn and number: an attempt that timed out may have
-/// been kept).
-async fn publish_in_order(
-    bus: Bus,
-    subject: String,
-    turn: MessageId,
-    mut events: mpsc::UnboundedReceiver<(u64, Bytes)>,
-) {
-    while let Some((seq, payload)) = events.recv().await {
-        let id = format!("{turn}.{seq}");
-        bus.publish_until_taken(&subject, &id, payload).await;
     }
 }
 
