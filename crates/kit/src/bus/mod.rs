@@ -588,7 +588,6 @@ fn check_subject(subject: &str, wildcards: bool) -> Result<(), BusError> {
     Ok(())
 }
 
-/// Whether `subject` matches `filter` (`*` one token, `>` the rest).
 /// A tap's reading on NATS: a subscription from `from`, begun again after
 /// the last message passed on when it ends or fails (backing off up to 5 s).
 async fn tap_subscription(
@@ -625,6 +624,7 @@ async fn tap_subscription(
     }
 }
 
+/// Whether `subject` matches `filter` (`*` one token, `>` the rest).
 fn matches(filter: &str, subject: &str) -> bool {
     let mut subject_tokens = subject.split('.');
     for token in filter.split('.') {
