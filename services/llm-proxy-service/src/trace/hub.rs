@@ -31,6 +31,7 @@ use confab_protocol::trace::{TraceEvent, TraceKind};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::TraceSettings;
 use super::subject;
@@ -62,7 +63,7 @@ pub(super) struct OnTheBus<'a> {
     pub agent_id: Option<&'a str>,
     pub user_id: Option<&'a str>,
     pub conversation_id: Option<&'a str>,
-    pub data: &'a Value,
+    pub data: &'a RawValue,
     pub created_at: &'a str,
 }
 
@@ -124,6 +125,14 @@ impl TraceHub {
         };
         let now = Utc::now().naive_utc();
         let created_at = rfc3339(now);
+        // Written once, for the bus and the row alike (a delta per token).
+        let data = match serde_json::value::to_raw_value(&data) {
+            Ok(data) => data,
+            Err(err) => {
+                tracing::error!(error = %err, "a trace event's data could not be written");
+                return;
+            }
+        };
         let payload = OnTheBus {
             kind,
             call_id: &context.call_id,
@@ -145,7 +154,7 @@ impl TraceHub {
             agent_id: context.agent_id.clone(),
             user_id: context.user_id.clone(),
             conversation_id: context.conversation_id.clone(),
-            data: data.to_string(),
+            data: data.get().to_owned(),
             created_at: now,
         }));
         self.recorder.report_depth();

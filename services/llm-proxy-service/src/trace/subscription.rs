@@ -353,13 +353,14 @@ mod tests {
             data: json!({"content": "two {\"}", "n": [1, 2]}),
             created_at: "2026-12-04T10:00:00.000Z".into(),
         };
+        let data = serde_json::value::to_raw_value(&event.data).unwrap();
         let payload = serde_json::to_vec(&OnTheBus {
             kind: event.kind,
             call_id: &event.call_id,
             agent_id: event.agent_id.as_deref(),
             user_id: event.user_id.as_deref(),
             conversation_id: event.conversation_id.as_deref(),
-            data: &event.data,
+            data: &data,
             created_at: &event.created_at,
         })
         .unwrap();
