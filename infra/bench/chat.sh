@@ -82,11 +82,7 @@ gateway_port=$(free_port)
 start_chat_stack "$FIRST_CHUNK_DELAY_MS" "$CHUNK_DELAY_MS" "http://127.0.0.1:$gateway_port/.well-known/jwks.json"
 
 # One user posts every turn: the per-user chat rate limit is off here.
-start gateway "PORT=$gateway_port" "DATABASE_URL=$work/gateway/gateway.db" \
-    "CONFAB__RATE_LIMITS__CHAT_POSTS_PER_MINUTE=0" \
-    "CONFAB__UPSTREAMS__CHAT=$(printf 'http://127.0.0.1:%s,' "${chat_ports[@]}" | sed 's/,$//')" \
-    "CONFAB__UPSTREAMS__LLM_PROXY=http://127.0.0.1:$proxy_port"
-wait_for "http://127.0.0.1:$gateway_port/ready" "$started_pid" "$work/gateway.log"
+start_gateway
 
 # --- measure --------------------------------------------------------------------------
 echo

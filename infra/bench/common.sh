@@ -14,6 +14,10 @@
 #                            waits for it
 #   wait_for URL PID LOG     until URL answers, or the log if it never does
 #   ensure_client_venv       the venv with the pinned httpx client packages
+#   start_gateway            the gateway in front of them (chat-service
+#                            instances, llm-proxy-service), its per-user chat
+#                            post limit lifted, waited for; sets
+#                            gateway_port, gateway_pid
 #   start_chat_stack FIRST_CHUNK_DELAY_MS CHUNK_DELAY_MS [JWKS_URL]
 #                            llm-proxy-service (builtin model at those
 #                            delays), demo-agents and chat-service, each
@@ -42,8 +46,7 @@ started_pid=""
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
     # TERM (graceful stop) to what this script started, nothing else.
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    stop_started
     # The run's streams on a shared NATS server (start_chat_stack names them).
     if [[ -n "${bus_namespace:-}" ]]; then
         python3 "$repo/infra/bench/nats_clean.py" "$BUS_URL" "$bus_namespace" >&2 || true
@@ -159,4 +162,16 @@ start_chat_stack() {
     done
     chat_port=${chat_ports[0]}
     chat_pid=${chat_pids[0]}
+}
+
+# Call after start_chat_stack, whose JWKS_URL should name
+# http://127.0.0.1:$gateway_port/.well-known/jwks.json: pick gateway_port first.
+start_gateway() {
+    gateway_port=${gateway_port:-$(free_port)}
+    start gateway "PORT=$gateway_port" "DATABASE_URL=$work/gateway/gateway.db" \
+        "CONFAB__RATE_LIMITS__CHAT_POSTS_PER_MINUTE=0" \
+        "CONFAB__UPSTREAMS__CHAT=$(printf 'http://127.0.0.1:%s,' "${chat_ports[@]}" | sed 's/,$//')" \
+        "CONFAB__UPSTREAMS__LLM_PROXY=http://127.0.0.1:$proxy_port"
+    wait_for "http://127.0.0.1:$gateway_port/ready" "$started_pid" "$work/gateway.log"
+    gateway_pid=$started_pid
 }

@@ -71,12 +71,8 @@ fi
 start_stack() {
     gateway_port=$(free_port)
     start_chat_stack 0 "$CHUNK_DELAY_MS" "http://127.0.0.1:$gateway_port/.well-known/jwks.json"
-    start gateway "PORT=$gateway_port" "DATABASE_URL=$work/gateway/gateway.db" \
-        "CONFAB__RATE_LIMITS__CHAT_POSTS_PER_MINUTE=0" \
-        "CONFAB__UPSTREAMS__CHAT=$(printf 'http://127.0.0.1:%s,' "${chat_ports[@]}" | sed 's/,$//')" \
-        "CONFAB__UPSTREAMS__LLM_PROXY=http://127.0.0.1:$proxy_port"
-    wait_for "http://127.0.0.1:$gateway_port/ready" "$started_pid" "$work/gateway.log"
-    services=(gateway "$started_pid" chat-service "$chat_pid" demo-agents "$agents_pid" llm-proxy-service "$proxy_pid")
+    start_gateway
+    services=(gateway "$gateway_pid" chat-service "$chat_pid" demo-agents "$agents_pid" llm-proxy-service "$proxy_pid")
 }
 
 # One run of the load generator against the running stack, profiled when
