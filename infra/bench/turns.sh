@@ -17,7 +17,14 @@
 #   PROFILE=/tmp/prof infra/bench/turns.sh     and a perf profile per service
 #                                              and form there, its top frames printed
 #   PROFILE_CALLGRAPH=1 …                      the profiles with call graphs (DWARF)
+#   SYSCALLS=/tmp/sys infra/bench/turns.sh    system calls counted per service
+#                                              (strace -c -f), per token printed;
+#                                              slows the services, so figures of
+#                                              time and CPU from that run are not quoted
 #   BENCH_ENV="CONFAB__SERVER__WORKERS=1" …     settings for every service
+#   BASE=same HEAD_ENV="K=V …" …               a setting against none: head's
+#                                              binaries on both sides, HEAD_ENV's
+#                                              settings for head only
 #
 # Builds the services and the load generator (release, into the workspace's
 # target/), starts llm-proxy-service (builtin model, CHUNK_DELAY_MS=20 between
@@ -50,10 +57,14 @@ service_bins=(llm-proxy-service demo-agents chat-service gateway)
 echo "==> building llm-proxy-service, demo-agents, chat-service, gateway and the load generator (release)"
 (cd "$repo" && cargo build --release -q "${service_bins[@]/#/-p}" --bins)
 (cd "$repo/infra/bench/loadgen" && CARGO_TARGET_DIR=$target cargo build --release -q)
-head_bin=$target/release
+head_bin=${HEAD_BIN:-$target/release}
 head_label="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo '+changes')"
 variants=(head)
-if [[ -n "$BASE" ]]; then
+if [[ $BASE == same ]]; then
+    base_rev=same
+    base_bin=$head_bin
+    variants=(base head)
+elif [[ -n "$BASE" ]]; then
     base_rev=$(git -C "$repo" rev-parse --short "$BASE")
     base_bin=$target/base/$base_rev
     if [[ ! -x "$base_bin/gateway" ]]; then
@@ -78,7 +89,7 @@ start_stack() {
 # One run of the load generator against the running stack, profiled when
 # PROFILE is set; its summary line appended to $work/summaries.
 run_form() {
-    local form=$1 label=$2 perfs=() i perf_args=(-F 499)
+    local form=$1 label=$2 perfs=() straces=() i perf_args=(-F 499)
     [[ -n "${PROFILE_CALLGRAPH:-}" ]] && perf_args=(-F 199 --call-graph dwarf,16384)
     if [[ -n "${PROFILE:-}" ]]; then
         mkdir -p "$PROFILE"
@@ -87,6 +98,14 @@ run_form() {
             perfs+=($!)
         done
     fi
+    if [[ -n "${SYSCALLS:-}" ]]; then
+        mkdir -p "$SYSCALLS"
+        for ((i = 0; i < ${#services[@]}; i += 2)); do
+            strace -c -f -q -o "$SYSCALLS/$label-$form-${services[i]}.txt" -p "${services[i + 1]}" &
+            straces+=($!)
+        done
+        sleep 1
+    fi
     local how=(--n "$N" --rate "$RATE")
     ((CONCURRENCY > 0)) && how=(--concurrency "$CONCURRENCY" --duration "$DURATION")
     "$target/release/confab-loadgen" --gateway "http://127.0.0.1:$gateway_port" \
@@ -94,6 +113,19 @@ run_form() {
         --pids "$(printf '%s=%s,' "${services[@]}" | sed 's/,$//')" | tee "$work/run.out" ||
         status=1
     grep '^summary ' "$work/run.out" | sed "s/^summary /summary variant=$label /" >>"$work/summaries" || true
+    if ((${#straces[@]})); then
+        kill -INT "${straces[@]}"
+        wait "${straces[@]}" 2>/dev/null || true
+        local tokens=$((N * WORDS))
+        ((CONCURRENCY > 0)) && tokens=$(($(sed -n 's/^summary .*turns=\([0-9]*\).*/\1/p' "$work/run.out") * WORDS))
+        for ((i = 0; i < ${#services[@]}; i += 2)); do
+            echo "-- ${services[i]}: system calls per token ($tokens tokens; $SYSCALLS/$label-$form-${services[i]}.txt)"
+            awk -v t="$tokens" '$4 ~ /^[0-9]+$/ && $NF != "total" { s += $4; e += (NF == 6 ? $5 : 0)
+                    printf "%8.2f %s%s\n", $4 / t, $NF, (NF == 6 ? sprintf(" (%.2f failed)", $5 / t) : "") }
+                END { printf "%8.2f all (%.2f failed)\n", s / t, e / t }' \
+                "$SYSCALLS/$label-$form-${services[i]}.txt" | sort -rn | head -n 12
+        done
+    fi
     if ((${#perfs[@]})); then
         kill -INT "${perfs[@]}"
         wait "${perfs[@]}" 2>/dev/null || true
@@ -105,13 +137,18 @@ run_form() {
     fi
 }
 
-echo "$(nproc) CPUs, release build, SQLite, chunk delay ${CHUNK_DELAY_MS} ms; head = $head_label${BASE:+, base = $base_rev}${BENCH_ENV:+; BENCH_ENV=$BENCH_ENV}"
+echo "$(nproc) CPUs, release build, SQLite, chunk delay ${CHUNK_DELAY_MS} ms; head = $head_label${BASE:+, base = $base_rev}${BENCH_ENV:+; BENCH_ENV=$BENCH_ENV}${HEAD_ENV:+; head only: $HEAD_ENV}"
 status=0
+bench_env_all=${BENCH_ENV:-}
 : >"$work/summaries"
 for ((round = 1; round <= ROUNDS; round++)); do
     for form in $FORMS; do
         for variant in "${variants[@]}"; do
-            if [[ $variant == base ]]; then bin=$base_bin label=$base_rev; else bin=$head_bin label=$head_label; fi
+            if [[ $variant == base ]]; then
+                bin=$base_bin label=$base_rev BENCH_ENV=$bench_env_all
+            else
+                bin=$head_bin label=$head_label BENCH_ENV="$bench_env_all ${HEAD_ENV:-}"
+            fi
             echo
             echo "== round $round, $form, $variant ($label)"
             start_stack

@@ -128,6 +128,12 @@ pub fn bind(settings: &ServerSettings) -> std::io::Result<TcpListener> {
 
 /// Builds the HTTP server: the common routes and middleware around the
 /// service's own routes from `configure`. `/metrics` is public.
+///
+/// It speaks HTTP/1.1 and, to a client that starts with HTTP/2's preface
+/// (prior knowledge, no TLS), HTTP/2: Confab's services call each other
+/// that way where they are configured to (chat-service's agents with
+/// `http2 = true`, demo-agents' `[llm] http2`), so that one connection
+/// carries many streaming calls instead of one connection each.
 pub fn serve<F>(
     listener: TcpListener,
     settings: &ServerSettings,
@@ -181,7 +187,7 @@ where
     })
     .on_connect(no_delay)
     .shutdown_timeout(settings.shutdown_timeout_secs)
-    .listen(listener)?;
+    .listen_auto_h2c(listener)?;
     if settings.workers > 0 {
         server = server.workers(settings.workers);
     }
@@ -474,6 +480,42 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(upkeep_threads(), 1, "{:?}", thread_names());
         handle.run_upkeep();
+    }
+
+    #[tokio::test]
+    async fn a_service_answers_http_1_1_and_http_2_by_prior_knowledge_on_one_port() {
+        let settings = ServerSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+            workers: 1,
+            shutdown_timeout_secs: 1,
+        };
+        let info = ServiceInfo {
+            name: "test",
+            version: "0",
+        };
+        let listener = bind(&settings).unwrap();
+        let running = serve(listener, &settings, info, Readiness::Always, |_| {}).unwrap();
+        let url = format!("http://127.0.0.1:{}/health", running.port());
+        let handle = running.handle();
+        let server = tokio::spawn(running.run_until_stopped());
+        let http1 = reqwest::Client::builder().http1_only().build().unwrap();
+        let http2 = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        for (client, version) in [
+            (&http1, reqwest::Version::HTTP_11),
+            (&http2, reqwest::Version::HTTP_2),
+        ] {
+            let response = client.get(&url).send().await.unwrap();
+            assert_eq!(response.version(), version);
+            assert_eq!(response.status(), 200);
+            let health: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(health["status"], "ok");
+        }
+        handle.stop(true).await;
+        server.await.unwrap().unwrap();
     }
 
     #[test]

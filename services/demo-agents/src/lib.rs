@@ -131,10 +131,16 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         ))
         .chain(agent_secrets),
     )?;
-    let http = PerThreadClient::new(|| {
-        reqwest::Client::builder()
+    let http2 = settings.llm.http2;
+    let http = PerThreadClient::new(move || {
+        let builder = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
-            .pool_idle_timeout(SERVICE_POOL_IDLE)
+            .pool_idle_timeout(SERVICE_POOL_IDLE);
+        if http2 {
+            builder.http2_prior_knowledge()
+        } else {
+            builder.http1_only()
+        }
     })
     .context("building the HTTP client")?;
     anyhow::ensure!(

@@ -17,6 +17,10 @@ pub struct LlmSettings {
     pub base_url: String,
     pub model: String,
     pub timeout_secs: u64,
+    /// Whether the LLM server is called over HTTP/2 without negotiating it
+    /// (prior knowledge), as llm-proxy-service can be; else HTTP/1.1.
+    #[serde(default)]
+    pub http2: bool,
 }
 
 /// Who a call is made for; sent to the proxy so it can attribute the call.

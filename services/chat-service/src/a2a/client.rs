@@ -117,22 +117,29 @@ pub enum CardError {
 
 /// A turn's calls go over connections of its own worker
 /// ([`PerThreadClient`]): the agent's stream is read where the turn runs.
+/// An agent that speaks HTTP/2 ([`Endpoint::http2`]) is called over one
+/// connection per worker that carries every turn's stream at once; any
+/// other over HTTP/1.1, a connection per call in flight.
 #[derive(Clone)]
 pub struct A2aClient {
-    http: PerThreadClient,
+    http1: PerThreadClient,
+    http2: PerThreadClient,
 }
 
 impl A2aClient {
     /// `read_timeout` bounds each wait for the agent's next bytes: a stream
     /// silent for longer counts as dropped (and is re-subscribed to).
     pub fn new(connect_timeout: Duration, read_timeout: Duration) -> anyhow::Result<Self> {
-        let http = PerThreadClient::new(move || {
+        let builder = move || {
             reqwest::Client::builder()
                 .connect_timeout(connect_timeout)
                 .read_timeout(read_timeout)
                 .pool_idle_timeout(SERVICE_POOL_IDLE)
-        })?;
-        Ok(Self { http })
+        };
+        Ok(Self {
+            http1: PerThreadClient::new(move || builder().http1_only())?,
+            http2: PerThreadClient::new(move || builder().http2_prior_knowledge())?,
+        })
     }
 
     /// Sends `request` with `SendStreamingMessage` (`message/stream` in
@@ -246,8 +253,12 @@ impl A2aClient {
             method.name(agent.version),
             params,
         );
-        let call = self
-            .http
+        let http = if agent.http2 {
+            &self.http2
+        } else {
+            &self.http1
+        };
+        let call = http
             .get()
             .post(&agent.url)
             .bearer_auth(agent.credential.expose())
@@ -367,6 +378,9 @@ pub struct Endpoint {
     pub url: String,
     pub version: ProtocolVersion,
     pub credential: AgentCredential,
+    /// Whether the agent is called over HTTP/2 without TLS, with prior
+    /// knowledge ([`crate::a2a::registry::AgentEntry::http2`]).
+    pub http2: bool,
 }
 
 /// The bearer token chat-service presents to an agent: the agent's own key
@@ -510,6 +524,7 @@ mod tests {
             url: "http://127.0.0.1:8101/".into(),
             version: ProtocolVersion::V1_0,
             credential: AgentCredential::new("s3cret-agent-key"),
+            http2: false,
         };
         let shown = format!("{endpoint:?} {:?}", endpoint.credential);
         assert!(!shown.contains("s3cret"), "{shown}");

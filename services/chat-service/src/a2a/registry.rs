@@ -34,6 +34,15 @@ pub struct AgentEntry {
     /// key); without it, or empty, the service token is sent.
     #[serde(default)]
     pub key: Option<AgentCredential>,
+    /// Whether the agent's server speaks HTTP/2 without TLS and without
+    /// negotiating it ("prior knowledge", RFC 9113 §3.3), as every Confab
+    /// service does. Then one connection per chat-service worker carries
+    /// every turn's stream to it, not one connection per turn: less CPU
+    /// and memory per turn (`infra/bench/README.md`). Off by default: most
+    /// servers outside Confab (uvicorn, for one) speak only HTTP/1.1
+    /// without TLS, and a call to one of them with this on fails.
+    #[serde(default)]
+    pub http2: bool,
 }
 
 pub struct Registry {
@@ -99,6 +108,7 @@ impl Registry {
             url: entry.url.clone(),
             version,
             credential,
+            http2: entry.http2,
         })
     }
 

@@ -51,15 +51,22 @@ pub async fn start_agents_with(
 }
 
 /// chat-service on a fresh database in front of the demo agents (their
-/// model slowed by `chunk_delay_ms`), its settings adjusted by `tweak`; the
-/// stack keeps it all running.
+/// model slowed by `chunk_delay_ms`), called over HTTP/2 as the default
+/// configuration calls them, its settings adjusted by `tweak`; the stack
+/// keeps it all running.
 pub async fn start_chat(
     chunk_delay_ms: u64,
     tweak: impl FnOnce(&mut chat_service::Settings),
 ) -> (Stack, TestApp) {
     let mut stack = Stack::new();
     let agents = start_agents(chunk_delay_ms, &mut stack).await;
-    let chat = TestApp::start(&agents, &mut stack, tweak).await;
+    let chat = TestApp::start(&agents, &mut stack, |settings| {
+        for agent in settings.agents.values_mut() {
+            agent.http2 = true;
+        }
+        tweak(settings);
+    })
+    .await;
     (stack, chat)
 }
 
