@@ -68,6 +68,8 @@ pub struct Settings {
     pub timeouts: TimeoutSettings,
     /// Each upstream's instances by name (one URL or several).
     pub upstreams: HashMap<String, UpstreamConfig>,
+    #[serde(default)]
+    pub proxy: ProxySettings,
     pub routes: Vec<RouteConfig>,
     /// Routes an operator adds to the defaults (`routes`).
     #[serde(default)]
@@ -91,6 +93,16 @@ pub struct LimitSettings {
     pub body_bytes: usize,
     /// Password hashes run at once (0: one per core).
     pub password_hashes: usize,
+}
+
+/// How the gateway talks to its upstreams.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProxySettings {
+    /// The upstreams called over HTTP/2 without TLS by prior knowledge
+    /// (Confab's services speak it): one connection per worker and
+    /// instance carries every request and stream to it at once.
+    #[serde(default)]
+    pub http2: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +181,7 @@ pub async fn build_on(
         &route_configs,
         &settings.upstreams,
         Duration::from_secs(settings.timeouts.instance_retry_secs),
+        &settings.proxy.http2,
     )?;
     let console = web::Data::new(console::Console::new()?);
     let cors = cors::CorsPolicy::new(&settings.cors)?;

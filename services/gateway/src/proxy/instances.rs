@@ -129,16 +129,20 @@ struct Shared {
     retry_after_ms: u64,
     /// What `refused_until` counts from.
     epoch: Instant,
+    /// Whether the instances are called over HTTP/2 by prior knowledge
+    /// (`[proxy] http2`).
+    http2: bool,
 }
 
 impl Upstream {
     /// The upstream `name` at `config`'s URLs, its instances numbered from
-    /// `first_id` on.
+    /// `first_id` on, called over HTTP/2 by prior knowledge if `http2`.
     pub fn new(
         name: &str,
         config: &UpstreamConfig,
         first_id: usize,
         retry_after: Duration,
+        http2: bool,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(!config.urls.is_empty(), "upstream '{name}' names no URL");
         let mut instances = Vec::with_capacity(config.urls.len());
@@ -166,11 +170,17 @@ impl Upstream {
             next: AtomicUsize::new(0),
             retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
             epoch: Instant::now(),
+            http2,
         })))
     }
 
     pub fn name(&self) -> &Arc<str> {
         &self.0.name
+    }
+
+    /// Whether requests go to it over HTTP/2 (by prior knowledge).
+    pub fn http2(&self) -> bool {
+        self.0.http2
     }
 
     pub fn instances(&self) -> &[Instance] {
@@ -293,7 +303,7 @@ mod tests {
     fn upstream(urls: &[&str], retry_after: Duration) -> Upstream {
         let config =
             UpstreamConfig::from(urls.iter().map(|url| (*url).to_owned()).collect::<Vec<_>>());
-        Upstream::new("chat", &config, 0, retry_after).unwrap()
+        Upstream::new("chat", &config, 0, retry_after, false).unwrap()
     }
 
     fn order(upstream: &Upstream) -> Vec<&str> {
@@ -411,6 +421,7 @@ mod tests {
             &UpstreamConfig::from(String::new()),
             0,
             Duration::ZERO,
+            false,
         );
         assert!(none.unwrap_err().to_string().contains("names no URL"));
         let twice = Upstream::new(
@@ -418,6 +429,7 @@ mod tests {
             &UpstreamConfig::from(format!("{A},{A}/")),
             0,
             Duration::ZERO,
+            false,
         );
         assert!(twice.unwrap_err().to_string().contains("twice"));
     }

@@ -42,12 +42,20 @@ pub struct RoutingTable {
 
 impl RoutingTable {
     /// The table of `configs` over `upstreams`; an instance that refused a
-    /// connection is skipped for `retry_after` (see [`super::instances`]).
+    /// connection is skipped for `retry_after` (see [`super::instances`]);
+    /// the upstreams named in `http2` are called over HTTP/2.
     pub fn new(
         configs: &[RouteConfig],
         upstreams: &HashMap<String, UpstreamConfig>,
         retry_after: Duration,
+        http2: &[String],
     ) -> anyhow::Result<Self> {
+        for name in http2 {
+            anyhow::ensure!(
+                upstreams.contains_key(name),
+                "proxy.http2 names unknown upstream '{name}'"
+            );
+        }
         // Every route to one upstream shares its `Upstream`: its turn, the
         // instances it skips, and in each worker their idle connections,
         // numbered across all upstreams.
@@ -66,7 +74,13 @@ impl RoutingTable {
             let upstream = match named.get(c.upstream.as_str()) {
                 Some(upstream) => upstream.clone(),
                 None => {
-                    let upstream = Upstream::new(&c.upstream, config, instances, retry_after)?;
+                    let upstream = Upstream::new(
+                        &c.upstream,
+                        config,
+                        instances,
+                        retry_after,
+                        http2.contains(&c.upstream),
+                    )?;
                     instances += upstream.instances().len();
                     named.insert(&c.upstream, upstream.clone());
                     upstream
@@ -152,6 +166,7 @@ mod tests {
             ],
             &upstreams,
             Duration::from_secs(5),
+            &[],
         )
         .unwrap()
     }
@@ -207,6 +222,7 @@ mod tests {
             ],
             &upstreams,
             Duration::from_secs(5),
+            &[],
         )
         .unwrap();
         let first_instance = |prefix: &str| {
@@ -246,6 +262,7 @@ mod tests {
             }],
             &HashMap::new(),
             Duration::from_secs(5),
+            &[],
         )
         .unwrap_err();
         assert!(err.to_string().contains("nowhere"));

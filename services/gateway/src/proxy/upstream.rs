@@ -13,6 +13,10 @@
 //! An upstream may have several instances (see `instances`): the pool is
 //! kept per instance, and a request whose connection an instance refused
 //! goes to the next one.
+//!
+//! An upstream named in `[proxy] http2` is called over HTTP/2 by prior
+//! knowledge instead: the worker keeps one connection per instance, and
+//! every request to it, streams included, is a stream of that connection.
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -28,8 +32,10 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::http2;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use tower_service::Service;
 
 use super::instances::{Instance, Refusals, Upstream};
@@ -47,9 +53,17 @@ const MAX_IDLE: usize = 32;
 pub struct UpstreamClient {
     connector: HttpsConnector<HttpConnector>,
     idle: Rc<Idle>,
+    /// The worker's HTTP/2 connection to each instance spoken to that way,
+    /// by instance id.
+    multiplexed: RefCell<Vec<Rc<Multiplexed>>>,
     /// For WebSocket handshakes only.
     pub websocket: reqwest::Client,
 }
+
+/// An HTTP/2 connection to one instance, once opened. Locked while one is
+/// being opened, so that the requests of a burst wait for that one rather
+/// than each opening its own.
+type Multiplexed = tokio::sync::Mutex<Option<http2::SendRequest<RequestBody>>>;
 
 /// Idle connections by instance id, the most recently used last.
 #[derive(Default)]
@@ -114,6 +128,7 @@ impl UpstreamClient {
         Self {
             connector,
             idle: Rc::default(),
+            multiplexed: RefCell::default(),
             websocket,
         }
     }
@@ -178,6 +193,9 @@ impl UpstreamClient {
         instance: &Instance,
         request: hyper::Request<RequestBody>,
     ) -> Result<hyper::Response<ReplyBody>, Attempt> {
+        if upstream.http2() {
+            return self.send_over_http2(upstream, instance, request).await;
+        }
         let (mut sender, reused) = match self.idle_connection(instance.id).await {
             Some(sender) => (sender, true),
             None => match self.connect(upstream, instance).await {
@@ -212,6 +230,99 @@ impl UpstreamClient {
         let (parts, body) = response.into_parts();
         let body = ReplyBody::new(body, sender, instance.id, &self.idle);
         Ok(hyper::Response::from_parts(parts, body))
+    }
+
+    /// Sends `request` as a stream of the worker's HTTP/2 connection to
+    /// `instance`, opened on first use and again once it closed. A request
+    /// the connection did not take (it was closing) goes once more over a
+    /// new one: it was never sent, so even a POST cannot run twice.
+    async fn send_over_http2(
+        &self,
+        upstream: &Upstream,
+        instance: &Instance,
+        request: hyper::Request<RequestBody>,
+    ) -> Result<hyper::Response<ReplyBody>, Attempt> {
+        let mut request = request;
+        // HTTP/2 names the target in :scheme and :authority, not Host.
+        request.headers_mut().remove(hyper::header::HOST);
+        let mut target = instance.origin.clone().into_parts();
+        target.path_and_query = request.uri().path_and_query().cloned();
+        match hyper::Uri::from_parts(target) {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(err) => {
+                return Err(Attempt::Refused(
+                    request,
+                    format!("no HTTP/2 target for the request: {err}"),
+                ));
+            }
+        }
+        let mut sender = match self.http2_connection(upstream, instance).await {
+            Ok(sender) => sender,
+            Err(err) => return Err(err.attempt(request)),
+        };
+        let response = match sender.try_send_request(request).await {
+            Ok(response) => response,
+            Err(mut err) => match err.take_message() {
+                Some(request) => {
+                    sender = match self.http2_connection(upstream, instance).await {
+                        Ok(sender) => sender,
+                        Err(err) => return Err(err.attempt(request)),
+                    };
+                    sender
+                        .send_request(request)
+                        .await
+                        .map_err(Attempt::Failed)?
+                }
+                None => return Err(Attempt::Failed(err.into_error())),
+            },
+        };
+        let (parts, body) = response.into_parts();
+        Ok(hyper::Response::from_parts(
+            parts,
+            ReplyBody::unpooled(body),
+        ))
+    }
+
+    /// The worker's open HTTP/2 connection to `instance`, or a new one,
+    /// kept as the worker's one to it.
+    async fn http2_connection(
+        &self,
+        upstream: &Upstream,
+        instance: &Instance,
+    ) -> Result<http2::SendRequest<RequestBody>, Connect> {
+        let slot = {
+            let mut multiplexed = self.multiplexed.borrow_mut();
+            if multiplexed.len() <= instance.id {
+                multiplexed.resize_with(instance.id + 1, Rc::default);
+            }
+            multiplexed[instance.id].clone()
+        };
+        let mut slot = slot.lock().await;
+        if let Some(sender) = slot.as_ref().filter(|sender| !sender.is_closed()) {
+            return Ok(sender.clone());
+        }
+        let io = self
+            .connector
+            .clone()
+            .call(instance.origin.clone())
+            .await
+            .map_err(|err| Connect::Refused(causes(&*err)))?;
+        upstream.connected(instance);
+        let (mut sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .handshake(io)
+            .await
+            .map_err(Connect::Failed)?;
+        // The connection's own task, as for HTTP/1.1; it ends when the
+        // upstream closes it, or when the last sender is dropped and its
+        // streams have ended.
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "upstream HTTP/2 connection ended with an error");
+            }
+        });
+        sender.ready().await.map_err(Connect::Failed)?;
+        *slot = Some(sender.clone());
+        Ok(sender)
     }
 
     /// The most recently used idle connection that is still open.
@@ -315,6 +426,12 @@ impl ReplyBody {
             reply.give_back();
         }
         reply
+    }
+
+    /// A reply over HTTP/2: its stream ends with it, there is no
+    /// connection to give back.
+    fn unpooled(body: Incoming) -> Self {
+        Self { body, back: None }
     }
 
     /// The body's length when the upstream declared it.

@@ -210,6 +210,57 @@ async fn sse_events_pass_through_one_by_one() {
 }
 
 #[tokio::test]
+async fn an_upstream_named_in_proxy_http2_gets_every_request_as_a_stream_of_few_connections() {
+    let (stack, echo) = stack_with_echo(|settings| {
+        settings.server.workers = 1;
+        settings.proxy.http2.push("echo".into());
+    })
+    .await;
+    let user = stack.user("ada").await;
+    let posts = (0..8).map(|n| {
+        fetch_json(
+            stack
+                .post(&format!("/echo/things/{n}"))
+                .bearer_auth(&user.token)
+                .json(&json!({"n": n})),
+        )
+    });
+    let seen = futures_util::future::join_all(posts).await;
+    let mut ports = std::collections::BTreeSet::new();
+    for (n, seen) in seen.iter().enumerate() {
+        assert_eq!(seen["version"], "HTTP/2.0", "{seen}");
+        assert_eq!(seen["path"], format!("/echo/things/{n}"));
+        // The body arrived whole, with the identity injected.
+        let body: Value = serde_json::from_str(seen["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["n"], n);
+        assert_eq!(body["_auth"]["user_id"], user.id.as_str());
+        assert!(seen["headers"].get("host").is_none(), "{seen}");
+        ports.insert(seen["peer_port"].to_string());
+    }
+    // One worker: one connection, the burst's first request opened it
+    // and the others waited for it.
+    assert_eq!(ports.len(), 1, "{ports:?}");
+    // Streams come through frame by frame over HTTP/2 too.
+    let mut body = send(stack.get("/sse")).await.bytes_stream();
+    let mut events = Vec::new();
+    while !String::from_utf8_lossy(&events).contains("data: first\n\n") {
+        events.extend_from_slice(&body.next().await.unwrap().unwrap());
+    }
+    echo.release_second_event();
+    while let Some(chunk) = body.next().await {
+        events.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&events),
+        "data: first\n\ndata: second\n\n"
+    );
+    // An upstream not named there is called over HTTP/1.1.
+    let (plain, _echo) = stack_with_echo(|_| {}).await;
+    let seen = fetch_json(plain.get("/raw/x")).await;
+    assert_eq!(seen["version"], "HTTP/1.1");
+}
+
+#[tokio::test]
 async fn an_upstream_that_is_down_gets_502_and_a_slow_one_504() {
     let (stack, _echo) = stack_with_echo(|_| {}).await;
     let down = send(stack.get("/down")).await;

@@ -3,8 +3,9 @@
 //! the gateway forwarded. It is not a copy of a Confab service.
 //!
 //! - `/echo/…`, `/raw/…`: `{"method","path","query","headers","body","body_len",
-//!   "peer_port"}` (the port of the connection the request came over); a
-//!   WebSocket handshake is answered the same way (a refusal)
+//!   "peer_port","version"}` (the port of the connection the request came
+//!   over, and its HTTP version); a WebSocket handshake is answered the
+//!   same way (a refusal)
 //! - `/slow`: answers after 30 s (the gateway's 504)
 //! - `/sse`: two SSE events; the second only after the test calls
 //!   [`Echo::release_second_event`], so a gateway that buffered the first
@@ -14,7 +15,8 @@
 //!   stays open until the client closes it.
 //!
 //! An idle connection is closed after [`KEEP_ALIVE`], so tests can see a
-//! kept-alive connection closed under the gateway.
+//! kept-alive connection closed under the gateway. It speaks HTTP/1.1 and,
+//! to a client that starts with HTTP/2's preface, HTTP/2.
 //!
 //! [`stack_with_echo`] starts the stack with the echo behind operator routes.
 
@@ -66,7 +68,7 @@ impl Echo {
         })
         .workers(1)
         .keep_alive(KEEP_ALIVE)
-        .listen(listener)
+        .listen_auto_h2c(listener)
         .unwrap()
         .run();
         tokio::spawn(server);
@@ -118,6 +120,7 @@ async fn echo(req: HttpRequest, mut payload: Payload, state: State) -> HttpRespo
         "body": String::from_utf8_lossy(&body),
         "body_len": body.len(),
         "peer_port": req.peer_addr().map(|peer| peer.port()),
+        "version": format!("{:?}", req.version()),
     });
     state.1.lock().unwrap().push(seen.clone());
     HttpResponse::Ok().json(seen)
