@@ -131,9 +131,10 @@ pub fn bind(settings: &ServerSettings) -> std::io::Result<TcpListener> {
 ///
 /// It speaks HTTP/1.1 and, to a client that starts with HTTP/2's preface
 /// (prior knowledge, no TLS), HTTP/2: Confab's services call each other
-/// that way where they are configured to (chat-service's agents with
-/// `http2 = true`, demo-agents' `[llm] http2`), so that one connection
-/// carries many streaming calls instead of one connection each.
+/// that way where they are configured to (the gateway's `[proxy] http2`,
+/// chat-service's agents with `http2 = true`, demo-agents' `[llm] http2`),
+/// so that one connection carries many streaming calls instead of one
+/// connection each.
 pub fn serve<F>(
     listener: TcpListener,
     settings: &ServerSettings,

@@ -251,7 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn a_route_to_an_unknown_upstream_is_a_configuration_error() {
+    fn a_route_or_an_http2_entry_naming_an_unknown_upstream_is_a_configuration_error() {
         let err = RoutingTable::new(
             &[RouteConfig {
                 prefix: "/x".into(),
@@ -266,5 +266,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("nowhere"));
+        let err = RoutingTable::new(
+            &[],
+            &HashMap::new(),
+            Duration::from_secs(5),
+            &["elsewhere".to_owned()],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("proxy.http2 names unknown upstream 'elsewhere'")
+        );
     }
 }

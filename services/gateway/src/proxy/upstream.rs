@@ -301,25 +301,12 @@ impl UpstreamClient {
         if let Some(sender) = slot.as_ref().filter(|sender| !sender.is_closed()) {
             return Ok(sender.clone());
         }
-        let io = self
-            .connector
-            .clone()
-            .call(instance.origin.clone())
-            .await
-            .map_err(|err| Connect::Refused(causes(&*err)))?;
-        upstream.connected(instance);
+        let io = self.open(upstream, instance).await?;
         let (mut sender, connection) = http2::Builder::new(TokioExecutor::new())
             .handshake(io)
             .await
             .map_err(Connect::Failed)?;
-        // The connection's own task, as for HTTP/1.1; it ends when the
-        // upstream closes it, or when the last sender is dropped and its
-        // streams have ended.
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "upstream HTTP/2 connection ended with an error");
-            }
-        });
+        drive(connection);
         sender.ready().await.map_err(Connect::Failed)?;
         *slot = Some(sender.clone());
         Ok(sender)
@@ -337,12 +324,24 @@ impl UpstreamClient {
         None
     }
 
-    /// A new connection to `instance`, which is live again if it accepts.
+    /// A new HTTP/1.1 connection to `instance`.
     async fn connect(
         &self,
         upstream: &Upstream,
         instance: &Instance,
     ) -> Result<SendRequest<RequestBody>, Connect> {
+        let io = self.open(upstream, instance).await?;
+        let (mut sender, connection) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(Connect::Failed)?;
+        drive(connection);
+        sender.ready().await.map_err(Connect::Failed)?;
+        Ok(sender)
+    }
+
+    /// A socket to `instance`, which is live again if it accepts.
+    async fn open(&self, upstream: &Upstream, instance: &Instance) -> Result<UpstreamIo, Connect> {
         let io = self
             .connector
             .clone()
@@ -350,20 +349,22 @@ impl UpstreamClient {
             .await
             .map_err(|err| Connect::Refused(causes(&*err)))?;
         upstream.connected(instance);
-        let (mut sender, connection) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(Connect::Failed)?;
-        // The connection's own task reads and writes the socket; it ends
-        // when the upstream closes it or the last sender is dropped.
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "upstream connection ended with an error");
-            }
-        });
-        sender.ready().await.map_err(Connect::Failed)?;
-        Ok(sender)
+        Ok(io)
     }
+}
+
+/// What the connector opens: TCP, with TLS for an `https` upstream.
+type UpstreamIo = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
+
+/// Runs a connection's own task, which reads and writes its socket. It ends
+/// when the upstream closes the connection, or when its last sender is
+/// dropped (over HTTP/2, once its streams have ended too).
+fn drive(connection: impl Future<Output = hyper::Result<()>> + Send + 'static) {
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(error = %err, "upstream connection ended with an error");
+        }
+    });
 }
 
 /// A copy of `request` to send again if its connection closes before any
