@@ -206,26 +206,16 @@ impl UpstreamClient {
         let again = reused.then(|| repeatable(&request)).flatten();
         let response = match sender.try_send_request(request).await {
             Ok(response) => response,
-            Err(mut err) => match (reused, err.take_message(), again) {
-                (true, None, Some(again)) if err.error().is_incomplete_message() => {
-                    sender = match self.connect(upstream, instance).await {
-                        Ok(sender) => sender,
-                        Err(err) => return Err(err.attempt(again)),
-                    };
-                    sender.send_request(again).await.map_err(Attempt::Failed)?
-                }
-                (true, Some(request), _) => {
-                    sender = match self.connect(upstream, instance).await {
-                        Ok(sender) => sender,
-                        Err(err) => return Err(err.attempt(request)),
-                    };
-                    sender
-                        .send_request(request)
-                        .await
-                        .map_err(Attempt::Failed)?
-                }
-                _ => return Err(Attempt::Failed(err.into_error())),
-            },
+            Err(mut err) => {
+                let retry = match (reused, err.take_message(), again) {
+                    (true, None, Some(again)) if err.error().is_incomplete_message() => again,
+                    (true, Some(request), _) => request,
+                    _ => return Err(Attempt::Failed(err.into_error())),
+                };
+                let (fresh, retry) = unsent(self.connect(upstream, instance).await, retry)?;
+                sender = fresh;
+                sender.send_request(retry).await.map_err(Attempt::Failed)?
+            }
         };
         let (parts, body) = response.into_parts();
         let body = ReplyBody::new(body, sender, instance.id, &self.idle);
@@ -256,25 +246,19 @@ impl UpstreamClient {
                 ));
             }
         }
-        let mut sender = match self.http2_connection(upstream, instance).await {
-            Ok(sender) => sender,
-            Err(err) => return Err(err.attempt(request)),
-        };
+        let (mut sender, request) =
+            unsent(self.http2_connection(upstream, instance).await, request)?;
         let response = match sender.try_send_request(request).await {
             Ok(response) => response,
-            Err(mut err) => match err.take_message() {
-                Some(request) => {
-                    sender = match self.http2_connection(upstream, instance).await {
-                        Ok(sender) => sender,
-                        Err(err) => return Err(err.attempt(request)),
-                    };
-                    sender
-                        .send_request(request)
-                        .await
-                        .map_err(Attempt::Failed)?
-                }
-                None => return Err(Attempt::Failed(err.into_error())),
-            },
+            Err(mut err) => {
+                let Some(retry) = err.take_message() else {
+                    return Err(Attempt::Failed(err.into_error()));
+                };
+                let (fresh, retry) =
+                    unsent(self.http2_connection(upstream, instance).await, retry)?;
+                sender = fresh;
+                sender.send_request(retry).await.map_err(Attempt::Failed)?
+            }
         };
         let (parts, body) = response.into_parts();
         Ok(hyper::Response::from_parts(
@@ -391,6 +375,18 @@ enum Connect {
     Refused(String),
     /// The connection was made, then failed.
     Failed(hyper::Error),
+}
+
+/// The sender of a connection just made, with the `request` to go over
+/// it; or, when none could be made, what became of the request.
+fn unsent<S>(
+    connected: Result<S, Connect>,
+    request: hyper::Request<RequestBody>,
+) -> Result<(S, hyper::Request<RequestBody>), Attempt> {
+    match connected {
+        Ok(sender) => Ok((sender, request)),
+        Err(err) => Err(err.attempt(request)),
+    }
 }
 
 impl Connect {

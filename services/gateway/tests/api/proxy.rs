@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::common::echo::stack_with_echo;
+use crate::common::echo::{Echo, stack_with_echo};
 use crate::common::{Stack, error_code, fetch_json, send};
 
 #[tokio::test]
@@ -187,15 +187,12 @@ async fn bodies_over_the_limit_get_413_whether_streamed_or_read() {
     assert_eq!(fits["headers"]["transfer-encoding"], json!(["chunked"]));
 }
 
-#[tokio::test]
-async fn sse_events_pass_through_one_by_one() {
-    let (stack, echo) = stack_with_echo(|_| {}).await;
-    let response = send(stack.get("/sse")).await;
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
+/// The echo's `/sse` events as `response` delivers them. The upstream
+/// holds the second event back until the first arrived here; a buffering
+/// gateway would wait for it forever.
+async fn sse_one_by_one(response: reqwest::Response, echo: &Echo) -> String {
     let mut body = response.bytes_stream();
     let mut seen = Vec::new();
-    // The upstream holds the second event back until the first arrived
-    // here; a buffering gateway would wait for it forever.
     while !String::from_utf8_lossy(&seen).contains("data: first\n\n") {
         seen.extend_from_slice(&body.next().await.unwrap().unwrap());
     }
@@ -203,8 +200,16 @@ async fn sse_events_pass_through_one_by_one() {
     while let Some(chunk) = body.next().await {
         seen.extend_from_slice(&chunk.unwrap());
     }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[tokio::test]
+async fn sse_events_pass_through_one_by_one() {
+    let (stack, echo) = stack_with_echo(|_| {}).await;
+    let response = send(stack.get("/sse")).await;
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
     assert_eq!(
-        String::from_utf8_lossy(&seen),
+        sse_one_by_one(response, &echo).await,
         "data: first\n\ndata: second\n\n"
     );
 }
@@ -241,17 +246,8 @@ async fn an_upstream_named_in_proxy_http2_gets_every_request_as_a_stream_of_few_
     // and the others waited for it.
     assert_eq!(ports.len(), 1, "{ports:?}");
     // Streams come through frame by frame over HTTP/2 too.
-    let mut body = send(stack.get("/sse")).await.bytes_stream();
-    let mut events = Vec::new();
-    while !String::from_utf8_lossy(&events).contains("data: first\n\n") {
-        events.extend_from_slice(&body.next().await.unwrap().unwrap());
-    }
-    echo.release_second_event();
-    while let Some(chunk) = body.next().await {
-        events.extend_from_slice(&chunk.unwrap());
-    }
     assert_eq!(
-        String::from_utf8_lossy(&events),
+        sse_one_by_one(send(stack.get("/sse")).await, &echo).await,
         "data: first\n\ndata: second\n\n"
     );
     // An upstream not named there is called over HTTP/1.1.
