@@ -379,6 +379,10 @@ enum Connect {
 
 /// The sender of a connection just made, with the `request` to go over
 /// it; or, when none could be made, what became of the request.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error hands the unsent request back, as `Attempt` does everywhere; boxing it would allocate on every refusal"
+)]
 fn unsent<S>(
     connected: Result<S, Connect>,
     request: hyper::Request<RequestBody>,
