@@ -31,6 +31,7 @@
 #                                             llm-proxy-service's defaults)
 #   PER_CONVERSATION=50                       turns per chat-service conversation
 #   SAMPLES=/tmp/a2a.json                     keep every turn's timings (JSON)
+#   SERVICE_BIN=target/base/d57d24f …         another build's services, not built here
 #
 # Builds llm-proxy-service, demo-agents and chat-service (release, into the
 # workspace's target/), starts them on free 127.0.0.1 ports with SQLite files
@@ -54,8 +55,7 @@ bench_name=a2a
 # --- tools --------------------------------------------------------------------------
 ensure_client_venv
 
-echo "==> building llm-proxy-service, demo-agents, chat-service (release)"
-(cd "$repo" && cargo build --release -q -p llm-proxy-service -p demo-agents -p chat-service --bins)
+build_services llm-proxy-service demo-agents chat-service
 
 # --- the services ---------------------------------------------------------------------
 start_chat_stack "$FIRST_CHUNK_DELAY_MS" "$CHUNK_DELAY_MS"

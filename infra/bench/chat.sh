@@ -11,31 +11,27 @@
 # demo.toml), so the model echoes it back one word per chunk; with a 20 ms
 # delay between chunks a turn streams for about a second, so all N are open
 # at the same time (path: client → gateway → chat-service → math agent →
-# llm-proxy-service). One table row per N:
+# llm-proxy-service).
+#
+# The client is the compiled load generator (infra/bench/loadgen, one
+# thread; issue 20: the Python client this script used before spent twice
+# the CPU of the four services it measured). Per N it prints:
 #   errors         turns not HTTP 200 or not ending in `done` with status
 #                  `complete` (the kinds are listed on stderr)
-#   TTFE           time to first event: from sending the request to the first
-#                  SSE event, p50/p90/p99/max
-#   turn           from sending the request to the end of the stream, p50/p99
-#   burst s        wall time from the first request to the last stream's end
-#   idle/peak RSS  chat-service's VmRSS before the burst and its peak during it
-#                  (read every 50 ms); KiB/stream = (peak - idle) / N
-#   fds            chat-service's peak count of open file descriptors
-#   messages       every conversation read back through the API: exactly two
-#                  messages (user, assistant, both complete), else how many
-#                  were lost (fewer), duplicated (more), not complete or
-#                  not the echoed text
-# Afterwards the same count on chat-service's database file (when the sqlite3
-# CLI is here). Exit status 1 when any turn failed or any check did not hold.
-# The measuring client is infra/bench/chat_load.py (asyncio + httpx, one
-# process, a connection per turn; its docstring has the details).
-#
+#   first event    from sending the request to the first SSE event,
+#                  p50/p90/p99/max; done: to the end of the stream, p50/p99
+#   turns/s        N over the wall time of the burst
+#   per service    CPU over the burst per turn and per token, idle and peak
+#                  RSS (read every 50 ms) and (peak - idle) / N, the memory
+#                  an open turn costs; the client's own CPU beside them
+#   read-back      every conversation read back through the API: exactly the
+#                  user's message and the echoed reply, both complete
 #   infra/bench/chat.sh                       N = 200, 1000, 2000
 #   NS="50 500" infra/bench/chat.sh           other burst sizes, in order
 #   WORDS=100 CHUNK_DELAY_MS=20               longer streams (default 50 words;
 #                                             the delay defaults to 20 ms)
 #   FIRST_CHUNK_DELAY_MS=300                  a model slow to start (default 0)
-#   SAMPLES=/tmp/chat.json                    keep every turn's timings (JSON)
+#   SERVICE_BIN=target/base/d57d24f …         another build's services, not built here
 #   CHAT_INSTANCES=2 BUS_URL=nats://127.0.0.1:4222 \
 #   CHAT_DATABASE_URL=postgres://…/chat_bench  two chat-service instances on
 #                                             NATS and one PostgreSQL database
@@ -53,16 +49,14 @@
 # into the workspace's target/), starts them on free 127.0.0.1 ports with
 # SQLite files in a temporary directory, logging at warn, and stops them at
 # the end. Raises the open-files limit to its hard limit (a stream holds
-# sockets in the client, the gateway and chat-service). Needs python3 (with
-# venv) and curl; the client's venv (httpx, pinned) is created in
-# target/bench-venv when missing.
+# sockets in the client, the gateway and chat-service). Needs python3 and
+# curl.
 set -euo pipefail
 
 NS=${NS:-200 1000 2000}
 WORDS=${WORDS:-50}
 FIRST_CHUNK_DELAY_MS=${FIRST_CHUNK_DELAY_MS:-0}
 CHUNK_DELAY_MS=${CHUNK_DELAY_MS:-20}
-SAMPLES=${SAMPLES:-}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bench_name=chat
 # shellcheck source=infra/bench/common.sh
@@ -70,11 +64,9 @@ bench_name=chat
 # Inherited by the services and the client.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# --- tools --------------------------------------------------------------------------
-ensure_client_venv
-
-echo "==> building llm-proxy-service, demo-agents, chat-service, gateway (release)"
-(cd "$repo" && cargo build --release -q -p llm-proxy-service -p demo-agents -p chat-service -p gateway --bins)
+build_services llm-proxy-service demo-agents chat-service gateway
+echo "==> building the load generator (release)"
+(cd "$repo/infra/bench/loadgen" && CARGO_TARGET_DIR=$target cargo build --release -q)
 
 # --- the services ---------------------------------------------------------------------
 # The gateway's port first: chat-service verifies user tokens against its keys.
@@ -88,10 +80,14 @@ start_gateway
 echo
 echo "commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD -- services crates 2>/dev/null || echo ' (services or crates modified)'), $(nproc) CPUs, release build, $([[ "$chat_db" == postgres* ]] && echo PostgreSQL || echo SQLite), bus $([[ -n "${BUS_URL:-}" ]] && echo NATS || echo in-process), ${#chat_ports[@]} chat-service instance(s), logs at warn, open files $(ulimit -n)"
 echo "llm-proxy-service builtin model: first_chunk_delay_ms=$FIRST_CHUNK_DELAY_MS chunk_delay_ms=$CHUNK_DELAY_MS; gateway on :$gateway_port, chat-service on :$chat_port (pid $chat_pid), agent math on :$math_port"
+services="gateway=$gateway_pid,demo-agents=$agents_pid,llm-proxy-service=$proxy_pid"
+for i in "${!chat_pids[@]}"; do services+=",chat-service-$((i + 1))=${chat_pids[i]}"; done
 status=0
-PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" "$repo/infra/bench/chat_load.py" \
-    --gateway-url "http://127.0.0.1:$gateway_port" --chat-pid "$chat_pid" \
-    --ns "$NS" --words "$WORDS" ${SAMPLES:+--samples "$SAMPLES"} || status=$?
+for n in $NS; do
+    echo
+    "$target/release/confab-loadgen" --gateway "http://127.0.0.1:$gateway_port" \
+        --form sse --words "$WORDS" --n "$n" --pids "$services" | grep -v '^summary ' || status=1
+done
 
 # How long turn events took to reach their readers, over every instance.
 for port in "${chat_ports[@]}"; do curl -fsS "http://127.0.0.1:$port/metrics"; done |

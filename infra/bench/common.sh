@@ -6,7 +6,12 @@
 #   target, venv, work       the cargo target dir, the client's venv
 #                            (target/bench-venv), a temporary directory
 #   free_port                a free TCP port on 127.0.0.1
-#   start NAME ENV=VALUE...  $bin/NAME (default target/release) in its own
+#   build_services PKG...    cargo build --release of those packages, unless
+#                            SERVICE_BIN names a directory of binaries built
+#                            elsewhere (another commit's, to compare), which
+#                            are then used as they are
+#   start NAME ENV=VALUE...  $bin/NAME (default target/release, or
+#                            $SERVICE_BIN) in its own
 #                            directory under $work, logging at warn, none of
 #                            the caller's Confab settings but BENCH_ENV's
 #                            ("K=V K=V"); its pid in $started_pid
@@ -38,7 +43,7 @@ CLIENT_PACKAGES="httpx==0.28.1 httpcore==1.0.9 h11==0.16.0 anyio==4.16.0 idna==3
 target=${CARGO_TARGET_DIR:-$repo/target}
 [[ "$target" == /* ]] || target=$repo/$target
 venv=$target/bench-venv
-bin=$target/release
+bin=${SERVICE_BIN:-$target/release}
 work=$(mktemp -d "/tmp/confab-bench-$bench_name.XXXXXX")
 pids=()
 started_pid=""
@@ -54,6 +59,15 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+build_services() {
+    if [[ -n "${SERVICE_BIN:-}" ]]; then
+        echo "==> the services' binaries from $SERVICE_BIN (not built)"
+        return
+    fi
+    echo "==> building $* (release)"
+    (cd "$repo" && cargo build --release -q "${@/#/-p}" --bins)
+}
 
 stop_started() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done

@@ -138,8 +138,7 @@ nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
 ensure_client_venv
 
-echo "==> building llm-proxy-service, demo-agents, chat-service, gateway (release)"
-(cd "$repo" && cargo build --release -q -p llm-proxy-service -p demo-agents -p chat-service -p gateway --bins)
+build_services llm-proxy-service demo-agents chat-service gateway
 
 # --- the services ---------------------------------------------------------------------
 # The gateway's port first: chat-service verifies user tokens against its keys.

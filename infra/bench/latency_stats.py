@@ -1,4 +1,4 @@
-"""Percentiles for the bench clients (a2a_ttft.py, chat_load.py,
+"""Percentiles for the bench clients (a2a_ttft.py,
 gateway_latency.py): nearest-rank, over seconds reported in milliseconds."""
 
 from __future__ import annotations

@@ -10,6 +10,13 @@
 #   infra/bench/llm-proxy.sh                  rates 500 and 1000 req/s, 15 s each
 #   RATES="500 1000 2000" DURATION=30 MODES=sse infra/bench/llm-proxy.sh
 #   PROXY_WORKERS=1 infra/bench/llm-proxy.sh   (actix workers; default: one per core)
+#   SERVICE_BIN=target/base/d57d24f …          another build's llm-proxy-service, not built here
+#   SATURATION=1 infra/bench/llm-proxy.sh      as many requests as 16 connections carry
+#                                              (RATES=max CONNECTIONS=16), plain and
+#                                              streaming side by side
+#
+# Each line also prints the proxy's CPU per request over that run (user +
+# system, from /proc/<pid>/stat), so runs at saturation compare work too.
 #
 # Needs: oha (installed with `cargo install oha --locked --version 1.16.0` when
 # missing), nginx (Debian package, installed when missing; only the instance
@@ -17,6 +24,10 @@
 # stopped at the end.
 set -euo pipefail
 
+if [[ -n "${SATURATION:-}" ]]; then
+    RATES=${RATES:-max}
+    CONNECTIONS=${CONNECTIONS:-16}
+fi
 RATES=${RATES:-"500 1000"}
 MODES=${MODES:-"plain sse"}
 DURATION=${DURATION:-15}
@@ -63,8 +74,13 @@ if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
 fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
-echo "==> building llm-proxy-service (release)"
-(cd "$repo" && cargo build --release -q -p llm-proxy-service --bin llm-proxy-service)
+# SERVICE_BIN: a directory with another build's llm-proxy-service (another
+# commit's, to compare), used as it is.
+proxy_bin=${SERVICE_BIN:-$target/release}/llm-proxy-service
+if [[ -z "${SERVICE_BIN:-}" ]]; then
+    echo "==> building llm-proxy-service (release)"
+    (cd "$repo" && cargo build --release -q -p llm-proxy-service --bin llm-proxy-service)
+fi
 
 # --- the zero-latency upstream -----------------------------------------------------
 upstream_port=$(free_port)
@@ -118,7 +134,7 @@ base_url = "http://127.0.0.1:$upstream_port/plain/v1"
 kind = "openai"
 base_url = "http://127.0.0.1:$upstream_port/sse/v1"
 TOML
-CONFAB__ENV=development CONFAB__SERVER__WORKERS=${PROXY_WORKERS:-0} RUST_LOG=warn "$target/release/llm-proxy-service" --config "$work/proxy.toml" > "$work/proxy.log" 2>&1 &
+CONFAB__ENV=development CONFAB__SERVER__WORKERS=${PROXY_WORKERS:-0} RUST_LOG=warn "$proxy_bin" --config "$work/proxy.toml" > "$work/proxy.log" 2>&1 &
 proxy_pid=$!
 pids+=("$proxy_pid")
 wait_for "http://127.0.0.1:$proxy_port/ready"
@@ -127,10 +143,27 @@ wait_for "http://127.0.0.1:$upstream_port/plain/v1/chat/completions" || true
 # --- load ------------------------------------------------------------------------------
 body() { printf '{"model":"%s","stream":%s,"messages":[{"role":"user","content":"What is the answer?"}]}' "$1" "$2"; }
 
+# The proxy's CPU time so far, in clock ticks (utime + stime).
+proxy_ticks() { awk '{print $14 + $15}' "/proc/$proxy_pid/stat"; }
+
+# Waits until the recorder's queue is empty, so a run's CPU includes writing
+# what it recorded (and the next run starts without it).
+recorded() {
+    for _ in $(seq 1 300); do
+        curl -fsS "http://127.0.0.1:$proxy_port/metrics" | grep -q '^llm_proxy_record_queue_depth 0$' && return 0
+        sleep 0.1
+    done
+    echo "bench: the recorder's queue did not empty" >&2
+}
+
 run() { # name url body -> json file
     local out="$work/$1.json"
+    # RATE=max: no rate, every connection sends its next request as soon as
+    # the last one is answered (latency correction needs a rate).
+    local pace=(-q "$RATE" --latency-correction)
+    [[ $RATE == max ]] && pace=()
     # -w: requests in flight at the deadline finish instead of counting as errors.
-    oha -z "${DURATION}s" -w -q "$RATE" -c "$CONNECTIONS" --latency-correction --no-tui --output-format json \
+    oha -z "${DURATION}s" -w "${pace[@]}" -c "$CONNECTIONS" --no-tui --output-format json \
         -m POST -H 'content-type: application/json' -H 'authorization: Bearer confab-dev-agent-key-math' \
         -H 'x-user-id: usr-bench' -d "$3" "$2" > "$out"
     echo "$out"
@@ -138,17 +171,23 @@ run() { # name url body -> json file
 
 echo
 echo "llm-proxy-service vs a zero-latency upstream: $DURATION s per run, $CONNECTIONS connections, recording on (SQLite)"
-printf '%-10s %6s | %9s %9s | %9s %9s | %9s %9s | %8s %7s\n' mode rate "direct50" "direct99" "proxy50" "proxy99" "added50" "added99" "proxy/s" failed
+printf '%-10s %6s | %9s %9s | %9s %9s | %9s %9s | %8s %7s | %s\n' mode rate "direct50" "direct99" "proxy50" "proxy99" "added50" "added99" "proxy/s" failed "proxy ms CPU/req"
 for RATE in $RATES; do
     for mode in $MODES; do
         stream=false; [[ $mode == sse ]] && stream=true
         direct=$(run "direct-$mode-$RATE" "http://127.0.0.1:$upstream_port/$mode/v1/chat/completions" "$(body m "$stream")")
+        ticks_before=$(proxy_ticks)
         proxied=$(run "proxy-$mode-$RATE" "http://127.0.0.1:$proxy_port/v1/chat/completions" "$(body "$mode/m" "$stream")")
-        python3 - "$direct" "$proxied" "$mode" "$RATE" <<'PY'
+        recorded
+        ticks=$(( $(proxy_ticks) - ticks_before ))
+        python3 - "$direct" "$proxied" "$mode" "$RATE" "$ticks" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 direct, proxied = (json.load(open(p)) for p in sys.argv[1:3])
 mode, rate = sys.argv[3], sys.argv[4]
+cpu_ms = int(sys.argv[5]) * 1000 / int(sys.argv[6])
 def ms(r, p): return r["latencyPercentiles"][p] * 1000
+def len_ok(r):
+    return sum(n for c, n in r.get("statusCodeDistribution", {}).items() if c.startswith("2"))
 def failed(r):
     codes = r.get("statusCodeDistribution", {})
     return sum(n for c, n in codes.items() if not c.startswith("2")) + sum(r.get("errorDistribution", {}).values())
@@ -157,7 +196,7 @@ for side, r in (("direct", direct), ("proxy", proxied)):
     if r.get("errorDistribution"):
         print(f"  {side} errors: {r['errorDistribution']}", file=sys.stderr)
 name = "streaming" if mode == "sse" else "plain"
-print(f"{name:<10} {rate:>6} | {d50:8.3f}ms {d99:8.3f}ms | {p50:8.3f}ms {p99:8.3f}ms | {p50-d50:8.3f}ms {p99-d99:8.3f}ms | {proxied['summary']['requestsPerSec']:8.1f} {failed(proxied)+failed(direct):7d}")
+print(f"{name:<10} {rate:>6} | {d50:8.3f}ms {d99:8.3f}ms | {p50:8.3f}ms {p99:8.3f}ms | {p50-d50:8.3f}ms {p99-d99:8.3f}ms | {proxied['summary']['requestsPerSec']:8.1f} {failed(proxied)+failed(direct):7d} | {cpu_ms / max(1, len_ok(proxied)):.3f}")
 PY
     done
 done
