@@ -38,6 +38,21 @@ pub enum GatewayError {
     InvalidToken,
     #[error("administrators only")]
     AdminsOnly,
+    /// Keys never manage keys, sign out or administer (see `api_keys`).
+    #[error("an API key cannot be used here: sign in (an access token or the console's session)")]
+    ApiKeyNotAllowed,
+    #[error("this API key's scopes ({scopes}) do not allow {method} on {route}")]
+    InsufficientScope {
+        scopes: String,
+        method: String,
+        route: String,
+    },
+    #[error("invalid body: {0}")]
+    InvalidApiKeyRequest(&'static str),
+    #[error("at most {0} API keys per user; revoke one first")]
+    TooManyApiKeys(usize),
+    #[error("API key not found")]
+    ApiKeyNotFound,
     #[error(
         "a request signed in by the console's cookies must come from the console's own site: \
          send Origin with this gateway's origin (or one of [browser] trusted_origins), or, \
@@ -122,6 +137,11 @@ impl Refusal for GatewayError {
             | E::ServiceOrAdminRequired
             | E::InvalidToken => (S::UNAUTHORIZED, "unauthorized"),
             E::AdminsOnly => (S::FORBIDDEN, "forbidden"),
+            E::ApiKeyNotAllowed => (S::FORBIDDEN, "api_key_not_allowed"),
+            E::InsufficientScope { .. } => (S::FORBIDDEN, "insufficient_scope"),
+            E::InvalidApiKeyRequest(_) => (S::UNPROCESSABLE_ENTITY, "invalid_body"),
+            E::TooManyApiKeys(_) => (S::CONFLICT, "too_many_api_keys"),
+            E::ApiKeyNotFound => (S::NOT_FOUND, "not_found"),
             E::CsrfRejected => (S::FORBIDDEN, "csrf_rejected"),
             E::RefreshTokenReused => (S::UNAUTHORIZED, "refresh_token_reused"),
             E::RefreshTokenRevoked => (S::UNAUTHORIZED, "refresh_token_revoked"),

@@ -2,6 +2,7 @@
 //! everything else is routed to the services behind it.
 
 pub mod admin;
+pub mod api_keys;
 pub mod auth;
 pub mod browser;
 pub mod console;
@@ -93,6 +94,8 @@ pub struct LimitSettings {
     pub body_bytes: usize,
     /// Password hashes run at once (0: one per core).
     pub password_hashes: usize,
+    /// API keys one user may hold (not revoked).
+    pub api_keys_per_user: usize,
 }
 
 /// How the gateway talks to its upstreams.
@@ -129,6 +132,7 @@ pub struct GatewayState {
     pub service_token_header: reqwest::header::HeaderValue,
     pub response_timeout: Duration,
     pub body_limit: usize,
+    pub api_keys_per_user: usize,
     pub refresh_ttl_secs: i64,
     pub refresh_reuse_grace: chrono::TimeDelta,
     /// The console's cookies and the CSRF check of requests they sign in.
@@ -217,6 +221,7 @@ pub async fn build_on(
         },
         response_timeout: Duration::from_secs(settings.timeouts.response_secs),
         body_limit: settings.limits.body_bytes,
+        api_keys_per_user: settings.limits.api_keys_per_user,
         refresh_ttl_secs: settings.auth.refresh_token_ttl_secs,
         refresh_reuse_grace: chrono::TimeDelta::seconds(
             settings.auth.refresh_reuse_grace_secs.into(),
@@ -269,6 +274,15 @@ pub async fn build_on(
                     web::post().to(routes::auth::logout::logout),
                 )
                 .route("/api/v1/auth/me", web::get().to(routes::auth::me::me))
+                .service(
+                    web::resource("/api/v1/api-keys")
+                        .get(routes::api_keys::list::list)
+                        .post(routes::api_keys::create::create),
+                )
+                .route(
+                    "/api/v1/api-keys/{id}",
+                    web::delete().to(routes::api_keys::revoke::revoke),
+                )
                 .service(
                     web::resource("/api/v1/admin/signing-keys")
                         .get(routes::admin::signing_keys::list)

@@ -21,7 +21,6 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::coalesce::Coalesce;
 use confab_kit::ws_tunnel::{self, HandshakeError};
-use confab_protocol::auth::AuthContext;
 use futures_util::TryStreamExt;
 use reqwest::header::HeaderMap as UpstreamHeaders;
 
@@ -33,7 +32,7 @@ use super::path::RequestPath;
 use super::routing::Route;
 use super::upstream::RequestBody;
 use crate::GatewayState;
-use crate::auth::{authenticate, authenticate_upgrade};
+use crate::auth::{Caller, authenticate_caller};
 use crate::console::{self, Console};
 use crate::error::GatewayError;
 use crate::limits::Client;
@@ -68,18 +67,11 @@ pub async fn forward(
     req.extensions_mut()
         .insert(confab_kit::server::RouteLabel(route.prefix.clone()));
     let identity = if route.inject_auth {
-        let claims = match upgrade {
-            true => {
-                authenticate_upgrade(&req, query_token.as_deref(), &state.keys, &state.browser)
-                    .await?
-            }
-            false => authenticate(&req, &state.keys, &state.browser).await?,
-        };
-        Some(AuthContext {
-            user_id: claims.sub,
-            username: Some(claims.name),
-            role: claims.role,
-        })
+        let caller = authenticate_caller(&req, query_token.as_deref(), upgrade, &state).await?;
+        if let Caller::Key(grant) = &caller {
+            grant.admit(route.scope, &route.prefix, req.method(), upgrade)?;
+        }
+        Some(caller.identity())
     } else {
         None
     };

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::instances::{Upstream, UpstreamConfig};
 use super::path::{RequestPath, push_segments};
+use crate::api_keys::Scope;
 
 /// One route as configured.
 #[derive(Debug, Clone, Deserialize)]
@@ -21,6 +22,14 @@ pub struct RouteConfig {
     /// POSTs count against the per-user `chat_posts_per_minute` limit.
     #[serde(default)]
     pub rate_limited: bool,
+    /// The API key scope the route needs (`chat`, the default, or `llm`);
+    /// a key with `read` may GET any route.
+    #[serde(default = "chat_scope")]
+    pub scope: Scope,
+}
+
+fn chat_scope() -> Scope {
+    Scope::Chat
 }
 
 /// A route resolved against its upstream's instances.
@@ -32,6 +41,7 @@ pub struct Route {
     pub rewrite: String,
     pub inject_auth: bool,
     pub rate_limited: bool,
+    pub scope: Scope,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +81,11 @@ impl RoutingTable {
                 "route prefix '{}' must start with /",
                 c.prefix
             );
+            anyhow::ensure!(
+                c.scope != Scope::Read,
+                "route {}: scope is chat or llm (a key with read may GET any route)",
+                c.prefix
+            );
             let upstream = match named.get(c.upstream.as_str()) {
                 Some(upstream) => upstream.clone(),
                 None => {
@@ -92,6 +107,7 @@ impl RoutingTable {
                 rewrite: c.rewrite.trim_end_matches('/').to_owned(),
                 inject_auth: c.inject_auth,
                 rate_limited: c.rate_limited,
+                scope: c.scope,
             });
         }
         routes.sort_by(|a, b| {
@@ -157,6 +173,7 @@ mod tests {
             rewrite: rewrite.into(),
             inject_auth: true,
             rate_limited: false,
+            scope: Scope::Chat,
         };
         RoutingTable::new(
             &[
@@ -213,6 +230,7 @@ mod tests {
             rewrite: "/".into(),
             inject_auth: false,
             rate_limited: false,
+            scope: Scope::Chat,
         };
         let table = RoutingTable::new(
             &[
@@ -259,6 +277,7 @@ mod tests {
                 rewrite: "/y".into(),
                 inject_auth: false,
                 rate_limited: false,
+                scope: Scope::Chat,
             }],
             &HashMap::new(),
             Duration::from_secs(5),

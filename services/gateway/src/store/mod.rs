@@ -1,5 +1,6 @@
-//! Storage of the gateway: users, refresh tokens, signing keys.
+//! Storage of the gateway: users, refresh tokens, signing keys, API keys.
 
+pub mod api_keys;
 pub mod keys;
 pub mod refresh_tokens;
 pub mod schema;

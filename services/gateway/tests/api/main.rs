@@ -6,6 +6,7 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
+mod api_keys;
 mod auth;
 mod common;
 mod console;

@@ -1,11 +1,11 @@
-//! `GET /api/v1/auth/me`
+//! `GET /api/v1/auth/me`: the caller, by access token or API key.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_protocol::auth::{Role, UserInfo};
 
 use crate::GatewayState;
-use crate::auth::authenticate;
+use crate::auth::authenticate_caller;
 use crate::error::GatewayError;
 use crate::store::users;
 
@@ -13,8 +13,8 @@ pub async fn me(
     req: HttpRequest,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = authenticate(&req, &state.keys, &state.browser).await?;
-    let user = users::by_id(&state.db, &claims.sub)
+    let caller = authenticate_caller(&req, None, false, &state).await?;
+    let user = users::by_id(&state.db, &caller.identity().user_id)
         .await?
         .ok_or_else(|| GatewayError::UserGone)?;
     Ok(HttpResponse::Ok().json(UserInfo {

@@ -27,6 +27,7 @@ use std::time::Duration;
 use actix_web::web::{Bytes, Data, Payload};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use futures_util::StreamExt;
+use gateway::api_keys::Scope;
 use gateway::proxy::routing::RouteConfig;
 use serde_json::json;
 use tokio::sync::Notify;
@@ -179,6 +180,7 @@ pub fn route(prefix: &str, upstream: &str, rewrite: &str, inject_auth: bool) -> 
         rewrite: rewrite.into(),
         inject_auth,
         rate_limited: false,
+        scope: Scope::Chat,
     }
 }
 

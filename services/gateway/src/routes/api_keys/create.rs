@@ -1,0 +1,90 @@
+//! `POST /api/v1/api-keys {"name", "scopes": ["chat"|"llm"|"read", …],
+//! "expires_in"?}`: a new key for the caller, answered once with the key
+//! itself (201 `{id, name, prefix, scopes, created_at, last_used_at,
+//! expires_at, key}`); afterwards only its prefix is ever shown.
+//! `expires_in` is in seconds; without it the key lives until revoked.
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{TimeDelta, Utc};
+use confab_kit::ApiError;
+use serde::{Deserialize, Serialize};
+
+use super::KeyView;
+use crate::GatewayState;
+use crate::api_keys::{NewKey, Scope, Scopes};
+use crate::auth::authenticate;
+use crate::error::GatewayError;
+use crate::store::api_keys::{self, ApiKeyRow};
+
+/// A key's name: what its owner calls it, shown in lists.
+const NAME_CHARS: usize = 64;
+/// The longest lifetime a key may be given: ten years, in seconds. A key
+/// meant to live longer is given none.
+const MAX_EXPIRES_IN: i64 = 10 * 366 * 24 * 3600;
+
+#[derive(Debug, Deserialize)]
+struct CreateKey {
+    name: String,
+    scopes: Vec<Scope>,
+    expires_in: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct CreatedKey {
+    #[serde(flatten)]
+    view: KeyView,
+    /// The key itself, shown this once.
+    key: String,
+}
+
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<GatewayState>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let user = authenticate(&req, &state.keys, &state.browser).await?;
+    let request: CreateKey = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => GatewayError::InvalidBody(e),
+        _ => GatewayError::MalformedJson(e),
+    })?;
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > NAME_CHARS {
+        return Err(GatewayError::InvalidApiKeyRequest("name: 1 to 64 characters").into());
+    }
+    let scopes = Scopes::new(&request.scopes)?;
+    let now = Utc::now().naive_utc();
+    let expires_at = match request.expires_in {
+        None => None,
+        Some(secs) if (1..=MAX_EXPIRES_IN).contains(&secs) => Some(now + TimeDelta::seconds(secs)),
+        Some(_) => {
+            return Err(GatewayError::InvalidApiKeyRequest(
+                "expires_in: seconds, from 1 to ten years (or none: until revoked)",
+            )
+            .into());
+        }
+    };
+    let held = api_keys::count_live(&state.db, &user.sub).await?;
+    if usize::try_from(held).unwrap_or(usize::MAX) >= state.api_keys_per_user {
+        return Err(GatewayError::TooManyApiKeys(state.api_keys_per_user).into());
+    }
+    let new = NewKey::generate();
+    let row = ApiKeyRow {
+        id: confab_kit::ids::new_id("key"),
+        user_id: user.sub.clone(),
+        name: name.to_owned(),
+        prefix: new.prefix,
+        key_hash: new.hash,
+        scopes: scopes.to_stored(),
+        created_at: now,
+        last_used_at: None,
+        expires_at,
+        revoked_at: None,
+    };
+    api_keys::insert(&state.db, &row).await?;
+    tracing::info!(user_id = %user.sub, key_id = %row.id, scopes = %row.scopes, "API key created");
+    Ok(HttpResponse::Created().json(CreatedKey {
+        view: KeyView::from(row),
+        key: new.key,
+    }))
+}
