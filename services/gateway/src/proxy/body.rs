@@ -1,6 +1,7 @@
 //! Request bodies and their size limit (`[limits] body_bytes`).
 //!
-//! On auth-injected routes a body is read whole, as it is rewritten (see
+//! On routes that put the identity in bodies (`inject_auth` with
+//! `body_auth`) a body is read whole, as it is rewritten (see
 //! `inject_auth`); elsewhere it is streamed to the upstream as it arrives,
 //! cut off with 413 past the same limit.
 

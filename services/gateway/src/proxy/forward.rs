@@ -7,7 +7,8 @@
 //!
 //! Identity: a client's own is stripped (`headers`, and `_auth` in a body,
 //! see `inject_auth`); on routes that inject auth the gateway adds the one
-//! of the verified access token. Bodies are read or streamed within
+//! of the verified access token or API key (in the headers alone where the
+//! route's `body_auth` is off: there the body goes as sent). Bodies are read or streamed within
 //! `[limits] body_bytes` (see `body`). Replies are streamed as they arrive,
 //! so SSE events reach the client as the upstream sends them (those that
 //! arrive together in one chunk, see `confab_kit::coalesce`).
@@ -103,7 +104,7 @@ pub async fn forward(
         req.headers(),
         payload,
         state.body_limit,
-        identity.as_ref(),
+        identity.as_ref().filter(|_| route.body_auth),
         &mut headers,
     )
     .await?;

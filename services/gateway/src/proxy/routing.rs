@@ -26,10 +26,20 @@ pub struct RouteConfig {
     /// a key with `read` may GET any route.
     #[serde(default = "chat_scope")]
     pub scope: Scope,
+    /// With `inject_auth`: whether a JSON body gets the identity as `_auth`
+    /// too (the default), or the headers alone carry it, and the body goes
+    /// as the client sent it (an upstream that forwards bodies to a third
+    /// party, as llm-proxy-service does to a model's provider).
+    #[serde(default = "yes")]
+    pub body_auth: bool,
 }
 
 fn chat_scope() -> Scope {
     Scope::Chat
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A route resolved against its upstream's instances.
@@ -42,6 +52,7 @@ pub struct Route {
     pub inject_auth: bool,
     pub rate_limited: bool,
     pub scope: Scope,
+    pub body_auth: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +119,7 @@ impl RoutingTable {
                 inject_auth: c.inject_auth,
                 rate_limited: c.rate_limited,
                 scope: c.scope,
+                body_auth: c.body_auth,
             });
         }
         routes.sort_by(|a, b| {
@@ -174,6 +186,7 @@ mod tests {
             inject_auth: true,
             rate_limited: false,
             scope: Scope::Chat,
+            body_auth: true,
         };
         RoutingTable::new(
             &[
@@ -231,6 +244,7 @@ mod tests {
             inject_auth: false,
             rate_limited: false,
             scope: Scope::Chat,
+            body_auth: true,
         };
         let table = RoutingTable::new(
             &[
@@ -278,6 +292,7 @@ mod tests {
                 inject_auth: false,
                 rate_limited: false,
                 scope: Scope::Chat,
+                body_auth: true,
             }],
             &HashMap::new(),
             Duration::from_secs(5),

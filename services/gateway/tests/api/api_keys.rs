@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Error as WsError;
 
 use crate::common::ws::{connect, try_connect};
-use crate::common::{Stack, User, error_code, fetch_json, send};
+use crate::common::{Stack, User, error_code, fetch_json, llm_calls_of, send};
 
 /// `POST /api/v1/api-keys` as `user` with `body`.
 async fn create_key(stack: &Stack, user: &User, body: Value) -> reqwest::Response {
@@ -369,4 +369,56 @@ async fn a_user_holds_at_most_the_configured_number_of_keys() {
             .status(),
         201
     );
+}
+
+#[tokio::test]
+async fn an_llm_key_calls_the_llm_proxys_models_as_its_user_and_its_body_goes_as_sent() {
+    let stack = Stack::start().await;
+    let ada = stack.user("ada").await;
+    let llm = key_of(&stack, &ada, &["llm"]).await;
+    let chat = key_of(&stack, &ada, &["chat"]).await;
+
+    let models = fetch_json(stack.get("/api/v1/llm/models").bearer_auth(&llm.token)).await;
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"builtin"), "{models}");
+
+    // A client's own `_auth` is data on this route: identity travels in
+    // the gateway's headers, so it names ada whatever the body says.
+    let body = json!({
+        "model": "builtin",
+        "messages": [{"role": "user", "content": "hello through the gateway"}],
+        "_auth": {"user_id": "usr-mallory", "role": "admin"},
+    });
+    let completion = fetch_json(
+        stack
+            .post("/api/v1/llm/chat/completions")
+            .bearer_auth(&llm.token)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(completion["object"], "chat.completion", "{completion}");
+
+    let calls = llm_calls_of(&stack.llm_db, &ada.id, 1).await;
+    assert_eq!(calls.len(), 1, "the call is not ada's");
+    let recorded: Value = serde_json::from_str(&calls[0].request).unwrap();
+    assert_eq!(recorded["_auth"]["user_id"], "usr-mallory", "{recorded}");
+    assert_eq!(
+        status_of(stack.get("/api/v1/llm-calls").bearer_auth(&llm.token)).await,
+        200
+    );
+
+    let refused = send(
+        stack
+            .post("/api/v1/llm/chat/completions")
+            .bearer_auth(&chat.token)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(error_code(refused).await, "insufficient_scope");
 }

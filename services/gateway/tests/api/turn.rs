@@ -1,31 +1,10 @@
 //! One chat turn end to end: gateway → chat-service → math agent →
 //! llm-proxy-service, and the ways a client can get it wrong.
 
-use confab_kit::db::Db;
 use confab_kit::testing::assert_event_stream;
 use serde_json::{Value, json};
 
-use crate::common::{Stack, User, error_code, fetch_json, send, sse_events};
-
-/// The LLM calls recorded for a user, once `expected` of them are written
-/// (the proxy records off the request path, a moment after answering).
-async fn llm_calls_of(
-    db: &Db,
-    user_id: &str,
-    expected: usize,
-) -> Vec<llm_proxy_service::store::llm_calls::LlmCall> {
-    let mut calls = Vec::new();
-    for _ in 0..400 {
-        calls = llm_proxy_service::store::llm_calls::list_for_user(db, user_id, 10)
-            .await
-            .unwrap();
-        if calls.len() >= expected {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    calls
-}
+use crate::common::{Stack, User, error_code, fetch_json, llm_calls_of, send, sse_events};
 
 /// A fresh stack with ada registered and logged in, and a conversation of hers.
 async fn ada_in_a_conversation() -> (Stack, User, String) {

@@ -181,6 +181,7 @@ pub fn route(prefix: &str, upstream: &str, rewrite: &str, inject_auth: bool) -> 
         inject_auth,
         rate_limited: false,
         scope: Scope::Chat,
+        body_auth: true,
     }
 }
 

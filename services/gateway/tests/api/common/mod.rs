@@ -352,3 +352,23 @@ pub async fn error_code(response: reqwest::Response) -> String {
     );
     error["code"].as_str().unwrap().to_owned()
 }
+
+/// The LLM calls recorded for a user, once `expected` of them are written
+/// (the proxy records off the request path, a moment after answering).
+pub async fn llm_calls_of(
+    db: &Db,
+    user_id: &str,
+    expected: usize,
+) -> Vec<llm_proxy_service::store::llm_calls::LlmCall> {
+    let mut calls = Vec::new();
+    for _ in 0..400 {
+        calls = llm_proxy_service::store::llm_calls::list_for_user(db, user_id, 10)
+            .await
+            .unwrap();
+        if calls.len() >= expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    calls
+}
