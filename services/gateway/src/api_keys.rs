@@ -22,9 +22,9 @@ use confab_protocol::auth::{AuthContext, Role};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::domain::hash_random_secret;
 use crate::error::GatewayError;
 use crate::store::api_keys::{self, ApiKeyRow};
 
@@ -135,7 +135,7 @@ impl NewKey {
         let key = format!("{KEY_START}{secret}");
         Self {
             prefix: key[..KEY_START.len() + SHOWN_CHARS].to_owned(),
-            hash: hash(&key),
+            hash: hash_random_secret(&key),
             key,
         }
     }
@@ -149,7 +149,6 @@ pub fn is_api_key(token: &str) -> bool {
 /// A verified key: whose it is and what it may do.
 #[derive(Debug, Clone)]
 pub struct KeyGrant {
-    pub key_id: String,
     pub identity: AuthContext,
     pub scopes: Scopes,
 }
@@ -182,7 +181,7 @@ pub async fn verify(db: &Db, key: &str, now: NaiveDateTime) -> Result<KeyGrant, 
     let Some(prefix) = prefix_of(key) else {
         return Err(GatewayError::InvalidToken);
     };
-    let presented = hash(key);
+    let presented = hash_random_secret(key);
     let found = api_keys::live_by_prefix(db, prefix)
         .await?
         .into_iter()
@@ -199,7 +198,6 @@ pub async fn verify(db: &Db, key: &str, now: NaiveDateTime) -> Result<KeyGrant, 
             username: Some(found.username),
             role: Role::parse_lenient(&found.role),
         },
-        key_id: found.key.id,
     })
 }
 
@@ -222,13 +220,6 @@ fn prefix_of(key: &str) -> Option<&str> {
     well_formed.then(|| &key[..KEY_START.len() + SHOWN_CHARS])
 }
 
-fn hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,7 +231,7 @@ mod tests {
         assert!(new.key.starts_with("cfk_"));
         assert_eq!(prefix_of(&new.key), Some(new.prefix.as_str()));
         assert_eq!(new.prefix.len(), 12);
-        assert_eq!(new.hash, hash(&new.key));
+        assert_eq!(new.hash, hash_random_secret(&new.key));
         assert_ne!(NewKey::generate().key, new.key);
     }
 

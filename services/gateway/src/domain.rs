@@ -1,6 +1,18 @@
-//! Credentials parsed at the edge.
+//! Credentials parsed at the edge, and how random secrets are stored.
+
+use sha2::{Digest, Sha256};
 
 use crate::error::GatewayError;
+
+/// What the database keeps of a random secret (a refresh token, an API
+/// key): its SHA-256, lowercase hex. They carry 256 random bits, so a fast
+/// hash suffices to keep the database from holding usable secrets.
+pub fn hash_random_secret(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// 3–32 characters of `a-z 0-9 _ . -`, case-insensitive (kept lower-case).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,10 +20,11 @@ use confab_kit::ApiError;
 use serde::Deserialize;
 
 use super::body;
-use super::tokens::{self, hash_refresh_token};
+use super::tokens;
 use crate::GatewayState;
 use crate::auth::authenticate;
 use crate::browser;
+use crate::domain::hash_random_secret;
 use crate::error::GatewayError;
 use crate::store::refresh_tokens;
 
@@ -65,7 +66,7 @@ pub async fn logout(
     // Possessing the refresh token is the credential; an unknown one gets
     // the same answer, so the endpoint tells nothing about tokens.
     if let Some(token) = token {
-        refresh_tokens::revoke_family_of(&state.db, &hash_refresh_token(token.trim())).await?;
+        refresh_tokens::revoke_family_of(&state.db, &hash_random_secret(token.trim())).await?;
     }
     let mut response = HttpResponse::NoContent();
     if cookie_form {

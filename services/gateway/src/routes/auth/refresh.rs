@@ -21,9 +21,10 @@ use confab_protocol::auth::TokenResponse;
 use serde::Deserialize;
 
 use super::body;
-use super::tokens::{self, hash_refresh_token, no_store};
+use super::tokens::{self, no_store};
 use crate::GatewayState;
 use crate::browser;
+use crate::domain::hash_random_secret;
 use crate::error::GatewayError;
 use crate::store::refresh_tokens::{self, Rotation};
 use crate::store::users;
@@ -74,7 +75,7 @@ async fn rotate(state: &GatewayState, presented: &str) -> Result<TokenResponse, 
     let (refresh_token, next) = tokens::new_refresh_token(state, "", String::new());
     let rotation = refresh_tokens::rotate(
         &state.db,
-        &hash_refresh_token(presented),
+        &hash_random_secret(presented),
         next,
         state.refresh_reuse_grace,
     )

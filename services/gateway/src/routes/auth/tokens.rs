@@ -10,9 +10,9 @@ use confab_kit::ApiError;
 use confab_protocol::auth::{Role, TokenResponse};
 use rand::RngCore;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::GatewayState;
+use crate::domain::hash_random_secret;
 use crate::store::refresh_tokens::{self, RefreshTokenRow};
 use crate::store::users::UserRow;
 
@@ -105,7 +105,7 @@ pub fn new_refresh_token(
         id: confab_kit::ids::new_id("rt"),
         user_id: user_id.to_owned(),
         family_id,
-        token_hash: hash_refresh_token(&token),
+        token_hash: hash_random_secret(&token),
         expires_at: now + Duration::seconds(state.refresh_ttl_secs),
         used_at: None,
         created_at: now,
@@ -129,11 +129,4 @@ pub fn access_with(
         expires_in: state.keys.ttl_secs(),
         refresh_token,
     })
-}
-
-/// Refresh tokens carry 256 random bits, so a fast hash suffices to keep the
-/// database from holding usable tokens.
-pub fn hash_refresh_token(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
