@@ -11,6 +11,7 @@ use std::fmt;
 use actix_web::http::StatusCode;
 
 use actix_web::{HttpResponse, ResponseError};
+use confab_protocol::budget::BudgetLimit;
 use confab_protocol::error::ErrorBody;
 
 #[derive(Debug)]
@@ -20,6 +21,8 @@ pub struct ApiError {
     message: String,
     /// Seconds for `Retry-After` (429).
     retry_after: Option<u64>,
+    /// The budget a `budget_exceeded` refusal ran into, and when it resets.
+    budget: Option<Box<(BudgetLimit, String)>>,
     source: Option<anyhow::Error>,
 }
 
@@ -30,8 +33,22 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            budget: None,
             source: None,
         }
+    }
+
+    /// Adds `Retry-After` (at least a second) to a refusal.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    /// Adds the budget a refusal ran into and when it resets (RFC 3339),
+    /// shown as `error.limit` and `error.resets_at`.
+    pub fn with_budget(mut self, limit: BudgetLimit, resets_at: String) -> Self {
+        self.budget = Some(Box::new((limit, resets_at)));
+        self
     }
 
     pub fn status(&self) -> StatusCode {
@@ -93,6 +110,10 @@ impl ApiError {
     pub fn body(&self, request_id: Option<&str>) -> ErrorBody {
         let mut body = ErrorBody::new(self.code, self.message.clone());
         body.error.request_id = request_id.map(str::to_owned);
+        if let Some(budget) = &self.budget {
+            body.error.limit = Some(budget.0.clone());
+            body.error.resets_at = Some(budget.1.clone());
+        }
         body
     }
 
@@ -181,6 +202,7 @@ pub fn from_actix(err: &actix_web::Error) -> ApiError {
             code: api.code,
             message: api.message.clone(),
             retry_after: api.retry_after,
+            budget: api.budget.clone(),
             source: None,
         };
     }

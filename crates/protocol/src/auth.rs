@@ -11,6 +11,9 @@ pub const USER_NAME_HEADER: &str = "x-user-name";
 pub const CONVERSATION_ID_HEADER: &str = "x-conversation-id";
 pub const AGENT_ID_HEADER: &str = "x-agent-id";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The personal API key a request was made with (its id, never the key),
+/// trusted like `X-User-Id`: only with the service token or an agent's key.
+pub const API_KEY_ID_HEADER: &str = "x-api-key-id";
 /// Name of the JSON body field the gateway injects into proxied bodies.
 pub const AUTH_FIELD: &str = "_auth";
 
@@ -49,6 +52,10 @@ pub struct AuthContext {
     pub username: Option<String>,
     #[serde(default)]
     pub role: Role,
+    /// The id of the personal API key the user called with, when it was one
+    /// (usage and budgets are kept per key too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<String>,
 }
 
 /// Claims of a Confab access token (EdDSA JWT).

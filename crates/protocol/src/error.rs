@@ -2,13 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::budget::BudgetLimit;
+
 /// `{"error":{"code","message","request_id"}}`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorDetail {
     /// Stable, machine-readable code such as `not_found` or `message_too_long`.
     pub code: String,
@@ -16,6 +18,12 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The budget a `budget_exceeded` refusal ran into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<BudgetLimit>,
+    /// When that budget's period ends (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resets_at: Option<String>,
 }
 
 impl ErrorBody {
@@ -25,6 +33,8 @@ impl ErrorBody {
                 code: code.into(),
                 message: message.into(),
                 request_id: None,
+                limit: None,
+                resets_at: None,
             },
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod a2a;
 pub mod auth;
+pub mod budget;
 pub mod chat;
 pub mod error;
 pub mod ids;

@@ -194,9 +194,10 @@ pub async fn verify(db: &Db, key: &str, now: NaiveDateTime) -> Result<KeyGrant, 
     Ok(KeyGrant {
         scopes: Scopes::from_stored(&found.key.scopes),
         identity: AuthContext {
-            user_id: found.key.user_id,
+            user_id: found.key.user_id.clone(),
             username: Some(found.username),
             role: Role::parse_lenient(&found.role),
+            api_key_id: Some(found.key.id.clone()),
         },
     })
 }

@@ -39,6 +39,7 @@ impl Caller {
                 user_id: claims.sub,
                 username: Some(claims.name),
                 role: claims.role,
+                api_key_id: None,
             },
             Caller::Key(grant) => grant.identity,
         }

@@ -14,8 +14,8 @@ use actix_web::dev::Payload;
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, web};
 use confab_protocol::auth::{
-    AUTH_FIELD, AuthContext, Role, SERVICE_TOKEN_HEADER, USER_ID_HEADER, USER_NAME_HEADER,
-    USER_ROLE_HEADER,
+    API_KEY_ID_HEADER, AUTH_FIELD, AuthContext, Role, SERVICE_TOKEN_HEADER, USER_ID_HEADER,
+    USER_NAME_HEADER, USER_ROLE_HEADER,
 };
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
@@ -58,6 +58,8 @@ pub struct Caller {
     pub user_id: String,
     pub username: Option<String>,
     pub role: Role,
+    /// The personal API key the user called the gateway with, if any.
+    pub api_key_id: Option<String>,
 }
 
 impl Caller {
@@ -72,6 +74,7 @@ impl From<AuthContext> for Caller {
             user_id: ctx.user_id,
             username: ctx.username,
             role: ctx.role,
+            api_key_id: ctx.api_key_id,
         }
     }
 }
@@ -134,6 +137,7 @@ async fn caller_without_body_auth(req: &HttpRequest) -> Result<Caller, ApiError>
                 role: header(req, USER_ROLE_HEADER)
                     .map(Role::parse_lenient)
                     .unwrap_or_default(),
+                api_key_id: header(req, API_KEY_ID_HEADER).map(str::to_owned),
             });
         }
         (true, None) => {
@@ -163,6 +167,7 @@ pub(crate) async fn caller_from_token(req: &HttpRequest, token: &str) -> Result<
         user_id: claims.sub,
         username: Some(claims.name),
         role: claims.role,
+        api_key_id: None,
     })
 }
 

@@ -12,8 +12,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use confab_kit::trace_context::TRACEPARENT;
 use confab_protocol::auth::{
-    AGENT_ID_HEADER, AuthContext, CONVERSATION_ID_HEADER, REQUEST_ID_HEADER, SERVICE_TOKEN_HEADER,
-    USER_ID_HEADER, USER_NAME_HEADER, USER_ROLE_HEADER,
+    AGENT_ID_HEADER, API_KEY_ID_HEADER, AuthContext, CONVERSATION_ID_HEADER, REQUEST_ID_HEADER,
+    SERVICE_TOKEN_HEADER, USER_ID_HEADER, USER_NAME_HEADER, USER_ROLE_HEADER,
 };
 use reqwest::header::{HeaderMap as UpstreamHeaders, HeaderName, HeaderValue};
 
@@ -23,7 +23,8 @@ use crate::browser;
 /// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1),
 /// plus the ones the gateway sets itself, and the attribution headers a
 /// service trusts next to the service token (`X-Agent-Id`,
-/// `X-Conversation-Id`: llm-proxy-service files a call under them), which
+/// `X-Conversation-Id`, `X-Api-Key-Id`: llm-proxy-service files a call
+/// under them), which
 /// only the services themselves may send.
 const NOT_FORWARDED: &[&str] = &[
     "connection",
@@ -45,6 +46,7 @@ const NOT_FORWARDED: &[&str] = &[
     USER_NAME_HEADER,
     AGENT_ID_HEADER,
     CONVERSATION_ID_HEADER,
+    API_KEY_ID_HEADER,
     REQUEST_ID_HEADER,
 ];
 
@@ -110,6 +112,9 @@ pub fn upstream_headers(
         put(USER_ROLE_HEADER, identity.role.as_str().to_owned());
         if let Some(name) = &identity.username {
             put(USER_NAME_HEADER, name.clone());
+        }
+        if let Some(key) = &identity.api_key_id {
+            put(API_KEY_ID_HEADER, key.clone());
         }
         headers.insert(
             HeaderName::from_static(SERVICE_TOKEN_HEADER),

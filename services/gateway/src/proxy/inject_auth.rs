@@ -140,6 +140,7 @@ mod tests {
             user_id: "u".into(),
             username: None,
             role: Role::User,
+            api_key_id: None,
         };
         for (body, code) in [
             ("not json", "malformed_json"),
@@ -171,6 +172,7 @@ mod tests {
             user_id: "usr-1".into(),
             username: Some("ada".into()),
             role: Role::User,
+            api_key_id: None,
         }
     }
 
