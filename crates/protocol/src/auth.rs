@@ -93,3 +93,18 @@ pub struct UserInfo {
     pub username: String,
     pub role: Role,
 }
+
+/// `GET /internal/revocations` on the gateway (service token only): the
+/// users whose access tokens are refused before they expire.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationList {
+    pub users: Vec<RevokedUser>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedUser {
+    pub user_id: String,
+    /// Only tokens whose `iat` is later than this (Unix seconds) are
+    /// valid; `i64::MAX` for a disabled account.
+    pub valid_after: i64,
+}

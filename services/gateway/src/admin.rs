@@ -11,7 +11,6 @@
 //! afterwards; keep it in `CONFAB__ADMIN__PASSWORD`, not in a file).
 
 use anyhow::Context;
-use chrono::Utc;
 use confab_kit::db::Db;
 use confab_protocol::auth::Role;
 use serde::Deserialize;
@@ -71,13 +70,11 @@ pub async fn bootstrap(
     }
     let password = Password::parse(settings.password.clone())
         .map_err(|e| anyhow::anyhow!("[admin] password (CONFAB__ADMIN__PASSWORD): {}", e))?;
-    let row = UserRow {
-        id: confab_kit::ids::new_id("usr"),
-        username: username.as_str().to_owned(),
-        password_hash: passwords.hash(password.into_string()).await?,
-        role: admin.to_owned(),
-        created_at: Utc::now().naive_utc(),
-    };
+    let row = UserRow::new(
+        username.as_str().to_owned(),
+        passwords.hash(password.into_string()).await?,
+        admin,
+    );
     match users::insert(db, &row).await {
         Ok(()) => {
             tracing::info!(username = %row.username, "created the configured admin");

@@ -80,7 +80,7 @@ impl Scopes {
     pub fn new(scopes: &[Scope]) -> Result<Self, GatewayError> {
         let scopes = Self::ordered(scopes);
         if scopes.0.is_empty() {
-            return Err(GatewayError::InvalidApiKeyRequest(
+            return Err(GatewayError::InvalidRequest(
                 "scopes: give at least one of chat, llm, read",
             ));
         }

@@ -1,4 +1,5 @@
-//! Credentials parsed at the edge, and how random secrets are stored.
+//! Credentials, pages and moments parsed at the edge, and how random
+//! secrets are stored.
 
 use sha2::{Digest, Sha256};
 
@@ -80,4 +81,68 @@ mod tests {
         let password = Password::parse("correct horse".into()).unwrap();
         assert_eq!(format!("{password:?}"), "Password(***)");
     }
+}
+
+/// A page's continuation as clients send it back: the last id they saw,
+/// checked to be one of ours (its prefix, a bounded length).
+pub struct Cursor;
+
+impl Cursor {
+    /// `None` for the first page; a cursor that is not an id of `prefix`
+    /// is 400 `bad_query`.
+    pub fn parse(cursor: Option<&str>, prefix: &str) -> Result<Option<String>, GatewayError> {
+        let Some(cursor) = cursor.filter(|c| !c.is_empty()) else {
+            return Ok(None);
+        };
+        let ours = cursor.len() <= 64
+            && cursor
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('-'))
+            && cursor
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        match ours {
+            true => Ok(Some(cursor.to_owned())),
+            false => Err(GatewayError::InvalidQuery(
+                "cursor: the next_cursor of a page",
+            )),
+        }
+    }
+}
+
+/// How many rows a page holds: the client's `limit` within bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct PageSize(i64);
+
+impl PageSize {
+    /// `limit` (else `default`), from 1 to `max`; anything else is 400.
+    pub fn parse(limit: Option<i64>, default: i64, max: i64) -> Result<Self, GatewayError> {
+        match limit.unwrap_or(default) {
+            n if (1..=max).contains(&n) => Ok(Self(n)),
+            _ => Err(GatewayError::InvalidQuery("limit: out of range")),
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    /// The cursor of the page after `rows`: the last one's id when the page
+    /// is full, else none (this was the last page).
+    pub fn next_cursor<T>(self, rows: &[T], id: impl Fn(&T) -> &String) -> Option<String> {
+        let full = i64::try_from(rows.len()).is_ok_and(|n| n == self.0);
+        full.then(|| rows.last().map(|row| id(row).clone()))
+            .flatten()
+    }
+}
+
+/// A moment in a query: RFC 3339, or a date (`YYYY-MM-DD`, its midnight
+/// UTC).
+pub fn parse_instant(text: &str) -> Option<chrono::NaiveDateTime> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(at.naive_utc());
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
 }

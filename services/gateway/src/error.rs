@@ -34,6 +34,11 @@ pub enum GatewayError {
     BearerOrQueryRequired,
     #[error("the service token or an administrator's access token is required")]
     ServiceOrAdminRequired,
+    #[error("the service token is required")]
+    ServiceTokenRequired,
+    /// Said only after the right password, so it tells a stranger nothing.
+    #[error("this account is disabled")]
+    AccountDisabled,
     #[error("invalid or expired token")]
     InvalidToken,
     #[error("administrators only")]
@@ -48,11 +53,22 @@ pub enum GatewayError {
         route: String,
     },
     #[error("invalid body: {0}")]
-    InvalidApiKeyRequest(&'static str),
+    InvalidRequest(&'static str),
     #[error("at most {0} API keys per user; revoke one first")]
     TooManyApiKeys(usize),
     #[error("API key not found")]
     ApiKeyNotFound,
+    #[error("user not found")]
+    UserNotFound,
+    #[error("session not found")]
+    SessionNotFound,
+    /// Keeps at least the acting admin an enabled admin.
+    #[error("an admin cannot disable, demote or delete her own account")]
+    OwnAccount,
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("invalid query: {0}")]
+    InvalidQuery(&'static str),
     #[error(
         "a request signed in by the console's cookies must come from the console's own site: \
          send Origin with this gateway's origin (or one of [browser] trusted_origins), or, \
@@ -135,13 +151,18 @@ impl Refusal for GatewayError {
             | E::BearerRequired
             | E::BearerOrQueryRequired
             | E::ServiceOrAdminRequired
+            | E::ServiceTokenRequired
             | E::InvalidToken => (S::UNAUTHORIZED, "unauthorized"),
+            E::AccountDisabled => (S::FORBIDDEN, "account_disabled"),
             E::AdminsOnly => (S::FORBIDDEN, "forbidden"),
             E::ApiKeyNotAllowed => (S::FORBIDDEN, "api_key_not_allowed"),
             E::InsufficientScope { .. } => (S::FORBIDDEN, "insufficient_scope"),
-            E::InvalidApiKeyRequest(_) => (S::UNPROCESSABLE_ENTITY, "invalid_body"),
+            E::InvalidRequest(_) => (S::UNPROCESSABLE_ENTITY, "invalid_body"),
             E::TooManyApiKeys(_) => (S::CONFLICT, "too_many_api_keys"),
-            E::ApiKeyNotFound => (S::NOT_FOUND, "not_found"),
+            E::ApiKeyNotFound | E::UserNotFound | E::SessionNotFound => (S::NOT_FOUND, "not_found"),
+            E::OwnAccount => (S::CONFLICT, "own_account"),
+            E::WrongPassword => (S::FORBIDDEN, "wrong_password"),
+            E::InvalidQuery(_) => (S::BAD_REQUEST, "bad_query"),
             E::CsrfRejected => (S::FORBIDDEN, "csrf_rejected"),
             E::RefreshTokenReused => (S::UNAUTHORIZED, "refresh_token_reused"),
             E::RefreshTokenRevoked => (S::UNAUTHORIZED, "refresh_token_revoked"),

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod browser;
 pub mod console;
@@ -12,7 +13,9 @@ pub mod error;
 pub mod limits;
 pub mod passwords;
 pub mod proxy;
+pub mod revocations;
 pub mod routes;
+pub mod services;
 pub mod store;
 pub mod tokens;
 
@@ -130,6 +133,10 @@ pub struct GatewayState {
     /// The service token, as the header value proxied requests carry it
     /// (marked sensitive).
     pub service_token_header: reqwest::header::HeaderValue,
+    /// Checks the service token of the services' own calls here.
+    pub service_auth: ServiceAuth,
+    /// The gateway's own calls to the services (administration).
+    pub services: services::Services,
     pub response_timeout: Duration,
     pub body_limit: usize,
     pub api_keys_per_user: usize,
@@ -141,6 +148,15 @@ pub struct GatewayState {
     pub dummy_hash: String,
     /// Hashes and verifies passwords, a bounded number at a time.
     pub passwords: passwords::Hasher,
+}
+
+/// The service token as a header value, marked sensitive (kept out of
+/// debug output).
+fn service_token_value(token: &str) -> anyhow::Result<reqwest::header::HeaderValue> {
+    let mut value = reqwest::header::HeaderValue::try_from(token)
+        .context("auth.service_token cannot be sent in a header")?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
@@ -167,11 +183,19 @@ pub async fn build_on(
     admin::bootstrap(&db, &settings.admin, &passwords)
         .await
         .context("bootstrapping the configured admin")?;
+    let revoked = Arc::new(confab_kit::auth::Revocations::default());
+    revoked.replace(
+        revocations::current(&db, settings.auth.access_token_ttl_secs)
+            .await
+            .context("reading the token revocations")?,
+    );
+    revocations::keep_loaded(db.clone(), &revoked, settings.auth.access_token_ttl_secs);
     let keys = KeyRing::load(
         &db,
         &settings.auth.issuer,
         &settings.auth.audience,
         settings.auth.access_token_ttl_secs,
+        revoked,
     )
     .await
     .context("loading signing keys")?;
@@ -213,12 +237,14 @@ pub async fn build_on(
         limits: RateLimits::open(&bus, &settings.rate_limits)
             .await
             .context("opening the rate limits' buckets")?,
-        service_token_header: {
-            let mut value = reqwest::header::HeaderValue::try_from(&settings.auth.service_token)
-                .context("auth.service_token cannot be sent in a header")?;
-            value.set_sensitive(true);
-            value
-        },
+        service_token_header: service_token_value(&settings.auth.service_token)?,
+        service_auth: ServiceAuth::new(settings.auth.service_token.as_str()),
+        services: services::Services::new(
+            &settings.upstreams,
+            service_token_value(&settings.auth.service_token)?,
+            connect_timeout,
+            Duration::from_secs(settings.timeouts.response_secs),
+        )?,
         response_timeout: Duration::from_secs(settings.timeouts.response_secs),
         body_limit: settings.limits.body_bytes,
         api_keys_per_user: settings.limits.api_keys_per_user,
@@ -257,6 +283,7 @@ pub async fn build_on(
                 .route("/", web::get().to(console::page))
                 .route("/assets/{build}/{file:.*}", web::get().to(console::asset))
                 .route("/.well-known/jwks.json", web::get().to(routes::jwks::jwks))
+                .route("/internal/revocations", web::get().to(revocations::serve))
                 .route(
                     "/api/v1/auth/register",
                     web::post().to(routes::auth::register::register),
@@ -282,6 +309,48 @@ pub async fn build_on(
                 .route(
                     "/api/v1/api-keys/{id}",
                     web::delete().to(routes::api_keys::revoke::revoke),
+                )
+                .route(
+                    "/api/v1/auth/password",
+                    web::post().to(routes::auth::password::change),
+                )
+                .route(
+                    "/api/v1/auth/sessions",
+                    web::get().to(routes::sessions::list::list),
+                )
+                .route(
+                    "/api/v1/auth/sessions/{id}",
+                    web::delete().to(routes::sessions::revoke::revoke),
+                )
+                .route(
+                    "/api/v1/admin/users",
+                    web::get().to(routes::admin::users::list::list),
+                )
+                .service(
+                    web::resource("/api/v1/admin/users/{id}")
+                        .get(routes::admin::users::get::get)
+                        .patch(routes::admin::users::update::update)
+                        .delete(routes::admin::users::delete::delete),
+                )
+                .route(
+                    "/api/v1/admin/users/{id}/password",
+                    web::post().to(routes::admin::users::password::reset),
+                )
+                .route(
+                    "/api/v1/admin/users/{id}/budget",
+                    web::put().to(routes::admin::users::budget::for_user),
+                )
+                .route(
+                    "/api/v1/admin/api-keys/{id}/budget",
+                    web::put().to(routes::admin::users::budget::for_api_key),
+                )
+                .route(
+                    "/api/v1/admin/audit",
+                    web::get().to(routes::admin::audit::list::list),
+                )
+                .route(
+                    "/api/v1/admin/audit/export",
+                    web::get().to(routes::admin::audit::export::export),
                 )
                 .service(
                     web::resource("/api/v1/admin/signing-keys")

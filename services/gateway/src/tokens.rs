@@ -20,7 +20,7 @@ use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::Utc;
-use confab_kit::auth::{RefetchGate, TokenCheck};
+use confab_kit::auth::{RefetchGate, Revocations, TokenCheck};
 use confab_kit::db::Db;
 use confab_protocol::auth::{AccessClaims, Role};
 use ed25519_dalek::SigningKey;
@@ -72,6 +72,7 @@ impl KeyRing {
         issuer: &str,
         audience: &str,
         ttl_secs: i64,
+        revocations: Arc<Revocations>,
     ) -> anyhow::Result<Arc<Self>> {
         let mut set = read(db, ttl_secs).await?;
         if set.is_none() {
@@ -92,7 +93,7 @@ impl KeyRing {
             ttl_secs,
             current: RwLock::new(Arc::new(set)),
             gate: RefetchGate::new(Duration::from_secs(1)),
-            check: TokenCheck::new(issuer, audience),
+            check: TokenCheck::new(issuer, audience, revocations),
         });
         tokio::spawn(reload_periodically(Arc::downgrade(&ring)));
         Ok(ring)
@@ -100,6 +101,11 @@ impl KeyRing {
 
     pub fn ttl_secs(&self) -> i64 {
         self.ttl_secs
+    }
+
+    /// The users whose tokens this ring refuses before they expire.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        self.check.revocations()
     }
 
     fn keys(&self) -> Arc<KeySet> {
@@ -137,15 +143,23 @@ impl KeyRing {
         Ok(new.kid)
     }
 
-    /// A signed access token for a user.
-    pub fn issue(&self, user_id: &str, username: &str, role: Role) -> anyhow::Result<String> {
+    /// A signed access token for a user whose tokens up to `valid_after`
+    /// (Unix seconds; see `crate::revocations`) are refused: it is dated a
+    /// second past that when it falls in the same second, so it is valid.
+    pub fn issue(
+        &self,
+        user_id: &str,
+        username: &str,
+        role: Role,
+        valid_after: Option<i64>,
+    ) -> anyhow::Result<String> {
         let keys = self.keys();
         let now = Utc::now().timestamp();
         let claims = AccessClaims {
             sub: user_id.to_owned(),
             name: username.to_owned(),
             role,
-            iat: now,
+            iat: valid_after.map_or(now, |after| now.max(after + 1)),
             exp: now + self.ttl_secs,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),

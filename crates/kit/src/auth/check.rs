@@ -4,24 +4,28 @@
 //! EdDSA only: `alg: none`, HS256 and every other algorithm are refused
 //! before any key is looked at. The token must name a `kid` that the key
 //! source knows, carry a valid signature, our issuer and audience, and not
-//! be expired ([`LEEWAY_SECS`] of clock skew allowed). A token that passed is
+//! be expired ([`LEEWAY_SECS`] of clock skew allowed), and its user must not
+//! have had her tokens revoked since it was issued ([`Revocations`], checked
+//! on every use, the cached ones included). A token that passed is
 //! remembered ([`VerifiedTokens`]) until its `exp`.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use confab_protocol::auth::AccessClaims;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-use super::VerifiedTokens;
 use super::verified::LEEWAY_SECS;
+use super::{Revocations, VerifiedTokens};
 
 pub struct TokenCheck {
     validation: Validation,
     verified: VerifiedTokens,
+    revocations: Arc<Revocations>,
 }
 
 impl TokenCheck {
-    pub fn new(issuer: &str, audience: &str) -> Self {
+    pub fn new(issuer: &str, audience: &str, revocations: Arc<Revocations>) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
@@ -30,7 +34,13 @@ impl TokenCheck {
         Self {
             validation,
             verified: VerifiedTokens::default(),
+            revocations,
         }
+    }
+
+    /// The users whose tokens are refused before they expire.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
     }
 
     /// The claims of a valid token; `key_for` finds the key of a `kid`
@@ -41,7 +51,7 @@ impl TokenCheck {
         Fut: Future<Output = Option<DecodingKey>>,
     {
         if let Some(claims) = self.verified.get(token) {
-            return Some(claims);
+            return (!self.revocations.refuses(&claims)).then_some(claims);
         }
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.alg != Algorithm::EdDSA {
@@ -51,6 +61,9 @@ impl TokenCheck {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation)
             .ok()?
             .claims;
+        if self.revocations.refuses(&claims) {
+            return None;
+        }
         self.verified.insert(token, &claims);
         Some(claims)
     }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::RwLock;
 use tokio::time::Instant;
 
-use super::{RefetchGate, TokenCheck};
+use super::{RefetchGate, Revocations, TokenCheck, revocations};
 use crate::error::ApiError;
 
 /// 1 s: a token signed with a freshly rotated key waits at most this long
@@ -36,6 +36,24 @@ pub struct JwtSettings {
     pub jwks_url: String,
     pub issuer: String,
     pub audience: String,
+    /// The gateway's list of revoked users' tokens (see
+    /// [`super::revocations`]); by default `/internal/revocations` on the
+    /// JWKS URL's origin.
+    #[serde(default)]
+    pub revocations_url: Option<String>,
+}
+
+impl JwtSettings {
+    /// [`Self::revocations_url`], or the one next to the JWKS.
+    pub fn revocations_url(&self) -> Option<String> {
+        if let Some(url) = &self.revocations_url {
+            return Some(url.clone());
+        }
+        let mut url = reqwest::Url::parse(&self.jwks_url).ok()?;
+        url.set_path("/internal/revocations");
+        url.set_query(None);
+        Some(url.to_string())
+    }
 }
 
 struct Cached {
@@ -59,7 +77,11 @@ impl JwtVerifier {
             .build()
             .unwrap_or_default();
         Self {
-            check: TokenCheck::new(&settings.issuer, &settings.audience),
+            check: TokenCheck::new(
+                &settings.issuer,
+                &settings.audience,
+                Arc::new(Revocations::default()),
+            ),
             settings,
             http,
             cache: RwLock::new(Cached {
@@ -67,6 +89,22 @@ impl JwtVerifier {
                 fetched_at: None,
             }),
             gate: RefetchGate::new(REFETCH_INTERVAL),
+        }
+    }
+
+    /// Starts reading the gateway's revocation list (with the service
+    /// token), so that a disabled user's tokens stop working here too. A
+    /// service without the URL (unparsable JWKS URL) logs why and goes on
+    /// with expiry alone.
+    pub fn watch_revocations(&self, service_token: &str) {
+        match self.settings.revocations_url() {
+            Some(url) => {
+                revocations::watch(self.check.revocations(), url, service_token.to_owned())
+            }
+            None => tracing::warn!(
+                jwks_url = %self.settings.jwks_url,
+                "no revocation URL: tokens of disabled users stay valid until they expire"
+            ),
         }
     }
 

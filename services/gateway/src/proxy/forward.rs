@@ -22,8 +22,10 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::coalesce::Coalesce;
 use confab_kit::ws_tunnel::{self, HandshakeError};
+use confab_protocol::auth::Role;
 use futures_util::TryStreamExt;
 use reqwest::header::HeaderMap as UpstreamHeaders;
+use serde_json::json;
 
 use super::UpstreamClient;
 use super::body::request_body;
@@ -33,6 +35,7 @@ use super::path::RequestPath;
 use super::routing::Route;
 use super::upstream::RequestBody;
 use crate::GatewayState;
+use crate::audit::{self, Action, Actor};
 use crate::auth::{Caller, authenticate_caller};
 use crate::console::{self, Console};
 use crate::error::GatewayError;
@@ -72,7 +75,17 @@ pub async fn forward(
         if let Caller::Key(grant) = &caller {
             grant.admit(route.scope, &route.prefix, req.method(), upgrade)?;
         }
-        Some(caller.identity())
+        let identity = caller.identity();
+        if identity.role == Role::Admin && asks_for_all_users(&query) {
+            let actor = Actor::user(
+                &identity.user_id,
+                identity.username.as_deref().unwrap_or(""),
+            );
+            let detail =
+                json!({"method": req.method().as_str(), "path": req.path(), "query": query});
+            audit::record(&state, &req, actor, Action::AllUsersRead, None, detail).await?;
+        }
+        Some(identity)
     } else {
         None
     };
@@ -113,6 +126,14 @@ pub async fn forward(
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     send(&state, &http, route, request, &overflowed).await
+}
+
+/// Whether a query asks for every user's data (`all_users=true`, which
+/// the services grant admins only): such a read is in the audit trail.
+fn asks_for_all_users(query: &str) -> bool {
+    query.contains("all_users")
+        && serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .is_ok_and(|pairs| pairs.iter().any(|(k, v)| k == "all_users" && v == "true"))
 }
 
 /// Sends the request and streams the upstream's reply back.

@@ -4,3 +4,4 @@ pub mod admin;
 pub mod api_keys;
 pub mod auth;
 pub mod jwks;
+pub mod sessions;

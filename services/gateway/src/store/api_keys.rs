@@ -75,13 +75,15 @@ pub async fn list_live(db: &Db, user_id: &str) -> Result<Vec<ApiKeyRow>, DbError
     })
 }
 
-/// The keys that are not revoked with this prefix, and their owners.
+/// The keys that are not revoked with this prefix, and their owners (whose
+/// accounts are not disabled).
 pub async fn live_by_prefix(db: &Db, prefix: &str) -> Result<Vec<KeyOwner>, DbError> {
     let rows: Vec<(ApiKeyRow, String, String)> = db_run!(db, |conn| {
         api_keys::table
             .inner_join(users::table)
             .filter(api_keys::prefix.eq(prefix))
             .filter(api_keys::revoked_at.is_null())
+            .filter(users::disabled_at.is_null())
             .select((ApiKeyRow::as_select(), users::username, users::role))
             .load(conn)
             .await
@@ -123,6 +125,19 @@ pub async fn touch(db: &Db, id: &str, now: NaiveDateTime) -> Result<(), DbError>
             .execute(conn)
             .await
             .map(|_| ())
+            .map_err(DbError::from)
+    })
+}
+
+/// Any user's key by its id (an admin setting its budget).
+pub async fn by_id(db: &Db, id: &str) -> Result<Option<ApiKeyRow>, DbError> {
+    db_run!(db, |conn| {
+        api_keys::table
+            .filter(api_keys::id.eq(id))
+            .select(ApiKeyRow::as_select())
+            .first(conn)
+            .await
+            .optional()
             .map_err(DbError::from)
     })
 }

@@ -1,6 +1,8 @@
-//! Storage of the gateway: users, refresh tokens, signing keys, API keys.
+//! Storage of the gateway: users, refresh tokens, signing keys, API keys,
+//! the audit trail.
 
 pub mod api_keys;
+pub mod audit;
 pub mod keys;
 pub mod refresh_tokens;
 pub mod schema;

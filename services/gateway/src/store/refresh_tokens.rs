@@ -213,3 +213,50 @@ pub async fn revoke_all_of_user(db: &Db, user_id: &str) -> Result<usize, DbError
         .map_err(DbError::from)
     })
 }
+
+/// One login's session as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = refresh_families)]
+pub struct SessionRow {
+    pub id: String,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: NaiveDateTime,
+}
+
+/// The user's sessions that are not revoked and whose newest refresh token
+/// may still be valid (used after `live_since`), newest first.
+pub async fn live_sessions(
+    db: &Db,
+    user_id: &str,
+    live_since: NaiveDateTime,
+) -> Result<Vec<SessionRow>, DbError> {
+    db_run!(db, |conn| {
+        refresh_families::table
+            .filter(refresh_families::user_id.eq(user_id))
+            .filter(refresh_families::revoked_at.is_null())
+            .filter(refresh_families::last_used_at.gt(live_since))
+            .order(refresh_families::last_used_at.desc())
+            .select(SessionRow::as_select())
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Revokes one of the user's sessions; false when it is not hers or was
+/// already revoked.
+pub async fn revoke_session(db: &Db, user_id: &str, family_id: &str) -> Result<bool, DbError> {
+    db_run!(db, |conn| {
+        diesel::update(
+            refresh_families::table
+                .filter(refresh_families::id.eq(family_id))
+                .filter(refresh_families::user_id.eq(user_id))
+                .filter(refresh_families::revoked_at.is_null()),
+        )
+        .set(refresh_families::revoked_at.eq(Utc::now().naive_utc()))
+        .execute(conn)
+        .await
+        .map(|n| n > 0)
+        .map_err(DbError::from)
+    })
+}

@@ -7,6 +7,8 @@ diesel::table! {
         password_hash -> Text,
         role -> Text,
         created_at -> Timestamp,
+        disabled_at -> Nullable<Timestamp>,
+        tokens_valid_after -> Nullable<Timestamp>,
     }
 }
 
@@ -55,6 +57,19 @@ diesel::table! {
         last_used_at -> Nullable<Timestamp>,
         expires_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        created_at -> Timestamp,
+        actor_id -> Nullable<Text>,
+        actor_name -> Nullable<Text>,
+        action -> Text,
+        target_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        detail -> Text,
     }
 }
 

@@ -6,7 +6,9 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
+mod admin_users;
 mod api_keys;
+mod audit;
 mod auth;
 mod common;
 mod console;

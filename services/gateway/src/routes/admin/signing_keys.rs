@@ -8,6 +8,7 @@ use confab_kit::ApiError;
 use serde_json::json;
 
 use crate::GatewayState;
+use crate::audit::{self, Action, Actor};
 use crate::auth::authenticate_admin;
 use crate::error::GatewayError;
 
@@ -47,5 +48,15 @@ pub async fn rotate(
         }
     })?;
     tracing::info!(by = %admin.sub, kid = %kid, "signing key rotated");
+    let actor = Actor::user(&admin.sub, &admin.name);
+    audit::record(
+        &state,
+        &req,
+        actor,
+        Action::SigningKeyRotated,
+        Some(&kid),
+        json!({}),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(json!({"kid": kid, "active": true})))
 }

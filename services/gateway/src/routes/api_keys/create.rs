@@ -9,12 +9,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{TimeDelta, Utc};
 use confab_kit::ApiError;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::KeyView;
 use crate::GatewayState;
 use crate::api_keys::{NewKey, Scope, Scopes};
+use crate::audit::{self, Action, Actor};
 use crate::auth::authenticate;
 use crate::error::GatewayError;
+use crate::routes::auth::body;
 use crate::store::api_keys::{self, ApiKeyRow};
 
 /// A key's name: what its owner calls it, shown in lists.
@@ -44,13 +47,10 @@ pub async fn create(
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let user = authenticate(&req, &state.keys, &state.browser).await?;
-    let request: CreateKey = serde_json::from_slice(&body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => GatewayError::InvalidBody(e),
-        _ => GatewayError::MalformedJson(e),
-    })?;
+    let request: CreateKey = body::json(&body)?;
     let name = request.name.trim();
     if name.is_empty() || name.chars().count() > NAME_CHARS {
-        return Err(GatewayError::InvalidApiKeyRequest("name: 1 to 64 characters").into());
+        return Err(GatewayError::InvalidRequest("name: 1 to 64 characters").into());
     }
     let scopes = Scopes::new(&request.scopes)?;
     let now = Utc::now().naive_utc();
@@ -58,7 +58,7 @@ pub async fn create(
         None => None,
         Some(secs) if (1..=MAX_EXPIRES_IN).contains(&secs) => Some(now + TimeDelta::seconds(secs)),
         Some(_) => {
-            return Err(GatewayError::InvalidApiKeyRequest(
+            return Err(GatewayError::InvalidRequest(
                 "expires_in: seconds, from 1 to ten years (or none: until revoked)",
             )
             .into());
@@ -83,6 +83,17 @@ pub async fn create(
     };
     api_keys::insert(&state.db, &row).await?;
     tracing::info!(user_id = %user.sub, key_id = %row.id, scopes = %row.scopes, "API key created");
+    let detail = json!({"name": row.name, "prefix": row.prefix, "scopes": row.scopes});
+    let actor = Actor::user(&user.sub, &user.name);
+    audit::record(
+        &state,
+        &req,
+        actor,
+        Action::ApiKeyCreated,
+        Some(&row.id),
+        detail,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(CreatedKey {
         view: KeyView::from(row),
         key: new.key,

@@ -5,8 +5,10 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use confab_kit::ApiError;
+use serde_json::json;
 
 use crate::GatewayState;
+use crate::audit::{self, Action, Actor};
 use crate::auth::authenticate;
 use crate::error::GatewayError;
 use crate::store::api_keys;
@@ -21,5 +23,15 @@ pub async fn revoke(
         return Err(GatewayError::ApiKeyNotFound.into());
     }
     tracing::info!(user_id = %user.sub, key_id = %id, "API key revoked");
+    let actor = Actor::user(&user.sub, &user.name);
+    audit::record(
+        &state,
+        &req,
+        actor,
+        Action::ApiKeyRevoked,
+        Some(&id),
+        json!({}),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -20,6 +20,15 @@ pub fn parse<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, G
     serde_json::from_value(value).map_err(GatewayError::InvalidBody)
 }
 
+/// A JSON-only body: not JSON → 400 `malformed_json`, JSON of the wrong
+/// shape → 422 `invalid_body`.
+pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => GatewayError::InvalidBody(e),
+        _ => GatewayError::MalformedJson(e),
+    })
+}
+
 /// An OAuth2 `grant_type`, when given, must be `expected`.
 pub fn check_grant_type(given: Option<&str>, expected: &'static str) -> Result<(), GatewayError> {
     match given {

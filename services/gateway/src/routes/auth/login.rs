@@ -2,6 +2,11 @@
 //! password form (`grant_type=password&username=…&password=…`). Limited
 //! per client IP (`[rate_limits] login_per_minute`).
 //!
+//! Every attempt is in the audit trail (`login.succeeded`, `login.failed`
+//! with the name tried, both with the client's address). A disabled account
+//! is refused with 403 `account_disabled`, said only after the right
+//! password.
+//!
 //! From the web console (`X-Confab-Client: console`), which must come from a
 //! trusted origin (login CSRF: no other site may sign a browser in to an
 //! account of its choosing), the tokens are set as cookies and the JSON
@@ -11,10 +16,12 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use serde::Deserialize;
+use serde_json::json;
 
 use super::body;
 use super::tokens::{self, no_store};
 use crate::GatewayState;
+use crate::audit::{self, Action, Actor};
 use crate::browser;
 use crate::error::GatewayError;
 use crate::store::users;
@@ -51,8 +58,22 @@ pub async fn login(
         .map_err(ApiError::internal)?;
     let user = match user {
         Some(user) if matches => user,
-        _ => return Err(GatewayError::WrongCredentials.into()),
+        user => {
+            let actor = Actor {
+                id: user.map(|u| u.id),
+                name: Some(username),
+            };
+            audit::record(&state, &req, actor, Action::LoginFailed, None, json!({})).await?;
+            return Err(GatewayError::WrongCredentials.into());
+        }
     };
+    let actor = Actor::user(&user.id, &user.username);
+    if user.disabled_at.is_some() {
+        let detail = json!({"reason": "account_disabled"});
+        audit::record(&state, &req, actor, Action::LoginFailed, None, detail).await?;
+        return Err(GatewayError::AccountDisabled.into());
+    }
+    audit::record(&state, &req, actor, Action::LoginSucceeded, None, json!({})).await?;
     let tokens = tokens::for_login(&state, &user).await?;
     Ok(match console {
         true => tokens::console_answer(&req, &state, tokens),

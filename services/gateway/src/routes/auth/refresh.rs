@@ -97,5 +97,10 @@ async fn rotate(state: &GatewayState, presented: &str) -> Result<TokenResponse, 
     let user = users::by_id(&state.db, &user_id)
         .await?
         .ok_or(GatewayError::RefreshTokenUserGone)?;
+    // Disabling revokes the sessions too; this holds for a rotation that
+    // raced it.
+    if user.disabled_at.is_some() {
+        return Err(GatewayError::RefreshTokenRevoked.into());
+    }
     tokens::access_with(state, &user, refresh_token)
 }

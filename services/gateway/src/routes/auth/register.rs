@@ -2,7 +2,6 @@
 //! client IP (`[rate_limits] register_per_minute`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::Utc;
 use confab_kit::ApiError;
 use confab_protocol::auth::{Credentials, Role, UserInfo};
 
@@ -20,17 +19,16 @@ pub async fn register(
     let Credentials { username, password } = body.into_inner();
     let username = Username::parse(&username)?;
     let password = Password::parse(password)?;
-    let row = UserRow {
-        id: confab_kit::ids::new_id("usr"),
-        username: username.as_str().to_owned(),
-        password_hash: state
-            .passwords
-            .hash(password.into_string())
-            .await
-            .map_err(ApiError::internal)?,
-        role: Role::User.as_str().to_owned(),
-        created_at: Utc::now().naive_utc(),
-    };
+    let password_hash = state
+        .passwords
+        .hash(password.into_string())
+        .await
+        .map_err(ApiError::internal)?;
+    let row = UserRow::new(
+        username.as_str().to_owned(),
+        password_hash,
+        Role::User.as_str(),
+    );
     match users::insert(&state.db, &row).await {
         Ok(()) => Ok(HttpResponse::Created().json(UserInfo {
             id: row.id,

@@ -121,7 +121,12 @@ pub fn access_with(
 ) -> Result<TokenResponse, ApiError> {
     let access_token = state
         .keys
-        .issue(&user.id, &user.username, Role::parse_lenient(&user.role))
+        .issue(
+            &user.id,
+            &user.username,
+            Role::parse_lenient(&user.role),
+            user.tokens_valid_after.map(crate::revocations::cut_off),
+        )
         .map_err(ApiError::internal)?;
     Ok(TokenResponse {
         access_token,

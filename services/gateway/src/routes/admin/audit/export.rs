@@ -1,0 +1,64 @@
+//! `GET /api/v1/admin/audit/export?from=&to=&actor=&action=`: every row
+//! the filter matches as JSON lines (`application/x-ndjson`, one row per
+//! line, oldest first), streamed page by page so a long trail is never
+//! held in memory. A database failure mid-way ends the stream early (the
+//! client sees a truncated download, logged here).
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use confab_kit::ApiError;
+use futures_util::stream;
+
+use super::{AuditQuery, AuditView};
+use crate::GatewayState;
+use crate::auth::authenticate_admin;
+use crate::error::GatewayError;
+use crate::store::audit::{self, AuditFilter};
+
+/// Rows read per query while exporting.
+const PAGE: i64 = 500;
+
+pub async fn export(
+    req: HttpRequest,
+    state: web::Data<GatewayState>,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    authenticate_admin(&req, &state.keys, &state.browser).await?;
+    if query.limit.is_some() {
+        return Err(GatewayError::InvalidQuery("limit: the export has every row").into());
+    }
+    let filter = query.filter()?;
+    let pages = stream::unfold(Some(filter), move |filter: Option<AuditFilter>| {
+        let state = state.clone();
+        async move {
+            let mut filter = filter?;
+            match audit::page(&state.db, &filter, PAGE).await {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => {
+                    let full = i64::try_from(rows.len()).is_ok_and(|n| n == PAGE);
+                    filter.after_id = rows.last().map(|row| row.id.clone());
+                    let mut lines = Vec::new();
+                    for row in rows {
+                        if serde_json::to_writer(&mut lines, &AuditView::from(row)).is_ok() {
+                            lines.push(b'\n');
+                        }
+                    }
+                    let next = full.then_some(filter);
+                    Some((Ok::<_, actix_web::Error>(Bytes::from(lines)), next))
+                }
+                Err(error) => {
+                    tracing::error!(%error, "the audit export stopped: reading the trail failed");
+                    None
+                }
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .insert_header(("cache-control", "no-store"))
+        .insert_header((
+            "content-disposition",
+            "attachment; filename=\"confab-audit.jsonl\"",
+        ))
+        .streaming(pages))
+}

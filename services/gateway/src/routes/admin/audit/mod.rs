@@ -1,0 +1,95 @@
+//! `/api/v1/admin/audit…`: the audit trail, for administrators (access
+//! token only). Read, page by page or whole as JSON lines; nothing here or
+//! anywhere changes or removes a row.
+
+pub mod export;
+pub mod list;
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::audit::Action;
+use crate::domain::{Cursor, parse_instant};
+use crate::error::GatewayError;
+use crate::store::audit::{AuditFilter, AuditRow};
+
+/// `?from=&to=&actor=&action=` (and for pages `cursor`, `limit`): `from`
+/// and `to` RFC 3339 or `YYYY-MM-DD` (UTC), `to` exclusive; `actor` an
+/// id or a username; `action` one of the trail's action names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    from: Option<String>,
+    to: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+impl AuditQuery {
+    /// The filter the query asks for; anything unparsable is 400.
+    pub fn filter(&self) -> Result<AuditFilter, GatewayError> {
+        let instant = |text: &Option<String>, what| -> Result<Option<NaiveDateTime>, _> {
+            text.as_deref()
+                .map(|t| parse_instant(t).ok_or(GatewayError::InvalidQuery(what)))
+                .transpose()
+        };
+        let action = match self.action.as_deref() {
+            None => None,
+            Some(name) => Some(
+                Action::parse(name)
+                    .ok_or(GatewayError::InvalidQuery(
+                        "action: not an action of the trail",
+                    ))?
+                    .as_str()
+                    .to_owned(),
+            ),
+        };
+        let actor = self
+            .actor
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty());
+        if actor.is_some_and(|a| a.len() > 64) {
+            return Err(GatewayError::InvalidQuery("actor: an id or a username"));
+        }
+        Ok(AuditFilter {
+            from: instant(&self.from, "from: RFC 3339 or YYYY-MM-DD")?,
+            to: instant(&self.to, "to: RFC 3339 or YYYY-MM-DD")?,
+            // Ids and usernames are both lower-case.
+            actor: actor.map(str::to_lowercase),
+            action,
+            after_id: Cursor::parse(self.cursor.as_deref(), "aud")?,
+        })
+    }
+}
+
+/// A row as readers see it: `detail` as the JSON object it is.
+#[derive(Debug, Serialize)]
+pub struct AuditView {
+    pub id: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    pub action: String,
+    pub target_id: Option<String>,
+    pub ip: Option<String>,
+    pub detail: Value,
+}
+
+impl From<AuditRow> for AuditView {
+    fn from(row: AuditRow) -> Self {
+        Self {
+            detail: serde_json::from_str(&row.detail).unwrap_or(Value::Null),
+            id: row.id,
+            at: row.created_at.and_utc(),
+            actor_id: row.actor_id,
+            actor_name: row.actor_name,
+            action: row.action,
+            target_id: row.target_id,
+            ip: row.ip,
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `PUT /api/v1/admin/users/{id}/budget` and
+//! `PUT /api/v1/admin/api-keys/{id}/budget`, `{"period": "day" | "month",
+//! "tokens": n | null, "cost": x | null}`: the user's (or the key's) limit
+//! for that period, replacing the configured default; a null limit is no
+//! limit of that kind. Budgets live in llm-proxy-service beside the usage
+//! they limit; its answer (the budget as stored, or its refusal of the
+//! values) is relayed. Each change is in the audit trail.
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use confab_kit::ApiError;
+use serde_json::{Value, json};
+
+use super::acting;
+use crate::GatewayState;
+use crate::audit::{self, Action, Actor};
+use crate::auth::authenticate_admin;
+use crate::error::GatewayError;
+use crate::routes::auth::body;
+use crate::services::Service;
+use crate::store::{api_keys, users};
+
+pub async fn for_user(
+    req: HttpRequest,
+    state: web::Data<GatewayState>,
+    id: web::Path<String>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let user = users::by_id(&state.db, &id).await.map_err(ApiError::from)?;
+    let owner = user.map(|u| u.id);
+    set(&req, &state, "user", &id, owner, &body).await
+}
+
+pub async fn for_api_key(
+    req: HttpRequest,
+    state: web::Data<GatewayState>,
+    id: web::Path<String>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let owner = api_keys::by_id(&state.db, &id)
+        .await?
+        .map(|key| key.user_id);
+    set(&req, &state, "api_key", &id, owner, &body).await
+}
+
+/// Stores the budget of `subject` `id` owned by `owner` (none: not found).
+async fn set(
+    req: &HttpRequest,
+    state: &GatewayState,
+    subject: &str,
+    id: &str,
+    owner: Option<String>,
+    body: &[u8],
+) -> Result<HttpResponse, ApiError> {
+    let admin = authenticate_admin(req, &state.keys, &state.browser).await?;
+    let mut budget: Value = body::json(body)?;
+    let Some(fields) = budget.as_object_mut() else {
+        return Err(GatewayError::BodyNotObject.into());
+    };
+    let owner = owner.ok_or(match subject {
+        "user" => GatewayError::UserNotFound,
+        _ => GatewayError::ApiKeyNotFound,
+    })?;
+    // The owner is the gateway's to say, never the client's.
+    fields.insert("user_id".into(), Value::String(owner));
+    let answer = state
+        .services
+        .call(
+            Service::LlmProxy,
+            reqwest::Method::PUT,
+            &format!("/budgets/{subject}/{id}"),
+            Some(&acting(&admin)),
+            Some(&budget),
+        )
+        .await?;
+    if answer.status.is_success() {
+        let actor = Actor::user(&admin.sub, &admin.name);
+        let mut detail = budget.clone();
+        if let Some(fields) = detail.as_object_mut() {
+            fields.remove("user_id");
+            fields.insert("subject".into(), json!(subject));
+        }
+        audit::record(state, req, actor, Action::BudgetChanged, Some(id), detail).await?;
+    }
+    Ok(answer.relay())
+}

@@ -1,0 +1,87 @@
+//! `GET /api/v1/admin/users/{id}`: the user, her API keys (not revoked),
+//! her live sessions, and from llm-proxy-service her usage this month by
+//! model and her budgets. When llm-proxy-service cannot be reached those two
+//! are null and the rest is answered.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{Datelike, Utc};
+use confab_kit::ApiError;
+use serde_json::{Value, json};
+
+use super::{UserView, acting};
+use crate::GatewayState;
+use crate::auth::authenticate_admin;
+use crate::error::GatewayError;
+use crate::routes::api_keys::KeyView;
+use crate::services::Service;
+use crate::store::{api_keys, refresh_tokens, users};
+
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<GatewayState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = authenticate_admin(&req, &state.keys, &state.browser).await?;
+    let user = users::by_id(&state.db, &id)
+        .await?
+        .ok_or(GatewayError::UserNotFound)?;
+    let keys: Vec<KeyView> = api_keys::list_live(&state.db, &user.id)
+        .await?
+        .into_iter()
+        .map(KeyView::from)
+        .collect();
+    let live_since = Utc::now().naive_utc() - chrono::TimeDelta::seconds(state.refresh_ttl_secs);
+    let sessions = refresh_tokens::live_sessions(&state.db, &user.id, live_since)
+        .await?
+        .len();
+    let today = Utc::now().date_naive();
+    let month_start = today.with_day(1).unwrap_or(today);
+    let admin = acting(&admin);
+    let usage = llm_proxy_json(
+        &state,
+        &format!(
+            "/usage?user_id={}&from={month_start}&group_by=model",
+            user.id
+        ),
+        &admin,
+    )
+    .await;
+    let budgets = llm_proxy_json(&state, &format!("/budgets/user/{}", user.id), &admin).await;
+    Ok(HttpResponse::Ok().json(json!({
+        "user": UserView::from(user),
+        "api_keys": keys,
+        "sessions": sessions,
+        "usage_this_month": usage,
+        "budgets": budgets,
+    })))
+}
+
+/// What llm-proxy-service answers to `path`, or null (logged) when it
+/// cannot say.
+async fn llm_proxy_json(
+    state: &GatewayState,
+    path: &str,
+    admin: &confab_protocol::auth::AuthContext,
+) -> Value {
+    let answer = state
+        .services
+        .call(
+            Service::LlmProxy,
+            reqwest::Method::GET,
+            path,
+            Some(admin),
+            None,
+        )
+        .await;
+    match answer.map(|a| (a.status, a.json())) {
+        Ok((_, Some(value))) => value,
+        Ok((status, None)) => {
+            tracing::warn!(%path, %status, "llm-proxy-service refused an admin's read");
+            Value::Null
+        }
+        Err(error) => {
+            tracing::warn!(%path, %error, "llm-proxy-service could not be asked");
+            Value::Null
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! `/api/v1/admin/users…`: accounts as administrators manage them. Every
+//! endpoint takes an administrator's access token (not an API key); a
+//! user who is not an admin gets 403, and an admin cannot disable, demote
+//! or delete her own account (409 `own_account`), so the acting admin
+//! always remains one.
+
+pub mod budget;
+pub mod delete;
+pub mod get;
+pub mod list;
+pub mod password;
+pub mod update;
+
+use chrono::{DateTime, Utc};
+use confab_protocol::auth::{AccessClaims, AuthContext, Role};
+use serde::Serialize;
+
+use crate::store::users::UserRow;
+
+/// A user as an admin sees her (never her password hash).
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub role: String,
+    pub disabled: bool,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for UserView {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: row.id,
+            username: row.username,
+            role: row.role,
+            disabled: row.disabled_at.is_some(),
+            disabled_at: row.disabled_at.map(|at| at.and_utc()),
+            created_at: row.created_at.and_utc(),
+        }
+    }
+}
+
+/// The acting admin, as the services are told who asks.
+pub fn acting(admin: &AccessClaims) -> AuthContext {
+    AuthContext {
+        user_id: admin.sub.clone(),
+        username: Some(admin.name.clone()),
+        role: Role::Admin,
+        api_key_id: None,
+    }
+}

@@ -1,0 +1,61 @@
+//! `POST /api/v1/admin/users/{id}/password` `{"password"}`: sets a user's
+//! password (204). Her sessions are revoked and her access tokens refused
+//! (as after a change of her own), and the reset is in the audit trail.
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use confab_kit::ApiError;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::GatewayState;
+use crate::audit::{self, Action, Actor};
+use crate::auth::authenticate_admin;
+use crate::domain::Password;
+use crate::error::GatewayError;
+use crate::revocations::cut_off;
+use crate::routes::auth::body;
+use crate::store::{refresh_tokens, users};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reset {
+    password: String,
+}
+
+pub async fn reset(
+    req: HttpRequest,
+    state: web::Data<GatewayState>,
+    id: web::Path<String>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let admin = authenticate_admin(&req, &state.keys, &state.browser).await?;
+    let reset: Reset = body::json(&body)?;
+    let password = Password::parse(reset.password)?;
+    let user = users::by_id(&state.db, &id)
+        .await?
+        .ok_or(GatewayError::UserNotFound)?;
+    let hash = state
+        .passwords
+        .hash(password.into_string())
+        .await
+        .map_err(ApiError::internal)?;
+    let now = Utc::now().naive_utc();
+    users::set_password(&state.db, &user.id, &hash, now).await?;
+    refresh_tokens::revoke_all_of_user(&state.db, &user.id).await?;
+    if user.disabled_at.is_none() {
+        state.keys.revocations().set(&user.id, Some(cut_off(now)));
+    }
+    let actor = Actor::user(&admin.sub, &admin.name);
+    audit::record(
+        &state,
+        &req,
+        actor,
+        Action::PasswordReset,
+        Some(&user.id),
+        json!({}),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
