@@ -6,9 +6,12 @@
 //! upstream's own refusal on as it came (`call::respond`).
 
 use actix_web::http::StatusCode;
-use confab_kit::Refusal;
 use confab_kit::bus::BusError;
 use confab_kit::db::DbError;
+use confab_kit::{ApiError, Refusal};
+use confab_protocol::budget::BUDGET_EXCEEDED;
+
+use crate::budget::Exceeded;
 
 /// `Retry-After` when the bus is unreachable.
 const BUS_RETRY_SECS: u64 = 2;
@@ -17,6 +20,8 @@ const BUS_RETRY_SECS: u64 = 2;
 pub enum ProxyError {
     #[error("invalid service token")]
     InvalidServiceToken,
+    #[error("this endpoint is for the services: X-Service-Token is required")]
+    ServiceTokenRequired,
     #[error("an agent key or access token is required as Authorization: Bearer")]
     CredentialRequired,
     #[error("unknown agent key or invalid access token")]
@@ -40,6 +45,29 @@ pub enum ProxyError {
     InvalidSince,
     #[error("llm call not found")]
     CallNotFound,
+    #[error("budget not found")]
+    BudgetNotFound,
+    /// `from`/`to` of a usage query.
+    #[error("{0}")]
+    InvalidRange(String),
+    #[error("group_by must be one of day, agent, model, conversation, api_key, user; got '{0}'")]
+    InvalidGroupBy(String),
+    /// A query parameter that is missing, or that does not go with another.
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("the subject of a budget is 'user' or 'api_key'; got '{0}'")]
+    InvalidSubject(String),
+    #[error("{0}")]
+    InvalidId(String),
+    #[error("period must be 'day' or 'month'; got '{0}'")]
+    InvalidPeriod(String),
+    /// A budget body that parsed but cannot be stored.
+    #[error("invalid budget: {0}")]
+    InvalidBudget(String),
+    /// A user's or API key's budget is used up (HTTP 429 with the limit
+    /// and when it resets: [`ProxyError::into_api`]).
+    #[error("{}", .0.message)]
+    BudgetExceeded(Box<Exceeded>),
     #[error("too many trace subscriptions open: at most {limit} per user; close one first")]
     TooManySubscriptions { limit: usize, retry_after: u64 },
     /// Every upstream of the model failed before answering.
@@ -57,17 +85,26 @@ impl Refusal for ProxyError {
         use ProxyError as E;
         use StatusCode as S;
         match self {
-            E::InvalidServiceToken | E::CredentialRequired | E::UnknownCredential => {
-                (S::UNAUTHORIZED, "unauthorized")
-            }
+            E::InvalidServiceToken
+            | E::ServiceTokenRequired
+            | E::CredentialRequired
+            | E::UnknownCredential => (S::UNAUTHORIZED, "unauthorized"),
             E::AdminsOnly(_) => (S::FORBIDDEN, "forbidden"),
-            E::UnknownModel(_) | E::CallNotFound => (S::NOT_FOUND, "not_found"),
+            E::UnknownModel(_) | E::CallNotFound | E::BudgetNotFound => (S::NOT_FOUND, "not_found"),
             E::MalformedJson(_) => (S::BAD_REQUEST, "malformed_json"),
             E::BodyNotObject | E::InvalidRequest(_) | E::NoMessages => {
                 (S::UNPROCESSABLE_ENTITY, "invalid_body")
             }
             E::InvalidLimit { .. } => (S::UNPROCESSABLE_ENTITY, "invalid_limit"),
             E::InvalidSince => (S::UNPROCESSABLE_ENTITY, "invalid_since"),
+            E::InvalidRange(_) => (S::BAD_REQUEST, "invalid_range"),
+            E::InvalidGroupBy(_) => (S::BAD_REQUEST, "invalid_group_by"),
+            E::InvalidQuery(_) => (S::BAD_REQUEST, "invalid_query"),
+            E::InvalidSubject(_) => (S::BAD_REQUEST, "invalid_subject"),
+            E::InvalidId(_) => (S::BAD_REQUEST, "invalid_id"),
+            E::InvalidPeriod(_) => (S::BAD_REQUEST, "invalid_period"),
+            E::InvalidBudget(_) => (S::UNPROCESSABLE_ENTITY, "invalid_body"),
+            E::BudgetExceeded(_) => (S::TOO_MANY_REQUESTS, BUDGET_EXCEEDED),
             E::TooManySubscriptions { .. } => (S::TOO_MANY_REQUESTS, "rate_limited"),
             E::NoUpstream(_) => (S::BAD_GATEWAY, "upstream_unavailable"),
             E::Db(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
@@ -78,6 +115,7 @@ impl Refusal for ProxyError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ProxyError::TooManySubscriptions { retry_after, .. } => Some(*retry_after),
+            ProxyError::BudgetExceeded(exceeded) => Some(exceeded.retry_after),
             // The bus reconnects by itself; soon is a fair guess.
             ProxyError::Bus(_) => Some(BUS_RETRY_SECS),
             _ => None,
@@ -85,16 +123,31 @@ impl Refusal for ProxyError {
     }
 }
 
+impl ProxyError {
+    /// The refusal as kit renders it, with what [`Refusal`] cannot carry:
+    /// the budget a `budget_exceeded` ran into (`error.limit`) and when it
+    /// resets (`error.resets_at`). Use it where a budget refusal may come
+    /// from; `?` alone would drop them.
+    pub fn into_api(self) -> ApiError {
+        match self {
+            ProxyError::BudgetExceeded(exceeded) => {
+                let limit = exceeded.limit.clone();
+                let resets_at = exceeded.resets_at_rfc3339();
+                ApiError::from(ProxyError::BudgetExceeded(exceeded)).with_budget(limit, resets_at)
+            }
+            other => ApiError::from(other),
+        }
+    }
+}
+
 impl From<ProxyError> for actix_web::Error {
     fn from(err: ProxyError) -> Self {
-        confab_kit::ApiError::from(err).into()
+        err.into_api().into()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use confab_kit::ApiError;
-
     use super::*;
 
     #[test]

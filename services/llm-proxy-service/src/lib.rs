@@ -2,9 +2,11 @@
 //! that records every call and streams live traces (DESIGN §10).
 
 pub mod auth;
+pub mod budget;
 pub mod call;
 pub mod error;
 pub mod instances;
+pub mod pricing;
 pub mod providers;
 pub mod recorder;
 pub mod request;
@@ -29,8 +31,10 @@ use confab_kit::slots::UserSlots;
 use serde::Deserialize;
 
 use crate::auth::AgentKeys;
+use crate::budget::{BudgetSettings, Budgets};
 use crate::call::RetrySettings;
 use crate::instances::Instance;
+use crate::pricing::{Pricing, PricingSettings};
 use crate::providers::{ProviderSettings, Providers};
 use crate::recorder::{Recorder, RecordingSettings};
 use crate::trace::TraceSettings;
@@ -60,6 +64,12 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub recording: RecordingSettings,
     pub trace: TraceSettings,
+    /// Prices per model, and the currency of every cost (`crate::pricing`).
+    #[serde(default)]
+    pub pricing: PricingSettings,
+    /// Default budgets of users and API keys (`crate::budget`).
+    #[serde(default)]
+    pub budgets: BudgetSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +106,8 @@ pub struct AppState {
     pub subscribers: Arc<UserSlots>,
     /// This instance's id, on the rows of the calls it runs.
     pub instance: Arc<str>,
+    pub pricing: Arc<Pricing>,
+    pub budgets: Arc<Budgets>,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
@@ -121,6 +133,8 @@ pub async fn build_on(settings: Settings, bus: Bus) -> anyhow::Result<Running> {
     )?;
     let db = Db::connect(&settings.database, &store::MIGRATIONS).await?;
     let providers = Providers::new(&settings.providers, settings.models.aliases.clone())?;
+    let pricing = Pricing::new(&settings.pricing)?;
+    let budgets = Budgets::new(&settings.budgets)?;
     let (recorder, recorder_stopped) = Recorder::start(db.clone(), &settings.recording)?;
     let hub = Arc::new(
         TraceHub::start(
@@ -151,6 +165,8 @@ pub async fn build_on(settings: Settings, bus: Bus) -> anyhow::Result<Running> {
         trace: settings.trace.clone(),
         subscribers: UserSlots::new(settings.trace.subscribers_per_user),
         instance: instance.id().into(),
+        pricing: Arc::new(pricing),
+        budgets: Arc::new(budgets),
     });
     let service_auth = web::Data::new(state.service_auth.clone());
     let verifier = web::Data::new(JwtVerifier::new(settings.auth.jwt.clone()));
@@ -177,6 +193,22 @@ pub async fn build_on(settings: Settings, bus: Bus) -> anyhow::Result<Running> {
                 .route("/llm-calls", web::get().to(routes::calls::list))
                 .route("/llm-calls/{id}", web::get().to(routes::calls::get))
                 .route("/traces", web::get().to(routes::traces::list))
+                .route("/usage", web::get().to(routes::usage::report))
+                .route(
+                    "/budget-status",
+                    web::get().to(routes::budgets::status::check),
+                )
+                .service(
+                    web::resource("/budgets/{subject}/{id}")
+                        .app_data(web::PayloadConfig::new(routes::budgets::BODY_LIMIT))
+                        .route(web::put().to(routes::budgets::put::store))
+                        .route(web::get().to(routes::budgets::get::read))
+                        .route(web::delete().to(routes::budgets::delete::reset)),
+                )
+                .route(
+                    "/internal/users/{id}",
+                    web::delete().to(routes::users::delete),
+                )
                 .route("/ws/trace/{agent_id}", web::get().to(trace::ws::subscribe));
         },
     )?;

@@ -18,7 +18,51 @@ pub(super) struct ChunkView {
     #[serde(default)]
     pub choices: Vec<ChoiceView>,
     #[serde(default)]
-    pub usage: Option<Usage>,
+    pub usage: Option<UsageView>,
+}
+
+/// A chunk's `usage`: the protocol's [`Usage`] and the cached part of the
+/// input, which OpenAI-compatible providers report as
+/// `prompt_tokens_details.cached_tokens` (priced apart: `crate::pricing`).
+#[derive(Deserialize, Clone, Copy)]
+pub(super) struct UsageView {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Deserialize, Clone, Copy, Default)]
+pub(super) struct PromptTokensDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+impl UsageView {
+    fn usage(&self) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            total_tokens: self.total_tokens,
+        }
+    }
+
+    fn cached_tokens(&self) -> u64 {
+        self.prompt_tokens_details
+            .and_then(|details| details.cached_tokens)
+            .unwrap_or(0)
+    }
+}
+
+/// The cached input tokens of a `usage` object as an upstream sent it (a
+/// whole completion's), 0 when it does not say.
+pub fn cached_tokens(usage: &Value) -> u64 {
+    usage
+        .get("prompt_tokens_details")
+        .and_then(|details| details.get("cached_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }
 
 #[derive(Deserialize)]
@@ -43,6 +87,8 @@ pub struct Assembly {
     pub content: String,
     pub tool_calls: BTreeMap<u32, ToolCall>,
     pub usage: Option<Usage>,
+    /// The part of the usage's input tokens served from the prompt cache.
+    pub cached_input_tokens: u64,
     pub finish_reason: Option<String>,
     pub model: Option<String>,
 }
@@ -51,7 +97,8 @@ impl Assembly {
     /// Adds a chunk; returns the trace data of its delta, if it had one.
     pub(super) fn add(&mut self, chunk: &ChunkView) -> Option<Value> {
         if let Some(usage) = chunk.usage {
-            self.usage = Some(usage);
+            self.usage = Some(usage.usage());
+            self.cached_input_tokens = usage.cached_tokens();
         }
         if self.model.is_none() {
             self.model.clone_from(&chunk.model);

@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use chrono::{NaiveDateTime, Utc};
 use confab_kit::ids::new_id;
-use confab_protocol::openai::{ToolCall, Usage};
+use confab_protocol::openai::ToolCall;
 
 use crate::AppState;
+use crate::pricing::Tokens;
 use crate::providers::Target;
 use crate::recorder::Record;
 use crate::request::CallRequest;
@@ -31,6 +32,8 @@ pub(super) struct CallState {
     /// The instance running the call.
     pub instance: String,
     pub created_at: NaiveDateTime,
+    /// The personal API key the user called with, if any.
+    pub api_key_id: Option<String>,
 }
 
 impl CallState {
@@ -73,7 +76,26 @@ impl CallState {
             span,
             instance: instance.to_owned(),
             created_at: Utc::now().naive_utc(),
+            api_key_id: call.identity.api_key_id.clone(),
         }
+    }
+
+    /// `provider/model` of the model that answered (or was last tried): the
+    /// key of its price, and the `model` label of the usage metrics.
+    pub fn answered_by(&self) -> String {
+        match &self.upstream_model {
+            Some(model) => format!("{}/{model}", self.provider),
+            None => self.provider.clone(),
+        }
+    }
+
+    /// What the call cost, in nano-units (`crate::pricing`); `None` when the
+    /// model that answered has no price.
+    pub fn cost_nanos(&self, state: &AppState, tokens: Tokens) -> Option<i64> {
+        let builtin = state.providers.is_builtin(&self.provider);
+        state
+            .pricing
+            .cost_nanos(&self.answered_by(), builtin, tokens)
     }
 
     /// The row of the call as it starts: in flight, on this instance.
@@ -98,6 +120,11 @@ impl CallState {
             upstream_model: None,
             attempts: 0,
             instance: Some(self.instance.clone()),
+            api_key_id: self.api_key_id.clone(),
+            cached_input_tokens: 0,
+            // What is known of a call in flight: nothing used yet. Budgets
+            // count it as that until it ends.
+            cost_nanos: Some(0),
         }
     }
 
@@ -109,21 +136,30 @@ impl CallState {
     }
 }
 
-/// Records the call and its tool calls (through the recorder's queue).
+/// What a call used and cost, as its response reported it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Spent {
+    pub tokens: Tokens,
+    /// `None`: the model that answered has no price.
+    pub cost_nanos: Option<i64>,
+}
+
+/// Records the call and its tool calls (through the recorder's queue), and
+/// counts its tokens and cost in the metrics.
 pub(super) async fn finish(
     state: &AppState,
     call: CallState,
     response: Option<String>,
-    usage: Usage,
+    spent: Spent,
     tool_calls: Vec<ToolCall>,
     error: Option<String>,
 ) {
+    let tokens = spent.tokens;
     call.span
         .record("gen_ai.provider.name", call.provider.as_str());
+    call.span.record("gen_ai.usage.input_tokens", tokens.input);
     call.span
-        .record("gen_ai.usage.input_tokens", usage.prompt_tokens);
-    call.span
-        .record("gen_ai.usage.output_tokens", usage.completion_tokens);
+        .record("gen_ai.usage.output_tokens", tokens.output);
     let now = Utc::now().naive_utc();
     let tools = tool_calls
         .into_iter()
@@ -144,6 +180,7 @@ pub(super) async fn finish(
         status::OK
     };
     metrics::counter!("llm_proxy_calls_total", "provider" => call.provider.clone(), "status" => status).increment(1);
+    count_spent(&call, spent);
     let row = LlmCall {
         id: call.id,
         user_id: call.events.user_id,
@@ -158,14 +195,43 @@ pub(super) async fn finish(
         error,
         latency_ms: elapsed_ms(call.started),
         first_chunk_ms: call.first_chunk_ms,
-        input_tokens: i64::try_from(usage.prompt_tokens).unwrap_or(i64::MAX),
-        output_tokens: i64::try_from(usage.completion_tokens).unwrap_or(i64::MAX),
+        input_tokens: i64::try_from(tokens.input).unwrap_or(i64::MAX),
+        output_tokens: i64::try_from(tokens.output).unwrap_or(i64::MAX),
         created_at: now,
         upstream_model: call.upstream_model,
         attempts: call.attempts,
         instance: Some(call.instance),
+        api_key_id: call.api_key_id,
+        cached_input_tokens: i64::try_from(tokens.cached_input).unwrap_or(i64::MAX),
+        cost_nanos: spent.cost_nanos,
     };
     state.recorder.record(Record::Call(row, tools)).await;
+}
+
+/// `llm_proxy_tokens_total{model,agent,kind}` and
+/// `llm_proxy_cost_nanos_total{model,agent}` (1e-9 units of the currency:
+/// the metrics crate's counters count integers). A call that used nothing
+/// (refused, failed before an answer) adds nothing, so a client naming
+/// models that do not exist does not add label values.
+fn count_spent(call: &CallState, spent: Spent) {
+    let tokens = spent.tokens;
+    if tokens.input == 0 && tokens.output == 0 {
+        return;
+    }
+    let model = call.answered_by();
+    let agent = call
+        .events
+        .agent_id
+        .clone()
+        .unwrap_or_else(|| "none".to_owned());
+    for (kind, count) in [("input", tokens.input), ("output", tokens.output)] {
+        metrics::counter!("llm_proxy_tokens_total", "model" => model.clone(), "agent" => agent.clone(), "kind" => kind)
+            .increment(count);
+    }
+    if let Some(nanos) = spent.cost_nanos {
+        metrics::counter!("llm_proxy_cost_nanos_total", "model" => model, "agent" => agent)
+            .increment(u64::try_from(nanos).unwrap_or(0));
+    }
 }
 
 fn elapsed_ms(since: Instant) -> i64 {

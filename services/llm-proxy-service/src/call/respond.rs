@@ -6,14 +6,16 @@ use std::time::Duration;
 use actix_web::HttpResponse;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use confab_kit::ApiError;
-use confab_protocol::openai::{ChatCompletion, Usage};
+use confab_protocol::openai::ChatCompletion;
 use confab_protocol::trace::TraceKind;
 use serde_json::{Value, json};
 
+use super::assembly::cached_tokens;
 use super::attempt::Failure;
-use super::record::{CallState, finish};
+use super::record::{CallState, Spent, finish};
 use crate::AppState;
 use crate::error::ProxyError;
+use crate::pricing::{self, Tokens};
 
 /// Header with the time the proxy itself added, in milliseconds.
 pub const OVERHEAD_HEADER: &str = "x-confab-overhead-ms";
@@ -71,24 +73,36 @@ impl Failure {
             .publish(&call.events, TraceKind::Error, json!({"error": message}))
             .await;
         let call_id = call.id.clone();
-        finish(
-            state,
-            call,
-            None,
-            Usage::default(),
-            Vec::new(),
-            Some(message),
-        )
-        .await;
+        let spent = Spent {
+            tokens: Tokens::default(),
+            cost_nanos: Some(0),
+        };
+        finish(state, call, None, spent, Vec::new(), Some(message)).await;
         with_overhead(response, overhead, &call_id)
     }
 }
 
-/// A whole completion: recorded, traced, passed on unchanged.
-pub(super) async fn complete(state: &AppState, mut call: CallState, body: Value) -> HttpResponse {
+/// A whole completion: recorded, traced, passed on unchanged but for the
+/// call's cost, added to its `usage` as OpenRouter does (`usage.cost`, in
+/// `[pricing] currency`; left out when the model has no price).
+pub(super) async fn complete(
+    state: &AppState,
+    mut call: CallState,
+    mut body: Value,
+) -> HttpResponse {
     call.first_chunk_now();
     let parsed: Option<ChatCompletion> = serde_json::from_value(body.clone()).ok();
     let usage = parsed.as_ref().and_then(|c| c.usage).unwrap_or_default();
+    let tokens = Tokens {
+        input: usage.prompt_tokens,
+        cached_input: body.get("usage").map_or(0, cached_tokens),
+        output: usage.completion_tokens,
+    };
+    let spent = Spent {
+        tokens,
+        cost_nanos: call.cost_nanos(state, tokens),
+    };
+    add_cost(&mut body, spent.cost_nanos);
     let message = parsed
         .as_ref()
         .and_then(|c| c.choices.first())
@@ -119,8 +133,17 @@ pub(super) async fn complete(state: &AppState, mut call: CallState, body: Value)
         )
         .await;
     let text = body.to_string();
-    finish(state, call, Some(text.clone()), usage, tool_calls, None).await;
+    finish(state, call, Some(text.clone()), spent, tool_calls, None).await;
     HttpResponse::Ok()
         .content_type("application/json")
         .body(text)
+}
+
+/// Puts `cost` (currency units) into the `usage` object of a completion or
+/// chunk, when it has one and the cost is known.
+pub(super) fn add_cost(body: &mut Value, cost_nanos: Option<i64>) {
+    let usage = body.get_mut("usage").and_then(Value::as_object_mut);
+    if let (Some(usage), Some(nanos)) = (usage, cost_nanos) {
+        usage.insert("cost".into(), json!(pricing::units(nanos)));
+    }
 }

@@ -12,8 +12,10 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::assembly::{Assembly, ChunkView, recorded_response};
-use super::record::{CallState, finish};
+use super::record::{CallState, Spent, finish};
+use super::respond::add_cost;
 use crate::AppState;
+use crate::pricing::Tokens;
 use crate::providers::UpstreamError;
 
 /// Chunks buffered towards a slow client; when full, reading the upstream
@@ -31,6 +33,9 @@ pub(super) async fn forward(
     let active = metrics::gauge!("llm_proxy_streams_active");
     active.increment(1);
     let mut assembly = Assembly::default();
+    // Priced once the usage came (the price of an unpriced model is looked
+    // up, counted and warned about once a call).
+    let mut spent: Option<Spent> = None;
     let mut error = None;
     while let Some(item) = upstream.next().await {
         let data = match item {
@@ -52,7 +57,20 @@ pub(super) async fn forward(
         let usage_only = chunk
             .as_ref()
             .is_some_and(|c| c.choices.is_empty() && c.usage.is_some());
-        if (!usage_only || include_usage) && tx.send(frame(&data)).await.is_err() {
+        if usage_only && !include_usage {
+            continue;
+        }
+        // A chunk with the usage (once a stream, at its end) carries the
+        // call's cost, as a whole completion does (`respond::complete`).
+        let data = match chunk.as_ref().and_then(|c| c.usage) {
+            Some(_) => {
+                let now = spent_of(&state, &call, &assembly);
+                spent = Some(now);
+                with_cost(data, now.cost_nanos)
+            }
+            None => data,
+        };
+        if tx.send(frame(&data)).await.is_err() {
             error = Some("the client disconnected".to_owned());
             break;
         }
@@ -63,6 +81,10 @@ pub(super) async fn forward(
     if let Some(model) = &assembly.model {
         call.span.record("gen_ai.response.model", model.as_str());
     }
+    let spent = match spent {
+        Some(spent) if spent.tokens == tokens_of(&assembly) => spent,
+        _ => spent_of(&state, &call, &assembly),
+    };
     let tool_calls: Vec<ToolCall> = assembly.tool_calls.into_values().collect();
     for tool_call in &tool_calls {
         state
@@ -105,13 +127,46 @@ pub(super) async fn forward(
         &state,
         call,
         Some(response.to_string()),
-        usage,
+        spent,
         tool_calls,
         error,
     )
     .await;
     let _ = tx.send(last_frame).await;
     active.decrement(1);
+}
+
+fn tokens_of(assembly: &Assembly) -> Tokens {
+    let usage = assembly.usage.unwrap_or_default();
+    Tokens {
+        input: usage.prompt_tokens,
+        cached_input: assembly.cached_input_tokens,
+        output: usage.completion_tokens,
+    }
+}
+
+fn spent_of(state: &AppState, call: &CallState, assembly: &Assembly) -> Spent {
+    let tokens = tokens_of(assembly);
+    Spent {
+        tokens,
+        cost_nanos: call.cost_nanos(state, tokens),
+    }
+}
+
+/// The chunk `data` with the call's cost in its `usage` (the chunk is
+/// parsed and written again: once a stream). Unchanged when the cost is
+/// unknown.
+fn with_cost(data: String, cost_nanos: Option<i64>) -> String {
+    if cost_nanos.is_none() {
+        return data;
+    }
+    match serde_json::from_str::<serde_json::Value>(&data) {
+        Ok(mut chunk) => {
+            add_cost(&mut chunk, cost_nanos);
+            chunk.to_string()
+        }
+        Err(_) => data,
+    }
 }
 
 /// A chunk's SSE frame.

@@ -113,6 +113,11 @@ impl Providers {
         }
     }
 
+    /// Whether `provider` is a builtin one, whose calls cost nothing.
+    pub fn is_builtin(&self, provider: &str) -> bool {
+        matches!(self.providers.get(provider), Some(Provider::Builtin(_)))
+    }
+
     /// Every model name a client may ask for, for `/v1/models`.
     pub fn model_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.aliases.keys().cloned().collect();

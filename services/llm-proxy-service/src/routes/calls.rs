@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ProxyError;
+use crate::pricing;
 use crate::store::llm_calls::{self, CallFilter, LlmCall};
 use crate::store::tool_calls;
 use crate::trace::hub::rfc3339;
@@ -112,7 +113,11 @@ fn summary(call: &LlmCall) -> Value {
         "attempts": call.attempts,
         "latency_ms": call.latency_ms,
         "first_chunk_ms": call.first_chunk_ms,
+        "api_key_id": call.api_key_id,
+        // `usage` keeps its two fields (clients compare it whole); the
+        // cost, in `[pricing] currency`, null when the model had no price.
         "usage": {"input_tokens": call.input_tokens, "output_tokens": call.output_tokens},
+        "cost": call.cost_nanos.map(pricing::units),
         "created_at": rfc3339(call.created_at),
     })
 }

@@ -45,6 +45,14 @@ pub struct LlmCall {
     pub attempts: i64,
     /// The llm-proxy-service instance that ran the call.
     pub instance: Option<String>,
+    /// The user's personal API key the call was made with (from the
+    /// gateway's `X-Api-Key-Id`), if any.
+    pub api_key_id: Option<String>,
+    /// The part of `input_tokens` the provider served from its prompt cache.
+    pub cached_input_tokens: i64,
+    /// Cost in 1e-9 units of the configured currency; `None` when the model
+    /// that answered has no price (`crate::pricing`).
+    pub cost_nanos: Option<i64>,
 }
 
 /// The values of `llm_calls.status`.

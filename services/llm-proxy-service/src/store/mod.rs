@@ -1,10 +1,13 @@
 //! Storage of llm-proxy-service. Handlers never build SQL; this module never
 //! sees HTTP types. Writes arrive in batches from the recorder.
 
+pub mod budgets;
 pub mod llm_calls;
 pub mod schema;
 pub mod tool_calls;
 pub mod trace_events;
+pub mod usage;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -41,8 +44,8 @@ impl Batch {
 }
 
 /// PostgreSQL's limit of bind parameters per statement, and so the rows one
-/// multi-row INSERT may carry (the widest table has 19 columns).
-const PG_ROWS_PER_INSERT: usize = 65_535 / 19;
+/// multi-row INSERT may carry (the widest table has 22 columns).
+const PG_ROWS_PER_INSERT: usize = 65_535 / 22;
 
 /// What a call's later row replaces in its earlier one: everything but the
 /// id.
@@ -71,6 +74,11 @@ macro_rules! replace_call {
                 upstream_model.eq(excluded(upstream_model)),
                 attempts.eq(excluded(attempts)),
                 instance.eq(excluded(instance)),
+            ),
+            (
+                api_key_id.eq(excluded(api_key_id)),
+                cached_input_tokens.eq(excluded(cached_input_tokens)),
+                cost_nanos.eq(excluded(cost_nanos)),
             ),
         )
     }};

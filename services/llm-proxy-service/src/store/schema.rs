@@ -21,6 +21,21 @@ diesel::table! {
         upstream_model -> Nullable<Text>,
         attempts -> BigInt,
         instance -> Nullable<Text>,
+        api_key_id -> Nullable<Text>,
+        cached_input_tokens -> BigInt,
+        cost_nanos -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    budgets (subject, subject_id, period) {
+        subject -> Text,
+        subject_id -> Text,
+        user_id -> Text,
+        period -> Text,
+        tokens -> Nullable<BigInt>,
+        cost_nanos -> Nullable<BigInt>,
+        updated_at -> Timestamp,
     }
 }
 
@@ -50,4 +65,4 @@ diesel::table! {
 }
 
 diesel::joinable!(tool_calls -> llm_calls (call_id));
-diesel::allow_tables_to_appear_in_same_query!(llm_calls, tool_calls, trace_events);
+diesel::allow_tables_to_appear_in_same_query!(budgets, llm_calls, tool_calls, trace_events);

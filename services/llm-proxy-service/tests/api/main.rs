@@ -7,11 +7,14 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
+mod budgets;
 mod bus_outage;
 mod common;
 mod completions;
+mod cost;
 mod history;
 mod interrupted;
 mod recording;
 mod traces;
 mod upstream;
+mod usage;

@@ -123,6 +123,70 @@ impl Proxy {
             .unwrap()
     }
 
+    /// A request to `path` with the service token, for `user` as `role`
+    /// (the gateway's headers).
+    pub fn service(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+        role: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .header("x-service-token", SERVICE_TOKEN)
+            .header("x-user-id", user)
+            .header("x-user-role", role)
+    }
+
+    /// A completion request as a user calling directly through the
+    /// gateway: the service token and `X-User-Id`, no agent; with the API
+    /// key `api_key` when given.
+    pub fn direct(
+        &self,
+        user: &str,
+        api_key: Option<&str>,
+        body: &Value,
+    ) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .post(format!("{}/v1/chat/completions", self.url))
+            .header("x-service-token", SERVICE_TOKEN)
+            .header("x-user-id", user)
+            .json(body);
+        match api_key {
+            Some(key) => request.header("x-api-key-id", key),
+            None => request,
+        }
+    }
+
+    /// Waits until `user` has `n` ended calls recorded, and answers them
+    /// (newest first).
+    pub async fn calls_of(&self, user: &str, n: usize) -> Vec<LlmCall> {
+        for _ in 0..400 {
+            let calls = llm_calls::list_for_user(&self.db, user, 1000)
+                .await
+                .unwrap();
+            if calls.len() >= n {
+                return calls;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{n} calls of {user} not recorded");
+    }
+
+    /// `/metrics` as text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Waits until `n` calls of usr-ada are recorded (the recorder writes
     /// off the request path, a moment after the client got its answer).
     pub async fn calls(&self, n: usize) -> Vec<LlmCall> {
@@ -144,7 +208,9 @@ impl Proxy {
 /// An OpenAI-compatible upstream on its own port. Under `/{behaviour}/v1`:
 /// `ok` answers; `flaky` answers 500 to its first request, then like `ok`;
 /// `dies` streams three chunks and then drops the connection; `refuses`
-/// answers 400. It keeps every request body it received.
+/// answers 400; `cached` answers like `ok` with 4 of its input tokens
+/// reported as cached (`prompt_tokens_details.cached_tokens`). It keeps
+/// every request body it received.
 pub struct Upstream {
     pub url: String,
     pub bodies: Arc<Mutex<Vec<Value>>>,
@@ -214,11 +280,19 @@ async fn answer(
             .json(json!({"error": {"message": "bad model", "type": "invalid_request_error"}}));
     }
     let model = body["model"].as_str().unwrap_or_default().to_owned();
+    let usage = |completion_tokens: u64| {
+        let mut usage = json!({"prompt_tokens": 7, "completion_tokens": completion_tokens,
+            "total_tokens": 7 + completion_tokens});
+        if behaviour == "cached" {
+            usage["prompt_tokens_details"] = json!({"cached_tokens": 4});
+        }
+        usage
+    };
     if !body["stream"].as_bool().unwrap_or(false) {
         return HttpResponse::Ok().json(json!({
             "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "from upstream"}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9},
+            "usage": usage(2),
             "system_fingerprint": "fp_test"
         }));
     }
@@ -238,7 +312,7 @@ async fn answer(
         frames.push(chunk(json!({"content": "three"}), Value::Null));
         frames.push(chunk(json!({}), json!("stop")));
         let usage = json!({"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": model,
-            "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}});
+            "choices": [], "usage": usage(3)});
         frames.push(Ok(Bytes::from(format!("data: {usage}\n\n"))));
         frames.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
     }
@@ -306,4 +380,15 @@ pub async fn sse_data(response: reqwest::Response) -> Vec<String> {
         }
     }
     data
+}
+
+/// The value of the series of `name` whose labels include every one of
+/// `labels` (`key="value"`), 0 when there is none.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next())
+        .filter_map(|value| value.parse::<f64>().ok())
+        .sum()
 }

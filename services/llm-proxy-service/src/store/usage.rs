@@ -1,0 +1,154 @@
+//! Sums over `llm_calls`: a caller's usage grouped one way or another
+//! (`GET /usage`), and what a user or API key used since a moment
+//! (budgets).
+//!
+//! Sums of BIGINT columns are NUMERIC on PostgreSQL; each is cast back to
+//! BIGINT in SQL, which both backends read the same way.
+
+use chrono::NaiveDateTime;
+use confab_kit::db::{Db, DbError};
+use confab_kit::db_run;
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel_async::RunQueryDsl;
+
+use super::llm_calls::status;
+use super::schema::llm_calls;
+
+/// What the rows of a usage report are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// The UTC day of `created_at`, `YYYY-MM-DD`.
+    Day,
+    Agent,
+    /// `provider/model` of the model that answered (the price's key).
+    Model,
+    Conversation,
+    ApiKey,
+    User,
+}
+
+impl Grouping {
+    /// The key's SQL expression. Grouping is done in SQL on both backends;
+    /// only the day needs an expression of each backend's own (timestamps
+    /// are TIMESTAMP on PostgreSQL, `YYYY-MM-DD HH:MM:SS…` text on SQLite).
+    fn key_sql(self, db: &Db) -> &'static str {
+        match self {
+            Grouping::Day => match db {
+                Db::Postgres(_) => "to_char(llm_calls.created_at, 'YYYY-MM-DD')",
+                Db::Sqlite(_) => "substr(llm_calls.created_at, 1, 10)",
+            },
+            Grouping::Agent => "llm_calls.agent_id",
+            Grouping::Model => {
+                "CASE WHEN llm_calls.upstream_model IS NULL THEN llm_calls.provider \
+                 ELSE llm_calls.provider || '/' || llm_calls.upstream_model END"
+            }
+            Grouping::Conversation => "llm_calls.conversation_id",
+            Grouping::ApiKey => "llm_calls.api_key_id",
+            Grouping::User => "llm_calls.user_id",
+        }
+    }
+}
+
+/// Which calls a usage report sums.
+#[derive(Debug, Clone)]
+pub struct UsageFilter {
+    /// `None` only for an admin asking for every user.
+    pub user_id: Option<String>,
+    /// From, inclusive, to, exclusive (UTC).
+    pub from: NaiveDateTime,
+    pub to: NaiveDateTime,
+    pub grouping: Grouping,
+}
+
+/// One group of a usage report.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct UsageRow {
+    /// `None` for calls without the attribute grouped by.
+    pub key: Option<String>,
+    pub calls: i64,
+    pub input_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub output_tokens: i64,
+    /// Sum of the known costs; `None` when no call of the group has one.
+    pub cost_nanos: Option<i64>,
+    /// Calls whose model had no price.
+    pub unpriced_calls: i64,
+}
+
+/// Ended calls (in-flight ones are left out) in the filter's range,
+/// grouped, in no particular order.
+pub async fn summarize(db: &Db, filter: &UsageFilter) -> Result<Vec<UsageRow>, DbError> {
+    let key = filter.grouping.key_sql(db);
+    db_run!(db, |conn| {
+        let mut query = llm_calls::table
+            .group_by(sql::<Nullable<Text>>(key))
+            .select((
+                sql::<Nullable<Text>>(key),
+                sql::<BigInt>("COUNT(*)"),
+                sql::<BigInt>("CAST(COALESCE(SUM(llm_calls.input_tokens), 0) AS BIGINT)"),
+                sql::<BigInt>("CAST(COALESCE(SUM(llm_calls.cached_input_tokens), 0) AS BIGINT)"),
+                sql::<BigInt>("CAST(COALESCE(SUM(llm_calls.output_tokens), 0) AS BIGINT)"),
+                sql::<Nullable<BigInt>>("CAST(SUM(llm_calls.cost_nanos) AS BIGINT)"),
+                sql::<BigInt>("COUNT(*) - COUNT(llm_calls.cost_nanos)"),
+            ))
+            .filter(llm_calls::created_at.ge(filter.from))
+            .filter(llm_calls::created_at.lt(filter.to))
+            .filter(llm_calls::status.ne(status::IN_FLIGHT))
+            .into_boxed();
+        if let Some(user) = &filter.user_id {
+            query = query.filter(llm_calls::user_id.eq(user));
+        }
+        query.load::<UsageRow>(conn).await.map_err(DbError::from)
+    })
+}
+
+/// Whose calls a budget counts.
+#[derive(Debug, Clone, Copy)]
+pub enum Attribution<'a> {
+    User(&'a str),
+    ApiKey(&'a str),
+}
+
+/// Tokens (input and output) and known cost used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Used {
+    pub tokens: i64,
+    pub cost_nanos: i64,
+}
+
+/// What a user or an API key used since `since`, calls in flight included
+/// (with what their rows hold: nothing yet); only `owner`'s calls when
+/// given. Reads the `(user_id, created_at)` or `(api_key_id, created_at)`
+/// index.
+pub async fn used_since(
+    db: &Db,
+    who: Attribution<'_>,
+    owner: Option<&str>,
+    since: NaiveDateTime,
+) -> Result<Used, DbError> {
+    let (tokens, cost_nanos) = db_run!(db, |conn| {
+        let mut query = llm_calls::table
+            .filter(llm_calls::created_at.ge(since))
+            .into_boxed();
+        query = match who {
+            Attribution::User(user) => query.filter(llm_calls::user_id.eq(user)),
+            Attribution::ApiKey(key) => query.filter(llm_calls::api_key_id.eq(key)),
+        };
+        if let Some(owner) = owner {
+            query = query.filter(llm_calls::user_id.eq(owner));
+        }
+        query
+            .select((
+                sql::<BigInt>(
+                    "CAST(COALESCE(SUM(llm_calls.input_tokens + llm_calls.output_tokens), 0) AS BIGINT)",
+                ),
+                sql::<BigInt>("CAST(COALESCE(SUM(llm_calls.cost_nanos), 0) AS BIGINT)"),
+            ))
+            .first::<(i64, i64)>(conn)
+            .await
+            .map_err(DbError::from)
+    })?;
+    Ok(Used { tokens, cost_nanos })
+}
