@@ -303,6 +303,33 @@ mod tests {
     }
 
     #[test]
+    fn settings_name_models_with_dots_and_prices_from_the_environment() {
+        use confab_kit::settings::{ServiceSettings, load_from};
+        let defaults = format!(
+            "{}\n[pricing.\"openai/gpt-4.1\"]\ninput_per_mtok = 2.00\noutput_per_mtok = 8\n",
+            crate::Settings::DEFAULTS
+        );
+        let env = [
+            ("CONFAB__ENV".to_owned(), "development".to_owned()),
+            ("CONFAB__PRICING__CURRENCY".to_owned(), "EUR".to_owned()),
+        ];
+        let settings: crate::Settings = load_from(&defaults, None, env).unwrap();
+        let pricing = Pricing::new(&settings.pricing).unwrap();
+        assert_eq!(pricing.currency(), "EUR");
+        let tokens = Tokens {
+            input: 1_000_000,
+            cached_input: 0,
+            output: 1,
+        };
+        assert_eq!(
+            pricing.cost_nanos("openai/gpt-4.1", false, tokens),
+            Some(2_000_008_000)
+        );
+        assert_eq!(settings.budgets.user.day_tokens, Some(10_000_000));
+        assert_eq!(settings.budgets.api_key.day_tokens, None);
+    }
+
+    #[test]
     fn nano_units_convert_both_ways() {
         assert_eq!(units(1_234), 0.000001234);
         assert_eq!(

@@ -7,6 +7,7 @@
     reason = "a test fails loudly on any unexpected error"
 )]
 
+mod budget_requests;
 mod budgets;
 mod bus_outage;
 mod common;

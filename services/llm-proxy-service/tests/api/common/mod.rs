@@ -175,6 +175,30 @@ impl Proxy {
         panic!("{n} calls of {user} not recorded");
     }
 
+    /// `PUT /budgets/{subject}/{id}` as an admin through the gateway.
+    pub async fn put_budget(&self, subject: &str, id: &str, body: &Value) -> reqwest::Response {
+        self.service(
+            reqwest::Method::PUT,
+            &format!("/budgets/{subject}/{id}"),
+            "usr-root",
+            "admin",
+        )
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// `GET /budget-status{query}` as chat-service asks it.
+    pub async fn budget_status(&self, query: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/budget-status{query}", self.url))
+            .header("x-service-token", SERVICE_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `/metrics` as text.
     pub async fn metrics(&self) -> String {
         self.http

@@ -14,7 +14,10 @@
 //! rows every instance writes, so every instance sees every call (DESIGN
 //! §15), a moment after it ended (the recorder writes off the request
 //! path, `[recording] linger_ms`). A call still in flight counts with what
-//! is known of it then: zero.
+//! is known of it then: zero. So a budget is a check before each call, not
+//! a reservation: calls that start together, or while the last ones are
+//! still running, all see the use before them, and the period's total can
+//! pass the limit by what they use. The next call is then refused.
 //!
 //! Who is checked: chat-service asks `GET /budget-status` before a turn;
 //! the proxy checks a user calling it directly (an access token, or the
@@ -24,16 +27,25 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use confab_kit::db::Db;
 use confab_protocol::budget::{BudgetLimit, BudgetPeriod, BudgetSubject};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::error::ProxyError;
-use crate::pricing::{nanos_of, units};
+use crate::pricing::units;
 use crate::store::budgets::{self, BudgetRow};
 use crate::store::usage::{self, Attribution, Used};
+
+mod parse;
+mod period;
+
+pub use self::parse::{
+    MAX_COST_UNITS, MAX_ID_CHARS, MAX_TOKENS, check_tokens, clip, cost_to_nanos, parse_period,
+    parse_subject, parse_subject_id, subject_str,
+};
+pub use self::period::{period_end, period_start, rfc3339};
 
 pub const PERIODS: [BudgetPeriod; 2] = [BudgetPeriod::Day, BudgetPeriod::Month];
 
@@ -292,129 +304,12 @@ pub fn reached(
     })
 }
 
-/// The start of the UTC day or month `now` is in.
-pub fn period_start(period: BudgetPeriod, now: DateTime<Utc>) -> DateTime<Utc> {
-    let today = now.date_naive();
-    let first = match period {
-        BudgetPeriod::Day => today,
-        BudgetPeriod::Month => today.with_day(1).unwrap_or(today),
-    };
-    midnight(first)
-}
-
-/// The start of the next UTC day or month: when the period's use resets.
-pub fn period_end(period: BudgetPeriod, now: DateTime<Utc>) -> DateTime<Utc> {
-    let start = period_start(period, now).date_naive();
-    let next = match period {
-        BudgetPeriod::Day => start.checked_add_days(Days::new(1)),
-        BudgetPeriod::Month => start.checked_add_months(Months::new(1)),
-    };
-    midnight(next.unwrap_or(start))
-}
-
-fn midnight(date: NaiveDate) -> DateTime<Utc> {
-    Utc.from_utc_datetime(&NaiveDateTime::from(date))
-}
-
-pub fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-pub fn subject_str(subject: BudgetSubject) -> &'static str {
-    match subject {
-        BudgetSubject::User => "user",
-        BudgetSubject::ApiKey => "api_key",
-    }
-}
-
-pub fn parse_subject(text: &str) -> Result<BudgetSubject, ProxyError> {
-    match text {
-        "user" => Ok(BudgetSubject::User),
-        "api_key" => Ok(BudgetSubject::ApiKey),
-        other => Err(ProxyError::InvalidSubject(clip(other))),
-    }
-}
-
-pub fn parse_period(text: &str) -> Result<BudgetPeriod, ProxyError> {
-    match text {
-        "day" => Ok(BudgetPeriod::Day),
-        "month" => Ok(BudgetPeriod::Month),
-        other => Err(ProxyError::InvalidPeriod(clip(other))),
-    }
-}
-
-/// 10^15 tokens: far above any real budget (a billion calls of a million
-/// tokens), far below where a sum of tokens could overflow a 64-bit count.
-pub const MAX_TOKENS: i64 = 1_000_000_000_000_000;
-
-/// 10^9 currency units: far above any real budget, and within what a
-/// 64-bit count of nano-units holds (some 9.2 × 10^9 units).
-pub const MAX_COST_UNITS: i64 = 1_000_000_000;
-
-pub fn check_tokens(tokens: i64) -> Result<i64, String> {
-    if (0..=MAX_TOKENS).contains(&tokens) {
-        Ok(tokens)
-    } else {
-        Err(format!("tokens must be between 0 and {MAX_TOKENS}"))
-    }
-}
-
-pub fn cost_to_nanos(cost: Decimal) -> Result<i64, String> {
-    if cost.is_sign_negative() && !cost.is_zero() {
-        return Err("cost must not be negative".into());
-    }
-    if cost > Decimal::from(MAX_COST_UNITS) {
-        return Err(format!("cost must be at most {MAX_COST_UNITS}"));
-    }
-    nanos_of(cost).ok_or_else(|| "cost is out of range".to_owned())
-}
-
-/// Ids of users and API keys are the gateway's (`usr-…`, a key's id): at
-/// most this many characters, none of them control characters.
-pub const MAX_ID_CHARS: usize = 128;
-
-/// A user's or API key's id from a path, query or body, checked.
-pub fn parse_subject_id(id: &str) -> Result<&str, ProxyError> {
-    if id.is_empty() || id.chars().count() > MAX_ID_CHARS || id.chars().any(char::is_control) {
-        return Err(ProxyError::InvalidId(format!(
-            "an id is 1 to {MAX_ID_CHARS} characters, none of them control characters"
-        )));
-    }
-    Ok(id)
-}
-
-/// A client's value as an error message shows it: at most 64 characters.
-pub fn clip(text: &str) -> String {
-    text.chars().take(64).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().to_utc()
-    }
-
-    #[test]
-    fn periods_are_utc_days_and_months() {
-        let now = at("2026-12-31T23:59:30Z");
-        assert_eq!(
-            period_start(BudgetPeriod::Day, now),
-            at("2026-12-31T00:00:00Z")
-        );
-        assert_eq!(
-            period_end(BudgetPeriod::Day, now),
-            at("2027-01-01T00:00:00Z")
-        );
-        assert_eq!(
-            period_start(BudgetPeriod::Month, now),
-            at("2026-12-01T00:00:00Z")
-        );
-        assert_eq!(
-            period_end(BudgetPeriod::Month, at("2027-01-31T10:00:00Z")),
-            at("2027-02-01T00:00:00Z")
-        );
     }
 
     #[test]
