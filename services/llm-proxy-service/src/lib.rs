@@ -170,6 +170,7 @@ pub async fn build_on(settings: Settings, bus: Bus) -> anyhow::Result<Running> {
     });
     let service_auth = web::Data::new(state.service_auth.clone());
     let verifier = web::Data::new(JwtVerifier::new(settings.auth.jwt.clone()));
+    verifier.watch_revocations(&settings.auth.service_token);
     let listener = server::bind(&settings.server)?;
     let running = server::serve(
         listener,
