@@ -43,7 +43,11 @@ async fn llm_call(stack: &Stack, token: &str) -> reqwest::Response {
 }
 
 /// Waits until `user` has at least `n` recorded calls; all of them.
-async fn calls(stack: &Stack, user: &User, n: usize) -> Vec<llm_proxy_service::store::llm_calls::LlmCall> {
+async fn calls(
+    stack: &Stack,
+    user: &User,
+    n: usize,
+) -> Vec<llm_proxy_service::store::llm_calls::LlmCall> {
     let calls = llm_calls_of(&stack.llm_db, &user.id, n).await;
     assert!(calls.len() >= n, "{} calls, expected {n}", calls.len());
     calls
@@ -66,7 +70,12 @@ fn sums_by(
 
 /// `GET /api/v1/usage?{query}` as the bearer of `token`.
 async fn report(stack: &Stack, query: String, token: String) -> Value {
-    fetch_json(stack.get(&format!("/api/v1/usage?{query}")).bearer_auth(&token)).await
+    fetch_json(
+        stack
+            .get(&format!("/api/v1/usage?{query}"))
+            .bearer_auth(&token),
+    )
+    .await
 }
 
 fn report_sums(report: &Value) -> BTreeMap<Option<String>, (i64, i64, i64)> {
@@ -106,8 +115,16 @@ async fn usage_by_every_grouping_sums_to_the_llm_calls_rows() {
     let before = calls(&stack, &ada, 3).await;
     // The agents' calls of the key's turn carry the key, as the direct call does.
     let keyed: Vec<_> = before.iter().filter(|c| c.api_key_id.is_some()).collect();
-    assert!(keyed.iter().any(|c| c.api_key_id.as_deref() == Some(chat_key_id.as_str())));
-    assert!(keyed.iter().any(|c| c.api_key_id.as_deref() == Some(llm_key_id.as_str())));
+    assert!(
+        keyed
+            .iter()
+            .any(|c| c.api_key_id.as_deref() == Some(chat_key_id.as_str()))
+    );
+    assert!(
+        keyed
+            .iter()
+            .any(|c| c.api_key_id.as_deref() == Some(llm_key_id.as_str()))
+    );
     let rows = calls(&stack, &ada, before.len()).await;
 
     type KeyOf = fn(&llm_proxy_service::store::llm_calls::LlmCall) -> Option<String>;
@@ -124,9 +141,17 @@ async fn usage_by_every_grouping_sums_to_the_llm_calls_rows() {
     ];
     for (group_by, key) in groupings {
         let answer = report(&stack, format!("group_by={group_by}"), ada.token.clone()).await;
-        assert_eq!(report_sums(&answer), sums_by(&rows, key), "{group_by}: {answer}");
+        assert_eq!(
+            report_sums(&answer),
+            sums_by(&rows, key),
+            "{group_by}: {answer}"
+        );
         let total = &answer["total"];
-        assert_eq!(total["calls"].as_i64().unwrap(), rows.len() as i64, "{group_by}");
+        assert_eq!(
+            total["calls"].as_i64().unwrap(),
+            rows.len() as i64,
+            "{group_by}"
+        );
         assert_eq!(
             total["input_tokens"].as_i64().unwrap(),
             rows.iter().map(|c| c.input_tokens).sum::<i64>()
@@ -139,9 +164,49 @@ async fn usage_by_every_grouping_sums_to_the_llm_calls_rows() {
         assert_eq!(total["cost"], 0.0, "{answer}");
         assert_eq!(total["unpriced_calls"], 0);
     }
+    // Days split by agent, as the console's chart asks: each (day, agent)
+    // the sum of its rows.
+    let split = report(
+        &stack,
+        "group_by=day&split_by=agent".into(),
+        ada.token.clone(),
+    )
+    .await;
+    assert_eq!(split["split_by"], "agent");
+    let mut by_day_agent = BTreeMap::new();
+    for row in &rows {
+        let entry = by_day_agent
+            .entry((row.created_at.date().to_string(), row.agent_id.clone()))
+            .or_insert((0, 0, 0));
+        entry.0 += 1;
+        entry.1 += row.input_tokens;
+        entry.2 += row.output_tokens;
+    }
+    let answered: BTreeMap<(String, Option<String>), (i64, i64, i64)> = split["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            (
+                (
+                    item["key"].as_str().unwrap().to_owned(),
+                    item["split"].as_str().map(str::to_owned),
+                ),
+                (
+                    item["calls"].as_i64().unwrap(),
+                    item["input_tokens"].as_i64().unwrap(),
+                    item["output_tokens"].as_i64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(answered, by_day_agent, "{split}");
     // Her read key reads her usage; bob's calls are never in it.
     let by_key = report(&stack, "group_by=day".into(), chat_key.token.clone()).await;
-    assert_eq!(by_key["total"]["calls"].as_i64().unwrap(), rows.len() as i64);
+    assert_eq!(
+        by_key["total"]["calls"].as_i64().unwrap(),
+        rows.len() as i64
+    );
 
     // Every user's only for an admin, and that read is audited.
     let refused = send(
@@ -173,21 +238,42 @@ async fn usage_by_every_grouping_sums_to_the_llm_calls_rows() {
     )
     .await;
     assert_eq!(
-        detail["usage_this_month"]["total"]["calls"].as_i64().unwrap(),
+        detail["usage_this_month"]["total"]["calls"]
+            .as_i64()
+            .unwrap(),
         rows.len() as i64,
         "{detail}"
     );
     assert_eq!(detail["api_keys"].as_array().unwrap().len(), 2);
 
-    for query in ["group_by=week", "from=yesterday", "from=2026-12-05&to=2026-12-01", "group_by=user"] {
-        let refused = send(stack.get(&format!("/api/v1/usage?{query}")).bearer_auth(&ada.token)).await;
+    for query in [
+        "group_by=week",
+        "from=yesterday",
+        "from=2026-12-05&to=2026-12-01",
+        "group_by=user",
+        "group_by=day&split_by=day",
+        "group_by=day&split_by=user",
+        "group_by=day&split_by=hour",
+    ] {
+        let refused = send(
+            stack
+                .get(&format!("/api/v1/usage?{query}"))
+                .bearer_auth(&ada.token),
+        )
+        .await;
         assert_eq!(refused.status(), 400, "{query}");
     }
 }
 
 /// `PUT` a budget as the admin at `path`.
 async fn put_budget(stack: &Stack, admin: &str, path: &str, body: Value) -> reqwest::Response {
-    send(stack.request(Method::PUT, path).bearer_auth(admin).json(&body)).await
+    send(
+        stack
+            .request(Method::PUT, path)
+            .bearer_auth(admin)
+            .json(&body),
+    )
+    .await
 }
 
 /// The refusal of a budget: 429, its code, the limit and when it resets.
@@ -200,7 +286,8 @@ async fn assert_budget_refusal(response: reqwest::Response, subject: &str, token
     assert_eq!(error["limit"]["subject"], subject, "{body}");
     assert_eq!(error["limit"]["period"], "day", "{body}");
     assert_eq!(error["limit"]["tokens"], tokens, "{body}");
-    let resets = chrono::DateTime::parse_from_rfc3339(error["resets_at"].as_str().unwrap()).unwrap();
+    let resets =
+        chrono::DateTime::parse_from_rfc3339(error["resets_at"].as_str().unwrap()).unwrap();
     assert!(resets > chrono::Utc::now());
 }
 
@@ -227,7 +314,12 @@ async fn a_spent_budget_refuses_the_next_turn_and_call_before_any_agent_or_provi
 
     // Refused: a streamed turn, the unified endpoint, the OpenAI form, a
     // WebSocket turn and a direct LLM call.
-    assert_budget_refusal(stack.post_stream(&ada, &conversation, "and 3+4?").await, "user", 1).await;
+    assert_budget_refusal(
+        stack.post_stream(&ada, &conversation, "and 3+4?").await,
+        "user",
+        1,
+    )
+    .await;
     let unified = send(
         stack
             .post("/api/v1/chat")
@@ -255,12 +347,19 @@ async fn a_spent_budget_refuses_the_next_turn_and_call_before_any_agent_or_provi
     ws.send(json!({"type": "user_prompt", "data": {"prompt": "What is 6 * 7?"}}))
         .await;
     let frames = ws.until(|f| f["type"] == "error").await;
-    assert_eq!(frames.last().unwrap()["error"]["code"], "budget_exceeded", "{frames:?}");
+    assert_eq!(
+        frames.last().unwrap()["error"]["code"],
+        "budget_exceeded",
+        "{frames:?}"
+    );
 
     // Nothing reached an agent or a provider, nothing was stored.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(calls(&stack, &ada, spent).await.len(), spent);
-    assert_eq!(stack.message_items(&ada, &conversation).await.len(), messages);
+    assert_eq!(
+        stack.message_items(&ada, &conversation).await.len(),
+        messages
+    );
 
     // Bob has no such budget.
     let his = stack.conversation(&bob).await;
@@ -298,7 +397,12 @@ async fn an_api_keys_budget_stops_that_key_and_not_its_user() {
     calls(&stack, &ada, 1).await;
     assert_budget_refusal(llm_call(&stack, &key.token).await, "api_key", 1).await;
     let conversation = stack.conversation(&key).await;
-    assert_budget_refusal(stack.post_stream(&key, &conversation, "2+3?").await, "api_key", 1).await;
+    assert_budget_refusal(
+        stack.post_stream(&key, &conversation, "2+3?").await,
+        "api_key",
+        1,
+    )
+    .await;
     // Ada herself, by her token, is not limited by her key's budget.
     let events = stack.turn(&ada, &conversation, "what is 2+3?").await;
     assert_eq!(events.last().unwrap().1["type"], "done");
@@ -311,13 +415,31 @@ async fn an_api_keys_budget_stops_that_key_and_not_its_user() {
         json!({"period": "day", "tokens": 1, "extra": true}),
         json!(["day"]),
     ] {
-        let refused = put_budget(&stack, &admin, &format!("/api/v1/admin/api-keys/{key_id}/budget"), body.clone()).await;
+        let refused = put_budget(
+            &stack,
+            &admin,
+            &format!("/api/v1/admin/api-keys/{key_id}/budget"),
+            body.clone(),
+        )
+        .await;
         assert_eq!(refused.status(), 422, "{body}");
     }
-    let missing = put_budget(&stack, &admin, "/api/v1/admin/api-keys/key-nope/budget", json!({"period": "day", "tokens": 5})).await;
+    let missing = put_budget(
+        &stack,
+        &admin,
+        "/api/v1/admin/api-keys/key-nope/budget",
+        json!({"period": "day", "tokens": 5}),
+    )
+    .await;
     assert_eq!(missing.status(), 404);
     assert_eq!(error_code(missing).await, "not_found");
-    let missing = put_budget(&stack, &admin, "/api/v1/admin/users/usr-nope/budget", json!({"period": "day", "tokens": 5})).await;
+    let missing = put_budget(
+        &stack,
+        &admin,
+        "/api/v1/admin/users/usr-nope/budget",
+        json!({"period": "day", "tokens": 5}),
+    )
+    .await;
     assert_eq!(missing.status(), 404);
     assert_budget_refusal(llm_call(&stack, &key.token).await, "api_key", 1).await;
 }

@@ -1,6 +1,9 @@
-//! `GET /usage?from=&to=&group_by=&all_users=&user_id=`: the caller's LLM
-//! use and its cost, summed by day, agent, model, conversation, API key or
-//! (an admin's report over every user) user.
+//! `GET /usage?from=&to=&group_by=&split_by=&all_users=&user_id=`: the
+//! caller's LLM use and its cost, summed by day, agent, model,
+//! conversation, API key or (an admin's report over every user) user, and
+//! with `split_by` (another of those) within each group by a second one:
+//! the console's chart of days by agent or by model. Items then carry
+//! `split` beside `key`.
 //!
 //! `from` (inclusive) and `to` (exclusive) are RFC 3339 or `YYYY-MM-DD`
 //! (UTC midnight); by default the last 30 days, at most 366. Calls still
@@ -41,6 +44,7 @@ pub struct UsageQuery {
     from: Option<String>,
     to: Option<String>,
     group_by: Option<String>,
+    split_by: Option<String>,
     #[serde(default)]
     all_users: bool,
     user_id: Option<String>,
@@ -59,6 +63,9 @@ struct Totals {
 #[derive(Debug, Serialize)]
 struct Item {
     key: Option<String>,
+    /// Present (null for calls without it) only with `split_by`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    split: Option<Option<String>>,
     #[serde(flatten)]
     totals: Totals,
 }
@@ -69,6 +76,8 @@ struct Report {
     from: String,
     to: String,
     group_by: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    split_by: Option<&'static str>,
     items: Vec<Item>,
     total: Totals,
 }
@@ -79,7 +88,17 @@ pub async fn report(
     query: web::Query<UsageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (group_name, grouping) = parse_grouping(query.group_by.as_deref())?;
+    let split = match query.split_by.as_deref() {
+        None => None,
+        Some(text) => Some(parse_grouping(Some(text))?),
+    };
+    if split.is_some_and(|(_, split)| split == grouping) {
+        return Err(ProxyError::InvalidQuery("split_by must differ from group_by".into()).into());
+    }
     let user_id = whose(&caller, &query, grouping)?;
+    if let Some((_, split)) = split {
+        whose(&caller, &query, split)?;
+    }
     let (from, to) = parse_range(query.from.as_deref(), query.to.as_deref(), Utc::now())?;
     let mut rows = usage::summarize(
         &state.db,
@@ -88,20 +107,17 @@ pub async fn report(
             from: from.naive_utc(),
             to: to.naive_utc(),
             grouping,
+            split: split.map(|(_, split)| split),
         },
     )
     .await?;
-    rows.sort_by(|a, b| match (&a.key, &b.key) {
-        (Some(a), Some(b)) => a.cmp(b),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => std::cmp::Ordering::Equal,
-    });
+    rows.sort_by(|a, b| nulls_last(&a.key, &b.key).then_with(|| nulls_last(&a.split, &b.split)));
     let total = total_of(&rows);
     let items = rows
         .into_iter()
         .map(|row| Item {
             totals: totals_of(&row),
+            split: split.map(|_| row.split.clone()),
             key: row.key,
         })
         .collect();
@@ -110,9 +126,20 @@ pub async fn report(
         from: from.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         to: to.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         group_by: group_name,
+        split_by: split.map(|(name, _)| name),
         items,
         total: totals_of(&total),
     }))
+}
+
+/// Keys in order, null (calls without the attribute) last.
+fn nulls_last(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.cmp(b),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    }
 }
 
 fn parse_grouping(text: Option<&str>) -> Result<(&'static str, Grouping), ProxyError> {
@@ -211,6 +238,7 @@ fn total_of(rows: &[UsageRow]) -> UsageRow {
     rows.iter().fold(
         UsageRow {
             key: None,
+            split: None,
             calls: 0,
             input_tokens: 0,
             cached_input_tokens: 0,
@@ -220,6 +248,7 @@ fn total_of(rows: &[UsageRow]) -> UsageRow {
         },
         |sum, row| UsageRow {
             key: None,
+            split: None,
             calls: sum.calls.saturating_add(row.calls),
             input_tokens: sum.input_tokens.saturating_add(row.input_tokens),
             cached_input_tokens: sum
@@ -277,6 +306,7 @@ mod tests {
     fn a_total_cost_is_unknown_only_when_every_cost_is() {
         let row = |cost| UsageRow {
             key: None,
+            split: None,
             calls: 1,
             input_tokens: 1,
             cached_input_tokens: 0,

@@ -60,6 +60,8 @@ pub struct UsageFilter {
     pub from: NaiveDateTime,
     pub to: NaiveDateTime,
     pub grouping: Grouping,
+    /// A second grouping within each group (a chart's series per day).
+    pub split: Option<Grouping>,
 }
 
 /// One group of a usage report.
@@ -67,6 +69,8 @@ pub struct UsageFilter {
 pub struct UsageRow {
     /// `None` for calls without the attribute grouped by.
     pub key: Option<String>,
+    /// The second grouping's value, when one was asked for.
+    pub split: Option<String>,
     pub calls: i64,
     pub input_tokens: i64,
     pub cached_input_tokens: i64,
@@ -81,11 +85,17 @@ pub struct UsageRow {
 /// grouped, in no particular order.
 pub async fn summarize(db: &Db, filter: &UsageFilter) -> Result<Vec<UsageRow>, DbError> {
     let key = filter.grouping.key_sql(db);
+    // Without a split, a constant second key changes no group (cast: a
+    // bare constant in GROUP BY is refused by PostgreSQL).
+    let split = filter
+        .split
+        .map_or("CAST(NULL AS TEXT)", |split| split.key_sql(db));
     db_run!(db, |conn| {
         let mut query = llm_calls::table
-            .group_by(sql::<Nullable<Text>>(key))
+            .group_by((sql::<Nullable<Text>>(key), sql::<Nullable<Text>>(split)))
             .select((
                 sql::<Nullable<Text>>(key),
+                sql::<Nullable<Text>>(split),
                 sql::<BigInt>("COUNT(*)"),
                 sql::<BigInt>("CAST(COALESCE(SUM(llm_calls.input_tokens), 0) AS BIGINT)"),
                 sql::<BigInt>("CAST(COALESCE(SUM(llm_calls.cached_input_tokens), 0) AS BIGINT)"),
