@@ -250,3 +250,36 @@ def test_an_llm_api_key_calls_the_llm_proxys_models_through_the_gateway(
             return
         time.sleep(0.05)
     raise AssertionError(f"the call was not recorded as the key's user's: {calls.text}")
+
+
+def test_a_call_reports_its_cost_and_the_usage_endpoint_counts_it_under_its_key(
+    http: httpx.Client, user: User
+) -> None:
+    """The proxy adds the call's cost to `usage` (as OpenRouter does), which
+    the SDK keeps as an extra field; `/api/v1/usage` sums the call under the
+    key that made it, as the key's user reads her usage."""
+    key_id, key = new_api_key(http, user, ["llm"])
+    with OpenAI(
+        base_url=gateway_url() + "/api/v1/llm", api_key=key, max_retries=0, timeout=TIMEOUT
+    ) as client:
+        completion = client.chat.completions.create(
+            model="builtin", messages=[{"role": "user", "content": "what does this cost"}]
+        )
+    assert completion.usage is not None
+    assert (completion.usage.model_extra or {})["cost"] == 0, completion.usage  # builtin is free
+    for _ in range(100):
+        usage = http.get(
+            "/api/v1/usage",
+            headers={"Authorization": f"Bearer {user.token}"},
+            params={"group_by": "api_key"},
+        )
+        assert usage.status_code == 200, usage.text
+        items = {item["key"]: item for item in usage.json()["items"]}
+        if key_id in items:
+            assert items[key_id]["calls"] == 1
+            assert items[key_id]["input_tokens"] == completion.usage.prompt_tokens
+            assert items[key_id]["output_tokens"] == completion.usage.completion_tokens
+            assert items[key_id]["cost"] == 0
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the call is not in the key's usage: {usage.text}")
