@@ -12,7 +12,7 @@ use confab_kit::ApiError;
 use confab_kit::auth::revocations::DISABLED;
 use serde_json::json;
 
-use super::acting;
+use super::{acting, existing};
 use crate::GatewayState;
 use crate::audit::{self, Action, Actor};
 use crate::auth::authenticate_admin;
@@ -26,9 +26,7 @@ pub async fn delete(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let admin = authenticate_admin(&req, &state.keys, &state.browser).await?;
-    let user = users::by_id(&state.db, &id)
-        .await?
-        .ok_or(GatewayError::UserNotFound)?;
+    let user = existing(&state.db, &id).await?;
     if user.id == admin.sub {
         return Err(GatewayError::OwnAccount.into());
     }

@@ -8,13 +8,12 @@ use chrono::{Datelike, Utc};
 use confab_kit::ApiError;
 use serde_json::{Value, json};
 
-use super::{UserView, acting};
+use super::{UserView, acting, existing};
 use crate::GatewayState;
 use crate::auth::authenticate_admin;
-use crate::error::GatewayError;
 use crate::routes::api_keys::KeyView;
 use crate::services::Service;
-use crate::store::{api_keys, refresh_tokens, users};
+use crate::store::{api_keys, refresh_tokens};
 
 pub async fn get(
     req: HttpRequest,
@@ -22,9 +21,7 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let admin = authenticate_admin(&req, &state.keys, &state.browser).await?;
-    let user = users::by_id(&state.db, &id)
-        .await?
-        .ok_or(GatewayError::UserNotFound)?;
+    let user = existing(&state.db, &id).await?;
     let keys: Vec<KeyView> = api_keys::list_live(&state.db, &user.id)
         .await?
         .into_iter()

@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use confab_protocol::auth::{AccessClaims, AuthContext, Role};
 use serde::Serialize;
 
-use crate::store::users::UserRow;
+use crate::error::GatewayError;
+use crate::store::users::{self, UserRow};
 
 /// A user as an admin sees her (never her password hash).
 #[derive(Debug, Serialize)]
@@ -49,4 +50,11 @@ pub fn acting(admin: &AccessClaims) -> AuthContext {
         role: Role::Admin,
         api_key_id: None,
     }
+}
+
+/// The user `id`, or 404.
+pub async fn existing(db: &confab_kit::db::Db, id: &str) -> Result<UserRow, GatewayError> {
+    users::by_id(db, id)
+        .await?
+        .ok_or(GatewayError::UserNotFound)
 }

@@ -9,11 +9,11 @@ use confab_kit::ApiError;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::existing;
 use crate::GatewayState;
 use crate::audit::{self, Action, Actor};
 use crate::auth::authenticate_admin;
 use crate::domain::Password;
-use crate::error::GatewayError;
 use crate::revocations::cut_off;
 use crate::routes::auth::body;
 use crate::store::{refresh_tokens, users};
@@ -33,9 +33,7 @@ pub async fn reset(
     let admin = authenticate_admin(&req, &state.keys, &state.browser).await?;
     let reset: Reset = body::json(&body)?;
     let password = Password::parse(reset.password)?;
-    let user = users::by_id(&state.db, &id)
-        .await?
-        .ok_or(GatewayError::UserNotFound)?;
+    let user = existing(&state.db, &id).await?;
     let hash = state
         .passwords
         .hash(password.into_string())

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::UserView;
+use super::existing;
 use crate::GatewayState;
 use crate::audit::{self, Action, Actor};
 use crate::auth::authenticate_admin;
@@ -44,9 +45,7 @@ pub async fn update(
     if change.disabled.is_none() && change.role.is_none() {
         return Err(GatewayError::InvalidRequest("give disabled, role or both").into());
     }
-    let user = users::by_id(&state.db, &id)
-        .await?
-        .ok_or(GatewayError::UserNotFound)?;
+    let user = existing(&state.db, &id).await?;
     let demoted = change.role == Some(Role::User) && user.role == Role::Admin.as_str();
     if user.id == admin.sub && (change.disabled == Some(true) || demoted) {
         return Err(GatewayError::OwnAccount.into());
@@ -85,8 +84,6 @@ pub async fn update(
         };
         audit::record(&state, &req, actor(), action, Some(&user.id), json!({})).await?;
     }
-    let user = users::by_id(&state.db, &user.id)
-        .await?
-        .ok_or(GatewayError::UserNotFound)?;
+    let user = existing(&state.db, &user.id).await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
