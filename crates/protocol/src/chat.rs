@@ -3,11 +3,135 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Token usage of one assistant message.
+/// The tokens of one assistant message, without their cost: the shape of
+/// the WebSocket envelope's last `assistant_response` frame
+/// (`ws::envelope`). Everything else shows a [`MessageUsage`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct TokenUsage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+}
+
+impl From<MessageUsage> for TokenUsage {
+    fn from(usage: MessageUsage) -> Self {
+        Self {
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+        }
+    }
+}
+
+/// An amount of money in the currency llm-proxy-service prices calls in.
+///
+/// Kept as whole nano-units (1e-9 of the currency) so that sums over many
+/// calls and messages are exact, whatever their number: adding floats would
+/// drift. On the wire it is a JSON number of currency units (`0.000369`),
+/// as llm-proxy-service reports `usage.cost`; a number with more than nine
+/// decimals is rounded to the nearest nano-unit when read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Cost(i64);
+
+impl Cost {
+    pub const ZERO: Cost = Cost(0);
+
+    /// Nano-units in a currency unit.
+    const NANOS_PER_UNIT: f64 = 1e9;
+
+    pub fn from_nanos(nanos: i64) -> Self {
+        Self(nanos)
+    }
+
+    /// The amount in nano-units, as it is stored.
+    pub fn nanos(self) -> i64 {
+        self.0
+    }
+
+    /// `units` of the currency, to the nearest nano-unit; `None` for a
+    /// negative, infinite or not-a-number amount, or one too large to hold.
+    pub fn from_units(units: f64) -> Option<Self> {
+        let nanos = (units * Self::NANOS_PER_UNIT).round();
+        // i64::MAX as f64 rounds up to 2^63, itself out of range.
+        let in_range = nanos.is_finite() && nanos >= 0.0 && nanos < i64::MAX as f64;
+        // A whole number within i64 when in range: the cast is exact (and
+        // saturates, unused, when not).
+        in_range.then_some(Self(nanos as i64))
+    }
+
+    /// The amount in currency units, as the wire shows it.
+    pub fn units(self) -> f64 {
+        // Exact below 2^53 nano-units (9 million currency units).
+        self.0 as f64 / Self::NANOS_PER_UNIT
+    }
+
+    /// The sum, held at the largest amount rather than wrapping.
+    pub fn saturating_add(self, other: Cost) -> Cost {
+        Cost(self.0.saturating_add(other.0))
+    }
+}
+
+impl Serialize for Cost {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.units())
+    }
+}
+
+impl<'de> Deserialize<'de> for Cost {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let units = f64::deserialize(deserializer)?;
+        Cost::from_units(units)
+            .ok_or_else(|| serde::de::Error::custom(format!("{units} is not an amount of money")))
+    }
+}
+
+/// What one assistant message used: its tokens, as the agent reported
+/// them, and what they cost, `cost` absent when the agent did not report
+/// one (an agent that is not Confab's, or one whose model has no known
+/// price). The `token_usage` of a message, of `done`, of every shape that
+/// shows one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MessageUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// A cost of the wrong shape (a text, a negative number) reads as
+    /// unknown: agents are third-party programs too.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "cost_or_none"
+    )]
+    pub cost: Option<Cost>,
+}
+
+impl MessageUsage {
+    /// Tokens whose cost is not known.
+    pub fn tokens(input_tokens: u64, output_tokens: u64) -> Self {
+        Self {
+            input_tokens,
+            output_tokens,
+            cost: None,
+        }
+    }
+}
+
+fn cost_or_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cost>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    Ok(Option::<Cost>::deserialize(value).ok().flatten())
+}
+
+/// A conversation's running totals over its finished assistant messages
+/// (`"usage"` of a conversation). `cost` is the exact sum of the costs that
+/// are known; `messages_without_cost` counts the replies whose cost is not
+/// (no usage reported, or no cost in it: a third-party agent, a turn that
+/// failed or was canceled before the agent reported), so a client can tell
+/// a complete total (0) from a lower bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ConversationUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost: Cost,
+    pub messages_without_cost: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +185,9 @@ pub struct Conversation {
     pub tree_version: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// Totals over the conversation's replies.
+    #[serde(default)]
+    pub usage: ConversationUsage,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree: Option<Value>,
 }
@@ -75,7 +202,7 @@ pub struct Message {
     pub content: String,
     pub content_blocks: Value,
     pub status: MessageStatus,
-    pub token_usage: Option<TokenUsage>,
+    pub token_usage: Option<MessageUsage>,
     pub agent_task_id: Option<String>,
     pub created_at: String,
 }
@@ -175,7 +302,7 @@ pub enum ChatEvent {
         message_id: String,
         conversation_id: String,
         status: MessageStatus,
-        token_usage: Option<TokenUsage>,
+        token_usage: Option<MessageUsage>,
     },
 }
 
@@ -213,13 +340,60 @@ mod tests {
             message_id: "msg-2".into(),
             conversation_id: "conv-1".into(),
             status: MessageStatus::Complete,
-            token_usage: Some(TokenUsage {
+            token_usage: Some(MessageUsage {
                 input_tokens: 3,
                 output_tokens: 5,
+                cost: Cost::from_units(0.000_042),
             }),
         };
         let text = serde_json::to_string(&event).unwrap();
         let back: ChatEvent = serde_json::from_str(&text).unwrap();
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn a_cost_is_exact_in_nano_units_and_a_number_of_units_on_the_wire() {
+        let call = Cost::from_units(0.000_123).unwrap();
+        assert_eq!(call.nanos(), 123_000);
+        let sum = (0..3).fold(Cost::ZERO, |sum, _| sum.saturating_add(call));
+        assert_eq!(serde_json::to_string(&sum).unwrap(), "0.000369");
+        let read: Cost = serde_json::from_str("0.000369").unwrap();
+        assert_eq!(read, sum);
+        assert_eq!(
+            Cost::from_units(1.5e-10).unwrap().nanos(),
+            0,
+            "below a nano-unit"
+        );
+        for bad in [-0.01, f64::NAN, f64::INFINITY, 1e300] {
+            assert_eq!(Cost::from_units(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_message_usage_without_a_cost_has_the_shape_it_always_had() {
+        let usage = MessageUsage::tokens(3, 5);
+        assert_eq!(
+            serde_json::to_value(usage).unwrap(),
+            serde_json::json!({"input_tokens": 3, "output_tokens": 5})
+        );
+        let priced = MessageUsage {
+            cost: Some(Cost::ZERO),
+            ..usage
+        };
+        assert_eq!(
+            serde_json::to_value(priced).unwrap(),
+            serde_json::json!({"input_tokens": 3, "output_tokens": 5, "cost": 0.0})
+        );
+        for unreadable in [
+            serde_json::json!("0.1"),
+            serde_json::json!(-1),
+            serde_json::json!(null),
+        ] {
+            let read: MessageUsage = serde_json::from_value(serde_json::json!({
+                "input_tokens": 3, "output_tokens": 5, "cost": unreadable,
+            }))
+            .unwrap();
+            assert_eq!(read, usage);
+        }
     }
 }

@@ -8,8 +8,9 @@
 //! do next where there is something to do.
 
 use actix_web::http::StatusCode;
-use confab_kit::Refusal;
 use confab_kit::db::DbError;
+use confab_kit::{ApiError, Refusal};
+use confab_protocol::budget::BudgetLimit;
 
 use crate::tree_patch::PatchRefused;
 
@@ -70,6 +71,14 @@ pub enum ChatError {
     TooManyTurnsThisMinute { retry_after: u64 },
     #[error("too many conversations followed at once: at most {limit} per user; close one first")]
     TooManyFollowed { limit: usize, retry_after: u64 },
+    /// The user (or the API key they called with) spent their LLM budget;
+    /// in words of llm-proxy-service, which keeps the budgets.
+    #[error("{}", .0.message)]
+    BudgetExceeded(Box<OverBudget>),
+    /// llm-proxy-service could not say whether the turn is within budget:
+    /// the turn is refused rather than run past a limit unchecked.
+    #[error("the LLM budget cannot be checked just now; try again shortly")]
+    BudgetUnavailable,
     /// A WebSocket frame that needs a conversation before `init_session`.
     #[error("send init_session first")]
     NoSession,
@@ -118,6 +127,11 @@ impl Refusal for ChatError {
             E::TooManyTurnsInFlight { .. }
             | E::TooManyTurnsThisMinute { .. }
             | E::TooManyFollowed { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            E::BudgetExceeded(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                confab_protocol::budget::BUDGET_EXCEEDED,
+            ),
+            E::BudgetUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "budget_unavailable"),
             E::NoSession => (StatusCode::CONFLICT, "no_session"),
             E::SessionExists => (StatusCode::CONFLICT, "session_exists"),
             E::Patch(refused @ PatchRefused::Invalid(_)) => {
@@ -134,8 +148,48 @@ impl Refusal for ChatError {
             ChatError::TooManyTurnsInFlight { retry_after, .. }
             | ChatError::TooManyTurnsThisMinute { retry_after }
             | ChatError::TooManyFollowed { retry_after, .. } => Some(*retry_after),
+            ChatError::BudgetExceeded(over) => Some(over.retry_after),
             _ => None,
         }
+    }
+}
+
+/// A budget llm-proxy-service says is spent: what it said, the limit, when
+/// the limit's period ends (RFC 3339) and the seconds until then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverBudget {
+    pub message: String,
+    pub limit: BudgetLimit,
+    pub resets_at: String,
+    pub retry_after: u64,
+}
+
+/// Why a turn was not started: a [`ChatError`], answered as every other.
+/// A type of its own because a refusal for budget shows the limit it ran
+/// into (`error.limit`, `error.resets_at`), which kit's [`Refusal`] mapping
+/// has no place for: `?` on it in a handler goes through the `From` below,
+/// which adds them.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct TurnRefused(#[from] pub ChatError);
+
+impl From<TurnRefused> for ApiError {
+    fn from(TurnRefused(refusal): TurnRefused) -> Self {
+        let budget = match &refusal {
+            ChatError::BudgetExceeded(over) => Some((over.limit.clone(), over.resets_at.clone())),
+            _ => None,
+        };
+        let api = ApiError::from(refusal);
+        match budget {
+            Some((limit, resets_at)) => api.with_budget(limit, resets_at),
+            None => api,
+        }
+    }
+}
+
+impl From<confab_kit::bus::BusError> for TurnRefused {
+    fn from(err: confab_kit::bus::BusError) -> Self {
+        Self(ChatError::from(err))
     }
 }
 
@@ -144,6 +198,39 @@ mod tests {
     use confab_kit::ApiError;
 
     use super::*;
+
+    #[test]
+    fn a_turn_refused_for_budget_shows_the_limit_and_when_it_resets() {
+        use confab_protocol::budget::{BudgetPeriod, BudgetSubject};
+        let limit = BudgetLimit {
+            subject: BudgetSubject::ApiKey,
+            period: BudgetPeriod::Day,
+            tokens: None,
+            cost: Some(2.5),
+        };
+        let over = OverBudget {
+            message: "the API key's daily budget is spent".into(),
+            limit: limit.clone(),
+            resets_at: "2026-12-06T00:00:00Z".into(),
+            retry_after: 3600,
+        };
+        let api = ApiError::from(TurnRefused(ChatError::BudgetExceeded(Box::new(over))));
+        assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(api.code(), "budget_exceeded");
+        assert_eq!(api.retry_after(), Some(3600));
+        let body = api.body(Some("req-1"));
+        assert_eq!(body.error.limit, Some(limit));
+        assert_eq!(
+            body.error.resets_at.as_deref(),
+            Some("2026-12-06T00:00:00Z")
+        );
+        assert_eq!(body.error.message, "the API key's daily budget is spent");
+
+        let unavailable = ApiError::from(TurnRefused(ChatError::BudgetUnavailable));
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.code(), "budget_unavailable");
+        assert_eq!(unavailable.body(None).error.limit, None);
+    }
 
     #[test]
     fn a_refusal_keeps_its_code_status_and_words() {

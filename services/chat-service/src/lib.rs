@@ -32,6 +32,7 @@ use crate::turns::budget::{LimitSettings, TurnBudget};
 use crate::turns::claims::Claims;
 use crate::turns::events::TurnEvents;
 use crate::turns::in_flight::InFlight;
+use crate::turns::llm_budget::{BudgetSettings, LlmBudget};
 use crate::turns::notices::Notices;
 use crate::turns::{RetryPolicy, TurnServices};
 
@@ -59,6 +60,8 @@ pub struct Settings {
     pub agents: BTreeMap<String, AgentEntry>,
     /// What one user may keep busy (DESIGN §14).
     pub limits: LimitSettings,
+    /// The LLM budgets asked before every turn (issue 21).
+    pub budget: BudgetSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +195,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         Duration::from_secs(settings.chat.turn_events_max_age_secs),
     )
     .await?;
+    // One client for the services chat-service calls over plain HTTP
+    // (agents' cards, llm-proxy-service's budget checks): one pool.
+    let http = reqwest::Client::new();
     let in_flight = Arc::new(InFlight::new(
         Duration::from_secs(settings.chat.ended_turn_linger_secs),
         claims,
@@ -207,7 +213,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         agents: Arc::new(Registry::new(
             settings.agents.clone(),
             &settings.auth.service_token,
-            reqwest::Client::new(),
+            http.clone(),
         )?),
         a2a: A2aClient::new(
             Duration::from_secs(settings.a2a.connect_timeout_secs),
@@ -218,8 +224,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
             max_attempts: settings.a2a.max_attempts.max(1),
             base: Duration::from_millis(settings.a2a.retry_base_ms),
         },
-        turn_budget: TurnBudget::open(&bus, &settings.limits, in_flight.instance_lease().clone())
-            .await?,
+        turn_budget: TurnBudget::open(
+            &bus,
+            &settings.limits,
+            in_flight.instance_lease().clone(),
+            LlmBudget::new(&settings.budget, http, &settings.auth.service_token),
+        )
+        .await?,
         sockets: UserSlots::new(settings.limits.sockets_per_user),
         followers: UserSlots::new(settings.limits.followers_per_user),
         notices: Notices::on_bus(&bus).await?,

@@ -9,7 +9,7 @@ use confab_protocol::a2a::{
     Artifact, Message, Part, Role, StreamResponse, Task, TaskArtifactUpdateEvent, TaskState,
     TaskStatus, TaskStatusUpdateEvent,
 };
-use confab_protocol::chat::TokenUsage;
+use confab_protocol::chat::{Cost, MessageUsage};
 use confab_protocol::openai::{ChatMessage, ToolCall, Usage};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
@@ -29,6 +29,8 @@ const MAX_ROUNDS: usize = 5;
 #[derive(Debug, Clone)]
 pub struct ConfabContext {
     pub user_id: Option<String>,
+    /// The personal API key of the turn, passed on like `user_id`.
+    pub api_key_id: Option<String>,
     pub conversation_id: Option<String>,
     pub history: Vec<ChatMessage>,
     /// The conversation's tree (see `crate::tree` for its shape); the empty
@@ -40,6 +42,7 @@ impl Default for ConfabContext {
     fn default() -> Self {
         Self {
             user_id: None,
+            api_key_id: None,
             conversation_id: None,
             history: Vec::new(),
             tree: crate::tree::empty(),
@@ -49,8 +52,9 @@ impl Default for ConfabContext {
 
 impl ConfabContext {
     /// The context a request's metadata carries. Only an authenticated
-    /// request's: its `user_id` is passed on to llm-proxy-service under the
-    /// agent's own key, which attributes the calls to that user.
+    /// request's: its `user_id` and `api_key_id` are passed on to
+    /// llm-proxy-service under the agent's own key, which attributes the
+    /// calls to that user and key.
     pub fn from_metadata(_caller: Authenticated, metadata: Option<&Map<String, Value>>) -> Self {
         let Some(confab) = ConfabMetadata::read(metadata) else {
             return Self::default();
@@ -63,6 +67,7 @@ impl ConfabContext {
             .collect();
         Self {
             user_id: confab.user_id,
+            api_key_id: confab.api_key_id,
             conversation_id: confab.conversation_id,
             history,
             tree: confab.tree.unwrap_or_else(crate::tree::empty),
@@ -117,17 +122,23 @@ impl TaskRun {
         let who = Attribution {
             agent_id: self.kind.name().to_owned(),
             user_id: self.context.user_id.clone(),
+            api_key_id: self.context.api_key_id.clone(),
             conversation_id: self.context.conversation_id.clone(),
             traceparent: self.traceparent.clone(),
         };
         let artifact_id = format!("{}-answer", self.task_id);
         let tools = crate::tools::definitions(self.kind);
         let mut usage = None;
+        // The sum of the calls' costs, `None` once one call's is unknown
+        // (no price for its model, or no usage reported): a partial sum
+        // would pass for the whole.
+        let mut cost = Some(Cost::ZERO);
         let mut first = true;
         let work = async {
             for _ in 0..MAX_ROUNDS {
                 let mut stream = Box::pin(llm.stream(messages.clone(), tools.clone(), &who).await?);
                 let mut calls: BTreeMap<u32, ToolCall> = BTreeMap::new();
+                let mut priced = false;
                 while let Some(event) = stream.next().await {
                     match event? {
                         LlmEvent::Text(text) => {
@@ -164,14 +175,19 @@ impl TaskRun {
                                     .push_str(function.arguments.as_deref().unwrap_or_default());
                             }
                         }
-                        LlmEvent::Usage(u) => {
+                        LlmEvent::Usage(u, call_cost) => {
                             let total = usage.get_or_insert(Usage::default());
                             *total = Usage::new(
                                 total.prompt_tokens + u.prompt_tokens,
                                 total.completion_tokens + u.completion_tokens,
                             );
+                            priced = call_cost.is_some();
+                            cost = cost.zip(call_cost).map(|(sum, c)| sum.saturating_add(c));
                         }
                     }
+                }
+                if !priced {
+                    cost = None;
                 }
                 if calls.is_empty() {
                     return Ok(());
@@ -207,9 +223,10 @@ impl TaskRun {
                     publish(self.tree_patch(&tree));
                 }
                 let metadata = usage.map(|u| {
-                    let usage = TokenUsage {
+                    let usage = MessageUsage {
                         input_tokens: u.prompt_tokens,
                         output_tokens: u.completion_tokens,
+                        cost,
                     };
                     UsageMetadata { usage }.into_metadata()
                 });

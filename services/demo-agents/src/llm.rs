@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use confab_kit::http_client::PerThreadClient;
-use confab_protocol::auth::{AGENT_ID_HEADER, CONVERSATION_ID_HEADER, USER_ID_HEADER};
+use confab_protocol::auth::{
+    AGENT_ID_HEADER, API_KEY_ID_HEADER, CONVERSATION_ID_HEADER, USER_ID_HEADER,
+};
+use confab_protocol::chat::Cost;
 use confab_protocol::openai::{
     ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ErrorBody, StreamOptions,
     ToolCallDelta, Usage,
@@ -28,6 +31,9 @@ pub struct LlmSettings {
 pub struct Attribution {
     pub agent_id: String,
     pub user_id: Option<String>,
+    /// The personal API key the user started the turn with, so the proxy
+    /// counts the call against that key's usage and budget as well.
+    pub api_key_id: Option<String>,
     pub conversation_id: Option<String>,
     pub traceparent: Option<String>,
 }
@@ -38,7 +44,30 @@ pub enum LlmEvent {
     Text(String),
     /// A piece of a tool call; pieces with the same index make one call.
     ToolCall(ToolCallDelta),
-    Usage(Usage),
+    /// The call's tokens, and its cost when the proxy knows the model's
+    /// price (`usage.cost`, in currency units).
+    Usage(Usage, Option<Cost>),
+}
+
+/// The `usage.cost` llm-proxy-service adds to the usage chunk; read apart
+/// from [`ChatCompletionChunk`], whose `Usage` is OpenAI's shape.
+#[derive(Deserialize)]
+struct PricedChunk {
+    usage: PricedUsage,
+}
+
+#[derive(Deserialize)]
+struct PricedUsage {
+    #[serde(default)]
+    cost: Option<serde_json::Value>,
+}
+
+impl PricedChunk {
+    /// The cost in a usage chunk's `data`, if it has a readable one.
+    fn cost(data: &str) -> Option<Cost> {
+        let chunk: PricedChunk = serde_json::from_str(data).ok()?;
+        Cost::from_units(chunk.usage.cost?.as_f64()?)
+    }
 }
 
 /// Completions stream back over connections of the calling worker
@@ -67,6 +96,26 @@ impl LlmClient {
         tools: Vec<serde_json::Value>,
         who: &Attribution,
     ) -> anyhow::Result<impl Stream<Item = anyhow::Result<LlmEvent>> + use<>> {
+        let response = self.request(messages, tools, who).send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            anyhow::bail!("llm-proxy answered {status}: {body}");
+        }
+        Ok(response
+            .bytes_stream()
+            .eventsource()
+            .flat_map(|event| futures_util::stream::iter(decode(event))))
+    }
+
+    /// The call to the proxy: the completion, streamed with its usage,
+    /// under the agent's key and attributed to `who`.
+    fn request(
+        &self,
+        messages: Vec<ChatMessage>,
+        tools: Vec<serde_json::Value>,
+        who: &Attribution,
+    ) -> reqwest::RequestBuilder {
         let request = ChatCompletionRequest {
             model: self.settings.model.clone(),
             messages,
@@ -92,22 +141,16 @@ impl LlmClient {
         if let Some(user) = &who.user_id {
             call = call.header(USER_ID_HEADER, user);
         }
+        if let Some(key) = &who.api_key_id {
+            call = call.header(API_KEY_ID_HEADER, key);
+        }
         if let Some(conversation) = &who.conversation_id {
             call = call.header(CONVERSATION_ID_HEADER, conversation);
         }
         if let Some(traceparent) = &who.traceparent {
             call = call.header("traceparent", traceparent);
         }
-        let response = call.send().await?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            anyhow::bail!("llm-proxy answered {status}: {body}");
-        }
-        Ok(response
-            .bytes_stream()
-            .eventsource()
-            .flat_map(|event| futures_util::stream::iter(decode(event))))
+        call
     }
 }
 
@@ -133,7 +176,8 @@ fn decode<E: std::fmt::Display>(
     };
     let mut events = Vec::new();
     if let Some(usage) = chunk.usage {
-        events.push(Ok(LlmEvent::Usage(usage)));
+        // Only the usage chunk (one per call) is read a second time.
+        events.push(Ok(LlmEvent::Usage(usage, PricedChunk::cost(&event.data))));
     }
     for choice in chunk.choices {
         if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
@@ -144,4 +188,79 @@ fn decode<E: std::fmt::Display>(
         }
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> LlmClient {
+        let settings = LlmSettings {
+            base_url: "http://127.0.0.1:8006/".into(),
+            model: "builtin".into(),
+            timeout_secs: 5,
+            http2: false,
+        };
+        let http = PerThreadClient::new(reqwest::Client::builder).unwrap();
+        LlmClient::new(http, settings, "agent-key".into())
+    }
+
+    fn sse(data: &str) -> Result<eventsource_stream::Event, String> {
+        Ok(eventsource_stream::Event {
+            data: data.into(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_call_names_the_turns_user_and_api_key_to_the_proxy() {
+        let who = Attribution {
+            agent_id: "math".into(),
+            user_id: Some("usr-1".into()),
+            api_key_id: Some("key-1".into()),
+            conversation_id: Some("conv-1".into()),
+            traceparent: None,
+        };
+        let call = client()
+            .request(Vec::new(), Vec::new(), &who)
+            .build()
+            .unwrap();
+        let headers = call.headers();
+        assert_eq!(headers[USER_ID_HEADER], "usr-1");
+        assert_eq!(headers[API_KEY_ID_HEADER], "key-1");
+        assert_eq!(headers[CONVERSATION_ID_HEADER], "conv-1");
+        assert_eq!(headers["authorization"], "Bearer agent-key");
+
+        let without_key = Attribution {
+            api_key_id: None,
+            ..who
+        };
+        let call = client()
+            .request(Vec::new(), Vec::new(), &without_key)
+            .build()
+            .unwrap();
+        assert!(call.headers().get(API_KEY_ID_HEADER).is_none());
+    }
+
+    #[test]
+    fn the_usage_chunk_carries_the_calls_cost_when_the_proxy_knows_it() {
+        let priced = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"cost":0.000123}}"#;
+        let events: Vec<LlmEvent> = decode(sse(priced))
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            events,
+            vec![LlmEvent::Usage(
+                Usage::new(3, 4),
+                Cost::from_units(0.000_123)
+            )]
+        );
+        let unpriced = priced.replace(r#","cost":0.000123"#, "");
+        let events: Vec<LlmEvent> = decode(sse(&unpriced))
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(events, vec![LlmEvent::Usage(Usage::new(3, 4), None)]);
+    }
 }

@@ -9,16 +9,25 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use crate::chat::TokenUsage;
+use crate::chat::MessageUsage;
 
-/// `{"confab": {"user_id", "conversation_id", "history", "tree"}}` in a
-/// request's metadata.
+/// `{"confab": {"user_id", "conversation_id", "api_key_id"?, "history",
+/// "tree"}}` in a request's metadata.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ConfabMetadata {
     #[serde(default, deserialize_with = "or_none")]
     pub user_id: Option<String>,
     #[serde(default, deserialize_with = "or_none")]
     pub conversation_id: Option<String>,
+    /// The personal API key the user started the turn with (its id), so
+    /// the agent's LLM calls are counted against that key too; absent when
+    /// the user called with a session.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "or_none"
+    )]
+    pub api_key_id: Option<String>,
     /// The last turns of the conversation, oldest first.
     #[serde(default, deserialize_with = "readable_turns")]
     pub history: Vec<HistoryTurn>,
@@ -57,11 +66,12 @@ impl ConfabMetadata {
     }
 }
 
-/// `{"usage": {"input_tokens", "output_tokens"}}` in the metadata of an
-/// agent's final status update (or of its task).
+/// `{"usage": {"input_tokens", "output_tokens", "cost"?}}` in the metadata
+/// of an agent's final status update (or of its task): `cost` in currency
+/// units, absent when the agent does not know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageMetadata {
-    pub usage: TokenUsage,
+    pub usage: MessageUsage,
 }
 
 impl UsageMetadata {
@@ -70,8 +80,8 @@ impl UsageMetadata {
 
     /// The usage a status's metadata reports: none when it reports none, or
     /// reports it in another shape.
-    pub fn read(metadata: Option<&Map<String, Value>>) -> Option<TokenUsage> {
-        TokenUsage::deserialize(metadata?.get(Self::KEY)?).ok()
+    pub fn read(metadata: Option<&Map<String, Value>>) -> Option<MessageUsage> {
+        MessageUsage::deserialize(metadata?.get(Self::KEY)?).ok()
     }
 
     /// Status metadata holding only the usage.
@@ -142,6 +152,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::Cost;
     use serde_json::json;
 
     fn metadata(value: Value) -> Map<String, Value> {
@@ -155,6 +166,7 @@ mod tests {
         ConfabMetadata {
             user_id: Some("user-1".into()),
             conversation_id: Some("conv-1".into()),
+            api_key_id: None,
             history: vec![
                 HistoryTurn {
                     role: "user".into(),
@@ -236,10 +248,7 @@ mod tests {
 
     #[test]
     fn usage_metadata_round_trips_as_agents_report_it() {
-        let usage = TokenUsage {
-            input_tokens: 120,
-            output_tokens: 35,
-        };
+        let usage = MessageUsage::tokens(120, 35);
         let written = UsageMetadata { usage }.into_metadata();
         assert_eq!(
             Value::Object(written.clone()).to_string(),
@@ -248,6 +257,35 @@ mod tests {
         assert_eq!(UsageMetadata::read(Some(&written)), Some(usage));
         let parsed: UsageMetadata = serde_json::from_value(Value::Object(written)).unwrap();
         assert_eq!(parsed.usage, usage);
+
+        let priced = MessageUsage {
+            cost: Cost::from_units(0.0025),
+            ..usage
+        };
+        let written = UsageMetadata { usage: priced }.into_metadata();
+        assert_eq!(
+            Value::Object(written.clone()).to_string(),
+            json!({"usage": {"input_tokens": 120, "output_tokens": 35, "cost": 0.0025}})
+                .to_string()
+        );
+        assert_eq!(UsageMetadata::read(Some(&written)), Some(priced));
+    }
+
+    #[test]
+    fn an_api_key_id_is_sent_only_when_the_turn_has_one() {
+        let with_key = ConfabMetadata {
+            api_key_id: Some("key-1".into()),
+            ..sample()
+        };
+        let written = with_key.clone().into_metadata();
+        assert_eq!(written["confab"]["api_key_id"], "key-1");
+        assert_eq!(ConfabMetadata::read(Some(&written)), Some(with_key));
+        let without = sample().into_metadata();
+        assert!(without["confab"].get("api_key_id").is_none());
+        let unreadable = metadata(json!({"confab": {"user_id": "user-1", "api_key_id": 7}}));
+        let read = ConfabMetadata::read(Some(&unreadable)).unwrap();
+        assert_eq!(read.api_key_id, None);
+        assert_eq!(read.user_id.as_deref(), Some("user-1"));
     }
 
     #[test]
@@ -258,14 +296,22 @@ mod tests {
         assert_eq!(UsageMetadata::read(Some(&other)), None);
         let extra = metadata(json!({
             "trace": "abc",
-            "usage": {"input_tokens": 3, "output_tokens": 4, "cost": 0.1},
+            "usage": {"input_tokens": 3, "output_tokens": 4, "cost": 0.1, "model": "x"},
         }));
         assert_eq!(
             UsageMetadata::read(Some(&extra)),
-            Some(TokenUsage {
-                input_tokens: 3,
-                output_tokens: 4
+            Some(MessageUsage {
+                cost: Cost::from_units(0.1),
+                ..MessageUsage::tokens(3, 4)
             })
+        );
+        // A cost in another shape is an unknown one; the tokens still count.
+        let odd_cost = metadata(json!({
+            "usage": {"input_tokens": 3, "output_tokens": 4, "cost": "0.1 USD"},
+        }));
+        assert_eq!(
+            UsageMetadata::read(Some(&odd_cost)),
+            Some(MessageUsage::tokens(3, 4))
         );
     }
 

@@ -12,7 +12,7 @@ use confab_protocol::a2a::{
     JsonRpcRequest, JsonRpcResponse, Method, ProtocolVersion, SendMessageRequest, StreamResponse,
     Task, TaskState, VERSION_HEADER, error_code,
 };
-use confab_protocol::chat::TokenUsage;
+use confab_protocol::chat::MessageUsage;
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt, stream};
 use serde::Deserialize;
@@ -41,7 +41,7 @@ pub enum AgentEvent {
     Status {
         state: TaskState,
         text: Option<String>,
-        usage: Option<TokenUsage>,
+        usage: Option<MessageUsage>,
     },
 }
 

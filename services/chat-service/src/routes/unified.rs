@@ -63,7 +63,10 @@ pub async fn unified(
     let AuthedJson { caller, body } = request;
     let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
     // Before the conversation is made: a refused turn leaves nothing.
-    let permit = state.turn_budget.admit(&caller.user()).await?;
+    let permit = state
+        .turn_budget
+        .admit(&caller.user(), caller.api_key_id.as_deref())
+        .await?;
     let named = body
         .conversation_id
         .filter(|id| !id.trim().is_empty())

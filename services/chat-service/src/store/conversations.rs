@@ -146,5 +146,9 @@ pub fn new_row(user_id: &UserId, title: ConversationTitle, agent_id: AgentId) ->
         tree_version: 0,
         created_at: now,
         updated_at: now,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_nanos: 0,
+        messages_without_cost: 0,
     }
 }

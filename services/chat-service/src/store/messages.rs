@@ -3,7 +3,7 @@
 use chrono::Utc;
 use confab_kit::db::{Db, DbError};
 use confab_kit::db_run;
-use confab_protocol::chat::{MessageRole, MessageStatus, TokenUsage};
+use confab_protocol::chat::{MessageRole, MessageStatus, MessageUsage};
 use confab_protocol::ids::{ConversationId, MessageId, UserId};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -73,6 +73,10 @@ pub async fn append_all(
                     agent_task_id: message.agent_task_id,
                     created_at: now,
                     in_flight: message.in_flight,
+                    cost_nanos: message
+                        .token_usage
+                        .and_then(|u| u.cost)
+                        .map(|cost| cost.nanos()),
                 })
                 .collect();
             // One row at a time: SQLite's batch insert needs a sync connection.
@@ -121,42 +125,75 @@ pub struct Finished {
     pub content: String,
     pub content_blocks: serde_json::Value,
     pub status: MessageStatus,
-    pub token_usage: Option<TokenUsage>,
+    pub token_usage: Option<MessageUsage>,
     pub agent_task_id: Option<String>,
 }
 
-/// Finishes the reply `id` begun with [`append`] (`in_flight`): its content,
-/// status and usage, and it is listed from now on. `false` when the row is
-/// gone (its conversation was deleted meanwhile) or finished already.
+/// Finishes the reply `id` begun with [`append`] (`in_flight`) in
+/// `conversation_id`: its content, status and usage, and it is listed from
+/// now on; in the same transaction its usage is added to the
+/// conversation's totals (its cost to theirs, or, unknown, to the count of
+/// replies without one), so the totals are always the sum of the finished
+/// replies. `false` when the row is gone (its conversation was deleted
+/// meanwhile) or finished already, and then nothing is added.
 pub async fn finish(
     db: &Db,
     user_id: &UserId,
+    conversation_id: &ConversationId,
     id: &MessageId,
     reply: Finished,
 ) -> Result<bool, DbError> {
-    let updated = db_run!(db, |conn| {
-        diesel::update(
-            messages::table
-                .filter(messages::id.eq(id))
-                .filter(messages::user_id.eq(user_id))
-                // Once: a turn taken over by another instance while its
-                // first one still ran is saved by one of them only.
-                .filter(messages::in_flight.eq(true)),
-        )
-        .set((
-            messages::content.eq(&reply.content),
-            messages::content_blocks.eq(reply.content_blocks.to_string()),
-            messages::status.eq(reply.status.as_str()),
-            messages::input_tokens.eq(reply.token_usage.map(|u| saturating_i64(u.input_tokens))),
-            messages::output_tokens.eq(reply.token_usage.map(|u| saturating_i64(u.output_tokens))),
-            messages::agent_task_id.eq(&reply.agent_task_id),
-            messages::in_flight.eq(false),
-        ))
-        .execute(conn)
+    let user_id = user_id.clone();
+    let conversation_id = conversation_id.clone();
+    let id = id.clone();
+    let usage = reply.token_usage;
+    let input = usage.map_or(0, |u| saturating_i64(u.input_tokens));
+    let output = usage.map_or(0, |u| saturating_i64(u.output_tokens));
+    let cost = usage.and_then(|u| u.cost).map(|cost| cost.nanos());
+    db_run!(db, |conn| {
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            let updated = diesel::update(
+                messages::table
+                    .filter(messages::id.eq(&id))
+                    .filter(messages::conversation_id.eq(&conversation_id))
+                    .filter(messages::user_id.eq(&user_id))
+                    // Once: a turn taken over by another instance while its
+                    // first one still ran is saved by one of them only.
+                    .filter(messages::in_flight.eq(true)),
+            )
+            .set((
+                messages::content.eq(&reply.content),
+                messages::content_blocks.eq(reply.content_blocks.to_string()),
+                messages::status.eq(reply.status.as_str()),
+                messages::input_tokens.eq(usage.map(|_| input)),
+                messages::output_tokens.eq(usage.map(|_| output)),
+                messages::cost_nanos.eq(cost),
+                messages::agent_task_id.eq(&reply.agent_task_id),
+                messages::in_flight.eq(false),
+            ))
+            .execute(conn)
+            .await?;
+            if updated == 0 {
+                return Ok(false);
+            }
+            diesel::update(
+                conversations::table
+                    .filter(conversations::id.eq(&conversation_id))
+                    .filter(conversations::user_id.eq(&user_id)),
+            )
+            .set((
+                conversations::input_tokens.eq(conversations::input_tokens + input),
+                conversations::output_tokens.eq(conversations::output_tokens + output),
+                conversations::cost_nanos.eq(conversations::cost_nanos + cost.unwrap_or(0)),
+                conversations::messages_without_cost
+                    .eq(conversations::messages_without_cost + i64::from(cost.is_none())),
+            ))
+            .execute(conn)
+            .await?;
+            Ok(true)
+        })
         .await
-        .map_err(DbError::from)
-    })?;
-    Ok(updated > 0)
+    })
 }
 
 /// Every reply in flight, of every user, oldest first: the turns running on

@@ -1,7 +1,9 @@
 //! Rows of chat-service's tables and their API shapes.
 
 use chrono::{NaiveDateTime, SecondsFormat};
-use confab_protocol::chat::{self, MessageRole, MessageStatus, TokenUsage};
+use confab_protocol::chat::{
+    self, ConversationUsage, Cost, MessageRole, MessageStatus, MessageUsage,
+};
 use confab_protocol::ids::{AgentId, ConversationId, MessageId, UserId};
 use diesel::prelude::*;
 
@@ -19,6 +21,12 @@ pub struct ConversationRow {
     pub tree_version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Totals over the finished replies (see [`ConversationUsage`]), the
+    /// cost in nano-units.
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_nanos: i64,
+    pub messages_without_cost: i64,
 }
 
 impl ConversationRow {
@@ -32,6 +40,13 @@ impl ConversationRow {
             tree_version: self.tree_version,
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.updated_at),
+            usage: ConversationUsage {
+                input_tokens: u64::try_from(self.input_tokens).unwrap_or_default(),
+                output_tokens: u64::try_from(self.output_tokens).unwrap_or_default(),
+                cost: Cost::from_nanos(self.cost_nanos),
+                messages_without_cost: u64::try_from(self.messages_without_cost)
+                    .unwrap_or_default(),
+            },
             tree: with_tree.then(|| serde_json::from_str(&self.tree).unwrap_or_default()),
         }
     }
@@ -54,6 +69,8 @@ pub struct MessageRow {
     pub created_at: NaiveDateTime,
     /// A reply whose turn is still running (or was cut off by a crash).
     pub in_flight: bool,
+    /// What the reply cost, as its agent reported it, in nano-units.
+    pub cost_nanos: Option<i64>,
 }
 
 impl MessageRow {
@@ -77,9 +94,10 @@ impl MessageRow {
                 _ => MessageStatus::Complete,
             },
             token_usage: match (self.input_tokens, self.output_tokens) {
-                (Some(i), Some(o)) => Some(TokenUsage {
+                (Some(i), Some(o)) => Some(MessageUsage {
                     input_tokens: u64::try_from(i).unwrap_or_default(),
                     output_tokens: u64::try_from(o).unwrap_or_default(),
+                    cost: self.cost_nanos.map(Cost::from_nanos),
                 }),
                 _ => None,
             },
@@ -97,7 +115,7 @@ pub struct NewMessage {
     pub content: String,
     pub content_blocks: serde_json::Value,
     pub status: MessageStatus,
-    pub token_usage: Option<TokenUsage>,
+    pub token_usage: Option<MessageUsage>,
     pub agent_task_id: Option<String>,
     /// A reply just begun, finished later with [`super::messages::finish`].
     pub in_flight: bool,

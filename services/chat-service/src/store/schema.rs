@@ -11,6 +11,10 @@ diesel::table! {
         tree_version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        cost_nanos -> BigInt,
+        messages_without_cost -> BigInt,
     }
 }
 
@@ -29,6 +33,7 @@ diesel::table! {
         agent_task_id -> Nullable<Text>,
         created_at -> Timestamp,
         in_flight -> Bool,
+        cost_nanos -> Nullable<BigInt>,
     }
 }
 

@@ -63,6 +63,7 @@ pub async fn begin(
 ) -> Result<Started, ChatError> {
     let user_id = permit.user_id().clone();
     let user_id = &user_id;
+    let api_key_id = permit.api_key_id().map(str::to_owned);
     let conversation = conversations::owned(services.db, user_id, conversation_id).await?;
     if !services.agents.contains(conversation.agent_id.as_str()) {
         return Err(ChatError::AgentGone(conversation.agent_id.into_inner()));
@@ -135,6 +136,7 @@ pub async fn begin(
         db: services.db.clone(),
         client: services.client.clone(),
         user_id: user_id.clone(),
+        api_key_id,
         conversation_id: conversation_id.clone(),
         agent_id: conversation.agent_id.clone(),
         agents: services.agents.clone(),

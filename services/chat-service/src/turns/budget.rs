@@ -1,7 +1,9 @@
 //! Each user's turn budget (DESIGN §14), one for every way a turn can be
 //! started (REST, SSE, OpenAI, unified, both WebSocket dialects): a rate of
 //! turn starts per minute and a cap on turns in flight at once, both
-//! holding across every chat-service instance (DESIGN §15).
+//! holding across every chat-service instance (DESIGN §15); and, asked of
+//! llm-proxy-service first, the user's and their API key's LLM budget
+//! ([`super::llm_budget`]), which a refused start leaves untouched.
 //!
 //! [`crate::turns::begin::begin`] takes a [`TurnPermit`], so no entry point
 //! can start a turn without one. A permit is asked for before anything is
@@ -37,7 +39,8 @@ use confab_kit::rate::{Rate, Verdict};
 use confab_protocol::ids::UserId;
 use serde::Deserialize;
 
-use crate::error::ChatError;
+use super::llm_budget::LlmBudget;
+use crate::error::{ChatError, TurnRefused};
 
 /// The bucket of the users' turn starts.
 pub const RATE_BUCKET: &str = "chat-turn-rate";
@@ -66,6 +69,8 @@ pub struct LimitSettings {
 pub struct TurnBudget {
     rate: Option<Rate>,
     in_flight: Option<Places>,
+    /// The LLM budget, kept by llm-proxy-service.
+    llm: LlmBudget,
 }
 
 /// Each user's places for turns in flight.
@@ -98,6 +103,9 @@ impl Places {
 #[derive(Debug)]
 pub struct TurnPermit {
     user_id: UserId,
+    /// The personal API key the turn was asked for with, passed on to the
+    /// agent so its LLM calls count against the key too.
+    api_key_id: Option<String>,
     /// `None` with no cap on turns in flight, or once given back.
     place: Option<Held>,
 }
@@ -105,6 +113,10 @@ pub struct TurnPermit {
 impl TurnPermit {
     pub fn user_id(&self) -> &UserId {
         &self.user_id
+    }
+
+    pub fn api_key_id(&self) -> Option<&str> {
+        self.api_key_id.as_deref()
     }
 
     /// Gives the place back before this returns, so the user's next turn,
@@ -119,11 +131,13 @@ impl TurnPermit {
 
 impl TurnBudget {
     /// The budget of `settings`, kept in `bus`'s buckets; the places of
-    /// turns in flight are held by `instance`, free once it is dead.
+    /// turns in flight are held by `instance`, free once it is dead; the
+    /// LLM budget asked of `llm`.
     pub async fn open(
         bus: &Bus,
         settings: &LimitSettings,
         instance: Arc<InstanceLease>,
+        llm: LlmBudget,
     ) -> Result<Arc<Self>, BusError> {
         let in_flight = match settings.turns_in_flight {
             0 => None,
@@ -137,15 +151,26 @@ impl TurnBudget {
         Ok(Arc::new(Self {
             rate: Rate::per_minute(bus, RATE_BUCKET, settings.turns_per_minute).await?,
             in_flight,
+            llm,
         }))
     }
 
-    /// A permit for one turn of `user_id`; 429 `rate_limited` with the
-    /// seconds to wait when they have as many turns in flight as they may,
-    /// or started as many as they may this minute.
-    pub async fn admit(&self, user_id: &UserId) -> Result<TurnPermit, ChatError> {
+    /// A permit for one turn of `user_id`, asked for with the API key
+    /// `api_key_id` (if any): 429 `budget_exceeded` when their LLM budget
+    /// (or the key's) is spent, 503 `budget_unavailable` when that cannot
+    /// be checked; 429 `rate_limited` with the seconds to wait when they
+    /// have as many turns in flight as they may, or started as many as
+    /// they may this minute.
+    pub async fn admit(
+        &self,
+        user_id: &UserId,
+        api_key_id: Option<&str>,
+    ) -> Result<TurnPermit, TurnRefused> {
+        // First: a refusal for budget takes no place and no start.
+        self.llm.check(user_id, api_key_id).await?;
         let mut permit = TurnPermit {
             user_id: user_id.clone(),
+            api_key_id: api_key_id.map(str::to_owned),
             place: None,
         };
         if let Some(places) = &self.in_flight {
@@ -153,7 +178,8 @@ impl TurnBudget {
                 return Err(ChatError::TooManyTurnsInFlight {
                     limit: places.limit,
                     retry_after: IN_FLIGHT_RETRY_SECS,
-                });
+                }
+                .into());
             };
             permit.place = Some(place);
         }
@@ -162,8 +188,8 @@ impl TurnBudget {
             if verdict != Ok(Verdict::Allowed) {
                 permit.release().await;
             }
-            if let Verdict::Refused { retry_after } = verdict? {
-                return Err(ChatError::TooManyTurnsThisMinute { retry_after });
+            if let Verdict::Refused { retry_after } = verdict.map_err(ChatError::from)? {
+                return Err(ChatError::TooManyTurnsThisMinute { retry_after }.into());
             }
         }
         Ok(permit)
@@ -187,7 +213,12 @@ impl TurnBudget {
         let instance = InstanceLease::start(instances, "chat", lease)
             .await
             .unwrap();
-        Self::open(&bus, &settings, Arc::new(instance))
+        let off = super::llm_budget::BudgetSettings {
+            url: String::new(),
+            enabled: false,
+        };
+        let llm = LlmBudget::new(&off, reqwest::Client::new(), "");
+        Self::open(&bus, &settings, Arc::new(instance), llm)
             .await
             .unwrap()
     }
@@ -216,15 +247,15 @@ mod tests {
     #[tokio::test]
     async fn a_turn_over_the_cap_is_refused_until_one_ends() {
         let budget = budget(0, 2).await;
-        let mut first = budget.admit(&"usr-a".into()).await.unwrap();
-        let second = budget.admit(&"usr-a".into()).await.unwrap();
-        let refused = ApiError::from(budget.admit(&"usr-a".into()).await.unwrap_err());
+        let mut first = budget.admit(&"usr-a".into(), None).await.unwrap();
+        let second = budget.admit(&"usr-a".into(), None).await.unwrap();
+        let refused = ApiError::from(budget.admit(&"usr-a".into(), None).await.unwrap_err());
         assert_eq!(refused.status().as_u16(), 429);
         assert_eq!(refused.code(), "rate_limited");
         assert_eq!(refused.retry_after(), Some(IN_FLIGHT_RETRY_SECS));
-        budget.admit(&"usr-b".into()).await.unwrap();
+        budget.admit(&"usr-b".into(), None).await.unwrap();
         first.release().await;
-        let _third = budget.admit(&"usr-a".into()).await.unwrap();
+        let _third = budget.admit(&"usr-a".into(), None).await.unwrap();
 
         // A permit merely dropped gives its place back too, soon after.
         drop(second);
@@ -233,30 +264,35 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "never given back");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        budget.admit(&"usr-a".into()).await.unwrap();
+        budget.admit(&"usr-a".into(), None).await.unwrap();
     }
 
     #[tokio::test]
     async fn a_start_over_the_rate_is_refused_with_the_wait() {
         let budget = budget(3, 0).await;
         for _ in 0..3 {
-            budget.admit(&"usr-a".into()).await.unwrap();
+            budget.admit(&"usr-a".into(), None).await.unwrap();
         }
-        let refused = ApiError::from(budget.admit(&"usr-a".into()).await.unwrap_err());
+        let refused = ApiError::from(budget.admit(&"usr-a".into(), None).await.unwrap_err());
         assert_eq!(refused.status().as_u16(), 429);
         // One start comes back every 20 s.
         assert!(
             (1..=20).contains(&refused.retry_after().unwrap()),
             "{refused}"
         );
-        budget.admit(&"usr-b".into()).await.unwrap();
+        budget.admit(&"usr-b".into(), None).await.unwrap();
     }
 
     #[tokio::test]
     async fn a_refusal_for_the_rate_gives_its_place_back() {
         let budget = budget(1, 1).await;
-        budget.admit(&"usr-a".into()).await.unwrap().release().await;
-        budget.admit(&"usr-a".into()).await.unwrap_err();
+        budget
+            .admit(&"usr-a".into(), None)
+            .await
+            .unwrap()
+            .release()
+            .await;
+        budget.admit(&"usr-a".into(), None).await.unwrap_err();
         assert_eq!(held(&budget, "usr-a").await, 0);
     }
 }

@@ -65,6 +65,7 @@ impl Turn {
         let confab = ConfabMetadata {
             user_id: Some(self.user_id.to_string()),
             conversation_id: Some(self.conversation_id.to_string()),
+            api_key_id: self.api_key_id.clone(),
             history,
             tree: Some(self.tree.clone()),
         };

@@ -584,7 +584,7 @@ mod tests {
         reply: &str,
     ) -> Option<TurnClaim> {
         let log = TurnLog::open(&in_flight.events, &conversation.into(), &reply.into());
-        let permit = budget.admit(&user.into()).await.unwrap();
+        let permit = budget.admit(&user.into(), None).await.unwrap();
         in_flight
             .begin(&conversation.into(), &reply.into(), permit, log)
             .await

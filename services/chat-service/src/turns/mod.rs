@@ -16,6 +16,7 @@ pub mod claims;
 pub mod events;
 mod follow;
 pub mod in_flight;
+pub mod llm_budget;
 pub mod log;
 pub mod notices;
 mod reply;

@@ -3,7 +3,7 @@
 //! fell short.
 
 use confab_protocol::a2a::TaskState;
-use confab_protocol::chat::{ChatEvent, EventError, MessageStatus, TokenUsage};
+use confab_protocol::chat::{ChatEvent, EventError, MessageStatus, MessageUsage};
 use serde_json::{Value, json};
 
 use super::turn::{Emitter, Turn};
@@ -16,7 +16,7 @@ pub(super) struct Reply {
     /// The agent's data parts, in order.
     pub(super) data: Vec<Value>,
     pub(super) task_id: Option<String>,
-    pub(super) usage: Option<TokenUsage>,
+    pub(super) usage: Option<MessageUsage>,
     /// Why the turn did not complete, if it did not.
     pub(super) failure: Option<String>,
     pub(super) final_state: Option<TaskState>,
@@ -110,6 +110,7 @@ impl Turn {
         let persisted = messages::finish(
             &self.db,
             &self.user_id,
+            &self.conversation_id,
             &self.reply.id,
             reply.finished(status),
         )

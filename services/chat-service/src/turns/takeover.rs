@@ -119,6 +119,7 @@ async fn take_over(state: &AppState, reply: MessageRow) -> Result<bool, ChatErro
         db: state.db.clone(),
         client: state.a2a.clone(),
         user_id,
+        api_key_id: None,
         conversation_id,
         agent_id: conversation.agent_id.clone(),
         agents: state.agents.clone(),

@@ -22,6 +22,10 @@ pub struct Turn {
     pub db: Db,
     pub client: A2aClient,
     pub user_id: UserId,
+    /// The personal API key the turn was started with, for the agent to
+    /// pass on with its LLM calls; `None` for a turn taken over (its
+    /// request went to the agent before).
+    pub api_key_id: Option<String>,
     pub conversation_id: ConversationId,
     pub agent_id: AgentId,
     pub agents: Arc<Registry>,

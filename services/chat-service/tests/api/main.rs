@@ -24,4 +24,5 @@ mod sessions;
 mod tree_limits;
 mod turns;
 mod unified;
+mod usage;
 mod ws;

@@ -11,4 +11,5 @@ mod fuzz_rpc;
 mod security;
 mod tasks;
 mod tree;
+mod usage;
 mod versions;

@@ -21,7 +21,10 @@ pub async fn begin_posted(
 ) -> Result<(Caller, Started), ApiError> {
     let AuthedJson { caller, body } = request;
     let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
-    let permit = state.turn_budget.admit(&caller.user()).await?;
+    let permit = state
+        .turn_budget
+        .admit(&caller.user(), caller.api_key_id.as_deref())
+        .await?;
     let started = begin(
         state.turn_services(),
         permit,

@@ -44,7 +44,10 @@ pub async fn completions(
     let text = body.last_user_text().ok_or(ChatError::NoUserMessage)?;
     let text = MessageText::parse(text, state.chat.max_message_chars)?;
     // Before the conversation is made: a refused turn leaves nothing.
-    let permit = state.turn_budget.admit(&caller.user()).await?;
+    let permit = state
+        .turn_budget
+        .admit(&caller.user(), caller.api_key_id.as_deref())
+        .await?;
     let conversation_id = match named_conversation(&req, &body)? {
         Some(id) => {
             let conversation = conversations::owned(&state.db, &caller.user(), &id).await?;

@@ -8,12 +8,16 @@
 //! cleanly, so any client keeps the partial text; how it ended is the extra
 //! top-level `status` of the `chat.completion` and of the last chunk
 //! (`complete`, `incomplete`, `canceled`, `failed`), as on the message.
+//!
+//! `usage` has OpenAI's three counts and, when the agent reported what the
+//! reply cost, an extra `cost` (currency units), as llm-proxy-service adds
+//! to its own; OpenAI's SDKs keep fields they do not know.
 
 use std::convert::Infallible;
 
 use actix_web::HttpResponse;
 use actix_web::web::Bytes;
-use confab_protocol::chat::{ChatEvent, Message, MessageStatus, TokenUsage};
+use confab_protocol::chat::{ChatEvent, Cost, Message, MessageStatus, MessageUsage};
 use confab_protocol::ids::{AgentId, ConversationId, MessageId};
 use confab_protocol::openai::{
     ChatCompletion, ChatCompletionChunk, ChatMessage, Choice, ChunkChoice, Delta, Usage,
@@ -49,9 +53,20 @@ impl Completion {
         format!("chatcmpl-{}", self.message_id)
     }
 
-    /// `object` as JSON with the extra top-level fields.
-    fn with_ids(&self, object: &impl Serialize, status: Option<MessageStatus>) -> Value {
+    /// `object` as JSON with the extra top-level fields, and the reply's
+    /// `cost` in its `usage` when known.
+    fn with_ids(
+        &self,
+        object: &impl Serialize,
+        status: Option<MessageStatus>,
+        cost: Option<Cost>,
+    ) -> Value {
         let mut value = serde_json::to_value(object).unwrap_or_else(|_| json!({}));
+        if let (Some(cost), Some(usage)) =
+            (cost, value.get_mut("usage").and_then(Value::as_object_mut))
+        {
+            usage.insert("cost".into(), json!(cost));
+        }
         if let Some(fields) = value.as_object_mut() {
             fields.insert("conversation_id".into(), json!(self.conversation_id));
             fields.insert("message_id".into(), json!(self.message_id));
@@ -76,7 +91,11 @@ impl Completion {
             }],
             usage: Some(usage(reply.token_usage)),
         };
-        self.with_ids(&completion, Some(reply.status))
+        self.with_ids(
+            &completion,
+            Some(reply.status),
+            reply.token_usage.and_then(|u| u.cost),
+        )
     }
 
     fn chunk(
@@ -99,8 +118,13 @@ impl Completion {
         }
     }
 
-    fn frame(&self, chunk: &ChatCompletionChunk, status: Option<MessageStatus>) -> Bytes {
-        Bytes::from(format!("data: {}\n\n", self.with_ids(chunk, status)))
+    fn frame(
+        &self,
+        chunk: &ChatCompletionChunk,
+        status: Option<MessageStatus>,
+        cost: Option<Cost>,
+    ) -> Bytes {
+        Bytes::from(format!("data: {}\n\n", self.with_ids(chunk, status, cost)))
     }
 
     /// The turn's events as chunks: the assistant role first, one chunk per
@@ -112,11 +136,15 @@ impl Completion {
         events: impl Stream<Item = (u64, ChatEvent)> + 'static,
         include_usage: bool,
     ) -> impl Stream<Item = Bytes> + 'static {
-        let role = self.frame(&self.chunk(Delta::assistant_start(), None, None), None);
+        let role = self.frame(
+            &self.chunk(Delta::assistant_start(), None, None),
+            None,
+            None,
+        );
         let body = events.filter_map(move |(_, event)| {
             let frame = match event {
                 ChatEvent::Text { text } => {
-                    Some(self.frame(&self.chunk(Delta::text(text), None, None), None))
+                    Some(self.frame(&self.chunk(Delta::text(text), None, None), None, None))
                 }
                 ChatEvent::Done {
                     status,
@@ -129,6 +157,7 @@ impl Completion {
                         include_usage.then(|| usage(token_usage)),
                     ),
                     Some(status),
+                    token_usage.and_then(|u| u.cost),
                 )),
                 _ => None,
             };
@@ -142,7 +171,7 @@ impl Completion {
     }
 }
 
-fn usage(token_usage: Option<TokenUsage>) -> Usage {
+fn usage(token_usage: Option<MessageUsage>) -> Usage {
     let tokens = token_usage.unwrap_or_default();
     Usage::new(tokens.input_tokens, tokens.output_tokens)
 }

@@ -3,7 +3,8 @@
 //! sends `{"type":"message","text"}`; the server answers
 //! `{"type":"token","text"}` per chunk, then `{"type":"done","result":
 //! {tokens_used, tools_used, tool_calls, message_id, conversation_id,
-//! status, text}}`, or `{"type":"error","error"}` with `error` a text.
+//! status, text, cost?}}` (`cost` when the agent reported one, see
+//! `super::cost`), or `{"type":"error","error"}` with `error` a text.
 //! As in the seed, `tools_used` names the tools the turn ran (each once, in
 //! the order first used) and `tool_calls` counts the calls. The demo agents
 //! report each tool they run as one reasoning step (`name(arguments) →
@@ -21,6 +22,7 @@ use confab_protocol::chat::ChatEvent;
 use confab_protocol::ids::ConversationId;
 use confab_protocol::ws::compact::{ClientFrame, DoneResult, ServerFrame};
 
+use super::cost::with_cost;
 use super::session::{Conn, Dialect, Flow};
 
 const WELCOME: &str = "Connected to Confab. Send {\"type\":\"message\",\"text\":\"…\"}.";
@@ -83,6 +85,7 @@ impl Dialect for Compact {
     }
 
     async fn event(&mut self, conn: &mut Conn, event: &ChatEvent) -> Result<Flow, Closed> {
+        let mut cost = None;
         let frame = match event {
             ChatEvent::Text { text } => ServerFrame::Token { text: text.clone() },
             ChatEvent::Error { error } => ServerFrame::Error {
@@ -97,6 +100,7 @@ impl Dialect for Compact {
                 token_usage,
             } => {
                 let tokens_used = token_usage.map_or(0, |u| u.input_tokens + u.output_tokens);
+                cost = token_usage.and_then(|u| u.cost);
                 let calls: Vec<&str> = conn
                     .progress
                     .steps
@@ -123,7 +127,7 @@ impl Dialect for Compact {
             }
             _ => return Ok(Flow::Continue),
         };
-        conn.send(frame.to_text()).await?;
+        conn.send(with_cost(&frame, "/result", cost)).await?;
         Ok(Flow::Continue)
     }
 }

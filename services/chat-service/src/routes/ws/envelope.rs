@@ -13,17 +13,20 @@
 //!   edit the seed's deltas can and applies with any JSON Patch library;
 //! - `reasoning.steps` holds one step per frame, sent as the agent works;
 //! - `debug` frames come only to a client that asks (`?debug=true` or
-//!   `init_session {debug: true}`): they carry the agent's raw data.
+//!   `init_session {debug: true}`): they carry the agent's raw data;
+//! - the last `assistant_response`'s `token_usage` has the reply's `cost`
+//!   when the agent reported one (`super::cost`), as every message does.
 
 use actix_ws::{CloseCode, CloseReason, Closed};
 use confab_kit::ApiError;
-use confab_protocol::chat::ChatEvent;
+use confab_protocol::chat::{ChatEvent, TokenUsage};
 use confab_protocol::ids::ConversationId;
 use confab_protocol::ws::envelope::{
     AssistantResponse, ChatHistory, ClientFrame, DebugLevel, DebugNote, FrameError, InitSession,
     Pong, Reasoning, ServerEvent, ServerFrame, SessionReady, TreeEdit, TreeUpdate,
 };
 
+use super::cost::with_cost;
 use super::session::{Conn, Dialect, Flow};
 use crate::error::ChatError;
 use crate::store::messages;
@@ -230,12 +233,20 @@ impl Dialect for Envelope {
                 status,
                 token_usage,
                 ..
-            } => ServerEvent::AssistantResponse(AssistantResponse::last(
-                conn.progress.text.as_str(),
-                message_id.as_str(),
-                *status,
-                *token_usage,
-            )),
+            } => {
+                let last = ServerEvent::AssistantResponse(AssistantResponse::last(
+                    conn.progress.text.as_str(),
+                    message_id.as_str(),
+                    *status,
+                    token_usage.map(TokenUsage::from),
+                ));
+                // With the reply's cost in its `token_usage` (`super::cost`).
+                let frame = frame(conn, last);
+                let cost = token_usage.and_then(|u| u.cost);
+                conn.send(with_cost(&frame, "/data/token_usage", cost))
+                    .await?;
+                return Ok(Flow::Continue);
+            }
         };
         send(conn, event).await?;
         Ok(Flow::Continue)
@@ -246,12 +257,16 @@ fn no_session() -> ApiError {
     ChatError::NoSession.into()
 }
 
-async fn send(conn: &mut Conn, event: ServerEvent) -> Result<(), Closed> {
-    let frame = ServerFrame::new(
+fn frame(conn: &Conn, event: ServerEvent) -> ServerFrame {
+    ServerFrame::new(
         event,
         conn.conversation().map(ToString::to_string),
         chrono::Utc::now().to_rfc3339(),
-    );
+    )
+}
+
+async fn send(conn: &mut Conn, event: ServerEvent) -> Result<(), Closed> {
+    let frame = frame(conn, event);
     conn.send(frame.to_text()).await
 }
 

@@ -3,6 +3,7 @@
 
 mod compact;
 mod connect;
+mod cost;
 mod envelope;
 mod session;
 

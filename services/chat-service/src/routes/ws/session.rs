@@ -20,7 +20,9 @@
 //!
 //! A turn asked for over a socket takes a permit from its user's turn
 //! budget like any other ([`Conn::prepare`]); a refusal is an `error`
-//! frame with code `rate_limited` and `retry_after` (seconds).
+//! frame with code `rate_limited` or `budget_exceeded` and `retry_after`
+//! (seconds), or `budget_unavailable`. The frame's error object has no
+//! place for the budget's limit; its message names it, in llm-proxy's words.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,6 +109,8 @@ pub struct Conn {
     pub state: Arc<AppState>,
     /// The caller's id, parsed once for the store and the turns.
     user_id: UserId,
+    /// The personal API key the socket was opened with, for its turns.
+    api_key_id: Option<String>,
     /// Of the upgrade request, passed on with every turn started here.
     pub trace: Trace,
     conversation: Option<ConversationId>,
@@ -129,6 +133,7 @@ impl Conn {
             ws,
             state,
             user_id: caller.user(),
+            api_key_id: caller.api_key_id,
             trace,
             conversation: None,
             turn: None,
@@ -229,7 +234,11 @@ impl Conn {
     /// `rate_limited` when it is spent), before anything is written.
     pub async fn prepare(&self, prompt: String) -> Result<Prompt, ApiError> {
         let text = MessageText::parse(prompt, self.state.chat.max_message_chars)?;
-        let permit = self.state.turn_budget.admit(self.user_id()).await?;
+        let permit = self
+            .state
+            .turn_budget
+            .admit(self.user_id(), self.api_key_id.as_deref())
+            .await?;
         Ok(Prompt { text, permit })
     }
 

@@ -70,6 +70,46 @@ pub async fn start_chat(
     (stack, chat)
 }
 
+/// chat-service in front of the demo agents, as [`start_chat`], with the
+/// llm-proxy-service they think through, which also keeps the LLM budgets
+/// chat-service asks before every turn (`[budget]` on, at its URL).
+pub async fn start_chat_with_budgets(
+    tweak: impl FnOnce(&mut chat_service::Settings),
+) -> (Stack, TestApp, llm_proxy_service::testing::Started) {
+    let mut stack = Stack::new();
+    let llm = llm_proxy_service::testing::start(&mut stack, |_| {})
+        .await
+        .unwrap();
+    let agents = demo_agents::testing::start(&llm.url, |_| {}).await.unwrap();
+    let chat = TestApp::start(&agents, &mut stack, |settings| {
+        settings.budget.enabled = true;
+        settings.budget.url.clone_from(&llm.url);
+        tweak(settings);
+    })
+    .await;
+    (stack, chat, llm)
+}
+
+/// The LLM calls llm-proxy-service recorded for `user`, newest first, once
+/// there are `expected` (the recorder writes a moment after each call).
+pub async fn llm_calls_of(
+    llm: &llm_proxy_service::testing::Started,
+    user: &str,
+    expected: usize,
+) -> Vec<llm_proxy_service::store::llm_calls::LlmCall> {
+    let mut calls = Vec::new();
+    for _ in 0..400 {
+        calls = llm_proxy_service::store::llm_calls::list_for_user(&llm.db, user, 50)
+            .await
+            .unwrap();
+        if calls.len() >= expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    calls
+}
+
 /// chat-service on a fresh database whose agents `ids` all point at a port
 /// nothing listens on, so every turn fails; the stack keeps it running.
 pub async fn start_chat_with_dead_agents(ids: &[&str]) -> (Stack, TestApp) {
@@ -117,6 +157,9 @@ impl TestApp {
             })
             .collect();
         settings.a2a.retry_base_ms = 10;
+        // No budget checks unless a test turns them on with the URL of its
+        // llm-proxy-service (`budget_checked_by`).
+        settings.budget.enabled = false;
         tweak(&mut settings);
         Self::run(settings, stack).await
     }

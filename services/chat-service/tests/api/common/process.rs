@@ -31,6 +31,8 @@ impl Process {
             .env("RUST_LOG", "warn,chat_service=info")
             // Development: it runs on the development secrets of the defaults.
             .env("CONFAB__ENV", "development")
+            // No llm-proxy-service to ask about budgets here.
+            .env("CONFAB__BUDGET__ENABLED", "false")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -22,6 +22,8 @@ pub struct Agents {
     pub service_token: String,
     /// The llm-proxy-service the agents think through.
     llm_url: String,
+    /// Its database, for what it recorded of each call.
+    llm_db: confab_kit::db::Db,
     /// The services' databases, kept for the life of the test.
     _stack: Stack,
 }
@@ -57,6 +59,7 @@ impl Agents {
             http: reqwest::Client::new(),
             service_token,
             llm_url,
+            llm_db: llm.db,
             _stack: stack,
         }
     }
@@ -71,6 +74,27 @@ impl Agents {
         let url = format!("{}/llm-calls", self.llm_url);
         let page = get_as_service(&self.http, &url, &self.service_token, user).await;
         page["items"].as_array().unwrap().clone()
+    }
+
+    /// The LLM calls llm-proxy-service stored for `user`, as recorded
+    /// (with what the API shows leaves out, such as the API key), once
+    /// there are `expected` (the recorder writes a moment after a call).
+    pub async fn recorded_calls(
+        &self,
+        user: &str,
+        expected: usize,
+    ) -> Vec<llm_proxy_service::store::llm_calls::LlmCall> {
+        let mut calls = Vec::new();
+        for _ in 0..400 {
+            calls = llm_proxy_service::store::llm_calls::list_for_user(&self.llm_db, user, 50)
+                .await
+                .unwrap();
+            if calls.len() >= expected {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        calls
     }
 
     /// Posts a JSON-RPC request (any JSON) to `agent`, with the service

@@ -46,7 +46,10 @@ pub async fn begin_agent_turn(
 ) -> Result<AgentTurn, ApiError> {
     let AuthedJson { caller, body } = request;
     let text = MessageText::parse(body.message, state.chat.max_message_chars)?;
-    let permit = state.turn_budget.admit(&caller.user()).await?;
+    let permit = state
+        .turn_budget
+        .admit(&caller.user(), caller.api_key_id.as_deref())
+        .await?;
     let named = body
         .session_id
         .filter(|id| !id.trim().is_empty())
