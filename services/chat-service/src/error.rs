@@ -79,6 +79,9 @@ pub enum ChatError {
     /// the turn is refused rather than run past a limit unchecked.
     #[error("the LLM budget cannot be checked just now; try again shortly")]
     BudgetUnavailable,
+    /// An internal endpoint asked without the service token.
+    #[error("this endpoint takes the service token")]
+    ServiceTokenRequired,
     /// A WebSocket frame that needs a conversation before `init_session`.
     #[error("send init_session first")]
     NoSession,
@@ -132,6 +135,7 @@ impl Refusal for ChatError {
                 confab_protocol::budget::BUDGET_EXCEEDED,
             ),
             E::BudgetUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "budget_unavailable"),
+            E::ServiceTokenRequired => (StatusCode::UNAUTHORIZED, "unauthorized"),
             E::NoSession => (StatusCode::CONFLICT, "no_session"),
             E::SessionExists => (StatusCode::CONFLICT, "session_exists"),
             E::Patch(refused @ PatchRefused::Invalid(_)) => {

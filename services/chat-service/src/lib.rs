@@ -256,6 +256,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
                 .app_data(service_auth.clone())
                 .app_data(verifier.clone())
                 .route("/chat/agents", web::get().to(routes::agents::list::list))
+                .route(
+                    "/internal/users/{id}",
+                    web::delete().to(routes::internal::delete_user::delete_user),
+                )
                 .route("/ws/chat", web::get().to(routes::ws::chat))
                 .route("/chat/unified", web::post().to(routes::unified::unified))
                 .route(

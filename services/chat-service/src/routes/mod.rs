@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod conversations;
+pub mod internal;
 pub mod one_turn;
 pub mod openai;
 pub mod seeds;

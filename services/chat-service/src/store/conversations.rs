@@ -133,6 +133,29 @@ pub async fn delete(db: &Db, user_id: &UserId, id: &ConversationId) -> Result<bo
     Ok(deleted > 0)
 }
 
+/// The ids of every conversation of `user_id`.
+pub async fn ids_of(db: &Db, user_id: &UserId) -> Result<Vec<ConversationId>, DbError> {
+    db_run!(db, |conn| {
+        conversations::table
+            .filter(conversations::user_id.eq(user_id))
+            .select(conversations::id)
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Deletes every conversation of `user_id`, their messages with them
+/// (`ON DELETE CASCADE`); how many there were.
+pub async fn delete_all_of(db: &Db, user_id: &UserId) -> Result<usize, DbError> {
+    db_run!(db, |conn| {
+        diesel::delete(conversations::table.filter(conversations::user_id.eq(user_id)))
+            .execute(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
 /// A new conversation row owned by `user_id`.
 pub fn new_row(user_id: &UserId, title: ConversationTitle, agent_id: AgentId) -> ConversationRow {
     let now = Utc::now().naive_utc();

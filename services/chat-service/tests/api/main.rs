@@ -17,6 +17,7 @@ mod conversations;
 mod crash;
 mod fuzz_ws;
 mod instances;
+mod internal;
 mod limits;
 mod openai;
 mod resume;
