@@ -141,6 +141,19 @@ def user(new_user) -> User:
     return new_user()
 
 
+ADMIN_USERNAME = os.environ.get("BROWSER_ADMIN_USERNAME", "")
+ADMIN_PASSWORD = os.environ.get("BROWSER_ADMIN_PASSWORD", "")
+
+
+@pytest.fixture
+def admin() -> User:
+    """The stack's administrator (run.sh configures the gateway's `[admin]`
+    and passes its credentials on), as its own client (a fresh IP)."""
+    if not (ADMIN_USERNAME and ADMIN_PASSWORD):
+        pytest.skip("no administrator: BROWSER_ADMIN_USERNAME/BROWSER_ADMIN_PASSWORD unset (run.sh sets them)")
+    return User(ADMIN_USERNAME, ADMIN_PASSWORD, client_ip())
+
+
 @pytest.fixture(scope="session")
 def browser():
     with sync_playwright() as playwright:

@@ -22,8 +22,16 @@
 #        - chat-service with one more agent, `offline`, on a port nothing
 #          listens on, so a turn is retried and fails for real
 #          (START_DEV_CONFIG_DIR with a chat-service.toml)
+#        - the gateway with an administrator, `browseradmin`, and a random
+#          password made for this run (START_DEV_CONFIG_DIR with a
+#          gateway.toml, `[admin]`), which pytest gets as
+#          BROWSER_ADMIN_USERNAME and BROWSER_ADMIN_PASSWORD
+#        - the gateway allowing 3 API keys per user (`[limits]
+#          api_keys_per_user`), so the keys screen's refusal of one more is
+#          reached in a few clicks
 #   5. pytest -q infra/browser with CONSOLE_URL (the gateway), DASHBOARD_URL,
-#      BROWSER_CHROMIUM and BROWSER_SCREENSHOTS in the environment
+#      BROWSER_CHROMIUM, BROWSER_SCREENSHOTS and the administrator's
+#      BROWSER_ADMIN_USERNAME / BROWSER_ADMIN_PASSWORD in the environment
 #   6. on exit, however it happens: stops the stack (start-dev.sh stops what it
 #      started) and removes the temporary directory
 # The exit status is pytest's (or 1 when setting up failed).
@@ -135,6 +143,18 @@ cat >"$tmp/config/chat-service.toml" <<TOML
 [agents.offline]
 url = "http://127.0.0.1:$offline_port/"
 TOML
+# The administration screens' tests sign in as this admin. The password is
+# this run's alone and its file lives (and goes) with the temporary directory.
+admin_username=browseradmin
+admin_password=$(python3 -c 'import secrets; print("adm-" + secrets.token_hex(12))')
+cat >"$tmp/config/gateway.toml" <<TOML
+[admin]
+username = "$admin_username"
+password = "$admin_password"
+
+[limits]
+api_keys_per_user = 3
+TOML
 say "starting the stack (./start-dev.sh), databases and logs in $tmp"
 (
     cd "$repo"
@@ -170,6 +190,8 @@ CONSOLE_URL=http://127.0.0.1:9050 \
     DASHBOARD_URL=http://127.0.0.1:8091 \
     BROWSER_CHROMIUM="$chromium" \
     BROWSER_SCREENSHOTS="$screenshots" \
+    BROWSER_ADMIN_USERNAME="$admin_username" \
+    BROWSER_ADMIN_PASSWORD="$admin_password" \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider "$here" "$@" || status=$?
 if ((status != 0)); then
     for log in "$repo"/data/logs/*.log; do

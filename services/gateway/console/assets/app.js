@@ -1,8 +1,11 @@
 // The web console: boot, the sign-in gate, and a router on the History API.
 //
 // Routes: `/` (conversations and chat), `/c/{conversation_id}`, `/trace`,
-// `/trace/{agent_id}`, `/calls`, `/calls/{call_id}`, `/account`. Any other
-// path shows a "not found" screen with the navigation.
+// `/trace/{agent_id}`, `/calls`, `/calls/{call_id}`, `/account`, `/keys`,
+// `/usage`, `/admin`, `/admin/users/{user_id}`, `/admin/audit`. Any other
+// path shows a "not found" screen with the navigation. The navigation's
+// Admin link is shown to administrators only (the view itself tells anyone
+// else it is for administrators).
 //
 // A view module exports `mount(root, ctx)` with `ctx = {api, user,
 // navigate(path), params}` and returns its `unmount` function. A view may
@@ -52,6 +55,15 @@ const ROUTES = [
     params: (m) => ({ callId: m[1] ? segment(m[1]) : undefined }),
   },
   { pattern: /^\/account$/, section: "account", load: () => import("./views/account.js"), params: () => ({}) },
+  { pattern: /^\/keys$/, section: "keys", title: "API keys", load: () => import("./views/keys.js"), params: () => ({}) },
+  { pattern: /^\/usage$/, section: "usage", title: "Usage", load: () => import("./views/usage.js"), params: () => ({}) },
+  {
+    pattern: /^\/admin(?:\/(audit)|\/users\/([^/]+))?$/,
+    section: "admin",
+    title: "Administration",
+    load: () => import("./views/admin.js"),
+    params: (m) => ({ tab: m[1] ? "audit" : "users", userId: m[2] ? segment(m[2]) : undefined }),
+  },
 ];
 
 let user = null;
@@ -161,6 +173,7 @@ function showSignIn(notice) {
   unmountCurrent();
   user = null;
   $("nav").hidden = true;
+  $("nav-admin").hidden = true;
   $("whoami").hidden = true;
   $("booting").hidden = true;
   $("sign-in").hidden = false;
@@ -176,6 +189,7 @@ async function enter() {
   $("sign-in").hidden = true;
   $("booting").hidden = true;
   $("nav").hidden = false;
+  $("nav-admin").hidden = user.role !== "admin";
   const whoami = $("whoami");
   whoami.textContent = `Signed in as ${user.username}`;
   whoami.hidden = false;

@@ -28,6 +28,35 @@ export function confirmDialog({ title, text, confirm, danger = false }) {
 }
 
 /**
+ * Asks to confirm something that cannot be undone by typing `expected`
+ * (say, the username of the account to delete): the confirming button
+ * stays disabled until the text matches. Resolves true when confirmed.
+ */
+export function typedConfirmDialog({ title, text, expected, label, confirm }) {
+  return new Promise((resolve) => {
+    const heading = el("h2", { id: "typed-confirm-title", textContent: title });
+    const input = el("input", { id: "typed-confirm-input", autocomplete: "off", spellcheck: false });
+    const yes = el("button", { type: "submit", value: "yes", textContent: confirm, className: "primary danger", disabled: true });
+    const no = el("button", { type: "button", textContent: "Cancel" });
+    const form = el("form", { method: "dialog", className: "typed-confirm" },
+      heading,
+      el("p", { textContent: text }),
+      el("label", { htmlFor: input.id, textContent: label }),
+      input,
+      el("div", { className: "actions" }, no, yes));
+    const dialog = el("dialog", { className: "dialog" }, form);
+    dialog.setAttribute("aria-labelledby", "typed-confirm-title");
+    input.addEventListener("input", () => {
+      yes.disabled = input.value.trim() !== expected;
+    });
+    no.addEventListener("click", () => dialog.close("no"));
+    open(dialog);
+    input.focus();
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"));
+  });
+}
+
+/**
  * Lets the person choose an agent from its card (name, description,
  * skills); resolves the agent's id, or null.
  */
