@@ -242,6 +242,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     tokio::spawn(turns::takeover::watch(state.clone().into_inner()));
     let service_auth = web::Data::new(ServiceAuth::new(settings.auth.service_token.clone()));
     let verifier = web::Data::new(JwtVerifier::new(settings.auth.jwt.clone()));
+    verifier.watch_revocations(&settings.auth.service_token);
     let listener = server::bind(&settings.server)?;
     let running = server::serve(
         listener,
