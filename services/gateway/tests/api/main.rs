@@ -22,4 +22,5 @@ mod secrets;
 mod security;
 mod seeds;
 mod turn;
+mod usage_budgets;
 mod websocket;

@@ -81,6 +81,7 @@ impl Stack {
         chat.database = stack.database("chat").await.unwrap();
         chat.bus = stack.bus();
         chat.auth.jwt.jwks_url = jwks_url;
+        chat.budget.url.clone_from(&llm.url);
         for (name, url) in agent_urls {
             chat.agents.get_mut(&name).unwrap().url = url;
         }
