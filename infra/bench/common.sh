@@ -167,6 +167,7 @@ start_chat_stack() {
             ${jwks_url:+"CONFAB__AUTH__JWKS_URL=$jwks_url"} \
             "CONFAB__LIMITS__TURNS_PER_MINUTE=0" "CONFAB__LIMITS__TURNS_IN_FLIGHT=0" \
             "CONFAB__LIMITS__SOCKETS_PER_USER=0" \
+            "CONFAB__BUDGET__URL=http://127.0.0.1:$proxy_port" \
             "CONFAB__AGENTS__MATH__URL=http://127.0.0.1:$math_port/" \
             "CONFAB__AGENTS__TEXT__URL=http://127.0.0.1:$text_port/" \
             "CONFAB__AGENTS__TREE__URL=http://127.0.0.1:$tree_port/"

@@ -387,6 +387,7 @@ main() {
         "CONFAB__AGENTS__SDK_V1__URL=$CONFAB_SDK_V1_AGENT_URL/" \
         "CONFAB__AGENTS__SDK_V03__URL=$CONFAB_SDK_V03_AGENT_URL/" \
         "CONFAB__AGENTS__OFFLINE__URL=http://127.0.0.1:$offline_port/" \
+        "CONFAB__BUDGET__URL=$CONFAB_AGENTS_LLM_URL" \
         "$jwks"
 
     printf '\n---- gateway and dashboard-proxy x OpenAI Python SDK, websockets ----\n'
