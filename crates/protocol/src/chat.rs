@@ -3,24 +3,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The tokens of one assistant message, without their cost: the shape of
-/// the WebSocket envelope's last `assistant_response` frame
-/// (`ws::envelope`). Everything else shows a [`MessageUsage`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct TokenUsage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-}
-
-impl From<MessageUsage> for TokenUsage {
-    fn from(usage: MessageUsage) -> Self {
-        Self {
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
-        }
-    }
-}
-
 /// An amount of money in the currency llm-proxy-service prices calls in.
 ///
 /// Kept as whole nano-units (1e-9 of the currency) so that sums over many

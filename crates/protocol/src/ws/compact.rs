@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chat::MessageStatus;
+use crate::chat::{Cost, MessageStatus};
 
 /// A frame a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +62,9 @@ impl ServerFrame {
 pub struct DoneResult {
     /// Input and output tokens together; 0 when the agent reported none.
     pub tokens_used: u64,
+    /// What the reply's LLM calls cost, when the agent reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
     /// The tools the turn ran, each once, in the order first used.
     pub tools_used: Vec<String>,
     /// How many tool calls the turn made.
@@ -105,6 +108,7 @@ mod tests {
             ServerFrame::Done {
                 result: DoneResult {
                     tokens_used: 57,
+                    cost: None,
                     tools_used: vec!["calculator".into()],
                     tool_calls: 2,
                     message_id: "msg-2".into(),

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::chat::{Message, MessageStatus, TokenUsage};
+use crate::chat::{Message, MessageStatus, MessageUsage};
 
 /// A frame a client sends. It encodes the way the seed's clients send it,
 /// the fields in `data`; [`ClientFrame::parse`] also reads the other
@@ -171,8 +171,8 @@ pub enum AssistantResponse {
         chunk: bool,
         message_id: String,
         status: MessageStatus,
-        /// Null when the agent reported none.
-        token_usage: Option<TokenUsage>,
+        /// Null when the agent reported none; its `cost` only when known.
+        token_usage: Option<MessageUsage>,
     },
     /// A piece of the text; `chunk` is true.
     Chunk { text: String, chunk: bool },
@@ -190,7 +190,7 @@ impl AssistantResponse {
         text: impl Into<String>,
         message_id: impl Into<String>,
         status: MessageStatus,
-        token_usage: Option<TokenUsage>,
+        token_usage: Option<MessageUsage>,
     ) -> Self {
         AssistantResponse::Last {
             text: text.into(),
@@ -350,13 +350,7 @@ mod tests {
                 "timestamp": NOW,
             }),
         );
-        for usage in [
-            None,
-            Some(TokenUsage {
-                input_tokens: 12,
-                output_tokens: 3,
-            }),
-        ] {
+        for usage in [None, Some(MessageUsage::tokens(12, 3))] {
             assert_sent_as(
                 frame(ServerEvent::AssistantResponse(AssistantResponse::last(
                     "42",

@@ -22,7 +22,6 @@ use confab_protocol::chat::ChatEvent;
 use confab_protocol::ids::ConversationId;
 use confab_protocol::ws::compact::{ClientFrame, DoneResult, ServerFrame};
 
-use super::cost::with_cost;
 use super::session::{Conn, Dialect, Flow};
 
 const WELCOME: &str = "Connected to Confab. Send {\"type\":\"message\",\"text\":\"…\"}.";
@@ -85,7 +84,6 @@ impl Dialect for Compact {
     }
 
     async fn event(&mut self, conn: &mut Conn, event: &ChatEvent) -> Result<Flow, Closed> {
-        let mut cost = None;
         let frame = match event {
             ChatEvent::Text { text } => ServerFrame::Token { text: text.clone() },
             ChatEvent::Error { error } => ServerFrame::Error {
@@ -100,7 +98,6 @@ impl Dialect for Compact {
                 token_usage,
             } => {
                 let tokens_used = token_usage.map_or(0, |u| u.input_tokens + u.output_tokens);
-                cost = token_usage.and_then(|u| u.cost);
                 let calls: Vec<&str> = conn
                     .progress
                     .steps
@@ -116,6 +113,7 @@ impl Dialect for Compact {
                 ServerFrame::Done {
                     result: DoneResult {
                         tokens_used,
+                        cost: token_usage.and_then(|u| u.cost),
                         tools_used: tools_used.into_iter().map(str::to_owned).collect(),
                         tool_calls: calls.len(),
                         message_id: message_id.clone(),
@@ -127,7 +125,7 @@ impl Dialect for Compact {
             }
             _ => return Ok(Flow::Continue),
         };
-        conn.send(with_cost(&frame, "/result", cost)).await?;
+        conn.send(frame.to_text()).await?;
         Ok(Flow::Continue)
     }
 }

@@ -19,14 +19,13 @@
 
 use actix_ws::{CloseCode, CloseReason, Closed};
 use confab_kit::ApiError;
-use confab_protocol::chat::{ChatEvent, TokenUsage};
+use confab_protocol::chat::ChatEvent;
 use confab_protocol::ids::ConversationId;
 use confab_protocol::ws::envelope::{
     AssistantResponse, ChatHistory, ClientFrame, DebugLevel, DebugNote, FrameError, InitSession,
     Pong, Reasoning, ServerEvent, ServerFrame, SessionReady, TreeEdit, TreeUpdate,
 };
 
-use super::cost::with_cost;
 use super::session::{Conn, Dialect, Flow};
 use crate::error::ChatError;
 use crate::store::messages;
@@ -233,20 +232,12 @@ impl Dialect for Envelope {
                 status,
                 token_usage,
                 ..
-            } => {
-                let last = ServerEvent::AssistantResponse(AssistantResponse::last(
-                    conn.progress.text.as_str(),
-                    message_id.as_str(),
-                    *status,
-                    token_usage.map(TokenUsage::from),
-                ));
-                // With the reply's cost in its `token_usage` (`super::cost`).
-                let frame = frame(conn, last);
-                let cost = token_usage.and_then(|u| u.cost);
-                conn.send(with_cost(&frame, "/data/token_usage", cost))
-                    .await?;
-                return Ok(Flow::Continue);
-            }
+            } => ServerEvent::AssistantResponse(AssistantResponse::last(
+                conn.progress.text.as_str(),
+                message_id.as_str(),
+                *status,
+                *token_usage,
+            )),
         };
         send(conn, event).await?;
         Ok(Flow::Continue)

@@ -3,7 +3,6 @@
 
 mod compact;
 mod connect;
-mod cost;
 mod envelope;
 mod session;
 
