@@ -82,9 +82,13 @@ def test_the_turn_a_user_ran_is_counted_drawn_and_listed(page: Page, user: User,
         expect(page.get_by_text("This server does not split the days by agent or model yet")).to_be_visible()
     screenshot(page, "usage-desktop")
 
+    # On a phone (drawn anew at its width), the table is one card per row.
     page.set_viewport_size(PHONE)
+    page.reload()
     expect(rows.first).to_be_visible()
-    screenshot(page, "usage-phone", full_page=True)
+    box = chart.bounding_box()
+    assert box is not None and box["width"] <= PHONE["width"]
+    screenshot(page, "usage-phone")
 
 
 def test_the_range_picker_narrows_the_days_and_refuses_a_backwards_range(page: Page, user: User):
@@ -119,3 +123,69 @@ def test_a_user_without_calls_is_told_so(page: Page, user: User):
     expect(page.get_by_text("No LLM calls in this range.")).to_be_visible()
     expect(page.locator("dl.totals")).to_contain_text("Calls")
     expect(page.get_by_role("img", name=re.compile("^Tokens per day"))).to_have_count(0)
+
+
+def test_a_report_split_by_agent_is_stacked_listed_and_priced(page: Page, user: User, screenshot):
+    """Every case of a report split by agent (`split_by`), answered by the
+    test itself: two agents, calls without an agent, a priced day, a call of
+    unknown price, another currency."""
+    today_ = datetime.now(timezone.utc).date()
+    d1, d2 = (today_ - timedelta(days=1)).isoformat(), today_.isoformat()
+
+    def item(day, split, calls, tokens_in, tokens_out, cost, unpriced=0, cached=0):
+        return {
+            "key": day, "split": split, "calls": calls, "input_tokens": tokens_in,
+            "cached_input_tokens": cached, "output_tokens": tokens_out, "cost": cost,
+            "unpriced_calls": unpriced,
+        }
+
+    report = {
+        "currency": "EUR", "from": f"{d1}T00:00:00Z", "to": f"{d2}T00:00:00Z",
+        "group_by": "day", "split_by": "agent",
+        "items": [
+            item(d1, "math", 2, 100, 50, 0.0015, cached=20),
+            item(d1, "text", 1, 30, 10, None, unpriced=1),
+            item(d2, "math", 1, 1000, 100, 1.25),
+            item(d2, None, 1, 5, 5, 0),
+        ],
+        "total": {
+            "calls": 5, "input_tokens": 1135, "cached_input_tokens": 20, "output_tokens": 165,
+            "cost": 1.2515, "unpriced_calls": 1,
+        },
+    }
+    asked: list[str] = []
+
+    def answer(route):
+        asked.append(route.request.url)
+        route.fulfill(json=report)
+
+    page.route(re.compile(r".*/api/v1/usage\?.*"), answer)
+    sign_in(page, user)
+    page.goto(f"/usage?from={d1}&to={d2}")
+    table = page.locator("table.usage-table")
+    expect(table.locator("tbody tr")).to_have_count(4)
+    assert f"from={d1}" in asked[-1] and f"to={(today_ + timedelta(days=1)).isoformat()}" in asked[-1]
+    assert "group_by=day" in asked[-1] and "split_by=agent" in asked[-1]
+
+    expect(page.get_by_role("list", name="Series").get_by_role("listitem")).to_have_text(
+        ["math", "text", "No agent", "Cost per day (line)"]
+    )
+    expect(table.locator("thead th")).to_have_text(
+        ["Day", "Agent", "Calls", "Input tokens", "Cached input tokens", "Output tokens", "Tokens", "Cost (EUR)"]
+    )
+    expect(table.locator("tbody tr td:nth-child(2)")).to_have_text(["math", "text", "math", "No agent"])
+    expect(table.locator("tbody tr td:last-child")).to_have_text(["€0.0015", "unknown price", "€1.25", "€0.00"])
+    expect(table.locator("tfoot td")).to_have_text(["", "5", "1,135", "20", "165", "1,300", "€1.25"])
+    expect(page.locator("dl.totals")).to_contain_text("€1.25, and 1 call of unknown price")
+
+    chart = page.get_by_role("img", name=re.compile("^Tokens per day"))
+    expect(chart.locator("rect.series")).to_have_count(4)
+    expect(chart.locator(".chart-cost polyline")).to_have_count(1)
+    expect(chart.locator("desc")).to_contain_text("stacked by agent: 1,300 in all, most on " + d2)
+    expect(chart.locator("rect.series title").first).to_have_text(f"{d1} · math: 150 tokens, €0.0015")
+    screenshot(page, "usage-split")
+
+    # The toggle asks for the days by model (and keeps it in the address).
+    page.get_by_label("Model", exact=True).press("Space")
+    expect(page).to_have_url(re.compile(r"by=model"))
+    assert "split_by=model" in asked[-1]

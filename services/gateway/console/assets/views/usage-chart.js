@@ -7,6 +7,7 @@
 import { count, money } from "./page-kit.js";
 
 const NS = "http://www.w3.org/2000/svg";
+/** The drawing's width when none is given; a phone's is narrower, so its text stays legible. */
 const WIDTH = 760;
 const HEIGHT = 260;
 const MARGIN = { top: 24, right: 64, bottom: 30, left: 58 };
@@ -41,11 +42,12 @@ const short = (n) => {
 /**
  * The chart of `report`: `{days: ["YYYY-MM-DD"…], series: [{key, label,
  * colour}], cell(day, key) → totals|undefined, dayTotal(day) → totals,
- * currency, splitName}` → an `<svg>`.
+ * currency, splitName}` → an `<svg>` `width` units wide (its pixels when shown at
+ * that width).
  */
-export function drawChart(report, { id = "usage-chart" } = {}) {
+export function drawChart(report, { id = "usage-chart", width = WIDTH } = {}) {
   const { days, series, currency } = report;
-  const plotW = WIDTH - MARGIN.left - MARGIN.right;
+  const plotW = width - MARGIN.left - MARGIN.right;
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
   const totals = days.map((day) => report.dayTotal(day));
   const tokensOf = (t) => (t ? (Number(t.input_tokens) || 0) + (Number(t.output_tokens) || 0) : 0);
@@ -79,7 +81,8 @@ export function drawChart(report, { id = "usage-chart" } = {}) {
 
   const bars = svg("g", { class: "chart-bars" });
   const labels = svg("g", { class: "chart-days" });
-  const every = Math.ceil(days.length / 10);
+  // A day's label needs about 44 px ("12-05" and room around it).
+  const every = Math.ceil(days.length / Math.max(2, Math.floor(plotW / 44)));
   days.forEach((day, i) => {
     const x = MARGIN.left + slot * i + (slot - bar) / 2;
     let base = 0;
@@ -115,7 +118,7 @@ export function drawChart(report, { id = "usage-chart" } = {}) {
   }
 
   return svg("svg", {
-    id, class: "usage-chart", viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img",
+    id, class: "usage-chart", viewBox: `0 0 ${width} ${HEIGHT}`, role: "img",
     "aria-labelledby": `${id}-title ${id}-desc`, preserveAspectRatio: "xMidYMid meet",
   },
   svg("title", { id: `${id}-title` }, document.createTextNode("Tokens per day")),

@@ -38,7 +38,7 @@ const empty = () => ({ calls: 0, input_tokens: 0, cached_input_tokens: 0, output
 /** The answer arranged for the chart and the table. */
 function arrange(answer, from, to, split) {
   const items = Array.isArray(answer.items) ? answer.items : [];
-  const splitShown = items.some((item) => Object.hasOwn(item, "split"));
+  const splitShown = Boolean(answer.split_by) || items.some((item) => Object.hasOwn(item, "split"));
   const missing = split === "agent" ? "No agent" : "No model";
   const keyOf = (item) => (splitShown ? (item.split ?? "") : "*");
   const labelOf = (key) => (!splitShown ? "All calls" : key === "" ? missing : key);
@@ -194,7 +194,9 @@ export function mount(root, { api }) {
       if (!report.splitShown) {
         parts.push(el("p", { className: "hint", text: "This server does not split the days by agent or model yet: every call is in one series." }));
       }
-      parts.push(legend(report), el("div", { className: "chart-box" }, drawChart(report)));
+      // Drawn at the width it is shown at (within bounds), so its text is legible on a phone.
+      const width = Math.round(Math.min(760, Math.max(340, results.clientWidth || 760)));
+      parts.push(legend(report), el("div", { className: "chart-box" }, drawChart(report, { width })));
       parts.push(el("div", { className: "table-scroll" }, table(report, by)));
     }
     results.replaceChildren(...parts);
