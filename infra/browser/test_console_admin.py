@@ -202,3 +202,59 @@ def test_the_administration_screens_fit_a_phone(new_context, admin: User, user: 
     page.goto("/admin/audit")
     expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
     assert page.evaluate("(v => v.scrollWidth <= v.clientWidth)(document.querySelector('.view'))")
+
+
+def test_more_users_and_more_events_continue_from_the_apis_cursor(page: Page, admin: User):
+    """Paging, with pages answered by the test (a run has too few users for
+    the real page size): "More" sends the answer's `next_cursor`, appends,
+    moves focus to the first new row and goes once the cursor is null."""
+
+    def user(n):
+        return {
+            "id": f"usr-page-{n}", "username": f"paged{n}", "role": "user", "disabled": n == 3,
+            "disabled_at": "2026-12-01T10:00:00Z" if n == 3 else None, "created_at": "2026-12-01T09:00:00Z",
+        }
+
+    def event(n):
+        return {
+            "id": f"aud-page-{n}", "at": "2026-12-01T09:00:00Z", "actor_id": "usr-a", "actor_name": "someone",
+            "action": "login.succeeded", "target_id": None, "ip": "10.9.9.9", "detail": {"n": n},
+        }
+
+    asked: list[str] = []
+
+    def users(route):
+        asked.append(route.request.url)
+        more = "cursor=usr-page-2" in route.request.url
+        route.fulfill(json={"items": [user(3)], "next_cursor": None} if more
+                      else {"items": [user(1), user(2)], "next_cursor": "usr-page-2"})
+
+    def audit(route):
+        asked.append(route.request.url)
+        more = "cursor=aud-page-1" in route.request.url
+        route.fulfill(json={"items": [event(2)], "next_cursor": None} if more
+                      else {"items": [event(1)], "next_cursor": "aud-page-1"})
+
+    page.route(re.compile(r".*/api/v1/admin/users\?.*"), users)
+    page.route(re.compile(r".*/api/v1/admin/audit\?.*"), audit)
+    sign_in(page, admin)
+    page.goto("/admin")
+    rows = page.locator("table.users-table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(page.get_by_text("2 users (more below).")).to_be_visible()
+    page.get_by_role("button", name="More users").click()
+    expect(rows).to_have_count(3)
+    assert "cursor=usr-page-2" in asked[-1]
+    expect(rows.nth(2).get_by_role("link", name="paged3")).to_be_focused()
+    expect(rows.nth(2).get_by_role("cell").nth(1)).to_have_text("Disabled")
+    expect(page.get_by_role("button", name="More users")).to_be_hidden()
+
+    page.get_by_role("link", name="Audit trail").click()
+    events = page.locator("table.audit-table tbody tr")
+    expect(events).to_have_count(1)
+    page.get_by_role("button", name="More events").click()
+    expect(events).to_have_count(2)
+    assert "cursor=aud-page-1" in asked[-1]
+    expect(events.nth(1)).to_be_focused()
+    expect(events.nth(1).locator("td").last).to_have_text('{"n":2}')
+    expect(page.get_by_role("button", name="More events")).to_be_hidden()

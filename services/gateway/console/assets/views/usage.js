@@ -148,7 +148,8 @@ export function mount(root, { api }) {
 
   const split = () => radios.find((r) => r.checked).value;
 
-  async function load() {
+  /** Shows the picked range; `announce`: say its total when it arrives (not on the first load). */
+  async function load({ announce = true } = {}) {
     error.clear();
     const from = fromInput.value;
     const to = toInput.value;
@@ -175,7 +176,7 @@ export function mount(root, { api }) {
       if (!alive || mine !== generation) return;
       render(arrange(answer || {}, from, to, by), by);
       status.textContent = "";
-      live.announcer.say(`Usage from ${from} to ${to}: ${count(tokensOf(answer.total || {}))} tokens.`);
+      if (announce) live.announcer.say(`Usage from ${from} to ${to}: ${count(tokensOf(answer.total || {}))} tokens.`);
     } catch (failure) {
       if (!alive || mine !== generation) return;
       status.textContent = "";
@@ -206,7 +207,7 @@ export function mount(root, { api }) {
     event.preventDefault();
     load();
   });
-  for (const radio of radios) radio.addEventListener("change", load);
+  for (const radio of radios) radio.addEventListener("change", () => load());
 
   const section = el("section", { className: "page usage-page", "aria-labelledby": "usage-title" },
     heading(1, "usage-title", "Usage"),
@@ -214,7 +215,7 @@ export function mount(root, { api }) {
     form, error.node, status, results, live.node);
   root.append(section);
   document.title = "Usage · Confab";
-  load();
+  load({ announce: false });
   return () => {
     alive = false;
     live.announcer.dispose();
