@@ -137,7 +137,7 @@ mod tests {
             name: "ada".into(),
             role: Role::User,
             iat,
-            exp: iat + 1800,
+            exp: iat.saturating_add(1800),
             iss: "confab-gateway".into(),
             aud: "confab".into(),
         }
