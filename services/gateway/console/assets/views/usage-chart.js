@@ -1,7 +1,7 @@
 // The usage screen's chart: tokens per day as stacked bars (one colour per
 // agent or model), and the day's cost as a line over them when any call
 // had a price. Inline SVG drawn here (the CSP allows no third-party code);
-// colours come from classes (views: pages.css), so light and dark schemes
+// colours come from classes (pages.css), so light and dark schemes
 // both work. The SVG is one image to assistive technology, with a title
 // and a description; the table beneath it has the same numbers.
 import { count, money } from "./page-kit.js";
