@@ -81,8 +81,9 @@ pub async fn forward(
                 &identity.user_id,
                 identity.username.as_deref().unwrap_or(""),
             );
-            let detail =
-                json!({"method": req.method().as_str(), "path": req.path(), "query": query});
+            // The path, not the query: a query may carry what is not the
+            // trail's to keep (a misplaced token).
+            let detail = json!({"method": req.method().as_str(), "path": req.path()});
             audit::record(&state, &req, actor, Action::AllUsersRead, None, detail).await?;
         }
         Some(identity)
