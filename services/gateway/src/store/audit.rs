@@ -43,11 +43,13 @@ pub struct AuditFilter {
     /// An actor's id or username.
     pub actor: Option<String>,
     pub action: Option<String>,
-    /// Rows after this id (ids sort by time).
+    /// Rows past this id in the page's order (ids sort by time).
     pub after_id: Option<String>,
+    /// Newest first, rather than oldest first.
+    pub newest_first: bool,
 }
 
-/// A page of rows, oldest first.
+/// A page of rows, oldest first (or newest first).
 pub async fn page(db: &Db, filter: &AuditFilter, limit: i64) -> Result<Vec<AuditRow>, DbError> {
     db_run!(db, |conn| {
         let mut query = audit_events::table.into_boxed();
@@ -67,11 +69,16 @@ pub async fn page(db: &Db, filter: &AuditFilter, limit: i64) -> Result<Vec<Audit
         if let Some(action) = &filter.action {
             query = query.filter(audit_events::action.eq(action));
         }
-        if let Some(after) = &filter.after_id {
-            query = query.filter(audit_events::id.gt(after));
-        }
+        query = match (&filter.after_id, filter.newest_first) {
+            (Some(after), false) => query.filter(audit_events::id.gt(after)),
+            (Some(after), true) => query.filter(audit_events::id.lt(after)),
+            (None, _) => query,
+        };
+        query = match filter.newest_first {
+            true => query.order(audit_events::id.desc()),
+            false => query.order(audit_events::id.asc()),
+        };
         query
-            .order(audit_events::id.asc())
             .limit(limit)
             .select(AuditRow::as_select())
             .load(conn)

@@ -177,6 +177,26 @@ async fn every_audited_action_leaves_one_row_with_its_actor_target_and_address()
     let next = audit_rows(&stack, &admin, &format!("?limit=3&cursor={cursor}")).await;
     assert_eq!(next[0]["id"], rows[3]["id"]);
 
+    // Newest first, page by page, is the same rows the other way round.
+    let newest = audit_rows(&stack, &admin, "?order=desc&limit=2").await;
+    let page = fetch_json(
+        stack
+            .get("/api/v1/admin/audit?order=desc&limit=2")
+            .bearer_auth(&admin),
+    )
+    .await;
+    let after = audit_rows(
+        &stack,
+        &admin,
+        &format!(
+            "?order=desc&limit=2&cursor={}",
+            page["next_cursor"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert!(newest[0]["id"].as_str() > newest[1]["id"].as_str());
+    assert!(after[0]["id"].as_str() < newest[1]["id"].as_str());
+
     // The export: the same rows as JSON lines.
     let export = send(stack.get("/api/v1/admin/audit/export").bearer_auth(&admin)).await;
     assert_eq!(export.status(), 200);
@@ -206,7 +226,8 @@ async fn every_audited_action_leaves_one_row_with_its_actor_target_and_address()
         "?cursor=usr-1",
         "?limit=0",
         "?limit=1001",
-        "?order=desc",
+        "?order=sideways",
+        "?sort=desc",
     ] {
         let refused = send(
             stack

@@ -1,6 +1,6 @@
-//! `GET /api/v1/admin/audit/export?from=&to=&actor=&action=`: every row
-//! the filter matches as JSON lines (`application/x-ndjson`, one row per
-//! line, oldest first), streamed page by page so a long trail is never
+//! `GET /api/v1/admin/audit/export?from=&to=&actor=&action=&order=`: every
+//! row the filter matches as JSON lines (`application/x-ndjson`, one row
+//! per line, oldest first unless `order=desc`), streamed page by page so a long trail is never
 //! held in memory. A database failure mid-way ends the stream early (the
 //! client sees a truncated download, logged here).
 

@@ -1,5 +1,6 @@
-//! `GET /api/v1/admin/audit?from=&to=&actor=&action=&cursor=&limit=`: a
-//! page of the trail, oldest first (`limit` default 100, at most 1000):
+//! `GET /api/v1/admin/audit?from=&to=&actor=&action=&order=&cursor=&limit=`:
+//! a page of the trail, oldest first unless `order=desc` (`limit` default
+//! 100, at most 1000):
 //! `{"items":[{id, at, actor_id, actor_name, action, target_id, ip,
 //! detail}], "next_cursor"}`.
 

@@ -14,9 +14,10 @@ use crate::domain::{Cursor, parse_instant};
 use crate::error::GatewayError;
 use crate::store::audit::{AuditFilter, AuditRow};
 
-/// `?from=&to=&actor=&action=` (and for pages `cursor`, `limit`): `from`
-/// and `to` RFC 3339 or `YYYY-MM-DD` (UTC), `to` exclusive; `actor` an
-/// id or a username; `action` one of the trail's action names.
+/// `?from=&to=&actor=&action=&order=` (and for pages `cursor`, `limit`):
+/// `from` and `to` RFC 3339 or `YYYY-MM-DD` (UTC), `to` exclusive; `actor`
+/// an id or a username; `action` one of the trail's action names; `order`
+/// `asc` (oldest first, the default) or `desc`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
@@ -24,6 +25,7 @@ pub struct AuditQuery {
     to: Option<String>,
     actor: Option<String>,
     action: Option<String>,
+    order: Option<String>,
     cursor: Option<String>,
     limit: Option<i64>,
 }
@@ -62,6 +64,11 @@ impl AuditQuery {
             actor: actor.map(str::to_lowercase),
             action,
             after_id: Cursor::parse(self.cursor.as_deref(), "aud")?,
+            newest_first: match self.order.as_deref() {
+                None | Some("asc") => false,
+                Some("desc") => true,
+                Some(_) => return Err(GatewayError::InvalidQuery("order: asc or desc")),
+            },
         })
     }
 }

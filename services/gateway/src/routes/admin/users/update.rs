@@ -17,8 +17,7 @@ use confab_protocol::auth::Role;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::UserView;
-use super::existing;
+use super::{UserView, existing};
 use crate::GatewayState;
 use crate::audit::{self, Action, Actor};
 use crate::auth::authenticate_admin;
