@@ -9,10 +9,10 @@
 //! kind".
 //!
 //! A limit is reached when the use since the period's start is at or above
-//! it. The use is read from `llm_calls` on each check, with SQL over the
-//! `(user_id, created_at)` and `(api_key_id, created_at)` indexes: the
-//! rows every instance writes, so every instance sees every call (DESIGN
-//! §15), a moment after it ended (the recorder writes off the request
+//! it. The use is read on each check from the period's usage counter
+//! (`store::counters`), which the recorder adds each call to as it writes
+//! the call's end: the database every instance writes, so every instance
+//! sees every call (DESIGN §15), a moment after it ended (the recorder writes off the request
 //! path, `[recording] linger_ms`). A call still in flight counts with what
 //! is known of it then: zero. So a budget is a check before each call, not
 //! a reservation: calls that start together, or while the last ones are
@@ -36,7 +36,7 @@ use serde::Deserialize;
 use crate::error::ProxyError;
 use crate::pricing::units;
 use crate::store::budgets::{self, BudgetRow};
-use crate::store::usage::{self, Attribution, Used};
+use crate::store::counters::{self, Used};
 
 mod parse;
 mod period;
@@ -242,8 +242,9 @@ impl Budgets {
     }
 }
 
-/// What `subject` used in the current `period`; only the calls of `owner`
-/// when given (a user reading an API key's budget sees their own calls).
+/// What `subject` used in the current `period` (its usage counter); only
+/// a counter `owner` owns when given (a user reading an API key's budget
+/// sees only a key of hers).
 pub async fn used_in(
     db: &Db,
     subject: BudgetSubject,
@@ -252,12 +253,8 @@ pub async fn used_in(
     period: BudgetPeriod,
     now: DateTime<Utc>,
 ) -> Result<Used, ProxyError> {
-    let who = match subject {
-        BudgetSubject::User => Attribution::User(id),
-        BudgetSubject::ApiKey => Attribution::ApiKey(id),
-    };
-    let since = period_start(period, now).naive_utc();
-    Ok(usage::used_since(db, who, owner, since).await?)
+    let start = period_start(period, now).naive_utc();
+    Ok(counters::read(db, subject_str(subject), id, period.as_str(), start, owner).await?)
 }
 
 /// The refusal, if `used` reached a limit of `budget`.

@@ -2,6 +2,7 @@
 //! sees HTTP types. Writes arrive in batches from the recorder.
 
 pub mod budgets;
+pub mod counters;
 pub mod llm_calls;
 pub mod schema;
 pub mod tool_calls;
@@ -84,7 +85,8 @@ macro_rules! replace_call {
     }};
 }
 
-/// Writes a batch all or nothing; calls first, as tool calls refer to them.
+/// Writes a batch all or nothing; calls first, as tool calls refer to them,
+/// and with the calls that ended, their users' and keys' usage counters.
 /// A trace event whose `seq` is already stored is left as it is (a stream
 /// that numbered from scratch must not stop the writer for good).
 ///
@@ -104,6 +106,10 @@ pub async fn write_batch(db: &Db, batch: Arc<Batch>) -> Result<(), DbError> {
                         .set(replace_call!())
                         .execute(conn)
                         .await?;
+                }
+                let counted = counters::increments(&batch.calls);
+                for rows in counted.chunks(PG_ROWS_PER_INSERT) {
+                    counters::add_to_counters!(rows).execute(conn).await?;
                 }
                 for rows in batch.tool_calls.chunks(PG_ROWS_PER_INSERT) {
                     diesel::insert_into(schema::tool_calls::table)
@@ -141,6 +147,10 @@ fn write_sqlite(conn: &mut diesel::SqliteConnection, batch: &Batch) -> diesel::Q
             .set(replace_call!()),
         conn,
     )?;
+    // One statement per counter: SQLite's upsert takes one row at a time.
+    for row in counters::increments(&batch.calls) {
+        SyncRunQueryDsl::execute(counters::add_to_counters!(&row), conn)?;
+    }
     SyncRunQueryDsl::execute(
         diesel::insert_into(schema::tool_calls::table).values(&batch.tool_calls),
         conn,

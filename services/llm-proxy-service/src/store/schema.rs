@@ -65,4 +65,22 @@ diesel::table! {
 }
 
 diesel::joinable!(tool_calls -> llm_calls (call_id));
-diesel::allow_tables_to_appear_in_same_query!(budgets, llm_calls, tool_calls, trace_events);
+diesel::table! {
+    usage_counters (subject, subject_id, period, period_start) {
+        subject -> Text,
+        subject_id -> Text,
+        period -> Text,
+        period_start -> Timestamp,
+        user_id -> Text,
+        tokens -> BigInt,
+        cost_nanos -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    budgets,
+    llm_calls,
+    tool_calls,
+    trace_events,
+    usage_counters
+);

@@ -1,6 +1,6 @@
 //! Sums over `llm_calls`: a caller's usage grouped one way or another
-//! (`GET /usage`), and what a user or API key used since a moment
-//! (budgets).
+//! (`GET /usage`). Budgets read the usage counters instead
+//! (`super::counters`).
 //!
 //! Sums of BIGINT columns are NUMERIC on PostgreSQL; each is cast back to
 //! BIGINT in SQL, which both backends read the same way.
@@ -112,53 +112,4 @@ pub async fn summarize(db: &Db, filter: &UsageFilter) -> Result<Vec<UsageRow>, D
         }
         query.load::<UsageRow>(conn).await.map_err(DbError::from)
     })
-}
-
-/// Whose calls a budget counts.
-#[derive(Debug, Clone, Copy)]
-pub enum Attribution<'a> {
-    User(&'a str),
-    ApiKey(&'a str),
-}
-
-/// Tokens (input and output) and known cost used.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Used {
-    pub tokens: i64,
-    pub cost_nanos: i64,
-}
-
-/// What a user or an API key used since `since`, calls in flight included
-/// (with what their rows hold: nothing yet); only `owner`'s calls when
-/// given. Reads the `(user_id, created_at)` or `(api_key_id, created_at)`
-/// index.
-pub async fn used_since(
-    db: &Db,
-    who: Attribution<'_>,
-    owner: Option<&str>,
-    since: NaiveDateTime,
-) -> Result<Used, DbError> {
-    let (tokens, cost_nanos) = db_run!(db, |conn| {
-        let mut query = llm_calls::table
-            .filter(llm_calls::created_at.ge(since))
-            .into_boxed();
-        query = match who {
-            Attribution::User(user) => query.filter(llm_calls::user_id.eq(user)),
-            Attribution::ApiKey(key) => query.filter(llm_calls::api_key_id.eq(key)),
-        };
-        if let Some(owner) = owner {
-            query = query.filter(llm_calls::user_id.eq(owner));
-        }
-        query
-            .select((
-                sql::<BigInt>(
-                    "CAST(COALESCE(SUM(llm_calls.input_tokens + llm_calls.output_tokens), 0) AS BIGINT)",
-                ),
-                sql::<BigInt>("CAST(COALESCE(SUM(llm_calls.cost_nanos), 0) AS BIGINT)"),
-            ))
-            .first::<(i64, i64)>(conn)
-            .await
-            .map_err(DbError::from)
-    })?;
-    Ok(Used { tokens, cost_nanos })
 }

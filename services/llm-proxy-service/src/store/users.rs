@@ -6,11 +6,11 @@ use confab_kit::db_run;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use super::schema::{budgets, llm_calls, trace_events};
+use super::schema::{budgets, llm_calls, trace_events, usage_counters};
 
 /// Deletes the user's calls (their tool calls go with them: ON DELETE
-/// CASCADE), trace events and budgets (those they own, their API keys'
-/// included), in one transaction; rows already gone are not an error.
+/// CASCADE), trace events, budgets and usage counters (those they own,
+/// their API keys' included), in one transaction; rows already gone are not an error.
 ///
 /// A call of theirs still in flight is written when it ends, after this:
 /// the gateway deletes the user (and so their tokens and keys) first, so
@@ -25,6 +25,9 @@ pub async fn delete_user_data(db: &Db, user_id: &str) -> Result<(), DbError> {
                 .execute(conn)
                 .await?;
             diesel::delete(budgets::table.filter(budgets::user_id.eq(user_id)))
+                .execute(conn)
+                .await?;
+            diesel::delete(usage_counters::table.filter(usage_counters::user_id.eq(user_id)))
                 .execute(conn)
                 .await?;
             Ok(())

@@ -1,3 +1,4 @@
+DROP TABLE usage_counters;
 DROP TABLE budgets;
 DROP INDEX llm_calls_api_key_created;
 ALTER TABLE llm_calls DROP COLUMN cost_nanos;

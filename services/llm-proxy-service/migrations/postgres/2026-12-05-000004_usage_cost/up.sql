@@ -23,3 +23,37 @@ CREATE TABLE budgets (
     PRIMARY KEY (subject, subject_id, period)
 );
 CREATE INDEX budgets_user ON budgets (user_id);
+
+-- What each user and API key used in each UTC day and month, added to by
+-- the recorder in the transaction that writes a call's end (src/store/
+-- counters.rs), so that a budget check reads a row instead of summing the
+-- period's calls: its cost stays the same however many calls a user makes.
+-- `user_id` is the owner, as in budgets.
+CREATE TABLE usage_counters (
+    subject TEXT NOT NULL, -- 'user' | 'api_key'
+    subject_id TEXT NOT NULL,
+    period TEXT NOT NULL, -- 'day' | 'month'
+    period_start TIMESTAMP NOT NULL,
+    user_id TEXT NOT NULL,
+    tokens BIGINT NOT NULL,
+    cost_nanos BIGINT NOT NULL,
+    PRIMARY KEY (subject, subject_id, period, period_start)
+);
+CREATE INDEX usage_counters_user ON usage_counters (user_id);
+
+-- This month's calls from before the counters, counted (calls then had no
+-- API key and no cost).
+INSERT INTO usage_counters (subject, subject_id, period, period_start, user_id, tokens, cost_nanos)
+SELECT 'user', user_id, 'day', date_trunc('day', created_at), user_id,
+       SUM(input_tokens + output_tokens), 0
+FROM llm_calls
+WHERE user_id IS NOT NULL AND status <> 'in_flight'
+  AND created_at >= date_trunc('month', now() AT TIME ZONE 'UTC')
+GROUP BY user_id, date_trunc('day', created_at);
+INSERT INTO usage_counters (subject, subject_id, period, period_start, user_id, tokens, cost_nanos)
+SELECT 'user', user_id, 'month', date_trunc('month', created_at), user_id,
+       SUM(input_tokens + output_tokens), 0
+FROM llm_calls
+WHERE user_id IS NOT NULL AND status <> 'in_flight'
+  AND created_at >= date_trunc('month', now() AT TIME ZONE 'UTC')
+GROUP BY user_id, date_trunc('month', created_at);
