@@ -10,7 +10,7 @@
 //! as a sum over the rows would give. A call marked `interrupted` by another
 //! instance counts nothing, as its row holds no tokens.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDateTime};
 use confab_kit::db::{Db, DbError};
@@ -36,10 +36,16 @@ pub struct CounterRow {
     pub cost_nanos: i64,
 }
 
+/// A counter: subject, subject id, period, period start.
+type CounterKey<'a> = (&'a str, &'a str, &'a str, NaiveDateTime);
+
 /// The counters that `calls` add to, one row per counter (the batch's
-/// calls of one user, day and month summed), in a stable order.
+/// calls of one user, day and month summed), in the counters' key order:
+/// every writer locks rows in that one order, so two batches adding to the
+/// same counters never wait on each other in a circle.
 pub fn increments(calls: &[LlmCall]) -> Vec<CounterRow> {
-    let mut sums: HashMap<(&str, &str, &str, NaiveDateTime), (&str, i64, i64)> = HashMap::new();
+    // Owner, tokens, cost.
+    let mut sums: BTreeMap<CounterKey<'_>, (&str, i64, i64)> = BTreeMap::new();
     for call in calls.iter().filter(|c| c.status != status::IN_FLIGHT) {
         let Some(user) = call.user_id.as_deref() else {
             continue;
@@ -63,8 +69,7 @@ pub fn increments(calls: &[LlmCall]) -> Vec<CounterRow> {
             }
         }
     }
-    let mut rows: Vec<CounterRow> = sums
-        .into_iter()
+    sums.into_iter()
         .map(
             |((subject, id, period, start), (user, tokens, cost))| CounterRow {
                 subject: subject.to_owned(),
@@ -76,18 +81,7 @@ pub fn increments(calls: &[LlmCall]) -> Vec<CounterRow> {
                 cost_nanos: cost,
             },
         )
-        .collect();
-    // Rows are locked in one order by every writer: two batches adding to
-    // the same counters never wait on each other in a circle.
-    rows.sort_by(|a, b| {
-        (&a.subject, &a.subject_id, &a.period, a.period_start).cmp(&(
-            &b.subject,
-            &b.subject_id,
-            &b.period,
-            b.period_start,
-        ))
-    });
-    rows
+        .collect()
 }
 
 fn day_start(at: NaiveDateTime) -> NaiveDateTime {
