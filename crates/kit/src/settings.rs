@@ -59,6 +59,12 @@ pub struct TelemetrySettings {
     /// OTLP/HTTP endpoint; `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
     #[serde(default)]
     pub otlp_endpoint: Option<String>,
+    /// Whether LLM spans carry the prompts and completions themselves
+    /// (`gen_ai.input.messages`, `gen_ai.output.messages`). Off by default:
+    /// they are the users' words, and a trace backend is rarely where those
+    /// are meant to be kept.
+    #[serde(default)]
+    pub capture_content: bool,
 }
 
 /// The settings of one service, whose built-in defaults are a TOML document.

@@ -14,6 +14,7 @@ use confab_protocol::openai::{
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
+use tracing::Instrument;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct LlmSettings {
@@ -96,16 +97,54 @@ impl LlmClient {
         tools: Vec<serde_json::Value>,
         who: &Attribution,
     ) -> anyhow::Result<impl Stream<Item = anyhow::Result<LlmEvent>> + use<>> {
-        let response = self.request(messages, tools, who).send().await?;
+        let span = self.span(who);
+        let response = self
+            .request(messages, tools, who, &span)
+            .send()
+            .instrument(span.clone())
+            .await?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
             anyhow::bail!("llm-proxy answered {status}: {body}");
         }
+        // The span lasts as long as the stream: it ends when the caller has
+        // read (or dropped) the completion.
         Ok(response
             .bytes_stream()
             .eventsource()
-            .flat_map(|event| futures_util::stream::iter(decode(event))))
+            .flat_map(|event| futures_util::stream::iter(decode(event)))
+            .inspect(move |event| {
+                if let Ok(LlmEvent::Usage(usage, _)) = event {
+                    let input = i64::try_from(usage.prompt_tokens).unwrap_or(i64::MAX);
+                    let output = i64::try_from(usage.completion_tokens).unwrap_or(i64::MAX);
+                    span.record("gen_ai.usage.input_tokens", input);
+                    span.record("gen_ai.usage.output_tokens", output);
+                    tracing::debug!(parent: &span, input_tokens = input, output_tokens = output, "the model answered");
+                }
+            }))
+    }
+
+    /// The GenAI client span of one call, in the trace of the task's request
+    /// (the task runs apart from it). llm-proxy-service's own span of the
+    /// call is its child.
+    fn span(&self, who: &Attribution) -> tracing::Span {
+        let model = &self.settings.model;
+        let span = tracing::info_span!(
+            "gen_ai.chat",
+            otel.name = %format!("chat {model}"),
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            // The OpenAI-compatible API of Confab's own LLM proxy.
+            gen_ai.provider.name = "confab.llm_proxy",
+            gen_ai.request.model = %model,
+            gen_ai.agent.name = %who.agent_id,
+            gen_ai.conversation.id = who.conversation_id.as_deref().unwrap_or(""),
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+        );
+        confab_kit::telemetry::set_parent_from(&span, who.traceparent.as_deref());
+        span
     }
 
     /// The call to the proxy: the completion, streamed with its usage,
@@ -115,6 +154,7 @@ impl LlmClient {
         messages: Vec<ChatMessage>,
         tools: Vec<serde_json::Value>,
         who: &Attribution,
+        span: &tracing::Span,
     ) -> reqwest::RequestBuilder {
         let request = ChatCompletionRequest {
             model: self.settings.model.clone(),
@@ -147,7 +187,10 @@ impl LlmClient {
         if let Some(conversation) = &who.conversation_id {
             call = call.header(CONVERSATION_ID_HEADER, conversation);
         }
-        if let Some(traceparent) = &who.traceparent {
+        // The call's own span when it is exported, else the task's hop.
+        if let Some(traceparent) =
+            confab_kit::telemetry::traceparent_of(span).or_else(|| who.traceparent.clone())
+        {
             call = call.header("traceparent", traceparent);
         }
         call
@@ -222,7 +265,7 @@ mod tests {
             traceparent: None,
         };
         let call = client()
-            .request(Vec::new(), Vec::new(), &who)
+            .request(Vec::new(), Vec::new(), &who, &tracing::Span::none())
             .build()
             .unwrap();
         let headers = call.headers();
@@ -236,7 +279,7 @@ mod tests {
             ..who
         };
         let call = client()
-            .request(Vec::new(), Vec::new(), &without_key)
+            .request(Vec::new(), Vec::new(), &without_key, &tracing::Span::none())
             .build()
             .unwrap();
         assert!(call.headers().get(API_KEY_ID_HEADER).is_none());

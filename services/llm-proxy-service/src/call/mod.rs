@@ -5,6 +5,7 @@
 
 mod assembly;
 mod attempt;
+mod gen_ai;
 mod record;
 mod respond;
 mod stream;

@@ -41,9 +41,12 @@ impl CallState {
     pub fn new(call: &CallRequest, targets: &[Target], instance: &str) -> Self {
         let request = &call.request.parsed;
         let id = new_id("call");
+        // A client span, as the conventions have an inference call: the
+        // proxy's call of the model on the client's behalf.
         let span = tracing::info_span!(
             "gen_ai.chat",
             otel.name = %format!("chat {}", request.model),
+            otel.kind = "client",
             gen_ai.operation.name = "chat",
             gen_ai.request.model = %request.model,
             gen_ai.provider.name = tracing::field::Empty,
@@ -52,8 +55,12 @@ impl CallState {
             gen_ai.usage.output_tokens = tracing::field::Empty,
             gen_ai.conversation.id = call.identity.conversation_id.as_deref().unwrap_or(""),
             gen_ai.agent.id = call.identity.agent_id.as_deref().unwrap_or(""),
+            gen_ai.system_instructions = tracing::field::Empty,
+            gen_ai.input.messages = tracing::field::Empty,
+            gen_ai.output.messages = tracing::field::Empty,
             confab.call_id = %id,
         );
+        super::gen_ai::record_request(&span, &request.messages);
         Self {
             events: EventContext {
                 call_id: id.clone(),
@@ -157,9 +164,14 @@ pub(super) async fn finish(
     let tokens = spent.tokens;
     call.span
         .record("gen_ai.provider.name", call.provider.as_str());
-    call.span.record("gen_ai.usage.input_tokens", tokens.input);
-    call.span
-        .record("gen_ai.usage.output_tokens", tokens.output);
+    // As i64: an u64 field reaches the span as text.
+    let (input, output) = (
+        i64::try_from(tokens.input).unwrap_or(i64::MAX),
+        i64::try_from(tokens.output).unwrap_or(i64::MAX),
+    );
+    call.span.record("gen_ai.usage.input_tokens", input);
+    call.span.record("gen_ai.usage.output_tokens", output);
+    tracing::debug!(parent: &call.span, input_tokens = input, output_tokens = output, error = error.as_deref(), "LLM call ended");
     let now = Utc::now().naive_utc();
     let tools = tool_calls
         .into_iter()

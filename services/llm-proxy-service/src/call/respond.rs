@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::assembly::cached_tokens;
 use super::attempt::Failure;
+use super::gen_ai;
 use super::record::{CallState, Spent, finish};
 use crate::AppState;
 use crate::error::ProxyError;
@@ -115,9 +116,13 @@ pub(super) async fn complete(
         .as_ref()
         .and_then(|c| c.choices.first())
         .and_then(|c| c.finish_reason.clone());
-    if let Some(model) = parsed.as_ref().map(|c| c.model.clone()) {
-        call.span.record("gen_ai.response.model", model.as_str());
-    }
+    gen_ai::record_response(
+        &call.span,
+        parsed.as_ref().map(|c| c.model.as_str()),
+        finish_reason.as_deref(),
+        &content,
+        &tool_calls,
+    );
     for tool_call in &tool_calls {
         state
             .hub

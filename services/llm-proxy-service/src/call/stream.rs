@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::assembly::{Assembly, ChunkView, recorded_response};
+use super::gen_ai;
 use super::record::{CallState, Spent, finish};
 use super::respond::add_cost;
 use crate::AppState;
@@ -78,14 +79,18 @@ pub(super) async fn forward(
     if error.is_none() && assembly.finish_reason.is_none() {
         error = Some("the upstream stream ended before the model finished".into());
     }
-    if let Some(model) = &assembly.model {
-        call.span.record("gen_ai.response.model", model.as_str());
-    }
     let spent = match spent {
         Some(spent) if spent.tokens == tokens_of(&assembly) => spent,
         _ => spent_of(&state, &call, &assembly),
     };
     let tool_calls: Vec<ToolCall> = assembly.tool_calls.into_values().collect();
+    gen_ai::record_response(
+        &call.span,
+        assembly.model.as_deref(),
+        assembly.finish_reason.as_deref(),
+        &assembly.content,
+        &tool_calls,
+    );
     for tool_call in &tool_calls {
         state
             .hub
