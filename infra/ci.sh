@@ -22,6 +22,10 @@
 #   7. interoperability suites: infra/interop/run.sh when it exists
 #   8. the web console's browser suite on SQLite: infra/browser/run.sh (Debian's
 #      Chromium, installed with apt-get when missing, driven by Playwright)
+#   9. the trace test: infra/telemetry/run.sh (one turn through the real
+#      binaries, exported over OTLP/HTTP to a receiver that decodes it with
+#      the pinned opentelemetry-proto, checked to be one trace across every
+#      service with the GenAI attributes)
 # Any failure stops the run with a non-zero exit and names the failing step.
 #
 # Environment:
@@ -408,29 +412,32 @@ main() {
 
     echo "Confab CI in $PWD ($(uname -sm), $(date -u '+%Y-%m-%d %H:%M:%S UTC'))"
 
-    step "1/8 tools"
+    step "1/9 tools"
     ensure_tools
 
-    step "2/8 docker-compose.dev.yml against the Compose Specification"
+    step "2/9 docker-compose.dev.yml against the Compose Specification"
     bash infra/check-compose.sh
 
-    step "3/8 cargo fmt --all -- --check"
+    step "3/9 cargo fmt --all -- --check"
     cargo fmt --all -- --check
 
-    step "4/8 cargo clippy --workspace --all-targets -- -D warnings"
+    step "4/9 cargo clippy --workspace --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets -- -D warnings
 
-    step "5/8 cargo test --workspace (SQLite, the bus in-process)"
+    step "5/9 cargo test --workspace (SQLite, the bus in-process)"
     cargo test --workspace
 
-    step "6/8 cargo test --workspace (PostgreSQL, the bus on NATS JetStream)"
+    step "6/9 cargo test --workspace (PostgreSQL, the bus on NATS JetStream)"
     with_test_postgres with_test_nats cargo test --workspace
 
-    step "7/8 interoperability suites"
+    step "7/9 interoperability suites"
     interop_suites
 
-    step "8/8 the web console in Chromium (infra/browser/run.sh, SQLite)"
+    step "8/9 the web console in Chromium (infra/browser/run.sh, SQLite)"
     bash infra/browser/run.sh
+
+    step "9/9 one trace from the browser to the model (infra/telemetry/run.sh)"
+    bash infra/telemetry/run.sh
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
