@@ -25,8 +25,8 @@
 #      browser's own `traceparent`
 #   5. stops the services with SIGTERM: each flushes its batch of spans to
 #      the receiver as it shuts down
-#   6. pytest -q infra/telemetry: the receiver's spans and the services' logs
-#      checked, and the span tree of the turn printed
+#   6. pytest -q infra/telemetry: the receiver's spans and metrics and the
+#      services' logs checked, and the span tree of the turn printed
 #   7. on exit, however it happens: stops what it started (TERM, then KILL
 #      after TELEMETRY_STOP_TIMEOUT s) and removes the temporary directory
 # The exit status is pytest's (or 1 when setting up failed).

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
@@ -163,6 +164,44 @@ def test_the_agents_spans_never_carry_contents(spans: list[Span]) -> None:
     agent = [s for s in spans if s.service == "demo-agents" and "gen_ai.operation.name" in s.attributes]
     assert agent
     assert not [s for s in agent if "gen_ai.input.messages" in s.attributes]
+
+
+def histogram_points(service: str, name: str) -> list[tuple[dict[str, object], int, float]]:
+    """(attributes, count, sum) of each data point of histogram `name` that
+    `service` exported (its last export holds the cumulative totals)."""
+    points = []
+    for body in sorted((directory() / "otlp").glob("metrics-*.pb")):
+        request = ExportMetricsServiceRequest.FromString(body.read_bytes())
+        for resource_metrics in request.resource_metrics:
+            resource = {kv.key: value_of(kv.value) for kv in resource_metrics.resource.attributes}
+            if resource.get("service.name") != service:
+                continue
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    if metric.name != name:
+                        continue
+                    points = [
+                        ({kv.key: value_of(kv.value) for kv in p.attributes}, p.count, p.sum)
+                        for p in metric.histogram.data_points
+                    ]
+    return points
+
+
+def test_gen_ai_metrics_count_the_turns_calls_and_tokens(spans: list[Span]) -> None:
+    llm = [s for s in spans if s.service == "llm-proxy-service" and "gen_ai.operation.name" in s.attributes]
+    usage = histogram_points("llm-proxy-service", "gen_ai.client.token.usage")
+    by_type = {attributes["gen_ai.token.type"]: (count, total) for attributes, count, total in usage}
+    assert by_type == {
+        "input": (len(llm), sum(s.attributes["gen_ai.usage.input_tokens"] for s in llm)),
+        "output": (len(llm), sum(s.attributes["gen_ai.usage.output_tokens"] for s in llm)),
+    }, usage
+    for attributes, _, _ in usage:
+        assert attributes["gen_ai.operation.name"] == "chat"
+        assert attributes["gen_ai.provider.name"] == "builtin"
+        assert attributes["gen_ai.request.model"] == "builtin"
+    durations = histogram_points("llm-proxy-service", "gen_ai.client.operation.duration")
+    assert sum(count for _, count, _ in durations) == len(llm), durations
+    assert all("error.type" not in attributes for attributes, _, _ in durations)
 
 
 def log_lines(service: str) -> list[str]:

@@ -1,5 +1,7 @@
-//! Logs and traces: `tracing` to stdout (human or JSON lines, filtered by
-//! `RUST_LOG`), plus OTLP/HTTP export when an endpoint is configured.
+//! Logs, traces and GenAI metrics: `tracing` to stdout (human or JSON
+//! lines, filtered by `RUST_LOG`), plus OTLP/HTTP export of spans and of the
+//! OpenTelemetry GenAI client metrics when an endpoint is configured (the
+//! Prometheus series of `/metrics` are the `metrics` crate's, apart).
 //!
 //! A log line written inside a span that has an OpenTelemetry context (when
 //! export is on) carries that span's `trace_id` and `span_id`, so a line can
@@ -15,6 +17,7 @@ use opentelemetry::trace::{SpanId, TraceContextExt, TraceId, TracerProvider as _
 use opentelemetry::{Array, StringValue, Value};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::{Event, Subscriber};
@@ -28,15 +31,19 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::settings::{LogFormat, TelemetrySettings};
 
-/// Flushes pending spans when dropped at the end of `main`.
+/// Flushes pending spans and metrics when dropped at the end of `main`.
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         if let Some(Err(err)) = self.provider.take().map(|p| p.shutdown()) {
             eprintln!("flushing traces failed: {err}");
+        }
+        if let Some(Err(err)) = self.meters.take().map(|p| p.shutdown()) {
+            eprintln!("flushing metrics failed: {err}");
         }
     }
 }
@@ -54,10 +61,16 @@ pub fn capture_content() -> bool {
 pub fn init(service: &'static str, settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     CAPTURE_CONTENT.store(settings.capture_content, Ordering::Relaxed);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let provider = match settings.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
-        Some(endpoint) => Some(otlp_provider(service, endpoint)?),
-        None => None,
+    let (provider, meters) = match settings.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
+        Some(endpoint) => (
+            Some(otlp_provider(service, endpoint)?),
+            Some(otlp_meters(service, endpoint)?),
+        ),
+        None => (None, None),
     };
+    if let Some(meters) = &meters {
+        opentelemetry::global::set_meter_provider(meters.clone());
+    }
     let otel = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer(service))
@@ -70,7 +83,7 @@ pub fn init(service: &'static str, settings: &TelemetrySettings) -> anyhow::Resu
         .with(otel)
         .try_init()
         .context("installing the tracing subscriber")?;
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard { provider, meters })
 }
 
 /// The layer that writes log lines to `writer`, in `log_format`, with the
@@ -195,6 +208,96 @@ pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
     let mut carrier = std::collections::HashMap::new();
     TraceContextPropagator::new().inject_context(&context, &mut carrier);
     carrier.remove(crate::trace_context::TRACEPARENT)
+}
+
+/// The GenAI client metrics of the OpenTelemetry semantic conventions,
+/// exported over OTLP beside the spans (nowhere without an endpoint).
+pub struct GenAiMetrics {
+    /// `gen_ai.client.token.usage`: tokens per call, by `gen_ai.token.type`.
+    token_usage: opentelemetry::metrics::Histogram<u64>,
+    /// `gen_ai.client.operation.duration`: seconds per call.
+    duration: opentelemetry::metrics::Histogram<f64>,
+}
+
+/// One finished LLM call, as the GenAI metrics count it.
+pub struct GenAiCall<'a> {
+    pub operation: &'static str,
+    pub provider: &'a str,
+    pub request_model: &'a str,
+    pub response_model: Option<&'a str>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub duration: std::time::Duration,
+    /// `error.type` of a failed call.
+    pub error: Option<&'a str>,
+}
+
+impl GenAiMetrics {
+    /// The process's instruments, made on first use (after [`init`] has set
+    /// the meter provider, or they would count into nothing).
+    pub fn get() -> &'static Self {
+        static METRICS: std::sync::OnceLock<GenAiMetrics> = std::sync::OnceLock::new();
+        METRICS.get_or_init(|| {
+            let meter = opentelemetry::global::meter("confab");
+            // The conventions' advised bucket boundaries.
+            let token_buckets = (0..14).map(|i| 4f64.powi(i)).collect();
+            let duration_buckets = (0..14).map(|i| 0.01 * 2f64.powi(i)).collect();
+            Self {
+                token_usage: meter
+                    .u64_histogram("gen_ai.client.token.usage")
+                    .with_unit("{token}")
+                    .with_description("Number of input and output tokens used")
+                    .with_boundaries(token_buckets)
+                    .build(),
+                duration: meter
+                    .f64_histogram("gen_ai.client.operation.duration")
+                    .with_unit("s")
+                    .with_description("GenAI operation duration")
+                    .with_boundaries(duration_buckets)
+                    .build(),
+            }
+        })
+    }
+
+    /// Counts one call: its duration, and its tokens when it used any.
+    pub fn record(&self, call: &GenAiCall<'_>) {
+        let mut attributes = vec![
+            opentelemetry::KeyValue::new("gen_ai.operation.name", call.operation),
+            opentelemetry::KeyValue::new("gen_ai.provider.name", call.provider.to_owned()),
+            opentelemetry::KeyValue::new("gen_ai.request.model", call.request_model.to_owned()),
+        ];
+        if let Some(model) = call.response_model {
+            attributes.push(opentelemetry::KeyValue::new(
+                "gen_ai.response.model",
+                model.to_owned(),
+            ));
+        }
+        let mut timed = attributes.clone();
+        if let Some(error) = call.error {
+            timed.push(opentelemetry::KeyValue::new("error.type", error.to_owned()));
+        }
+        self.duration.record(call.duration.as_secs_f64(), &timed);
+        if call.input_tokens == 0 && call.output_tokens == 0 {
+            return;
+        }
+        for (kind, count) in [("input", call.input_tokens), ("output", call.output_tokens)] {
+            let mut attributes = attributes.clone();
+            attributes.push(opentelemetry::KeyValue::new("gen_ai.token.type", kind));
+            self.token_usage.record(count, &attributes);
+        }
+    }
+}
+
+fn otlp_meters(service: &'static str, endpoint: &str) -> anyhow::Result<SdkMeterProvider> {
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{}/v1/metrics", endpoint.trim_end_matches('/')))
+        .build()
+        .context("building the OTLP metrics exporter")?;
+    Ok(SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter)
+        .with_resource(Resource::builder().with_service_name(service).build())
+        .build())
 }
 
 fn otlp_provider(service: &'static str, endpoint: &str) -> anyhow::Result<SdkTracerProvider> {

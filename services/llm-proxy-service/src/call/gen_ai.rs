@@ -8,17 +8,21 @@
 use confab_protocol::openai::{ChatMessage, ToolCall};
 use serde_json::{Value, json};
 
+use super::record::CallState;
+
 /// Records the answer on the call's span: the model that answered, why it
 /// stopped, and (when contents are captured) the answer itself.
 pub(super) fn record_response(
-    span: &tracing::Span,
+    call: &mut CallState,
     model: Option<&str>,
     finish_reason: Option<&str>,
     content: &str,
     tool_calls: &[ToolCall],
 ) {
+    let span = &call.span;
     if let Some(model) = model {
         span.record("gen_ai.response.model", model);
+        call.response_model = Some(model.to_owned());
     }
     if let Some(reason) = finish_reason {
         confab_kit::telemetry::set_string_list(span, "gen_ai.response.finish_reasons", &[reason]);

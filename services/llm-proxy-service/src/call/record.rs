@@ -26,6 +26,8 @@ pub(super) struct CallState {
     pub started: Instant,
     pub provider: String,
     pub upstream_model: Option<String>,
+    /// The model its answer named (`gen_ai.response.model`).
+    pub response_model: Option<String>,
     pub attempts: i64,
     pub first_chunk_ms: Option<i64>,
     pub span: tracing::Span,
@@ -78,6 +80,7 @@ impl CallState {
                 .map(|t| t.provider.clone())
                 .unwrap_or_default(),
             upstream_model: None,
+            response_model: None,
             attempts: 0,
             first_chunk_ms: None,
             span,
@@ -171,6 +174,17 @@ pub(super) async fn finish(
     );
     call.span.record("gen_ai.usage.input_tokens", input);
     call.span.record("gen_ai.usage.output_tokens", output);
+    confab_kit::telemetry::GenAiMetrics::get().record(&confab_kit::telemetry::GenAiCall {
+        operation: "chat",
+        provider: &call.provider,
+        request_model: &call.model,
+        response_model: call.response_model.as_deref(),
+        input_tokens: tokens.input,
+        output_tokens: tokens.output,
+        duration: call.started.elapsed(),
+        // The conventions' fallback class: the message itself is no label.
+        error: error.as_ref().map(|_| "_OTHER"),
+    });
     tracing::debug!(parent: &call.span, input_tokens = input, output_tokens = output, error = error.as_deref(), "LLM call ended");
     let now = Utc::now().naive_utc();
     let tools = tool_calls

@@ -117,7 +117,7 @@ pub(super) async fn complete(
         .and_then(|c| c.choices.first())
         .and_then(|c| c.finish_reason.clone());
     gen_ai::record_response(
-        &call.span,
+        &mut call,
         parsed.as_ref().map(|c| c.model.as_str()),
         finish_reason.as_deref(),
         &content,

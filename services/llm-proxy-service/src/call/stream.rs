@@ -85,7 +85,7 @@ pub(super) async fn forward(
     };
     let tool_calls: Vec<ToolCall> = assembly.tool_calls.into_values().collect();
     gen_ai::record_response(
-        &call.span,
+        &mut call,
         assembly.model.as_deref(),
         assembly.finish_reason.as_deref(),
         &assembly.content,
