@@ -135,6 +135,13 @@ def test_llm_spans_carry_the_gen_ai_attributes(spans: list[Span]) -> None:
     }
 
 
+def test_each_llm_call_has_its_provider_request(spans: list[Span]) -> None:
+    llm = [s for s in spans if s.service == "llm-proxy-service" and "gen_ai.operation.name" in s.attributes]
+    for call in llm:
+        requests = [s for s in spans if s.parent_span_id == call.span_id]
+        assert [(s.name, s.attributes.get("confab.attempt")) for s in requests] == [("upstream builtin", 1)]
+
+
 def test_llm_spans_carry_the_messages_when_contents_are_captured(spans: list[Span]) -> None:
     """llm-proxy-service runs with `[telemetry] capture_content = true`."""
     llm = sorted(

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use tracing::Instrument;
 
 use super::record::CallState;
 use crate::AppState;
@@ -40,12 +41,33 @@ pub(super) async fn attempt(
         call.upstream_model = Some(target.model.clone());
         for attempt in 0..state.retry.max_attempts.max(1) {
             call.attempts += 1;
-            match state.providers.start(target, request, stream).await {
+            // One span per request to a provider, up to its first byte (a
+            // stream's body is the call's span's): retries and fallbacks
+            // show as siblings under the call.
+            let span = tracing::info_span!(
+                "provider.request",
+                otel.name = %format!("upstream {}", target.provider),
+                otel.kind = "client",
+                gen_ai.provider.name = %target.provider,
+                gen_ai.request.model = %target.model,
+                // As i64: an unsigned field reaches the span as text.
+                confab.attempt = i64::from(attempt) + 1,
+                error.type = tracing::field::Empty,
+            );
+            let started = state
+                .providers
+                .start(target, request, stream)
+                .instrument(span.clone())
+                .await;
+            match started {
                 Ok(start) => return Ok(start),
                 Err(UpstreamError::Refused { status, body }) => {
+                    // The conventions' error.type of an HTTP answer: its status code.
+                    span.record("error.type", status.to_string().as_str());
                     return Err(Failure::Refused { status, body });
                 }
                 Err(err @ (UpstreamError::Retryable(_) | UpstreamError::Broken(_))) => {
+                    span.record("error.type", "_OTHER");
                     tracing::warn!(provider = %target.provider, model = %target.model, attempt = attempt + 1, error = %err, "upstream attempt failed");
                     last_error = err.to_string();
                     if attempt + 1 < state.retry.max_attempts {
