@@ -418,6 +418,32 @@ mod tests {
     }
 
     #[test]
+    fn a_span_made_apart_from_its_request_joins_the_requests_trace() {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let theirs = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let ours = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("gen_ai.chat");
+            set_parent_from(&span, Some(theirs));
+            traceparent_of(&span)
+        })
+        .unwrap();
+        let parts: Vec<&str> = ours.split('-').collect();
+        assert_eq!(parts[0], "00");
+        assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(parts[2], "00f067aa0ba902b7");
+        assert_eq!(parts[3], "01");
+    }
+
+    #[test]
+    fn without_export_a_span_names_no_traceparent() {
+        let span = tracing::info_span!("gen_ai.chat");
+        set_parent_from(&span, Some("garbage"));
+        assert_eq!(traceparent_of(&span), None);
+    }
+
+    #[test]
     fn without_export_lines_are_tracings_own() {
         for log_format in [LogFormat::Human, LogFormat::Json] {
             let (lines, _, _) = log_in_a_span(log_format, false);
