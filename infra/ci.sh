@@ -4,8 +4,10 @@
 # Meant for a fresh Debian bookworm machine, run as root (apt-get is used for
 # missing tools), with the machine's Rust toolchain already installed. Steps:
 #   1. tools: cargo (required), rustfmt + clippy, curl, python3 + pip
-#   2. docker-compose.dev.yml against the Compose Specification's JSON schema
-#      and Confab's rules for it (infra/check-compose.sh)
+#   2. every compose file (docker-compose.dev.yml, the observability overlay)
+#      against the vendored Compose Specification JSON schema, and Confab's
+#      rules for them: settings, ports and build args the binaries read
+#      (infra/check-compose.sh)
 #   3. cargo fmt --all -- --check
 #   4. cargo clippy --workspace --all-targets -- -D warnings
 #   5. cargo test --workspace                      (embedded SQLite backend)
@@ -415,7 +417,7 @@ main() {
     step "1/9 tools"
     ensure_tools
 
-    step "2/9 docker-compose.dev.yml against the Compose Specification"
+    step "2/9 the compose files against the Compose Specification and the binaries (infra/check-compose.sh)"
     bash infra/check-compose.sh
 
     step "3/9 cargo fmt --all -- --check"

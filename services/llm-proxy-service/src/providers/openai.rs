@@ -116,6 +116,13 @@ impl OpenAi {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
+        // The provider request's span (`call::attempt`) as its parent, so an
+        // upstream that traces (a self-hosted vLLM, say) joins the turn's
+        // trace (DESIGN §11).
+        if let Some(traceparent) = confab_kit::telemetry::traceparent_of(&tracing::Span::current())
+        {
+            request = request.header(confab_kit::trace_context::TRACEPARENT, traceparent);
+        }
         let response = match tokio::time::timeout(self.first_byte_timeout, request.send()).await {
             Err(_) => return Err(UpstreamError::Retryable("upstream timed out".into())),
             Ok(Err(err)) => {
