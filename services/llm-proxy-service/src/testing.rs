@@ -43,3 +43,24 @@ pub fn slow_builtin(settings: &mut Settings, first_chunk_ms: u64, chunk_ms: u64)
         builtin.chunk_delay_ms = chunk_ms;
     }
 }
+
+/// The calls recorded for `user`, newest first (up to 100), once there are
+/// at least `expected`: the recorder writes a moment after each call, so a
+/// test waits for it (at most 10 s, then answers what there is).
+pub async fn recorded_calls(
+    db: &Db,
+    user: &str,
+    expected: usize,
+) -> Vec<crate::store::llm_calls::LlmCall> {
+    let mut calls = Vec::new();
+    for _ in 0..400 {
+        calls = crate::store::llm_calls::list_for_user(db, user, 100)
+            .await
+            .unwrap_or_default();
+        if calls.len() >= expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    calls
+}

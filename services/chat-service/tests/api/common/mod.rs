@@ -97,17 +97,7 @@ pub async fn llm_calls_of(
     user: &str,
     expected: usize,
 ) -> Vec<llm_proxy_service::store::llm_calls::LlmCall> {
-    let mut calls = Vec::new();
-    for _ in 0..400 {
-        calls = llm_proxy_service::store::llm_calls::list_for_user(&llm.db, user, 50)
-            .await
-            .unwrap();
-        if calls.len() >= expected {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    calls
+    llm_proxy_service::testing::recorded_calls(&llm.db, user, expected).await
 }
 
 /// chat-service on a fresh database whose agents `ids` all point at a port

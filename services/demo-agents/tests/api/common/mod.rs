@@ -84,17 +84,7 @@ impl Agents {
         user: &str,
         expected: usize,
     ) -> Vec<llm_proxy_service::store::llm_calls::LlmCall> {
-        let mut calls = Vec::new();
-        for _ in 0..400 {
-            calls = llm_proxy_service::store::llm_calls::list_for_user(&self.llm_db, user, 50)
-                .await
-                .unwrap();
-            if calls.len() >= expected {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        calls
+        llm_proxy_service::testing::recorded_calls(&self.llm_db, user, expected).await
     }
 
     /// Posts a JSON-RPC request (any JSON) to `agent`, with the service

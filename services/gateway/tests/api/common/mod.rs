@@ -361,15 +361,5 @@ pub async fn llm_calls_of(
     user_id: &str,
     expected: usize,
 ) -> Vec<llm_proxy_service::store::llm_calls::LlmCall> {
-    let mut calls = Vec::new();
-    for _ in 0..400 {
-        calls = llm_proxy_service::store::llm_calls::list_for_user(db, user_id, 10)
-            .await
-            .unwrap();
-        if calls.len() >= expected {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    calls
+    llm_proxy_service::testing::recorded_calls(db, user_id, expected).await
 }
