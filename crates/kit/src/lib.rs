@@ -5,6 +5,7 @@
 //! and serves its routes with [`server::serve`], which adds `/health`, `/ready`,
 //! `/metrics`, `X-Request-Id` and the JSON error body to every app.
 
+pub mod api;
 pub mod auth;
 pub mod bus;
 pub mod coalesce;

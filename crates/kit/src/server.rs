@@ -18,6 +18,9 @@ use serde_json::json;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use confab_protocol::error::ErrorBody;
+
+use crate::api::Routes;
 use crate::db::Db;
 use crate::error::{ApiError, from_actix};
 use crate::settings::ServerSettings;
@@ -180,9 +183,7 @@ where
             .app_data(web::Data::new(metrics.clone()))
             .app_data(web::Data::new(metrics_access.clone()))
             .wrap(from_fn(request_context))
-            .route("/health", web::get().to(health))
-            .route("/ready", web::get().to(ready))
-            .route("/metrics", web::get().to(render_metrics))
+            .configure(|cfg| routes(&mut Routes::new(cfg, &mut Vec::new())))
             .configure(configure.clone())
             .default_service(web::to(no_route))
     })
@@ -212,7 +213,22 @@ fn no_delay(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) 
     }
 }
 
-async fn health(info: web::Data<ServiceInfo>) -> HttpResponse {
+/// The routes every service serves besides its own: `/health`, `/ready`
+/// and `/metrics` (described in [`crate::api::document`]).
+pub fn routes(r: &mut Routes<'_>) {
+    r.get("/health", health)
+        .get("/ready", ready)
+        .get("/metrics", render_metrics);
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "service",
+    responses((status = 200, description = "`{\"status\":\"ok\",\"service\",\"version\"}`", body = Object))
+)]
+pub(crate) async fn health(info: web::Data<ServiceInfo>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "status": "ok",
         "service": info.name,
@@ -228,7 +244,17 @@ fn not_ready(reason: String) -> ApiError {
     )
 }
 
-async fn ready(readiness: web::Data<Readiness>) -> Result<HttpResponse, ApiError> {
+/// Readiness: the database answers and the bus is connected.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "service",
+    responses(
+        (status = 200, description = "`{\"status\":\"ready\"}`", body = Object),
+        (status = 503, description = "`not_ready`: the database or the bus cannot be reached.", body = ErrorBody)
+    )
+)]
+pub(crate) async fn ready(readiness: web::Data<Readiness>) -> Result<HttpResponse, ApiError> {
     match readiness.get_ref() {
         Readiness::Always => {}
         Readiness::Dependencies { db, bus } => {
@@ -245,7 +271,18 @@ async fn ready(readiness: web::Data<Readiness>) -> Result<HttpResponse, ApiError
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }
 
-async fn render_metrics(
+/// Prometheus metrics. The gateway's are for the service token or an admin.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4.", content_type = "text/plain", body = String),
+        (status = 401, description = "`unauthorized` (the gateway only): no service token or admin token.", body = ErrorBody),
+        (status = 403, description = "`forbidden` (the gateway only): a user's token.", body = ErrorBody)
+    )
+)]
+pub(crate) async fn render_metrics(
     req: HttpRequest,
     handle: web::Data<PrometheusHandle>,
     access: web::Data<MetricsAccess>,

@@ -9,6 +9,7 @@ pub const BUDGET_EXCEEDED: &str = "budget_exceeded";
 
 /// A budget's window: the UTC calendar day or month.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum BudgetPeriod {
     Day,
@@ -26,6 +27,7 @@ impl BudgetPeriod {
 
 /// Whose use a budget limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetSubject {
     User,
@@ -35,6 +37,7 @@ pub enum BudgetSubject {
 /// The limit a refused request ran into, as the error body shows it
 /// (`error.limit`), with `error.resets_at` beside it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BudgetLimit {
     pub subject: BudgetSubject,
     pub period: BudgetPeriod,

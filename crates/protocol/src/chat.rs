@@ -10,6 +10,11 @@ use serde_json::Value;
 /// drift. On the wire it is a JSON number of currency units (`0.000369`),
 /// as llm-proxy-service reports `usage.cost`; a number with more than nine
 /// decimals is rounded to the nearest nano-unit when read.
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = f64, minimum = 0.0)
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Cost(i64);
 
@@ -71,6 +76,7 @@ impl<'de> Deserialize<'de> for Cost {
 /// price). The `token_usage` of a message, of `done`, of every shape that
 /// shows one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageUsage {
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -109,6 +115,7 @@ fn cost_or_none<'de, D: serde::Deserializer<'de>>(
 /// failed or was canceled before the agent reported), so a client can tell
 /// a complete total (0) from a lower bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationUsage {
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -117,6 +124,7 @@ pub struct ConversationUsage {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MessageRole {
     User,
@@ -136,6 +144,7 @@ impl MessageRole {
 
 /// How a message ended. A user message is always `complete`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
     Complete,
@@ -159,6 +168,7 @@ impl MessageStatus {
 
 /// A conversation as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Conversation {
     pub id: String,
     pub title: String,
@@ -176,6 +186,7 @@ pub struct Conversation {
 
 /// A message as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub id: String,
     pub conversation_id: String,
@@ -191,6 +202,7 @@ pub struct Message {
 
 /// `POST /chat/conversations`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateConversation {
     #[serde(default)]
     pub title: Option<String>,
@@ -201,6 +213,7 @@ pub struct CreateConversation {
 /// `PATCH /chat/conversations/{id}`: the title is all an owner may change;
 /// any other field is refused rather than silently ignored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RenameConversation {
     pub title: String,
@@ -210,6 +223,7 @@ pub struct RenameConversation {
 /// and its newest messages, oldest first. `next_cursor` is the `before_seq`
 /// that fetches older ones from `…/messages` when the history was capped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationHistory {
     pub conversation: Conversation,
     pub messages: Vec<Message>,
@@ -218,6 +232,7 @@ pub struct ConversationHistory {
 
 /// Body of a turn: `{"message":"…"}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendMessage {
     pub message: String,
 }
@@ -225,6 +240,7 @@ pub struct SendMessage {
 /// `POST /chat/unified`: a turn that creates its conversation on the first
 /// message and picks its agent when not told.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnifiedRequest {
     pub message: String,
     #[serde(default)]
@@ -237,12 +253,14 @@ pub struct UnifiedRequest {
 
 /// Every list endpoint answers `{"items":[…],"next_cursor"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventError {
     pub code: String,
     pub message: String,
@@ -251,6 +269,7 @@ pub struct EventError {
 /// One native SSE event of a turn. Serialised as one JSON object per `data:`
 /// line with no `event:` name, so `EventSource.onmessage` sees them all.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChatEvent {
     MessageStart {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TraceKind {
     /// A call arrived (the request as sent).
     #[serde(rename = "llm.request")]
@@ -49,6 +50,7 @@ impl TraceKind {
 /// One trace event. `seq` orders every event of the proxy: a subscriber that
 /// saw up to `seq` resumes with `?since=seq` and misses nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TraceEvent {
     pub seq: i64,
     pub kind: TraceKind,
@@ -62,6 +64,7 @@ pub struct TraceEvent {
 
 /// A frame the server sends on `/ws/trace/{agent_id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TraceFrame {
     /// Sent once, after the replay of `since`: from here on events are live.

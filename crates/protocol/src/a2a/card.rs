@@ -19,6 +19,7 @@ use super::{JSONRPC_BINDING, ProtocolVersion};
 
 /// One endpoint of a v1.0 card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentInterface {
     pub url: String,
@@ -28,12 +29,14 @@ pub struct AgentInterface {
 
 /// One endpoint of a v0.3 card's `additionalInterfaces`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LegacyInterface {
     pub url: String,
     pub transport: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentCapabilities {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,6 +46,7 @@ pub struct AgentCapabilities {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentSkill {
     pub id: String,
@@ -57,6 +61,7 @@ pub struct AgentSkill {
 /// HTTP authentication (`Authorization: <scheme> <credentials>`): the
 /// `HTTPAuthSecurityScheme` of both versions, which name its fields alike.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpAuthSecurityScheme {
     /// The HTTP authentication scheme (RFC 7235), e.g. `Bearer`; case does
@@ -71,6 +76,7 @@ pub struct HttpAuthSecurityScheme {
 
 /// An API key in a header, query parameter or cookie.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKeySecurityScheme {
     /// The header, query parameter or cookie that carries the key.
     pub name: String,
@@ -85,6 +91,7 @@ pub struct ApiKeySecurityScheme {
 /// The members Confab does not model (OAuth 2, OpenID Connect, mTLS) read
 /// as no v1.0 shape at all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SecuritySchemeV1 {
     #[serde(rename = "httpAuthSecurityScheme")]
     HttpAuth(HttpAuthSecurityScheme),
@@ -96,6 +103,7 @@ pub enum SecuritySchemeV1 {
 /// Object, tagged by `type`. The types Confab does not model (`oauth2`,
 /// `openIdConnect`, `mutualTLS`) read as no v0.3 shape at all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type")]
 pub enum SecuritySchemeV03 {
     #[serde(rename = "http")]
@@ -118,6 +126,7 @@ pub enum SecuritySchemeV03 {
 /// not model reads as `v1: None, v03: None` rather than failing the card:
 /// chat-service reads cards it did not write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SecurityScheme {
     #[serde(flatten, default)]
     pub v1: Option<SecuritySchemeV1>,
@@ -156,6 +165,7 @@ impl SecurityScheme {
 
 /// The scopes one scheme of a requirement needs (v1.0 `StringList`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StringList {
     #[serde(default)]
     pub list: Vec<String>,
@@ -164,6 +174,7 @@ pub struct StringList {
 /// v1.0: one way to satisfy a card's security, every scheme of it together
 /// (the requirements of a card are alternatives).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SecurityRequirement {
     #[serde(default)]
     pub schemes: BTreeMap<String, StringList>,
@@ -173,6 +184,7 @@ pub struct SecurityRequirement {
 pub type LegacySecurityRequirement = BTreeMap<String, Vec<String>>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentCard {
     pub name: String,
