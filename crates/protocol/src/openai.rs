@@ -260,6 +260,49 @@ pub struct ChatCompletion {
     pub usage: Option<Usage>,
 }
 
+/// One model of `GET /v1/models` (OpenAI's model object).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Model {
+    /// The name to ask for in `model`.
+    pub id: String,
+    /// Always `model`.
+    pub object: String,
+    /// Unix seconds; Confab's models have no date and say 0.
+    pub created: i64,
+    pub owned_by: String,
+}
+
+impl Model {
+    /// A model Confab serves.
+    pub fn confab(id: impl Into<String>, created: i64) -> Self {
+        Self {
+            id: id.into(),
+            object: "model".into(),
+            created,
+            owned_by: "confab".into(),
+        }
+    }
+}
+
+/// `GET /v1/models`: `{"object":"list","data":[…]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModelList {
+    /// Always `list`.
+    pub object: String,
+    pub data: Vec<Model>,
+}
+
+impl ModelList {
+    pub fn new(data: Vec<Model>) -> Self {
+        Self {
+            object: "list".into(),
+            data,
+        }
+    }
+}
+
 /// OpenAI's error body, `{"error": {"message", "type", "code"}}`: the answer
 /// to a refused call, and the last `data:` of a stream that broke.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
