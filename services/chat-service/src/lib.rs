@@ -2,8 +2,10 @@
 //! over A2A (DESIGN §7, §8).
 
 pub mod a2a;
+pub mod api;
 pub mod domain;
 pub mod error;
+pub mod openapi;
 pub mod routes;
 pub mod store;
 pub mod tree_patch;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
+use confab_kit::api::Routes;
 use confab_kit::auth::{JwtSettings, JwtVerifier, ServiceAuth};
 use confab_kit::bus::{Bus, BusSettings};
 use confab_kit::db::{self, Db};
@@ -27,7 +30,6 @@ use serde::Deserialize;
 
 use crate::a2a::client::A2aClient;
 use crate::a2a::registry::{AgentEntry, Registry};
-use crate::routes::conversations;
 use crate::turns::budget::{LimitSettings, TurnBudget};
 use crate::turns::claims::Claims;
 use crate::turns::events::TurnEvents;
@@ -244,6 +246,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let verifier = web::Data::new(JwtVerifier::new(settings.auth.jwt.clone()));
     verifier.watch_revocations(&settings.auth.service_token);
     let listener = server::bind(&settings.server)?;
+    let doc = openapi::document();
     let running = server::serve(
         listener,
         &settings.server,
@@ -255,25 +258,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         move |cfg| {
             cfg.app_data(state.clone())
                 .app_data(service_auth.clone())
-                .app_data(verifier.clone())
-                .route("/chat/agents", web::get().to(routes::agents::list::list))
-                .route(
-                    "/internal/users/{id}",
-                    web::delete().to(routes::internal::delete_user::delete_user),
-                )
-                .route("/ws/chat", web::get().to(routes::ws::chat))
-                .route("/chat/unified", web::post().to(routes::unified::unified))
-                .route(
-                    "/chat/completions",
-                    web::post().to(routes::openai::completions::completions),
-                )
-                .route("/chat/models", web::get().to(routes::openai::models::list))
-                .service(web::scope("/chat/conversations").configure(conversations::routes))
-                // The seeds' own forms (issue 17): 000's sessions, 003's agent chat.
-                .service(web::scope("/chat/sessions").configure(routes::seeds::sessions::routes))
-                .service(
-                    web::scope("/chat/agent/chat").configure(routes::seeds::agent_chat::routes),
-                );
+                .app_data(verifier.clone());
+            api::api(&mut Routes::new(cfg, &mut Vec::new()), &doc);
         },
     )?;
     tracing::info!(

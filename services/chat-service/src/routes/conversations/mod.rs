@@ -13,19 +13,19 @@ pub mod resume;
 pub mod send;
 pub mod stream;
 
-use actix_web::web;
+use confab_kit::api::Routes;
 
 /// The routes below `/chat/conversations`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("", web::post().to(create::create))
-        .route("", web::get().to(list::list))
-        .route("/{id}", web::get().to(get::get))
-        .route("/{id}", web::patch().to(rename::rename))
-        .route("/{id}", web::delete().to(delete::delete))
-        .route("/{id}/history", web::get().to(history::history))
-        .route("/{id}/messages", web::get().to(messages::list))
-        .route("/{id}/messages", web::post().to(send::send))
-        .route("/{id}/messages/stream", web::post().to(stream::stream))
-        .route("/{id}/stream", web::get().to(resume::resume))
-        .route("/{id}/cancel", web::post().to(cancel::cancel));
+pub fn routes(r: &mut Routes<'_>) {
+    r.post("", create::create)
+        .get("", list::list)
+        .get("/{id}", get::get)
+        .patch("/{id}", rename::rename)
+        .delete("/{id}", delete::delete)
+        .get("/{id}/history", history::history)
+        .get("/{id}/messages", messages::list)
+        .post("/{id}/messages", send::send)
+        .post("/{id}/messages/stream", stream::stream)
+        .get("/{id}/stream", resume::resume)
+        .post("/{id}/cancel", cancel::cancel);
 }

@@ -18,11 +18,11 @@ pub mod history;
 pub mod request;
 pub mod stream;
 
-use actix_web::web;
+use confab_kit::api::Routes;
 
 /// The routes below `/chat/agent/chat`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("", web::post().to(chat::chat))
-        .route("/stream", web::post().to(stream::stream))
-        .route("/history/{session_id}", web::get().to(history::history));
+pub fn routes(r: &mut Routes<'_>) {
+    r.post("", chat::chat)
+        .post("/stream", stream::stream)
+        .get("/history/{session_id}", history::history);
 }

@@ -20,40 +20,24 @@ pub mod event_id;
 pub mod follow;
 pub mod stream;
 
-use actix_web::{Route, web};
+use confab_kit::api::Routes;
 
 use crate::routes::conversations;
 
-/// The routes below `/chat/sessions`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    let both = |cfg: &mut web::ServiceConfig, path: &str, route: fn() -> Route| {
-        cfg.route(path, route()).route(&format!("{path}/"), route());
-    };
-    both(cfg, "", || web::post().to(create::create));
-    both(cfg, "", || web::get().to(conversations::list::list));
-    both(cfg, "/{id}", || web::get().to(conversations::get::get));
-    both(cfg, "/{id}", || {
-        web::patch().to(conversations::rename::rename)
-    });
-    both(cfg, "/{id}", || {
-        web::delete().to(conversations::delete::delete)
-    });
-    both(cfg, "/{id}/history", || {
-        web::get().to(conversations::history::history)
-    });
-    both(cfg, "/{id}/messages", || {
-        web::get().to(conversations::messages::list)
-    });
-    both(cfg, "/{id}/messages", || {
-        web::post().to(conversations::send::send)
-    });
-    both(cfg, "/{id}/messages/stream", || {
-        web::post().to(stream::stream)
-    });
-    both(cfg, "/{id}/messages/stream", || {
-        web::get().to(follow::follow)
-    });
-    both(cfg, "/{id}/cancel", || {
-        web::post().to(conversations::cancel::cancel)
-    });
+/// The routes below `/chat/sessions`, each path also with a trailing slash.
+pub fn routes(r: &mut Routes<'_>) {
+    for end in ["", "/"] {
+        let at = |path: &str| format!("{path}{end}");
+        r.post(&at(""), create::create)
+            .get(&at(""), conversations::list::list)
+            .get(&at("/{id}"), conversations::get::get)
+            .patch(&at("/{id}"), conversations::rename::rename)
+            .delete(&at("/{id}"), conversations::delete::delete)
+            .get(&at("/{id}/history"), conversations::history::history)
+            .get(&at("/{id}/messages"), conversations::messages::list)
+            .post(&at("/{id}/messages"), conversations::send::send)
+            .post(&at("/{id}/messages/stream"), stream::stream)
+            .get(&at("/{id}/messages/stream"), follow::follow)
+            .post(&at("/{id}/cancel"), conversations::cancel::cancel);
+    }
 }
