@@ -149,23 +149,27 @@ impl RoutingTable {
     /// (see [`super::path`]).
     pub fn resolve(&self, path: &RequestPath, query: &str) -> Option<(&Route, String)> {
         let path = path.as_str();
-        self.routes.iter().find_map(|route| {
-            let rest = path.strip_prefix(&*route.prefix)?;
-            if !(rest.is_empty() || rest.starts_with('/')) {
-                return None;
-            }
-            let mut target =
-                String::with_capacity(route.rewrite.len() + rest.len() + query.len() + 2);
-            target.push_str(&route.rewrite);
-            push_segments(&mut target, rest);
-            if target.is_empty() {
-                target.push('/');
-            }
-            if !query.is_empty() {
-                target.push('?');
-                target.push_str(query);
-            }
-            Some((route, target))
+        let route = self.route_of(path)?;
+        let rest = &path[route.prefix.len()..];
+        let mut target = String::with_capacity(route.rewrite.len() + rest.len() + query.len() + 2);
+        target.push_str(&route.rewrite);
+        push_segments(&mut target, rest);
+        if target.is_empty() {
+            target.push('/');
+        }
+        if !query.is_empty() {
+            target.push('?');
+            target.push_str(query);
+        }
+        Some((route, target))
+    }
+
+    /// The route that takes `path` (decoded): the longest prefix that is
+    /// the whole path or ends where one of its segments does.
+    pub fn route_of(&self, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|route| {
+            path.strip_prefix(&*route.prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         })
     }
 }
