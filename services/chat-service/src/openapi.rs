@@ -4,9 +4,22 @@
 use utoipa::OpenApi;
 
 use crate::SERVICE;
+use crate::routes::conversations;
 
 #[derive(OpenApi)]
-#[openapi()]
+#[openapi(paths(
+    conversations::create::create,
+    conversations::list::list,
+    conversations::get::get,
+    conversations::rename::rename,
+    conversations::delete::delete,
+    conversations::history::history,
+    conversations::messages::list,
+    conversations::send::send,
+    conversations::stream::stream,
+    conversations::resume::resume,
+    conversations::cancel::cancel,
+))]
 struct ApiDoc;
 
 /// The document `GET /openapi.json` serves.

@@ -7,14 +7,40 @@
 use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
+use confab_protocol::error::ErrorBody;
 use confab_protocol::ids::ConversationId;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::ChatError;
 use crate::routes::CallerId;
 use crate::store::conversations;
 
+/// `202`'s body: the turn is being canceled.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Canceling {
+    pub conversation_id: ConversationId,
+    /// Always `canceling`.
+    pub status: &'static str,
+}
+
+/// Stops the turn in flight.
+///
+/// Answers at once; the turn's stream reports the end (`done`, `canceled`).
+#[utoipa::path(
+    post,
+    path = "/chat/conversations/{id}/cancel",
+    tag = "conversations",
+    operation_id = "conversations_cancel",
+    params(("id" = String, Path, description = "The conversation's id (`conv-…`).")),
+    responses(
+        (status = 202, description = "The turn is being canceled.", body = Canceling),
+        (status = 404, description = "`not_found`: no such conversation of the caller's.", body = ErrorBody),
+        (status = 409, description = "`no_turn_in_flight`: no reply is being written in this conversation.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn cancel(
     state: web::Data<AppState>,
     caller: Caller,
@@ -29,8 +55,8 @@ pub async fn cancel(
     {
         return Err(ChatError::NoTurnInFlight.into());
     }
-    Ok(HttpResponse::Accepted().json(json!({
-        "conversation_id": conversation_id,
-        "status": "canceling",
-    })))
+    Ok(HttpResponse::Accepted().json(Canceling {
+        conversation_id,
+        status: "canceling",
+    }))
 }

@@ -3,7 +3,8 @@
 use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
-use confab_protocol::chat::CreateConversation;
+use confab_protocol::chat::{Conversation, CreateConversation};
+use confab_protocol::error::ErrorBody;
 
 use crate::AppState;
 use crate::a2a::select;
@@ -11,6 +12,22 @@ use crate::domain::ConversationTitle;
 use crate::routes::CallerId;
 use crate::store::conversations;
 
+/// Creates a conversation.
+///
+/// A missing or blank `title` is "New conversation"; the agent is
+/// `agent_id`, else `chat.default_agent`.
+#[utoipa::path(
+    post,
+    path = "/chat/conversations",
+    tag = "conversations",
+    operation_id = "conversations_create",
+    request_body = CreateConversation,
+    responses(
+        (status = 201, description = "The conversation, with its (empty) tree.", body = Conversation),
+        (status = 422, description = "`title_too_long`; `unknown_agent`: `agent_id` names no registered agent; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     state: web::Data<AppState>,
     request: AuthedJson<CreateConversation>,

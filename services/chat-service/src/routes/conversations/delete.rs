@@ -8,6 +8,7 @@
 use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
+use confab_protocol::error::ErrorBody;
 use confab_protocol::ids::ConversationId;
 
 use crate::AppState;
@@ -15,6 +16,21 @@ use crate::error::ChatError;
 use crate::routes::CallerId;
 use crate::store::conversations;
 
+/// Deletes a conversation and its messages.
+///
+/// A turn in flight there is canceled.
+#[utoipa::path(
+    delete,
+    path = "/chat/conversations/{id}",
+    tag = "conversations",
+    operation_id = "conversations_delete",
+    params(("id" = String, Path, description = "The conversation's id (`conv-…`).")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "`not_found`: no such conversation of the caller's.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     caller: Caller,

@@ -9,6 +9,7 @@ use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
 use confab_protocol::chat::ConversationHistory;
+use confab_protocol::error::ErrorBody;
 use confab_protocol::ids::ConversationId;
 
 use crate::AppState;
@@ -19,6 +20,22 @@ use crate::store::{conversations, messages};
 /// conversation grew; a person reading a chat rarely scrolls back further.
 pub const MAX_HISTORY_MESSAGES: i64 = 1000;
 
+/// A conversation, with its tree, and its newest messages, oldest first.
+///
+/// At most 1000 messages; `next_cursor` is then the `before_seq` that
+/// pages back through the rest with `GET …/messages`.
+#[utoipa::path(
+    get,
+    path = "/chat/conversations/{id}/history",
+    tag = "conversations",
+    operation_id = "conversations_history",
+    params(("id" = String, Path, description = "The conversation's id (`conv-…`).")),
+    responses(
+        (status = 200, description = "The conversation and its messages.", body = ConversationHistory),
+        (status = 404, description = "`not_found`: no such conversation of the caller's.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn history(
     state: web::Data<AppState>,
     caller: Caller,

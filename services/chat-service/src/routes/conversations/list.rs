@@ -10,9 +10,11 @@
 use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
-use confab_protocol::chat::Page;
+use confab_protocol::chat::{Conversation, Page};
+use confab_protocol::error::ErrorBody;
 use confab_protocol::ids::AgentId;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::domain::{ConversationCursor, PageLimit};
@@ -26,13 +28,33 @@ const MAX_LIMIT: i64 = 100;
 
 /// Taken as text and parsed here, so that every bad value answers 422 with
 /// its own error code.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only the conversations with this agent.
     pub agent_id: Option<String>,
+    /// Conversations in the page, 1 to 100 (20 when absent).
+    #[param(value_type = Option<i64>)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
+/// The caller's conversations, most recently updated first.
+///
+/// Without their trees; `next_cursor` pages on, `null` on the last page.
+#[utoipa::path(
+    get,
+    path = "/chat/conversations",
+    tag = "conversations",
+    operation_id = "conversations_list",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of conversations.", body = Page<Conversation>),
+        (status = 422, description = "`invalid_limit`; `invalid_cursor`: not a cursor this service handed out.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,

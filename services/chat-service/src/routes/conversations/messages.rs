@@ -3,9 +3,11 @@
 use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
-use confab_protocol::chat::Page;
+use confab_protocol::chat::{Message, Page};
+use confab_protocol::error::ErrorBody;
 use confab_protocol::ids::ConversationId;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::error::ChatError;
@@ -15,12 +17,30 @@ use crate::store::{conversations, messages};
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Messages in the page, 1 to 500 (100 when absent).
     pub limit: Option<i64>,
+    /// Only messages before this `seq` (the previous page's `next_cursor`).
     pub before_seq: Option<i64>,
 }
 
+/// A page of a conversation's messages, oldest first, newest page first.
+#[utoipa::path(
+    get,
+    path = "/chat/conversations/{id}/messages",
+    tag = "conversations",
+    operation_id = "conversations_messages",
+    params(("id" = String, Path, description = "The conversation's id (`conv-…`)."), PageQuery),
+    responses(
+        (status = 200, description = "A page of messages; `next_cursor` is the `before_seq` of the page before.", body = Page<Message>),
+        (status = 400, description = "`bad_query`: `limit` or `before_seq` is not a number.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation of the caller's.", body = ErrorBody),
+        (status = 422, description = "`invalid_limit`.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,

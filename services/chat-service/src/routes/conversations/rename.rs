@@ -5,7 +5,8 @@
 use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
-use confab_protocol::chat::RenameConversation;
+use confab_protocol::chat::{Conversation, RenameConversation};
+use confab_protocol::error::ErrorBody;
 use confab_protocol::ids::ConversationId;
 
 use crate::AppState;
@@ -14,6 +15,21 @@ use crate::error::ChatError;
 use crate::routes::CallerId;
 use crate::store::conversations;
 
+/// Renames a conversation.
+#[utoipa::path(
+    patch,
+    path = "/chat/conversations/{id}",
+    tag = "conversations",
+    operation_id = "conversations_rename",
+    params(("id" = String, Path, description = "The conversation's id (`conv-…`).")),
+    request_body = RenameConversation,
+    responses(
+        (status = 200, description = "The conversation as it now is, with its tree.", body = Conversation),
+        (status = 404, description = "`not_found`: no such conversation of the caller's.", body = ErrorBody),
+        (status = 422, description = "`empty_title`; `title_too_long`; `invalid_body`: the JSON does not have the documented shape (a field other than `title`, say).", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn rename(
     state: web::Data<AppState>,
     path: web::Path<ConversationId>,

@@ -11,8 +11,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::{Caller, header};
 use confab_protocol::chat::{ChatEvent, MessageRole, MessageStatus};
+use confab_protocol::error::ErrorBody;
 use confab_protocol::ids::{AgentId, ConversationId};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::error::ChatError;
@@ -21,11 +23,36 @@ use crate::routes::sse;
 use crate::store::models::MessageRow;
 use crate::store::{conversations, messages};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ResumeQuery {
+    /// The last event read, when the `Last-Event-ID` header cannot be sent.
     last_event_id: Option<u64>,
 }
 
+/// Re-attaches to the conversation's turn, as SSE.
+///
+/// While the turn runs: the events after `Last-Event-ID`, then the live
+/// ones. Once it has ended: the finished reply as `message_start`, `text`,
+/// its `data` parts and `done`.
+#[utoipa::path(
+    get,
+    path = "/chat/conversations/{id}/stream",
+    tag = "conversations",
+    operation_id = "conversations_resume",
+    params(
+        ("id" = String, Path, description = "The conversation's id (`conv-…`)."),
+        ResumeQuery,
+        ("Last-Event-ID" = Option<u64>, Header, description = "The last event read (an `EventSource` sends it when it reconnects); wins over `last_event_id`.")
+    ),
+    responses(
+        (status = 200, description = "The turn's events after the one named, as `POST …/messages/stream` streams them.", content_type = "text/event-stream", body = ChatEvent),
+        (status = 400, description = "`bad_query`: `last_event_id` is not a number.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation of the caller's; `no_turn`: the conversation has no reply yet.", body = ErrorBody),
+        (status = 422, description = "`bad_last_event_id`: `Last-Event-ID` is not a number.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn resume(
     req: HttpRequest,
     state: web::Data<AppState>,
