@@ -28,6 +28,11 @@
 #      binaries, exported over OTLP/HTTP to a receiver that decodes it with
 #      the pinned opentelemetry-proto, checked to be one trace across every
 #      service with the GenAI attributes)
+#  10. the API contract: infra/schemathesis/run.sh (the pinned schemathesis
+#      generates valid and invalid requests for every operation of the
+#      gateway's GET /api/v1/openapi.json and sends them to the real
+#      gateway and services, as a user and as an administrator: no 5xx,
+#      every response as documented, none slower than 5 s)
 # Any failure stops the run with a non-zero exit and names the failing step.
 #
 # Environment:
@@ -414,32 +419,35 @@ main() {
 
     echo "Confab CI in $PWD ($(uname -sm), $(date -u '+%Y-%m-%d %H:%M:%S UTC'))"
 
-    step "1/9 tools"
+    step "1/10 tools"
     ensure_tools
 
-    step "2/9 the compose files against the Compose Specification and the binaries (infra/check-compose.sh)"
+    step "2/10 the compose files against the Compose Specification and the binaries (infra/check-compose.sh)"
     bash infra/check-compose.sh
 
-    step "3/9 cargo fmt --all -- --check"
+    step "3/10 cargo fmt --all -- --check"
     cargo fmt --all -- --check
 
-    step "4/9 cargo clippy --workspace --all-targets -- -D warnings"
+    step "4/10 cargo clippy --workspace --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets -- -D warnings
 
-    step "5/9 cargo test --workspace (SQLite, the bus in-process)"
+    step "5/10 cargo test --workspace (SQLite, the bus in-process)"
     cargo test --workspace
 
-    step "6/9 cargo test --workspace (PostgreSQL, the bus on NATS JetStream)"
+    step "6/10 cargo test --workspace (PostgreSQL, the bus on NATS JetStream)"
     with_test_postgres with_test_nats cargo test --workspace
 
-    step "7/9 interoperability suites"
+    step "7/10 interoperability suites"
     interop_suites
 
-    step "8/9 the web console in Chromium (infra/browser/run.sh, SQLite)"
+    step "8/10 the web console in Chromium (infra/browser/run.sh, SQLite)"
     bash infra/browser/run.sh
 
-    step "9/9 one trace from the browser to the model (infra/telemetry/run.sh)"
+    step "9/10 one trace from the browser to the model (infra/telemetry/run.sh)"
     bash infra/telemetry/run.sh
+
+    step "10/10 the API contract: schemathesis against /api/v1/openapi.json (infra/schemathesis/run.sh)"
+    bash infra/schemathesis/run.sh
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
