@@ -6,6 +6,7 @@ pub mod budget;
 pub mod call;
 pub mod error;
 pub mod instances;
+pub mod openapi;
 pub mod pricing;
 pub mod providers;
 pub mod recorder;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
+use confab_kit::api::Routes;
 use confab_kit::auth::{JwtSettings, JwtVerifier, ServiceAuth};
 use confab_kit::bus::{Bus, BusSettings};
 use confab_kit::db::{self, Db};
@@ -171,6 +173,8 @@ pub async fn build_on(settings: Settings, bus: Bus) -> anyhow::Result<Running> {
     let service_auth = web::Data::new(state.service_auth.clone());
     let verifier = web::Data::new(JwtVerifier::new(settings.auth.jwt.clone()));
     verifier.watch_revocations(&settings.auth.service_token);
+    // Made once, before serving; each worker serves it at `/openapi.json`.
+    let doc = openapi::document();
     let listener = server::bind(&settings.server)?;
     let running = server::serve(
         listener,
@@ -184,33 +188,8 @@ pub async fn build_on(settings: Settings, bus: Bus) -> anyhow::Result<Running> {
             cfg.app_data(state.clone())
                 .app_data(service_auth.clone())
                 .app_data(verifier.clone())
-                .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
-                .route(
-                    "/v1/chat/completions",
-                    web::post().to(routes::completions::create),
-                )
-                .route("/v1/models", web::get().to(routes::models::list))
-                .route("/v1/models/{model:.+}", web::get().to(routes::models::get))
-                .route("/llm-calls", web::get().to(routes::calls::list))
-                .route("/llm-calls/{id}", web::get().to(routes::calls::get))
-                .route("/traces", web::get().to(routes::traces::list))
-                .route("/usage", web::get().to(routes::usage::report))
-                .route(
-                    "/budget-status",
-                    web::get().to(routes::budgets::status::check),
-                )
-                .service(
-                    web::resource("/budgets/{subject}/{id}")
-                        .app_data(web::PayloadConfig::new(routes::budgets::BODY_LIMIT))
-                        .route(web::put().to(routes::budgets::put::store))
-                        .route(web::get().to(routes::budgets::get::read))
-                        .route(web::delete().to(routes::budgets::delete::reset)),
-                )
-                .route(
-                    "/internal/users/{id}",
-                    web::delete().to(routes::users::delete),
-                )
-                .route("/ws/trace/{agent_id}", web::get().to(trace::ws::subscribe));
+                .app_data(web::PayloadConfig::new(4 * 1024 * 1024));
+            routes::api(&mut Routes::new(cfg, &mut Vec::new()), &doc);
         },
     )?;
     tracing::info!(

@@ -25,7 +25,9 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
+use confab_protocol::error::ErrorBody;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::budget::clip;
@@ -39,49 +41,88 @@ const DEFAULT_DAYS: i64 = 30;
 /// The longest range: a year, leap day included.
 const MAX_DAYS: i64 = 366;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsageQuery {
+    /// The start (inclusive): RFC 3339 or `YYYY-MM-DD` (UTC midnight); 30
+    /// days before `to` by default.
     from: Option<String>,
+    /// The end (exclusive), as `from`; now by default. At most 366 days after `from`.
     to: Option<String>,
+    /// `day` (the default), `agent`, `model`, `conversation`, `api_key` or
+    /// `user` (with `all_users=true`).
     group_by: Option<String>,
+    /// A second grouping within each group, one of the same, not `group_by`.
     split_by: Option<String>,
+    /// Every user's use (admins only).
     #[serde(default)]
+    #[param(default = false)]
     all_users: bool,
+    /// One user's use (admins only; not with `all_users`).
     user_id: Option<String>,
 }
 
-#[derive(Debug, Serialize, Default)]
-struct Totals {
+/// Sums over the calls of a group, or of all.
+#[derive(Debug, Serialize, Default, ToSchema)]
+pub struct Totals {
     calls: i64,
     input_tokens: i64,
+    /// The part of `input_tokens` providers served from their prompt cache.
     cached_input_tokens: i64,
     output_tokens: i64,
+    /// The sum of the known costs, in `currency`; null only when every
+    /// call was unpriced.
     cost: Option<f64>,
+    /// Calls of a model without a price.
     unpriced_calls: i64,
 }
 
-#[derive(Debug, Serialize)]
-struct Item {
+/// One group: its key (null for calls without the attribute grouped by)
+/// and its sums.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Item {
     key: Option<String>,
     /// Present (null for calls without it) only with `split_by`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     split: Option<Option<String>>,
     #[serde(flatten)]
     totals: Totals,
 }
 
-#[derive(Debug, Serialize)]
-struct Report {
+/// `GET /usage`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Report {
+    /// The currency of every cost (`[pricing] currency`).
     currency: String,
+    /// RFC 3339, UTC.
     from: String,
+    /// RFC 3339, UTC; exclusive.
     to: String,
+    #[schema(value_type = String)]
     group_by: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     split_by: Option<&'static str>,
+    /// In key order (days ascending), null last.
     items: Vec<Item>,
     total: Totals,
 }
 
+/// The caller's LLM use and its cost over a range, summed by a grouping
+/// (and within each group by a second one), exact to the nano-unit.
+#[utoipa::path(
+    get,
+    path = "/usage",
+    tag = "usage",
+    params(UsageQuery),
+    security(("bearer" = []), ("service_token" = [])),
+    responses(
+        (status = 200, description = "The report.", body = Report),
+        (status = 400, description = "`bad_query` (a parameter of the wrong type), `invalid_range` (`from`/`to` unreadable, not in order, or over 366 days apart), `invalid_group_by`, `invalid_query` (`split_by` equal to `group_by`, `group_by=user` without `all_users=true`, `user_id` with `all_users=true`).", body = ErrorBody),
+        (status = 403, description = "`forbidden`: `all_users=true` or `user_id` from a user who is not an admin.", body = ErrorBody)
+    )
+)]
 pub async fn report(
     state: web::Data<AppState>,
     caller: Caller,

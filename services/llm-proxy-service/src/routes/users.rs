@@ -3,6 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
+use confab_protocol::error::ErrorBody;
 
 use crate::AppState;
 use crate::auth::require_service_token;
@@ -11,6 +12,17 @@ use crate::store::users::delete_user_data;
 
 /// Deletes the user's calls, tool calls, trace events and budgets; 204,
 /// also when there was nothing to delete (a retried delete succeeds).
+#[utoipa::path(
+    delete,
+    path = "/internal/users/{id}",
+    tag = "internal",
+    params(("id" = String, Path, description = "The user's id.")),
+    security(("service_token" = [])),
+    responses(
+        (status = 204, description = "Deleted, or there was nothing to delete."),
+        (status = 400, description = "`invalid_id`: the id is empty, over 128 characters or has control characters.", body = ErrorBody)
+    )
+)]
 pub async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -19,10 +19,13 @@ use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use confab_kit::ApiError;
 use confab_kit::auth::Caller;
+use confab_protocol::error::ErrorBody;
 use confab_protocol::trace::TraceFrame;
 use futures_util::StreamExt;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::error::ProxyError;
@@ -33,14 +36,65 @@ use crate::trace::subscription::{Filter, Frame, Stopped, Subscription};
 /// 10 s keeps a reconnecting client from hammering.
 const SUBSCRIBER_RETRY_SECS: u64 = 10;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TraceQuery {
+    /// A user's access token, for a client that cannot set
+    /// `Authorization` (a browser's WebSocket).
     token: Option<String>,
+    /// Replay the stored events after this `seq` first.
+    #[param(minimum = 0)]
     since: Option<i64>,
+    /// Every user's events of the agent (admins only).
     #[serde(default)]
+    #[param(default = false)]
     all_users: bool,
 }
 
+/// The frames of the socket, described once for the document.
+const FRAMES: &str = "Switched to a WebSocket. The server sends JSON text frames, each a \
+`TraceFrame` (#/components/schemas/TraceFrame): with `since`, first `{\"type\":\"trace\",\"event\":…}` \
+for each stored event after it, then one `{\"type\":\"live\",\"last_seq\"}`, then \
+`{\"type\":\"trace\",\"event\":…}` live (`TraceEvent`: kinds `llm.request`, `llm.delta`, \
+`llm.response`, `llm.tool_call`, `llm.error`), in `seq` order with no gap and no duplicate. The \
+server pings every `heartbeat_secs` and closes a peer silent for `client_timeout_secs` (1001); \
+a subscriber too slow for the stream, or a stream interrupted, is closed with 1013 and a reason \
+naming the `since` to reconnect with; a replay that fails closes with 1011.";
+
+/// One agent's trace events, live, over a WebSocket: the caller's own
+/// (every user's for an admin asking `all_users=true`), after a replay of
+/// the stored ones from `since`.
+///
+/// Credentials: a user's access token (`Authorization: Bearer` or
+/// `?token=`), or the service token with `X-User-Id` (the gateway).
+#[utoipa::path(
+    get,
+    path = "/ws/trace/{agent_id}",
+    tag = "traces",
+    params(
+        ("agent_id" = String, Path, description = "The agent whose events to follow."),
+        TraceQuery
+    ),
+    security(("bearer" = []), ("service_token" = [])),
+    responses(
+        (status = 101, description = FRAMES),
+        (status = 400, description = "`bad_request`: not a WebSocket handshake (a plain GET without `Upgrade: websocket`, or a handshake missing a header); `bad_query`: the query cannot be read.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: `all_users=true` from a user who is not an admin.", body = ErrorBody),
+        (status = 422, description = "`invalid_since`: `since` is negative.", body = ErrorBody),
+        (
+            status = 429,
+            description = "`rate_limited`: the user has `subscribers_per_user` subscriptions open already.",
+            headers(("retry-after" = String, description = "Seconds to wait before trying again.")),
+            body = ErrorBody
+        ),
+        (
+            status = 503,
+            description = "`unavailable`: the bus the events come through cannot be reached.",
+            headers(("retry-after" = String, description = "Seconds to wait before trying again.")),
+            body = ErrorBody
+        )
+    )
+)]
 pub async fn subscribe(
     req: HttpRequest,
     body: web::Payload,
@@ -72,7 +126,7 @@ pub async fn subscribe(
         .subscribe(filter, query.since)
         .await
         .map_err(ProxyError::from)?;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(not_a_handshake)?;
     let state = state.into_inner();
     actix_web::rt::spawn(async move {
         // Both held while the socket lives; the subscription unsubscribes
@@ -88,6 +142,15 @@ pub async fn subscribe(
         tracing::debug!(?end, "trace subscriber left");
     });
     Ok(response)
+}
+
+/// A request that is not a WebSocket handshake (a plain GET, a missing
+/// header): 400 with the JSON error body. actix's `HandshakeError` keeps
+/// its status in its response, not in `status_code`, which kit's mapping
+/// reads: left as it is, the answer would be a 500.
+fn not_a_handshake(err: actix_web::Error) -> ApiError {
+    let status = err.error_response().status();
+    ApiError::new(status, "bad_request", err.to_string())
 }
 
 #[derive(Debug)]

@@ -15,6 +15,7 @@ mod completions;
 mod cost;
 mod history;
 mod interrupted;
+mod openapi;
 mod recording;
 mod traces;
 mod upstream;

@@ -4,18 +4,40 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
+use confab_protocol::error::ErrorBody;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::auth::service_admin;
 use crate::budget::{parse_period, parse_subject, parse_subject_id, subject_str};
 use crate::store::budgets;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
+    /// `day` or `month`; both when absent.
     period: Option<String>,
 }
 
+/// Removes a stored budget (for an admin, through the gateway): the
+/// default is in force again.
+#[utoipa::path(
+    delete,
+    path = "/budgets/{subject}/{id}",
+    tag = "budgets",
+    params(
+        ("subject" = confab_protocol::budget::BudgetSubject, Path, description = "`user` or `api_key`."),
+        ("id" = String, Path, description = "The user's or API key's id."),
+        DeleteQuery
+    ),
+    security(("service_token" = [])),
+    responses(
+        (status = 204, description = "Removed, or none was stored."),
+        (status = 400, description = "`invalid_subject`, `invalid_id`, `invalid_period`, `bad_query`: the path or query cannot be read.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the user the gateway names (`X-User-Id`, `X-User-Role`) is not an admin.", body = ErrorBody)
+    )
+)]
 pub async fn reset(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -12,9 +12,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use confab_kit::ApiError;
 use confab_protocol::budget::{BudgetPeriod, BudgetSubject};
+use confab_protocol::error::ErrorBody;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::service_admin;
@@ -28,19 +30,26 @@ use crate::store::budgets::{self, BudgetRow};
 /// 16 KiB: a budget is a few dozen bytes; anything near this is not one.
 pub const BODY_LIMIT: usize = 16 * 1024;
 
-#[derive(Debug, Deserialize)]
+/// A budget to store; no other field is accepted.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BudgetBody {
+pub struct BudgetBody {
     period: BudgetPeriod,
+    /// Tokens (input and output) allowed in the period, 0 to 10^15; absent
+    /// or null: no token limit.
     #[serde(default)]
     tokens: Option<i64>,
+    /// Cost allowed in the period, in `[pricing] currency`, 0 to 10^9;
+    /// absent or null: no cost limit.
     #[serde(default)]
     cost: Option<f64>,
+    /// The owner: the user, for a user's own budget; the key's owner for an
+    /// API key's.
     user_id: String,
 }
 
 /// A stored budget as the endpoints show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StoredBudget {
     pub subject: String,
     pub subject_id: String,
@@ -70,6 +79,25 @@ impl StoredBudget {
     }
 }
 
+/// Stores a budget for one period of a user or API key (for an admin,
+/// through the gateway), in place of the default.
+#[utoipa::path(
+    put,
+    path = "/budgets/{subject}/{id}",
+    tag = "budgets",
+    params(
+        ("subject" = confab_protocol::budget::BudgetSubject, Path, description = "`user` or `api_key`."),
+        ("id" = String, Path, description = "The user's or API key's id.")
+    ),
+    request_body(content = BudgetBody, description = "At most 16 KiB."),
+    security(("service_token" = [])),
+    responses(
+        (status = 200, description = "The stored budget.", body = StoredBudget),
+        (status = 400, description = "`invalid_subject`, `invalid_id`: the path or `user_id` cannot be read; `malformed_json`: the body is not JSON.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the user the gateway names (`X-User-Id`, `X-User-Role`) is not an admin.", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: the body is not a budget (not an object, an unknown field, a limit out of range), or a user's budget names another `user_id`.", body = ErrorBody)
+    )
+)]
 pub async fn store(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -189,6 +189,15 @@ impl Proxy {
         .unwrap()
     }
 
+    /// `GET /openapi.json`, which needs no credentials.
+    pub async fn openapi(&self) -> reqwest::Response {
+        self.http
+            .get(format!("{}/openapi.json", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `GET /budget-status{query}` as chat-service asks it.
     pub async fn budget_status(&self, query: &str) -> reqwest::Response {
         self.http
