@@ -1,0 +1,131 @@
+//! The OpenAPI document: it describes every route the service serves and
+//! nothing else, and the service serves it whole, its references resolving.
+
+use std::collections::BTreeSet;
+
+use confab_kit::api::{Endpoint, documented, listed};
+use llm_proxy_service::openapi::document;
+use llm_proxy_service::routes::api;
+use serde_json::Value;
+
+use crate::common::{Proxy, SERVICE_TOKEN};
+
+fn lines(endpoints: &BTreeSet<&Endpoint>) -> String {
+    endpoints
+        .iter()
+        .map(|e| format!("  {e}\n"))
+        .collect::<String>()
+}
+
+#[test]
+fn every_route_is_documented_and_every_documented_route_is_served() {
+    let doc = document();
+    if std::env::var_os("PRINT_DOC").is_some() {
+        println!("{}", doc.to_pretty_json().unwrap());
+    }
+    let served = listed(|r| {
+        confab_kit::server::routes(r);
+        api(r, &doc);
+    });
+    let described = documented(&doc);
+    let undescribed: BTreeSet<_> = served.difference(&described).collect();
+    let unserved: BTreeSet<_> = described.difference(&served).collect();
+    assert!(
+        undescribed.is_empty() && unserved.is_empty(),
+        "served but not in the document:\n{}in the document but not served:\n{}",
+        lines(&undescribed),
+        lines(&unserved),
+    );
+}
+
+/// Every `$ref` in `value`, with where it was found.
+fn refs<'a>(value: &'a Value, at: String, found: &mut Vec<(String, &'a str)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    ("$ref", Value::String(target)) => found.push((at.clone(), target)),
+                    _ => refs(inner, format!("{at}/{key}"), found),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, inner) in items.iter().enumerate() {
+                refs(inner, format!("{at}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_service_serves_its_document_whole_with_every_reference_resolving() {
+    let proxy = Proxy::start(|_| {}).await;
+    let response = proxy.openapi().await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let served: Value = response.json().await.unwrap();
+    assert_eq!(served["openapi"], "3.1.0");
+    assert_eq!(served, serde_json::to_value(document()).unwrap());
+
+    let mut found = Vec::new();
+    refs(&served, String::new(), &mut found);
+    assert!(!found.is_empty());
+    let unresolved: Vec<_> = found
+        .iter()
+        .filter(|(_, target)| {
+            let Some(pointer) = target.strip_prefix('#') else {
+                return true;
+            };
+            served.pointer(pointer).is_none()
+        })
+        .collect();
+    assert!(
+        unresolved.is_empty(),
+        "references to nothing: {unresolved:#?}"
+    );
+
+    // utoipa leaves an empty description out, and OpenAPI requires one.
+    for (path, item) in served["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, answer) in operation["responses"].as_object().unwrap() {
+                assert!(
+                    answer["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status} has no description"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_plain_get_of_the_trace_socket_is_refused_as_documented() {
+    let proxy = Proxy::start(|_| {}).await;
+    let response = proxy
+        .http
+        .get(format!("{}/ws/trace/math", proxy.url))
+        .header("x-service-token", SERVICE_TOKEN)
+        .header("x-user-id", "usr-ada")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request");
+
+    let doc = serde_json::to_value(document()).unwrap();
+    let documented = &doc["paths"]["/ws/trace/{agent_id}"]["get"]["responses"];
+    for status in ["101", "400", "401"] {
+        assert!(
+            documented.get(status).is_some(),
+            "{status} missing: {documented}"
+        );
+    }
+}
