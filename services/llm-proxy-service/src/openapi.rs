@@ -39,9 +39,22 @@ struct ApiDoc;
 
 /// llm-proxy-service's document, with what every service shares.
 pub fn document() -> utoipa::openapi::OpenApi {
-    confab_kit::api::document(
+    let mut doc = confab_kit::api::document(
         SERVICE,
         "OpenAI-compatible proxy in front of LLM providers: records every call, streams live traces, reports usage and keeps budgets.",
         ApiDoc::openapi(),
-    )
+    );
+    // These two read their body as bytes, whatever its Content-Type: kit's
+    // shared 415 is not one of their answers.
+    for (path, item) in &mut doc.paths.paths {
+        let operation = match path.as_str() {
+            "/v1/chat/completions" => item.post.as_mut(),
+            "/budgets/{subject}/{id}" => item.put.as_mut(),
+            _ => None,
+        };
+        if let Some(operation) = operation {
+            operation.responses.responses.remove("415");
+        }
+    }
+    doc
 }
