@@ -14,9 +14,13 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
-use confab_protocol::chat::UnifiedRequest;
-use confab_protocol::ids::ConversationId;
-use serde_json::json;
+use confab_protocol::chat::{ChatEvent, Message, UnifiedRequest};
+use confab_protocol::error::ErrorBody;
+use confab_protocol::ids::{AgentId, ConversationId};
+use confab_protocol::openai::{ChatCompletion, ChatCompletionChunk};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::a2a::client::Trace;
@@ -54,6 +58,67 @@ impl Format {
     }
 }
 
+/// A finished turn as `/chat/unified` answers it, in the format asked for.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum UnifiedAnswer {
+    /// `X-Response-Format: openai`: a `chat.completion`, with Confab's
+    /// extra `conversation_id`, `message_id`, `status` and `usage.cost`.
+    #[schema(value_type = ChatCompletion)]
+    OpenAi(Value),
+    /// `X-Response-Format: v0.3`.
+    V03(Box<UnifiedReply>),
+}
+
+/// `X-Response-Format: v0.3`'s answer: the reply and where it belongs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnifiedReply {
+    pub conversation_id: ConversationId,
+    pub agent_id: AgentId,
+    pub message: Message,
+}
+
+// The frames themselves are written by `sse` and `convert::sse`: this type
+// is the stream's schema in the document.
+/// One event of a streamed `/chat/unified` turn, in the format asked for.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum UnifiedEvent {
+    /// `openai`: a `chat.completion.chunk` (then `data: [DONE]`).
+    OpenAi(ChatCompletionChunk),
+    /// `v0.3`: the native event.
+    V03(ChatEvent),
+}
+
+/// One turn, creating the conversation on the first message.
+///
+/// The agent is the conversation's; for a new one `agent_id`, else the
+/// agent whose skills best match the message, else `chat.default_agent`.
+#[utoipa::path(
+    post,
+    path = "/chat/unified",
+    tag = "chat",
+    operation_id = "unified_chat",
+    params(
+        ("X-Response-Format" = Option<String>, Header, description = "`openai` (the default) or `v0.3`.")
+    ),
+    request_body = UnifiedRequest,
+    responses(
+        (status = 200, description = "Without `stream`: the finished reply, as a `chat.completion` (`openai`) or `{conversation_id, agent_id, message}` (`v0.3`). With `stream: true`, SSE: `chat.completion.chunk`s then `data: [DONE]` (`openai`), or the native events (`v0.3`).",
+            content(
+                (UnifiedAnswer = "application/json"),
+                (UnifiedEvent = "text/event-stream")
+            )),
+        (status = 404, description = "`not_found`: `conversation_id` is not a conversation of the caller's.", body = ErrorBody),
+        (status = 409, description = "`turn_in_flight`: a reply is still being written in the conversation.", body = ErrorBody),
+        (status = 413, description = "`message_too_long`: the message is over `chat.max_message_chars`; `body_too_large`: the body is over the limit.", body = ErrorBody),
+        (status = 422, description = "`unknown_response_format`: `X-Response-Format` is neither; `empty_message`; `unknown_agent`: `agent_id`, or the conversation's agent, is not registered; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many replies being written at once, or too many messages this minute; `budget_exceeded`: the user's or API key's LLM budget is spent (`error.limit`, `error.resets_at`).", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait before trying again."))),
+        (status = 503, description = "`budget_unavailable`: the LLM budget cannot be checked just now; `bus_unavailable`: the service is cut off from its other instances.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn unified(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -96,16 +161,18 @@ pub async fn unified(
         }
         (Format::V03, false) => {
             let reply = one_turn::finished_reply(&state, &caller.user(), &started).await?;
-            Ok(HttpResponse::Ok().json(json!({
-                "conversation_id": conversation_id,
-                "agent_id": agent_id,
-                "message": reply,
-            })))
+            Ok(
+                HttpResponse::Ok().json(UnifiedAnswer::V03(Box::new(UnifiedReply {
+                    conversation_id,
+                    agent_id,
+                    message: reply,
+                }))),
+            )
         }
         (Format::OpenAi, false) => {
             let reply = one_turn::finished_reply(&state, &caller.user(), &started).await?;
             let completion = Completion::new(conversation_id, started.reply_id.clone(), agent_id);
-            Ok(HttpResponse::Ok().json(completion.completion(&reply)))
+            Ok(HttpResponse::Ok().json(UnifiedAnswer::OpenAi(completion.completion(&reply))))
         }
     }
 }

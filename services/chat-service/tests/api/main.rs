@@ -20,6 +20,7 @@ mod instances;
 mod internal;
 mod limits;
 mod openai;
+mod openapi;
 mod resume;
 mod sessions;
 mod tree_limits;

@@ -13,12 +13,31 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::{ServiceAuth, service_token_state};
+use confab_protocol::error::ErrorBody;
 use confab_protocol::ids::UserId;
 
 use crate::AppState;
 use crate::error::ChatError;
 use crate::store::conversations;
 
+/// Deletes everything chat-service holds of a user (the gateway's call
+/// when an admin deletes one).
+///
+/// Every conversation of theirs, with its messages; every turn of theirs
+/// in flight is canceled. 204 also when there was nothing, so the call may
+/// be repeated.
+#[utoipa::path(
+    delete,
+    path = "/internal/users/{id}",
+    tag = "internal",
+    operation_id = "internal_delete_user",
+    params(("id" = String, Path, description = "The user's id.")),
+    responses(
+        (status = 204, description = "Nothing of the user is left."),
+        (status = 401, description = "`unauthorized`: no service token (a user's token is not enough).", body = ErrorBody)
+    ),
+    security(("service_token" = []))
+)]
 pub async fn delete_user(
     req: HttpRequest,
     state: web::Data<AppState>,

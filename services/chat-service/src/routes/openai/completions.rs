@@ -15,8 +15,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
+use confab_protocol::error::ErrorBody;
 use confab_protocol::ids::ConversationId;
-use confab_protocol::openai::ChatCompletionRequest;
+use confab_protocol::openai::{ChatCompletion, ChatCompletionChunk, ChatCompletionRequest};
 use serde_json::Value;
 
 use super::convert::{self, Completion};
@@ -31,6 +32,40 @@ use crate::turns::begin::begin;
 
 pub const CONVERSATION_HEADER: &str = "x-conversation-id";
 
+/// The OpenAI chat-completions API over a chat turn (`model` = agent id).
+///
+/// Only the last `user` message of `messages` is the turn's text: the
+/// conversation keeps the history. The conversation is the one named by
+/// `X-Conversation-Id` or `metadata.conversation_id`, else a new one. Every
+/// object has Confab's extra top-level `conversation_id` and `message_id`;
+/// the `chat.completion` and the last chunk also `status` (how the reply
+/// ended), and `usage` has `cost` when the agent reported one.
+#[utoipa::path(
+    post,
+    path = "/chat/completions",
+    tag = "openai",
+    operation_id = "completions_create",
+    params(
+        ("X-Conversation-Id" = Option<String>, Header, description = "The conversation to go on with; wins over `metadata.conversation_id`.")
+    ),
+    request_body = ChatCompletionRequest,
+    responses(
+        (status = 200, description = "Without `stream`: the finished reply as a `chat.completion`. With `stream: true`: `chat.completion.chunk`s as SSE (`data:` lines, the role first, one per piece of text, a last one with `finish_reason` and, with `stream_options.include_usage`, `usage`), then `data: [DONE]`.",
+            content(
+                (ChatCompletion = "application/json"),
+                (ChatCompletionChunk = "text/event-stream")
+            )),
+        (status = 400, description = "`invalid_header`: `X-Conversation-Id` is not text; `malformed_json`, `bad_body`: the request cannot be read.", body = ErrorBody),
+        (status = 404, description = "`model_not_found`: `model` is not a registered agent; `not_found`: the named conversation is not the caller's.", body = ErrorBody),
+        (status = 409, description = "`turn_in_flight`: a reply is still being written in the conversation.", body = ErrorBody),
+        (status = 413, description = "`message_too_long`: the message is over `chat.max_message_chars`; `body_too_large`: the body is over the limit.", body = ErrorBody),
+        (status = 422, description = "`no_user_message`; `empty_message`; `model_mismatch`: the conversation is with another agent than `model`; `invalid_conversation_id`: `metadata.conversation_id` is not a string; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many replies being written at once, or too many messages this minute; `budget_exceeded`: the user's or API key's LLM budget is spent (`error.limit`, `error.resets_at`).", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait before trying again."))),
+        (status = 503, description = "`budget_unavailable`: the LLM budget cannot be checked just now; `bus_unavailable`: the service is cut off from its other instances.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn completions(
     req: HttpRequest,
     state: web::Data<AppState>,

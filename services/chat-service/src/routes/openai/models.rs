@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
-use serde_json::{Value, json};
+use confab_protocol::openai::{Model, ModelList};
 
 use crate::AppState;
 
@@ -11,11 +11,23 @@ use crate::AppState;
 /// clients require.
 const CREATED: i64 = 0;
 
+/// Every registered agent as an OpenAI model (`model` of
+/// `POST /chat/completions`).
+#[utoipa::path(
+    get,
+    path = "/chat/models",
+    tag = "openai",
+    operation_id = "models_list",
+    responses(
+        (status = 200, description = "`{\"object\":\"list\",\"data\"}`: one model per agent, its id the agent's.", body = ModelList)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(state: web::Data<AppState>, _caller: Caller) -> Result<HttpResponse, ApiError> {
-    let data: Vec<Value> = state
+    let data = state
         .agents
         .ids()
-        .map(|(id, _)| json!({"id": id, "object": "model", "created": CREATED, "owned_by": "confab"}))
+        .map(|(id, _)| Model::confab(id.clone(), CREATED))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"object": "list", "data": data})))
+    Ok(HttpResponse::Ok().json(ModelList::new(data)))
 }

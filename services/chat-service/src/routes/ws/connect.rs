@@ -17,8 +17,11 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason};
+use confab_kit::ApiError;
 use confab_kit::auth::Caller;
+use confab_protocol::error::ErrorBody;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::MAX_FRAME_BYTES;
 use super::compact::Compact;
@@ -27,18 +30,72 @@ use super::session::{self, Conn};
 use crate::AppState;
 use crate::a2a::client::Trace;
 
+/// A request the WebSocket handshake refuses (a plain GET, say), with the
+/// status the handshake gives it (400, or 426 for another WebSocket
+/// version): kit's mapping of actix errors reads `status_code()`, which
+/// actix's handshake error leaves at 500.
+fn not_an_upgrade(err: actix_web::Error) -> actix_web::Error {
+    let status = err.error_response().status();
+    if !status.is_client_error() {
+        return err;
+    }
+    ApiError::new(status, "bad_request", err.to_string()).into()
+}
+
 /// The subprotocol of the compact dialect.
 pub const COMPACT_PROTOCOL: &str = "confab.compact.v1";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChatQuery {
+    /// The conversation the socket starts attached to.
     conversation_id: Option<String>,
+    /// `compact` for the compact dialect (as the subprotocol asks).
     dialect: Option<String>,
+    /// The caller's token, for a client that cannot send headers (a
+    /// browser's `WebSocket`).
     token: Option<String>,
+    /// The envelope dialect also sends its debug frames.
     #[serde(default)]
     debug: bool,
 }
 
+/// A chat session over a WebSocket (DESIGN §9), in one of two dialects.
+///
+/// **compact** (seed 001's frames; when the client offers the
+/// `confab.compact.v1` subprotocol, which the handshake echoes, or asks for
+/// `?dialect=compact`): flat frames; the server greets with
+/// `{"type":"welcome","text"}`, the client sends
+/// `{"type":"message","text"}`, the server answers `{"type":"token","text"}`
+/// per chunk, then `{"type":"done","result":{…}}` or
+/// `{"type":"error","error","code"}`.
+///
+/// **envelope** (seed 004's protocol; otherwise): server frames
+/// `{"type","data","session_id"?,"timestamp","error"?}`, client frames
+/// `{"type","data"?,"session_id"?}`; `init_session` attaches to a
+/// conversation (and answers its `chat_history`), then the turns' events
+/// come as `assistant_response`, `reasoning`, `tree_update` and, when asked
+/// for (`?debug=true`), `debug` frames.
+///
+/// Frames are at most 64 KiB (larger: closed with 1009); a silent peer is
+/// dropped after two heartbeats. A user over `limits.sockets_per_user`
+/// open sockets gets the upgrade, then a close with 1008 naming the limit.
+#[utoipa::path(
+    get,
+    path = "/ws/chat",
+    tag = "chat",
+    operation_id = "ws_chat",
+    params(
+        ChatQuery,
+        ("Sec-WebSocket-Protocol" = Option<String>, Header, description = "`confab.compact.v1` for the compact dialect.")
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the WebSocket is open, in the dialect asked for."),
+        (status = 400, description = "`bad_request`: not a WebSocket upgrade (a plain GET, no `Upgrade: websocket`, no `Sec-WebSocket-Version` or a bad key); `bad_query`: the query cannot be read (`debug` not a boolean).", body = ErrorBody),
+        (status = 426, description = "`bad_request`: a WebSocket version other than 13.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn chat(
     req: HttpRequest,
     body: web::Payload,
@@ -47,7 +104,8 @@ pub async fn chat(
 ) -> Result<HttpResponse, actix_web::Error> {
     let caller = Caller::from_request_or_token(&req, query.token.as_deref()).await?;
     let query = query.into_inner();
-    let (response, ws, stream) = actix_ws::handle_with_protocols(&req, body, &[COMPACT_PROTOCOL])?;
+    let (response, ws, stream) =
+        actix_ws::handle_with_protocols(&req, body, &[COMPACT_PROTOCOL]).map_err(not_an_upgrade)?;
     let by_header = response
         .headers()
         .get(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)

@@ -2,7 +2,7 @@
 //! (DESIGN §9).
 
 mod compact;
-mod connect;
+pub mod connect;
 mod envelope;
 mod session;
 

@@ -12,15 +12,54 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
 use confab_protocol::chat::{ChatEvent, MessageStatus};
+use confab_protocol::error::ErrorBody;
+use confab_protocol::ids::{ConversationId, MessageId};
 use futures_util::StreamExt;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::request::{AgentChatRequest, begin_agent_turn, seed_message};
+use super::request::{AgentChatRequest, SeedMessage, begin_agent_turn, seed_message};
 use crate::AppState;
 use crate::error::ChatError;
 use crate::routes::CallerId;
 use crate::store::messages;
 
+/// A turn's end as seed 003 reads it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentChatReply {
+    pub session_id: ConversationId,
+    /// `idle`, or `error` when the reply did not complete.
+    pub status: &'static str,
+    pub message_id: MessageId,
+    /// The reply as the history lists it.
+    pub message: SeedMessage,
+    /// With `error`: why the reply did not complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// With `error`: the code of that (`agent_failed`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// One turn in seed 003's form, answered once it is over.
+#[utoipa::path(
+    post,
+    path = "/chat/agent/chat",
+    tag = "seeds",
+    operation_id = "agent_chat",
+    request_body = AgentChatRequest,
+    responses(
+        (status = 200, description = "The turn's end: the session, its status after the turn and the reply.", body = AgentChatReply),
+        (status = 404, description = "`not_found`: `session_id` is not a session of the caller's.", body = ErrorBody),
+        (status = 409, description = "`turn_in_flight`: a reply is still being written in the session.", body = ErrorBody),
+        (status = 413, description = "`message_too_long`: the message is over `chat.max_message_chars`; `body_too_large`: the body is over the limit.", body = ErrorBody),
+        (status = 422, description = "`empty_message`; `unknown_agent`: `agent_id`, or the session's agent, is not registered; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many replies being written at once, or too many messages this minute; `budget_exceeded`: the user's or API key's LLM budget is spent (`error.limit`, `error.resets_at`).", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait before trying again."))),
+        (status = 503, description = "`budget_unavailable`: the LLM budget cannot be checked just now; `bus_unavailable`: the service is cut off from its other instances.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn chat(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -43,16 +82,10 @@ pub async fn chat(
     let reply = messages::get(&state.db, &turn.caller.user(), &turn.started.reply_id)
         .await?
         .ok_or(ChatError::SessionNotFound)?;
-    let status = reply.to_api().status;
-    let mut body = json!({
-        "session_id": turn.session_id,
-        "message_id": reply.id,
-        "message": seed_message(&reply),
-    });
-    match (status, error) {
-        (MessageStatus::Complete | MessageStatus::Canceled, _) => body["status"] = "idle".into(),
-        (_, error) => {
-            body["status"] = "error".into();
+    let message = seed_message(&reply);
+    let (status, error, code) = match (message.status, error) {
+        (MessageStatus::Complete | MessageStatus::Canceled, _) => ("idle", None, None),
+        (status, error) => {
             let (code, message) = match error {
                 Some(error) => (error.code, error.message),
                 None => (
@@ -60,9 +93,15 @@ pub async fn chat(
                     format!("the reply ended {}", status.as_str()),
                 ),
             };
-            body["error"] = message.into();
-            body["code"] = code.into();
+            ("error", Some(message), Some(code))
         }
-    }
-    Ok(HttpResponse::Ok().json(body))
+    };
+    Ok(HttpResponse::Ok().json(AgentChatReply {
+        session_id: turn.session_id,
+        status,
+        message_id: reply.id,
+        message,
+        error,
+        code,
+    }))
 }

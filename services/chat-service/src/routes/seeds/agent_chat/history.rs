@@ -10,11 +10,12 @@
 use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
+use confab_protocol::error::ErrorBody;
 use confab_protocol::ids::ConversationId;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::request::seed_message;
+use super::request::{SeedMessage, seed_message};
 use crate::AppState;
 use crate::domain::PageLimit;
 use crate::error::ChatError;
@@ -26,11 +27,44 @@ const DEFAULT_LIMIT: i64 = 100;
 /// As many as the native `…/history` answers with.
 const MAX_LIMIT: i64 = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// Messages, 1 to 1000 (100 when absent).
+    #[param(value_type = Option<i64>)]
     limit: Option<String>,
 }
 
+/// A session's history as seed 003 reads it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeedHistory {
+    pub session_id: ConversationId,
+    /// Every message of the session (it may be more than the page holds).
+    pub message_count: i64,
+    /// The newest `limit`, oldest first.
+    pub messages: Vec<SeedMessage>,
+}
+
+/// A session's newest messages, oldest first, in seed 003's form.
+///
+/// A reply still being written is in neither `messages` nor
+/// `message_count`.
+#[utoipa::path(
+    get,
+    path = "/chat/agent/chat/history/{session_id}",
+    tag = "seeds",
+    operation_id = "agent_chat_history",
+    params(
+        ("session_id" = String, Path, description = "The session's id (a conversation's, `conv-…`)."),
+        HistoryQuery
+    ),
+    responses(
+        (status = 200, description = "The session's messages.", body = SeedHistory),
+        (status = 404, description = "`not_found`: no such session of the caller's.", body = ErrorBody),
+        (status = 422, description = "`invalid_limit`: not a whole number from 1 to 1000.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn history(
     state: web::Data<AppState>,
     caller: Caller,
@@ -44,9 +78,9 @@ pub async fn history(
         .ok_or(ChatError::SessionNotFound)?;
     let rows = messages::page(&state.db, &caller.user(), &session_id, None, limit).await?;
     let message_count = messages::count(&state.db, &caller.user(), &session_id).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "session_id": session_id,
-        "message_count": message_count,
-        "messages": rows.iter().map(seed_message).collect::<Vec<_>>(),
-    })))
+    Ok(HttpResponse::Ok().json(SeedHistory {
+        session_id,
+        message_count,
+        messages: rows.iter().map(seed_message).collect(),
+    }))
 }

@@ -4,9 +4,11 @@
 use actix_web::HttpRequest;
 use confab_kit::ApiError;
 use confab_kit::auth::{AuthedJson, Caller};
-use confab_protocol::ids::ConversationId;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use confab_protocol::chat::{MessageRole, MessageStatus, MessageUsage};
+use confab_protocol::ids::{ConversationId, MessageId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::a2a::client::Trace;
@@ -20,11 +22,14 @@ use crate::turns::begin::{Started, begin};
 
 /// `{message, session_id?, agent_id?}`; unknown fields (the seed's
 /// `character_id`) are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AgentChatRequest {
     pub message: String,
+    /// The session to go on with; without it, a new one.
     #[serde(default)]
     pub session_id: Option<String>,
+    /// The agent of a new session; without it, the one whose skills match
+    /// the message, else the default one.
     #[serde(default)]
     pub agent_id: Option<String>,
 }
@@ -85,15 +90,26 @@ pub async fn begin_agent_turn(
 /// A message as the seed's history lists it: `{id, role, content,
 /// content_blocks, created_at, token_usage}`, and its `status` (how a reply
 /// ended: the seed's error states).
-pub fn seed_message(row: &MessageRow) -> Value {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeedMessage {
+    pub id: MessageId,
+    pub role: MessageRole,
+    pub content: String,
+    pub content_blocks: Value,
+    pub created_at: String,
+    pub token_usage: Option<MessageUsage>,
+    pub status: MessageStatus,
+}
+
+pub fn seed_message(row: &MessageRow) -> SeedMessage {
     let message = row.to_api();
-    json!({
-        "id": message.id,
-        "role": message.role,
-        "content": message.content,
-        "content_blocks": message.content_blocks,
-        "created_at": message.created_at,
-        "token_usage": message.token_usage,
-        "status": message.status,
-    })
+    SeedMessage {
+        id: row.id.clone(),
+        role: message.role,
+        content: message.content,
+        content_blocks: message.content_blocks,
+        created_at: message.created_at,
+        token_usage: message.token_usage,
+        status: message.status,
+    }
 }

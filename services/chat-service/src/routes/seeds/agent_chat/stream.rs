@@ -18,14 +18,73 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::AuthedJson;
-use confab_protocol::chat::ChatEvent;
+use confab_protocol::chat::{ChatEvent, MessageStatus, MessageUsage};
+use confab_protocol::error::ErrorBody;
 use futures_util::StreamExt;
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::request::{AgentChatRequest, begin_agent_turn};
 use crate::AppState;
 use crate::routes::sse;
 
+/// One event of the stream as seed 003 reads it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AgentChatEvent<'a> {
+    Seed(AgentChatOwnEvent<'a>),
+    /// `text`, `reasoning`, `data`, `tree_update`, `retry`: the native
+    /// events.
+    #[schema(value_type = ChatEvent)]
+    Native(&'a ChatEvent),
+}
+
+/// The events of seed 003 that differ from the native ones.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentChatOwnEvent<'a> {
+    /// The turn has begun; names the session (a new one's id comes here).
+    MessageStart {
+        session_id: &'a str,
+        conversation_id: &'a str,
+        message_id: &'a str,
+        user_message_id: &'a str,
+        agent_id: &'a str,
+    },
+    /// The agent failed: `error` is the message, `code` beside it.
+    Error { error: &'a str, code: &'a str },
+    /// The reply is saved; the last event.
+    Done {
+        message_id: &'a str,
+        session_id: &'a str,
+        status: MessageStatus,
+        token_usage: Option<MessageUsage>,
+    },
+}
+
+/// One turn in seed 003's form, streamed as SSE.
+///
+/// `id:` is the turn's sequence number. The first event names the session,
+/// so a client that sent no `session_id` learns the new one there.
+#[utoipa::path(
+    post,
+    path = "/chat/agent/chat/stream",
+    tag = "seeds",
+    operation_id = "agent_chat_stream",
+    request_body = AgentChatRequest,
+    responses(
+        (status = 200, description = "The turn's events, one JSON object per `data:` line: `message_start`, `error` and `done` in the seed's form, the others native.", content_type = "text/event-stream", body = AgentChatEvent),
+        (status = 404, description = "`not_found`: `session_id` is not a session of the caller's.", body = ErrorBody),
+        (status = 409, description = "`turn_in_flight`: a reply is still being written in the session.", body = ErrorBody),
+        (status = 413, description = "`message_too_long`: the message is over `chat.max_message_chars`; `body_too_large`: the body is over the limit.", body = ErrorBody),
+        (status = 422, description = "`empty_message`; `unknown_agent`: `agent_id`, or the session's agent, is not registered; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many replies being written at once, or too many messages this minute; `budget_exceeded`: the user's or API key's LLM budget is spent (`error.limit`, `error.resets_at`).", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait before trying again."))),
+        (status = 503, description = "`budget_unavailable`: the LLM budget cannot be checked just now; `bus_unavailable`: the service is cut off from its other instances.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn stream(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -44,41 +103,39 @@ pub async fn stream(
 
 /// The event as seed 003's client reads it.
 pub fn to_json(event: &ChatEvent, session_id: &str) -> Value {
-    match event {
+    let event = match event {
         ChatEvent::MessageStart {
             conversation_id,
             user_message_id,
             message_id,
             agent_id,
-        } => json!({
-            "type": "message_start",
-            "session_id": session_id,
-            "conversation_id": conversation_id,
-            "message_id": message_id,
-            "user_message_id": user_message_id,
-            "agent_id": agent_id,
+        } => AgentChatEvent::Seed(AgentChatOwnEvent::MessageStart {
+            session_id,
+            conversation_id,
+            message_id,
+            user_message_id,
+            agent_id,
         }),
-        ChatEvent::Error { error } => json!({
-            "type": "error",
-            "error": error.message,
-            "code": error.code,
+        ChatEvent::Error { error } => AgentChatEvent::Seed(AgentChatOwnEvent::Error {
+            error: &error.message,
+            code: &error.code,
         }),
         ChatEvent::Done {
             message_id,
             status,
             token_usage,
             ..
-        } => json!({
-            "type": "done",
-            "message_id": message_id,
-            "session_id": session_id,
-            "status": status,
-            "token_usage": token_usage,
+        } => AgentChatEvent::Seed(AgentChatOwnEvent::Done {
+            message_id,
+            session_id,
+            status: *status,
+            token_usage: *token_usage,
         }),
-        // Serialising a value made only of strings, numbers and JSON values
-        // cannot fail.
-        other => serde_json::to_value(other).unwrap_or_else(|_| json!({})),
-    }
+        other => AgentChatEvent::Native(other),
+    };
+    // Serialising a value made only of strings, numbers and JSON values
+    // cannot fail.
+    serde_json::to_value(&event).unwrap_or_else(|_| json!({}))
 }
 
 #[cfg(test)]

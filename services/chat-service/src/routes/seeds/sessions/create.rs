@@ -6,11 +6,27 @@
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use confab_kit::auth::{AuthedJson, Caller};
-use confab_protocol::chat::CreateConversation;
+use confab_protocol::chat::{Conversation, CreateConversation};
+use confab_protocol::error::ErrorBody;
 
 use crate::AppState;
 use crate::routes::conversations::create;
 
+/// Creates a session (a conversation), with or without a body.
+///
+/// As `POST /chat/conversations`, except that the body may be left out.
+#[utoipa::path(
+    post,
+    path = "/chat/sessions",
+    tag = "seeds",
+    operation_id = "sessions_create",
+    request_body(content = Option<CreateConversation>, description = "`{title?, agent_id?}`, or nothing at all."),
+    responses(
+        (status = 201, description = "The conversation, with its (empty) tree.", body = Conversation),
+        (status = 422, description = "`title_too_long`; `unknown_agent`: `agent_id` names no registered agent; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -7,30 +7,41 @@ use actix_web::web::Bytes;
 use confab_protocol::chat::ChatEvent;
 use confab_protocol::ids::AgentId;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::event_id::EventId;
 use crate::routes::conversations::resume::stored_events;
 use crate::store::models::MessageRow;
 
-/// `{"type":"text_token","text"}`, `type` first as in the native events.
-#[derive(Serialize)]
-struct TextToken<'a> {
-    r#type: &'static str,
-    text: &'a str,
+/// One event of a turn on this path: streamed text as seed 000 reads it,
+/// every other event the native one.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SessionEvent<'a> {
+    Seed(SessionOwnEvent<'a>),
+    /// Every event but `text`: the native one.
+    #[schema(value_type = ChatEvent)]
+    Native(&'a ChatEvent),
+}
+
+/// The events of this path that differ from the native ones.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SessionOwnEvent<'a> {
+    /// `{"type":"text_token","text"}`: a piece of the reply's text (the
+    /// native `text`).
+    TextToken { text: &'a str },
 }
 
 /// The event as JSON text on this path.
 pub fn to_json(event: &ChatEvent) -> String {
+    let event = match event {
+        ChatEvent::Text { text } => SessionEvent::Seed(SessionOwnEvent::TextToken { text }),
+        other => SessionEvent::Native(other),
+    };
     // Serialising a value made only of strings, numbers and JSON values
     // cannot fail.
-    let json = match event {
-        ChatEvent::Text { text } => serde_json::to_string(&TextToken {
-            r#type: "text_token",
-            text,
-        }),
-        other => serde_json::to_string(other),
-    };
-    json.unwrap_or_else(|_| String::from("{}"))
+    serde_json::to_string(&event).unwrap_or_else(|_| String::from("{}"))
 }
 
 /// One SSE frame.

@@ -38,14 +38,16 @@ use confab_kit::ApiError;
 use confab_kit::auth::{Caller, header};
 use confab_kit::slots::UserSlot;
 use confab_protocol::chat::MessageRole;
+use confab_protocol::error::ErrorBody;
 use confab_protocol::ids::{AgentId, ConversationId, UserId};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::{Interval, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
+use utoipa::IntoParams;
 
-use super::encode;
+use super::encode::{self, SessionEvent};
 use super::event_id::EventId;
 use crate::AppState;
 use crate::error::ChatError;
@@ -61,11 +63,40 @@ const FRAMES_BUFFERED: usize = 32;
 /// Seconds a client over its followers is told to wait.
 const FOLLOWERS_RETRY_SECS: u64 = 5;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FollowQuery {
+    /// The last event read (`R.E`, `R.sE` or `R.end`), when the
+    /// `Last-Event-ID` header cannot be sent.
     last_event_id: Option<String>,
 }
 
+/// Follows the session's turns as SSE (seed 000's `EventSource`).
+///
+/// Stays open: the turn in flight, if any, then every later turn of the
+/// conversation, whoever starts it, each as `message_start`,
+/// `text_token`…, `done`. With `Last-Event-ID`, right after that event,
+/// across turns. A `: keep-alive` comment every `chat.sse_keep_alive_ms`;
+/// the stream ends when the conversation is deleted.
+#[utoipa::path(
+    get,
+    path = "/chat/sessions/{id}/messages/stream",
+    tag = "seeds",
+    operation_id = "sessions_follow",
+    params(
+        ("id" = String, Path, description = "The session's id (a conversation's, `conv-…`)."),
+        FollowQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "The last event read (an `EventSource` sends it when it reconnects); wins over `last_event_id`.")
+    ),
+    responses(
+        (status = 200, description = "The conversation's turns, one event per `data:` line, ids of the conversation.", content_type = "text/event-stream", body = SessionEvent),
+        (status = 404, description = "`not_found`: no such conversation of the caller's.", body = ErrorBody),
+        (status = 422, description = "`bad_last_event_id`: malformed, or naming no reply of this conversation.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the user follows `limits.followers_per_user` conversations already.", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait before trying again.")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn follow(
     req: HttpRequest,
     state: web::Data<AppState>,

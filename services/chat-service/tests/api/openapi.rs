@@ -1,0 +1,133 @@
+//! chat-service's OpenAPI document against what it serves: every route it
+//! registers is described and every described operation is served (the
+//! coverage the document is generated for), and `GET /openapi.json`
+//! answers that document, whole.
+
+use std::collections::BTreeSet;
+
+use chat_service::api::api;
+use chat_service::openapi::document;
+use confab_kit::api::{Endpoint, documented, listed};
+use serde_json::Value;
+
+use crate::common::start_chat_with_dead_agents;
+
+#[test]
+fn every_route_is_described_and_every_described_operation_is_served() {
+    let doc = document();
+    let served = listed(|r| {
+        confab_kit::server::routes(r);
+        api(r, &doc);
+    });
+    let described = documented(&doc);
+    let undescribed: Vec<&Endpoint> = served.difference(&described).collect();
+    let unserved: Vec<&Endpoint> = described.difference(&served).collect();
+    assert!(
+        undescribed.is_empty() && unserved.is_empty(),
+        "served but not in the document: {}\nin the document but not served: {}",
+        list(&undescribed),
+        list(&unserved),
+    );
+}
+
+fn list(endpoints: &[&Endpoint]) -> String {
+    if endpoints.is_empty() {
+        return "none".into();
+    }
+    endpoints
+        .iter()
+        .map(|e| format!("\n  {e}"))
+        .collect::<String>()
+}
+
+#[tokio::test]
+async fn the_service_serves_its_document_whose_references_all_resolve() {
+    let (_stack, app) = start_chat_with_dead_agents(&["math"]).await;
+    let response = app
+        .http
+        .get(format!("{}/openapi.json", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    let served: Value = response.json().await.unwrap();
+    let expected = serde_json::to_value(document()).unwrap();
+    assert_eq!(served, expected);
+    if std::env::var_os("PRINT_DOC").is_some() {
+        println!("{}", serde_json::to_string_pretty(&served).unwrap());
+    }
+    assert_eq!(served["openapi"], "3.1.0");
+
+    let mut refs = BTreeSet::new();
+    references(&served, &mut refs);
+    assert!(!refs.is_empty(), "the document refers to no schema");
+    let unresolved: Vec<&String> = refs
+        .iter()
+        .filter(|reference| resolve(&served, reference).is_none())
+        .collect();
+    assert!(
+        unresolved.is_empty(),
+        "$refs that resolve to nothing: {unresolved:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_websocket_asked_without_an_upgrade_is_refused_as_documented() {
+    let (_stack, app) = start_chat_with_dead_agents(&["math"]).await;
+    let doc = serde_json::to_value(document()).unwrap();
+    let documented = &doc["paths"]["/ws/chat"]["get"]["responses"];
+    let plain = app
+        .request(reqwest::Method::GET, "/ws/chat", "usr-ada")
+        .send()
+        .await
+        .unwrap();
+    let anonymous = app
+        .http
+        .get(format!("{}/ws/chat", app.url))
+        .send()
+        .await
+        .unwrap();
+    for (response, status, code) in [
+        (plain, 400, "bad_request"),
+        (anonymous, 401, "unauthorized"),
+    ] {
+        assert_eq!(response.status(), status);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code);
+        let described = documented[status.to_string()]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            described.contains(&format!("`{code}`")),
+            "{status} {code} is not in the document: {documented}"
+        );
+    }
+}
+
+/// Every `$ref` in `value`.
+fn references(value: &Value, refs: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(fields) => {
+            for (key, field) in fields {
+                match (key.as_str(), field) {
+                    ("$ref", Value::String(reference)) => {
+                        refs.insert(reference.clone());
+                    }
+                    _ => references(field, refs),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| references(item, refs)),
+        _ => {}
+    }
+}
+
+/// What a local reference (`#/components/schemas/Message`) points at.
+fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
+    let pointer = reference.strip_prefix('#')?;
+    doc.pointer(pointer)
+}
