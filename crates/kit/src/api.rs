@@ -90,11 +90,42 @@ fn openapi_path(path: &str) -> String {
 
 /// A service's routes as it registers them: each is added to the actix
 /// app and to the list.
+///
+/// The methods of one path are one actix resource, registered when the
+/// `Routes` of their scope is done (dropped): a method the path does not
+/// serve is answered 405 with `Allow`, not 404 as if the path were not
+/// there.
 pub struct Routes<'a> {
     cfg: &'a mut web::ServiceConfig,
     /// The scopes this one is inside of, joined.
     prefix: String,
     listed: &'a mut Vec<Endpoint>,
+    /// This scope's resources, in the order of their first route.
+    pending: Vec<Pending>,
+}
+
+struct Pending {
+    path: String,
+    methods: Vec<Method>,
+    resource: actix_web::Resource,
+}
+
+impl Drop for Routes<'_> {
+    fn drop(&mut self) {
+        for pending in self.pending.drain(..) {
+            let allow = pending
+                .methods
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.cfg
+                .service(pending.resource.default_service(web::to(move || {
+                    let refusal = crate::ApiError::method_not_allowed(&allow);
+                    async move { Err::<HttpResponse, _>(refusal) }
+                })));
+        }
+    }
 }
 
 impl<'a> Routes<'a> {
@@ -103,6 +134,7 @@ impl<'a> Routes<'a> {
             cfg,
             prefix: String::new(),
             listed,
+            pending: Vec::new(),
         }
     }
 
@@ -154,7 +186,18 @@ impl<'a> Routes<'a> {
     fn route(&mut self, method: Method, path: &str, route: actix_web::Route) -> &mut Self {
         let full = format!("{}{path}", self.prefix);
         self.listed.push(Endpoint::new(method.as_str(), &full));
-        self.cfg.route(path, route);
+        match self.pending.iter_mut().find(|p| p.path == path) {
+            Some(pending) => {
+                let resource = std::mem::replace(&mut pending.resource, web::resource(path));
+                pending.resource = resource.route(route);
+                pending.methods.push(method);
+            }
+            None => self.pending.push(Pending {
+                path: path.to_owned(),
+                methods: vec![method],
+                resource: web::resource(path).route(route),
+            }),
+        }
         self
     }
 
@@ -173,6 +216,7 @@ impl<'a> Routes<'a> {
                 cfg,
                 prefix: nested,
                 listed,
+                pending: Vec::new(),
             })
         }));
         self
@@ -389,6 +433,39 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(listed, expected);
+    }
+
+    #[actix_web::test]
+    async fn a_method_a_path_does_not_serve_is_answered_405_with_allow() {
+        use actix_web::test;
+        async fn ok() -> HttpResponse {
+            HttpResponse::Ok().finish()
+        }
+        let app = test::init_service(App::new().configure(|cfg| {
+            Routes::new(cfg, &mut Vec::new())
+                .get("/x", ok)
+                .post("/x", ok)
+                .scope("/s", |r| {
+                    r.delete("/{id}", ok);
+                });
+        }))
+        .await;
+        let call = |method: Method, path: &str| {
+            test::TestRequest::default()
+                .method(method)
+                .uri(path)
+                .to_request()
+        };
+        let served = test::call_service(&app, call(Method::POST, "/x")).await;
+        assert_eq!(served.status(), 200);
+        let refused = test::call_service(&app, call(Method::PUT, "/x")).await;
+        assert_eq!(refused.status(), 405);
+        assert_eq!(refused.headers().get("allow").unwrap(), "GET, POST");
+        let refused = test::call_service(&app, call(Method::GET, "/s/1")).await;
+        assert_eq!(refused.status(), 405);
+        assert_eq!(refused.headers().get("allow").unwrap(), "DELETE");
+        let unknown = test::call_service(&app, call(Method::GET, "/y")).await;
+        assert_eq!(unknown.status(), 404);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct ApiError {
     retry_after: Option<u64>,
     /// The budget a `budget_exceeded` refusal ran into, and when it resets.
     budget: Option<Box<(BudgetLimit, String)>>,
+    /// The methods for `Allow` (405).
+    allow: Option<Box<str>>,
     source: Option<anyhow::Error>,
 }
 
@@ -34,8 +36,20 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             budget: None,
+            allow: None,
             source: None,
         }
+    }
+
+    /// 405: the path is served, by `allow` (`GET, POST`) only.
+    pub fn method_not_allowed(allow: &str) -> Self {
+        let mut error = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this path answers {allow}"),
+        );
+        error.allow = Some(allow.into());
+        error
     }
 
     /// Adds `Retry-After` (at least a second) to a refusal.
@@ -125,6 +139,9 @@ impl ApiError {
         if let Some(secs) = self.retry_after {
             response.insert_header(("retry-after", secs.to_string()));
         }
+        if let Some(allow) = &self.allow {
+            response.insert_header(("allow", &**allow));
+        }
         response.json(self.body(request_id))
     }
 }
@@ -203,6 +220,7 @@ pub fn from_actix(err: &actix_web::Error) -> ApiError {
             message: api.message.clone(),
             retry_after: api.retry_after,
             budget: api.budget.clone(),
+            allow: api.allow.clone(),
             source: None,
         };
     }
@@ -240,7 +258,9 @@ pub fn from_actix(err: &actix_web::Error) -> ApiError {
     if let Some(query) = err.as_error::<QueryPayloadError>() {
         return ApiError::bad_request("bad_query", query.to_string());
     }
-    let status = err.as_response_error().status_code();
+    // The response's status, not `status_code()`: some errors (actix-ws's
+    // handshake refusal) set their status only in the response they build.
+    let status = err.error_response().status();
     let code = match status {
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
