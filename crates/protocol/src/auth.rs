@@ -18,6 +18,7 @@ pub const API_KEY_ID_HEADER: &str = "x-api-key-id";
 pub const AUTH_FIELD: &str = "_auth";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     #[default]
@@ -72,6 +73,7 @@ pub struct AccessClaims {
 
 /// `POST /api/v1/auth/register` and `/login` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Credentials {
     pub username: String,
     pub password: String,
@@ -79,6 +81,7 @@ pub struct Credentials {
 
 /// Answer of login and refresh.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: String,
@@ -88,6 +91,7 @@ pub struct TokenResponse {
 
 /// Answer of `GET /api/v1/auth/me` and of register.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserInfo {
     pub id: String,
     pub username: String,
@@ -97,11 +101,13 @@ pub struct UserInfo {
 /// `GET /internal/revocations` on the gateway (service token only): the
 /// users whose access tokens are refused before they expire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevocationList {
     pub users: Vec<RevokedUser>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevokedUser {
     pub user_id: String,
     /// Only tokens whose `iat` is later than this (Unix seconds) are

@@ -41,7 +41,7 @@ const SHOWN_CHARS: usize = 8;
 const TOUCH_EVERY: TimeDelta = TimeDelta::seconds(60);
 
 /// One scope of a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// The chat routes: conversations, turns, agents, `/ws/chat`.

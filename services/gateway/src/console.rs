@@ -123,10 +123,38 @@ pub fn is_page(req: &HttpRequest) -> bool {
             .any(|prefix| req.path().starts_with(prefix))
 }
 
+/// The web console's page (also answered for any other `GET` that is not
+/// an API path: a deep link).
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "console_page",
+    tag = "console",
+    responses(
+        (status = 200, description = "The page (`Cache-Control: no-cache`, with an `ETag`).", content_type = "text/html", body = String),
+        (status = 304, description = "Not modified: `If-None-Match` names the current build."),
+    )
+)]
 pub async fn page(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
     console.page(&req)
 }
 
+/// One of the console's files, at its build's URL (cached as immutable).
+#[utoipa::path(
+    get,
+    path = "/assets/{build}/{file}",
+    operation_id = "console_asset",
+    tag = "console",
+    params(
+        ("build" = String, Path, description = "The console's build, as the page names it."),
+        ("file" = String, Path, description = "The file's path under the console's assets."),
+    ),
+    responses(
+        (status = 200, description = "The file, of its own content type (`Cache-Control: public, max-age=31536000, immutable`).", content_type = "application/octet-stream", body = String),
+        (status = 304, description = "Not modified: `If-None-Match` names the file's `ETag`."),
+        (status = 404, description = "No such file in the current build (text).", content_type = "text/plain", body = String),
+    )
+)]
 pub async fn asset(
     req: HttpRequest,
     path: web::Path<(String, String)>,

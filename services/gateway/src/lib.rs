@@ -11,6 +11,7 @@ pub mod cors;
 pub mod domain;
 pub mod error;
 pub mod limits;
+pub mod openapi;
 pub mod passwords;
 pub mod proxy;
 pub mod revocations;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use anyhow::Context;
+use confab_kit::api::Routes;
 use confab_kit::auth::ServiceAuth;
 use confab_kit::bus::{Bus, BusSettings};
 use confab_kit::db::{self, Db};
@@ -280,83 +282,7 @@ pub async fn build_on(
                 .app_data(web::PayloadConfig::new(body_limit))
                 .app_data(web::JsonConfig::default().limit(body_limit))
                 .app_data(console.clone())
-                .route("/", web::get().to(console::page))
-                .route("/assets/{build}/{file:.*}", web::get().to(console::asset))
-                .route("/.well-known/jwks.json", web::get().to(routes::jwks::jwks))
-                .route("/internal/revocations", web::get().to(revocations::serve))
-                .route(
-                    "/api/v1/auth/register",
-                    web::post().to(routes::auth::register::register),
-                )
-                .route(
-                    "/api/v1/auth/login",
-                    web::post().to(routes::auth::login::login),
-                )
-                .route(
-                    "/api/v1/auth/refresh",
-                    web::post().to(routes::auth::refresh::refresh),
-                )
-                .route(
-                    "/api/v1/auth/logout",
-                    web::post().to(routes::auth::logout::logout),
-                )
-                .route("/api/v1/auth/me", web::get().to(routes::auth::me::me))
-                .service(
-                    web::resource("/api/v1/api-keys")
-                        .get(routes::api_keys::list::list)
-                        .post(routes::api_keys::create::create),
-                )
-                .route(
-                    "/api/v1/api-keys/{id}",
-                    web::delete().to(routes::api_keys::revoke::revoke),
-                )
-                .route(
-                    "/api/v1/auth/password",
-                    web::post().to(routes::auth::password::change),
-                )
-                .route(
-                    "/api/v1/auth/sessions",
-                    web::get().to(routes::sessions::list::list),
-                )
-                .route(
-                    "/api/v1/auth/sessions/{id}",
-                    web::delete().to(routes::sessions::revoke::revoke),
-                )
-                .route(
-                    "/api/v1/admin/users",
-                    web::get().to(routes::admin::users::list::list),
-                )
-                .service(
-                    web::resource("/api/v1/admin/users/{id}")
-                        .get(routes::admin::users::get::get)
-                        .patch(routes::admin::users::update::update)
-                        .delete(routes::admin::users::delete::delete),
-                )
-                .route(
-                    "/api/v1/admin/users/{id}/password",
-                    web::post().to(routes::admin::users::password::reset),
-                )
-                .route(
-                    "/api/v1/admin/users/{id}/budget",
-                    web::put().to(routes::admin::users::budget::for_user),
-                )
-                .route(
-                    "/api/v1/admin/api-keys/{id}/budget",
-                    web::put().to(routes::admin::users::budget::for_api_key),
-                )
-                .route(
-                    "/api/v1/admin/audit",
-                    web::get().to(routes::admin::audit::list::list),
-                )
-                .route(
-                    "/api/v1/admin/audit/export",
-                    web::get().to(routes::admin::audit::export::export),
-                )
-                .service(
-                    web::resource("/api/v1/admin/signing-keys")
-                        .get(routes::admin::signing_keys::list)
-                        .post(routes::admin::signing_keys::rotate),
-                );
+                .configure(|cfg| routes::api(&mut Routes::new(cfg, &mut Vec::new())));
             // Everything else is looked up in the routing table.
             let api = api.default_service(web::to(proxy::forward::forward));
             cfg.service(api);

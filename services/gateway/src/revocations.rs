@@ -18,6 +18,7 @@ use confab_kit::auth::revocations::{DISABLED, POLL_INTERVAL};
 use confab_kit::auth::{Revocations, service_token_state};
 use confab_kit::db::{Db, DbError};
 use confab_protocol::auth::{RevocationList, RevokedUser};
+use confab_protocol::error::ErrorBody;
 
 use crate::GatewayState;
 use crate::audit::Action;
@@ -80,7 +81,19 @@ pub fn keep_loaded(db: Db, revocations: &Arc<Revocations>, ttl_secs: i64) {
     });
 }
 
-/// `GET /internal/revocations`: the list, for the services' verifiers.
+/// The users whose access tokens are refused before they expire, for the
+/// services' verifiers.
+#[utoipa::path(
+    get,
+    path = "/internal/revocations",
+    operation_id = "revocations",
+    tag = "internal",
+    security(("service_token" = [])),
+    responses(
+        (status = 200, description = "The list (`Cache-Control: no-store`).", body = RevocationList),
+        (status = 401, description = "`unauthorized`: no service token, or a wrong one.", body = ErrorBody),
+    )
+)]
 pub async fn serve(
     req: HttpRequest,
     state: web::Data<GatewayState>,

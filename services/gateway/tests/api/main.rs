@@ -16,6 +16,7 @@ mod cookies;
 mod health;
 mod instances;
 mod keep_alive;
+mod openapi;
 mod paths;
 mod proxy;
 mod secrets;

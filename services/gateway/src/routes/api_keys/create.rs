@@ -8,8 +8,10 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{TimeDelta, Utc};
 use confab_kit::ApiError;
+use confab_protocol::error::ErrorBody;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::KeyView;
 use crate::GatewayState;
@@ -26,14 +28,19 @@ const NAME_CHARS: usize = 64;
 /// meant to live longer is given none.
 const MAX_EXPIRES_IN: i64 = 10 * 366 * 24 * 3600;
 
-#[derive(Debug, Deserialize)]
+/// A new key: what it is called, what it may do, how long it lives.
+#[derive(Debug, Deserialize, ToSchema)]
 struct CreateKey {
+    /// 1 to 64 characters.
     name: String,
+    /// At least one.
     scopes: Vec<Scope>,
+    /// Seconds, from 1 to ten years; absent: until revoked.
     expires_in: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+/// A key just made, with the key itself.
+#[derive(Debug, Serialize, ToSchema)]
 struct CreatedKey {
     #[serde(flatten)]
     view: KeyView,
@@ -41,6 +48,21 @@ struct CreatedKey {
     key: String,
 }
 
+/// A new API key for the caller, answered this once with the key itself.
+#[utoipa::path(
+    post,
+    path = "/api/v1/api-keys",
+    operation_id = "create_api_key",
+    tag = "api-keys",
+    request_body = CreateKey,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 201, description = "The key, with the key itself (shown only now).", body = CreatedKey),
+        (status = 403, description = "`api_key_not_allowed`: an API key; `csrf_rejected`: by cookie, from an origin the gateway does not trust.", body = ErrorBody),
+        (status = 409, description = "`too_many_api_keys`: the caller holds the most live keys allowed (`[limits] api_keys_per_user`); revoke one first.", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: a `name` not of 1 to 64 characters, no or unknown `scopes`, an `expires_in` not from 1 s to ten years, or JSON not of the documented shape.", body = ErrorBody),
+    )
+)]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<GatewayState>,

@@ -6,19 +6,26 @@ pub mod list;
 pub mod revoke;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::api_keys::Scopes;
+use crate::api_keys::{Scope, Scopes};
 use crate::store::api_keys::ApiKeyRow;
 
 /// A key as lists show it: never the key itself.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct KeyView {
     pub id: String,
     pub name: String,
+    /// The key's first characters, to tell it by.
     pub prefix: String,
+    #[schema(value_type = Vec<Scope>)]
     pub scopes: Vec<&'static str>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: chrono::DateTime<chrono::Utc>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// None: it lives until revoked.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 

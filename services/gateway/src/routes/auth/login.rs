@@ -15,8 +15,11 @@
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
+use confab_protocol::auth::TokenResponse;
+use confab_protocol::error::ErrorBody;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::body;
 use super::tokens::{self, no_store};
@@ -26,13 +29,43 @@ use crate::browser;
 use crate::error::GatewayError;
 use crate::store::users;
 
-#[derive(Deserialize)]
+/// The credentials; a form is an OAuth2 password grant.
+#[derive(Deserialize, ToSchema)]
 struct LoginBody {
+    /// In a form: `password` (or absent).
     grant_type: Option<String>,
     username: String,
     password: String,
 }
 
+/// Signs in: a token pair for the username and password.
+///
+/// From the web console (`X-Confab-Client: console`) the tokens are set as
+/// cookies (`confab_access`, `confab_refresh`) and the JSON is a
+/// `ConsoleTokens`, without the refresh token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    operation_id = "login",
+    tag = "auth",
+    request_body(
+        description = "The credentials, as JSON or as an OAuth2 password grant form (`grant_type=password&username=…&password=…`).",
+        content(
+            (LoginBody = "application/json"),
+            (LoginBody = "application/x-www-form-urlencoded"),
+        )
+    ),
+    responses(
+        (status = 200, description = "Signed in: the token pair (`Cache-Control: no-store`). For the console, a `ConsoleTokens` and the two cookies.", body = TokenResponse,
+            headers(("Set-Cookie" = String, description = "For the console only: `confab_access` and `confab_refresh`, HttpOnly."))),
+        (status = 400, description = "`malformed_json`: the body is not JSON; `unsupported_grant_type`: a `grant_type` other than `password`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: wrong username or password.", body = ErrorBody),
+        (status = 403, description = "`account_disabled`: the account is disabled (said only after the right password); `csrf_rejected`: a console sign-in from an origin the gateway does not trust.", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: the JSON or form lacks `username` or `password`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many attempts from this address (`[rate_limits] login_per_minute`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a retry can succeed."))),
+    )
+)]
 pub async fn login(
     req: HttpRequest,
     state: web::Data<GatewayState>,

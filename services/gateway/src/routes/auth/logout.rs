@@ -17,7 +17,9 @@
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
+use confab_protocol::error::ErrorBody;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::body;
 use super::tokens;
@@ -28,13 +30,44 @@ use crate::domain::hash_random_secret;
 use crate::error::GatewayError;
 use crate::store::refresh_tokens;
 
-#[derive(Default, Deserialize)]
+/// What to sign out: a login by its refresh token, or every login.
+#[derive(Default, Deserialize, ToSchema)]
 struct LogoutBody {
+    /// The login to end (from the console, in the `confab_refresh` cookie).
     refresh_token: Option<String>,
+    /// Every login of the user: needs her access token.
     #[serde(default)]
     everywhere: bool,
 }
 
+/// Signs out: one login (by its refresh token), or with `everywhere` and
+/// the user's access token every login of the user.
+///
+/// Access tokens already issued live out their few minutes. For the console
+/// (a `confab_*` cookie or `X-Confab-Client: console`) the body may be empty
+/// and the answer clears both cookies.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    operation_id = "logout",
+    tag = "auth",
+    request_body(
+        description = "The refresh token of the login to end, or `everywhere: true`; as JSON or a form; empty from the console.",
+        content(
+            (LogoutBody = "application/json"),
+            (LogoutBody = "application/x-www-form-urlencoded"),
+        )
+    ),
+    security((), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Signed out (also when there was nothing left to revoke); the console's cookies are cleared.",
+            headers(("Set-Cookie" = String, description = "For the console: `confab_access` and `confab_refresh`, expired."))),
+        (status = 400, description = "`malformed_json`: the body is not JSON.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: `everywhere` without a valid access token.", body = ErrorBody),
+        (status = 403, description = "`csrf_rejected`: a logout by cookie, or for the console, from an origin the gateway does not trust; `api_key_not_allowed`: `everywhere` with an API key.", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: neither a `refresh_token` nor `everywhere: true`, or fields of the wrong type.", body = ErrorBody),
+    )
+)]
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<GatewayState>,

@@ -11,8 +11,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use confab_kit::ApiError;
 use confab_kit::auth::bearer_token;
+use confab_protocol::auth::TokenResponse;
+use confab_protocol::error::ErrorBody;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::body;
 use super::tokens::{self, no_store};
@@ -25,13 +28,33 @@ use crate::error::GatewayError;
 use crate::revocations::cut_off;
 use crate::store::{refresh_tokens, users};
 
-#[derive(Deserialize)]
+/// A user's new password, with her current one.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Change {
+struct PasswordChange {
     current_password: String,
     new_password: String,
 }
 
+/// Changes the caller's own password; every other session ends, and this
+/// one goes on with the new token pair.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password",
+    operation_id = "change_password",
+    tag = "auth",
+    request_body = PasswordChange,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The password is changed: this session's new token pair (`Cache-Control: no-store`); signed in by the console's cookie, a `ConsoleTokens` and both cookies set again.", body = TokenResponse,
+            headers(("Set-Cookie" = String, description = "Signed in by cookie: `confab_access` and `confab_refresh`, HttpOnly."))),
+        (status = 401, description = "`unauthorized`: no access token, or one that is expired, revoked or not valid, or whose user was deleted.", body = ErrorBody),
+        (status = 403, description = "`wrong_password`: `current_password` is wrong; `api_key_not_allowed`: an API key; `csrf_rejected`: by cookie, from an origin the gateway does not trust.", body = ErrorBody),
+        (status = 422, description = "`weak_password`: the new one has under 8 characters; `invalid_password`: over 1024; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many password checks from this address (the login limit).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a retry can succeed."))),
+    )
+)]
 pub async fn change(
     req: HttpRequest,
     state: web::Data<GatewayState>,
@@ -39,7 +62,7 @@ pub async fn change(
 ) -> Result<HttpResponse, ApiError> {
     let claims = authenticate(&req, &state.keys, &state.browser).await?;
     state.limits.check_login(&req).await?;
-    let change: Change = body::json(&body)?;
+    let change: PasswordChange = body::json(&body)?;
     let new_password = Password::parse(change.new_password)?;
     let user = users::by_id(&state.db, &claims.sub)
         .await?

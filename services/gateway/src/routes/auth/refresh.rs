@@ -18,7 +18,9 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_protocol::auth::TokenResponse;
+use confab_protocol::error::ErrorBody;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::body;
 use super::tokens::{self, no_store};
@@ -29,12 +31,42 @@ use crate::error::GatewayError;
 use crate::store::refresh_tokens::{self, Rotation};
 use crate::store::users;
 
-#[derive(Default, Deserialize)]
+/// The refresh token to trade; a form is an OAuth2 refresh grant.
+#[derive(Default, Deserialize, ToSchema)]
 struct RefreshBody {
+    /// In a form: `refresh_token` (or absent).
     grant_type: Option<String>,
+    /// Absent (or empty) when it is in the `confab_refresh` cookie.
     refresh_token: Option<String>,
 }
 
+/// Trades a refresh token for a new pair (the presented one is used up).
+///
+/// The console's refresh token comes in the `confab_refresh` cookie with
+/// an empty body; its answer sets both cookies again and is a
+/// `ConsoleTokens`, without the refresh token. A token presented twice
+/// signs out every session of its login.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    operation_id = "refresh",
+    tag = "auth",
+    request_body(
+        description = "The refresh token, as JSON or as an OAuth2 form (`grant_type=refresh_token&refresh_token=…`); empty (or `{}`) when it is in the `confab_refresh` cookie.",
+        content(
+            (RefreshBody = "application/json"),
+            (RefreshBody = "application/x-www-form-urlencoded"),
+        )
+    ),
+    responses(
+        (status = 200, description = "The next token pair (`Cache-Control: no-store`). By cookie or for the console, a `ConsoleTokens` and the two cookies.", body = TokenResponse,
+            headers(("Set-Cookie" = String, description = "By cookie or for the console: `confab_access` and `confab_refresh`, HttpOnly."))),
+        (status = 400, description = "`malformed_json`: the body is not JSON; `unsupported_grant_type`: a `grant_type` other than `refresh_token`.", body = ErrorBody),
+        (status = 401, description = "`refresh_token_reused`: already used (every session of its login is now signed out); `refresh_token_revoked`; `refresh_token_expired`; `invalid_refresh_token`: unknown, or its user is gone. A refused cookie is cleared.", body = ErrorBody),
+        (status = 403, description = "`csrf_rejected`: a refresh by cookie, or for the console, from an origin the gateway does not trust (the cookies are kept).", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: no `refresh_token` in the body nor in a cookie.", body = ErrorBody),
+    )
+)]
 pub async fn refresh(
     req: HttpRequest,
     state: web::Data<GatewayState>,

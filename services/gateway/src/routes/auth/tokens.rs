@@ -10,6 +10,7 @@ use confab_kit::ApiError;
 use confab_protocol::auth::{Role, TokenResponse};
 use rand::RngCore;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::GatewayState;
 use crate::domain::hash_random_secret;
@@ -26,7 +27,7 @@ pub fn no_store() -> HttpResponseBuilder {
 /// The console's answer to login and refresh: the refresh token travels only
 /// in its `HttpOnly` cookie, out of any script's reach. The gateway alone
 /// writes this shape (the console reads it), so it is not a protocol type.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConsoleTokens {
     pub access_token: String,
     pub token_type: String,

@@ -5,12 +5,28 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
+use confab_protocol::error::ErrorBody;
 
 use crate::GatewayState;
 use crate::auth::authenticate;
 use crate::error::GatewayError;
 use crate::store::refresh_tokens;
 
+/// Ends one of the caller's sessions: its refresh token is refused from
+/// now on.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/sessions/{id}",
+    operation_id = "end_session",
+    tag = "auth",
+    params(("id" = String, Path, description = "The session's id, from the list.")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "The session is ended."),
+        (status = 403, description = "`api_key_not_allowed`: an API key; `csrf_rejected`: by cookie, from an origin the gateway does not trust.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no live session of the caller has that id.", body = ErrorBody),
+    )
+)]
 pub async fn revoke(
     req: HttpRequest,
     state: web::Data<GatewayState>,

@@ -7,6 +7,7 @@
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
+use confab_protocol::error::ErrorBody;
 use futures_util::stream;
 
 use super::{AuditQuery, AuditView};
@@ -18,6 +19,20 @@ use crate::store::audit::{self, AuditFilter};
 /// Rows read per query while exporting.
 const PAGE: i64 = 500;
 
+/// Every row the filter matches, streamed as JSON lines.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/audit/export",
+    operation_id = "admin_export_audit",
+    tag = "admin",
+    params(AuditQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "One `AuditView` JSON object per line, oldest first unless `order=desc`, as the attachment `confab-audit.jsonl` (a database failure mid-way ends it early).", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "`bad_query`: a `limit` (the export has every row), or a filter as the page's `bad_query`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an administrator; `api_key_not_allowed`: an API key.", body = ErrorBody),
+    )
+)]
 pub async fn export(
     req: HttpRequest,
     state: web::Data<GatewayState>,

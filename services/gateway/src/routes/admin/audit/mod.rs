@@ -8,6 +8,7 @@ pub mod list;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::Action;
 use crate::domain::{Cursor, parse_instant};
@@ -18,15 +19,23 @@ use crate::store::audit::{AuditFilter, AuditRow};
 /// `from` and `to` RFC 3339 or `YYYY-MM-DD` (UTC), `to` exclusive; `actor`
 /// an id or a username; `action` one of the trail's action names; `order`
 /// `asc` (oldest first, the default) or `desc`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// From this moment on: RFC 3339, or `YYYY-MM-DD` (UTC).
     from: Option<String>,
+    /// Before this moment (exclusive): RFC 3339, or `YYYY-MM-DD` (UTC).
     to: Option<String>,
+    /// Who acted: a user's id or username.
     actor: Option<String>,
+    /// One of the trail's action names (`login.failed`, `user.disabled`…).
     action: Option<String>,
+    /// `asc` (oldest first, the default) or `desc`.
     order: Option<String>,
+    /// Pages only: the `next_cursor` of the page before.
     cursor: Option<String>,
+    /// Pages only: rows per page, 1 to 1000, 100 if absent.
     limit: Option<i64>,
 }
 
@@ -74,15 +83,19 @@ impl AuditQuery {
 }
 
 /// A row as readers see it: `detail` as the JSON object it is.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditView {
     pub id: String,
+    #[schema(value_type = String, format = DateTime)]
     pub at: chrono::DateTime<chrono::Utc>,
     pub actor_id: Option<String>,
     pub actor_name: Option<String>,
     pub action: String,
     pub target_id: Option<String>,
+    /// The client's address.
     pub ip: Option<String>,
+    /// What the action was about, by action.
+    #[schema(value_type = Object)]
     pub detail: Value,
 }
 

@@ -9,6 +9,7 @@
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
+use confab_protocol::error::ErrorBody;
 use serde_json::{Value, json};
 
 use super::acting;
@@ -20,6 +21,28 @@ use crate::routes::auth::body;
 use crate::services::Service;
 use crate::store::{api_keys, users};
 
+/// A user's budget for one period, in place of the configured default. Kept by
+/// llm-proxy-service, whose answer is relayed.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/users/{id}/budget",
+    operation_id = "admin_set_user_budget",
+    tag = "admin",
+    params(("id" = String, Path, description = "The user's id (`usr-…`).")),
+    request_body(
+        content = Object,
+        description = "`{\"period\": \"day\" | \"month\", \"tokens\": n | null, \"cost\": x | null}`: the limits for that period; null or absent is no limit of that kind, `cost` in the configured currency.",
+    ),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The budget as stored: `{subject, subject_id, user_id, period, tokens, cost, currency, updated_at}`.", body = Object),
+        (status = 403, description = "`forbidden`: not an administrator; `api_key_not_allowed`: an API key; `csrf_rejected`: by cookie, from an origin the gateway does not trust.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user.", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: not a JSON object, or values llm-proxy-service refuses (its refusal is relayed).", body = ErrorBody),
+        (status = 502, description = "`upstream_unavailable`: llm-proxy-service cannot be reached.", body = ErrorBody),
+        (status = 504, description = "`upstream_timeout`: llm-proxy-service did not answer in time.", body = ErrorBody),
+    )
+)]
 pub async fn for_user(
     req: HttpRequest,
     state: web::Data<GatewayState>,
@@ -31,6 +54,28 @@ pub async fn for_user(
     set(&req, &state, "user", &id, owner, &body).await
 }
 
+/// An API key's budget for one period, in place of the configured default. Kept by
+/// llm-proxy-service, whose answer is relayed.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/api-keys/{id}/budget",
+    operation_id = "admin_set_api_key_budget",
+    tag = "admin",
+    params(("id" = String, Path, description = "The API key's id (`key-…`).")),
+    request_body(
+        content = Object,
+        description = "`{\"period\": \"day\" | \"month\", \"tokens\": n | null, \"cost\": x | null}`: the limits for that period; null or absent is no limit of that kind, `cost` in the configured currency.",
+    ),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The budget as stored: `{subject, subject_id, user_id, period, tokens, cost, currency, updated_at}`.", body = Object),
+        (status = 403, description = "`forbidden`: not an administrator; `api_key_not_allowed`: an API key; `csrf_rejected`: by cookie, from an origin the gateway does not trust.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such API key.", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: not a JSON object, or values llm-proxy-service refuses (its refusal is relayed).", body = ErrorBody),
+        (status = 502, description = "`upstream_unavailable`: llm-proxy-service cannot be reached.", body = ErrorBody),
+        (status = 504, description = "`upstream_timeout`: llm-proxy-service did not answer in time.", body = ErrorBody),
+    )
+)]
 pub async fn for_api_key(
     req: HttpRequest,
     state: web::Data<GatewayState>,

@@ -10,6 +10,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::auth::revocations::DISABLED;
+use confab_protocol::error::ErrorBody;
 use serde_json::json;
 
 use super::{acting, existing};
@@ -20,6 +21,23 @@ use crate::error::GatewayError;
 use crate::services::Service;
 use crate::store::users;
 
+/// Deletes a user and everything of hers, in every service.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/users/{id}",
+    operation_id = "admin_delete_user",
+    tag = "admin",
+    params(("id" = String, Path, description = "The user's id (`usr-…`).")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "The user and her data are deleted; her tokens are refused."),
+        (status = 403, description = "`forbidden`: not an administrator; `api_key_not_allowed`: an API key; `csrf_rejected`: by cookie, from an origin the gateway does not trust.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user.", body = ErrorBody),
+        (status = 409, description = "`own_account`: an admin cannot delete herself.", body = ErrorBody),
+        (status = 502, description = "`upstream_unavailable`: a service could not delete her data; the account stays, try again.", body = ErrorBody),
+        (status = 504, description = "`upstream_timeout`: a service did not answer in time; the account stays, try again.", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     req: HttpRequest,
     state: web::Data<GatewayState>,

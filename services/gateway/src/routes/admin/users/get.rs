@@ -6,7 +6,10 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Datelike, Utc};
 use confab_kit::ApiError;
-use serde_json::{Value, json};
+use confab_protocol::error::ErrorBody;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::{UserView, acting, existing};
 use crate::GatewayState;
@@ -15,6 +18,38 @@ use crate::routes::api_keys::KeyView;
 use crate::services::Service;
 use crate::store::{api_keys, refresh_tokens};
 
+/// A user as an admin looks into her.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDetail {
+    pub user: UserView,
+    /// Her keys that are not revoked.
+    pub api_keys: Vec<KeyView>,
+    /// How many live sessions she has.
+    pub sessions: usize,
+    /// llm-proxy-service's `GET /usage` for her this month, by model; null
+    /// when it cannot be asked.
+    #[schema(value_type = Option<Object>)]
+    pub usage_this_month: Value,
+    /// llm-proxy-service's `GET /budgets/user/{id}`; null when it cannot be
+    /// asked.
+    #[schema(value_type = Option<Object>)]
+    pub budgets: Value,
+}
+
+/// A user with her API keys, sessions, this month's usage and budgets.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users/{id}",
+    operation_id = "admin_get_user",
+    tag = "admin",
+    params(("id" = String, Path, description = "The user's id (`usr-…`).")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The user (usage and budgets null when llm-proxy-service cannot be asked).", body = UserDetail),
+        (status = 403, description = "`forbidden`: not an administrator; `api_key_not_allowed`: an API key.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user.", body = ErrorBody),
+    )
+)]
 pub async fn get(
     req: HttpRequest,
     state: web::Data<GatewayState>,
@@ -44,13 +79,13 @@ pub async fn get(
     )
     .await;
     let budgets = llm_proxy_json(&state, &format!("/budgets/user/{}", user.id), &admin).await;
-    Ok(HttpResponse::Ok().json(json!({
-        "user": UserView::from(user),
-        "api_keys": keys,
-        "sessions": sessions,
-        "usage_this_month": usage,
-        "budgets": budgets,
-    })))
+    Ok(HttpResponse::Ok().json(UserDetail {
+        user: UserView::from(user),
+        api_keys: keys,
+        sessions,
+        usage_this_month: usage,
+        budgets,
+    }))
 }
 
 /// What llm-proxy-service answers to `path`, or null (logged) when it

@@ -14,18 +14,22 @@ pub mod update;
 use chrono::{DateTime, Utc};
 use confab_protocol::auth::{AccessClaims, AuthContext, Role};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::GatewayError;
 use crate::store::users::{self, UserRow};
 
 /// A user as an admin sees her (never her password hash).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
     pub id: String,
     pub username: String,
+    #[schema(value_type = Role)]
     pub role: String,
     pub disabled: bool,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub disabled_at: Option<DateTime<Utc>>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
 }
 

@@ -6,8 +6,10 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use confab_kit::ApiError;
+use confab_protocol::error::ErrorBody;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::existing;
 use crate::GatewayState;
@@ -18,12 +20,29 @@ use crate::revocations::cut_off;
 use crate::routes::auth::body;
 use crate::store::{refresh_tokens, users};
 
-#[derive(Deserialize)]
+/// The user's new password.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Reset {
+struct PasswordReset {
     password: String,
 }
 
+/// Sets a user's password; her sessions end and her tokens are refused.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{id}/password",
+    operation_id = "admin_reset_password",
+    tag = "admin",
+    params(("id" = String, Path, description = "The user's id (`usr-…`).")),
+    request_body = PasswordReset,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "The password is set."),
+        (status = 403, description = "`forbidden`: not an administrator; `api_key_not_allowed`: an API key; `csrf_rejected`: by cookie, from an origin the gateway does not trust.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user.", body = ErrorBody),
+        (status = 422, description = "`weak_password`: under 8 characters; `invalid_password`: over 1024; `invalid_body`: JSON not of the documented shape.", body = ErrorBody),
+    )
+)]
 pub async fn reset(
     req: HttpRequest,
     state: web::Data<GatewayState>,
@@ -31,7 +50,7 @@ pub async fn reset(
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let admin = authenticate_admin(&req, &state.keys, &state.browser).await?;
-    let reset: Reset = body::json(&body)?;
+    let reset: PasswordReset = body::json(&body)?;
     let password = Password::parse(reset.password)?;
     let user = existing(&state.db, &id).await?;
     let hash = state

@@ -14,8 +14,10 @@ use chrono::Utc;
 use confab_kit::ApiError;
 use confab_kit::auth::revocations::DISABLED;
 use confab_protocol::auth::Role;
+use confab_protocol::error::ErrorBody;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::{UserView, existing};
 use crate::GatewayState;
@@ -26,13 +28,33 @@ use crate::revocations::cut_off;
 use crate::routes::auth::body;
 use crate::store::{refresh_tokens, users};
 
-#[derive(Debug, Deserialize)]
+/// What to change: at least one of the two.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserChange {
+    /// True signs her out everywhere; false lets her sign in again.
     disabled: Option<bool>,
     role: Option<Role>,
 }
 
+/// Disables or enables a user, or changes her role. Disabling signs her
+/// out everywhere; a role change refuses her older tokens.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/users/{id}",
+    operation_id = "admin_update_user",
+    tag = "admin",
+    params(("id" = String, Path, description = "The user's id (`usr-…`).")),
+    request_body = UserChange,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The user as changed.", body = UserView),
+        (status = 403, description = "`forbidden`: not an administrator; `api_key_not_allowed`: an API key; `csrf_rejected`: by cookie, from an origin the gateway does not trust.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user.", body = ErrorBody),
+        (status = 409, description = "`own_account`: an admin cannot disable or demote herself.", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: neither `disabled` nor `role`, or JSON not of the documented shape.", body = ErrorBody),
+    )
+)]
 pub async fn update(
     req: HttpRequest,
     state: web::Data<GatewayState>,

@@ -1,0 +1,3 @@
+//! The gateway's OpenAPI documents.
+
+pub mod own;
