@@ -43,12 +43,7 @@ fn list(endpoints: &[&Endpoint]) -> String {
 #[tokio::test]
 async fn the_service_serves_its_document_whose_references_all_resolve() {
     let (_stack, app) = start_chat_with_dead_agents(&["math"]).await;
-    let response = app
-        .http
-        .get(format!("{}/openapi.json", app.url))
-        .send()
-        .await
-        .unwrap();
+    let response = app.openapi().await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-type"].to_str().unwrap(),

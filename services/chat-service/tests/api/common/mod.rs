@@ -399,6 +399,15 @@ impl TestApp {
         list["items"].as_array().unwrap().len()
     }
 
+    /// `GET /openapi.json`, without credentials (the document is public).
+    pub async fn openapi(&self) -> reqwest::Response {
+        self.http
+            .get(format!("{}/openapi.json", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `GET /chat/models`.
     pub async fn models(&self, user: &str) -> reqwest::Response {
         self.request(reqwest::Method::GET, "/chat/models", user)

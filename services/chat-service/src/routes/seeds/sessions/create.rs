@@ -20,7 +20,8 @@ use crate::routes::conversations::create;
     path = "/chat/sessions",
     tag = "seeds",
     operation_id = "sessions_create",
-    request_body(content = Option<CreateConversation>, description = "`{title?, agent_id?}`, or nothing at all."),
+    // A reference, not the type: the body is optional, but not `null`.
+    request_body(content = ref("#/components/schemas/CreateConversation"), description = "`{title?, agent_id?}`, or no body at all."),
     responses(
         (status = 201, description = "The conversation, with its (empty) tree.", body = Conversation),
         (status = 422, description = "`title_too_long`; `unknown_agent`: `agent_id` names no registered agent; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody)
