@@ -204,7 +204,9 @@ pub struct Message {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateConversation {
+    /// At most 200 characters; blank or absent: "New conversation".
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub title: Option<String>,
     #[serde(default)]
     pub agent_id: Option<String>,
@@ -216,6 +218,8 @@ pub struct CreateConversation {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RenameConversation {
+    /// Not blank; at most 200 characters.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S", max_length = 200))]
     pub title: String,
 }
 
@@ -234,6 +238,8 @@ pub struct ConversationHistory {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendMessage {
+    /// Not blank; at most `chat.max_message_chars` (10,000 by default).
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub message: String,
 }
 
@@ -242,6 +248,8 @@ pub struct SendMessage {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnifiedRequest {
+    /// Not blank; at most `chat.max_message_chars` (10,000 by default).
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub message: String,
     #[serde(default)]
     pub conversation_id: Option<String>,
