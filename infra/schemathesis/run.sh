@@ -128,7 +128,8 @@ PY
 # schemathesis_run NAME TOKEN [ARGS...]: one run over the gateway's document
 # with TOKEN as the bearer; its JUnit report is $report_dir/NAME.xml, its
 # events $report_dir/NAME.ndjson, summarised by summary.py (the checks run,
-# passed and failed, and each distinct failure with a curl line).
+# passed and failed, and each distinct failure with a curl line, also as a
+# Markdown table in $report_dir/NAME-findings.md).
 schemathesis_run() {
     local name=$1 token=$2 status=0
     shift 2
@@ -151,7 +152,7 @@ schemathesis_run() {
         --no-color \
         "$@") || status=$?
     if [[ -s "$report_dir/$name.ndjson" ]]; then
-        python3 "$here/summary.py" "$report_dir/$name.ndjson" "$name" ||
+        python3 "$here/summary.py" "$report_dir/$name.ndjson" "$name" "$report_dir/$name-findings.md" ||
             echo "schemathesis/run.sh: could not summarise $report_dir/$name.ndjson" >&2
     fi
     return "$status"

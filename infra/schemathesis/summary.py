@@ -5,7 +5,10 @@ operation, the check, the response status and a curl line that reproduces
 it. run.sh prints it after schemathesis' own summary, which counts
 failures but not the checks that passed.
 
-    python3 summary.py EVENTS.ndjson [NAME]
+    python3 summary.py EVENTS.ndjson [NAME [FINDINGS.md]]
+
+With FINDINGS.md, the distinct failures are written there too, as a
+Markdown table (operation, check, status, message, reproduction).
 """
 
 import base64
@@ -37,6 +40,7 @@ def reproduction(request: dict) -> str:
 def main() -> None:
     path = sys.argv[1]
     name = sys.argv[2] if len(sys.argv) > 2 else path
+    markdown = sys.argv[3] if len(sys.argv) > 3 else None
     operations: dict = {}
     checks_by_case: dict = {}
     interactions: dict = {}
@@ -49,8 +53,10 @@ def main() -> None:
         if not finished or not finished.get("recorder"):
             continue
         recorder = finished["recorder"]
-        if recorder.get("cases"):
-            tested.add(recorder.get("label"))
+        label = recorder.get("label") or ""
+        # A stateful scenario's label names no one operation.
+        if recorder.get("cases") and label.split(" ", 1)[0].isupper():
+            tested.add(label)
         for case_id, checks in (recorder.get("checks") or {}).items():
             checks_by_case[case_id] = (recorder.get("label"), checks)
         interactions.update(recorder.get("interactions") or {})
@@ -78,15 +84,29 @@ def main() -> None:
     )
     for check in sorted(runs):
         print(f"  {check:32} {runs[check]:6} run  {failed[check]:5} failed")
-    if distinct:
-        print(f"distinct failures (operation, check, status): {len(distinct)}")
-        for (operation, code, status), (check, failure, request) in sorted(
-            distinct.items(), key=lambda item: tuple(map(str, item[0]))
-        ):
-            message = (failure.get("message") or failure.get("title") or "").strip().splitlines()
-            print(f"- {operation} — {code} {check} — {status}: {message[0] if message else ''}")
-            if request:
-                print(f"    {reproduction(request)}")
+    rows = []
+    for (operation, code, status), (check, failure, request) in sorted(
+        distinct.items(), key=lambda item: tuple(map(str, item[0]))
+    ):
+        message = (failure.get("message") or failure.get("title") or "").strip().splitlines()
+        rows.append((operation, f"{code} {check}", status, message[0] if message else "", reproduction(request) if request else ""))
+    if rows:
+        print(f"distinct failures (operation, check, status): {len(rows)}")
+        for operation, check, status, message, curl in rows:
+            print(f"- {operation} — {check} — {status}: {message}")
+            if curl:
+                print(f"    {curl}")
+    if markdown:
+        with open(markdown, "w", encoding="utf-8") as out:
+            out.write(f"## {name}: {len(rows)} distinct failures\n\n")
+            out.write(f"{len(tested)} operations tested, {len(checks_by_case)} test cases, ")
+            out.write(f"{sum(runs.values())} checks run, {sum(failed.values())} failed\n\n")
+            if rows:
+                out.write("| operation | check | status | message | reproduction |\n|---|---|---|---|---|\n")
+                for row in rows:
+                    cells = [str(cell).replace("|", "\\|") for cell in row]
+                    cells[-1] = f"`{cells[-1]}`" if cells[-1] else ""
+                    out.write("| " + " | ".join(cells) + " |\n")
 
 
 if __name__ == "__main__":
