@@ -46,6 +46,8 @@ pub struct Console {
     build: String,
     index: web::Bytes,
     index_etag: HeaderValue,
+    /// The API reference page (`docs.html`), at `/api/docs`.
+    docs: web::Bytes,
 }
 
 impl Console {
@@ -65,12 +67,16 @@ impl Console {
             .take(6)
             .map(|b| format!("{b:02x}"))
             .collect();
-        let index = Files::get("index.html")
-            .ok_or_else(|| anyhow::anyhow!("the console has no index.html"))?;
-        let page = std::str::from_utf8(&index.data)?.replace("{{build}}", &build);
+        let page = |name: &str| -> anyhow::Result<web::Bytes> {
+            let file =
+                Files::get(name).ok_or_else(|| anyhow::anyhow!("the console has no {name}"))?;
+            let page = std::str::from_utf8(&file.data)?.replace("{{build}}", &build);
+            Ok(web::Bytes::from(page))
+        };
         Ok(Self {
             index_etag: HeaderValue::from_str(&format!("\"{build}\""))?,
-            index: web::Bytes::from(page),
+            index: page("index.html")?,
+            docs: page("docs.html")?,
             build,
         })
     }
@@ -87,6 +93,20 @@ impl Console {
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .insert_header((header::ETAG, self.index_etag.clone()))
             .body(self.index.clone())
+    }
+
+    /// The API reference page, revalidated like the console's.
+    pub fn docs(&self, req: &HttpRequest) -> HttpResponse {
+        if not_modified(req, &self.index_etag) {
+            return secured(HttpResponse::NotModified())
+                .insert_header((header::ETAG, self.index_etag.clone()))
+                .finish();
+        }
+        secured(HttpResponse::Ok())
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .insert_header((header::ETAG, self.index_etag.clone()))
+            .body(self.docs.clone())
     }
 
     /// `/assets/{build}/{file}`: 404 for another build's URL (a page from

@@ -214,6 +214,10 @@ pub async fn build_on(
         &settings.proxy.http2,
     )?;
     let console = web::Data::new(console::Console::new()?);
+    let public_document = web::Data::new(openapi::public::PublicDocument::new(
+        &openapi::own::document(),
+        Duration::from_secs(settings.timeouts.response_secs),
+    )?);
     let cors = cors::CorsPolicy::new(&settings.cors)?;
     let browser = Browser::new(
         &settings.browser,
@@ -282,6 +286,7 @@ pub async fn build_on(
                 .app_data(web::PayloadConfig::new(body_limit))
                 .app_data(web::JsonConfig::default().limit(body_limit))
                 .app_data(console.clone())
+                .app_data(public_document.clone())
                 .configure(|cfg| routes::api(&mut Routes::new(cfg, &mut Vec::new())));
             // Everything else is looked up in the routing table.
             let api = api.default_service(web::to(proxy::forward::forward));

@@ -88,8 +88,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
         SERVICE,
         "Confab's front door: accounts and their tokens, personal API keys, administration, \
          and the web console. Every other path is routed to the services behind it.",
-        OwnApi::openapi(),
+        OwnApi::openapi().merge_from(super::reference::Reference::openapi()),
     );
+    // Every service serves its own document at /openapi.json; the
+    // gateway's is the public one, at /api/v1/openapi.json.
+    doc.paths.paths.remove("/openapi.json");
     // The gateway's /metrics is for the operator: the service token, or an
     // administrator's access token (not the console's cookie).
     if let Some(metrics) = doc

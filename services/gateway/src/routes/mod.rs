@@ -8,7 +8,7 @@ pub mod sessions;
 
 use confab_kit::api::Routes;
 
-use crate::{console, revocations};
+use crate::{console, openapi, revocations};
 
 /// Every route the gateway answers itself, registered and listed (the
 /// coverage test holds the list against `crate::openapi::own`). Each path
@@ -48,5 +48,7 @@ pub fn api(r: &mut Routes<'_>) {
         .get("/api/v1/admin/audit", admin::audit::list::list)
         .get("/api/v1/admin/audit/export", admin::audit::export::export)
         .get("/api/v1/admin/signing-keys", admin::signing_keys::list)
-        .post("/api/v1/admin/signing-keys", admin::signing_keys::rotate);
+        .post("/api/v1/admin/signing-keys", admin::signing_keys::rotate)
+        .get("/api/v1/openapi.json", openapi::reference::document)
+        .get("/api/docs", openapi::reference::page);
 }

@@ -1,19 +1,18 @@
 //! The gateway's own routes and its OpenAPI document of them agree: every
 //! route it registers is described, every described operation is served,
 //! and the document holds together (its references and security schemes
-//! are defined, its operation ids unique, every response described).
+//! are defined, its operation ids unique, every response described). The
+//! public document it serves at `/api/v1/openapi.json` describes exactly
+//! the operations a client can reach: its own and, through the routing
+//! table, the services'.
 
 use std::collections::BTreeSet;
 
 use confab_kit::api::{Endpoint, documented, listed};
+use gateway::proxy::path::RequestPath;
 use serde_json::Value;
 
-/// What kit's shared document describes that the gateway serves under
-/// another name: the lead is replacing `/openapi.json` with the public
-/// `/api/v1/openapi.json` (the merged document).
-fn not_served_by_that_name() -> Endpoint {
-    Endpoint::new("GET", "/openapi.json")
-}
+use crate::common::{Stack, fetch_json};
 
 #[test]
 fn every_own_route_is_documented_and_every_documented_operation_is_served() {
@@ -21,8 +20,7 @@ fn every_own_route_is_documented_and_every_documented_operation_is_served() {
         confab_kit::server::routes(r);
         gateway::routes::api(r);
     });
-    let mut described = documented(&gateway::openapi::own::document());
-    described.remove(&not_served_by_that_name());
+    let described = documented(&gateway::openapi::own::document());
     let undocumented: Vec<String> = served
         .difference(&described)
         .map(|e| e.to_string())
@@ -89,6 +87,202 @@ fn the_own_document_refers_only_to_what_it_defines() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `path` with every `{parameter}` as the segment `p`, so a path the
+/// document writes and one a request carries compare equal.
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with('{') && segment.ends_with('}') {
+                "p"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn endpoints_of(doc: &Value) -> BTreeSet<Endpoint> {
+    let mut endpoints = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            endpoints.insert(Endpoint::new(method, path));
+        }
+    }
+    endpoints
+}
+
+#[tokio::test]
+async fn the_public_document_describes_every_operation_a_client_can_reach_and_no_other() {
+    let stack = Stack::start().await;
+    // Public: no credentials needed to read the contract.
+    let doc = fetch_json(
+        stack
+            .http
+            .get(format!("{}/api/v1/openapi.json", stack.gateway)),
+    )
+    .await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let public = endpoints_of(&doc);
+
+    let own = listed(|r| {
+        confab_kit::server::routes(r);
+        gateway::routes::api(r);
+    });
+    let chat_doc = chat_service::openapi::document();
+    let chat = listed(|r| {
+        confab_kit::server::routes(r);
+        chat_service::api::api(r, &chat_doc);
+    });
+    let llm_doc = llm_proxy_service::openapi::document();
+    let llm = listed(|r| {
+        confab_kit::server::routes(r);
+        llm_proxy_service::routes::api(r, &llm_doc);
+    });
+    let upstream_routes = |name: &str| match name {
+        "chat" => &chat,
+        "llm_proxy" => &llm,
+        other => panic!("no routes known for upstream {other}"),
+    };
+
+    // Forward: each public operation is the gateway's own, or the routing
+    // table takes it to an operation its upstream serves.
+    let table = stack.routing_table();
+    let mut problems = Vec::new();
+    for endpoint in &public {
+        if own.contains(endpoint) {
+            continue;
+        }
+        let request = concrete(&endpoint.path);
+        let Some((route, target)) = table.resolve(&RequestPath::parse(&request).unwrap(), "")
+        else {
+            problems.push(format!(
+                "{endpoint}: documented, but neither served nor routed"
+            ));
+            continue;
+        };
+        let served = upstream_routes(&route.upstream.name())
+            .iter()
+            .any(|e| e.method == endpoint.method && concrete(&e.path) == target);
+        if !served {
+            problems.push(format!(
+                "{endpoint}: documented, routed to {} {target}, which does not serve it",
+                route.upstream.name()
+            ));
+        }
+    }
+    // Back: each own route, and each upstream route the table reaches, is
+    // in the document. The upstream's paths are tried under every route
+    // to it; a public path counts when it routes back to that very path.
+    for endpoint in &own {
+        if !public.contains(endpoint) {
+            problems.push(format!("{endpoint}: served by the gateway, not documented"));
+        }
+    }
+    for route in table.routes() {
+        for endpoint in upstream_routes(&route.upstream.name()) {
+            let Some(rest) = endpoint.path.strip_prefix(&route.rewrite) else {
+                continue;
+            };
+            if !(rest.is_empty() || rest.starts_with('/')) {
+                continue;
+            }
+            let candidate = format!("{}{rest}", route.prefix);
+            let reaches = table
+                .resolve(&RequestPath::parse(&concrete(&candidate)).unwrap(), "")
+                .is_some_and(|(to, target)| {
+                    to.prefix == route.prefix && target == concrete(&endpoint.path)
+                });
+            let documented = public.contains(&Endpoint::new(&endpoint.method, &candidate));
+            if reaches && !documented && !own.iter().any(|e| e.path == candidate) {
+                problems.push(format!(
+                    "{} {candidate}: reaches {} {endpoint}, not documented",
+                    endpoint.method,
+                    route.upstream.name()
+                ));
+            }
+        }
+    }
+    // Every routing-table entry leads somewhere described.
+    for route in table.routes() {
+        let under = |e: &&Endpoint| {
+            e.path
+                .strip_prefix(&*route.prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        if !public.iter().any(|e| under(&e)) {
+            problems.push(format!(
+                "route {}: nothing documented under it",
+                route.prefix
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // And it holds together.
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut refs = BTreeSet::new();
+    collect_refs(&doc, &mut refs);
+    let undefined: Vec<&String> = refs
+        .iter()
+        .filter(|r| {
+            r.strip_prefix("#/components/schemas/")
+                .is_none_or(|name| !schemas.contains_key(name))
+        })
+        .collect();
+    assert!(undefined.is_empty(), "undefined references: {undefined:?}");
+    let mut ids = BTreeSet::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            let id = operation["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_owned()), "operationId {id} twice");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_api_reference_page_renders_the_document_under_the_consoles_policy() {
+    let stack = Stack::start().await;
+    let page = stack
+        .http
+        .get(format!("{}/api/docs", stack.gateway))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        policy.contains("script-src 'self'") && !policy.contains("unsafe"),
+        "{policy}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(r#"spec-url="/api/v1/openapi.json""#),
+        "{html}"
+    );
+    let script = html
+        .split(r#"src=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    let viewer = stack
+        .http
+        .get(format!("{}{script}", stack.gateway))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(viewer.status(), 200, "{script}");
+    assert!(
+        viewer.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
 }
 
 fn collect_refs(value: &Value, refs: &mut BTreeSet<String>) {

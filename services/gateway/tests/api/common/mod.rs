@@ -134,6 +134,24 @@ impl Stack {
     }
 
     /// The stack with the gateway bootstrapping the `with_admin` admin.
+    /// The gateway's routing table, as it was started with.
+    pub fn routing_table(&self) -> gateway::proxy::routing::RoutingTable {
+        let settings = &self.gateway_settings;
+        let routes: Vec<_> = settings
+            .routes
+            .iter()
+            .chain(&settings.extra_routes)
+            .cloned()
+            .collect();
+        gateway::proxy::routing::RoutingTable::new(
+            &routes,
+            &settings.upstreams,
+            std::time::Duration::from_secs(settings.timeouts.instance_retry_secs),
+            &settings.proxy.http2,
+        )
+        .unwrap()
+    }
+
     pub async fn start_with_admin() -> Stack {
         Self::start_with(with_admin).await
     }
