@@ -100,7 +100,7 @@ pub enum UnifiedEvent {
     tag = "chat",
     operation_id = "unified_chat",
     params(
-        ("X-Response-Format" = Option<String>, Header, description = "`openai` (the default) or `v0.3`.")
+        ("X-Response-Format" = Option<String>, Header, nullable = false, pattern = r"^(openai|v0\.3)$", description = "`openai` (the default) or `v0.3`.")
     ),
     request_body = UnifiedRequest,
     responses(

@@ -34,7 +34,7 @@ pub struct ListQuery {
     /// Only the conversations with this agent.
     pub agent_id: Option<String>,
     /// Conversations in the page, 1 to 100 (20 when absent).
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -51,6 +51,7 @@ pub struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of conversations.", body = Page<Conversation>),
+        (status = 400, description = "`bad_query`: the query cannot be read (a parameter given twice, say).", body = ErrorBody),
         (status = 422, description = "`invalid_limit`; `invalid_cursor`: not a cursor this service handed out.", body = ErrorBody)
     ),
     security(("bearer" = []))

@@ -21,6 +21,7 @@ const MAX_LIMIT: i64 = 500;
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Messages in the page, 1 to 500 (100 when absent).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// Only messages before this `seq` (the previous page's `next_cursor`).
     pub before_seq: Option<i64>,
@@ -35,7 +36,7 @@ pub struct PageQuery {
     params(("id" = String, Path, description = "The conversation's id (`conv-…`)."), PageQuery),
     responses(
         (status = 200, description = "A page of messages; `next_cursor` is the `before_seq` of the page before.", body = Page<Message>),
-        (status = 400, description = "`bad_query`: `limit` or `before_seq` is not a number.", body = ErrorBody),
+        (status = 400, description = "`bad_query`: `limit` or `before_seq` is not a number, or is given twice.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation of the caller's.", body = ErrorBody),
         (status = 422, description = "`invalid_limit`.", body = ErrorBody)
     ),

@@ -43,11 +43,11 @@ pub struct ResumeQuery {
     params(
         ("id" = String, Path, description = "The conversation's id (`conv-…`)."),
         ResumeQuery,
-        ("Last-Event-ID" = Option<u64>, Header, description = "The last event read (an `EventSource` sends it when it reconnects); wins over `last_event_id`.")
+        ("Last-Event-ID" = Option<u64>, Header, nullable = false, description = "The last event read (an `EventSource` sends it when it reconnects); wins over `last_event_id`.")
     ),
     responses(
         (status = 200, description = "The turn's events after the one named, as `POST …/messages/stream` streams them.", content_type = "text/event-stream", body = ChatEvent),
-        (status = 400, description = "`bad_query`: `last_event_id` is not a number.", body = ErrorBody),
+        (status = 400, description = "`bad_query`: `last_event_id` is not a number, or is given twice.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation of the caller's; `no_turn`: the conversation has no reply yet.", body = ErrorBody),
         (status = 422, description = "`bad_last_event_id`: `Last-Event-ID` is not a number.", body = ErrorBody)
     ),

@@ -46,7 +46,7 @@ pub const CONVERSATION_HEADER: &str = "x-conversation-id";
     tag = "openai",
     operation_id = "completions_create",
     params(
-        ("X-Conversation-Id" = Option<String>, Header, description = "The conversation to go on with; wins over `metadata.conversation_id`.")
+        ("X-Conversation-Id" = Option<String>, Header, nullable = false, description = "The conversation to go on with; wins over `metadata.conversation_id`.")
     ),
     request_body = ChatCompletionRequest,
     responses(

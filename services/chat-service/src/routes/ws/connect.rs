@@ -87,7 +87,7 @@ pub struct ChatQuery {
     operation_id = "ws_chat",
     params(
         ChatQuery,
-        ("Sec-WebSocket-Protocol" = Option<String>, Header, description = "`confab.compact.v1` for the compact dialect.")
+        ("Sec-WebSocket-Protocol" = Option<String>, Header, nullable = false, description = "`confab.compact.v1` for the compact dialect.")
     ),
     responses(
         (status = 101, description = "Switching Protocols: the WebSocket is open, in the dialect asked for."),

@@ -31,7 +31,7 @@ const MAX_LIMIT: i64 = 1000;
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Messages, 1 to 1000 (100 when absent).
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
 }
 
@@ -60,6 +60,7 @@ pub struct SeedHistory {
     ),
     responses(
         (status = 200, description = "The session's messages.", body = SeedHistory),
+        (status = 400, description = "`bad_query`: the query cannot be read (`limit` given twice, say).", body = ErrorBody),
         (status = 404, description = "`not_found`: no such session of the caller's.", body = ErrorBody),
         (status = 422, description = "`invalid_limit`: not a whole number from 1 to 1000.", body = ErrorBody)
     ),

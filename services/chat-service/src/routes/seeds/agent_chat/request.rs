@@ -24,6 +24,8 @@ use crate::turns::begin::{Started, begin};
 /// `character_id`) are ignored.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AgentChatRequest {
+    /// Not blank; at most `chat.max_message_chars` (10,000 by default).
+    #[schema(pattern = r"\S")]
     pub message: String,
     /// The session to go on with; without it, a new one.
     #[serde(default)]

@@ -23,21 +23,49 @@ use confab_protocol::error::ErrorBody;
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{AnyOfBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::request::{AgentChatRequest, begin_agent_turn};
 use crate::AppState;
 use crate::routes::sse;
 
-/// One event of the stream as seed 003 reads it.
-#[derive(Debug, Serialize, ToSchema)]
+/// One event of the stream as seed 003 reads it: its own `message_start`,
+/// `error` and `done`, the other events native.
+#[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum AgentChatEvent<'a> {
     Seed(AgentChatOwnEvent<'a>),
-    /// `text`, `reasoning`, `data`, `tree_update`, `retry`: the native
-    /// events.
-    #[schema(value_type = ChatEvent)]
+    /// `text`, `reasoning`, `data`, `tree_update`, `retry`.
     Native(&'a ChatEvent),
+}
+
+/// `anyOf` the two, where a derived schema would say `oneOf`: the seed's
+/// `message_start` is a native one with `session_id` added, so it is both.
+impl PartialSchema for AgentChatEvent<'_> {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .item(Ref::from_schema_name(AgentChatOwnEvent::name()))
+            .item(Ref::from_schema_name(ChatEvent::name()))
+            .description(Some(
+                "One event of the stream as seed 003 reads it: its own `message_start`, \
+                 `error` and `done`, the other events native.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for AgentChatEvent<'_> {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            AgentChatOwnEvent::name().into_owned(),
+            AgentChatOwnEvent::schema(),
+        ));
+        AgentChatOwnEvent::schemas(schemas);
+        schemas.push((ChatEvent::name().into_owned(), ChatEvent::schema()));
+        ChatEvent::schemas(schemas);
+    }
 }
 
 /// The events of seed 003 that differ from the native ones.

@@ -68,6 +68,7 @@ const FOLLOWERS_RETRY_SECS: u64 = 5;
 pub struct FollowQuery {
     /// The last event read (`R.E`, `R.sE` or `R.end`), when the
     /// `Last-Event-ID` header cannot be sent.
+    #[param(pattern = r"^[0-9]+\.(s?[0-9]+|end)$")]
     last_event_id: Option<String>,
 }
 
@@ -86,10 +87,11 @@ pub struct FollowQuery {
     params(
         ("id" = String, Path, description = "The session's id (a conversation's, `conv-…`)."),
         FollowQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "The last event read (an `EventSource` sends it when it reconnects); wins over `last_event_id`.")
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = r"^[0-9]+\.(s?[0-9]+|end)$", description = "The last event read (an `EventSource` sends it when it reconnects); wins over `last_event_id`.")
     ),
     responses(
         (status = 200, description = "The conversation's turns, one event per `data:` line, ids of the conversation.", content_type = "text/event-stream", body = SessionEvent),
+        (status = 400, description = "`bad_query`: the query cannot be read (`last_event_id` given twice, say).", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation of the caller's.", body = ErrorBody),
         (status = 422, description = "`bad_last_event_id`: malformed, or naming no reply of this conversation.", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the user follows `limits.followers_per_user` conversations already.", body = ErrorBody,
