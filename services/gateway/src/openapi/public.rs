@@ -31,6 +31,28 @@ use crate::proxy::routing::{Route, RoutingTable};
 /// minute at most.
 pub const TTL: Duration = Duration::from_secs(30);
 
+/// What the whole API is, for the reference's first page.
+const DESCRIPTION: &str = "\
+Confab's public HTTP API, as the gateway serves it: accounts and tokens, \
+conversations with AI agents and their turns (JSON, Server-Sent Events, \
+WebSocket), the OpenAI-compatible chat completions, agents, the LLM calls \
+and traces the agents made, usage and budgets, and administration.
+
+**Credentials.** `Authorization: Bearer` with an access token from \
+`POST /api/v1/auth/login` (a JWT, 30 minutes; renew it with \
+`POST /api/v1/auth/refresh`) or a personal API key (`cfk_…`, \
+`POST /api/v1/api-keys`; its scopes `chat`, `llm`, `read` decide which \
+routes it may use). The web console signs in with an HttpOnly cookie \
+instead. A WebSocket may carry its token as `?token=`.
+
+**Errors.** Every refusal is `{\"error\":{\"code\",\"message\",\"request_id\"}}` \
+with the status that fits; each operation lists the codes it answers. A \
+429 carries `Retry-After`.
+
+**Streams.** A streamed turn is `text/event-stream`, one JSON event per \
+`data:` line (the `ChatEvent` schema); a dropped client may re-attach to \
+the turn in flight.";
+
 /// The methods an OpenAPI path item can hold.
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -135,9 +157,15 @@ fn upstreams_of(table: &RoutingTable) -> BTreeMap<String, Vec<String>> {
 /// its routing table is looked at.
 pub fn compose(own: &Value, upstreams: &[(String, Value)], table: &RoutingTable) -> Value {
     let mut doc = own.clone();
+    doc["info"] = json!({
+        "title": "Confab API",
+        "version": crate::SERVICE.version,
+        "description": DESCRIPTION,
+    });
     let mut operation_ids: HashSet<String> = operation_ids(&doc);
     for (name, upstream) in upstreams {
         let upstream = merge_components(&mut doc, name, upstream);
+        merge_tags(&mut doc, &upstream);
         let Some(paths) = upstream.get("paths").and_then(Value::as_object) else {
             continue;
         };
@@ -234,6 +262,23 @@ fn proxied(item: &Value, route: &Route, upstream: &str, ids: &mut HashSet<String
         }
     }
     item
+}
+
+/// Adds the tags `upstream` describes that `doc` does not.
+fn merge_tags(doc: &mut Value, upstream: &Value) {
+    let Some(theirs) = upstream.get("tags").and_then(Value::as_array) else {
+        return;
+    };
+    if !doc.get("tags").is_some_and(Value::is_array) {
+        doc["tags"] = json!([]);
+    }
+    if let Some(ours) = doc.get_mut("tags").and_then(Value::as_array_mut) {
+        for tag in theirs {
+            if !ours.iter().any(|held| held.get("name") == tag.get("name")) {
+                ours.push(tag.clone());
+            }
+        }
+    }
 }
 
 fn error_response(description: &str) -> Value {
@@ -449,6 +494,30 @@ mod tests {
             doc["paths"]["/api/v1/chat/completions"]["post"]["operationId"],
             "chat_completions"
         );
+    }
+
+    #[test]
+    fn the_document_is_the_whole_apis_with_every_services_tags() {
+        let own = json!({
+            "info": {"title": "gateway", "version": "0"},
+            "paths": {},
+            "tags": [{"name": "auth"}]
+        });
+        let chat = json!({"paths": {}, "tags": [{"name": "conversations"}, {"name": "auth"}]});
+        let llm = json!({"paths": {}, "tags": [{"name": "llm-calls"}]});
+        let doc = compose(
+            &own,
+            &[("chat".into(), chat), ("llm".into(), llm)],
+            &table(),
+        );
+        assert_eq!(doc["info"]["title"], "Confab API");
+        let tags: Vec<&str> = doc["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(tags, ["auth", "conversations", "llm-calls"]);
     }
 
     #[test]
