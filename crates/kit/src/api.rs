@@ -8,14 +8,15 @@
 //! the other ([`documented`]), so a route cannot be served undescribed, nor
 //! described unserved.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::http::Method;
 use actix_web::{App, FromRequest, Handler, HttpResponse, Responder, web};
 use bytes::Bytes;
 use utoipa::OpenApi;
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{self, InfoBuilder};
+use utoipa::openapi::{self, InfoBuilder, RefOr, Response};
 
 use crate::server::ServiceInfo;
 
@@ -367,6 +368,19 @@ fn add_shared_errors(doc: &mut openapi::OpenApi) {
                     ),
                 ]);
             }
+            let reads_query = operation
+                .parameters
+                .iter()
+                .flatten()
+                .any(|parameter| {
+                    matches!(parameter, RefOr::T(p) if p.parameter_in == openapi::path::ParameterIn::Query)
+                });
+            if reads_query {
+                shared.push((
+                    "400",
+                    "`bad_query`: the query string cannot be read (a parameter of the wrong type or given twice).",
+                ));
+            }
             let needs_credentials = operation
                 .security
                 .as_ref()
@@ -377,15 +391,88 @@ fn add_shared_errors(doc: &mut openapi::OpenApi) {
                     "`unauthorized`: no credentials, or ones that are expired, revoked or not valid.",
                 ));
             }
+            let mut by_status: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
             for (status, description) in shared {
+                by_status.entry(status).or_default().push(description);
+            }
+            for (status, descriptions) in by_status {
                 operation
                     .responses
                     .responses
                     .entry(status.to_owned())
-                    .or_insert_with(|| error_response(description).into());
+                    .or_insert_with(|| error_response(&descriptions.join(" ")).into());
             }
         }
     }
+}
+
+/// Every `text/event-stream` response described as its events, as OpenAPI
+/// 3.2 reads a stream's schema and API testers (schemathesis) read it in
+/// 3.1 too: each event an object whose `data` is the JSON text of the
+/// payload the annotation names (`contentMediaType` and `contentSchema`),
+/// and `id` the event's id where the stream numbers them. Comment lines
+/// (keep-alives) are no events. A stream whose payload is one of the
+/// schemas named in `done_terminated` ends with OpenAI's `data: [DONE]`,
+/// which is not JSON.
+pub fn describe_event_streams(doc: &mut openapi::OpenApi, done_terminated: &[&str]) {
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for response in operation.responses.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    describe_events(response, done_terminated);
+                }
+            }
+        }
+    }
+}
+
+fn describe_events(response: &mut Response, done_terminated: &[&str]) {
+    let Some(RefOr::T(content)) = response.content.get_mut("text/event-stream") else {
+        return;
+    };
+    let Some(payload) = content.schema.take() else {
+        return;
+    };
+    let done_terminated = matches!(&payload, RefOr::Ref(reference)
+        if done_terminated
+            .iter()
+            .any(|name| reference.ref_location.ends_with(&format!("/{name}"))));
+    let json = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .content_media_type("application/json")
+        .content_schema(Some(payload))
+        .description(Some("The event, as JSON text."));
+    let data: RefOr<Schema> = if done_terminated {
+        AnyOfBuilder::new()
+            .item(json)
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["[DONE]"]))
+                    .description(Some("The last event: the stream is over.")),
+            )
+            .into()
+    } else {
+        json.into()
+    };
+    let event = ObjectBuilder::new()
+        .description(Some("One server-sent event."))
+        .property("data", data)
+        .required("data")
+        .property(
+            "id",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("The event's id, where the stream numbers its events.")),
+        );
+    content.schema = Some(event.into());
 }
 
 /// A response with the JSON error body.

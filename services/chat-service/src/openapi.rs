@@ -10,12 +10,11 @@
 //!
 //! An SSE response is annotated with the schema of its events' payload
 //! (`content_type = "text/event-stream", body = ChatEvent`); the document
-//! describes each event as what an SSE parser reads ([`sse_events`]).
+//! describes each event as what an SSE parser reads
+//! ([`confab_kit::api::describe_event_streams`]).
 
 use utoipa::OpenApi;
 use utoipa::openapi::path::{HttpMethod, Operation};
-use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
-use utoipa::openapi::{RefOr, Response};
 
 use crate::SERVICE;
 use crate::routes::seeds::{agent_chat, sessions};
@@ -78,7 +77,7 @@ const SESSIONS_SHARED: [(&str, HttpMethod); 8] = [
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut own = ApiDoc::openapi();
     add_sessions_shared(&mut own);
-    sse_events(&mut own);
+    confab_kit::api::describe_event_streams(&mut own, &DONE_TERMINATED);
     confab_kit::api::document(
         SERVICE,
         "Conversations, messages and server-owned chat turns that talk to agents over A2A.",
@@ -124,70 +123,3 @@ fn session_form(mut operation: Operation) -> Operation {
 /// The payloads of streams whose last event is OpenAI's `data: [DONE]`,
 /// which is not JSON.
 const DONE_TERMINATED: [&str; 2] = ["ChatCompletionChunk", "UnifiedEvent"];
-
-/// Every `text/event-stream` response described as its events, as OpenAPI
-/// 3.2 reads a stream's schema and API testers (schemathesis) read it in
-/// 3.1 too: each event an object whose `data` is the JSON text of the
-/// payload the annotation names (`contentMediaType` and `contentSchema`),
-/// and `id` the event's id where the stream numbers them. Comment lines
-/// (keep-alives) are no events.
-fn sse_events(doc: &mut utoipa::openapi::OpenApi) {
-    for item in doc.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for operation in operations.into_iter().flatten() {
-            for response in operation.responses.responses.values_mut() {
-                if let RefOr::T(response) = response {
-                    describe_events(response);
-                }
-            }
-        }
-    }
-}
-
-fn describe_events(response: &mut Response) {
-    let Some(RefOr::T(content)) = response.content.get_mut("text/event-stream") else {
-        return;
-    };
-    let Some(payload) = content.schema.take() else {
-        return;
-    };
-    let done_terminated = matches!(&payload, RefOr::Ref(reference)
-        if DONE_TERMINATED
-            .iter()
-            .any(|name| reference.ref_location.ends_with(&format!("/{name}"))));
-    let json = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .content_media_type("application/json")
-        .content_schema(Some(payload))
-        .description(Some("The event, as JSON text."));
-    let data: RefOr<Schema> = if done_terminated {
-        AnyOfBuilder::new()
-            .item(json)
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some(["[DONE]"]))
-                    .description(Some("The last event: the stream is over.")),
-            )
-            .into()
-    } else {
-        json.into()
-    };
-    let event = ObjectBuilder::new()
-        .description(Some("One server-sent event."))
-        .property("data", data)
-        .required("data")
-        .property(
-            "id",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .description(Some("The event's id, where the stream numbers its events.")),
-        );
-    content.schema = Some(event.into());
-}

@@ -42,7 +42,12 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = confab_kit::api::document(
         SERVICE,
         "OpenAI-compatible proxy in front of LLM providers: records every call, streams live traces, reports usage and keeps budgets.",
-        ApiDoc::openapi(),
+        {
+            let mut own = ApiDoc::openapi();
+            // A stream of chunks ends with OpenAI's `data: [DONE]`.
+            confab_kit::api::describe_event_streams(&mut own, &["ChatCompletionChunk"]);
+            own
+        },
     );
     // These two read their body as bytes, whatever its Content-Type: kit's
     // shared 415 is not one of their answers.
