@@ -257,32 +257,45 @@ async fn the_api_reference_page_renders_the_document_under_the_consoles_policy()
         .unwrap()
         .to_owned();
     assert!(
-        policy.contains("script-src 'self'") && !policy.contains("unsafe"),
+        policy.contains("script-src 'self'")
+            && policy.contains("style-src 'self'")
+            && !policy.contains("unsafe"),
         "{policy}"
     );
     let html = page.text().await.unwrap();
     assert!(
-        html.contains(r#"spec-url="/api/v1/openapi.json""#),
+        html.contains(r#"data-spec-url="/api/v1/openapi.json""#),
         "{html}"
     );
-    let script = html
-        .split(r#"src=""#)
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap();
-    let viewer = stack
-        .http
-        .get(format!("{}{script}", stack.gateway))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(viewer.status(), 200, "{script}");
     assert!(
-        viewer.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .contains("javascript")
+        !html.contains("<script>") && !html.contains("<style"),
+        "{html}"
     );
+    // Every file the page names (the viewer, its stylesheet, the script that
+    // starts it) is served from this origin as what the page loads it as.
+    let named = |attribute: &str| -> Vec<String> {
+        html.split(&format!(r#"{attribute}=""#))
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|url| url.starts_with("/assets/"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (scripts, styles) = (named("src"), named("href"));
+    assert_eq!((scripts.len(), styles.len()), (2, 2), "{html}");
+    for (urls, kind) in [(scripts, "javascript"), (styles, "text/css")] {
+        for url in urls {
+            let file = stack
+                .http
+                .get(format!("{}{url}", stack.gateway))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(file.status(), 200, "{url}");
+            let content_type = file.headers()["content-type"].to_str().unwrap().to_owned();
+            assert!(content_type.contains(kind), "{url}: {content_type}");
+        }
+    }
 }
 
 fn collect_refs(value: &Value, refs: &mut BTreeSet<String>) {
