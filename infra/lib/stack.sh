@@ -43,6 +43,9 @@
 #                                     in stack_tmp/LABEL.log; waits for /ready;
 #                                     sets stack_url. stack_no_database=1 in
 #                                     its environment: no database.
+#   stack_remember NAME PID [LOG]     remembers a process started otherwise:
+#                                     stopped on exit (and its log shown on a
+#                                     failure)
 #   stack_track NAME PID LOG URL      remembers a process started otherwise
 #                                     (stopped on exit, its log shown on a
 #                                     failure) and waits for URL/ready
@@ -264,11 +267,15 @@ except Exception:
 PY
 }
 
+stack_remember() {
+    stack_names+=("$1")
+    stack_pids+=("$2")
+    [[ -z "${3:-}" ]] || stack_logs+=("$3")
+}
+
 stack_track() {
     local name=$1 pid=$2 log=$3 url=$4
-    stack_names+=("$name")
-    stack_pids+=("$pid")
-    stack_logs+=("$log")
+    stack_remember "$name" "$pid" "$log"
     local deadline=$((SECONDS + stack_ready_timeout))
     until stack_http_ok "$url/ready"; do
         if ! kill -0 "$pid" 2>/dev/null; then
