@@ -37,6 +37,19 @@ def reproduction(request: dict) -> str:
     return " ".join(shlex.quote(part) for part in parts)
 
 
+def body_of(response: dict) -> str:
+    """The start of a recorded response's body, as text."""
+    content = response.get("content")
+    if isinstance(content, dict) and "$base64" in content:
+        text = base64.b64decode(content["$base64"]).decode("utf-8", errors="replace")
+    elif isinstance(content, str):
+        text = content
+    else:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
 def main() -> None:
     path = sys.argv[1]
     name = sys.argv[2] if len(sys.argv) > 2 else path
@@ -44,6 +57,7 @@ def main() -> None:
     operations: dict = {}
     checks_by_case: dict = {}
     interactions: dict = {}
+    cases: dict = {}
     tested: set = set()
     for line in open(path, encoding="utf-8"):
         event = json.loads(line)
@@ -60,6 +74,7 @@ def main() -> None:
         for case_id, checks in (recorder.get("checks") or {}).items():
             checks_by_case[case_id] = (recorder.get("label"), checks)
         interactions.update(recorder.get("interactions") or {})
+        cases.update(recorder.get("cases") or {})
 
     runs = Counter()
     failed = Counter()
@@ -74,7 +89,12 @@ def main() -> None:
             interaction = interactions.get(case_id) or {}
             status = (interaction.get("response") or {}).get("status_code", "no response")
             key = (failure.get("operation") or label, failure.get("code") or check["name"], status)
-            distinct.setdefault(key, (check["name"], failure, interaction.get("request") or {}))
+            meta = ((cases.get(case_id) or {}).get("value") or {}).get("meta") or {}
+            case = ((meta.get("phase") or {}).get("data") or {}).get("description") or ""
+            distinct.setdefault(
+                key,
+                (check["name"], failure, interaction.get("request") or {}, interaction.get("response") or {}, case),
+            )
 
     print(f"\n---- {name}: what ran ----")
     print(
@@ -85,11 +105,22 @@ def main() -> None:
     for check in sorted(runs):
         print(f"  {check:32} {runs[check]:6} run  {failed[check]:5} failed")
     rows = []
-    for (operation, code, status), (check, failure, request) in sorted(
+    for (operation, code, status), (check, failure, request, response, case) in sorted(
         distinct.items(), key=lambda item: tuple(map(str, item[0]))
     ):
         message = (failure.get("message") or failure.get("title") or "").strip().splitlines()
-        rows.append((operation, f"{code} {check}", status, message[0] if message else "", reproduction(request) if request else ""))
+        answer = body_of(response)
+        rows.append(
+            (
+                operation,
+                f"{code} {check}",
+                status,
+                (message[0] if message else "")
+                + (f" (case: {case})" if case else "")
+                + (f" — answered {answer}" if answer else ""),
+                reproduction(request) if request else "",
+            )
+        )
     if rows:
         print(f"distinct failures (operation, check, status): {len(rows)}")
         for operation, check, status, message, curl in rows:
