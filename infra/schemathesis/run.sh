@@ -82,7 +82,8 @@
 #   SCHEMATHESIS_VENV=DIR             the venv (default: <repo>/target/schemathesis-venv)
 #   SCHEMATHESIS_SEED=N               hypothesis' seed (default 22)
 #   SCHEMATHESIS_MAX_EXAMPLES=N       test cases per operation and phase (default 50:
-#                                     the three runs take about 2 minutes on 2 cores)
+#                                     the three runs take about a minute on 2 cores;
+#                                     100 takes twice that)
 #   SCHEMATHESIS_WORKERS=N            concurrent workers (default 2)
 #   SCHEMATHESIS_RUN_TIMEOUT=SECS     stop a run still going after this long,
 #                                     as failed (default 900)
@@ -109,7 +110,9 @@ stack_no_build=${SCHEMATHESIS_NO_BUILD:-0}
 seed=${SCHEMATHESIS_SEED:-22}
 max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-50}
 workers=${SCHEMATHESIS_WORKERS:-2}
-# DESIGN.md's (and the issue's) bound on any one response.
+# The issue's bound on any one response (the max_response_time check);
+# --request-timeout (30 s between bytes) only keeps a hung request from
+# holding the run.
 max_response_time=5
 run_timeout=${SCHEMATHESIS_RUN_TIMEOUT:-900}
 
