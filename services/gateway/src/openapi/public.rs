@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
 use crate::error::GatewayError;
+use crate::proxy::headers;
 use crate::proxy::routing::{Route, RoutingTable};
 
 /// How long a composed document is served before the upstreams are asked
@@ -228,6 +229,33 @@ fn proxied(item: &Value, route: &Route, upstream: &str, ids: &mut HashSet<String
         }
         ids.insert(unique.clone());
         operation.insert("operationId".into(), Value::String(unique));
+        // The headers the gateway strips are not the client's to send.
+        if let Some(Value::Array(parameters)) = operation.get_mut("parameters") {
+            parameters.retain(|parameter| {
+                parameter.get("in").and_then(Value::as_str) != Some("header")
+                    || parameter
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(headers::reaches_upstream)
+            });
+        }
+        // The client's credentials are the gateway's: a token or an API
+        // key, or the console's cookie; the services' own (the service
+        // token) is the gateway's to send.
+        if route.inject_auth {
+            operation.insert(
+                "security".into(),
+                json!([{ confab_kit::api::BEARER: [] }, { super::own::COOKIE: [] }]),
+            );
+        }
+        let has_path_parameters = operation
+            .get("parameters")
+            .and_then(Value::as_array)
+            .is_some_and(|parameters| {
+                parameters
+                    .iter()
+                    .any(|p| p.get("in").and_then(Value::as_str) == Some("path"))
+            });
         let responses = operation.entry("responses").or_insert_with(|| json!({}));
         let Some(responses) = responses.as_object_mut() else {
             continue;
@@ -255,9 +283,28 @@ fn proxied(item: &Value, route: &Route, upstream: &str, ids: &mut HashSet<String
                 "`rate_limited`: over the per-user limit of chat posts a minute (see Retry-After).",
             ));
         }
+        if has_path_parameters {
+            refusals.push((
+                "400",
+                "`bad_path`: a path the gateway does not forward (a `.` or `..` segment, an encoded `/`, a `\\`, a NUL, or one encoded too many times).",
+            ));
+        }
         for (status, description) in refusals {
-            if !responses.contains_key(status) {
-                responses.insert(status.to_owned(), error_response(description));
+            match responses.get_mut(status) {
+                None => {
+                    responses.insert(status.to_owned(), error_response(description));
+                }
+                // The service's own refusals with this status, and the
+                // gateway's beside them.
+                Some(Value::Object(response)) => {
+                    if let Some(Value::String(theirs)) = response.get_mut("description")
+                        && !theirs.contains(description)
+                    {
+                        theirs.push(' ');
+                        theirs.push_str(description);
+                    }
+                }
+                Some(_) => {}
             }
         }
     }
@@ -556,6 +603,44 @@ mod tests {
         );
         let session = &doc["paths"]["/api/chat/sessions/{id}"]["get"]["responses"];
         assert!(session.get("429").is_none(), "a GET is not rate limited");
+    }
+
+    #[test]
+    fn a_proxied_operation_takes_the_gateways_credentials_and_headers() {
+        let parameter = |name: &str, place: &str| json!({"name": name, "in": place});
+        let chat = json!({"paths": {"/chat/conversations/{id}": {"get": {
+            "operationId": "get",
+            "security": [{"bearer": []}, {"service_token": []}],
+            "parameters": [
+                parameter("id", "path"),
+                parameter("X-Service-Token", "header"),
+                parameter("X-User-Id", "header"),
+                parameter("x-conversation-id", "header"),
+                parameter("Last-Event-ID", "header"),
+                parameter("Upgrade", "header")
+            ],
+            "responses": {"400": {"description": "`bad_query`: no."}}
+        }}}});
+        let doc = compose(&own(), &[("chat".into(), chat)], &table());
+        let operation = &doc["paths"]["/api/v1/conversations/{id}"]["get"];
+        assert_eq!(
+            operation["security"],
+            json!([{"bearer": []}, {"cookie": []}])
+        );
+        let names: Vec<&str> = operation["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["id", "Last-Event-ID", "Upgrade"]);
+        let bad_request = operation["responses"]["400"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(
+            bad_request.starts_with("`bad_query`: no.") && bad_request.contains("`bad_path`"),
+            "{bad_request}"
+        );
     }
 
     #[test]

@@ -50,6 +50,14 @@ const NOT_FORWARDED: &[&str] = &[
     REQUEST_ID_HEADER,
 ];
 
+/// Whether a request header a client sends reaches the upstream: not when
+/// the gateway strips it (identity, attribution, hop-by-hop). The
+/// WebSocket handshake's `Connection` and `Upgrade` are the tunnel's own.
+pub fn reaches_upstream(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "connection" || name == "upgrade" || !NOT_FORWARDED.contains(&name.as_str())
+}
+
 /// Reply headers not passed back (hop-by-hop; the length is re-framed).
 const NOT_RETURNED: &[&str] = &[
     "connection",

@@ -3,7 +3,7 @@
 
 mod body;
 pub mod forward;
-mod headers;
+pub(crate) mod headers;
 mod inject_auth;
 pub mod instances;
 pub mod path;
