@@ -1,13 +1,13 @@
 //! `GET /usage?from=&to=&group_by=&split_by=&all_users=&user_id=`: the
 //! caller's LLM use and its cost, summed by day, agent, model,
-//! conversation, API key or (an admin's report over every user) user, and
+//! conversation, API key or user (an admin's report over every user), and
 //! with `split_by` (another of those) within each group by a second one:
 //! the console's chart of days by agent or by model. Items then carry
 //! `split` beside `key`.
 //!
-//! `from` (inclusive) and `to` (exclusive) are RFC 3339 or `YYYY-MM-DD`
-//! (UTC midnight); by default the last 30 days, at most 366. Calls still
-//! in flight are left out. Answer:
+//! `from` (inclusive) and `to` (exclusive) are RFC 3339 date-times or
+//! `YYYY-MM-DD` dates (UTC midnight); by default the last 30 days. Calls
+//! still in flight are left out. Answer:
 //!
 //! ```json
 //! {"currency":"USD","from":"…","to":"…","group_by":"day",
@@ -20,13 +20,26 @@
 //! without an API key, say); `cost` sums the known costs, null only when
 //! every call was unpriced. Sums are taken over the integer nano-units, so
 //! they are exact. Items are in key order (days ascending), null last.
+//!
+//! Every request the document calls valid is answered: the parameters are
+//! checked one by one (a date or date-time, a grouping of
+//! [`Grouping`]'s), and their combinations are not refused. An empty range
+//! (`from` not before `to`) sums nothing; any range is summed, long or
+//! short; grouping by user a report of one user's calls gives that user's
+//! one item; a split equal to the grouping gives each item its own key as
+//! `split`; `user_id` with `all_users=true` is that one user. Only the
+//! admin rule refuses (403): `all_users=true` or `user_id` from a user who
+//! is not an admin.
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 use confab_kit::ApiError;
 use confab_kit::auth::Caller;
 use confab_protocol::error::ErrorBody;
+use serde::de::IntoDeserializer;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{KnownFormat, SchemaFormat};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
@@ -38,28 +51,57 @@ use crate::store::usage::{self, Grouping, UsageFilter, UsageRow};
 
 /// The range when none is given.
 const DEFAULT_DAYS: i64 = 30;
-/// The longest range: a year, leap day included.
-const MAX_DAYS: i64 = 366;
 
+/// Read as strings and parsed by the handler, so that a value out of its
+/// schema is refused with its own code (`invalid_range`,
+/// `invalid_group_by`); documented as what the parsers accept.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
-    /// The start (inclusive): RFC 3339 or `YYYY-MM-DD` (UTC midnight); 30
-    /// days before `to` by default.
+    #[param(schema_with = from_schema)]
     from: Option<String>,
-    /// The end (exclusive), as `from`; now by default. At most 366 days after `from`.
+    #[param(schema_with = to_schema)]
     to: Option<String>,
-    /// `day` (the default), `agent`, `model`, `conversation`, `api_key` or
-    /// `user` (with `all_users=true`).
+    /// What the items are summed by; `day` by default.
+    #[param(value_type = Option<Grouping>)]
     group_by: Option<String>,
-    /// A second grouping within each group, one of the same, not `group_by`.
+    /// A second grouping within each group (the items then carry `split`).
+    #[param(value_type = Option<Grouping>)]
     split_by: Option<String>,
     /// Every user's use (admins only).
     #[serde(default)]
     #[param(default = false)]
     all_users: bool,
-    /// One user's use (admins only; not with `all_users`).
+    /// One user's use (admins only); with `all_users=true`, still that
+    /// one user's.
     user_id: Option<String>,
+}
+
+/// `from`'s schema: what [`parse_instant`] reads.
+fn from_schema() -> Schema {
+    instant_schema(
+        "The start (inclusive): an RFC 3339 date-time (any offset) or a date (`YYYY-MM-DD`, its UTC midnight); 30 days before `to` by default.",
+    )
+}
+
+/// `to`'s schema: what [`parse_instant`] reads.
+fn to_schema() -> Schema {
+    instant_schema(
+        "The end (exclusive), as `from`; now by default. A `to` not after `from` makes an empty range, which sums nothing.",
+    )
+}
+
+fn instant_schema(description: &str) -> Schema {
+    let of_format = |format| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    };
+    AnyOfBuilder::new()
+        .item(of_format(KnownFormat::DateTime))
+        .item(of_format(KnownFormat::Date))
+        .description(Some(description))
+        .into()
 }
 
 /// Sums over the calls of a group, or of all.
@@ -99,11 +141,9 @@ pub struct Report {
     from: String,
     /// RFC 3339, UTC; exclusive.
     to: String,
-    #[schema(value_type = String)]
-    group_by: &'static str,
+    group_by: Grouping,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    split_by: Option<&'static str>,
+    split_by: Option<Grouping>,
     /// In key order (days ascending), null last.
     items: Vec<Item>,
     total: Totals,
@@ -119,7 +159,7 @@ pub struct Report {
     security(("bearer" = []), ("service_token" = [])),
     responses(
         (status = 200, description = "The report.", body = Report),
-        (status = 400, description = "`bad_query` (a parameter of the wrong type), `invalid_range` (`from`/`to` unreadable, not in order, or over 366 days apart), `invalid_group_by`, `invalid_query` (`split_by` equal to `group_by`, `group_by=user` without `all_users=true`, `user_id` with `all_users=true`).", body = ErrorBody),
+        (status = 400, description = "`bad_query` (`all_users` not a boolean, a parameter given twice), `invalid_range` (`from` or `to` neither a date-time nor a date), `invalid_group_by` (`group_by` or `split_by` not one of the groupings).", body = ErrorBody),
         (status = 403, description = "`forbidden`: `all_users=true` or `user_id` from a user who is not an admin.", body = ErrorBody)
     )
 )]
@@ -128,19 +168,13 @@ pub async fn report(
     caller: Caller,
     query: web::Query<UsageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (group_name, grouping) = parse_grouping(query.group_by.as_deref())?;
-    let split = match query.split_by.as_deref() {
-        None => None,
-        Some(text) => Some(parse_grouping(Some(text))?),
+    let grouping = match query.group_by.as_deref() {
+        None => Grouping::Day,
+        Some(text) => parse_grouping(text)?,
     };
-    if split.is_some_and(|(_, split)| split == grouping) {
-        return Err(ProxyError::InvalidQuery("split_by must differ from group_by".into()).into());
-    }
-    let user_id = whose(&caller, &query, grouping)?;
-    if let Some((_, split)) = split {
-        whose(&caller, &query, split)?;
-    }
+    let split = query.split_by.as_deref().map(parse_grouping).transpose()?;
     let (from, to) = parse_range(query.from.as_deref(), query.to.as_deref(), Utc::now())?;
+    let user_id = whose(&caller, &query)?;
     let mut rows = usage::summarize(
         &state.db,
         &UsageFilter {
@@ -148,7 +182,7 @@ pub async fn report(
             from: from.naive_utc(),
             to: to.naive_utc(),
             grouping,
-            split: split.map(|(_, split)| split),
+            split,
         },
     )
     .await?;
@@ -166,8 +200,8 @@ pub async fn report(
         currency: state.pricing.currency().to_owned(),
         from: from.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         to: to.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        group_by: group_name,
-        split_by: split.map(|(name, _)| name),
+        group_by: grouping,
+        split_by: split,
         items,
         total: totals_of(&total),
     }))
@@ -183,41 +217,27 @@ fn nulls_last(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering {
     }
 }
 
-fn parse_grouping(text: Option<&str>) -> Result<(&'static str, Grouping), ProxyError> {
-    Ok(match text.unwrap_or("day") {
-        "day" => ("day", Grouping::Day),
-        "agent" => ("agent", Grouping::Agent),
-        "model" => ("model", Grouping::Model),
-        "conversation" => ("conversation", Grouping::Conversation),
-        "api_key" => ("api_key", Grouping::ApiKey),
-        "user" => ("user", Grouping::User),
-        other => return Err(ProxyError::InvalidGroupBy(clip(other))),
-    })
+/// A grouping by its name, as [`Grouping`] spells it (the names the
+/// document's enum lists).
+fn parse_grouping(text: &str) -> Result<Grouping, ProxyError> {
+    let name: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+        text.into_deserializer();
+    Grouping::deserialize(name).map_err(|_| ProxyError::InvalidGroupBy(clip(text)))
 }
 
 /// Whose calls are summed: the caller's own; every user's for an admin
-/// asking `all_users=true`; one user's for an admin naming `user_id`.
-fn whose(
-    caller: &Caller,
-    query: &UsageQuery,
-    grouping: Grouping,
-) -> Result<Option<String>, ProxyError> {
-    if grouping == Grouping::User && !query.all_users {
-        return Err(ProxyError::InvalidQuery(
-            "group_by=user is for a report over every user: add all_users=true".into(),
-        ));
-    }
+/// asking `all_users=true`; one user's for an admin naming `user_id`
+/// (with `all_users=true` or not: that user is one of every user).
+fn whose(caller: &Caller, query: &UsageQuery) -> Result<Option<String>, ProxyError> {
     match &query.user_id {
-        Some(_) if query.all_users => Err(ProxyError::InvalidQuery(
-            "user_id and all_users=true do not go together".into(),
-        )),
         Some(_) if !caller.is_admin() => Err(ProxyError::AdminsOnly("read another user's usage")),
         Some(user) => Ok(Some(user.clone())),
         None => scope(caller, query.all_users),
     }
 }
 
-/// `from`/`to` as given, or the last [`DEFAULT_DAYS`] days up to `now`.
+/// `from`/`to` as given, or the last [`DEFAULT_DAYS`] days up to `now`;
+/// `from` not before `to` is an empty range, which sums nothing.
 fn parse_range(
     from: Option<&str>,
     to: Option<&str>,
@@ -231,29 +251,26 @@ fn parse_range(
         Some(text) => parse_instant("from", text)?,
         None => to - Duration::days(DEFAULT_DAYS),
     };
-    if from >= to {
-        return Err(ProxyError::InvalidRange(
-            "from must be before to (to is exclusive)".into(),
-        ));
-    }
-    if to - from > Duration::days(MAX_DAYS) {
-        return Err(ProxyError::InvalidRange(format!(
-            "the range is at most {MAX_DAYS} days"
-        )));
-    }
     Ok((from, to))
 }
 
 /// RFC 3339 (`2026-12-05T10:00:00Z`, any offset) or a UTC day
 /// (`2026-12-05`, its midnight).
+/// An instant past year 9999 (`9999-12-31T23:59:59-23:59`) is read as
+/// the last of that year: timestamps are compared as text on SQLite, where
+/// `+10000-…` would sort first.
 fn parse_instant(name: &str, text: &str) -> Result<DateTime<Utc>, ProxyError> {
+    let last = NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|day| day.and_hms_nano_opt(23, 59, 59, 999_999_999))
+        .map(|at| at.and_utc())
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.to_utc());
+        return Ok(at.to_utc().min(last));
     }
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .ok()
         .and_then(|day| day.and_hms_opt(0, 0, 0))
-        .map(|at| at.and_utc())
+        .map(|at| at.and_utc().min(last))
         .ok_or_else(|| {
             ProxyError::InvalidRange(format!(
                 "{name} must be RFC 3339 (2026-12-05T10:00:00Z) or a day (2026-12-05); got '{}'",
@@ -330,17 +347,54 @@ mod tests {
     }
 
     #[test]
-    fn bad_ranges_are_refused() {
+    fn unreadable_instants_are_refused() {
         let now = at("2026-12-05T10:00:00Z");
         for (from, to) in [
             (Some("yesterday"), None),
-            (Some("2026-12-05"), Some("2026-12-05")),
-            (Some("2026-12-06"), Some("2026-12-05")),
-            (Some("2025-01-01"), Some("2026-12-05")),
+            (Some(""), None),
             (None, Some("2026-13-01")),
+            (Some("2026-12-05T10:00:00"), None),
         ] {
             assert!(parse_range(from, to, now).is_err(), "{from:?} {to:?}");
         }
+    }
+
+    #[test]
+    fn empty_and_long_ranges_are_read() {
+        let now = at("2026-12-05T10:00:00Z");
+        for (from, to) in [
+            ("2026-12-05", "2026-12-05"),
+            ("2026-12-06", "2026-12-05"),
+            ("0001-01-01", "9999-12-31T23:59:59-23:59"),
+            ("0000-01-01T00:00:00+23:59", "2026-12-05"),
+        ] {
+            assert!(
+                parse_range(Some(from), Some(to), now).is_ok(),
+                "{from} {to}"
+            );
+        }
+        let (_, to) = parse_range(None, Some("9999-12-31T23:59:59-23:59"), now).unwrap();
+        assert_eq!(to.to_rfc3339(), "9999-12-31T23:59:59.999999999+00:00");
+    }
+
+    #[test]
+    fn groupings_are_read_by_the_names_the_document_lists() {
+        let doc = serde_json::to_value(<Grouping as utoipa::PartialSchema>::schema()).unwrap();
+        let names = doc["enum"].as_array().unwrap();
+        assert_eq!(names.len(), 6, "{doc}");
+        for name in names {
+            let name = name.as_str().unwrap();
+            let grouping = parse_grouping(name).unwrap();
+            assert_eq!(serde_json::to_value(grouping).unwrap(), name);
+            assert!(
+                ProxyError::InvalidGroupBy(String::new())
+                    .to_string()
+                    .contains(name),
+                "the refusal names {name}"
+            );
+        }
+        assert!(parse_grouping("Day").is_err());
+        assert!(parse_grouping("").is_err());
     }
 
     #[test]

@@ -12,12 +12,18 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel_async::RunQueryDsl;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::llm_calls::status;
 use super::schema::llm_calls;
 
-/// What the rows of a usage report are grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a usage report's items are summed by: the UTC day, the agent, the
+/// model (`provider/model`), the conversation, the API key or the user.
+// Its names (`group_by=`, `split_by=` and the report's echo of them) are
+// serde's, so the query's parser and the document's enum are one list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Grouping {
     /// The UTC day of `created_at`, `YYYY-MM-DD`.
     Day,

@@ -73,12 +73,32 @@ naming the `since` to reconnect with; a replay that fails closes with 1011.";
     tag = "traces",
     params(
         ("agent_id" = String, Path, description = "The agent whose events to follow."),
-        TraceQuery
+        TraceQuery,
+        (
+            "Connection" = String, Header,
+            description = "The handshake's (RFC 6455 §4.2.1): a list of tokens that includes `Upgrade` (any case) and not `close`; without it, 400 `bad_request`.",
+            pattern = "^[Uu][Pp][Gg][Rr][Aa][Dd][Ee]$"
+        ),
+        (
+            "Upgrade" = String, Header,
+            description = "The handshake's: `websocket` (any case); without it, 400 `bad_request` (a plain GET).",
+            pattern = "^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$"
+        ),
+        (
+            "Sec-WebSocket-Version" = String, Header,
+            description = "The handshake's: `13`, the one version served; another or none, 400 `bad_request`.",
+            pattern = "^13$"
+        ),
+        (
+            "Sec-WebSocket-Key" = String, Header,
+            description = "The handshake's: 16 random bytes in base64 (24 characters); another or none, 400 `bad_request`.",
+            pattern = "^[A-Za-z0-9+/]{21}[AQgw]==$"
+        )
     ),
     security(("bearer" = []), ("service_token" = [])),
     responses(
         (status = 101, description = FRAMES),
-        (status = 400, description = "`bad_request`: not a WebSocket handshake (a plain GET without `Upgrade: websocket`, or a handshake missing a header); `bad_query`: the query cannot be read.", body = ErrorBody),
+        (status = 400, description = "`bad_request`: not a WebSocket handshake (a plain GET without `Upgrade: websocket`, or a handshake header missing or not as documented); `bad_query`: the query cannot be read.", body = ErrorBody),
         (status = 403, description = "`forbidden`: `all_users=true` from a user who is not an admin.", body = ErrorBody),
         (status = 422, description = "`invalid_since`: `since` is negative.", body = ErrorBody),
         (

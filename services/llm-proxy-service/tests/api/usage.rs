@@ -274,6 +274,49 @@ async fn usage_is_read_over_the_range_asked_for() {
     assert_eq!(before["total"]["calls"], 0);
 }
 
+/// The document can say what each parameter is, not how two go together:
+/// every combination of valid parameters is answered (what schemathesis
+/// holds the service to).
+#[tokio::test]
+async fn combinations_of_valid_parameters_are_answered() {
+    let proxy = Proxy::start(|_| {}).await;
+    call(&proxy, MATH_KEY, "usr-ada", None, None, "builtin").await;
+    call(&proxy, MATH_KEY, "usr-bob", None, None, "builtin").await;
+    proxy.calls_of("usr-ada", 1).await;
+    proxy.calls_of("usr-bob", 1).await;
+    let today = chrono::Utc::now().date_naive();
+    let tomorrow = today.succ_opt().unwrap();
+
+    for range in [
+        format!("?from={tomorrow}&to={today}"),
+        format!("?from={today}&to={today}"),
+    ] {
+        let empty = usage_json(&proxy, "usr-ada", "user", &range).await;
+        assert_eq!(empty["items"], json!([]), "{range}");
+        assert_eq!(empty["total"]["calls"], 0, "{range}");
+    }
+    let ages = usage_json(&proxy, "usr-ada", "user", "?from=0001-01-01&to=9999-12-31").await;
+    assert_eq!(ages["total"]["calls"], 1, "a range of any length");
+
+    let own = usage_json(&proxy, "usr-ada", "user", "?group_by=user").await;
+    assert_eq!(own["items"].as_array().unwrap().len(), 1, "{own}");
+    assert_eq!(own["items"][0]["key"], "usr-ada");
+
+    let same = usage_json(&proxy, "usr-ada", "user", "?group_by=agent&split_by=agent").await;
+    assert_eq!(same["split_by"], "agent");
+    assert_eq!(same["items"][0]["split"], same["items"][0]["key"]);
+
+    let bob = usage_json(
+        &proxy,
+        "usr-root",
+        "admin",
+        "?user_id=usr-bob&all_users=true&group_by=user",
+    )
+    .await;
+    assert_eq!(bob["items"].as_array().unwrap().len(), 1, "{bob}");
+    assert_eq!(bob["items"][0]["key"], "usr-bob");
+}
+
 #[tokio::test]
 async fn a_call_in_flight_is_not_in_the_usage() {
     let proxy = Proxy::start(|s| {
@@ -317,18 +360,16 @@ async fn a_call_in_flight_is_not_in_the_usage() {
 }
 
 #[tokio::test]
-async fn usage_refuses_bad_ranges_groupings_and_other_users() {
+async fn usage_refuses_unreadable_parameters_and_other_users() {
     let proxy = Proxy::start(|_| {}).await;
     for (query, code) in [
         ("?from=yesterday", "invalid_range"),
+        ("?from=", "invalid_range"),
         ("?to=2026-02-30", "invalid_range"),
-        ("?from=2026-12-05&to=2026-12-05", "invalid_range"),
-        ("?from=2026-12-06&to=2026-12-05", "invalid_range"),
-        ("?from=2024-01-01&to=2026-01-01", "invalid_range"),
         ("?from=2026-12-05T10:00:00", "invalid_range"),
         ("?group_by=week", "invalid_group_by"),
         ("?group_by=", "invalid_group_by"),
-        ("?group_by=user", "invalid_query"),
+        ("?split_by=Day", "invalid_group_by"),
         ("?all_users=maybe", "bad_query"),
     ] {
         let response = usage(&proxy, "usr-ada", "user", query).await;
@@ -357,7 +398,7 @@ async fn usage_refuses_bad_ranges_groupings_and_other_users() {
         "?user_id=usr-bob&all_users=true",
     )
     .await;
-    assert_eq!(both.status(), 400);
+    assert_eq!(both.status(), 200, "user_id is one of every user");
 
     let anonymous = proxy
         .http
