@@ -668,7 +668,7 @@ def test_seed_002_unified_chat_answers_in_v03_format() -> None:
             assert text_of(events, "text") == "go on"
 
             refused = await unified(http, user, {"message": QUESTION}, "v9")
-            assert refused.status_code == 422
+            assert refused.status_code == 400
             assert refused.json()["error"]["code"] == "unknown_response_format"
 
     run(test)

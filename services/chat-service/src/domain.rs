@@ -1,7 +1,5 @@
 //! Input parsed at the edge into types the rest of the service can trust.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDateTime;
 
 use crate::error::ChatError;
@@ -91,14 +89,14 @@ impl ConversationTitle {
 pub struct PageLimit(i64);
 
 impl PageLimit {
-    /// `raw` is the `limit` query parameter; absent or empty means `default`.
-    pub fn parse(raw: Option<&str>, default: i64, max: i64) -> Result<Self, ChatError> {
-        let Some(raw) = raw.filter(|r| !r.is_empty()) else {
-            return Ok(Self(default));
-        };
-        match raw.parse::<i64>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(Self(n)),
-            _ => Err(ChatError::InvalidLimit { max }),
+    /// `raw` is the `limit` query parameter, read as a number (anything
+    /// else, empty included, is 400 `bad_query` before this); absent means
+    /// `default`.
+    pub fn parse(raw: Option<i64>, default: i64, max: i64) -> Result<Self, ChatError> {
+        match raw {
+            None => Ok(Self(default)),
+            Some(n) if (1..=max).contains(&n) => Ok(Self(n)),
+            Some(_) => Err(ChatError::InvalidLimit { max }),
         }
     }
 
@@ -111,33 +109,52 @@ impl PageLimit {
 /// `updated_at` and `id` (a keyset position, so a conversation that moves
 /// meanwhile never makes the next page repeat or skip the others).
 ///
-/// Clients see it as an opaque string, base64url (no padding) of
-/// `"<updated_at>|<id>"`. The time keeps all nine fractional digits: it has to
-/// equal the stored value exactly for the `id` tie-break to apply.
+/// Clients see it as an opaque string, `<nanoseconds since 1970>.<id>`. The
+/// time keeps every nanosecond: it has to equal the stored value exactly for
+/// the `id` tie-break to apply. Any string of [`CURSOR_PATTERN`] is a
+/// position, whether or not a conversation is there; every cursor
+/// [`Self::encode`] writes matches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationCursor {
-    pub updated_at: NaiveDateTime,
-    pub id: String,
+    updated_at: NaiveDateTime,
+    id: String,
 }
 
-/// Format of the time inside a cursor.
-const CURSOR_TIME: &str = "%Y-%m-%dT%H:%M:%S%.9f";
+/// What a cursor looks like, as the API document says (its attributes take
+/// a literal: keep them equal to this). 19 digits reach 2286; ids are
+/// `conv-` and a UUID, 41 characters of these.
+pub const CURSOR_PATTERN: &str = r"^[0-9]{1,19}\.[A-Za-z0-9_-]{1,100}$";
 
-/// Longest cursor accepted, in bytes: far more than a real one (about 90).
-const MAX_CURSOR_LEN: usize = 512;
+/// The most nanoseconds a cursor holds: 19 digits.
+const MAX_CURSOR_NANOS: u64 = 9_999_999_999_999_999_999;
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// Longest id in a cursor.
+const MAX_CURSOR_ID: usize = 100;
+
+fn cursor_id(id: &str) -> bool {
+    (1..=MAX_CURSOR_ID).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
 
 impl ConversationCursor {
-    pub fn parse(raw: &str) -> Result<Self, ChatError> {
-        let invalid = || ChatError::InvalidCursor;
-        if raw.len() > MAX_CURSOR_LEN {
-            return Err(invalid());
-        }
-        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-        let (time, id) = text.split_once('|').ok_or_else(invalid)?;
-        let updated_at = NaiveDateTime::parse_from_str(time, CURSOR_TIME).map_err(|_| invalid())?;
-        if id.is_empty() {
-            return Err(invalid());
+    /// The position right after a listed conversation. Refused (as ours, a
+    /// 500) only for a time before 1970 or after 2286, or an id outside
+    /// the cursor's characters, none of which the service stores.
+    pub fn after(updated_at: NaiveDateTime, id: &str) -> Result<Self, ChatError> {
+        let utc = updated_at.and_utc();
+        let nanos = u64::try_from(utc.timestamp())
+            .ok()
+            .filter(|_| utc.timestamp_subsec_nanos() < 1_000_000_000)
+            .and_then(|secs| secs.checked_mul(NANOS_PER_SEC))
+            .and_then(|n| n.checked_add(u64::from(utc.timestamp_subsec_nanos())))
+            .filter(|n| *n <= MAX_CURSOR_NANOS);
+        if nanos.is_none() || !cursor_id(id) {
+            return Err(ChatError::Internal(anyhow::anyhow!(
+                "no cursor can say the position after {id:?} at {updated_at}"
+            )));
         }
         Ok(Self {
             updated_at,
@@ -145,12 +162,43 @@ impl ConversationCursor {
         })
     }
 
+    /// Exactly the strings of [`CURSOR_PATTERN`]; anything else is 422
+    /// `invalid_cursor`.
+    pub fn parse(raw: &str) -> Result<Self, ChatError> {
+        let invalid = || ChatError::InvalidCursor;
+        let (time, id) = raw.split_once('.').ok_or_else(invalid)?;
+        if !(1..=19).contains(&time.len()) || !time.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        if !cursor_id(id) {
+            return Err(invalid());
+        }
+        let nanos: u64 = time.parse().map_err(|_| invalid())?;
+        let secs = i64::try_from(nanos / NANOS_PER_SEC).map_err(|_| invalid())?;
+        let subsec = u32::try_from(nanos % NANOS_PER_SEC).map_err(|_| invalid())?;
+        let updated_at = chrono::DateTime::from_timestamp(secs, subsec)
+            .ok_or_else(invalid)?
+            .naive_utc();
+        Ok(Self {
+            updated_at,
+            id: id.to_owned(),
+        })
+    }
+
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!(
-            "{}|{}",
-            self.updated_at.format(CURSOR_TIME),
-            self.id
-        ))
+        let utc = self.updated_at.and_utc();
+        // In range: both constructors make sure.
+        let secs = u64::try_from(utc.timestamp()).unwrap_or_default();
+        let nanos = secs * NANOS_PER_SEC + u64::from(utc.timestamp_subsec_nanos());
+        format!("{nanos}.{}", self.id)
+    }
+
+    pub fn updated_at(&self) -> NaiveDateTime {
+        self.updated_at
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
     }
 }
 
@@ -198,9 +246,9 @@ mod tests {
     #[test]
     fn page_limits_outside_the_range_are_refused() {
         assert_eq!(PageLimit::parse(None, 20, 100).unwrap().get(), 20);
-        assert_eq!(PageLimit::parse(Some(""), 20, 100).unwrap().get(), 20);
-        assert_eq!(PageLimit::parse(Some("100"), 20, 100).unwrap().get(), 100);
-        for bad in ["0", "-1", "101", "ten", "1.5", " 5"] {
+        assert_eq!(PageLimit::parse(Some(1), 20, 100).unwrap().get(), 1);
+        assert_eq!(PageLimit::parse(Some(100), 20, 100).unwrap().get(), 100);
+        for bad in [0, -1, 101, i64::MIN, i64::MAX] {
             let err = PageLimit::parse(Some(bad), 20, 100).unwrap_err();
             assert_eq!(err.code(), "invalid_limit", "{bad}");
         }
@@ -211,34 +259,93 @@ mod tests {
         let updated_at = chrono::DateTime::from_timestamp(1_790_000_000, 123_456_789)
             .unwrap()
             .naive_utc();
-        let cursor = ConversationCursor {
-            updated_at,
-            id: "conv-0199|odd".into(),
-        };
+        let cursor =
+            ConversationCursor::after(updated_at, "conv-01a24610-bdd3-71ba-98f6-a51d9462ecd0")
+                .unwrap();
         let encoded = cursor.encode();
-        assert!(
-            encoded
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
-            "{encoded} is safe in a URL as it is"
+        assert_eq!(
+            encoded,
+            "1790000000123456789.conv-01a24610-bdd3-71ba-98f6-a51d9462ecd0"
         );
         assert_eq!(ConversationCursor::parse(&encoded).unwrap(), cursor);
     }
 
     #[test]
     fn malformed_cursors_are_refused() {
-        let encode = |s: &str| URL_SAFE_NO_PAD.encode(s);
         let bad = [
-            "not base64!".to_owned(),
-            encode("no separator"),
-            encode("yesterday|conv-1"),
-            encode("2026-11-23T10:00:00.000000000|"),
-            URL_SAFE_NO_PAD.encode([0xff, 0xfe, b'|']),
-            "A".repeat(MAX_CURSOR_LEN + 1),
+            String::new(),
+            "K\u{dc}".to_owned(),
+            "no separator".to_owned(),
+            "1790000000123456789.".to_owned(),
+            ".conv-1".to_owned(),
+            "+1.conv-1".to_owned(),
+            "-1.conv-1".to_owned(),
+            "12345678901234567890.conv-1".to_owned(),
+            "1.conv.1".to_owned(),
+            "1.conv|odd".to_owned(),
+            "1.conv-1 ".to_owned(),
+            format!("1.{}", "c".repeat(101)),
         ];
         for raw in bad {
             let err = ConversationCursor::parse(&raw).unwrap_err();
             assert_eq!(err.code(), "invalid_cursor", "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_position_no_cursor_can_say_is_ours_to_fix() {
+        let before_1970 = chrono::DateTime::from_timestamp(-1, 0).unwrap().naive_utc();
+        assert!(ConversationCursor::after(before_1970, "conv-1").is_err());
+        let now = chrono::DateTime::from_timestamp(1_790_000_000, 0)
+            .unwrap()
+            .naive_utc();
+        assert!(ConversationCursor::after(now, "conv-0199|odd").is_err());
+        assert!(ConversationCursor::after(now, "").is_err());
+    }
+
+    fn cursor_pattern() -> regex::Regex {
+        regex::Regex::new(CURSOR_PATTERN).unwrap()
+    }
+
+    proptest::proptest! {
+        /// Every string of the documented form is a position, written back
+        /// as the same position.
+        #[test]
+        fn every_string_of_the_pattern_is_a_cursor(
+            raw in r"[0-9]{1,19}\.[A-Za-z0-9_-]{1,100}"
+        ) {
+            proptest::prop_assert!(cursor_pattern().is_match(&raw));
+            let cursor = ConversationCursor::parse(&raw).unwrap();
+            let again = cursor.encode();
+            proptest::prop_assert!(cursor_pattern().is_match(&again), "{}", again);
+            proptest::prop_assert_eq!(ConversationCursor::parse(&again).unwrap(), cursor);
+        }
+
+        /// Every cursor the list can hand out is of the documented form.
+        #[test]
+        fn every_cursor_handed_out_is_of_the_pattern(
+            nanos in 0..=MAX_CURSOR_NANOS,
+            id in r"[A-Za-z0-9_-]{1,100}",
+        ) {
+            let secs = i64::try_from(nanos / NANOS_PER_SEC).unwrap();
+            let subsec = u32::try_from(nanos % NANOS_PER_SEC).unwrap();
+            let updated_at = chrono::DateTime::from_timestamp(secs, subsec).unwrap().naive_utc();
+            let cursor = ConversationCursor::after(updated_at, &id).unwrap();
+            let encoded = cursor.encode();
+            proptest::prop_assert!(cursor_pattern().is_match(&encoded), "{}", encoded);
+            proptest::prop_assert_eq!(encoded, format!("{nanos}.{id}"));
+            proptest::prop_assert_eq!(ConversationCursor::parse(&cursor.encode()).unwrap(), cursor);
+        }
+
+        /// Nothing else is a cursor.
+        #[test]
+        fn strings_outside_the_pattern_are_refused(
+            raw in r"[0-9a-z.|+ _-]{0,30}|\PC{0,12}"
+        ) {
+            proptest::prop_assert_eq!(
+                ConversationCursor::parse(&raw).is_ok(),
+                cursor_pattern().is_match(&raw)
+            );
         }
     }
 }

@@ -55,7 +55,7 @@ pub enum ChatError {
     HeaderNotText(&'static str),
     #[error("metadata.conversation_id must be a conversation id")]
     InvalidConversationId,
-    #[error("X-Response-Format must be 'openai' or 'v0.3'")]
+    #[error("X-Response-Format must be 'openai' or 'v0.3', or absent for 'openai'")]
     UnknownResponseFormat,
     #[error("a reply is still being written in this conversation; wait for it or cancel it")]
     TurnInFlight,
@@ -111,9 +111,9 @@ impl Refusal for ChatError {
             E::InvalidLimit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_limit"),
             E::InvalidCursor => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_cursor"),
             E::BadLastEventId(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_last_event_id"),
-            E::UnknownAgent(_) | E::AgentGone(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "unknown_agent")
-            }
+            // A named agent that does not exist is not found, as OpenAI
+            // answers an unknown `model`.
+            E::UnknownAgent(_) | E::AgentGone(_) => (StatusCode::NOT_FOUND, "unknown_agent"),
             E::ModelNotFound(_) => (StatusCode::NOT_FOUND, "model_not_found"),
             E::ModelMismatch { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "model_mismatch"),
             E::NoUserMessage => (StatusCode::UNPROCESSABLE_ENTITY, "no_user_message"),
@@ -121,9 +121,7 @@ impl Refusal for ChatError {
             E::InvalidConversationId => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_conversation_id")
             }
-            E::UnknownResponseFormat => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "unknown_response_format")
-            }
+            E::UnknownResponseFormat => (StatusCode::BAD_REQUEST, "unknown_response_format"),
             E::TurnInFlight => (StatusCode::CONFLICT, "turn_in_flight"),
             E::NoTurnInFlight => (StatusCode::CONFLICT, "no_turn_in_flight"),
             E::NoTurn => (StatusCode::NOT_FOUND, "no_turn"),

@@ -77,12 +77,57 @@ const SESSIONS_SHARED: [(&str, HttpMethod); 8] = [
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut own = ApiDoc::openapi();
     add_sessions_shared(&mut own);
+    completions_need_a_user_message(&mut own);
     confab_kit::api::describe_event_streams(&mut own, &DONE_TERMINATED);
     confab_kit::api::document(
         SERVICE,
         "Conversations, messages and server-owned chat turns that talk to agents over A2A.",
         own,
     )
+}
+
+/// `POST /chat/completions` refuses `messages` without a `user` message
+/// (422 `no_user_message`): its body is `ChatCompletionRequest` and
+/// `messages` contains one whose `role` is `user`. Said here, not on the
+/// type, which llm-proxy-service takes without that rule. utoipa has no
+/// `contains`; a schema's extensions are written as its own keys.
+fn completions_need_a_user_message(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::extensions::Extensions;
+    use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, SchemaType};
+
+    let Some(RefOr::T(body)) = doc
+        .paths
+        .paths
+        .get_mut("/chat/completions")
+        .and_then(|item| item.post.as_mut())
+        .and_then(|operation| operation.request_body.as_mut())
+    else {
+        return;
+    };
+    for content in body.content.values_mut() {
+        let RefOr::T(content) = content else { continue };
+        let Some(request) = content.schema.take() else {
+            continue;
+        };
+        let mut contains = Extensions::default();
+        contains.insert(
+            "contains".to_owned(),
+            serde_json::json!({
+                "type": "object",
+                "properties": {"role": {"const": "user"}},
+                "required": ["role"]
+            }),
+        );
+        let messages = ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
+            .description(Some("At least one message has the role `user`."))
+            .extensions(Some(contains));
+        let rule = ObjectBuilder::new().property("messages", messages);
+        content.schema = Some(RefOr::T(Schema::AllOf(
+            AllOfBuilder::new().item(request).item(rule).build(),
+        )));
+    }
 }
 
 /// [`SESSIONS_SHARED`], copied from `/chat/conversations…` under the

@@ -42,17 +42,15 @@ enum Format {
 }
 
 impl Format {
+    /// Exactly the documented values (the header's `pattern`); only an
+    /// absent header means the default, an empty or other one is refused.
     fn from_request(req: &HttpRequest) -> Result<Self, ChatError> {
         let Some(value) = req.headers().get(FORMAT_HEADER) else {
             return Ok(Self::OpenAi);
         };
-        match value
-            .to_str()
-            .map(|v| v.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            Ok("" | "openai") => Ok(Self::OpenAi),
-            Ok("v0.3") => Ok(Self::V03),
+        match value.as_bytes() {
+            b"openai" => Ok(Self::OpenAi),
+            b"v0.3" => Ok(Self::V03),
             _ => Err(ChatError::UnknownResponseFormat),
         }
     }
@@ -100,7 +98,7 @@ pub enum UnifiedEvent {
     tag = "chat",
     operation_id = "unified_chat",
     params(
-        ("X-Response-Format" = Option<String>, Header, nullable = false, pattern = r"^(openai|v0\.3)$", description = "`openai` (the default) or `v0.3`.")
+        ("X-Response-Format" = Option<String>, Header, nullable = false, pattern = r"^(openai|v0\.3)$", description = "`openai` (the default, also when the header is absent) or `v0.3`, exactly; any other value, empty included, is refused (400).")
     ),
     request_body = UnifiedRequest,
     responses(
@@ -109,10 +107,11 @@ pub enum UnifiedEvent {
                 (UnifiedAnswer = "application/json"),
                 (UnifiedEvent = "text/event-stream")
             )),
-        (status = 404, description = "`not_found`: `conversation_id` is not a conversation of the caller's.", body = ErrorBody),
+        (status = 400, description = "`unknown_response_format`: `X-Response-Format` is neither `openai` nor `v0.3`; `malformed_json`, `bad_body`: the request cannot be read.", body = ErrorBody),
+        (status = 404, description = "`not_found`: `conversation_id` is not a conversation of the caller's; `unknown_agent`: `agent_id`, or the conversation's agent, is not registered.", body = ErrorBody),
         (status = 409, description = "`turn_in_flight`: a reply is still being written in the conversation.", body = ErrorBody),
         (status = 413, description = "`message_too_long`: the message is over `chat.max_message_chars`; `body_too_large`: the body is over the limit.", body = ErrorBody),
-        (status = 422, description = "`unknown_response_format`: `X-Response-Format` is neither; `empty_message`; `unknown_agent`: `agent_id`, or the conversation's agent, is not registered; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody),
+        (status = 422, description = "`empty_message`; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many replies being written at once, or too many messages this minute; `budget_exceeded`: the user's or API key's LLM budget is spent (`error.limit`, `error.resets_at`).", body = ErrorBody,
             headers(("retry-after" = u64, description = "Seconds to wait before trying again."))),
         (status = 503, description = "`budget_unavailable`: the LLM budget cannot be checked just now; `bus_unavailable`: the service is cut off from its other instances.", body = ErrorBody)

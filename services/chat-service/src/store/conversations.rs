@@ -74,10 +74,10 @@ pub async fn list(
         if let Some(after) = after {
             query = query.filter(
                 conversations::updated_at
-                    .lt(after.updated_at)
+                    .lt(after.updated_at())
                     .or(conversations::updated_at
-                        .eq(after.updated_at)
-                        .and(conversations::id.lt(&after.id))),
+                        .eq(after.updated_at())
+                        .and(conversations::id.lt(after.id()))),
             );
         }
         query

@@ -241,7 +241,7 @@ async fn bad_input_is_refused_and_writes_nothing() {
             ),
             (
                 json!({"message": "hi", "agent_id": "nobody"}).to_string(),
-                422,
+                404,
                 "unknown_agent",
             ),
             (

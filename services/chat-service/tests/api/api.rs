@@ -82,7 +82,7 @@ async fn conversations_are_created_for_known_agents_only() {
     assert_eq!(untitled["title"], "New conversation");
 
     let response = app.create("usr-ada", json!({"agent_id": "nobody"})).await;
-    assert_eq!(response.status(), 422);
+    assert_eq!(response.status(), 404);
     let response = app
         .create("usr-ada", json!({"title": "t".repeat(201)}))
         .await;

@@ -167,21 +167,46 @@ async fn bad_limits_and_cursors_are_refused_with_422() {
     let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
     app.conversation("usr-ada", "math").await;
     app.conversation("usr-ada", "math").await;
-    for bad in ["limit=0", "limit=-1", "limit=101", "limit=ten", "limit=2.5"] {
+    for bad in ["limit=0", "limit=-1", "limit=101"] {
         let body = json_with(app.list("usr-ada", bad).await, 422).await;
         assert_eq!(body["error"]["code"], "invalid_limit", "{bad}");
     }
+    // Not a number at all: the query cannot be read, as every other limit.
+    for bad in ["limit=", "limit=ten", "limit=2.5"] {
+        let body = json_with(app.list("usr-ada", bad).await, 400).await;
+        assert_eq!(body["error"]["code"], "bad_query", "{bad}");
+    }
     let page = json_with(app.list("usr-ada", "limit=1").await, 200).await;
     let real = page["next_cursor"].as_str().unwrap();
-    // Not base64; base64 of something else; a real cursor cut inside its time.
+    // Empty; not of the form; a real cursor cut inside its time.
     for bad in [
+        "cursor=".to_owned(),
         "cursor=%%%".to_owned(),
+        "cursor=K%C3%9C".to_owned(),
         "cursor=bm90IGEgY3Vyc29y".to_owned(),
-        format!("cursor={}", &real[..20]),
+        format!("cursor={}", &real[..real.find('.').unwrap()]),
     ] {
         let body = json_with(app.list("usr-ada", &bad).await, 422).await;
         assert_eq!(body["error"]["code"], "invalid_cursor", "{bad}");
     }
+}
+
+#[tokio::test]
+async fn a_well_formed_cursor_is_a_position_whether_or_not_a_conversation_is_there() {
+    let (_stack, app) = start_chat_with_dead_agents(&["math", "text"]).await;
+    let older = app.conversation("usr-ada", "math").await;
+    let newer = app.conversation("usr-ada", "math").await;
+    // Far in the future: everything comes after it.
+    let page = json_with(
+        app.list("usr-ada", "cursor=9999999999999999999.conv-zzz")
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(item_ids(&page), [newer.as_str(), older.as_str()]);
+    // Before 1970: nothing does.
+    let page = json_with(app.list("usr-ada", "cursor=0.x").await, 200).await;
+    assert!(item_ids(&page).is_empty());
 }
 
 #[tokio::test]

@@ -126,3 +126,45 @@ fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
     let pointer = reference.strip_prefix('#')?;
     doc.pointer(pointer)
 }
+
+/// The forms the document gives the opaque strings are the ones the
+/// service parses (the annotations take literals; the parsers' patterns are
+/// tested against the parsers), and `POST /chat/completions` says it needs
+/// a `user` message.
+#[test]
+fn the_documented_forms_are_the_parsed_ones() {
+    let doc = serde_json::to_value(document()).unwrap();
+    let parameter = |path: &str, name: &str| -> Value {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} has no {name}"))
+            .clone()
+    };
+    for path in ["/chat/conversations", "/chat/sessions"] {
+        assert_eq!(
+            parameter(path, "cursor")["schema"]["pattern"],
+            chat_service::domain::CURSOR_PATTERN,
+            "{path}"
+        );
+    }
+    let follow = "/chat/sessions/{id}/messages/stream";
+    for name in ["last_event_id", "Last-Event-ID"] {
+        assert_eq!(
+            parameter(follow, name)["schema"]["pattern"],
+            chat_service::routes::seeds::sessions::event_id::PATTERN,
+            "{name}"
+        );
+    }
+    let ws = parameter("/ws/chat", "Sec-WebSocket-Key");
+    assert_eq!(ws["required"], true);
+    let body = &doc["paths"]["/chat/completions"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"];
+    assert_eq!(
+        body["allOf"][1]["properties"]["messages"]["contains"]["properties"]["role"]["const"],
+        "user",
+        "{body}"
+    );
+}

@@ -254,7 +254,7 @@ async fn a_session_is_created_with_or_without_a_body_and_a_bad_body_is_refused()
     for (body, status, code) in [
         ("not json", 400, "malformed_json"),
         ("[]", 422, "invalid_body"),
-        (r#"{"agent_id": "nobody"}"#, 422, "unknown_agent"),
+        (r#"{"agent_id": "nobody"}"#, 404, "unknown_agent"),
         (r#"{"title": 7}"#, 422, "invalid_body"),
     ] {
         let refused = chat
@@ -517,15 +517,16 @@ async fn following_refuses_bad_ids_other_users_and_too_many_followers() {
     chat.session_turn(ada, &session, QUESTION).await;
 
     for bad in [
+        "",
         "abc",
         "7",
         "2.",
         "2.x",
         "-1.1",
-        "0.end",
+        "+2.1",
+        "2.END",
         "2.s",
-        "9.1",
-        "1.1",
+        "1234567890123456789.1",
         &"9".repeat(100),
     ] {
         let refused = chat.follow(ada, &session, Some(bad)).await;
@@ -577,6 +578,28 @@ async fn following_refuses_bad_ids_other_users_and_too_many_followers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_well_formed_id_that_names_no_reply_is_followed_as_a_position() {
+    let (chat, _stack) = chat_with(|_| {}).await;
+    let ada = "usr-ada";
+    let session = new_session(&chat, ada).await;
+    // Question 1, reply 2.
+    let turn_1 = chat.session_turn(ada, &session, QUESTION).await;
+    let text_1 = text_of(&turn_1);
+
+    // Before the reply (a question's seq, or 0): the turn after it, whole.
+    for before in ["1.1", "0.end", "1.s3"] {
+        let mut follower = chat.follower(ada, &session, Some(before)).await;
+        let again = follower.turn().await;
+        assert_eq!(text_of(&again), text_1, "{before}");
+        assert_eq!(again.last().unwrap().0, "2.end", "{before}");
+    }
+    // Past the newest reply: nothing it missed, then the next turn.
+    let mut follower = chat.follower(ada, &session, Some("9.7")).await;
+    let turn_2 = chat.session_turn(ada, &session, "a second turn").await;
+    assert_eq!(follower.turn().await, turn_2);
 }
 
 #[tokio::test]

@@ -100,7 +100,7 @@ async fn agent_id_chooses_the_agent_and_an_unknown_one_is_refused() {
             None,
         )
         .await;
-    assert_eq!(refused.status(), 422);
+    assert_eq!(refused.status(), 404);
     assert_eq!(chat.conversation_count("usr-ada").await, 1);
 }
 
@@ -211,7 +211,7 @@ async fn bad_requests_are_refused_and_create_nothing() {
             chat.unified("usr-ada", json!({"message": "What is 6 * 7?"}), Some("xml"))
                 .await
         ),
-        422
+        400
     );
     assert_eq!(status(chat.unified("usr-ada", json!({}), None).await), 422);
     let malformed = chat

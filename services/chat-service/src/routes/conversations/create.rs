@@ -24,7 +24,8 @@ use crate::store::conversations;
     request_body = CreateConversation,
     responses(
         (status = 201, description = "The conversation, with its (empty) tree.", body = Conversation),
-        (status = 422, description = "`title_too_long`; `unknown_agent`: `agent_id` names no registered agent; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody)
+        (status = 404, description = "`unknown_agent`: `agent_id` names no registered agent.", body = ErrorBody),
+        (status = 422, description = "`title_too_long`; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody)
     ),
     security(("bearer" = []))
 )]

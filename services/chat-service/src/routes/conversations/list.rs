@@ -4,8 +4,9 @@
 //! A new message or a rename bumps `updated_at`, so the conversation in use
 //! moves to the top, as a chat sidebar expects; `id` breaks ties. Paging is by
 //! keyset: `next_cursor` is the position after the page's last item (see
-//! [`ConversationCursor`]), `null` on the last page. An empty parameter counts
-//! as absent.
+//! [`ConversationCursor`]), `null` on the last page. An empty `agent_id`
+//! counts as absent; an empty `limit` is not a number (400 `bad_query`), an
+//! empty `cursor` not a cursor (422 `invalid_cursor`).
 
 use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
@@ -26,17 +27,20 @@ const DEFAULT_LIMIT: i64 = 20;
 /// Bounds the work and the response of one request.
 const MAX_LIMIT: i64 = 100;
 
-/// Taken as text and parsed here, so that every bad value answers 422 with
-/// its own error code.
+/// `limit` is a number, or the query cannot be read (400 `bad_query`, as
+/// every other `limit` of the service); its range and the cursor's form are
+/// checked here, each answering 422 with its own code.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only the conversations with this agent.
     pub agent_id: Option<String>,
     /// Conversations in the page, 1 to 100 (20 when absent).
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
-    pub limit: Option<String>,
-    /// The `next_cursor` of the previous page.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page: opaque to clients, but any
+    /// string of this form is a position to page on from.
+    #[param(pattern = r"^[0-9]{1,19}\.[A-Za-z0-9_-]{1,100}$")]
     pub cursor: Option<String>,
 }
 
@@ -51,8 +55,8 @@ pub struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of conversations.", body = Page<Conversation>),
-        (status = 400, description = "`bad_query`: the query cannot be read (a parameter given twice, say).", body = ErrorBody),
-        (status = 422, description = "`invalid_limit`; `invalid_cursor`: not a cursor this service handed out.", body = ErrorBody)
+        (status = 400, description = "`bad_query`: the query cannot be read (`limit` is not a number, or a parameter is given twice).", body = ErrorBody),
+        (status = 422, description = "`invalid_limit`: not from 1 to 100; `invalid_cursor`: `cursor` is not of the documented form.", body = ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -62,11 +66,10 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let limit = PageLimit::parse(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?.get();
+    let limit = PageLimit::parse(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?.get();
     let after = query
         .cursor
         .as_deref()
-        .filter(|c| !c.is_empty())
         .map(ConversationCursor::parse)
         .transpose()?;
     let agent_id = query
@@ -86,13 +89,12 @@ pub async fn list(
     .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next_cursor = rows.last().filter(|_| more).map(|last| {
-        ConversationCursor {
-            updated_at: last.updated_at,
-            id: last.id.to_string(),
-        }
-        .encode()
-    });
+    let next_cursor = rows
+        .last()
+        .filter(|_| more)
+        .map(|last| ConversationCursor::after(last.updated_at, last.id.as_str()))
+        .transpose()?
+        .map(|cursor| cursor.encode());
     Ok(HttpResponse::Ok().json(Page {
         items: rows.iter().map(|row| row.to_api(false)).collect(),
         next_cursor,

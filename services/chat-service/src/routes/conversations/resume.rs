@@ -6,10 +6,16 @@
 //! live ones: no gap, no duplicate. Once it has ended, the finished reply as
 //! `message_start`, `text`, its `data` parts and `done`. 404 for a
 //! conversation that is not the caller's, or one without a reply yet.
+//!
+//! The id is the number of an event of the turn, 1 to 19 digits (the
+//! document's pattern; every such number fits a `u64`); anything else is 422
+//! `bad_last_event_id`. Every well-formed number is served: while the turn
+//! runs, the events after it (a number past the last event waits for the
+//! next); once it has ended, the whole reply as above, whatever the number.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
-use confab_kit::auth::{Caller, header};
+use confab_kit::auth::Caller;
 use confab_protocol::chat::{ChatEvent, MessageRole, MessageStatus};
 use confab_protocol::error::ErrorBody;
 use confab_protocol::ids::{AgentId, ConversationId};
@@ -27,7 +33,8 @@ use crate::store::{conversations, messages};
 #[into_params(parameter_in = Query)]
 pub struct ResumeQuery {
     /// The last event read, when the `Last-Event-ID` header cannot be sent.
-    last_event_id: Option<u64>,
+    #[param(value_type = Option<String>, pattern = r"^[0-9]{1,19}$")]
+    last_event_id: Option<String>,
 }
 
 /// Re-attaches to the conversation's turn, as SSE.
@@ -43,13 +50,13 @@ pub struct ResumeQuery {
     params(
         ("id" = String, Path, description = "The conversation's id (`conv-…`)."),
         ResumeQuery,
-        ("Last-Event-ID" = Option<u64>, Header, nullable = false, description = "The last event read (an `EventSource` sends it when it reconnects); wins over `last_event_id`.")
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = r"^[0-9]{1,19}$", description = "The number of the last event read (an `EventSource` sends it when it reconnects); wins over `last_event_id`.")
     ),
     responses(
         (status = 200, description = "The turn's events after the one named, as `POST …/messages/stream` streams them.", content_type = "text/event-stream", body = ChatEvent),
-        (status = 400, description = "`bad_query`: `last_event_id` is not a number, or is given twice.", body = ErrorBody),
+        (status = 400, description = "`bad_query`: `last_event_id` is given twice.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation of the caller's; `no_turn`: the conversation has no reply yet.", body = ErrorBody),
-        (status = 422, description = "`bad_last_event_id`: `Last-Event-ID` is not a number.", body = ErrorBody)
+        (status = 422, description = "`bad_last_event_id`: `Last-Event-ID` or `last_event_id` is not 1 to 19 digits.", body = ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -62,11 +69,9 @@ pub async fn resume(
 ) -> Result<HttpResponse, ApiError> {
     let conversation_id = path.into_inner();
     let conversation = conversations::owned(&state.db, &caller.user(), &conversation_id).await?;
-    let after = match header(&req, "last-event-id") {
-        Some(id) => id.trim().parse::<u64>().map_err(|_| {
-            ChatError::BadLastEventId("Last-Event-ID must be the number of an event of the turn")
-        })?,
-        None => query.last_event_id.unwrap_or(0),
+    let after = match sse::last_event_id(&req)?.or(query.last_event_id.as_deref()) {
+        Some(id) => event_number(id)?,
+        None => 0,
     };
     if let Some(log) = state.in_flight.log(&caller.user(), &conversation_id).await {
         return Ok(sse::response(log.subscribe(after)));
@@ -86,6 +91,17 @@ pub async fn resume(
     };
     let events = stored_events(question, reply, &conversation.agent_id);
     Ok(sse::response(futures_util::stream::iter((1..).zip(events))))
+}
+
+/// A `Last-Event-ID` of a turn's stream: 1 to 19 ASCII digits, exactly
+/// the document's pattern (`u64::from_str` alone would take a `+` too).
+fn event_number(raw: &str) -> Result<u64, ChatError> {
+    Some(raw)
+        .filter(|d| (1..=19).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse().ok())
+        .ok_or(ChatError::BadLastEventId(
+            "Last-Event-ID must be the number of an event of the turn",
+        ))
 }
 
 /// A finished turn rebuilt from storage as the events it streamed:
@@ -134,4 +150,28 @@ pub fn stored_events(
         token_usage: message.token_usage,
     });
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_kit::Refusal;
+
+    use super::*;
+
+    proptest::proptest! {
+        /// Exactly the strings of the document's pattern are event numbers.
+        #[test]
+        fn every_string_of_the_pattern_is_an_event_number(raw in "[0-9]{1,19}") {
+            proptest::prop_assert_eq!(event_number(&raw).unwrap(), raw.parse::<u64>().unwrap());
+        }
+
+        #[test]
+        fn strings_outside_the_pattern_are_refused(raw in r"[0-9+ -]{0,22}|\PC{0,8}") {
+            let of_the_pattern = (1..=19).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit());
+            proptest::prop_assert_eq!(event_number(&raw).is_ok(), of_the_pattern);
+            if let Err(err) = event_number(&raw) {
+                proptest::prop_assert_eq!(err.code(), "bad_last_event_id");
+            }
+        }
+    }
 }

@@ -87,12 +87,16 @@ pub struct ChatQuery {
     operation_id = "ws_chat",
     params(
         ChatQuery,
+        ("Connection" = String, Header, pattern = r"^[Uu][Pp][Gg][Rr][Aa][Dd][Ee]$", description = "`Upgrade` (any case); a list with an `Upgrade` token and no `close` is taken too (RFC 6455 §4.1)."),
+        ("Upgrade" = String, Header, pattern = r"^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$", description = "`websocket` (any case); a value that contains it is taken too."),
+        ("Sec-WebSocket-Version" = String, Header, pattern = r"^13$", description = "`13`, the only version served (another one is 426)."),
+        ("Sec-WebSocket-Key" = String, Header, pattern = r"^[A-Za-z0-9+/]{21}[AQgw]==$", description = "16 random bytes in base64 (24 characters, canonical: the last character before `==` has its low bits clear)."),
         ("Sec-WebSocket-Protocol" = Option<String>, Header, nullable = false, description = "`confab.compact.v1` for the compact dialect.")
     ),
     responses(
         (status = 101, description = "Switching Protocols: the WebSocket is open, in the dialect asked for."),
-        (status = 400, description = "`bad_request`: not a WebSocket upgrade (a plain GET, no `Upgrade: websocket`, no `Sec-WebSocket-Version` or a bad key); `bad_query`: the query cannot be read (`debug` not a boolean).", body = ErrorBody),
-        (status = 426, description = "`bad_request`: a WebSocket version other than 13.", body = ErrorBody)
+        (status = 400, description = "`bad_request`: not a WebSocket upgrade (a plain GET: no `Upgrade: websocket`, no `Connection: Upgrade`, no `Sec-WebSocket-Version`, or no valid `Sec-WebSocket-Key`); `bad_query`: the query cannot be read (`debug` not a boolean).", body = ErrorBody),
+        (status = 426, description = "`bad_request`: a `Sec-WebSocket-Version` other than 13.", body = ErrorBody)
     ),
     security(("bearer" = []))
 )]

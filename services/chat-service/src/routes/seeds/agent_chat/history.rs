@@ -4,8 +4,8 @@
 //! content_blocks, created_at, token_usage, status}]}`. `message_count` is
 //! every message of the session (it may be more than the page holds); a
 //! reply still being written is in neither. 404 for a session that is not
-//! the caller's; a `limit` that is not a whole number from 1 to 1000 is 422
-//! `invalid_limit`.
+//! the caller's; a `limit` that is not a number (empty included) is 400
+//! `bad_query`, one outside 1 to 1000 is 422 `invalid_limit`.
 
 use actix_web::{HttpResponse, web};
 use confab_kit::ApiError;
@@ -31,8 +31,8 @@ const MAX_LIMIT: i64 = 1000;
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Messages, 1 to 1000 (100 when absent).
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
-    limit: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
 }
 
 /// A session's history as seed 003 reads it.
@@ -60,9 +60,9 @@ pub struct SeedHistory {
     ),
     responses(
         (status = 200, description = "The session's messages.", body = SeedHistory),
-        (status = 400, description = "`bad_query`: the query cannot be read (`limit` given twice, say).", body = ErrorBody),
+        (status = 400, description = "`bad_query`: the query cannot be read (`limit` is not a number, or is given twice).", body = ErrorBody),
         (status = 404, description = "`not_found`: no such session of the caller's.", body = ErrorBody),
-        (status = 422, description = "`invalid_limit`: not a whole number from 1 to 1000.", body = ErrorBody)
+        (status = 422, description = "`invalid_limit`: not from 1 to 1000.", body = ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -72,7 +72,7 @@ pub async fn history(
     path: web::Path<ConversationId>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = PageLimit::parse(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?.get();
+    let limit = PageLimit::parse(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?.get();
     let session_id = path.into_inner();
     conversations::get(&state.db, &caller.user(), &session_id)
         .await?

@@ -18,13 +18,21 @@
 //! log is kept that long); later, or after chat-service restarted, the log
 //! is gone and the turn is sent again whole, rebuilt from storage: the one
 //! case in which events are repeated.
+//!
+//! Every string that matches [`PATTERN`] is an id ([`EventId::parse`]),
+//! and every id this path hands out matches it. A well-formed id that names
+//! no reply of the conversation is still a position in it: the follower
+//! resumes with the turns after it (see `follow`).
 
 use std::fmt;
 
 use crate::error::ChatError;
 
-/// Longest `Last-Event-ID` read: two numbers and a separator.
-const MAX_LEN: usize = 48;
+/// What a `Last-Event-ID` of this path looks like, as the API document says
+/// (`openapi` attributes take a literal: keep them equal to this). 18
+/// digits for `R` (every such number fits an `i64`, as `seq` is), 19 for
+/// `E` (fits a `u64`).
+pub const PATTERN: &str = r"^[0-9]{1,18}\.(s?[0-9]{1,19}|end)$";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventId {
@@ -37,21 +45,17 @@ pub enum EventId {
 }
 
 impl EventId {
-    /// A `Last-Event-ID` (or `?last_event_id=`) as this path hands them out;
-    /// anything else is 422 `bad_last_event_id`.
+    /// A `Last-Event-ID` (or `?last_event_id=`): exactly the strings that
+    /// match [`PATTERN`]; anything else is 422 `bad_last_event_id`.
     pub fn parse(raw: &str) -> Result<Self, ChatError> {
         let invalid = || {
             ChatError::BadLastEventId(
                 "Last-Event-ID must be the id of an event of this stream (R.E, R.sE or R.end)",
             )
         };
-        if raw.len() > MAX_LEN {
-            return Err(invalid());
-        }
         let (reply, event) = raw.split_once('.').ok_or_else(invalid)?;
-        let reply_seq = digits(reply)
+        let reply_seq = digits(reply, 18)
             .and_then(|d| d.parse::<i64>().ok())
-            .filter(|seq| *seq >= 1)
             .ok_or_else(invalid)?;
         if event == "end" {
             return Ok(Self::End { reply_seq });
@@ -60,7 +64,7 @@ impl EventId {
             Some(number) => (true, number),
             None => (false, event),
         };
-        let event = digits(number)
+        let event = digits(number, 19)
             .and_then(|d| d.parse::<u64>().ok())
             .ok_or_else(invalid)?;
         Ok(if stored {
@@ -79,9 +83,9 @@ impl EventId {
     }
 }
 
-/// `s` when it is one or more ASCII digits (no sign, no space).
-fn digits(s: &str) -> Option<&str> {
-    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
+/// `s` when it is 1 to `max` ASCII digits (no sign, no space).
+fn digits(s: &str, max: usize) -> Option<&str> {
+    ((1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
 }
 
 impl fmt::Display for EventId {
@@ -125,13 +129,12 @@ mod tests {
     }
 
     #[test]
-    fn ids_this_path_never_hands_out_are_refused() {
+    fn ids_outside_the_pattern_are_refused() {
         for raw in [
             "",
             "7",
             "2.",
             ".7",
-            "0.1",
             "-2.7",
             "2.-7",
             "2.x",
@@ -144,10 +147,54 @@ mod tests {
             "2.s+1",
             "2.END",
             "99999999999999999999.1",
+            "1234567890123456789.1",
+            "1.12345678901234567890",
+            "1.s12345678901234567890",
+            "\u{664}.1",
         ] {
             let err = EventId::parse(raw).unwrap_err();
             assert_eq!(err.code(), "bad_last_event_id", "{raw:?}");
         }
-        assert!(EventId::parse(&"9".repeat(MAX_LEN + 1)).is_err());
+    }
+
+    fn matches_pattern(raw: &str) -> bool {
+        regex::Regex::new(PATTERN).unwrap().is_match(raw)
+    }
+
+    proptest::proptest! {
+        /// Every string of the documented form is an id, written back in
+        /// the same form.
+        #[test]
+        fn every_string_of_the_pattern_is_an_id(
+            raw in r"[0-9]{1,18}\.(s?[0-9]{1,19}|end)"
+        ) {
+            proptest::prop_assert!(matches_pattern(&raw));
+            let id = EventId::parse(&raw).unwrap();
+            proptest::prop_assert!(matches_pattern(&id.to_string()));
+            proptest::prop_assert_eq!(EventId::parse(&id.to_string()).unwrap(), id);
+        }
+
+        /// Every id this path can hand out is of the documented form.
+        #[test]
+        fn every_id_handed_out_is_of_the_pattern(
+            reply_seq in 0..=999_999_999_999_999_999i64,
+            event in 0..=9_999_999_999_999_999_999u64,
+            kind in 0..3u8,
+        ) {
+            let id = match kind {
+                0 => EventId::Live { reply_seq, event },
+                1 => EventId::Stored { reply_seq, event },
+                _ => EventId::End { reply_seq },
+            };
+            let text = id.to_string();
+            proptest::prop_assert!(matches_pattern(&text), "{}", text);
+            proptest::prop_assert_eq!(EventId::parse(&text).unwrap(), id);
+        }
+
+        /// Nothing else is an id.
+        #[test]
+        fn strings_outside_the_pattern_are_refused(raw in r"[0-9s.end+ -]{0,45}|\PC{0,12}") {
+            proptest::prop_assert_eq!(EventId::parse(&raw).is_ok(), matches_pattern(&raw));
+        }
     }
 }

@@ -8,9 +8,13 @@
 //!
 //! - Reconnecting with `Last-Event-ID` (an `EventSource` does it by itself;
 //!   `?last_event_id=` works too) resumes right after that event, across
-//!   turns: the rest of its turn, then the turns that started since. A
-//!   malformed id, or one that names no reply of this conversation, is 422
-//!   `bad_last_event_id`.
+//!   turns: the rest of its turn, then the turns that started since. An id
+//!   outside the documented form ([`super::event_id::PATTERN`]) is 422
+//!   `bad_last_event_id`. A well-formed id that names no reply of this
+//!   conversation (a question's `seq`, one not reached yet) is taken as the
+//!   position it says, at most the newest reply's: the turns whose reply
+//!   comes after it. An `EventSource` gives up for good on any answer but
+//!   200, so a position it holds is served rather than refused.
 //! - Without one, the stream starts with the turn in flight, or waits for
 //!   the next one.
 //! - A comment line (`: keep-alive`) goes out every `[chat]
@@ -35,7 +39,7 @@ use std::time::Duration;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
-use confab_kit::auth::{Caller, header};
+use confab_kit::auth::Caller;
 use confab_kit::slots::UserSlot;
 use confab_protocol::chat::MessageRole;
 use confab_protocol::error::ErrorBody;
@@ -68,7 +72,7 @@ const FOLLOWERS_RETRY_SECS: u64 = 5;
 pub struct FollowQuery {
     /// The last event read (`R.E`, `R.sE` or `R.end`), when the
     /// `Last-Event-ID` header cannot be sent.
-    #[param(pattern = r"^[0-9]+\.(s?[0-9]+|end)$")]
+    #[param(pattern = r"^[0-9]{1,18}\.(s?[0-9]{1,19}|end)$")]
     last_event_id: Option<String>,
 }
 
@@ -87,13 +91,13 @@ pub struct FollowQuery {
     params(
         ("id" = String, Path, description = "The session's id (a conversation's, `conv-…`)."),
         FollowQuery,
-        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = r"^[0-9]+\.(s?[0-9]+|end)$", description = "The last event read (an `EventSource` sends it when it reconnects); wins over `last_event_id`.")
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = r"^[0-9]{1,18}\.(s?[0-9]{1,19}|end)$", description = "The last event read (an `EventSource` sends it when it reconnects); wins over `last_event_id`. One that names no reply of the conversation is a position all the same: the stream goes on with the turns after `R`.")
     ),
     responses(
         (status = 200, description = "The conversation's turns, one event per `data:` line, ids of the conversation.", content_type = "text/event-stream", body = SessionEvent),
         (status = 400, description = "`bad_query`: the query cannot be read (`last_event_id` given twice, say).", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation of the caller's.", body = ErrorBody),
-        (status = 422, description = "`bad_last_event_id`: malformed, or naming no reply of this conversation.", body = ErrorBody),
+        (status = 422, description = "`bad_last_event_id`: `Last-Event-ID` or `last_event_id` is not of the documented form.", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the user follows `limits.followers_per_user` conversations already.", body = ErrorBody,
             headers(("retry-after" = u64, description = "Seconds to wait before trying again.")))
     ),
@@ -109,10 +113,8 @@ pub async fn follow(
     let conversation_id = path.into_inner();
     let user_id = caller.user();
     let conversation = conversations::owned(&state.db, &user_id, &conversation_id).await?;
-    let last_event_id = header(&req, "last-event-id")
+    let last_event_id = crate::routes::sse::last_event_id(&req)?
         .or(query.last_event_id.as_deref())
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
         .map(EventId::parse)
         .transpose()?;
     let slot =
@@ -194,7 +196,9 @@ impl Follower {
         })
     }
 
-    /// Right after the event `id` (a reply of this conversation, else 422).
+    /// Right after the event `id`; when its `R` is no reply of this
+    /// conversation, after position `R` (at most the newest reply's): the
+    /// turns whose reply comes later.
     async fn resume_after(&self, id: EventId) -> Result<Cursor, ApiError> {
         let reply = messages::at_seq(
             &self.state.db,
@@ -203,10 +207,19 @@ impl Follower {
             id.reply_seq(),
         )
         .await?
-        .filter(|row| row.role == MessageRole::Assistant.as_str())
-        .ok_or_else(|| {
-            ChatError::BadLastEventId("Last-Event-ID names no reply of this conversation")
-        })?;
+        .filter(|row| row.role == MessageRole::Assistant.as_str());
+        let Some(reply) = reply else {
+            // A position past the newest reply is one the client cannot have
+            // reached here: it has seen all there is, and gets what comes.
+            let newest =
+                messages::newest_reply(&self.state.db, &self.user_id, &self.conversation_id)
+                    .await?
+                    .map_or(0, |reply| reply.seq);
+            return Ok(Cursor {
+                after: id.reply_seq().min(newest),
+                partial: None,
+            });
+        };
         Ok(match id {
             EventId::End { reply_seq } => Cursor {
                 after: reply_seq,
