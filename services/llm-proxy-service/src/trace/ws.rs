@@ -17,6 +17,7 @@
 
 use std::time::{Duration, Instant};
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use confab_kit::ApiError;
@@ -164,13 +165,16 @@ pub async fn subscribe(
     Ok(response)
 }
 
-/// A request that is not a WebSocket handshake (a plain GET, a missing
-/// header): 400 with the JSON error body. actix's `HandshakeError` keeps
-/// its status in its response, not in `status_code`, which kit's mapping
-/// reads: left as it is, the answer would be a 500.
+/// A request that is not a WebSocket handshake (a plain GET, a header
+/// missing or wrong): 400 with the JSON error body. actix's
+/// `HandshakeError` keeps its status in its response, not in
+/// `status_code`, which kit's mapping reads: left as it is, the answer
+/// would be a 500. Its status for a version other than 13 is 426, which
+/// RFC 6455 §4.4 gives as an example ("an appropriate HTTP error code
+/// (such as 426 Upgrade Required)"); 400 is one too, and is the answer to
+/// every other header of the handshake, so the document has one.
 fn not_a_handshake(err: actix_web::Error) -> ApiError {
-    let status = err.error_response().status();
-    ApiError::new(status, "bad_request", err.to_string())
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", err.to_string())
 }
 
 #[derive(Debug)]

@@ -129,3 +129,62 @@ async fn a_plain_get_of_the_trace_socket_is_refused_as_documented() {
         );
     }
 }
+
+/// The handshake's headers are required parameters of the document, with
+/// patterns: a handshake that matches them is upgraded, and one with any
+/// of them missing or off its pattern is refused with the documented 400.
+#[tokio::test]
+async fn the_trace_socket_takes_exactly_the_documented_handshake() {
+    let proxy = Proxy::start(|_| {}).await;
+    let doc = serde_json::to_value(document()).unwrap();
+    let parameters = doc["paths"]["/ws/trace/{agent_id}"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let handshake = [
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    for (name, value) in handshake {
+        let parameter = parameters
+            .iter()
+            .find(|p| p["name"] == name && p["in"] == "header")
+            .unwrap_or_else(|| panic!("{name} is not a header parameter"));
+        assert_eq!(parameter["required"], true, "{name}");
+        let pattern = parameter["schema"]["pattern"].as_str().unwrap();
+        let pattern = regex::Regex::new(pattern).unwrap();
+        assert!(pattern.is_match(value), "{name}: {value} against {pattern}");
+    }
+    let send = |headers: Vec<(&'static str, &'static str)>| {
+        let mut request = proxy
+            .http
+            .get(format!("{}/ws/trace/math", proxy.url))
+            .header("x-service-token", SERVICE_TOKEN)
+            .header("x-user-id", "usr-ada");
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let upgraded = send(handshake.to_vec()).await.unwrap();
+    assert_eq!(upgraded.status(), 101);
+    drop(upgraded);
+
+    for (name, wrong) in [
+        ("Connection", "keep-alive"),
+        ("Upgrade", "h2c"),
+        ("Sec-WebSocket-Version", "8"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ"),
+    ] {
+        let without: Vec<_> = handshake.into_iter().filter(|(n, _)| *n != name).collect();
+        let mut off = without.clone();
+        off.push((name, wrong));
+        for headers in [without, off] {
+            let refused = send(headers.clone()).await.unwrap();
+            assert_eq!(refused.status(), 400, "{headers:?}");
+            let body: Value = refused.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "bad_request", "{headers:?}");
+        }
+    }
+}
