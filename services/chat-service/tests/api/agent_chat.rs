@@ -213,12 +213,21 @@ async fn history_is_the_newest_messages_in_order_in_the_seeds_shape() {
         .collect();
     assert_eq!(contents, ["second", "second"]);
 
-    for bad in ["0", "-1", "1001", "ten", "1.5", "%20"] {
+    for bad in ["0", "-1", "1001"] {
         let refused = chat
             .agent_history(ada, session_id, &format!("?limit={bad}"))
             .await;
         assert_eq!(refused.status(), 422, "{bad}");
         assert_eq!(error_code(refused).await, "invalid_limit", "{bad}");
+    }
+    // Not a number, empty included: the query cannot be read, as every
+    // other limit of the service.
+    for bad in ["", "ten", "1.5", "%20"] {
+        let refused = chat
+            .agent_history(ada, session_id, &format!("?limit={bad}"))
+            .await;
+        assert_eq!(refused.status(), 400, "{bad:?}");
+        assert_eq!(error_code(refused).await, "bad_query", "{bad:?}");
     }
 }
 
