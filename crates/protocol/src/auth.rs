@@ -71,11 +71,19 @@ pub struct AccessClaims {
     pub aud: String,
 }
 
-/// `POST /api/v1/auth/register` and `/login` body.
+/// `POST /api/v1/auth/register` body (and login's JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Credentials {
+    /// At registration 3 to 32 characters: letters, digits, `_`, `.` or
+    /// `-` (kept lower-case).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]*$")
+    )]
     pub username: String,
+    /// At registration 8 to 1,024 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
     pub password: String,
 }
 

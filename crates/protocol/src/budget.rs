@@ -47,3 +47,59 @@ pub struct BudgetLimit {
     /// cost limit.
     pub cost: Option<f64>,
 }
+
+/// An administrator's budget for one period of a user or API key
+/// (`PUT /api/v1/admin/users/{id}/budget`, `…/api-keys/{id}/budget`), as the
+/// gateway takes it; it relays it to llm-proxy-service with the owner's
+/// `user_id` added. No other field is accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BudgetChange {
+    pub period: BudgetPeriod,
+    /// Tokens (input and output) allowed in the period, 0 to 10^15; absent
+    /// or null: no token limit. A whole number however written (`5`, `5.0`,
+    /// `5e0`), as JSON Schema's `integer` is.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)
+    )]
+    pub tokens: Option<i64>,
+    /// Cost allowed in the period, in the configured currency, 0 to 10^9;
+    /// absent or null: no cost limit.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000_000))]
+    pub cost: Option<f64>,
+}
+
+/// A JSON number with no fractional part, in i64's range (`5`, `5.0` and
+/// `5e0` alike); null is none.
+fn whole_number<'de, D>(field: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::{Error, Unexpected};
+
+    /// 2^63, the first f64 past i64's range.
+    const PAST_I64: f64 = 9_223_372_036_854_775_808.0;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Whole(i64),
+        Float(f64),
+    }
+
+    match Option::<Number>::deserialize(field)? {
+        None => Ok(None),
+        Some(Number::Whole(n)) => Ok(Some(n)),
+        Some(Number::Float(x)) if x.fract() == 0.0 && (-PAST_I64..PAST_I64).contains(&x) => {
+            Ok(Some(x as i64))
+        }
+        Some(Number::Float(x)) => Err(D::Error::invalid_value(
+            Unexpected::Float(x),
+            &"a whole number",
+        )),
+    }
+}

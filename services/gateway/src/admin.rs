@@ -50,7 +50,7 @@ pub async fn bootstrap(
     if settings.username.trim().is_empty() {
         return Ok(());
     }
-    let username = Username::parse(&settings.username)
+    let username = Username::parse(settings.username.trim())
         .map_err(|e| anyhow::anyhow!("[admin] username: {}", e))?;
     let admin = Role::Admin.as_str();
     if let Some(user) = users::by_username(db, username.as_str()).await? {

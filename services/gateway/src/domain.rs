@@ -15,20 +15,22 @@ pub fn hash_random_secret(secret: &str) -> String {
         .collect()
 }
 
-/// 3–32 characters of `a-z 0-9 _ . -`, case-insensitive (kept lower-case).
+/// 3–32 characters of `A-Z a-z 0-9 _ . -`, case-insensitive (kept
+/// lower-case): exactly the published pattern, so nothing else (white
+/// space, a letter that lower-cases to ASCII such as the Kelvin sign) is
+/// taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
 impl Username {
     pub fn parse(raw: &str) -> Result<Self, GatewayError> {
-        let name = raw.trim().to_lowercase();
-        let valid_chars = name
+        let valid_chars = raw
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'));
-        if !(3..=32).contains(&name.chars().count()) || !valid_chars {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !(3..=32).contains(&raw.chars().count()) || !valid_chars {
             return Err(GatewayError::InvalidUsername);
         }
-        Ok(Self(name))
+        Ok(Self(raw.to_ascii_lowercase()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -69,8 +71,15 @@ mod tests {
 
     #[test]
     fn usernames_are_case_insensitive_and_restricted() {
-        assert_eq!(Username::parse(" Ada_L ").unwrap().as_str(), "ada_l");
-        for bad in ["ab", "has space", "semi;colon", &"x".repeat(33)] {
+        assert_eq!(Username::parse("Ada_L").unwrap().as_str(), "ada_l");
+        for bad in [
+            "ab",
+            "has space",
+            " ada",
+            "semi;colon",
+            "\u{212A}elvin",
+            &"x".repeat(33),
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -65,6 +65,10 @@ pub enum GatewayError {
     /// Keeps at least the acting admin an enabled admin.
     #[error("an admin cannot disable, demote or delete her own account")]
     OwnAccount,
+    /// The reset would end the acting admin's own sessions; her own
+    /// password is changed with the current one, keeping this session.
+    #[error("an admin changes her own password with POST /api/v1/auth/password")]
+    OwnPassword,
     #[error("the current password is wrong")]
     WrongPassword,
     #[error("invalid query: {0}")]
@@ -160,7 +164,7 @@ impl Refusal for GatewayError {
             E::InvalidRequest(_) => (S::UNPROCESSABLE_ENTITY, "invalid_body"),
             E::TooManyApiKeys(_) => (S::CONFLICT, "too_many_api_keys"),
             E::ApiKeyNotFound | E::UserNotFound | E::SessionNotFound => (S::NOT_FOUND, "not_found"),
-            E::OwnAccount => (S::CONFLICT, "own_account"),
+            E::OwnAccount | E::OwnPassword => (S::CONFLICT, "own_account"),
             E::WrongPassword => (S::FORBIDDEN, "wrong_password"),
             E::InvalidQuery(_) => (S::BAD_REQUEST, "bad_query"),
             E::CsrfRejected => (S::FORBIDDEN, "csrf_rejected"),

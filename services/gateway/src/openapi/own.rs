@@ -6,8 +6,9 @@
 //! routes as registered.
 
 use confab_kit::api::{BEARER, SERVICE_TOKEN};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
 use crate::SERVICE;
@@ -106,18 +107,41 @@ pub fn document() -> utoipa::openapi::OpenApi {
             SecurityRequirement::new(BEARER, Vec::<String>::new()),
         ]);
     }
-    // The console's refresh and logout carry their token in a cookie,
-    // with no body.
-    for path in ["/api/v1/auth/refresh", "/api/v1/auth/logout"] {
-        let body = doc
-            .paths
-            .paths
-            .get_mut(path)
-            .and_then(|item| item.post.as_mut())
-            .and_then(|operation| operation.request_body.as_mut());
-        if let Some(RefOr::T(body)) = body {
-            body.required = Some(Required::False);
-        }
+    // The export has every row: it refuses `limit`, which only pages take.
+    if let Some(parameters) = doc
+        .paths
+        .paths
+        .get_mut("/api/v1/admin/audit/export")
+        .and_then(|item| item.get.as_mut())
+        .and_then(|export| export.parameters.as_mut())
+    {
+        parameters.retain(
+            |parameter| !matches!(parameter, RefOr::T(parameter) if parameter.name == "limit"),
+        );
+    }
+    // A logout names what it ends: the refresh token, or every login
+    // (only the console's cookies stand in for a body; see its description).
+    if let Some(RefOr::T(logout)) = doc
+        .components
+        .as_mut()
+        .and_then(|components| components.schemas.get_mut("LogoutBody"))
+    {
+        let everywhere = ObjectBuilder::new()
+            .schema_type(Type::Boolean)
+            .enum_values(Some([true]));
+        *logout = AllOfBuilder::new()
+            .item(logout.clone())
+            .item(
+                AnyOfBuilder::new()
+                    .item(ObjectBuilder::new().required("refresh_token"))
+                    .item(
+                        ObjectBuilder::new()
+                            .property("everywhere", everywhere)
+                            .required("everywhere"),
+                    ),
+            )
+            .build()
+            .into();
     }
     // kit describes 415 for every body, as actix's JSON extractor answers
     // it; of the gateway's bodies only register's goes through it: the

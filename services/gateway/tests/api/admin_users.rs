@@ -334,7 +334,7 @@ async fn a_role_change_refuses_the_old_token_and_the_next_refresh_carries_it() {
 }
 
 #[tokio::test]
-async fn an_admin_cannot_disable_demote_or_delete_herself() {
+async fn an_admin_cannot_disable_demote_delete_or_reset_herself() {
     let stack = Stack::start_with_admin().await;
     let admin = stack.admin_token().await;
     let me: Value = stack.me(&admin).await.json().await.unwrap();
@@ -352,6 +352,18 @@ async fn an_admin_cannot_disable_demote_or_delete_herself() {
     ))
     .await;
     assert_eq!(refused.status(), 409);
+    let reset = send(
+        as_bearer(
+            &stack,
+            &admin,
+            Method::POST,
+            &format!("/api/v1/admin/users/{id}/password"),
+        )
+        .json(&json!({"password": "a brand new password"})),
+    )
+    .await;
+    assert_eq!(reset.status(), 409);
+    assert_eq!(error_code(reset).await, "own_account");
     assert_eq!(stack.me(&admin).await.status(), 200);
 }
 

@@ -31,11 +31,15 @@ const MAX_EXPIRES_IN: i64 = 10 * 366 * 24 * 3600;
 /// A new key: what it is called, what it may do, how long it lives.
 #[derive(Debug, Deserialize, ToSchema)]
 struct CreateKey {
-    /// 1 to 64 characters.
+    /// 1 to 64 characters, not only white space (which is trimmed).
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     name: String,
     /// At least one.
+    #[schema(min_items = 1)]
     scopes: Vec<Scope>,
-    /// Seconds, from 1 to ten years; absent: until revoked.
+    /// Seconds, from 1 to ten years; absent or null: until revoked.
+    #[serde(default, deserialize_with = "body::whole_number")]
+    #[schema(minimum = 1, maximum = 316_224_000_i64)]
     expires_in: Option<i64>,
 }
 

@@ -2,7 +2,9 @@
 //! (`application/x-www-form-urlencoded`), into the same struct.
 
 use actix_web::HttpRequest;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 
 use crate::error::GatewayError;
 
@@ -15,18 +17,65 @@ pub fn parse<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, G
     if is_form {
         return serde_urlencoded::from_bytes(body).map_err(GatewayError::InvalidForm);
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(GatewayError::MalformedJson)?;
-    serde_json::from_value(value).map_err(GatewayError::InvalidBody)
+    json(body)
 }
 
 /// A JSON-only body: not JSON → 400 `malformed_json`, JSON of the wrong
-/// shape → 422 `invalid_body`.
+/// shape → 422 `invalid_body`. Every body is an object: serde would read
+/// a struct from an array too (`[true]` as its first field).
 pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => GatewayError::InvalidBody(e),
-        _ => GatewayError::MalformedJson(e),
-    })
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(GatewayError::MalformedJson)?;
+    if !value.is_object() {
+        return Err(GatewayError::BodyNotObject);
+    }
+    serde_json::from_value(value).map_err(GatewayError::InvalidBody)
+}
+
+/// An optional field that, when present, has its type: `null` is refused
+/// (422 `invalid_body`) as the documents say, not read as absent. With
+/// `#[serde(default)]` for the field's absence.
+pub fn present<'de, D, T>(field: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(field).map(Some)
+}
+
+/// An optional whole number as JSON Schema's `integer` has it: `5`, `5.0`
+/// and `5e0` alike (serde's i64 takes only the first); null is none.
+pub fn whole_number<'de, D: Deserializer<'de>>(field: D) -> Result<Option<i64>, D::Error> {
+    /// 2^63, the first f64 past i64's range.
+    const PAST_I64: f64 = 9_223_372_036_854_775_808.0;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Whole(i64),
+        Float(f64),
+    }
+
+    match Option::<Number>::deserialize(field)? {
+        None => Ok(None),
+        Some(Number::Whole(n)) => Ok(Some(n)),
+        Some(Number::Float(x)) if x.fract() == 0.0 && (-PAST_I64..PAST_I64).contains(&x) => {
+            Ok(Some(x as i64))
+        }
+        Some(Number::Float(x)) => Err(serde::de::Error::invalid_value(
+            serde::de::Unexpected::Float(x),
+            &"a whole number",
+        )),
+    }
+}
+
+/// The schema of a `grant_type` that must be `grant`.
+pub fn grant_schema(grant: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(format!("`{grant}` (or absent).")))
+        .enum_values(Some([grant]))
+        .build()
 }
 
 /// An OAuth2 `grant_type`, when given, must be `expected`.

@@ -32,10 +32,16 @@ use crate::store::users;
 /// The credentials; a form is an OAuth2 password grant.
 #[derive(Deserialize, ToSchema)]
 struct LoginBody {
-    /// In a form: `password` (or absent).
+    /// `password` (or absent).
+    #[serde(default, deserialize_with = "body::present")]
+    #[schema(schema_with = password_grant)]
     grant_type: Option<String>,
     username: String,
     password: String,
+}
+
+fn password_grant() -> utoipa::openapi::schema::Object {
+    body::grant_schema("password")
 }
 
 /// Signs in: a token pair for the username and password.
@@ -61,7 +67,7 @@ struct LoginBody {
         (status = 400, description = "`malformed_json`: the body is not JSON; `unsupported_grant_type`: a `grant_type` other than `password`.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: wrong username or password.", body = ErrorBody),
         (status = 403, description = "`account_disabled`: the account is disabled (said only after the right password); `csrf_rejected`: a console sign-in from an origin the gateway does not trust.", body = ErrorBody),
-        (status = 422, description = "`invalid_body`: the JSON or form lacks `username` or `password`.", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: the JSON or form lacks `username` or `password`, or has a field of the wrong type (a `null` `grant_type`).", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many attempts from this address (`[rate_limits] login_per_minute`).", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a retry can succeed."))),
     )

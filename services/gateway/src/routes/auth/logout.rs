@@ -30,10 +30,13 @@ use crate::domain::hash_random_secret;
 use crate::error::GatewayError;
 use crate::store::refresh_tokens;
 
-/// What to sign out: a login by its refresh token, or every login.
+/// What to sign out: a login by its refresh token, or every login; at
+/// least one of the two (`own.rs` says so in the document).
 #[derive(Default, Deserialize, ToSchema)]
 struct LogoutBody {
     /// The login to end (from the console, in the `confab_refresh` cookie).
+    #[serde(default, deserialize_with = "body::present")]
+    #[schema(nullable = false)]
     refresh_token: Option<String>,
     /// Every login of the user: needs her access token.
     #[serde(default)]
@@ -52,7 +55,7 @@ struct LogoutBody {
     operation_id = "logout",
     tag = "auth",
     request_body(
-        description = "The refresh token of the login to end, or `everywhere: true`; as JSON or a form; empty from the console.",
+        description = "The refresh token of the login to end, or `everywhere: true` (or both); as JSON or a form. Only the console (a `confab_*` cookie or `X-Confab-Client: console`) may send none: without them no body, or one with neither, is 422.",
         content(
             (LogoutBody = "application/json"),
             (LogoutBody = "application/x-www-form-urlencoded"),
@@ -62,10 +65,10 @@ struct LogoutBody {
     responses(
         (status = 204, description = "Signed out (also when there was nothing left to revoke); the console's cookies are cleared.",
             headers(("Set-Cookie" = String, description = "For the console: `confab_access` and `confab_refresh`, expired."))),
-        (status = 400, description = "`malformed_json`: the body is not JSON.", body = ErrorBody),
+        (status = 400, description = "`malformed_json`: a body that is not JSON (nor a form).", body = ErrorBody),
         (status = 401, description = "`unauthorized`: `everywhere` without a valid access token.", body = ErrorBody),
         (status = 403, description = "`csrf_rejected`: a logout by cookie, or for the console, from an origin the gateway does not trust; `api_key_not_allowed`: `everywhere` with an API key.", body = ErrorBody),
-        (status = 422, description = "`invalid_body`: neither a `refresh_token` nor `everywhere: true`, or fields of the wrong type.", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: no body, or neither a `refresh_token` nor `everywhere: true`, from a client that is not the console; or fields of the wrong type.", body = ErrorBody),
     )
 )]
 pub async fn logout(
@@ -76,7 +79,9 @@ pub async fn logout(
     let cookie = browser::refresh_cookie(&req);
     let cookie_form =
         browser::is_console(&req) || cookie.is_some() || browser::access_cookie(&req).is_some();
-    let request: LogoutBody = match tokens::is_blank(&body) && cookie_form {
+    // No body reads as an empty one: without a cookie, 422 (nothing named
+    // to sign out), not a JSON syntax error.
+    let request: LogoutBody = match tokens::is_blank(&body) {
         true => LogoutBody::default(),
         false => body::parse(&req, &body)?,
     };

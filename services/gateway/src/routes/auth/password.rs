@@ -33,6 +33,8 @@ use crate::store::{refresh_tokens, users};
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
     current_password: String,
+    /// 8 to 1,024 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     new_password: String,
 }
 

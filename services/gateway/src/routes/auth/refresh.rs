@@ -7,6 +7,7 @@
 //!
 //! The web console's token comes in the `confab_refresh` cookie instead,
 //! with an empty body (or `{}`); a token in the body wins over the cookie.
+//! No body reads as an empty one, so without the cookie it is 422.
 //! A refresh by cookie, or any refresh with `X-Confab-Client: console`,
 //! must come from a trusted origin, sets both cookies again and answers
 //! without the refresh token (see `browser`). When the cookie's token is
@@ -34,10 +35,18 @@ use crate::store::users;
 /// The refresh token to trade; a form is an OAuth2 refresh grant.
 #[derive(Default, Deserialize, ToSchema)]
 struct RefreshBody {
-    /// In a form: `refresh_token` (or absent).
+    /// `refresh_token` (or absent).
+    #[serde(default, deserialize_with = "body::present")]
+    #[schema(schema_with = refresh_grant)]
     grant_type: Option<String>,
-    /// Absent (or empty) when it is in the `confab_refresh` cookie.
+    /// The refresh token; only the console may leave it out (or empty),
+    /// for the one in its `confab_refresh` cookie.
+    #[schema(required = true, nullable = false)]
     refresh_token: Option<String>,
+}
+
+fn refresh_grant() -> utoipa::openapi::schema::Object {
+    body::grant_schema("refresh_token")
 }
 
 /// Trades a refresh token for a new pair (the presented one is used up).
@@ -52,7 +61,7 @@ struct RefreshBody {
     operation_id = "refresh",
     tag = "auth",
     request_body(
-        description = "The refresh token, as JSON or as an OAuth2 form (`grant_type=refresh_token&refresh_token=…`); empty (or `{}`) when it is in the `confab_refresh` cookie.",
+        description = "The refresh token, as JSON or as an OAuth2 form (`grant_type=refresh_token&refresh_token=…`). Only the console, whose token is in the `confab_refresh` cookie, sends none (an empty body or `{}`); without that cookie no body, or none with a `refresh_token`, is 422.",
         content(
             (RefreshBody = "application/json"),
             (RefreshBody = "application/x-www-form-urlencoded"),
@@ -64,7 +73,7 @@ struct RefreshBody {
         (status = 400, description = "`malformed_json`: the body is not JSON; `unsupported_grant_type`: a `grant_type` other than `refresh_token`.", body = ErrorBody),
         (status = 401, description = "`refresh_token_reused`: already used (every session of its login is now signed out); `refresh_token_revoked`; `refresh_token_expired`; `invalid_refresh_token`: unknown, or its user is gone. A refused cookie is cleared.", body = ErrorBody),
         (status = 403, description = "`csrf_rejected`: a refresh by cookie, or for the console, from an origin the gateway does not trust (the cookies are kept).", body = ErrorBody),
-        (status = 422, description = "`invalid_body`: no `refresh_token` in the body nor in a cookie.", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: no `refresh_token` in the body (or no body) nor in a cookie, or fields of the wrong type (a `null` `grant_type`).", body = ErrorBody),
     )
 )]
 pub async fn refresh(
@@ -74,7 +83,8 @@ pub async fn refresh(
 ) -> Result<HttpResponse, ApiError> {
     let cookie = browser::refresh_cookie(&req);
     let console = browser::is_console(&req);
-    let presented: RefreshBody = match tokens::is_blank(&body) && (cookie.is_some() || console) {
+    // No body reads as an empty one: without the cookie, 422.
+    let presented: RefreshBody = match tokens::is_blank(&body) {
         true => RefreshBody::default(),
         false => body::parse(&req, &body)?,
     };

@@ -8,6 +8,9 @@ pub mod list;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::openapi::schema::{
+    KnownFormat, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::Action;
@@ -24,19 +27,73 @@ use crate::store::audit::{AuditFilter, AuditRow};
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// From this moment on: RFC 3339, or `YYYY-MM-DD` (UTC).
+    #[param(schema_with = from_schema)]
     from: Option<String>,
     /// Before this moment (exclusive): RFC 3339, or `YYYY-MM-DD` (UTC).
+    #[param(schema_with = to_schema)]
     to: Option<String>,
-    /// Who acted: a user's id or username.
+    /// Who acted: a user's id or username (at most 64 characters).
+    #[param(max_length = 64)]
     actor: Option<String>,
     /// One of the trail's action names (`login.failed`, `user.disabled`…).
+    #[param(schema_with = action_schema)]
     action: Option<String>,
     /// `asc` (oldest first, the default) or `desc`.
+    #[param(schema_with = order_schema)]
     order: Option<String>,
-    /// Pages only: the `next_cursor` of the page before.
+    /// The `next_cursor` of the page before (empty: from the start); the
+    /// export goes on after it.
+    #[param(pattern = "^(aud-[A-Za-z0-9-]{0,60})?$")]
     cursor: Option<String>,
-    /// Pages only: rows per page, 1 to 1000, 100 if absent.
+    /// Pages only (the export has every row, and refuses it): rows per
+    /// page, 1 to 1000, 100 if absent.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+}
+
+// `schema_with` replaces the doc comment's description too: each schema
+// carries it again.
+
+fn from_schema() -> Schema {
+    instant_schema("From this moment on: RFC 3339, or `YYYY-MM-DD` (UTC).")
+}
+
+fn to_schema() -> Schema {
+    instant_schema("Before this moment (exclusive): RFC 3339, or `YYYY-MM-DD` (UTC).")
+}
+
+/// An RFC 3339 moment or a date.
+fn instant_schema(description: &str) -> Schema {
+    let format = |format| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    };
+    OneOfBuilder::new()
+        .description(Some(description))
+        .item(format(KnownFormat::DateTime))
+        .item(format(KnownFormat::Date))
+        .build()
+        .into()
+}
+
+/// `action`: the trail's action names, from [`Action::ALL`].
+fn action_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "One of the trail's action names (`login.failed`, `user.disabled`…).",
+        ))
+        .enum_values(Some(Action::ALL.map(Action::as_str)))
+        .build()
+}
+
+fn order_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("`asc` (oldest first, the default) or `desc`."))
+        .enum_values(Some(["asc", "desc"]))
+        .build()
 }
 
 impl AuditQuery {
@@ -63,7 +120,7 @@ impl AuditQuery {
             .as_deref()
             .map(str::trim)
             .filter(|a| !a.is_empty());
-        if actor.is_some_and(|a| a.len() > 64) {
+        if actor.is_some_and(|a| a.chars().count() > 64) {
             return Err(GatewayError::InvalidQuery("actor: an id or a username"));
         }
         Ok(AuditFilter {

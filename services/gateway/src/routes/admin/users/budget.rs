@@ -9,6 +9,7 @@
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
+use confab_protocol::budget::BudgetChange;
 use confab_protocol::error::ErrorBody;
 use serde_json::{Value, json};
 
@@ -30,8 +31,8 @@ use crate::store::{api_keys, users};
     tag = "admin",
     params(("id" = String, Path, description = "The user's id (`usr-…`).")),
     request_body(
-        content = Object,
-        description = "`{\"period\": \"day\" | \"month\", \"tokens\": n | null, \"cost\": x | null}`: the limits for that period; null or absent is no limit of that kind, `cost` in the configured currency.",
+        content = BudgetChange,
+        description = "The limits for that period; null or absent is no limit of that kind, `cost` in the configured currency.",
     ),
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -63,8 +64,8 @@ pub async fn for_user(
     tag = "admin",
     params(("id" = String, Path, description = "The API key's id (`key-…`).")),
     request_body(
-        content = Object,
-        description = "`{\"period\": \"day\" | \"month\", \"tokens\": n | null, \"cost\": x | null}`: the limits for that period; null or absent is no limit of that kind, `cost` in the configured currency.",
+        content = BudgetChange,
+        description = "The limits for that period; null or absent is no limit of that kind, `cost` in the configured currency.",
     ),
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -98,16 +99,20 @@ async fn set(
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
     let admin = authenticate_admin(req, &state.keys, &state.browser).await?;
-    let mut budget: Value = body::json(body)?;
-    let Some(fields) = budget.as_object_mut() else {
-        return Err(GatewayError::BodyNotObject.into());
-    };
+    // An object (else 422) before the 404: the JSON's shape is read first.
+    let budget: Value = body::json(body)?;
     let owner = owner.ok_or(match subject {
         "user" => GatewayError::UserNotFound,
         _ => GatewayError::ApiKeyNotFound,
     })?;
+    // Read here as the document has it (a whole `tokens` however written,
+    // no other field); llm-proxy-service checks the values' ranges.
+    let change: BudgetChange = serde_json::from_value(budget).map_err(GatewayError::InvalidBody)?;
+    let mut budget = serde_json::to_value(&change).map_err(ApiError::internal)?;
     // The owner is the gateway's to say, never the client's.
-    fields.insert("user_id".into(), Value::String(owner));
+    if let Some(fields) = budget.as_object_mut() {
+        fields.insert("user_id".into(), Value::String(owner));
+    }
     let answer = state
         .services
         .call(

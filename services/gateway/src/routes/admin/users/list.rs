@@ -25,10 +25,13 @@ const QUERY_CHARS: usize = 64;
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Part of the username, any case (at most 64 characters).
+    #[param(max_length = 64)]
     q: Option<String>,
-    /// The `next_cursor` of the page before.
+    /// The `next_cursor` of the page before (empty: the first page).
+    #[param(pattern = "^(usr-[A-Za-z0-9-]{0,60})?$")]
     cursor: Option<String>,
     /// Users per page: 1 to 200, 50 if absent.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 

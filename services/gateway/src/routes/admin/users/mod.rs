@@ -2,7 +2,8 @@
 //! endpoint takes an administrator's access token (not an API key); a
 //! user who is not an admin gets 403, and an admin cannot disable, demote
 //! or delete her own account (409 `own_account`), so the acting admin
-//! always remains one.
+//! always remains one; nor reset her own password here (409 too: it would
+//! end her own sessions; `POST /api/v1/auth/password` keeps this one).
 
 pub mod budget;
 pub mod delete;

@@ -1,6 +1,8 @@
 //! `POST /api/v1/admin/users/{id}/password` `{"password"}`: sets a user's
 //! password (204). Her sessions are revoked and her access tokens refused
 //! (as after a change of her own), and the reset is in the audit trail.
+//! Not the acting admin's own (409 `own_account`): that would end her own
+//! sessions; she uses `POST /api/v1/auth/password`, with her current one.
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -16,6 +18,7 @@ use crate::GatewayState;
 use crate::audit::{self, Action, Actor};
 use crate::auth::authenticate_admin;
 use crate::domain::Password;
+use crate::error::GatewayError;
 use crate::revocations::cut_off;
 use crate::routes::auth::body;
 use crate::store::{refresh_tokens, users};
@@ -24,6 +27,8 @@ use crate::store::{refresh_tokens, users};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordReset {
+    /// 8 to 1,024 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
 }
 
@@ -40,6 +45,7 @@ struct PasswordReset {
         (status = 204, description = "The password is set."),
         (status = 403, description = "`forbidden`: not an administrator; `api_key_not_allowed`: an API key; `csrf_rejected`: by cookie, from an origin the gateway does not trust.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such user.", body = ErrorBody),
+        (status = 409, description = "`own_account`: the acting admin's own password, which she changes with `POST /api/v1/auth/password` (a reset would end her own sessions).", body = ErrorBody),
         (status = 422, description = "`weak_password`: under 8 characters; `invalid_password`: over 1024; `invalid_body`: JSON not of the documented shape.", body = ErrorBody),
     )
 )]
@@ -53,6 +59,9 @@ pub async fn reset(
     let reset: PasswordReset = body::json(&body)?;
     let password = Password::parse(reset.password)?;
     let user = existing(&state.db, &id).await?;
+    if user.id == admin.sub {
+        return Err(GatewayError::OwnPassword.into());
+    }
     let hash = state
         .passwords
         .hash(password.into_string())

@@ -31,9 +31,14 @@ use crate::store::{refresh_tokens, users};
 /// What to change: at least one of the two.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 struct UserChange {
     /// True signs her out everywhere; false lets her sign in again.
+    #[serde(default, deserialize_with = "body::present")]
+    #[schema(nullable = false)]
     disabled: Option<bool>,
+    #[serde(default, deserialize_with = "body::present")]
+    #[schema(nullable = false)]
     role: Option<Role>,
 }
 
