@@ -52,7 +52,7 @@ use crate::request::{CallRequest, ClientRequest};
         ),
         (status = "4XX", description = "An upstream's own refusal of the request (a 4xx other than 429), passed on as it came: its status and body, usually OpenAI's error body.", body = confab_protocol::openai::ErrorBody),
         (status = 404, description = "`not_found`: no provider or alias serves `model`.", body = ErrorBody),
-        (status = 422, description = "`invalid_body`: the body is not a JSON object, not a chat-completion request, or has no `messages`.", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: the body is not a JSON object, not a chat-completion request, or has no `messages` (absent or an empty list: `minItems` 1). A `model` no provider or alias serves, the empty string included, is the 404.", body = ErrorBody),
         (
             status = 429,
             description = "`budget_exceeded`: a user calling directly is over a budget of theirs or of their API key; `error.limit` is the budget and `error.resets_at` when its period ends.",
