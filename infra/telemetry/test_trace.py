@@ -114,6 +114,47 @@ def test_every_span_has_its_parent_in_the_trace(spans: list[Span], turn: dict) -
     ], roots
 
 
+def test_every_hop_has_its_span_under_the_one_before(spans: list[Span]) -> None:
+    """gateway request > its upstream call > chat-service's request > the
+    turn > its A2A call > the agent's request > its task > its LLM calls >
+    llm-proxy-service (checked above); the database and bus operations the
+    turn waits on are spans of their own."""
+    by_id = {s.span_id: s for s in spans}
+
+    def parent(span: Span) -> Span | None:
+        return by_id.get(span.parent_span_id)
+
+    def named(service: str, prefix: str) -> list[Span]:
+        found = [s for s in spans if s.service == service and s.name.startswith(prefix)]
+        assert found, (service, prefix, "\n".join(tree(spans)))
+        return found
+
+    (upstream,) = named("gateway", "POST chat")
+    assert (parent(upstream).service, parent(upstream).name) == ("gateway", "request")
+    assert upstream.attributes["http.response.status_code"] == 200
+    (chat_request,) = [s for s in named("chat-service", "request") if parent(s) is upstream]
+    (turn,) = named("chat-service", "turn math")
+    assert parent(turn) is chat_request
+    calls = named("chat-service", "a2a ")
+    assert all(parent(c) is turn for c in calls), calls
+    assert {c.attributes["rpc.system"] for c in calls} == {"jsonrpc"}
+    agent_requests = named("demo-agents", "request")
+    assert all(parent(r) in calls for r in agent_requests), agent_requests
+    tasks = named("demo-agents", "invoke_agent math")
+    assert all(parent(t) in agent_requests for t in tasks), tasks
+    assert tasks[0].attributes["gen_ai.operation.name"] == "invoke_agent"
+    agent_llm = named("demo-agents", "chat ")
+    assert all(parent(c) in tasks for c in agent_llm), agent_llm
+
+    db = {(s.name, parent(s).name) for s in spans if s.service == "chat-service" and "db.system.name" in s.attributes}
+    # The user's message (and the reply's row) before the turn starts; the
+    # reply saved at its end.
+    assert {("INSERT messages", "request"), ("UPDATE messages", "turn math")} <= db, db
+    bus = {(s.name, parent(s).name) for s in spans if s.service == "chat-service" and "messaging.system" in s.attributes}
+    # The conversation claimed for the turn, and let go at its end.
+    assert {("claim turn-claims", "request"), ("release turn-claims", "turn math")} <= bus, bus
+
+
 def test_llm_spans_carry_the_gen_ai_attributes(spans: list[Span]) -> None:
     llm = [s for s in spans if s.service == "llm-proxy-service" and "gen_ai.operation.name" in s.attributes]
     # The math agent's tool loop: the calculator call, then the answer.

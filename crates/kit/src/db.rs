@@ -133,6 +133,31 @@ macro_rules! db_run {
 }
 
 impl Db {
+    /// The database's name in the OpenTelemetry conventions
+    /// (`db.system.name`).
+    pub fn system(&self) -> &'static str {
+        match self {
+            Db::Postgres(_) => "postgresql",
+            Db::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// A span for a database operation that belongs in a request's trace
+    /// (the rows a user is waiting for), named and attributed as the
+    /// OpenTelemetry database conventions have it: `{operation} {table}`,
+    /// a client span, `db.system.name`, `db.operation.name`,
+    /// `db.collection.name`. Instrument the operation's future with it.
+    pub fn span(&self, operation: &'static str, table: &'static str) -> tracing::Span {
+        tracing::info_span!(
+            "db",
+            otel.name = %format_args!("{operation} {table}"),
+            otel.kind = "client",
+            db.system.name = self.system(),
+            db.operation.name = operation,
+            db.collection.name = table,
+        )
+    }
+
     /// Opens the pool, creating the SQLite file (and its folder) if needed, and
     /// runs the pending migrations.
     pub async fn connect(

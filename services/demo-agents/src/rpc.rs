@@ -15,6 +15,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use tracing::Instrument;
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -234,6 +235,17 @@ fn start_task(
     let Some((_, live)) = agent.tasks.subscribe(&task_id) else {
         return Err(StartError::Vanished);
     };
+    // The task's span, a child of the request that started it (the task
+    // outlives it): the task's LLM calls are its children, as the GenAI
+    // conventions' agent invocation.
+    let span = tracing::info_span!(
+        "invoke_agent",
+        otel.name = %format_args!("invoke_agent {}", agent.kind.name()),
+        gen_ai.operation.name = "invoke_agent",
+        gen_ai.agent.name = agent.kind.name(),
+        gen_ai.conversation.id = context.conversation_id.as_deref().unwrap_or(""),
+        confab.task_id = %task_id,
+    );
     let run = TaskRun {
         kind: agent.kind,
         tasks: agent.tasks.clone(),
@@ -242,9 +254,10 @@ fn start_task(
         context_id,
         message: params.message,
         context,
-        traceparent: confab_kit::server::traceparent(req),
+        traceparent: confab_kit::telemetry::traceparent_of(&span)
+            .or_else(|| confab_kit::server::traceparent(req)),
     };
-    tokio::spawn(run.run(agent.llm.clone()));
+    tokio::spawn(run.run(agent.llm.clone()).instrument(span));
     Ok((task_id, live))
 }
 

@@ -228,6 +228,16 @@ impl Bus {
         }
     }
 
+    /// A span for a bus operation that belongs in a request's trace: see
+    /// [`messaging_span`].
+    pub fn span(&self, operation: &'static str, destination: &str) -> tracing::Span {
+        let system = match self {
+            Self::Local(_) => LOCAL_SYSTEM,
+            Self::Nats(_) => "nats",
+        };
+        messaging_span(system, operation, destination)
+    }
+
     /// Whether other instances can be reached: what `/ready` asks.
     pub async fn check(&self) -> Result<(), BusError> {
         match self {
@@ -486,7 +496,36 @@ pub enum Bucket {
     Nats(std::sync::Arc<nats::NatsBucket>),
 }
 
+/// `messaging.system` of the in-process bus.
+const LOCAL_SYSTEM: &str = "confab";
+
+/// A span for a bus operation that belongs in a request's trace (a turn's
+/// claim of its conversation), as the OpenTelemetry messaging conventions
+/// have it: `{operation} {destination}`, `messaging.system` (`nats`, or
+/// `confab` in process), `messaging.operation.name`,
+/// `messaging.destination.name`. Instrument the operation's future with it.
+fn messaging_span(system: &'static str, operation: &'static str, destination: &str) -> tracing::Span {
+    tracing::info_span!(
+        "bus",
+        otel.name = %format_args!("{operation} {destination}"),
+        otel.kind = "client",
+        messaging.system = system,
+        messaging.operation.name = operation,
+        messaging.destination.name = destination,
+    )
+}
+
 impl Bucket {
+    /// A span for an operation on this bucket (named `bucket`) that
+    /// belongs in a request's trace: see [`messaging_span`].
+    pub fn span(&self, operation: &'static str, bucket: &str) -> tracing::Span {
+        let system = match self {
+            Self::Local(_) => LOCAL_SYSTEM,
+            Self::Nats(_) => "nats",
+        };
+        messaging_span(system, operation, bucket)
+    }
+
     /// The live entry of `key`, if any.
     pub async fn get(&self, key: &str) -> Result<Option<Entry>, BusError> {
         check_subject(key, false)?;

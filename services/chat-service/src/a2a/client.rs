@@ -18,6 +18,7 @@ use futures_util::{Stream, StreamExt, stream};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use tracing::Instrument;
 
 /// An agent's stream results, as a turn reads them.
 pub type AgentStream = futures_util::stream::BoxStream<'static, Result<AgentEvent, A2aError>>;
@@ -211,10 +212,12 @@ impl A2aClient {
         trace: &Trace,
     ) -> Result<Task, A2aError> {
         let params = serde_json::json!({"id": task_id});
+        let span = rpc_span(agent, method);
         let response = self
-            .call(agent, method, params, trace)
+            .call(agent, method, params, trace, &span)
             .timeout(UNARY_TIMEOUT)
             .send()
+            .instrument(span)
             .await
             .map_err(A2aError::Connect)?;
         if !response.status().is_success() {
@@ -247,6 +250,7 @@ impl A2aClient {
         method: Method,
         params: Value,
         trace: &Trace,
+        span: &tracing::Span,
     ) -> reqwest::RequestBuilder {
         let envelope = JsonRpcRequest::new(
             confab_kit::ids::new_id("rpc"),
@@ -264,7 +268,7 @@ impl A2aClient {
             .bearer_auth(agent.credential.expose())
             .header(VERSION_HEADER, agent.version.as_str())
             .json(&envelope);
-        trace.apply(call)
+        trace.apply(call, span)
     }
 
     async fn stream_call(
@@ -274,10 +278,12 @@ impl A2aClient {
         params: Value,
         trace: &Trace,
     ) -> Result<AgentStream, A2aError> {
+        let span = rpc_span(agent, method);
         let response = self
-            .call(agent, method, params, trace)
+            .call(agent, method, params, trace, &span)
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .send()
+            .instrument(span)
             .await
             .map_err(A2aError::Connect)?;
         let status = response.status();
@@ -343,6 +349,21 @@ pub(crate) fn without_bom<E>(
     })
 }
 
+/// The client span of one JSON-RPC call to an agent, up to its answer's
+/// head (a stream's events are the turn's), as the OpenTelemetry RPC
+/// conventions name it.
+fn rpc_span(agent: &Endpoint, method: Method) -> tracing::Span {
+    let name = method.name(agent.version);
+    tracing::info_span!(
+        "a2a",
+        otel.name = %format_args!("a2a {name}"),
+        otel.kind = "client",
+        rpc.system = "jsonrpc",
+        rpc.method = name,
+        url.full = %agent.url,
+    )
+}
+
 /// What a turn's calls to its agent carry along from the request that
 /// started it, so logs and traces of both sides join up.
 #[derive(Debug, Clone, Default)]
@@ -360,12 +381,24 @@ impl Trace {
         }
     }
 
-    fn apply(&self, mut call: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    /// The request's id and trace context on `call`: the trace context of
+    /// `span`, the call's own, when it is exported (the agent's task is
+    /// then its child), else the request's.
+    fn apply(
+        &self,
+        mut call: reqwest::RequestBuilder,
+        span: &tracing::Span,
+    ) -> reqwest::RequestBuilder {
         if let Some(id) = &self.request_id {
             call = call.header(confab_protocol::auth::REQUEST_ID_HEADER, id);
         }
-        if let Some(traceparent) = &self.traceparent {
-            call = call.header("traceparent", traceparent);
+        match confab_kit::telemetry::traceparent_of(span) {
+            Some(traceparent) => call = call.header("traceparent", traceparent),
+            None => {
+                if let Some(traceparent) = &self.traceparent {
+                    call = call.header("traceparent", traceparent);
+                }
+            }
         }
         call
     }

@@ -5,6 +5,7 @@
 //! turn's task; the sockets on the conversation hear that it started.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use confab_kit::db::Db;
 use confab_protocol::chat::{MessageRole, MessageStatus};
@@ -122,6 +123,7 @@ pub async fn begin(
             ),
         ],
     )
+    .instrument(services.db.span("INSERT", "messages"))
     .await?
     .ok_or(ChatError::ConversationNotFound)?;
     let mut rows = rows.into_iter();

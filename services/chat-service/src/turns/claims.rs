@@ -29,6 +29,7 @@ use confab_kit::bus::{Bucket, Bus, BusError};
 use confab_kit::lease::InstanceLease;
 use confab_protocol::ids::{ConversationId, MessageId, UserId};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 /// The bucket of the claims.
 pub const BUCKET: &str = "turn-claims";
@@ -120,6 +121,7 @@ impl Claims {
         match self
             .bucket
             .create(conversation_id.as_str(), encode(claim))
+            .instrument(self.bucket.span("claim", BUCKET))
             .await
         {
             Ok(revision) => Ok(Some(revision)),
@@ -196,6 +198,7 @@ impl Claims {
             &encode(claim),
             revision,
         )
+        .instrument(self.bucket.span("release", BUCKET))
         .await;
     }
 

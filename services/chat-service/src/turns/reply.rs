@@ -5,6 +5,7 @@
 use confab_protocol::a2a::TaskState;
 use confab_protocol::chat::{ChatEvent, EventError, MessageStatus, MessageUsage};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use super::turn::{Emitter, Turn};
 use crate::store::messages::{self, Finished};
@@ -114,6 +115,7 @@ impl Turn {
             &self.reply.id,
             reply.finished(status),
         )
+        .instrument(self.db.span("UPDATE", "messages"))
         .await;
         match persisted {
             Ok(true) => status,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use confab_protocol::chat::ChatEvent;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::log::TurnLog;
 use super::reply::Reply;
@@ -28,7 +29,17 @@ async fn until_lost(lost: &CancellationToken, work: impl Future<Output = ()>) {
 /// Starts the turn; its events are read from the log it returns.
 pub fn start(turn: Turn) -> Arc<TurnLog> {
     let log = turn.claim.log.clone();
-    tokio::spawn(turn.run());
+    // The turn's span, a child of the request that started it (its task
+    // outlives that request): the call to the agent and the reply's saving
+    // are its children.
+    let span = tracing::info_span!(
+        "turn",
+        otel.name = %format_args!("turn {}", turn.agent_id),
+        gen_ai.conversation.id = %turn.conversation_id,
+        gen_ai.agent.id = %turn.agent_id,
+        confab.message_id = %turn.reply.id,
+    );
+    tokio::spawn(turn.run().instrument(span));
     log
 }
 

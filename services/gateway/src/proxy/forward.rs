@@ -21,11 +21,13 @@ use actix_web::body::SizedStream;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
 use confab_kit::coalesce::Coalesce;
+use confab_kit::trace_context::TRACEPARENT;
 use confab_kit::ws_tunnel::{self, HandshakeError};
 use confab_protocol::auth::Role;
 use futures_util::TryStreamExt;
 use reqwest::header::HeaderMap as UpstreamHeaders;
 use serde_json::json;
+use tracing::Instrument;
 
 use super::UpstreamClient;
 use super::body::request_body;
@@ -98,6 +100,21 @@ pub async fn forward(
         state.limits.check_chat_post(client).await?;
     }
     let mut headers = upstream_headers(&req, &state, identity.as_ref());
+    // The call to the upstream, a client span under the request's: the
+    // upstream's request span is its child.
+    let span = tracing::info_span!(
+        "upstream",
+        otel.name = %format_args!("{} {}", req.method(), route.upstream.name()),
+        otel.kind = "client",
+        http.request.method = %req.method(),
+        confab.route = &*route.prefix,
+        http.response.status_code = tracing::field::Empty,
+    );
+    if let Some(traceparent) = confab_kit::telemetry::traceparent_of(&span)
+        && let Ok(value) = reqwest::header::HeaderValue::try_from(traceparent)
+    {
+        headers.insert(TRACEPARENT, value);
+    }
 
     if upgrade {
         return tunnel(
@@ -109,6 +126,7 @@ pub async fn forward(
             headers,
             payload,
         )
+        .instrument(span)
         .await;
     }
     let method = hyper::Method::from_bytes(req.method().as_str().as_bytes())
@@ -126,7 +144,9 @@ pub async fn forward(
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
-    send(&state, &http, route, request, &overflowed).await
+    send(&state, &http, route, request, &overflowed)
+        .instrument(span)
+        .await
 }
 
 /// Whether a query asks for every user's data (`all_users=true`, which
@@ -161,6 +181,11 @@ async fn send(
             GatewayError::UpstreamUnavailable.into()
         })?;
     let base_url = instance.base_url.clone();
+    // As i64: an unsigned field reaches the span as text.
+    tracing::Span::current().record(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    );
 
     let mut reply = client_reply(response.status().as_u16(), response.headers());
     let stream = response.into_body();
