@@ -115,6 +115,17 @@ pub fn is_upgrade(req: &HttpRequest) -> bool {
         })
 }
 
+/// Whether the client's `Connection` names the `upgrade` option (RFC 6455
+/// §4.1: a handshake without it is not one).
+fn asks_to_upgrade_connection(client: &HttpRequest) -> bool {
+    client
+        .headers()
+        .get_all(actix_header::CONNECTION)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|option| option.trim().eq_ignore_ascii_case("upgrade"))
+}
+
 /// Why the upstream did not switch protocols.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
@@ -167,7 +178,15 @@ pub async fn connect(
     let deadline = Instant::now() + timeout;
     let url = http_url(url)?;
     let mut request_headers = headers;
-    request_headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    // `Connection` is hop-by-hop, so it is made here, but the client's
+    // handshake is the upstream's to judge, as its key and version are: a
+    // client that did not ask to upgrade the connection is refused there.
+    let connection = if asks_to_upgrade_connection(client) {
+        "Upgrade"
+    } else {
+        "keep-alive"
+    };
+    request_headers.insert(header::CONNECTION, HeaderValue::from_static(connection));
     request_headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     for name in HANDSHAKE_HEADERS {
         let name = HeaderName::from_static(name);

@@ -314,3 +314,43 @@ fn collect_refs(value: &Value, refs: &mut BTreeSet<String>) {
         _ => {}
     }
 }
+
+/// The status line of a WebSocket handshake sent to the gateway over a raw
+/// socket, with `connection` as its `Connection` header.
+async fn handshake_status(stack: &Stack, token: &str, connection: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = stack.gateway.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!(
+        "GET /ws/chat HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
+         Connection: {connection}\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(2).any(|w| w == b"\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before the status line");
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head).to_string();
+    line.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_websocket_handshake_is_the_clients_own_and_refused_without_connection_upgrade() {
+    let stack = Stack::start().await;
+    let user = stack.user("handshaker").await;
+    // The document requires `Connection: Upgrade` (RFC 6455 §4.1); the
+    // gateway makes its own hop's Connection, but not an upgrade the
+    // client did not ask for.
+    assert_eq!(
+        handshake_status(&stack, &user.token, "keep-alive").await,
+        400
+    );
+    assert_eq!(
+        handshake_status(&stack, &user.token, "keep-alive, Upgrade").await,
+        101
+    );
+}
