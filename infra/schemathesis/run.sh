@@ -93,7 +93,10 @@
 #   SCHEMATHESIS_MAX_EXAMPLES=N       test cases per operation and phase (default 50:
 #                                     the three runs take about a minute on 2 cores;
 #                                     100 takes twice that)
-#   SCHEMATHESIS_WORKERS=N            concurrent workers (default 2)
+#   SCHEMATHESIS_WORKERS=N            concurrent workers (default 1: with 2,
+#                                     hypothesis 6 races on an internal cache
+#                                     now and then, AST_LAMBDAS_CACHE KeyError,
+#                                     an error of the tool, not of the API)
 #   SCHEMATHESIS_RUN_TIMEOUT=SECS     stop a run still going after this long,
 #                                     as failed (default 900)
 #   SCHEMATHESIS_REPORT_DIR=DIR       where the reports go (default: the
@@ -118,7 +121,7 @@ stack_no_build=${SCHEMATHESIS_NO_BUILD:-0}
 
 seed=${SCHEMATHESIS_SEED:-22}
 max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-50}
-workers=${SCHEMATHESIS_WORKERS:-2}
+workers=${SCHEMATHESIS_WORKERS:-1}
 # The bound on any one response (the max_response_time check);
 # --request-timeout (30 s between bytes) only keeps a hung request from
 # holding the run.
