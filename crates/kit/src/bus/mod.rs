@@ -504,7 +504,11 @@ const LOCAL_SYSTEM: &str = "confab";
 /// have it: `{operation} {destination}`, `messaging.system` (`nats`, or
 /// `confab` in process), `messaging.operation.name`,
 /// `messaging.destination.name`. Instrument the operation's future with it.
-fn messaging_span(system: &'static str, operation: &'static str, destination: &str) -> tracing::Span {
+fn messaging_span(
+    system: &'static str,
+    operation: &'static str,
+    destination: &str,
+) -> tracing::Span {
     tracing::info_span!(
         "bus",
         otel.name = %format_args!("{operation} {destination}"),

@@ -163,7 +163,7 @@ async fn the_public_document_describes_every_operation_a_client_can_reach_and_no
             ));
             continue;
         };
-        let served = upstream_routes(&route.upstream.name())
+        let served = upstream_routes(route.upstream.name())
             .iter()
             .any(|e| e.method == endpoint.method && concrete(&e.path) == target);
         if !served {
@@ -182,7 +182,7 @@ async fn the_public_document_describes_every_operation_a_client_can_reach_and_no
         }
     }
     for route in table.routes() {
-        for endpoint in upstream_routes(&route.upstream.name()) {
+        for endpoint in upstream_routes(route.upstream.name()) {
             let Some(rest) = endpoint.path.strip_prefix(&route.rewrite) else {
                 continue;
             };

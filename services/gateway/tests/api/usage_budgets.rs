@@ -246,7 +246,11 @@ async fn usage_by_every_grouping_sums_to_the_llm_calls_rows() {
     );
     assert_eq!(detail["api_keys"].as_array().unwrap().len(), 2);
 
-    for query in ["group_by=week", "from=yesterday", "group_by=day&split_by=hour"] {
+    for query in [
+        "group_by=week",
+        "from=yesterday",
+        "group_by=day&split_by=hour",
+    ] {
         let refused = send(
             stack
                 .get(&format!("/api/v1/usage?{query}"))
