@@ -87,10 +87,13 @@ pub fn document() -> utoipa::openapi::OpenApi {
 }
 
 /// `POST /chat/completions` refuses `messages` without a `user` message
-/// (422 `no_user_message`): its body is `ChatCompletionRequest` and
-/// `messages` contains one whose `role` is `user`. Said here, not on the
-/// type, which llm-proxy-service takes without that rule. utoipa has no
-/// `contains`; a schema's extensions are written as its own keys.
+/// (422 `no_user_message`) and a `user` message without text (422
+/// `empty_message`): its body is `ChatCompletionRequest` whose `messages`
+/// contain one whose `role` is `user`, and each `user` message has text (a
+/// string `content` with a non-space, or a `content` array with a part whose
+/// `text` has one: what `ChatMessage::text` reads). Said here, not on the
+/// type, which llm-proxy-service takes without those rules. utoipa has no
+/// `contains` or `if`; a schema's extensions are written as its own keys.
 fn completions_need_a_user_message(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::RefOr;
     use utoipa::openapi::extensions::Extensions;
@@ -110,19 +113,37 @@ fn completions_need_a_user_message(doc: &mut utoipa::openapi::OpenApi) {
         let Some(request) = content.schema.take() else {
             continue;
         };
-        let mut contains = Extensions::default();
-        contains.insert(
-            "contains".to_owned(),
+        let user = serde_json::json!({
+            "type": "object",
+            "properties": {"role": {"const": "user"}},
+            "required": ["role"]
+        });
+        let text = serde_json::json!({"type": "string", "pattern": r"\S"});
+        let mut rules = Extensions::default();
+        rules.insert("contains".to_owned(), user.clone());
+        rules.insert(
+            "items".to_owned(),
             serde_json::json!({
-                "type": "object",
-                "properties": {"role": {"const": "user"}},
-                "required": ["role"]
+                "if": user,
+                "then": {
+                    "properties": {"content": {"anyOf": [
+                        text,
+                        {"type": "array", "contains": {
+                            "type": "object",
+                            "properties": {"text": text},
+                            "required": ["text"]
+                        }}
+                    ]}},
+                    "required": ["content"]
+                }
             }),
         );
         let messages = ObjectBuilder::new()
             .schema_type(SchemaType::AnyValue)
-            .description(Some("At least one message has the role `user`."))
-            .extensions(Some(contains));
+            .description(Some(
+                "At least one message has the role `user`, and every `user` message has text.",
+            ))
+            .extensions(Some(rules));
         let rule = ObjectBuilder::new().property("messages", messages);
         content.schema = Some(RefOr::T(Schema::AllOf(
             AllOfBuilder::new().item(request).item(rule).build(),

@@ -198,6 +198,24 @@ async fn bad_requests_are_refused_and_start_nothing() {
         chat.completions("usr-ada", no_user, None).await.status(),
         422
     );
+    // Every user message has text, not only the last (as the document says).
+    for messages in [
+        json!([{"role": "user"}]),
+        json!([{"role": "user", "content": null}]),
+        json!([{"role": "user", "content": [{"type": "image_url"}]}]),
+        json!([{"role": "user", "content": " "}, {"role": "user", "content": "hi"}]),
+    ] {
+        let refused = chat
+            .completions(
+                "usr-ada",
+                json!({"model": "math", "messages": messages}),
+                None,
+            )
+            .await;
+        assert_eq!(refused.status(), 422, "{messages}");
+        let body: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "empty_message", "{messages}");
+    }
     assert_eq!(
         chat.completions("usr-ada", ask("math", &"x".repeat(51)), None)
             .await

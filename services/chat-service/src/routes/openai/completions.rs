@@ -9,8 +9,10 @@
 //!
 //! Refusals: an unknown `model` is 404 (as OpenAI answers), a named
 //! conversation with another agent than `model` is 422 `model_mismatch`,
-//! no user message or an empty one 422, a too long one 413, a user over
-//! their turn budget 429 (`crate::turns::budget`).
+//! no user message 422 `no_user_message`, a user message without text (any
+//! of them, not only the last: a rule the document can state) 422
+//! `empty_message`, a too long one 413, a user over their turn budget 429
+//! (`crate::turns::budget`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_kit::ApiError;
@@ -59,7 +61,7 @@ pub const CONVERSATION_HEADER: &str = "x-conversation-id";
         (status = 404, description = "`model_not_found`: `model` is not a registered agent; `not_found`: the named conversation is not the caller's.", body = ErrorBody),
         (status = 409, description = "`turn_in_flight`: a reply is still being written in the conversation.", body = ErrorBody),
         (status = 413, description = "`message_too_long`: the message is over `chat.max_message_chars`; `body_too_large`: the body is over the limit.", body = ErrorBody),
-        (status = 422, description = "`no_user_message`; `empty_message`; `model_mismatch`: the conversation is with another agent than `model`; `invalid_conversation_id`: `metadata.conversation_id` is not a string; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody),
+        (status = 422, description = "`no_user_message`: `messages` has no `user` message; `empty_message`: a `user` message has no text; `model_mismatch`: the conversation is with another agent than `model`; `invalid_conversation_id`: `metadata.conversation_id` is not a string; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many replies being written at once, or too many messages this minute; `budget_exceeded`: the user's or API key's LLM budget is spent (`error.limit`, `error.resets_at`).", body = ErrorBody,
             headers(("retry-after" = u64, description = "Seconds to wait before trying again."))),
         (status = 503, description = "`budget_unavailable`: the LLM budget cannot be checked just now; `bus_unavailable`: the service is cut off from its other instances.", body = ErrorBody)
@@ -77,6 +79,13 @@ pub async fn completions(
         return Err(ChatError::ModelNotFound(model).into());
     }
     let text = body.last_user_text().ok_or(ChatError::NoUserMessage)?;
+    if body
+        .messages
+        .iter()
+        .any(|m| m.role == "user" && m.text().trim().is_empty())
+    {
+        return Err(ChatError::EmptyMessage.into());
+    }
     let text = MessageText::parse(text, state.chat.max_message_chars)?;
     // Before the conversation is made: a refused turn leaves nothing.
     let permit = state
