@@ -543,6 +543,18 @@ async fn following_refuses_bad_ids_other_users_and_too_many_followers() {
         .await
         .unwrap();
     assert_eq!(by_query.status(), 422);
+    // A malformed query is refused even beside a good header, which wins.
+    let both = chat
+        .session(
+            Method::GET,
+            &format!("/{session}/messages/stream?last_event_id=nope"),
+            ada,
+        )
+        .header("last-event-id", "2.end")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), 422);
     assert_eq!(chat.follow("usr-bob", &session, None).await.status(), 404);
     assert_eq!(chat.follow(ada, "conv-nope", None).await.status(), 404);
     let anonymous = chat

@@ -69,9 +69,15 @@ pub async fn resume(
 ) -> Result<HttpResponse, ApiError> {
     let conversation_id = path.into_inner();
     let conversation = conversations::owned(&state.db, &caller.user(), &conversation_id).await?;
-    let after = match sse::last_event_id(&req)?.or(query.last_event_id.as_deref()) {
+    // Each is held to its form, also the query the header wins over.
+    let by_query = query
+        .last_event_id
+        .as_deref()
+        .map(event_number)
+        .transpose()?;
+    let after = match sse::last_event_id(&req)? {
         Some(id) => event_number(id)?,
-        None => 0,
+        None => by_query.unwrap_or(0),
     };
     if let Some(log) = state.in_flight.log(&caller.user(), &conversation_id).await {
         return Ok(sse::response(log.subscribe(after)));

@@ -113,10 +113,16 @@ pub async fn follow(
     let conversation_id = path.into_inner();
     let user_id = caller.user();
     let conversation = conversations::owned(&state.db, &user_id, &conversation_id).await?;
-    let last_event_id = crate::routes::sse::last_event_id(&req)?
-        .or(query.last_event_id.as_deref())
+    // Each is held to its form, also the query the header wins over.
+    let by_query = query
+        .last_event_id
+        .as_deref()
         .map(EventId::parse)
         .transpose()?;
+    let last_event_id = match crate::routes::sse::last_event_id(&req)? {
+        Some(id) => Some(EventId::parse(id)?),
+        None => by_query,
+    };
     let slot =
         state
             .followers
