@@ -7,6 +7,7 @@ pub mod one_turn;
 pub mod openai;
 pub mod seeds;
 pub mod sse;
+pub mod turn_refusals;
 pub mod unified;
 pub mod ws;
 

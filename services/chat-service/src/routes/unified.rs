@@ -30,6 +30,7 @@ use crate::routes::CallerId;
 use crate::routes::one_turn;
 use crate::routes::openai::convert::{self, Completion};
 use crate::routes::sse;
+use crate::routes::turn_refusals::TurnRefusals;
 use crate::store::conversations;
 use crate::turns::begin::begin;
 
@@ -109,12 +110,8 @@ pub enum UnifiedEvent {
             )),
         (status = 400, description = "`unknown_response_format`: `X-Response-Format` is neither `openai` nor `v0.3`; `malformed_json`, `bad_body`: the request cannot be read.", body = ErrorBody),
         (status = 404, description = "`not_found`: `conversation_id` is not a conversation of the caller's; `unknown_agent`: `agent_id`, or the conversation's agent, is not registered.", body = ErrorBody),
-        (status = 409, description = "`turn_in_flight`: a reply is still being written in the conversation.", body = ErrorBody),
-        (status = 413, description = "`message_too_long`: the message is over `chat.max_message_chars`; `body_too_large`: the body is over the limit.", body = ErrorBody),
         (status = 422, description = "`empty_message`; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: too many replies being written at once, or too many messages this minute; `budget_exceeded`: the user's or API key's LLM budget is spent (`error.limit`, `error.resets_at`).", body = ErrorBody,
-            headers(("retry-after" = u64, description = "Seconds to wait before trying again."))),
-        (status = 503, description = "`budget_unavailable`: the LLM budget cannot be checked just now; `bus_unavailable`: the service is cut off from its other instances.", body = ErrorBody)
+        TurnRefusals
     ),
     security(("bearer" = []))
 )]

@@ -15,6 +15,7 @@ use super::posted::begin_posted;
 use crate::AppState;
 use crate::routes::CallerId;
 use crate::routes::one_turn::finished_reply;
+use crate::routes::turn_refusals::TurnRefusals;
 
 /// One turn, answered with the finished reply.
 ///
@@ -30,12 +31,8 @@ use crate::routes::one_turn::finished_reply;
     responses(
         (status = 201, description = "The assistant's reply, once the turn is over (its `status` says how it ended).", body = Message),
         (status = 404, description = "`not_found`: no such conversation of the caller's; `unknown_agent`: the conversation's agent is no longer registered.", body = ErrorBody),
-        (status = 409, description = "`turn_in_flight`: a reply is still being written in this conversation.", body = ErrorBody),
-        (status = 413, description = "`message_too_long`: the message is over `chat.max_message_chars`; `body_too_large`: the body is over the limit.", body = ErrorBody),
         (status = 422, description = "`empty_message`; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: too many replies being written at once, or too many messages this minute; `budget_exceeded`: the user's or API key's LLM budget is spent (`error.limit`, `error.resets_at`).", body = ErrorBody,
-            headers(("retry-after" = u64, description = "Seconds to wait before trying again."))),
-        (status = 503, description = "`budget_unavailable`: the LLM budget cannot be checked just now; `bus_unavailable`: the service is cut off from its other instances.", body = ErrorBody)
+        TurnRefusals
     ),
     security(("bearer" = []))
 )]

@@ -29,6 +29,7 @@ use crate::domain::MessageText;
 use crate::error::ChatError;
 use crate::routes::CallerId;
 use crate::routes::one_turn;
+use crate::routes::turn_refusals::TurnRefusals;
 use crate::store::conversations;
 use crate::turns::begin::begin;
 
@@ -59,12 +60,8 @@ pub const CONVERSATION_HEADER: &str = "x-conversation-id";
             )),
         (status = 400, description = "`invalid_header`: `X-Conversation-Id` is not text; `malformed_json`, `bad_body`: the request cannot be read.", body = ErrorBody),
         (status = 404, description = "`model_not_found`: `model` is not a registered agent; `not_found`: the named conversation is not the caller's.", body = ErrorBody),
-        (status = 409, description = "`turn_in_flight`: a reply is still being written in the conversation.", body = ErrorBody),
-        (status = 413, description = "`message_too_long`: the message is over `chat.max_message_chars`; `body_too_large`: the body is over the limit.", body = ErrorBody),
         (status = 422, description = "`no_user_message`: `messages` has no `user` message; `empty_message`: a `user` message has no text; `model_mismatch`: the conversation is with another agent than `model`; `invalid_conversation_id`: `metadata.conversation_id` is not a string; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: too many replies being written at once, or too many messages this minute; `budget_exceeded`: the user's or API key's LLM budget is spent (`error.limit`, `error.resets_at`).", body = ErrorBody,
-            headers(("retry-after" = u64, description = "Seconds to wait before trying again."))),
-        (status = 503, description = "`budget_unavailable`: the LLM budget cannot be checked just now; `bus_unavailable`: the service is cut off from its other instances.", body = ErrorBody)
+        TurnRefusals
     ),
     security(("bearer" = []))
 )]

@@ -30,6 +30,7 @@ use utoipa::{PartialSchema, ToSchema};
 use super::request::{AgentChatRequest, begin_agent_turn};
 use crate::AppState;
 use crate::routes::sse;
+use crate::routes::turn_refusals::TurnRefusals;
 
 /// One event of the stream as seed 003 reads it: its own `message_start`,
 /// `error` and `done`, the other events native.
@@ -104,12 +105,8 @@ pub enum AgentChatOwnEvent<'a> {
     responses(
         (status = 200, description = "The turn's events, one JSON object per `data:` line: `message_start`, `error` and `done` in the seed's form, the others native.", content_type = "text/event-stream", body = AgentChatEvent),
         (status = 404, description = "`not_found`: `session_id` is not a session of the caller's; `unknown_agent`: `agent_id`, or the session's agent, is not registered.", body = ErrorBody),
-        (status = 409, description = "`turn_in_flight`: a reply is still being written in the session.", body = ErrorBody),
-        (status = 413, description = "`message_too_long`: the message is over `chat.max_message_chars`; `body_too_large`: the body is over the limit.", body = ErrorBody),
         (status = 422, description = "`empty_message`; `invalid_body`: the JSON does not have the documented shape.", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: too many replies being written at once, or too many messages this minute; `budget_exceeded`: the user's or API key's LLM budget is spent (`error.limit`, `error.resets_at`).", body = ErrorBody,
-            headers(("retry-after" = u64, description = "Seconds to wait before trying again."))),
-        (status = 503, description = "`budget_unavailable`: the LLM budget cannot be checked just now; `bus_unavailable`: the service is cut off from its other instances.", body = ErrorBody)
+        TurnRefusals
     ),
     security(("bearer" = []))
 )]
