@@ -73,9 +73,11 @@ pub struct BudgetChange {
     pub cost: Option<f64>,
 }
 
-/// A JSON number with no fractional part, in i64's range (`5`, `5.0` and
-/// `5e0` alike); null is none.
-fn whole_number<'de, D>(field: D) -> Result<Option<i64>, D::Error>
+/// An optional whole number as JSON Schema's `integer` has it: a JSON
+/// number with no fractional part, in i64's range (`5`, `5.0` and `5e0`
+/// alike; serde's i64 takes only the first); null is none. For
+/// `#[serde(deserialize_with)]`.
+pub fn whole_number<'de, D>(field: D) -> Result<Option<i64>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {

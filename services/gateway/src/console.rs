@@ -83,20 +83,16 @@ impl Console {
 
     /// The page, for `/` and deep links.
     pub fn page(&self, req: &HttpRequest) -> HttpResponse {
-        if not_modified(req, &self.index_etag) {
-            return secured(HttpResponse::NotModified())
-                .insert_header((header::ETAG, self.index_etag.clone()))
-                .finish();
-        }
-        secured(HttpResponse::Ok())
-            .content_type("text/html; charset=utf-8")
-            .insert_header((header::CACHE_CONTROL, "no-cache"))
-            .insert_header((header::ETAG, self.index_etag.clone()))
-            .body(self.index.clone())
+        self.html(req, &self.index)
     }
 
     /// The API reference page, revalidated like the console's.
     pub fn docs(&self, req: &HttpRequest) -> HttpResponse {
+        self.html(req, &self.docs)
+    }
+
+    /// A page of this build: revalidated on every load, by the build's ETag.
+    fn html(&self, req: &HttpRequest, page: &web::Bytes) -> HttpResponse {
         if not_modified(req, &self.index_etag) {
             return secured(HttpResponse::NotModified())
                 .insert_header((header::ETAG, self.index_etag.clone()))
@@ -106,7 +102,7 @@ impl Console {
             .content_type("text/html; charset=utf-8")
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .insert_header((header::ETAG, self.index_etag.clone()))
-            .body(self.docs.clone())
+            .body(page.clone())
     }
 
     /// `/assets/{build}/{file}`: 404 for another build's URL (a page from

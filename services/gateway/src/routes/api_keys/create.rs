@@ -38,7 +38,7 @@ struct CreateKey {
     #[schema(min_items = 1)]
     scopes: Vec<Scope>,
     /// Seconds, from 1 to ten years; absent or null: until revoked.
-    #[serde(default, deserialize_with = "body::whole_number")]
+    #[serde(default, deserialize_with = "confab_protocol::budget::whole_number")]
     #[schema(minimum = 1, maximum = 316_224_000_i64)]
     expires_in: Option<i64>,
 }

@@ -43,32 +43,6 @@ where
     T::deserialize(field).map(Some)
 }
 
-/// An optional whole number as JSON Schema's `integer` has it: `5`, `5.0`
-/// and `5e0` alike (serde's i64 takes only the first); null is none.
-pub fn whole_number<'de, D: Deserializer<'de>>(field: D) -> Result<Option<i64>, D::Error> {
-    /// 2^63, the first f64 past i64's range.
-    const PAST_I64: f64 = 9_223_372_036_854_775_808.0;
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Number {
-        Whole(i64),
-        Float(f64),
-    }
-
-    match Option::<Number>::deserialize(field)? {
-        None => Ok(None),
-        Some(Number::Whole(n)) => Ok(Some(n)),
-        Some(Number::Float(x)) if x.fract() == 0.0 && (-PAST_I64..PAST_I64).contains(&x) => {
-            Ok(Some(x as i64))
-        }
-        Some(Number::Float(x)) => Err(serde::de::Error::invalid_value(
-            serde::de::Unexpected::Float(x),
-            &"a whole number",
-        )),
-    }
-}
-
 /// The schema of a `grant_type` that must be `grant`.
 pub fn grant_schema(grant: &str) -> Object {
     ObjectBuilder::new()
