@@ -54,6 +54,13 @@ with the status that fits; each operation lists the codes it answers. A \
 `data:` line (the `ChatEvent` schema); a dropped client may re-attach to \
 the turn in flight.";
 
+/// What a path segment the gateway forwards may hold: anything but `/`,
+/// `\`, NUL and `%` (a value with `%` is encoded twice on the way, which
+/// the gateway refuses), and not `.` or `..` (see `crate::proxy::path`).
+/// Without lookarounds, which not every JSON Schema tool reads.
+const FORWARDED_SEGMENT: &str =
+    r"^([^/\\%\x00.][^/\\%\x00]*|\.[^/\\%\x00.][^/\\%\x00]*|\.\.[^/\\%\x00]+)$";
+
 /// The methods an OpenAPI path item can hold.
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -248,14 +255,23 @@ fn proxied(item: &Value, route: &Route, upstream: &str, ids: &mut HashSet<String
                 json!([{ confab_kit::api::BEARER: [] }, { super::own::COOKIE: [] }]),
             );
         }
-        let has_path_parameters = operation
-            .get("parameters")
-            .and_then(Value::as_array)
-            .is_some_and(|parameters| {
-                parameters
-                    .iter()
-                    .any(|p| p.get("in").and_then(Value::as_str) == Some("path"))
-            });
+        // A path parameter is one segment the gateway forwards: its value
+        // is held to that (`crate::proxy::path`), unless the service
+        // describes it more narrowly itself.
+        let mut has_path_parameters = false;
+        if let Some(Value::Array(parameters)) = operation.get_mut("parameters") {
+            for parameter in parameters.iter_mut() {
+                if parameter.get("in").and_then(Value::as_str) != Some("path") {
+                    continue;
+                }
+                has_path_parameters = true;
+                if let Some(Value::Object(schema)) = parameter.get_mut("schema")
+                    && !schema.contains_key("pattern")
+                {
+                    schema.insert("pattern".into(), Value::String(FORWARDED_SEGMENT.into()));
+                }
+            }
+        }
         let responses = operation.entry("responses").or_insert_with(|| json!({}));
         let Some(responses) = responses.as_object_mut() else {
             continue;
@@ -612,7 +628,7 @@ mod tests {
             "operationId": "get",
             "security": [{"bearer": []}, {"service_token": []}],
             "parameters": [
-                parameter("id", "path"),
+                json!({"name": "id", "in": "path", "schema": {"type": "string"}}),
                 parameter("X-Service-Token", "header"),
                 parameter("X-User-Id", "header"),
                 parameter("x-conversation-id", "header"),
@@ -634,6 +650,10 @@ mod tests {
             .map(|p| p["name"].as_str().unwrap())
             .collect();
         assert_eq!(names, ["id", "Last-Event-ID", "Upgrade"]);
+        assert_eq!(
+            operation["parameters"][0]["schema"]["pattern"],
+            FORWARDED_SEGMENT
+        );
         let bad_request = operation["responses"]["400"]["description"]
             .as_str()
             .unwrap();
