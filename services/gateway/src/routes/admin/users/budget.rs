@@ -22,6 +22,35 @@ use crate::routes::auth::body;
 use crate::services::Service;
 use crate::store::{api_keys, users};
 
+/// The refusals both budget changes answer alike (each its own 404).
+#[derive(utoipa::IntoResponses)]
+#[expect(
+    dead_code,
+    reason = "a description of answers, read by utoipa, never built"
+)]
+enum BudgetRefusals {
+    #[response(
+        status = 403,
+        description = "`forbidden`: not an administrator; `api_key_not_allowed`: an API key; `csrf_rejected`: by cookie, from an origin the gateway does not trust."
+    )]
+    Forbidden(ErrorBody),
+    #[response(
+        status = 422,
+        description = "`invalid_body`: not a JSON object, or values llm-proxy-service refuses (its refusal is relayed)."
+    )]
+    Invalid(ErrorBody),
+    #[response(
+        status = 502,
+        description = "`upstream_unavailable`: llm-proxy-service cannot be reached."
+    )]
+    Unavailable(ErrorBody),
+    #[response(
+        status = 504,
+        description = "`upstream_timeout`: llm-proxy-service did not answer in time."
+    )]
+    TimedOut(ErrorBody),
+}
+
 /// A user's budget for one period, in place of the configured default. Kept by
 /// llm-proxy-service, whose answer is relayed.
 #[utoipa::path(
@@ -37,11 +66,8 @@ use crate::store::{api_keys, users};
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The budget as stored: `{subject, subject_id, user_id, period, tokens, cost, currency, updated_at}`.", body = Object),
-        (status = 403, description = "`forbidden`: not an administrator; `api_key_not_allowed`: an API key; `csrf_rejected`: by cookie, from an origin the gateway does not trust.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such user.", body = ErrorBody),
-        (status = 422, description = "`invalid_body`: not a JSON object, or values llm-proxy-service refuses (its refusal is relayed).", body = ErrorBody),
-        (status = 502, description = "`upstream_unavailable`: llm-proxy-service cannot be reached.", body = ErrorBody),
-        (status = 504, description = "`upstream_timeout`: llm-proxy-service did not answer in time.", body = ErrorBody),
+        BudgetRefusals,
     )
 )]
 pub async fn for_user(
@@ -70,11 +96,8 @@ pub async fn for_user(
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The budget as stored: `{subject, subject_id, user_id, period, tokens, cost, currency, updated_at}`.", body = Object),
-        (status = 403, description = "`forbidden`: not an administrator; `api_key_not_allowed`: an API key; `csrf_rejected`: by cookie, from an origin the gateway does not trust.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such API key.", body = ErrorBody),
-        (status = 422, description = "`invalid_body`: not a JSON object, or values llm-proxy-service refuses (its refusal is relayed).", body = ErrorBody),
-        (status = 502, description = "`upstream_unavailable`: llm-proxy-service cannot be reached.", body = ErrorBody),
-        (status = 504, description = "`upstream_timeout`: llm-proxy-service did not answer in time.", body = ErrorBody),
+        BudgetRefusals,
     )
 )]
 pub async fn for_api_key(
