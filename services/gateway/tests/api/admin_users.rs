@@ -593,8 +593,11 @@ async fn deleting_a_user_removes_her_conversations_calls_keys_and_tokens() {
         let events = stack.turn(user, &conversation, "what is 2+3?").await;
         assert_eq!(events.last().unwrap().1["type"], "done");
     }
-    assert!(!llm_calls_of(&stack.llm_db, &ada.id, 1).await.is_empty());
-    let bobs_calls = llm_calls_of(&stack.llm_db, &bob.id, 1).await.len();
+    // Each turn's two calls (the tool call, then the answer) are recorded
+    // before anything is deleted.
+    assert_eq!(llm_calls_of(&stack.llm_db, &ada.id, 2).await.len(), 2);
+    let bobs_calls = llm_calls_of(&stack.llm_db, &bob.id, 2).await.len();
+    assert_eq!(bobs_calls, 2);
     let key = fetch_json(
         as_bearer(&stack, &ada.token, Method::POST, "/api/v1/api-keys")
             .json(&json!({"name": "k", "scopes": ["chat"]})),
