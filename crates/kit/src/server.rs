@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
 use futures_util::future::BoxFuture;
@@ -404,6 +405,17 @@ async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
+    // A request that asked for an upgrade (`Connection: Upgrade`) and is
+    // answered without one: actix-http closes the connection after the
+    // answer, but writes `Connection: upgrade` in it, so a client keeps the
+    // connection for its next request and finds it closed. Say `close`.
+    if res.request().head().connection_type() == ConnectionType::Upgrade
+        && res.status() != StatusCode::SWITCHING_PROTOCOLS
+    {
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
     let status = res.status().as_u16();
     span.record("http.status", status);
     let elapsed = started.elapsed();
@@ -552,6 +564,45 @@ mod tests {
             let health: serde_json::Value = response.json().await.unwrap();
             assert_eq!(health["status"], "ok");
         }
+        handle.stop(true).await;
+        server.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_upgrade_not_taken_is_answered_with_connection_close() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let settings = ServerSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+            workers: 1,
+            shutdown_timeout_secs: 1,
+        };
+        let info = ServiceInfo {
+            name: "test",
+            version: "0",
+        };
+        let listener = bind(&settings).unwrap();
+        let running = serve(listener, &settings, info, Readiness::Always, |_| {}).unwrap();
+        let host = format!("127.0.0.1:{}", running.port());
+        let handle = running.handle();
+        let server = tokio::spawn(running.run_until_stopped());
+        // An upgrade the route does not take: the answer is HTTP, and the
+        // connection is closed after it, so the answer must say so, or a
+        // client keeps the connection for its next request and finds it
+        // closed.
+        let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let request = format!(
+            "GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+            .await
+            .expect("the connection is closed after the answer")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer).to_lowercase();
+        assert!(answer.starts_with("http/1.1 200 "), "{answer}");
+        assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
         handle.stop(true).await;
         server.await.unwrap().unwrap();
     }
