@@ -532,45 +532,9 @@ mod tests {
         handle.run_upkeep();
     }
 
-    #[tokio::test]
-    async fn a_service_answers_http_1_1_and_http_2_by_prior_knowledge_on_one_port() {
-        let settings = ServerSettings {
-            host: "127.0.0.1".into(),
-            port: 0,
-            workers: 1,
-            shutdown_timeout_secs: 1,
-        };
-        let info = ServiceInfo {
-            name: "test",
-            version: "0",
-        };
-        let listener = bind(&settings).unwrap();
-        let running = serve(listener, &settings, info, Readiness::Always, |_| {}).unwrap();
-        let url = format!("http://127.0.0.1:{}/health", running.port());
-        let handle = running.handle();
-        let server = tokio::spawn(running.run_until_stopped());
-        let http1 = reqwest::Client::builder().http1_only().build().unwrap();
-        let http2 = reqwest::Client::builder()
-            .http2_prior_knowledge()
-            .build()
-            .unwrap();
-        for (client, version) in [
-            (&http1, reqwest::Version::HTTP_11),
-            (&http2, reqwest::Version::HTTP_2),
-        ] {
-            let response = client.get(&url).send().await.unwrap();
-            assert_eq!(response.version(), version);
-            assert_eq!(response.status(), 200);
-            let health: serde_json::Value = response.json().await.unwrap();
-            assert_eq!(health["status"], "ok");
-        }
-        handle.stop(true).await;
-        server.await.unwrap().unwrap();
-    }
-
-    #[tokio::test]
-    async fn an_upgrade_not_taken_is_answered_with_connection_close() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// A service with only the common routes, running on a free port: its
+    /// `host:port`, and what stops it.
+    fn started() -> (String, impl Future<Output = ()>) {
         let settings = ServerSettings {
             host: "127.0.0.1".into(),
             port: 0,
@@ -586,6 +550,39 @@ mod tests {
         let host = format!("127.0.0.1:{}", running.port());
         let handle = running.handle();
         let server = tokio::spawn(running.run_until_stopped());
+        let stop = async move {
+            handle.stop(true).await;
+            server.await.unwrap().unwrap();
+        };
+        (host, stop)
+    }
+
+    #[tokio::test]
+    async fn a_service_answers_http_1_1_and_http_2_by_prior_knowledge_on_one_port() {
+        let (host, stop) = started();
+        let url = format!("http://{host}/health");
+        let http1 = reqwest::Client::builder().http1_only().build().unwrap();
+        let http2 = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        for (client, version) in [
+            (&http1, reqwest::Version::HTTP_11),
+            (&http2, reqwest::Version::HTTP_2),
+        ] {
+            let response = client.get(&url).send().await.unwrap();
+            assert_eq!(response.version(), version);
+            assert_eq!(response.status(), 200);
+            let health: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(health["status"], "ok");
+        }
+        stop.await;
+    }
+
+    #[tokio::test]
+    async fn an_upgrade_not_taken_is_answered_with_connection_close() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (host, stop) = started();
         // An upgrade the route does not take: the answer is HTTP, and the
         // connection is closed after it, so the answer must say so, or a
         // client keeps the connection for its next request and finds it
@@ -603,8 +600,7 @@ mod tests {
         let answer = String::from_utf8_lossy(&answer).to_lowercase();
         assert!(answer.starts_with("http/1.1 200 "), "{answer}");
         assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
-        handle.stop(true).await;
-        server.await.unwrap().unwrap();
+        stop.await;
     }
 
     #[test]
