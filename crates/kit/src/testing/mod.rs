@@ -7,6 +7,7 @@
 //! database on it instead, dropped when the test ends.
 
 pub mod nats;
+pub mod openapi;
 pub mod ws;
 
 use std::sync::Once;

@@ -3,11 +3,10 @@
 //! coverage the document is generated for), and `GET /openapi.json`
 //! answers that document, whole.
 
-use std::collections::BTreeSet;
-
 use chat_service::api::api;
 use chat_service::openapi::document;
 use confab_kit::api::{Endpoint, documented, listed};
+use confab_kit::testing::openapi::{references, unresolved_references};
 use serde_json::Value;
 
 use crate::common::start_chat_with_dead_agents;
@@ -57,13 +56,11 @@ async fn the_service_serves_its_document_whose_references_all_resolve() {
     }
     assert_eq!(served["openapi"], "3.1.0");
 
-    let mut refs = BTreeSet::new();
-    references(&served, &mut refs);
-    assert!(!refs.is_empty(), "the document refers to no schema");
-    let unresolved: Vec<&String> = refs
-        .iter()
-        .filter(|reference| resolve(&served, reference).is_none())
-        .collect();
+    assert!(
+        !references(&served).is_empty(),
+        "the document refers to no schema"
+    );
+    let unresolved = unresolved_references(&served);
     assert!(
         unresolved.is_empty(),
         "$refs that resolve to nothing: {unresolved:?}"
@@ -101,30 +98,6 @@ async fn a_websocket_asked_without_an_upgrade_is_refused_as_documented() {
             "{status} {code} is not in the document: {documented}"
         );
     }
-}
-
-/// Every `$ref` in `value`.
-fn references(value: &Value, refs: &mut BTreeSet<String>) {
-    match value {
-        Value::Object(fields) => {
-            for (key, field) in fields {
-                match (key.as_str(), field) {
-                    ("$ref", Value::String(reference)) => {
-                        refs.insert(reference.clone());
-                    }
-                    _ => references(field, refs),
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|item| references(item, refs)),
-        _ => {}
-    }
-}
-
-/// What a local reference (`#/components/schemas/Message`) points at.
-fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
-    let pointer = reference.strip_prefix('#')?;
-    doc.pointer(pointer)
 }
 
 /// The forms the document gives the opaque strings are the ones the

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 
 use confab_kit::api::{Endpoint, documented, listed};
+use confab_kit::testing::openapi::unresolved_references;
 use gateway::proxy::path::RequestPath;
 use serde_json::Value;
 
@@ -43,19 +44,7 @@ fn the_own_document_refers_only_to_what_it_defines() {
     if std::env::var_os("PRINT_DOC").is_some() {
         println!("{}", serde_json::to_string_pretty(&doc).unwrap());
     }
-    let schemas: BTreeSet<String> = doc["components"]["schemas"]
-        .as_object()
-        .map(|s| s.keys().cloned().collect())
-        .unwrap_or_default();
-    let mut refs = BTreeSet::new();
-    collect_refs(&doc, &mut refs);
-    let undefined: Vec<&String> = refs
-        .iter()
-        .filter(|r| {
-            r.strip_prefix("#/components/schemas/")
-                .is_none_or(|name| !schemas.contains(name))
-        })
-        .collect();
+    let undefined = unresolved_references(&doc);
     assert!(undefined.is_empty(), "undefined references: {undefined:?}");
 
     let schemes: BTreeSet<&String> = doc["components"]["securitySchemes"]
@@ -222,16 +211,7 @@ async fn the_public_document_describes_every_operation_a_client_can_reach_and_no
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 
     // And it holds together.
-    let schemas = doc["components"]["schemas"].as_object().unwrap();
-    let mut refs = BTreeSet::new();
-    collect_refs(&doc, &mut refs);
-    let undefined: Vec<&String> = refs
-        .iter()
-        .filter(|r| {
-            r.strip_prefix("#/components/schemas/")
-                .is_none_or(|name| !schemas.contains_key(name))
-        })
-        .collect();
+    let undefined = unresolved_references(&doc);
     assert!(undefined.is_empty(), "undefined references: {undefined:?}");
     let mut ids = BTreeSet::new();
     for item in doc["paths"].as_object().unwrap().values() {
@@ -295,23 +275,6 @@ async fn the_api_reference_page_renders_the_document_under_the_consoles_policy()
             let content_type = file.headers()["content-type"].to_str().unwrap().to_owned();
             assert!(content_type.contains(kind), "{url}: {content_type}");
         }
-    }
-}
-
-fn collect_refs(value: &Value, refs: &mut BTreeSet<String>) {
-    match value {
-        Value::Object(fields) => {
-            for (key, field) in fields {
-                match (key.as_str(), field) {
-                    ("$ref", Value::String(target)) => {
-                        refs.insert(target.clone());
-                    }
-                    _ => collect_refs(field, refs),
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|item| collect_refs(item, refs)),
-        _ => {}
     }
 }
 

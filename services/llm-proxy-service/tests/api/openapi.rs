@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use confab_kit::api::{Endpoint, documented, listed};
+use confab_kit::testing::openapi::{references, unresolved_references};
 use llm_proxy_service::openapi::document;
 use llm_proxy_service::routes::api;
 use serde_json::Value;
@@ -38,26 +39,6 @@ fn every_route_is_documented_and_every_documented_route_is_served() {
     );
 }
 
-/// Every `$ref` in `value`, with where it was found.
-fn refs<'a>(value: &'a Value, at: String, found: &mut Vec<(String, &'a str)>) {
-    match value {
-        Value::Object(map) => {
-            for (key, inner) in map {
-                match (key.as_str(), inner) {
-                    ("$ref", Value::String(target)) => found.push((at.clone(), target)),
-                    _ => refs(inner, format!("{at}/{key}"), found),
-                }
-            }
-        }
-        Value::Array(items) => {
-            for (i, inner) in items.iter().enumerate() {
-                refs(inner, format!("{at}/{i}"), found);
-            }
-        }
-        _ => {}
-    }
-}
-
 #[tokio::test]
 async fn the_service_serves_its_document_whole_with_every_reference_resolving() {
     let proxy = Proxy::start(|_| {}).await;
@@ -73,18 +54,8 @@ async fn the_service_serves_its_document_whole_with_every_reference_resolving() 
     assert_eq!(served["openapi"], "3.1.0");
     assert_eq!(served, serde_json::to_value(document()).unwrap());
 
-    let mut found = Vec::new();
-    refs(&served, String::new(), &mut found);
-    assert!(!found.is_empty());
-    let unresolved: Vec<_> = found
-        .iter()
-        .filter(|(_, target)| {
-            let Some(pointer) = target.strip_prefix('#') else {
-                return true;
-            };
-            served.pointer(pointer).is_none()
-        })
-        .collect();
+    assert!(!references(&served).is_empty());
+    let unresolved = unresolved_references(&served);
     assert!(
         unresolved.is_empty(),
         "references to nothing: {unresolved:#?}"
